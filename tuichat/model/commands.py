@@ -1,0 +1,84 @@
+"""Slash commands typed in the composer: parsing and help text.
+
+Parsing is plain Python so it can be tested without a terminal; the App
+carries the parsed command out through the service.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    name: str
+    usage: str
+    summary: str
+
+
+COMMANDS: dict[str, CommandSpec] = {
+    spec.name: spec
+    for spec in (
+        CommandSpec("join", "/join #alias:server | !id:server", "join a room and switch to it"),
+        CommandSpec("leave", "/leave", "leave the current room"),
+        CommandSpec("me", "/me TEXT", "send an action (emote)"),
+        CommandSpec("retry", "/retry", "send this room's failed messages again"),
+        CommandSpec("help", "/help", "list the commands"),
+    )
+}
+
+# Aliases are #name:server. Room ids are !opaque:server, or just !opaque
+# since room version 12 (MSC4291) dropped the server part.
+_ROOM_REF = re.compile(r"^(#[^:\s]+:[A-Za-z0-9.\-\[\]:]+|![^\s:]+(:[A-Za-z0-9.\-\[\]:]+)?)$")
+
+
+@dataclass(frozen=True)
+class Message:
+    """Plain text to send (including text that starts with `//`)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    argument: str
+
+
+@dataclass(frozen=True)
+class CommandError:
+    message: str
+
+
+Parsed = Message | Command | CommandError
+
+
+def parse(text: str) -> Parsed:
+    """Turn composer text into a message to send, a command, or an error."""
+    if not text.startswith("/"):
+        return Message(text)
+    if text.startswith("//"):
+        return Message(text[1:])
+    name, _, argument = text[1:].partition(" ")
+    name = name.strip().lower()
+    argument = argument.strip()
+    spec = COMMANDS.get(name)
+    if spec is None:
+        return CommandError(f"Unknown command /{name}. Type /help for the list.")
+    if name == "join":
+        if not _ROOM_REF.match(argument):
+            return CommandError(f"Usage: {spec.usage}")
+    elif name == "me":
+        if not argument:
+            return CommandError(f"Usage: {spec.usage}")
+    elif argument:
+        return CommandError(f"Usage: {spec.usage}")
+    return Command(name, argument)
+
+
+def help_text() -> str:
+    lines = ["Commands:"]
+    lines += [f"  {spec.usage:<36} {spec.summary}" for spec in COMMANDS.values()]
+    lines.append("  Start a message with // to send text beginning with /.")
+    return "\n".join(lines)

@@ -1,0 +1,78 @@
+"""Timeline view items: what one line-group of the timeline shows.
+
+Items are produced from Matrix events by `tuichat.matrix.convert` and are
+plain data. Every string in an item is already sanitised. An item is never
+mutated in place once handed to the UI: a change (decryption, send
+confirmation) produces a new item with a higher `version`, so render caches
+keyed by ``(key, version, width)`` stay correct.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+
+class ItemKind(StrEnum):
+    TEXT = "text"
+    EMOTE = "emote"
+    NOTICE = "notice"
+    UNDECRYPTABLE = "undecryptable"
+    STATE = "state"
+    REDACTED = "redacted"
+    UNKNOWN = "unknown"
+
+
+class SendState(StrEnum):
+    SENT = "sent"  # confirmed by the server (has an event id)
+    PENDING = "pending"  # local echo, waiting for the server
+    FAILED = "failed"  # local echo, the send failed; can be retried
+
+
+# Reasons an event could not be decrypted, with the words the UI shows.
+UTD_REASONS: dict[str, str] = {
+    "missing_key": "waiting for the key",
+    "unknown_index": "the key does not cover this message",
+    "before_device": "sent before this device existed",
+    "blacklisted": "the sender's device is blacklisted",
+    "sender_mismatch": "sender mismatch: the key does not belong to the sender",
+    "replay": "rejected: replayed message index",
+    "undecodable": "the encrypted payload is malformed",
+    "decrypting": "decrypting\u2026",
+    "unsupported": "unsupported encryption algorithm",
+}
+
+# Kinds that count as messages for unread counters.
+MESSAGE_KINDS = frozenset(
+    {ItemKind.TEXT, ItemKind.EMOTE, ItemKind.NOTICE, ItemKind.UNDECRYPTABLE}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineItem:
+    key: str  # event id, or "txn:<id>" for a local echo not yet confirmed
+    sender: str
+    sender_name: str
+    timestamp: int  # milliseconds since the epoch
+    kind: ItemKind
+    body: str
+    event_id: str | None = None
+    txn_id: str | None = None
+    encrypted: bool = False
+    send_state: SendState = SendState.SENT
+    utd_reason: str | None = None
+    session_id: str | None = None
+    highlight: bool = False
+    version: int = 0
+
+    @property
+    def is_local_echo(self) -> bool:
+        return self.send_state is not SendState.SENT or self.key.startswith("txn:")
+
+    def evolve(self, **changes: object) -> TimelineItem:
+        """A copy with `changes` applied and the version bumped."""
+        return replace(self, version=self.version + 1, **changes)  # type: ignore[arg-type]
+
+    @property
+    def utd_text(self) -> str:
+        return UTD_REASONS.get(self.utd_reason or "missing_key", "unable to decrypt")

@@ -1,0 +1,73 @@
+"""The one sanitiser every remote string passes through before display.
+
+Remote text is hostile. Bodies, display names, room names and topics may carry
+terminal control sequences (ESC, CSI, OSC 8 links, OSC 52 clipboard writes),
+C1 controls, bell characters or Unicode bidi overrides that reorder what the
+reader sees. Textual's `Content` only strips a handful of these, so tuichat
+makes every such character *visible* (control pictures such as ``␛``) or
+removes it (bidi controls), before the text reaches the model.
+
+Markup is a separate concern: the UI never parses remote strings as Textual or
+Rich markup; it places them as `rich.text.Text`/`Content` objects. This module
+therefore leaves ``[`` and ``]`` alone.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Bidi embeddings/overrides/isolates and marks: they reorder or disguise text.
+_BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+
+# C0 controls get their Unicode "control picture" (U+2400 + code), DEL gets ␡.
+_C0_PICTURES = {code: chr(0x2400 + code) for code in range(0x20)}
+_C0_PICTURES[0x7F] = "\u2421"
+
+_MULTILINE_TABLE: dict[int, str | None] = {}
+_MULTILINE_TABLE.update(_C0_PICTURES)
+_MULTILINE_TABLE.update({ord(ch): None for ch in _BIDI_CONTROLS})
+# C1 controls (0x80-0x9F) have no pictures; show their code point.
+_MULTILINE_TABLE.update({code: f"\u27e8{code:02X}\u27e9" for code in range(0x80, 0xA0)})
+# Line and paragraph separators act like newlines in some terminals.
+_MULTILINE_TABLE[0x2028] = "\n"
+_MULTILINE_TABLE[0x2029] = "\n"
+_MULTILINE_TABLE[ord("\n")] = "\n"
+_MULTILINE_TABLE[ord("\t")] = "    "
+# A lone CR would move the cursor to the start of the line.
+_MULTILINE_TABLE[ord("\r")] = None
+
+_SINGLE_LINE_TABLE = dict(_MULTILINE_TABLE)
+_SINGLE_LINE_TABLE[ord("\n")] = " "
+_SINGLE_LINE_TABLE[0x2028] = " "
+_SINGLE_LINE_TABLE[0x2029] = " "
+_SINGLE_LINE_TABLE[ord("\t")] = " "
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _fix_surrogates(text: str) -> str:
+    # Lone surrogates (e.g. from "\ud800" escapes in JSON) cannot be encoded
+    # for the terminal; replace them with U+FFFD.
+    return _SURROGATES.sub("\ufffd", text)
+
+
+def clean_text(value: object, *, max_length: int = 65536) -> str:
+    """Sanitise multi-line remote text such as a message body.
+
+    Non-strings become ``""``. Newlines are kept; every other control
+    character is made visible; bidi controls are removed.
+    """
+    if not isinstance(value, str):
+        return ""
+    if len(value) > max_length:
+        value = value[:max_length] + "\u2026"
+    return _fix_surrogates(value).translate(_MULTILINE_TABLE)
+
+
+def clean_line(value: object, *, max_length: int = 512) -> str:
+    """Sanitise single-line remote text: names, topics, aliases."""
+    if not isinstance(value, str):
+        return ""
+    if len(value) > max_length:
+        value = value[:max_length] + "\u2026"
+    return _fix_surrogates(value).translate(_SINGLE_LINE_TABLE).strip()
