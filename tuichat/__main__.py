@@ -1,0 +1,3 @@
+from tuichat.cli import main
+
+raise SystemExit(main())

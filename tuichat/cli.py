@@ -1,0 +1,159 @@
+"""Command line: `tuichat [--profile DIR] [login|logout|demo]`.
+
+Kept light on imports: nio and Textual are imported only by the command that
+needs them, so `tuichat` paints its first frame quickly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tuichat import __version__
+from tuichat.paths import PROFILE_ENV, resolve_profile_dir
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tuichat",
+        description="A terminal Matrix client whose end-to-end encryption simply works.",
+    )
+    parser.add_argument("--version", action="version", version=f"tuichat {__version__}")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help=f"profile directory (default: ${PROFILE_ENV} or the platform data dir)",
+    )
+    parser.add_argument(
+        "--log-file",
+        metavar="FILE",
+        help="write a debug log to FILE (off by default; never holds message text or keys)",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    login = commands.add_parser("login", help="log in and store the session in the profile")
+    login.add_argument(
+        "--homeserver",
+        metavar="URL",
+        help="homeserver URL, or a server name resolved through .well-known",
+    )
+    login.add_argument("--user", required=True, help="@name:server or name")
+    login.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    login.add_argument("--device-name", default="tuichat", metavar="NAME")
+
+    commands.add_parser("logout", help="log this device out and remove the local session")
+    commands.add_parser(
+        "demo", help="run against a local homeserver with a chatting peer (needs Synapse)"
+    )
+    return parser
+
+
+def _fail(message: str) -> int:
+    print(f"tuichat: {message}", file=sys.stderr)
+    return 1
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Password: ")
+    if not password:
+        raise ValueError("no password given")
+    return password
+
+
+def _login(args: argparse.Namespace, profile_dir: Path) -> int:
+    from tuichat.matrix.login import LoginError, login
+    from tuichat.matrix.session import Profile, ProfileError
+
+    try:
+        password = _read_password(args.password_stdin)
+    except (ValueError, EOFError, KeyboardInterrupt) as error:
+        return _fail(str(error) or "no password given")
+    try:
+        session = asyncio.run(
+            login(
+                Profile(profile_dir),
+                homeserver=args.homeserver,
+                user=args.user,
+                password=password,
+                device_name=args.device_name,
+            )
+        )
+    except (LoginError, ProfileError) as error:
+        return _fail(str(error))
+    except KeyboardInterrupt:
+        return _fail("interrupted")
+    print(f"Logged in as {session.user_id} on {session.homeserver} (device {session.device_id})")
+    return 0
+
+
+def _logout(profile_dir: Path) -> int:
+    from tuichat.matrix.login import LoginError, logout
+    from tuichat.matrix.session import Profile, ProfileError
+
+    try:
+        session = asyncio.run(logout(Profile(profile_dir)))
+    except (LoginError, ProfileError) as error:
+        return _fail(str(error))
+    print(f"Logged out {session.user_id} (device {session.device_id})")
+    return 0
+
+
+def _run_tui(profile_dir: Path) -> int:
+    from tuichat.matrix.session import Profile, ProfileError
+
+    profile = Profile(profile_dir)
+    try:
+        session = profile.load_session()
+    except ProfileError as error:
+        return _fail(str(error))
+    if session is None:
+        return _fail(
+            f"no session in {profile_dir}; log in first:\n"
+            "  tuichat login --homeserver https://matrix.example.org --user @you:example.org"
+        )
+    for fixed in profile.ensure():
+        print(f"tuichat: tightened permissions of {fixed}", file=sys.stderr)
+    from tuichat.ui.app import TuichatApp
+
+    app = TuichatApp(profile)
+    app.run()
+    return app.return_code or 0
+
+
+def _configure_logging(log_file: str | None) -> None:
+    """Libraries (nio above all) log warnings; without a handler Python would
+    print them on stderr, over the TUI or after a one-line CLI error."""
+    root = logging.getLogger()
+    root.handlers.clear()
+    if log_file:
+        handler: logging.Handler = logging.FileHandler(log_file, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.setLevel(logging.INFO)
+    else:
+        handler = logging.NullHandler()
+    root.addHandler(handler)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _configure_logging(args.log_file)
+    profile_dir = resolve_profile_dir(args.profile)
+    if args.command == "login":
+        return _login(args, profile_dir)
+    if args.command == "logout":
+        return _logout(profile_dir)
+    if args.command == "demo":
+        from tuichat.demo.runner import run_demo
+
+        return run_demo()
+    return _run_tui(profile_dir)

@@ -1,0 +1,124 @@
+"""Domain events the service emits to its sink (the App, in the TUI).
+
+Plain dataclasses: no nio, no Textual. The service never touches the model;
+it describes what happened and the App applies it on the UI loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from tuichat.model.items import SendState, TimelineItem
+from tuichat.model.rooms import RoomSummary
+
+
+class ConnectionState(StrEnum):
+    CONNECTING = "connecting"
+    LOADING = "loading"  # restoring the crypto store and cache
+    SYNCING = "syncing"  # first sync under way
+    SYNCED = "synced"
+    RECONNECTING = "reconnecting"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class ConnectionChanged:
+    state: ConnectionState
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class RoomsChanged:
+    """Summaries (name, topic, flags) of rooms that are new or changed."""
+
+    rooms: list[RoomSummary]
+
+
+@dataclass(frozen=True)
+class RoomRemoved:
+    """We left, were kicked from, or declined the room."""
+
+    room_id: str
+
+
+@dataclass(frozen=True)
+class TimelineAppended:
+    """Newer events of one room (one per room per sync response)."""
+
+    room_id: str
+    items: list[TimelineItem]
+    limited: bool = False  # a gap: earlier items are no longer contiguous
+
+
+@dataclass(frozen=True)
+class TimelinePrepended:
+    """Older events of one room, oldest first (cache or /messages)."""
+
+    room_id: str
+    items: list[TimelineItem]
+    has_more: bool = True
+
+
+@dataclass(frozen=True)
+class ItemsReplaced:
+    """Known events changed in place (decrypted, redacted, edited)."""
+
+    room_id: str
+    items: list[TimelineItem]
+
+
+@dataclass(frozen=True)
+class LocalEchoAdded:
+    room_id: str
+    item: TimelineItem
+
+
+@dataclass(frozen=True)
+class SendStateChanged:
+    room_id: str
+    txn_id: str
+    state: SendState
+    event_id: str | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A message for the user: command results and errors."""
+
+    text: str
+    error: bool = False
+    room_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SwitchToRoom:
+    """The service joined or created a room the user asked for."""
+
+    room_id: str
+
+
+@dataclass(frozen=True)
+class ReadMarkers:
+    """Read markers restored from the cache, by room id."""
+
+    markers: dict[str, str] = field(default_factory=dict)
+
+
+DomainEvent = (
+    ConnectionChanged
+    | RoomsChanged
+    | RoomRemoved
+    | TimelineAppended
+    | TimelinePrepended
+    | ItemsReplaced
+    | LocalEchoAdded
+    | SendStateChanged
+    | Notice
+    | SwitchToRoom
+    | ReadMarkers
+)
+
+Sink = Callable[[DomainEvent], None]

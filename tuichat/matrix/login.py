@@ -1,0 +1,210 @@
+"""Logging in and out: homeserver discovery, password login, device logout.
+
+Errors are `LoginError` with a one-line message meant for the user; the CLI
+prints it and exits with code 1.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from tuichat.matrix.session import Profile, Session
+
+log = logging.getLogger(__name__)
+
+_SERVER_NAME = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$")
+_LOCALPART = re.compile(r"^[a-z0-9._=/+-]+$", re.IGNORECASE)
+HTTP_TIMEOUT = aiohttp.ClientTimeout(total=20)
+
+
+class LoginError(Exception):
+    """Login, logout or discovery failed; the message is for the user."""
+
+
+@dataclass(frozen=True)
+class UserName:
+    localpart: str
+    server_name: str | None  # None when only a localpart was given
+
+    @property
+    def user_id(self) -> str | None:
+        return f"@{self.localpart}:{self.server_name}" if self.server_name else None
+
+
+def parse_user(user: str) -> UserName:
+    """Accept `@alice:example.org` or `alice`."""
+    user = user.strip()
+    if user.startswith("@"):
+        localpart, sep, server = user[1:].partition(":")
+        if not sep or not localpart or not _SERVER_NAME.match(server):
+            raise LoginError(f"{user!r} is not a valid Matrix user id (@name:server)")
+        if not _LOCALPART.match(localpart):
+            raise LoginError(f"{user!r} has characters a user id cannot contain")
+        return UserName(localpart, server)
+    if not user or not _LOCALPART.match(user):
+        raise LoginError(f"{user!r} is not a valid user name")
+    return UserName(user, None)
+
+
+def _normalise_base_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise LoginError(f"{url!r} is not a valid homeserver URL (http:// or https://)")
+    if parts.query or parts.fragment:
+        raise LoginError(f"{url!r} is not a valid homeserver URL")
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+
+async def _get_json(session: aiohttp.ClientSession, url: str) -> tuple[int, object]:
+    async with session.get(url, allow_redirects=True) as response:
+        text = await response.text()
+        try:
+            return response.status, json.loads(text)
+        except ValueError:
+            return response.status, None
+
+
+async def discover_homeserver(server_name: str) -> str:
+    """Resolve a bare server name through `.well-known/matrix/client`."""
+    if not _SERVER_NAME.match(server_name):
+        raise LoginError(f"{server_name!r} is not a valid server name")
+    async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http:
+        try:
+            status, data = await _get_json(
+                http, f"https://{server_name}/.well-known/matrix/client"
+            )
+        except (aiohttp.ClientError, OSError, TimeoutError):
+            status, data = 404, None
+        if status == 200 and isinstance(data, dict):
+            homeserver = data.get("m.homeserver")
+            base_url = homeserver.get("base_url") if isinstance(homeserver, dict) else None
+            if not isinstance(base_url, str):
+                raise LoginError(
+                    f"{server_name}'s .well-known/matrix/client has no m.homeserver base_url"
+                )
+            return _normalise_base_url(base_url)
+    # No well-known: the spec says to try the server name itself.
+    return f"https://{server_name}"
+
+
+async def check_homeserver(base_url: str) -> None:
+    """Fail early, with a clear message, if `base_url` is not a homeserver."""
+    async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http:
+        try:
+            status, data = await _get_json(http, f"{base_url}/_matrix/client/versions")
+        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+            raise LoginError(f"cannot reach {base_url}: {_short(error)}") from None
+    if status != 200 or not isinstance(data, dict) or "versions" not in data:
+        raise LoginError(f"{base_url} does not look like a Matrix homeserver")
+
+
+def _short(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    return text.splitlines()[0]
+
+
+async def resolve_homeserver(homeserver: str | None, user: UserName) -> str:
+    """The client-server base URL from --homeserver or the user id's server."""
+    if homeserver:
+        if "://" in homeserver:
+            return _normalise_base_url(homeserver)
+        return await discover_homeserver(homeserver)
+    if user.server_name:
+        return await discover_homeserver(user.server_name)
+    raise LoginError("give --homeserver, or a full user id such as @alice:example.org")
+
+
+async def login(
+    profile: Profile,
+    *,
+    homeserver: str | None,
+    user: str,
+    password: str,
+    device_name: str = "tuichat",
+) -> Session:
+    """Log in with a password and store the session in `profile`.
+
+    A fresh random pickle key is created for the new device's crypto store,
+    its identity keys are generated and uploaded before this returns.
+    """
+    from nio import LoginResponse
+
+    from tuichat.matrix.service import build_client
+
+    existing = profile.load_session()
+    if existing is not None:
+        raise LoginError(
+            f"{profile.root} is already logged in as {existing.user_id} "
+            f"(device {existing.device_id}); run `tuichat logout` first "
+            "or choose another --profile"
+        )
+    name = parse_user(user)
+    base_url = await resolve_homeserver(homeserver, name)
+    await check_homeserver(base_url)
+    profile.ensure()
+    profile.remove_session()  # leftovers of an earlier, unfinished login
+    profile.create_pickle_key()
+    pending = Session(base_url, name.user_id or name.localpart, "", "")
+    client = build_client(profile, pending, max_timeouts=0)
+    try:
+        try:
+            response = await client.login(password, device_name=device_name)
+        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+            raise LoginError(f"cannot reach {base_url}: {_short(error)}") from None
+        if not isinstance(response, LoginResponse):
+            message = getattr(response, "message", "") or "login failed"
+            if getattr(response, "status_code", "") == "M_FORBIDDEN":
+                message = "wrong user name or password"
+            raise LoginError(f"login failed: {message}")
+        session = Session(base_url, response.user_id, response.device_id, response.access_token)
+        profile.save_session(session)
+        try:
+            if client.should_upload_keys:
+                await client.keys_upload()
+        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+            # The keys are stored; the first sync uploads them.
+            log.warning("uploading device keys failed: %s", error)
+        profile.fix_permissions()
+        return session
+    except BaseException:
+        if profile.load_session() is None:
+            profile.remove_session()
+        raise
+    finally:
+        await client.close()
+
+
+async def logout(profile: Profile) -> Session:
+    """Log this device out on the server, then forget it locally."""
+    session = profile.load_session()
+    if session is None:
+        raise LoginError(f"{profile.root} holds no session: nothing to log out")
+    async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http:
+        try:
+            async with http.post(
+                f"{session.homeserver}/_matrix/client/v3/logout",
+                headers={"Authorization": f"Bearer {session.access_token}"},
+                json={},
+            ) as response:
+                status = response.status
+                body = await response.text()
+        except (TimeoutError, aiohttp.ClientError, OSError) as error:
+            raise LoginError(
+                f"cannot reach {session.homeserver}: {_short(error)}; nothing was removed"
+            ) from None
+    if status != 200:
+        try:
+            errcode = json.loads(body).get("errcode")
+        except (ValueError, AttributeError):
+            errcode = None
+        # An already invalid token means the device is gone on the server.
+        if errcode != "M_UNKNOWN_TOKEN":
+            raise LoginError(f"logout failed: HTTP {status}; nothing was removed")
+    profile.remove_session()
+    return session

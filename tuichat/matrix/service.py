@@ -1,0 +1,647 @@
+"""The Matrix service: owns nio's AsyncClient, the sync loop and sending.
+
+Data flows one way. The service turns sync responses into domain events
+(`tuichat.matrix.events`) and hands them to its sink; user actions come back
+as method calls (`send_text`, `join`, `leave`, `retry`). It never touches the
+model or the UI.
+
+How a sync response is handled:
+
+1. tuichat makes the `/sync` request itself and keeps the raw JSON.
+2. nio receives a copy without the encrypted timeline events: it processes
+   to-device messages (room keys land in its store at once), room state,
+   device-list changes and one-time-key counts, exactly as usual.
+3. tuichat decrypts the timeline events itself (`decryption.py`), converts
+   them to items (`convert.py`) and emits one `TimelineAppended` per room.
+4. The raw events (ciphertext for encrypted ones) and the sync token are
+   written to the cache in one transaction, after nio has stored the keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    JoinError,
+    RoomLeaveError,
+    RoomSendResponse,
+    SyncResponse,
+)
+from nio.exceptions import LocalProtocolError
+
+from tuichat.matrix.cache import Cache, RoomWrite, SyncWrite
+from tuichat.matrix.convert import Decryption, Viewer, to_item
+from tuichat.matrix.decryption import decrypt_room_event
+from tuichat.matrix.events import (
+    ConnectionChanged,
+    ConnectionState,
+    ItemsReplaced,
+    LocalEchoAdded,
+    Notice,
+    RoomRemoved,
+    RoomsChanged,
+    SendStateChanged,
+    Sink,
+    SwitchToRoom,
+    TimelineAppended,
+)
+from tuichat.matrix.room_state import RoomState
+from tuichat.matrix.session import Profile, Session
+from tuichat.matrix.snapshot import Snapshot, direct_room_ids, last_activity, load_snapshot
+from tuichat.model.items import ItemKind, SendState, TimelineItem
+from tuichat.model.rooms import Membership
+from tuichat.model.sanitize import clean_text
+
+log = logging.getLogger(__name__)
+
+SYNC_TIMEOUT_MS = 30_000
+TIMELINE_LIMIT = 50
+BACKOFF_START = 1.0
+BACKOFF_MAX = 30.0
+
+
+def sync_filter() -> dict[str, Any]:
+    return {
+        "room": {
+            "timeline": {"limit": TIMELINE_LIMIT},
+            "state": {"lazy_load_members": False},
+        },
+        "presence": {"not_types": ["*"]},
+    }
+
+
+def build_client(
+    profile: Profile, session: Session, *, max_timeouts: int | None = 2
+) -> AsyncClient:
+    """An AsyncClient whose crypto store lives in the profile, under its own
+    random pickle key (nio's default key is a public constant)."""
+    config = AsyncClientConfig(
+        store_sync_tokens=False,
+        encryption_enabled=True,
+        pickle_key=profile.pickle_key(),
+        max_timeouts=max_timeouts,
+        request_timeout=45,
+    )
+    client = AsyncClient(
+        session.homeserver,
+        session.user_id,
+        device_id=session.device_id,
+        store_path=str(profile.store_dir),
+        config=config,
+    )
+    return client
+
+
+@dataclass
+class _Outgoing:
+    room_id: str
+    txn_id: str
+    content: dict[str, Any]
+    event_type: str = "m.room.message"
+
+
+@dataclass
+class _SyncOutcome:
+    write: SyncWrite
+    changed_rooms: set[str] = field(default_factory=set)
+
+
+class SyncHTTPError(Exception):
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        self.status = status
+        self.errcode = str(body.get("errcode", ""))
+        self.error = str(body.get("error", ""))
+        super().__init__(f"HTTP {status} {self.errcode} {self.error}".strip())
+
+
+class MatrixService:
+    """One logged-in account: sync, decrypt, send, join and leave."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        sink: Sink,
+        *,
+        snapshot: Snapshot | None = None,
+        cache: Cache | None = None,
+        sync_timeout_ms: int = SYNC_TIMEOUT_MS,
+    ) -> None:
+        session = profile.load_session()
+        if session is None:
+            raise LookupError(f"no session in {profile.root}; run `tuichat login` first")
+        self.profile = profile
+        self.session = session
+        self.user_id = session.user_id
+        self._sink = sink
+        self.cache = cache or Cache(profile.cache_file)
+        self.snapshot = snapshot or load_snapshot(self.cache, self.user_id)
+        self.states: dict[str, RoomState] = self.snapshot.states
+        self.direct_rooms: set[str] = set(self.snapshot.direct_rooms)
+        self.viewer = Viewer(self.user_id, self.snapshot.own_display_name)
+        self.sync_token = self.snapshot.sync_token
+        self.sync_timeout_ms = sync_timeout_ms
+        self.client: AsyncClient | None = None
+        self._sync_task: asyncio.Task[None] | None = None
+        self._send_queues: dict[str, asyncio.Queue[_Outgoing]] = {}
+        self._send_workers: dict[str, asyncio.Task[None]] = {}
+        self._outgoing: dict[str, _Outgoing] = {}
+        self._pending_switch: str | None = None
+        self.first_sync_done = asyncio.Event()
+        self.synced_once = False
+        self._state = ConnectionState.CONNECTING
+        self._last_activity: dict[str, int] = {
+            room_id: last_activity(items)
+            for room_id, items in self.snapshot.timelines.items()
+        }
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def emit(self, event: Any) -> None:
+        try:
+            self._sink(event)
+        except Exception:  # a broken sink must not stop the sync loop
+            log.exception("sink failed for %s", type(event).__name__)
+
+    def _set_state(self, state: ConnectionState, detail: str = "") -> None:
+        self._state = state
+        self.emit(ConnectionChanged(state, detail))
+
+    @property
+    def connection_state(self) -> ConnectionState:
+        return self._state
+
+    async def open(self) -> None:
+        """Open the crypto store and make the cached rooms usable for sending."""
+        self._set_state(ConnectionState.LOADING)
+        self.profile.ensure()
+        client = build_client(self.profile, self.session)
+        session = self.session
+        client.restore_login(session.user_id, session.device_id, session.access_token)
+        self.profile.fix_permissions()
+        self.client = client
+        await self._prime_nio_rooms()
+        self._decrypt_cached_events()
+
+    async def start(self) -> None:
+        """Open the store (if needed) and run the sync loop in the background."""
+        if self.client is None:
+            await self.open()
+        self._sync_task = asyncio.create_task(self._sync_loop(), name="tuichat-sync")
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._sync_task, *self._send_workers.values()) if t]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            # Stopping: whatever the tasks died of was already reported.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._sync_task = None
+        self._send_workers.clear()
+        if self.client is not None:
+            await self.client.close()
+        self.cache.close()
+        self._set_state(ConnectionState.STOPPED)
+
+    async def _prime_nio_rooms(self) -> None:
+        """Replay the cached state into nio, which keeps no rooms between runs.
+
+        Without this, nio would not know which rooms are encrypted or who is in
+        them after a restart that continues from a stored sync token.
+        """
+        assert self.client is not None
+        join: dict[str, Any] = {}
+        invite: dict[str, Any] = {}
+        for room_id, state in self.states.items():
+            events = list(state.events.values())
+            if state.membership is Membership.INVITE:
+                invite[room_id] = {"invite_state": {"events": events}}
+            else:
+                join[room_id] = {
+                    "state": {"events": events},
+                    "timeline": {"events": [], "limited": False},
+                    "summary": state.sync_summary,
+                }
+        if not join and not invite:
+            return
+        response = SyncResponse.from_dict(
+            _nio_view({"next_batch": "tuichat-cache", "rooms": {"join": join, "invite": invite}})
+        )
+        if isinstance(response, SyncResponse):
+            await self.client.receive_response(response)
+        self.client.next_batch = self.sync_token or ""
+
+    def _decrypt_cached_events(self) -> None:
+        assert self.client is not None
+        for room_id, events in self.snapshot.encrypted.items():
+            state = self.states.get(room_id)
+            if state is None:
+                continue
+            items = []
+            for event in events:
+                decryption = decrypt_room_event(self.client, room_id, event)
+                item = to_item(event, state, self.viewer, decryption)
+                if item is not None:
+                    items.append(item)
+            if items:
+                self.emit(ItemsReplaced(room_id, items))
+        self.snapshot.encrypted.clear()
+
+    # -- sync loop ---------------------------------------------------------------
+
+    async def _sync_loop(self) -> None:
+        assert self.client is not None
+        backoff = BACKOFF_START
+        await self._upload_keys_if_needed()
+        while True:
+            first = not self.synced_once
+            if first:
+                self._set_state(ConnectionState.SYNCING)
+            try:
+                raw = await self._sync_request(0 if first else self.sync_timeout_ms)
+                await self.handle_sync(raw)
+            except asyncio.CancelledError:
+                raise
+            except SyncHTTPError as error:
+                if error.errcode == "M_UNKNOWN_TOKEN":
+                    self._set_state(
+                        ConnectionState.STOPPED,
+                        "the server logged this device out; run `tuichat login` again",
+                    )
+                    return
+                await self._back_off(str(error), backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+                continue
+            except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as error:
+                detail = str(error) or type(error).__name__
+                await self._back_off(detail, backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+                continue
+            backoff = BACKOFF_START
+            if self._state is not ConnectionState.SYNCED:
+                self._set_state(ConnectionState.SYNCED)
+            await self._crypto_housekeeping()
+
+    async def _back_off(self, detail: str, delay: float) -> None:
+        log.info("sync failed (%s); retrying in %.0f s", detail, delay)
+        self._set_state(ConnectionState.RECONNECTING, detail)
+        await asyncio.sleep(delay)
+
+    async def _sync_request(self, timeout_ms: int) -> dict[str, Any]:
+        assert self.client is not None
+        params = {"timeout": str(timeout_ms), "filter": json.dumps(sync_filter())}
+        if self.sync_token:
+            params["since"] = self.sync_token
+        path = f"/_matrix/client/v3/sync?{urlencode(params)}"
+        headers = {"Authorization": f"Bearer {self.session.access_token}"}
+        response = await self.client.send(
+            "GET", path, None, headers, timeout=timeout_ms / 1000 + 30
+        )
+        body = await response.read()
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise SyncHTTPError(response.status, {"error": "invalid JSON"}) from None
+        if response.status != 200 or not isinstance(data, dict):
+            raise SyncHTTPError(response.status, data if isinstance(data, dict) else {})
+        return data
+
+    async def handle_sync(self, raw: dict[str, Any]) -> None:
+        """Process one raw sync response (also used by tests and benchmarks)."""
+        assert self.client is not None
+        next_batch = raw.get("next_batch")
+        if not isinstance(next_batch, str):
+            raise ValueError("sync response without next_batch")
+        response = SyncResponse.from_dict(_nio_view(raw))
+        if isinstance(response, SyncResponse):
+            await self.client.receive_response(response)
+        else:
+            log.warning("nio rejected a sync response: %s", response)
+        outcome = _SyncOutcome(SyncWrite(next_batch=next_batch))
+        self._handle_account_data(raw, outcome)
+        rooms = raw.get("rooms") if isinstance(raw.get("rooms"), dict) else {}
+        for room_id, info in _dict_items(rooms.get("invite")):
+            self._handle_invite(room_id, info, outcome)
+        for room_id, info in _dict_items(rooms.get("join")):
+            self._handle_joined(room_id, info, outcome)
+        for room_id, _info in _dict_items(rooms.get("leave")):
+            self._handle_left(room_id, outcome)
+        self.cache.commit_sync(outcome.write)
+        self.sync_token = next_batch
+        changed = [
+            self.states[r].summary(self.user_id, self._activity(r))
+            for r in outcome.changed_rooms
+            if r in self.states
+        ]
+        if changed:
+            self.emit(RoomsChanged(changed))
+        self.synced_once = True
+        self.first_sync_done.set()
+        pending = self.states.get(self._pending_switch or "")
+        if pending is not None and pending.membership is Membership.JOIN:
+            self.emit(SwitchToRoom(pending.room_id))
+            self._pending_switch = None
+
+    def _activity(self, room_id: str) -> int:
+        return self._last_activity.get(room_id, 0)
+
+    def _handle_account_data(self, raw: dict[str, Any], outcome: _SyncOutcome) -> None:
+        account_data = raw.get("account_data")
+        events = account_data.get("events") if isinstance(account_data, dict) else None
+        for event in events if isinstance(events, list) else []:
+            if not isinstance(event, dict) or event.get("type") != "m.direct":
+                continue
+            content = event.get("content") if isinstance(event.get("content"), dict) else {}
+            outcome.write.account_data["m.direct"] = content
+            direct = direct_room_ids(content)
+            for room_id, state in self.states.items():
+                if state.is_direct != (room_id in direct):
+                    state.is_direct = room_id in direct
+                    outcome.changed_rooms.add(room_id)
+            self.direct_rooms = direct
+
+    def _state_for(self, room_id: str, membership: Membership) -> RoomState:
+        state = self.states.get(room_id)
+        if state is None or state.membership is not membership:
+            # New, or an accepted invite: nothing of the stripped invite state
+            # is kept; the joined room's full state follows in the same sync.
+            state = RoomState(room_id, membership)
+            state.is_direct = room_id in self.direct_rooms
+            self.states[room_id] = state
+        return state
+
+    def _handle_invite(self, room_id: str, info: dict[str, Any], outcome: _SyncOutcome) -> None:
+        state = self._state_for(room_id, Membership.INVITE)
+        invite_state = info.get("invite_state")
+        events = invite_state.get("events") if isinstance(invite_state, dict) else None
+        state_events = [e for e in events or [] if isinstance(e, dict) and state.apply(e)]
+        outcome.write.rooms[room_id] = RoomWrite(membership="invite", state=state_events)
+        outcome.changed_rooms.add(room_id)
+
+    def _handle_joined(self, room_id: str, info: dict[str, Any], outcome: _SyncOutcome) -> None:
+        assert self.client is not None
+        state = self._state_for(room_id, Membership.JOIN)
+        summary = info.get("summary")
+        summary = summary if isinstance(summary, dict) else {}
+        state.merge_summary(summary)
+        state_block = info.get("state")
+        state_events = [
+            e
+            for e in (state_block.get("events") if isinstance(state_block, dict) else None) or []
+            if isinstance(e, dict) and state.apply(e)
+        ]
+        timeline = info.get("timeline")
+        timeline = timeline if isinstance(timeline, dict) else {}
+        events = [e for e in timeline.get("events") or [] if isinstance(e, dict)]
+        items: list[TimelineItem] = []
+        for event in events:
+            if state.apply(event):
+                state_events.append(event)
+            decryption: Decryption | None = None
+            if event.get("type") == "m.room.encrypted":
+                decryption = decrypt_room_event(self.client, room_id, event)
+            item = to_item(event, state, self.viewer, decryption)
+            if item is not None:
+                items.append(item)
+        if state_events:
+            outcome.changed_rooms.add(room_id)
+            self._note_own_name(state)
+        limited = bool(timeline.get("limited"))
+        prev_batch = timeline.get("prev_batch")
+        outcome.write.rooms[room_id] = RoomWrite(
+            membership="join",
+            summary=summary or None,
+            state=state_events,
+            events=events,
+            replace_timeline=limited,
+            prev_batch=prev_batch if isinstance(prev_batch, str) else None,
+        )
+        if items or limited:
+            activity = last_activity(items)
+            if activity > self._activity(room_id):
+                self._last_activity[room_id] = activity
+                outcome.changed_rooms.add(room_id)
+            self.emit(TimelineAppended(room_id, items, limited=limited))
+        if room_id not in self.snapshot.timelines:
+            self.snapshot.timelines[room_id] = []
+            outcome.changed_rooms.add(room_id)
+
+    def _note_own_name(self, state: RoomState) -> None:
+        name = state.content("m.room.member", self.user_id).get("displayname")
+        if isinstance(name, str) and name and name != self.viewer.display_name:
+            self.viewer = Viewer(self.user_id, name)
+
+    def _handle_left(self, room_id: str, outcome: _SyncOutcome) -> None:
+        if self.states.pop(room_id, None) is not None or room_id in outcome.write.rooms:
+            outcome.write.rooms.pop(room_id, None)
+            outcome.changed_rooms.discard(room_id)
+            outcome.write.removed_rooms.append(room_id)
+            if self.client is not None:
+                self.client.rooms.pop(room_id, None)
+                self.client.invited_rooms.pop(room_id, None)
+            self.emit(RoomRemoved(room_id))
+
+    # -- encryption upkeep -------------------------------------------------------
+
+    async def _upload_keys_if_needed(self) -> None:
+        assert self.client is not None
+        if self.client.should_upload_keys:
+            await self._guard(self.client.keys_upload(), "uploading keys")
+
+    async def _crypto_housekeeping(self) -> None:
+        """What nio's sync_forever does between syncs: keys up, down, claimed,
+        and queued to-device messages out."""
+        client = self.client
+        assert client is not None
+        if client.should_upload_keys:
+            await self._guard(client.keys_upload(), "uploading keys")
+        if client.should_query_keys:
+            await self._guard(client.keys_query(), "querying keys")
+        if client.should_claim_keys:
+            await self._guard(
+                client.keys_claim(client.get_users_for_key_claiming()), "claiming keys"
+            )
+        if client.outgoing_to_device_messages:
+            await self._guard(client.send_to_device_messages(), "sending to-device")
+
+    async def _guard(self, call: Awaitable[Any], what: str) -> Any:
+        try:
+            return await call
+        except (TimeoutError, aiohttp.ClientError, OSError, LocalProtocolError) as error:
+            log.warning("%s failed: %s", what, error)
+            return None
+
+    # -- sending -----------------------------------------------------------------
+
+    def own_name(self, room_id: str) -> str:
+        state = self.states.get(room_id)
+        return state.member_name(self.user_id) if state else self.user_id
+
+    def send_text(self, room_id: str, body: str, *, emote: bool = False) -> str:
+        """Send a text message with a local echo; returns its transaction id."""
+        content = {"msgtype": "m.emote" if emote else "m.text", "body": body}
+        txn_id = f"tuichat-{uuid.uuid4().hex}"
+        state = self.states.get(room_id)
+        echo = TimelineItem(
+            key=f"txn:{txn_id}",
+            sender=self.user_id,
+            sender_name=self.own_name(room_id),
+            timestamp=int(time.time() * 1000),
+            kind=ItemKind.EMOTE if emote else ItemKind.TEXT,
+            body=clean_text(body),
+            txn_id=txn_id,
+            encrypted=bool(state and state.encrypted),
+            send_state=SendState.PENDING,
+        )
+        self.emit(LocalEchoAdded(room_id, echo))
+        self._enqueue(_Outgoing(room_id, txn_id, content))
+        return txn_id
+
+    def retry(self, room_id: str, txn_id: str) -> bool:
+        """Send a failed message again, with the same transaction id, so a
+        retry after a lost response cannot duplicate it."""
+        outgoing = self._outgoing.get(txn_id)
+        if outgoing is None:
+            return False
+        self.emit(SendStateChanged(room_id, txn_id, SendState.PENDING))
+        self._enqueue(outgoing)
+        return True
+
+    def _enqueue(self, outgoing: _Outgoing) -> None:
+        self._outgoing[outgoing.txn_id] = outgoing
+        queue = self._send_queues.get(outgoing.room_id)
+        if queue is None:
+            queue = self._send_queues[outgoing.room_id] = asyncio.Queue()
+        queue.put_nowait(outgoing)
+        worker = self._send_workers.get(outgoing.room_id)
+        if worker is None or worker.done():
+            self._send_workers[outgoing.room_id] = asyncio.create_task(
+                self._send_worker(queue), name=f"tuichat-send-{outgoing.room_id}"
+            )
+
+    async def _send_worker(self, queue: asyncio.Queue[_Outgoing]) -> None:
+        """Send one room's messages strictly in order."""
+        while not queue.empty():
+            outgoing = queue.get_nowait()
+            await self._send_one(outgoing)
+
+    async def _send_one(self, outgoing: _Outgoing) -> None:
+        client = self.client
+        room_id, txn_id = outgoing.room_id, outgoing.txn_id
+        error = ""
+        try:
+            if client is None:
+                raise LocalProtocolError("not connected yet")
+            if room_id not in client.rooms:
+                await asyncio.wait_for(self.first_sync_done.wait(), timeout=60)
+            response = await client.room_send(
+                room_id,
+                outgoing.event_type,
+                outgoing.content,
+                tx_id=txn_id,
+                ignore_unverified_devices=True,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure is shown, retryable
+            log.warning("sending %s failed: %s", txn_id, exc)
+            error = str(exc) or type(exc).__name__
+        else:
+            if isinstance(response, RoomSendResponse):
+                self._outgoing.pop(txn_id, None)
+                self.emit(SendStateChanged(room_id, txn_id, SendState.SENT, response.event_id))
+                return
+            error = getattr(response, "message", "") or str(response)
+        self.emit(SendStateChanged(room_id, txn_id, SendState.FAILED, error=error))
+
+    # -- rooms -------------------------------------------------------------------
+
+    async def join(self, room: str) -> str | None:
+        """Join `#alias:server` or `!id:server`; the UI switches there once the
+        room arrives in sync."""
+        assert self.client is not None
+        response = await self._guard(self.client.join(room), f"joining {room}")
+        if response is None or isinstance(response, JoinError):
+            message = getattr(response, "message", "") or "the server could not be reached"
+            self.emit(Notice(f"Could not join {room}: {message}", error=True))
+            return None
+        room_id = str(response.room_id)
+        state = self.states.get(room_id)
+        if state is not None and state.membership is Membership.JOIN:
+            self.emit(SwitchToRoom(room_id))
+        else:
+            self._pending_switch = room_id
+        return room_id
+
+    async def leave(self, room_id: str) -> bool:
+        assert self.client is not None
+        response = await self._guard(self.client.room_leave(room_id), "leaving")
+        if response is None or isinstance(response, RoomLeaveError):
+            message = getattr(response, "message", "") or "the server could not be reached"
+            self.emit(Notice(f"Could not leave the room: {message}", error=True))
+            return False
+        return True
+
+    def set_read_marker(self, room_id: str, event_id: str) -> None:
+        self.cache.set_read_marker(room_id, event_id)
+
+    def room_state(self, room_id: str) -> RoomState | None:
+        return self.states.get(room_id)
+
+
+def _dict_items(value: object) -> list[tuple[str, dict[str, Any]]]:
+    if not isinstance(value, dict):
+        return []
+    return [(k, v) for k, v in value.items() if isinstance(k, str) and isinstance(v, dict)]
+
+
+def _nio_view(raw: dict[str, Any]) -> dict[str, Any]:
+    """The part of a sync response nio gets to see.
+
+    Encrypted timeline events are left out, so nio does not decrypt (and
+    drop the ciphertext of) what tuichat decrypts itself. The parts nio
+    mutates while parsing (it pops `content` from invite and account-data
+    events and key fields from to-device events) are deep-copied, so the raw
+    response tuichat keeps stays whole. Timelines and state are shared.
+    """
+    view = dict(raw)
+    for key in ("to_device", "account_data"):
+        if key in raw:
+            view[key] = copy.deepcopy(raw[key])
+    rooms = raw.get("rooms")
+    if not isinstance(rooms, dict):
+        return view
+    view["rooms"] = rooms = dict(rooms)
+    if "invite" in rooms:
+        rooms["invite"] = copy.deepcopy(rooms["invite"])
+    if isinstance(rooms.get("join"), dict):
+        join = {}
+        for room_id, info in rooms["join"].items():
+            if isinstance(info, dict):
+                info = dict(info)
+                if "account_data" in info:
+                    info["account_data"] = copy.deepcopy(info["account_data"])
+                timeline = info.get("timeline")
+                if isinstance(timeline, dict) and isinstance(timeline.get("events"), list):
+                    info["timeline"] = dict(timeline)
+                    info["timeline"]["events"] = [
+                        e
+                        for e in timeline["events"]
+                        if not (isinstance(e, dict) and e.get("type") == "m.room.encrypted")
+                    ]
+            join[room_id] = info
+        rooms["join"] = join
+    return view

@@ -1,0 +1,183 @@
+"""A profile directory and the login session stored in it.
+
+Everything of one account lives in its profile directory: the session file
+(homeserver, user id, device id, access token), the pickle key that encrypts
+nio's crypto store, the crypto store itself and tuichat's local cache. The
+directory is mode 0700 and every file in it 0600; `Profile.ensure()` creates
+it so and repairs looser modes it finds, reporting what it fixed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+
+class ProfileError(RuntimeError):
+    """The profile is unusable; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Session:
+    homeserver: str
+    user_id: str
+    device_id: str
+    access_token: str
+
+    def __repr__(self) -> str:  # never print the token
+        return (
+            f"Session(homeserver={self.homeserver!r}, user_id={self.user_id!r}, "
+            f"device_id={self.device_id!r}, access_token=<hidden>)"
+        )
+
+
+@contextmanager
+def private_umask() -> Iterator[None]:
+    """Create files and directories readable by the owner only."""
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Atomically write `data` to `path` with mode 0600."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class Profile:
+    """The directory holding one account's session, keys and cache."""
+
+    SESSION_FILE = "session.json"
+    PICKLE_KEY_FILE = "pickle.key"
+    STORE_DIR = "crypto"
+    CACHE_FILE = "cache.sqlite3"
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root).expanduser()
+
+    def __repr__(self) -> str:
+        return f"Profile({str(self.root)!r})"
+
+    @property
+    def session_file(self) -> Path:
+        return self.root / self.SESSION_FILE
+
+    @property
+    def pickle_key_file(self) -> Path:
+        return self.root / self.PICKLE_KEY_FILE
+
+    @property
+    def store_dir(self) -> Path:
+        return self.root / self.STORE_DIR
+
+    @property
+    def cache_file(self) -> Path:
+        return self.root / self.CACHE_FILE
+
+    def ensure(self) -> list[str]:
+        """Create the profile (0700) and repair modes; returns what was fixed."""
+        with private_umask():
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.store_dir.mkdir(exist_ok=True)
+        return self.fix_permissions()
+
+    def fix_permissions(self) -> list[str]:
+        fixed: list[str] = []
+        for path in [self.root, *self.root.rglob("*")]:
+            try:
+                info = path.lstat()
+            except FileNotFoundError:
+                continue
+            if stat.S_ISLNK(info.st_mode):
+                continue
+            wanted = DIR_MODE if stat.S_ISDIR(info.st_mode) else FILE_MODE
+            if stat.S_IMODE(info.st_mode) & ~wanted:
+                os.chmod(path, wanted)
+                fixed.append(f"{path}: {stat.S_IMODE(info.st_mode):o} -> {wanted:o}")
+        return fixed
+
+    # -- session -------------------------------------------------------------
+
+    def load_session(self) -> Session | None:
+        try:
+            data = json.loads(self.session_file.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as error:
+            raise ProfileError(f"cannot read {self.session_file}: {error}") from None
+        try:
+            return Session(
+                homeserver=str(data["homeserver"]),
+                user_id=str(data["user_id"]),
+                device_id=str(data["device_id"]),
+                access_token=str(data["access_token"]),
+            )
+        except KeyError as missing:
+            raise ProfileError(
+                f"{self.session_file} lacks {missing}; log in again"
+            ) from None
+
+    def save_session(self, session: Session) -> None:
+        self.ensure()
+        write_private(self.session_file, json.dumps(asdict(session), indent=2).encode())
+
+    def remove_session(self) -> None:
+        """Forget the login: session, pickle key, crypto store and cache."""
+        for path in (self.session_file, self.pickle_key_file, self.cache_file):
+            path.unlink(missing_ok=True)
+            for suffix in ("-wal", "-shm", "-journal"):
+                path.with_name(path.name + suffix).unlink(missing_ok=True)
+        if self.store_dir.exists():
+            for child in self.store_dir.iterdir():
+                if child.is_file():
+                    child.unlink()
+
+    # -- pickle key ------------------------------------------------------------
+
+    def create_pickle_key(self) -> str:
+        """Create this profile's random 32-byte pickle key (once per login)."""
+        self.ensure()
+        key = base64.b64encode(secrets.token_bytes(32)).decode()
+        write_private(self.pickle_key_file, key.encode())
+        return key
+
+    def pickle_key(self) -> str:
+        """The key nio uses to encrypt the crypto store (never nio's default)."""
+        try:
+            key = self.pickle_key_file.read_text().strip()
+        except FileNotFoundError:
+            raise ProfileError(
+                f"the pickle key {self.pickle_key_file} is missing, so the crypto "
+                "store cannot be opened. Restore the file from a backup, or run "
+                "`tuichat logout` and log in again as a new device."
+            ) from None
+        if len(base64.b64decode(key, validate=True)) != 32:
+            raise ProfileError(f"the pickle key {self.pickle_key_file} is malformed")
+        return key
+
+    def crypto_store_files(self) -> list[Path]:
+        if not self.store_dir.exists():
+            return []
+        return sorted(p for p in self.store_dir.iterdir() if p.is_file())
