@@ -1,0 +1,363 @@
+"""TuichatApp: the one place where service events are applied to the model.
+
+Start-up paints from the local cache first (no nio import needed), then a
+worker imports and starts the Matrix service. The service reports through
+`MatrixEvent` messages; user actions go back as calls on the service.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from textual import on, work
+from textual.app import App
+from textual.binding import Binding
+
+from tuichat.matrix.cache import Cache
+from tuichat.matrix.events import (
+    ConnectionChanged,
+    ConnectionState,
+    DomainEvent,
+    ItemsReplaced,
+    LocalEchoAdded,
+    Notice,
+    RoomRemoved,
+    RoomsChanged,
+    SendStateChanged,
+    SwitchToRoom,
+    TimelineAppended,
+    TimelinePrepended,
+)
+from tuichat.matrix.session import Profile, ProfileError
+from tuichat.matrix.snapshot import Snapshot, load_snapshot
+from tuichat.model import commands
+from tuichat.model.items import SendState
+from tuichat.model.rooms import Membership, RoomList, RoomSummary
+from tuichat.model.timeline import Timeline, TimelineChange
+from tuichat.ui.messages import MatrixEvent
+from tuichat.ui.screens.main import MainScreen
+from tuichat.ui.screens.room_switcher import RoomSwitcher
+from tuichat.ui.widgets.composer import Composer
+from tuichat.ui.widgets.room_list import RoomListView
+from tuichat.ui.widgets.status_line import status_text
+
+if TYPE_CHECKING:
+    from tuichat.matrix.service import MatrixService
+
+log = logging.getLogger(__name__)
+
+
+class TuichatApp(App[int]):
+    TITLE = "tuichat"
+    CSS_PATH = "tuichat.tcss"
+
+    BINDINGS = [
+        Binding("ctrl+k", "switch_room", "Switch room", priority=True),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("ctrl+r", "retry_failed", "Retry failed"),
+        Binding("alt+down,ctrl+pagedown", "next_room", "Next room", show=False),
+        Binding("alt+up,ctrl+pageup", "previous_room", "Previous room", show=False),
+    ]
+
+    def __init__(
+        self,
+        profile: Profile,
+        *,
+        connect: bool = True,
+        sync_timeout_ms: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.profile = profile
+        session = profile.load_session()
+        if session is None:
+            raise ProfileError(f"no session in {profile.root}")
+        self.user_id = session.user_id
+        self.connect = connect
+        self.sync_timeout_ms = sync_timeout_ms
+        self.rooms = RoomList()
+        self.timelines: dict[str, Timeline] = {}
+        self.current_room_id: str | None = None
+        self.service: MatrixService | None = None
+        self.connection = ConnectionState.CONNECTING
+        self.connection_detail = ""
+        self.cache: Cache | None = None
+        self.snapshot: Snapshot | None = None
+        self.main = MainScreen()
+
+    # -- start-up ----------------------------------------------------------------
+
+    def get_default_screen(self) -> MainScreen:
+        return self.main
+
+    def on_mount(self) -> None:
+        # The default screen composes after the App mounts: load once it has.
+        self.main.call_after_refresh(self._load)
+
+    def _load(self) -> None:
+        self.cache = Cache(self.profile.cache_file)
+        self.snapshot = load_snapshot(self.cache, self.user_id)
+        self._load_snapshot(self.snapshot)
+        self._show_status()
+        self.main.composer.focus()
+        if self.connect:
+            self._start_service()
+
+    def _load_snapshot(self, snapshot: Snapshot) -> None:
+        for room_id, items in snapshot.timelines.items():
+            timeline = self._timeline(room_id)
+            timeline.append(items)
+            timeline.read_marker = snapshot.read_markers.get(room_id)
+            if timeline.read_marker is None:
+                timeline.mark_read()
+            timeline.has_more_history = snapshot.has_older.get(room_id, True)
+        self.rooms.upsert(snapshot.summaries(self.user_id))
+        for room_id in snapshot.states:
+            self._update_counts(room_id)
+        ordered = [r for r in self.rooms.ordered() if r.membership is Membership.JOIN]
+        if ordered:
+            self.switch_room(ordered[0].room_id)
+        else:
+            self._refresh_room_list()
+
+    @work(exclusive=True, group="service")
+    async def _start_service(self) -> None:
+        # Imported here: nio costs half a second, and the first frame is
+        # painted from the cache without it.
+        from tuichat.matrix.service import MatrixService
+
+        assert self.snapshot is not None and self.cache is not None
+        kwargs = {}
+        if self.sync_timeout_ms is not None:
+            kwargs["sync_timeout_ms"] = self.sync_timeout_ms
+        try:
+            service = MatrixService(
+                self.profile,
+                self._sink,
+                snapshot=self.snapshot,
+                cache=self.cache,
+                **kwargs,
+            )
+            self.service = service
+            await service.start()
+        except ProfileError as error:
+            self.connection = ConnectionState.STOPPED
+            self.connection_detail = str(error)
+            self._show_status()
+            self.main.feedback.show(str(error), error=True)
+
+    def _sink(self, event: DomainEvent) -> None:
+        self.post_message(MatrixEvent(event))
+
+    async def on_unmount(self) -> None:
+        if self.service is not None:
+            await self.service.stop()
+        elif self.cache is not None:
+            self.cache.close()
+
+    # -- applying service events ----------------------------------------------------
+
+    @on(MatrixEvent)
+    def _on_matrix_event(self, message: MatrixEvent) -> None:
+        event = message.event
+        if isinstance(event, TimelineAppended):
+            timeline = self._timeline(event.room_id)
+            change = timeline.reset(event.items) if event.limited else timeline.append(event.items)
+            self._timeline_changed(event.room_id, change)
+            for item in event.items:
+                self.rooms.touch(event.room_id, item.timestamp)
+            self._refresh_room_list()
+        elif isinstance(event, ItemsReplaced):
+            change = self._timeline(event.room_id).replace(event.items)
+            self._timeline_changed(event.room_id, change)
+            self._refresh_room_list()
+        elif isinstance(event, TimelinePrepended):
+            timeline = self._timeline(event.room_id)
+            timeline.has_more_history = event.has_more
+            self._timeline_changed(event.room_id, timeline.prepend(event.items))
+        elif isinstance(event, LocalEchoAdded):
+            change = self._timeline(event.room_id).add_local_echo(event.item)
+            self._timeline_changed(event.room_id, change)
+        elif isinstance(event, SendStateChanged):
+            change = self._timeline(event.room_id).update_local_echo(
+                event.txn_id, event.state, event.event_id
+            )
+            self._timeline_changed(event.room_id, change)
+            if event.state is SendState.FAILED:
+                self.main.feedback.show(
+                    f"Message not sent: {event.error}. Ctrl+R (or /retry) sends it again.",
+                    error=True,
+                )
+        elif isinstance(event, RoomsChanged):
+            self.rooms.upsert(event.rooms)
+            if self.current_room_id is None:
+                joined = [r for r in event.rooms if r.membership is Membership.JOIN]
+                if joined:
+                    self.switch_room(joined[0].room_id)
+            self._refresh_room_list()
+            self._refresh_header()
+        elif isinstance(event, RoomRemoved):
+            self._remove_room(event.room_id)
+        elif isinstance(event, ConnectionChanged):
+            self.connection = event.state
+            self.connection_detail = event.detail
+            self._show_status()
+        elif isinstance(event, Notice):
+            self.main.feedback.show(event.text, error=event.error)
+        elif isinstance(event, SwitchToRoom):
+            self.switch_room(event.room_id)
+
+    def _timeline(self, room_id: str) -> Timeline:
+        timeline = self.timelines.get(room_id)
+        if timeline is None:
+            timeline = self.timelines[room_id] = Timeline(room_id)
+        return timeline
+
+    def _timeline_changed(self, room_id: str, change: TimelineChange) -> None:
+        if room_id == self.current_room_id:
+            self.main.timeline.apply_change(change)
+            self._mark_read(room_id)
+        else:
+            self._update_counts(room_id)
+
+    def _update_counts(self, room_id: str) -> None:
+        timeline = self.timelines.get(room_id)
+        if timeline is not None:
+            unread, highlight = timeline.unread_counts(self.user_id)
+            self.rooms.set_counts(room_id, unread, highlight)
+
+    def _mark_read(self, room_id: str) -> None:
+        timeline = self._timeline(room_id)
+        before = timeline.read_marker
+        timeline.mark_read()
+        self.rooms.set_counts(room_id, 0, 0)
+        if timeline.read_marker and timeline.read_marker != before:
+            if self.service is not None:
+                self.service.set_read_marker(room_id, timeline.read_marker)
+            elif self.cache is not None:
+                self.cache.set_read_marker(room_id, timeline.read_marker)
+
+    def _remove_room(self, room_id: str) -> None:
+        self.rooms.remove(room_id)
+        self.timelines.pop(room_id, None)
+        if self.current_room_id == room_id:
+            self.current_room_id = None
+            joined = [r for r in self.rooms.ordered() if r.membership is Membership.JOIN]
+            if joined:
+                self.switch_room(joined[0].room_id)
+            else:
+                self.main.timeline.set_items(())
+                self._refresh_header()
+        self._refresh_room_list()
+
+    # -- views ---------------------------------------------------------------------
+
+    @property
+    def current_summary(self) -> RoomSummary | None:
+        return self.rooms.get(self.current_room_id) if self.current_room_id else None
+
+    def _refresh_room_list(self) -> None:
+        self.main.room_list.show_rooms(self.rooms.ordered(), self.current_room_id)
+
+    def _refresh_header(self) -> None:
+        self.main.header.show_room(self.current_summary)
+
+    def _show_status(self) -> None:
+        self.main.status.update(
+            status_text(self.user_id, self.connection, self.connection_detail)
+        )
+
+    def switch_room(self, room_id: str) -> None:
+        summary = self.rooms.get(room_id)
+        if summary is None:
+            return
+        if summary.membership is Membership.INVITE:
+            self.main.feedback.show(
+                f"You are invited to {summary.name}. Type /join {room_id} to accept."
+            )
+            return
+        self.current_room_id = room_id
+        self.main.timeline.set_items(self._timeline(room_id))
+        self._mark_read(room_id)
+        self._refresh_header()
+        self._refresh_room_list()
+
+    @on(RoomListView.RoomChosen)
+    def _room_chosen(self, message: RoomListView.RoomChosen) -> None:
+        self.switch_room(message.room_id)
+        self.main.composer.focus()
+
+    # -- actions -------------------------------------------------------------------
+
+    def action_switch_room(self) -> None:
+        def chosen(room_id: str | None) -> None:
+            if room_id:
+                self.switch_room(room_id)
+            self.main.composer.focus()
+
+        self.push_screen(RoomSwitcher(self.rooms.ordered()), chosen)
+
+    def _step_room(self, step: int) -> None:
+        order = [r.room_id for r in self.rooms.ordered() if r.membership is Membership.JOIN]
+        if not order:
+            return
+        index = order.index(self.current_room_id) if self.current_room_id in order else -1
+        self.switch_room(order[(index + step) % len(order)])
+
+    def action_next_room(self) -> None:
+        self._step_room(1)
+
+    def action_previous_room(self) -> None:
+        self._step_room(-1)
+
+    def action_retry_failed(self) -> None:
+        room_id = self.current_room_id
+        if room_id is None or self.service is None:
+            return
+        failed = [
+            echo.txn_id
+            for echo in self._timeline(room_id).local_echoes
+            if echo.send_state is SendState.FAILED and echo.txn_id
+        ]
+        for txn_id in failed:
+            self.service.retry(room_id, txn_id)
+        feedback = self.main.feedback
+        if failed:
+            feedback.show(f"Sending {len(failed)} message(s) again…")
+        else:
+            feedback.show("Nothing to retry in this room.")
+
+    @on(Composer.Submitted)
+    async def _composer_submitted(self, message: Composer.Submitted) -> None:
+        feedback = self.main.feedback
+        feedback.hide()
+        parsed = commands.parse(message.text)
+        if isinstance(parsed, commands.CommandError):
+            feedback.show(parsed.message, error=True)
+            return
+        if isinstance(parsed, commands.Command) and parsed.name == "help":
+            feedback.show(commands.help_text())
+            return
+        if self.service is None:
+            feedback.show("Not connected yet.", error=True)
+            return
+        room_id = self.current_room_id
+        if isinstance(parsed, commands.Message):
+            if room_id is None:
+                feedback.show("Choose a room first (Ctrl+K).", error=True)
+                return
+            self.service.send_text(room_id, parsed.text)
+            return
+        if parsed.name == "join":
+            self._run_service_call(self.service.join(parsed.argument))
+        elif parsed.name == "retry":
+            self.action_retry_failed()
+        elif room_id is None:
+            feedback.show("Choose a room first (Ctrl+K).", error=True)
+        elif parsed.name == "leave":
+            self._run_service_call(self.service.leave(room_id))
+        elif parsed.name == "me":
+            self.service.send_text(room_id, parsed.argument, emote=True)
+
+    def _run_service_call(self, call: object) -> None:
+        self.run_worker(call, group="commands", exit_on_error=False)  # type: ignore[arg-type]

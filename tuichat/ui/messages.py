@@ -1,0 +1,15 @@
+"""Textual messages that carry the service's domain events to the App."""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+from tuichat.matrix.events import DomainEvent
+
+
+class MatrixEvent(Message):
+    """A domain event from the service, delivered on the UI loop in order."""
+
+    def __init__(self, event: DomainEvent) -> None:
+        super().__init__()
+        self.event = event

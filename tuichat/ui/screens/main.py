@@ -1,0 +1,38 @@
+"""The main screen: room list, header, timeline, composer, status line."""
+
+from __future__ import annotations
+
+from textual import getters
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from tuichat.ui.widgets.composer import Composer
+from tuichat.ui.widgets.room_header import RoomHeader
+from tuichat.ui.widgets.room_list import RoomListView
+from tuichat.ui.widgets.status_line import Feedback, StatusLine
+from tuichat.ui.widgets.timeline_view import TimelineView
+
+
+class MainScreen(Screen[None]):
+    """Holds the widgets; the App updates them through these getters, which
+    keep working while a modal screen is on top."""
+
+    room_list = getters.query_one(RoomListView)
+    header = getters.query_one(RoomHeader)
+    timeline = getters.query_one(TimelineView)
+    feedback = getters.query_one(Feedback)
+    composer = getters.query_one(Composer)
+    status = getters.query_one(StatusLine)
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="body"):
+            yield RoomListView(id="rooms")
+            with Vertical(id="conversation"):
+                yield RoomHeader(id="room-header")
+                yield TimelineView(id="timeline")
+                yield Feedback(id="feedback")
+                yield Composer(id="composer")
+        yield StatusLine(id="status")
+        yield Footer()

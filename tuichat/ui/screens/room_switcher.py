@@ -1,0 +1,109 @@
+"""Ctrl+K: type to filter rooms fuzzily, Enter switches, Escape closes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.fuzzy import Matcher
+from textual.screen import ModalScreen
+from textual.widgets import Input, OptionList
+from textual.widgets.option_list import Option
+
+from tuichat.model.rooms import RoomSummary
+from tuichat.ui.widgets.room_list import room_label
+
+
+def rank_rooms(query: str, rooms: Sequence[RoomSummary]) -> list[RoomSummary]:
+    """Rooms matching `query` fuzzily, best first; all rooms for no query."""
+    if not query.strip():
+        return list(rooms)
+    matcher = Matcher(query)
+    scored = []
+    for position, room in enumerate(rooms):
+        score = max(matcher.match(room.name), matcher.match(room.room_id) * 0.5)
+        if score > 0:
+            scored.append((-score, position, room))
+    scored.sort(key=lambda entry: (entry[0], entry[1]))
+    return [room for _, _, room in scored]
+
+
+class RoomSwitcher(ModalScreen[str | None]):
+    """Dismisses with the chosen room id, or None."""
+
+    DEFAULT_CSS = """
+    RoomSwitcher {
+        align: center top;
+    }
+    RoomSwitcher > Vertical {
+        width: 70%;
+        max-width: 80;
+        height: auto;
+        max-height: 70%;
+        margin-top: 3;
+        border: thick $primary;
+        background: $surface;
+    }
+    RoomSwitcher OptionList {
+        height: auto;
+        max-height: 20;
+        border: none;
+    }
+    """
+
+    BINDINGS = [
+        Binding("escape", "dismiss_none", "Close"),
+        Binding("down", "cursor_down", "Down", show=False),
+        Binding("up", "cursor_up", "Up", show=False),
+    ]
+
+    def __init__(self, rooms: Sequence[RoomSummary]) -> None:
+        super().__init__()
+        self._rooms = list(rooms)
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Input(placeholder="Switch to room…", id="room-filter")
+            yield OptionList(id="room-matches")
+
+    def on_mount(self) -> None:
+        self._refill("")
+        self.query_one(Input).focus()
+
+    def _refill(self, query: str) -> None:
+        matches = self.query_one(OptionList)
+        matches.clear_options()
+        matches.add_options(
+            [Option(room_label(room), id=room.room_id) for room in rank_rooms(query, self._rooms)]
+        )
+        if matches.option_count:
+            matches.highlighted = 0
+        else:
+            matches.add_option(Option(Text("No matching room", style="italic"), disabled=True))
+
+    @on(Input.Changed, "#room-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self._refill(event.value)
+
+    @on(Input.Submitted, "#room-filter")
+    def _filter_submitted(self) -> None:
+        matches = self.query_one(OptionList)
+        option = matches.highlighted_option
+        self.dismiss(option.id if option is not None and option.id else None)
+
+    @on(OptionList.OptionSelected)
+    def _option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)
+
+    def action_cursor_down(self) -> None:
+        self.query_one(OptionList).action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        self.query_one(OptionList).action_cursor_up()

@@ -1,0 +1,54 @@
+"""The header above the timeline: room name, topic and encryption state."""
+
+from __future__ import annotations
+
+from rich.style import Style
+from rich.text import Text
+from textual.widgets import Static
+
+from tuichat.model.rooms import RoomSummary
+
+
+def header_text(room: RoomSummary | None) -> Text:
+    if room is None:
+        return Text("No room selected", style=Style(italic=True))
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append(room.name, style=Style(bold=True))
+    if room.topic:
+        text.append("  —  ")
+        text.append(room.topic, style=Style(dim=True))
+    return text
+
+
+def encryption_text(room: RoomSummary | None) -> Text:
+    if room is None:
+        return Text("")
+    if room.encrypted:
+        return Text("🔒 encrypted", style=Style(color="green"))
+    return Text("not encrypted", style=Style(color="yellow"))
+
+
+class RoomHeader(Static):
+    DEFAULT_CSS = """
+    RoomHeader {
+        height: 1;
+        background: $panel;
+        padding: 0 1;
+    }
+    """
+
+    _room: RoomSummary | None = None
+
+    def show_room(self, room: RoomSummary | None) -> None:
+        self._room = room
+        text = header_text(room)
+        right = encryption_text(room)
+        width = max(10, self.size.width - 2)
+        if right.plain:
+            text.truncate(max(1, width - right.cell_len - 2), overflow="ellipsis")
+            text.pad_right(max(0, width - text.cell_len - right.cell_len))
+            text.append_text(right)
+        self.update(text)
+
+    def on_resize(self) -> None:
+        self.show_room(self._room)

@@ -1,0 +1,65 @@
+"""The status line: connection and sync state, and the last command result."""
+
+from __future__ import annotations
+
+from rich.style import Style
+from rich.text import Text
+from textual.widgets import Static
+
+from tuichat.matrix.events import ConnectionState
+
+_STATE_LABELS = {
+    ConnectionState.CONNECTING: ("connecting…", "yellow"),
+    ConnectionState.LOADING: ("opening the encrypted store…", "yellow"),
+    ConnectionState.SYNCING: ("syncing…", "yellow"),
+    ConnectionState.SYNCED: ("synced", "green"),
+    ConnectionState.RECONNECTING: ("reconnecting", "red"),
+    ConnectionState.STOPPED: ("stopped", "red"),
+}
+
+
+def status_text(user_id: str, state: ConnectionState, detail: str = "") -> Text:
+    label, colour = _STATE_LABELS[state]
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append("● ", style=Style(color=colour))
+    text.append(label)
+    if detail:
+        text.append(f" ({detail})", style=Style(dim=True))
+    if user_id:
+        text.append("   ")
+        text.append(user_id, style=Style(dim=True))
+    return text
+
+
+class StatusLine(Static):
+    DEFAULT_CSS = """
+    StatusLine {
+        height: 1;
+        background: $panel;
+        padding: 0 1;
+    }
+    """
+
+
+class Feedback(Static):
+    """One line under the timeline for command results and errors."""
+
+    DEFAULT_CSS = """
+    Feedback {
+        height: auto;
+        max-height: 3;
+        padding: 0 1;
+        color: $text-muted;
+        display: none;
+    }
+    Feedback.-error { color: $error; }
+    Feedback.-visible { display: block; }
+    """
+
+    def show(self, message: str, *, error: bool = False) -> None:
+        self.set_class(error, "-error")
+        self.add_class("-visible")
+        self.update(Text(message))
+
+    def hide(self) -> None:
+        self.remove_class("-visible")
