@@ -1,0 +1,110 @@
+"""Shared fixtures: one real Synapse per session, fresh users per test, and a
+guard that lets tests open connections to loopback only."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.peers import NioPeer
+from tuichat.demo.synapse import LocalSynapse, RegisteredUser
+from tuichat.matrix.login import login
+from tuichat.matrix.session import Profile
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _is_loopback(address: object) -> bool:
+    if isinstance(address, (str, bytes)):  # AF_UNIX paths
+        return True
+    if isinstance(address, tuple) and address:
+        host = address[0]
+        if host in ("localhost",):
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+    return False
+
+
+def _guarded_connect(self: socket.socket, address: object) -> None:
+    if not _is_loopback(address):
+        raise ConnectionRefusedError(f"tests may only connect to loopback, not {address!r}")
+    _real_connect(self, address)  # type: ignore[arg-type]
+
+
+def _guarded_connect_ex(self: socket.socket, address: object) -> int:
+    if not _is_loopback(address):
+        raise ConnectionRefusedError(f"tests may only connect to loopback, not {address!r}")
+    return _real_connect_ex(self, address)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def loopback_only() -> Iterator[None]:
+    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+    yield
+    socket.socket.connect = _real_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
+
+
+@pytest.fixture(scope="session")
+def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSynapse]:
+    server = LocalSynapse(tmp_path_factory.mktemp("synapse"))
+    server.start()
+    yield server
+    server.stop()
+
+
+UserFactory = Callable[..., RegisteredUser]
+
+
+@pytest.fixture
+def new_user(synapse: LocalSynapse) -> UserFactory:
+    """Register a fresh user (unique localpart) for this test."""
+
+    def make(prefix: str = "user", display_name: str | None = None) -> RegisteredUser:
+        user = synapse.register(f"{prefix}-{uuid.uuid4().hex[:8]}")
+        if display_name:
+            synapse.set_display_name(user, display_name)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def profile(tmp_path: Path) -> Profile:
+    return Profile(tmp_path / "profile")
+
+
+async def log_in(synapse: LocalSynapse, profile: Profile, user: RegisteredUser) -> None:
+    await login(
+        profile,
+        homeserver=synapse.url,
+        user=user.user_id,
+        password=user.password,
+        device_name="tuichat-test",
+    )
+
+
+@pytest.fixture
+async def peer_factory(synapse: LocalSynapse, tmp_path: Path) -> AsyncIterator[Callable]:
+    """Start nio peers (each a new device of a user); all closed at the end."""
+    peers: list[NioPeer] = []
+
+    async def make(user: RegisteredUser) -> NioPeer:
+        peer = NioPeer(synapse.url, user, tmp_path / f"peer-{len(peers)}")
+        await peer.start()
+        peers.append(peer)
+        return peer
+
+    yield make
+    await asyncio.gather(*(peer.close() for peer in peers), return_exceptions=True)

@@ -1,0 +1,144 @@
+"""A nio-based peer for tests: a second client whose timing the test controls."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    InviteMemberEvent,
+    LoginResponse,
+    MatrixRoom,
+    MegolmEvent,
+    RoomCreateResponse,
+    RoomMessageText,
+    RoomSendResponse,
+)
+from nio.api import RoomPreset
+
+from tuichat.demo.synapse import RegisteredUser
+
+
+async def wait_until(
+    predicate: Callable[[], object], timeout: float = 20.0, interval: float = 0.05
+) -> Any:
+    """Poll `predicate` until it returns something truthy; fail after `timeout`."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)
+
+
+class NioPeer:
+    def __init__(self, homeserver: str, user: RegisteredUser, store_dir: Path) -> None:
+        store_dir.mkdir(parents=True, exist_ok=True)
+        self.user = user
+        self.client = AsyncClient(
+            homeserver,
+            user.user_id,
+            store_path=str(store_dir),
+            config=AsyncClientConfig(
+                encryption_enabled=True, store_sync_tokens=False, max_timeouts=3
+            ),
+        )
+        self.messages: list[tuple[str, str, str]] = []  # (room_id, sender, body)
+        self.undecryptable: list[MegolmEvent] = []
+        self.invites: list[str] = []
+        self._task: asyncio.Task[None] | None = None
+        self.client.add_event_callback(self._on_text, RoomMessageText)
+        self.client.add_event_callback(self._on_megolm, MegolmEvent)
+        self.client.add_event_callback(self._on_invite, InviteMemberEvent)
+
+    @property
+    def user_id(self) -> str:
+        return self.user.user_id
+
+    async def _on_text(self, room: MatrixRoom, event: RoomMessageText) -> None:
+        self.messages.append((room.room_id, event.sender, event.body))
+
+    async def _on_megolm(self, room: MatrixRoom, event: MegolmEvent) -> None:
+        self.undecryptable.append(event)
+
+    async def _on_invite(self, room: MatrixRoom, event: InviteMemberEvent) -> None:
+        if event.state_key == self.user_id and event.membership == "invite":
+            self.invites.append(room.room_id)
+
+    async def start(self) -> None:
+        response = await self.client.login(self.user.password, device_name="nio-peer")
+        assert isinstance(response, LoginResponse), response
+        if self.client.should_upload_keys:
+            await self.client.keys_upload()
+        await self.client.sync(timeout=0, full_state=True)
+        self._task = asyncio.create_task(self.client.sync_forever(timeout=1000))
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        await self.client.close()
+
+    async def create_room(
+        self, *, invite: list[str] | None = None, encrypted: bool = True, name: str | None = None
+    ) -> str:
+        initial_state = []
+        if encrypted:
+            initial_state.append(
+                {
+                    "type": "m.room.encryption",
+                    "state_key": "",
+                    "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+                }
+            )
+        response = await self.client.room_create(
+            name=name,
+            invite=invite or [],
+            preset=RoomPreset.private_chat,
+            initial_state=initial_state,
+        )
+        assert isinstance(response, RoomCreateResponse), response
+        await wait_until(lambda: response.room_id in self.client.rooms)
+        return response.room_id
+
+    async def join(self, room_id: str) -> None:
+        await wait_until(lambda: room_id in self.client.invited_rooms or room_id in self.client.rooms)
+        await self.client.join(room_id)
+        await wait_until(lambda: room_id in self.client.rooms)
+
+    async def wait_for_member(self, room_id: str, user_id: str, timeout: float = 20.0) -> None:
+        await wait_until(
+            lambda: room_id in self.client.rooms
+            and user_id in self.client.rooms[room_id].users,
+            timeout,
+        )
+
+    async def send_text(self, room_id: str, body: str) -> str:
+        await wait_until(lambda: room_id in self.client.rooms)
+        response = await self.client.room_send(
+            room_id,
+            "m.room.message",
+            {"msgtype": "m.text", "body": body},
+            ignore_unverified_devices=True,
+        )
+        assert isinstance(response, RoomSendResponse), response
+        return response.event_id
+
+    async def wait_for_text(self, room_id: str, body: str, timeout: float = 20.0) -> str:
+        """Wait until a message with `body` arrived (decrypted); return its sender."""
+
+        def found() -> str | None:
+            for room, sender, text in self.messages:
+                if room == room_id and text == body:
+                    return sender
+            return None
+
+        return await wait_until(found, timeout)

@@ -1,0 +1,125 @@
+"""Logging in and out against the real Synapse, and the profile's file modes."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import UserFactory, log_in
+from tuichat.demo.synapse import LocalSynapse
+from tuichat.matrix.login import LoginError, login, logout, parse_user
+from tuichat.matrix.session import Profile
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+async def test_login_stores_a_private_session_and_keys(
+    synapse: LocalSynapse, new_user: UserFactory, profile: Profile
+) -> None:
+    user = new_user("alice")
+    await log_in(synapse, profile, user)
+
+    session = profile.load_session()
+    assert session is not None
+    assert session.user_id == user.user_id
+    assert session.homeserver == synapse.url
+    assert _mode(profile.root) == 0o700
+    for path in profile.root.rglob("*"):
+        expected = 0o700 if path.is_dir() else 0o600
+        assert _mode(path) == expected, path
+    key = profile.pickle_key()
+    assert key != "DEFAULT_KEY" and len(key) == 44
+    assert profile.crypto_store_files(), "nio's crypto store was not created"
+    assert session.access_token not in repr(session)
+
+
+async def test_login_accepts_a_bare_localpart(
+    synapse: LocalSynapse, new_user: UserFactory, profile: Profile
+) -> None:
+    user = new_user("bare")
+    await login(profile, homeserver=synapse.url, user=user.localpart, password=user.password)
+    session = profile.load_session()
+    assert session is not None and session.user_id == user.user_id
+
+
+async def test_wrong_password_is_a_clear_error_and_stores_nothing(
+    synapse: LocalSynapse, new_user: UserFactory, profile: Profile
+) -> None:
+    user = new_user("bob")
+    with pytest.raises(LoginError, match="wrong user name or password"):
+        await login(profile, homeserver=synapse.url, user=user.user_id, password="nope")
+    assert profile.load_session() is None
+    assert not profile.pickle_key_file.exists()
+
+
+async def test_unreachable_server_is_a_clear_error(profile: Profile) -> None:
+    with pytest.raises(LoginError, match="cannot reach"):
+        await login(profile, homeserver="http://127.0.0.1:9", user="@a:b.c", password="x")
+
+
+@pytest.mark.parametrize("url", ["ftp://example.org", "http://", "not a url://x"])
+async def test_bad_url_is_a_clear_error(profile: Profile, url: str) -> None:
+    with pytest.raises(LoginError, match="not a valid homeserver URL"):
+        await login(profile, homeserver=url, user="@a:b.c", password="x")
+
+
+@pytest.mark.parametrize(
+    ("text", "localpart", "server"),
+    [("@alice:example.org", "alice", "example.org"), ("alice", "alice", None),
+     ("@bob:localhost:8448", "bob", "localhost:8448")],
+)
+def test_parse_user(text: str, localpart: str, server: str | None) -> None:
+    name = parse_user(text)
+    assert (name.localpart, name.server_name) == (localpart, server)
+
+
+@pytest.mark.parametrize("text", ["@alice", "@:example.org", "al ice", ""])
+def test_parse_user_rejects_malformed_ids(text: str) -> None:
+    with pytest.raises(LoginError):
+        parse_user(text)
+
+
+async def test_logout_removes_the_device_and_the_local_session(
+    synapse: LocalSynapse, new_user: UserFactory, profile: Profile
+) -> None:
+    user = new_user("carol")
+    await log_in(synapse, profile, user)
+    session = profile.load_session()
+    assert session is not None
+    await logout(profile)
+    assert profile.load_session() is None
+    assert not profile.pickle_key_file.exists()
+    assert profile.crypto_store_files() == []
+    status, _ = synapse._request(
+        "GET", "/_matrix/client/v3/account/whoami", token=session.access_token
+    )
+    assert status == 401
+
+
+def test_cli_login_errors_are_one_line_with_exit_code_1(
+    synapse: LocalSynapse, new_user: UserFactory, tmp_path: Path
+) -> None:
+    user = new_user("cli")
+    result = subprocess.run(
+        [sys.executable, "-m", "tuichat", "--profile", str(tmp_path / "p"), "login",
+         "--homeserver", synapse.url, "--user", user.user_id, "--password-stdin"],
+        input="wrong-password\n", capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "wrong user name or password" in result.stderr
+
+    result = subprocess.run(
+        [sys.executable, "-m", "tuichat", "--profile", str(tmp_path / "p"), "login",
+         "--homeserver", synapse.url, "--user", user.user_id, "--password-stdin"],
+        input=user.password + "\n", capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert user.user_id in result.stdout

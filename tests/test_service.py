@@ -1,0 +1,166 @@
+"""The service layer against the real Synapse, with a nio peer on the other side."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from tests.conftest import UserFactory, log_in
+from tests.peers import NioPeer, wait_until
+from tuichat.demo.synapse import LocalSynapse
+from tuichat.matrix.events import (
+    ItemsReplaced,
+    LocalEchoAdded,
+    RoomsChanged,
+    SendStateChanged,
+    TimelineAppended,
+)
+from tuichat.matrix.service import MatrixService
+from tuichat.matrix.session import Profile
+from tuichat.model.items import ItemKind, SendState, TimelineItem
+
+
+class Recorder:
+    """A sink that keeps every domain event, with helpers to wait on them."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    def __call__(self, event: Any) -> None:
+        self.events.append(event)
+
+    def items(self, room_id: str) -> list[TimelineItem]:
+        items: dict[str, TimelineItem] = {}
+        for event in self.events:
+            if isinstance(event, (TimelineAppended, ItemsReplaced)) and event.room_id == room_id:
+                for item in event.items:
+                    items[item.key] = item
+        return list(items.values())
+
+    def text_from(self, room_id: str, body: str) -> TimelineItem | None:
+        for item in self.items(room_id):
+            if item.body == body and item.kind is ItemKind.TEXT:
+                return item
+        return None
+
+    def rooms(self) -> dict[str, Any]:
+        rooms = {}
+        for event in self.events:
+            if isinstance(event, RoomsChanged):
+                rooms.update({room.room_id: room for room in event.rooms})
+        return rooms
+
+
+ServiceFactory = Callable[..., Any]
+
+
+@pytest.fixture
+async def start_service() -> AsyncIterator[ServiceFactory]:
+    services: list[MatrixService] = []
+
+    async def start(profile: Profile, recorder: Recorder) -> MatrixService:
+        service = MatrixService(profile, recorder, sync_timeout_ms=1000)
+        await service.start()
+        services.append(service)
+        return service
+
+    yield start
+    for service in services:
+        await service.stop()
+
+
+async def _join_from_invite(service: MatrixService, recorder: Recorder, room_id: str) -> None:
+    await wait_until(lambda: room_id in recorder.rooms())
+    assert await service.join(room_id) == room_id
+    await wait_until(lambda: room_id in service.client.rooms)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
+async def test_service_and_peer_exchange_messages(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+    start_service: ServiceFactory,
+    encrypted: bool,
+) -> None:
+    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
+    await log_in(synapse, profile, alice)
+    recorder = Recorder()
+    service = await start_service(profile, recorder)
+    peer: NioPeer = await peer_factory(bob)
+
+    room_id = await peer.create_room(invite=[alice.user_id], encrypted=encrypted)
+    await _join_from_invite(service, recorder, room_id)
+    await peer.wait_for_member(room_id, alice.user_id)
+    await wait_until(lambda: recorder.rooms().get(room_id) and recorder.rooms()[room_id].encrypted == encrypted)
+
+    await peer.send_text(room_id, "hello from bob")
+    item = await wait_until(lambda: recorder.text_from(room_id, "hello from bob"))
+    assert item.sender == bob.user_id
+    assert item.sender_name == "Bob"
+    assert item.encrypted is encrypted
+    assert item.utd_reason is None
+
+    txn_id = service.send_text(room_id, "hello from alice")
+    echo = next(e for e in recorder.events if isinstance(e, LocalEchoAdded))
+    assert echo.item.txn_id == txn_id and echo.item.send_state is SendState.PENDING
+    sender = await peer.wait_for_text(room_id, "hello from alice")
+    assert sender == alice.user_id
+    sent = await wait_until(
+        lambda: [e for e in recorder.events if isinstance(e, SendStateChanged)]
+    )
+    assert sent[0].state is SendState.SENT and sent[0].event_id
+    remote_echo = await wait_until(lambda: recorder.text_from(room_id, "hello from alice"))
+    assert remote_echo.txn_id == txn_id
+    assert remote_echo.event_id == sent[0].event_id
+
+
+async def test_restart_reuses_the_device_and_continues_from_the_cache(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+) -> None:
+    alice, bob = new_user("alice"), new_user("bob")
+    await log_in(synapse, profile, alice)
+    device_id = profile.load_session().device_id  # type: ignore[union-attr]
+    peer = await peer_factory(bob)
+    room_id = await peer.create_room(invite=[alice.user_id], encrypted=True)
+
+    first = Recorder()
+    service = MatrixService(profile, first, sync_timeout_ms=1000)
+    await service.start()
+    await _join_from_invite(service, first, room_id)
+    await peer.wait_for_member(room_id, alice.user_id)
+    await peer.send_text(room_id, "before restart")
+    await wait_until(lambda: first.text_from(room_id, "before restart"))
+    await service.stop()
+
+    await peer.send_text(room_id, "while away")
+
+    second = Recorder()
+    service = MatrixService(profile, second, sync_timeout_ms=1000)
+    # Before any network traffic, the cache already knows the room.
+    assert room_id in service.states
+    cached = service.snapshot.timelines[room_id]
+    assert any(item.encrypted and item.utd_reason == "decrypting" for item in cached)
+    await service.open()
+    # Cached ciphertext is decrypted as soon as the store is open.
+    assert second.text_from(room_id, "before restart") is not None
+    await service.start()
+    try:
+        assert service.session.device_id == device_id
+        await wait_until(lambda: second.text_from(room_id, "while away"))
+        service.send_text(room_id, "after restart")
+        await peer.wait_for_text(room_id, "after restart")
+    finally:
+        await service.stop()
+    status, body = synapse._request(
+        "GET", "/_matrix/client/v3/devices", token=profile.load_session().access_token  # type: ignore[union-attr]
+    )
+    assert status == 200
+    tuichat_devices = [d["device_id"] for d in body["devices"] if d.get("display_name") == "tuichat-test"]
+    assert tuichat_devices == [device_id], "a restart must never create a new device"
