@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
 from textual.pilot import Pilot
 
 from tests.conftest import UserFactory, log_in
-from tests.peers import wait_until
 from tuichat.demo.synapse import LocalSynapse
 from tuichat.matrix.events import ConnectionState
 from tuichat.matrix.session import Profile
@@ -136,3 +136,61 @@ async def test_composer_keys(synapse: LocalSynapse, new_user: UserFactory, profi
         # Up in a composer with text moves the cursor instead of recalling.
         await pilot.press("up")
         assert composer.text == "a\nb\nc"
+
+
+async def test_restart_shows_cached_rooms_and_messages_before_the_first_sync(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+    monkeypatch: Any,
+) -> None:
+    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
+    await log_in(synapse, profile, alice)
+    peer = await peer_factory(bob)
+    room_id = await peer.create_room(invite=[alice.user_id], encrypted=True, name="Cached room")
+
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_ui(pilot, lambda: app.rooms.get(room_id))
+        await type_text(pilot, f"/join {room_id}")
+        await wait_ui(pilot, lambda: app.current_room_id == room_id)
+        await peer.wait_for_member(room_id, alice.user_id)
+        await peer.send_text(room_id, "a secret worth caching")
+        await wait_ui(
+            pilot, lambda: any(i.body == "a secret worth caching" for i in app.timelines[room_id])
+        )
+
+    # No plaintext on disk: the cache holds the ciphertext as it came.
+    cache_bytes = b"".join(
+        p.read_bytes() for p in profile.root.iterdir() if p.name.startswith("cache.sqlite3")
+    )
+    assert b"Cached room" in cache_bytes  # state is plaintext on the server too
+    assert b"a secret worth caching" not in cache_bytes
+
+    # The next start never gets an answer to its first sync.
+    from tuichat.matrix.service import MatrixService
+
+    blocked = asyncio.Event()
+    sync_started = asyncio.Event()
+
+    async def never_returns(self: MatrixService, timeout_ms: int) -> dict[str, Any]:
+        sync_started.set()
+        await blocked.wait()
+        raise AssertionError("unreachable")
+
+    monkeypatch.setattr(MatrixService, "_sync_request", never_returns)
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        # Painted from the cache at once, before the crypto store is even open.
+        assert app.current_room_id == room_id
+        assert app.rooms.get(room_id).name == "Cached room"  # type: ignore[union-attr]
+        view = app.query_one(TimelineView)
+        await wait_ui(pilot, lambda: sync_started.is_set())
+        await wait_ui(
+            pilot, lambda: any("a secret worth caching" in line for line in view.line_texts())
+        )
+        assert app.connection is ConnectionState.SYNCING  # the first sync is still pending
+        room_list_text = str(app.query_one("#rooms").get_option_at_index(0).prompt)
+        assert "Cached room" in room_list_text

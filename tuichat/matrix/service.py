@@ -159,6 +159,7 @@ class MatrixService:
         self._send_workers: dict[str, asyncio.Task[None]] = {}
         self._outgoing: dict[str, _Outgoing] = {}
         self._pending_switch: str | None = None
+        self._key_query_lock = asyncio.Lock()
         self.first_sync_done = asyncio.Event()
         self.synced_once = False
         self._state = ConnectionState.CONNECTING
@@ -406,10 +407,11 @@ class MatrixService:
         timeline = info.get("timeline")
         timeline = timeline if isinstance(timeline, dict) else {}
         events = [e for e in timeline.get("events") or [] if isinstance(e, dict)]
+        # State first, so every item shows current names, as a reload from
+        # the cache would.
+        state_events.extend(e for e in events if state.apply(e))
         items: list[TimelineItem] = []
         for event in events:
-            if state.apply(event):
-                state_events.append(event)
             decryption: Decryption | None = None
             if event.get("type") == "m.room.encrypted":
                 decryption = decrypt_room_event(self.client, room_id, event)
@@ -468,14 +470,20 @@ class MatrixService:
         assert client is not None
         if client.should_upload_keys:
             await self._guard(client.keys_upload(), "uploading keys")
-        if client.should_query_keys:
-            await self._guard(client.keys_query(), "querying keys")
+        await self._query_keys_if_needed()
         if client.should_claim_keys:
             await self._guard(
                 client.keys_claim(client.get_users_for_key_claiming()), "claiming keys"
             )
         if client.outgoing_to_device_messages:
             await self._guard(client.send_to_device_messages(), "sending to-device")
+
+    async def _query_keys_if_needed(self) -> None:
+        """Fetch device keys of users whose devices changed or are unknown,
+        so a message is never encrypted without a member's new device."""
+        async with self._key_query_lock:
+            if self.client is not None and self.client.should_query_keys:
+                await self._guard(self.client.keys_query(), "querying keys")
 
     async def _guard(self, call: Awaitable[Any], what: str) -> Any:
         try:
@@ -547,6 +555,7 @@ class MatrixService:
                 raise LocalProtocolError("not connected yet")
             if room_id not in client.rooms:
                 await asyncio.wait_for(self.first_sync_done.wait(), timeout=60)
+            await self._query_keys_if_needed()
             response = await client.room_send(
                 room_id,
                 outgoing.event_type,

@@ -9,7 +9,7 @@ list changed, so the view can invalidate only that part.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from tuichat.model.items import MESSAGE_KINDS, SendState, TimelineItem
@@ -98,7 +98,7 @@ class Timeline(Sequence[TimelineItem]):
                 continue
             known = self.index_of(item.event_id)
             if known is not None:
-                self._remote[known] = item
+                self._put(known, item)
                 replaced.append(known)
                 continue
             if item.txn_id:
@@ -112,6 +112,14 @@ class Timeline(Sequence[TimelineItem]):
             count=max(len(self), length_before) - remote_before if moved else 0,
             indices=tuple(sorted(i for i in replaced if i < remote_before)),
         )
+
+    def _put(self, index: int, item: TimelineItem) -> None:
+        """Replace the item at `index`; the new one always has a higher
+        version than the old, so caches keyed by version see the change."""
+        old = self._remote[index]
+        if item.version <= old.version:
+            item = replace(item, version=old.version + 1)
+        self._remote[index] = item
 
     def _drop_echo(self, txn_id: str, event_id: str | None = None) -> None:
         self._echoes = [
@@ -144,7 +152,7 @@ class Timeline(Sequence[TimelineItem]):
                 continue
             index = self.index_of(item.event_id)
             if index is not None:
-                self._remote[index] = item
+                self._put(index, item)
                 indices.append(index)
         return TimelineChange(ChangeKind.REPLACED, indices=tuple(sorted(indices)))
 

@@ -25,6 +25,7 @@ def room_label(room: RoomSummary, *, current: bool = False) -> Text:
     placed as plain Text, never as markup."""
     label = Text(no_wrap=True, overflow="ellipsis")
     label.append(ENCRYPTED_MARK if room.encrypted else "  ")
+    label.append(" ")
     label.append(DM_MARK if room.is_direct else "#", style=Style(dim=True))
     label.append(" ")
     label.append(room.name, style=Style(bold=bool(room.unread) or current))

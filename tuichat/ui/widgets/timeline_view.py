@@ -116,7 +116,7 @@ class TimelineView(ScrollView, can_focus=True):
         """Show another timeline (a room switch): measure it, show its end."""
         self._items = items
         self._remeasure(0)
-        self.scroll_end(animate=False, immediate=True)
+        self._scroll_to_end()
         self.refresh()
 
     def apply_change(self, change: TimelineChange) -> None:
@@ -129,7 +129,9 @@ class TimelineView(ScrollView, can_focus=True):
                 added = self._measure_range(0, change.count)
                 self._heights[0:0] = added
                 self._rebuild_offsets(0)
-                self.scroll_to(y=self.scroll_y + sum(added), animate=False, immediate=True)
+                self.scroll_to(
+                    y=self.scroll_y + sum(added), animate=False, immediate=True, force=True
+                )
         else:
             first = len(self._items)
             for index in change.indices:
@@ -143,8 +145,13 @@ class TimelineView(ScrollView, can_focus=True):
             self._rebuild_offsets(first)
         self._update_virtual_size()
         if at_bottom:
-            self.scroll_end(animate=False, immediate=True)
+            self._scroll_to_end()
         self.refresh()
+
+    def _scroll_to_end(self) -> None:
+        # `force`: right after a size change the scrollbars are not updated
+        # yet, and without it Textual would refuse to scroll.
+        self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True, force=True)
 
     @property
     def is_at_bottom(self) -> bool:
@@ -185,7 +192,7 @@ class TimelineView(ScrollView, can_focus=True):
             at_bottom = self.is_at_bottom
             self._remeasure(0)
             if at_bottom:
-                self.scroll_end(animate=False, immediate=True)
+                self._scroll_to_end()
 
     # -- rendering -------------------------------------------------------------
 

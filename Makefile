@@ -1,0 +1,36 @@
+# tuichat: `make demo` and `make test` work on a fresh clone (Python 3.11, Node 20).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint install-dev install-demo clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+
+# Stamp files record which extras are installed; they are redone when
+# pyproject.toml changes.
+$(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -e '.[dev]'
+	touch $@
+
+$(VENV)/.stamp-demo: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -e '.[demo]'
+	touch $@
+
+install-dev: $(VENV)/.stamp-dev
+install-demo: $(VENV)/.stamp-demo
+
+demo: install-demo
+	$(BIN)/python -m tuichat demo
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+test: lint
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,76 @@
+"""The Line-API timeline renders hostile text literally and only what is visible."""
+
+from __future__ import annotations
+
+from textual.app import App, ComposeResult
+
+from tuichat.matrix.convert import Viewer, to_item
+from tuichat.matrix.room_state import RoomState
+from tuichat.model.items import ItemKind, TimelineItem
+from tuichat.model.timeline import Timeline
+from tuichat.ui.widgets.timeline_view import GUTTER, TimelineView
+
+
+def text_item(n: int, body: str, **kw: object) -> TimelineItem:
+    return TimelineItem(key=f"${n}", event_id=f"${n}", sender="@bob:x", sender_name="Bob",
+                        timestamp=1_700_000_000_000 + n, kind=ItemKind.TEXT, body=body, **kw)  # type: ignore[arg-type]
+
+
+class TimelineApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield TimelineView()
+
+
+async def test_long_messages_wrap_under_the_body_column() -> None:
+    app = TimelineApp()
+    async with app.run_test(size=(60, 20)) as pilot:
+        view = app.query_one(TimelineView)
+        timeline = Timeline("!r")
+        timeline.append([text_item(1, "word " * 30)])
+        view.set_items(timeline)
+        await pilot.pause()
+        lines = view.line_texts()
+        assert len(lines) > 1
+        assert all(line[:GUTTER].strip() == "" for line in lines[1:])
+        assert all(len(line.rstrip()) <= 60 for line in lines)
+
+
+async def test_markup_and_escape_sequences_are_shown_literally() -> None:
+    state = RoomState("!r")
+    state.apply({"type": "m.room.member", "state_key": "@evil:x", "sender": "@evil:x",
+                 "content": {"membership": "join", "displayname": "[b]Evil[/b]"}})
+    event = {"type": "m.room.message", "event_id": "$1", "sender": "@evil:x", "origin_server_ts": 1,
+             "content": {"msgtype": "m.text", "body": "[@click=app.quit]quit[/] \x1b[2J\x1b]52;c;eA==\x07"}}
+    item = to_item(event, state, Viewer("@me:x"))
+    assert item is not None
+    app = TimelineApp()
+    async with app.run_test(size=(100, 10)) as pilot:
+        view = app.query_one(TimelineView)
+        view.set_items([item])
+        await pilot.pause()
+        rendered = "".join(view.line_texts())
+        assert "[@click=app.quit]quit[/]" in rendered
+        assert "[b]Evil" in rendered
+        assert "\x1b" not in rendered and "\x07" not in rendered and "␛" in rendered
+        # Nothing in the rendered strips carries a click action.
+        for y in range(view.size.height):
+            for segment in view.render_line(y):
+                assert not (segment.style and segment.style.meta.get("@click")), segment
+        await pilot.click(TimelineView, offset=(GUTTER + 3, 0))
+        assert app.is_running
+
+
+async def test_only_visible_items_are_rendered() -> None:
+    app = TimelineApp()
+    async with app.run_test(size=(80, 20)) as pilot:
+        view = app.query_one(TimelineView)
+        timeline = Timeline("!r")
+        timeline.append([text_item(n, f"message {n}") for n in range(2000)])
+        view.set_items(timeline)
+        await pilot.pause()
+        assert view.virtual_size.height == 2000
+        visible = [view.render_line(y).text for y in range(view.size.height)]
+        assert "message 1999" in visible[-1]
+        view.scroll_home(animate=False)
+        await pilot.pause()
+        assert "message 0" in view.render_line(0).text
