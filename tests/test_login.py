@@ -123,3 +123,26 @@ def test_cli_login_errors_are_one_line_with_exit_code_1(
     )
     assert result.returncode == 0, result.stderr
     assert user.user_id in result.stdout
+
+
+async def test_bare_server_name_is_resolved_through_well_known(synapse: LocalSynapse) -> None:
+    from aiohttp import web
+
+    from tuichat.matrix.login import discover_homeserver
+
+    async def well_known(request: web.Request) -> web.Response:
+        return web.json_response({"m.homeserver": {"base_url": synapse.url + "/"}})
+
+    app = web.Application()
+    app.router.add_get("/.well-known/matrix/client", well_known)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        assert await discover_homeserver(f"127.0.0.1:{port}", scheme="http") == synapse.url
+        # No .well-known at all: the server name itself is the base URL.
+        assert await discover_homeserver("127.0.0.1:9", scheme="http") == "http://127.0.0.1:9"
+    finally:
+        await runner.cleanup()

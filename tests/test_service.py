@@ -164,3 +164,31 @@ async def test_restart_reuses_the_device_and_continues_from_the_cache(
     assert status == 200
     tuichat_devices = [d["device_id"] for d in body["devices"] if d.get("display_name") == "tuichat-test"]
     assert tuichat_devices == [device_id], "a restart must never create a new device"
+
+
+async def test_unreachable_server_shows_reconnecting_with_the_error(
+    synapse: LocalSynapse, new_user: UserFactory, profile: Profile
+) -> None:
+    from dataclasses import replace
+
+    from tuichat.demo.synapse import free_port
+    from tuichat.matrix.events import ConnectionChanged, ConnectionState
+
+    await log_in(synapse, profile, new_user("erin"))
+    session = profile.load_session()
+    assert session is not None
+    profile.save_session(replace(session, homeserver=f"http://127.0.0.1:{free_port()}"))
+    recorder = Recorder()
+    service = MatrixService(profile, recorder, sync_timeout_ms=1000)
+    await service.start()
+    try:
+        change = await wait_until(
+            lambda: next(
+                (e for e in recorder.events
+                 if isinstance(e, ConnectionChanged) and e.state is ConnectionState.RECONNECTING),
+                None,
+            )
+        )
+        assert "connect" in change.detail.lower()
+    finally:
+        await service.stop()

@@ -20,7 +20,7 @@ def _badge(count: int) -> str:
     return "99+" if count > 99 else str(count)
 
 
-def room_label(room: RoomSummary, *, current: bool = False) -> Text:
+def room_label(room: RoomSummary) -> Text:
     """One room's row: markers, name, counters. The name is remote text and is
     placed as plain Text, never as markup."""
     label = Text(no_wrap=True, overflow="ellipsis")
@@ -28,9 +28,9 @@ def room_label(room: RoomSummary, *, current: bool = False) -> Text:
     label.append(" ")
     label.append(DM_MARK if room.is_direct else "#", style=Style(dim=True))
     label.append(" ")
-    label.append(room.name, style=Style(bold=bool(room.unread) or current))
+    label.append(room.name, style=Style(bold=bool(room.unread)))
     if room.membership is Membership.INVITE and room.inviter:
-        label.append(f"  from {room.inviter}", style=Style(dim=True, italic=True))
+        label.append(f"\n     invited by {room.inviter}", style=Style(dim=True, italic=True))
     if room.highlight:
         label.append(f" ({_badge(room.highlight)}!)", style=Style(color="red", bold=True))
     elif room.unread:
@@ -79,15 +79,16 @@ class RoomListView(OptionList):
                 order.append(room.room_id)
             options.append(Option(Text("Rooms", style="bold underline"), disabled=True))
         for room in joined:
-            label = room_label(room, current=room.room_id == current)
-            options.append(Option(label, id=room.room_id))
+            options.append(Option(room_label(room), id=room.room_id))
             order.append(room.room_id)
         self._order = order
-        highlighted = self.highlighted_option.id if self.highlighted_option else current
+        # While the user moves through the list, keep their cursor; otherwise
+        # the cursor follows the room on screen.
+        cursor = self.highlighted_option.id if self.highlighted_option else None
+        target = cursor if self.has_focus and cursor in order else current
         with self.prevent(OptionList.OptionHighlighted):
             self.clear_options()
             self.add_options(options)
-            target = highlighted if highlighted in order else current
             if target in order:
                 self.highlighted = self.get_option_index(target)
 

@@ -115,6 +115,9 @@ class TimelineView(ScrollView, can_focus=True):
     def set_items(self, items: Sequence[TimelineItem]) -> None:
         """Show another timeline (a room switch): measure it, show its end."""
         self._items = items
+        # Strips are keyed by event id; ids from another room (a hostile
+        # server could reuse them) must never show their cached lines here.
+        self._strips.clear()
         self._remeasure(0)
         self._scroll_to_end()
         self.refresh()
@@ -232,8 +235,8 @@ class TimelineView(ScrollView, can_focus=True):
         console = self.app.console
         base = self.rich_style
         clock = _clock(item.timestamp).ljust(TIME_WIDTH)
-        time_text = Text(clock, style=self._style("timeline--time"))
-        lock = Text("🔒" if item.encrypted else "  ", style=self._style("timeline--lock"))
+        time_text = Text.styled(clock, self._style("timeline--time"))
+        lock = Text.styled("🔒" if item.encrypted else "  ", self._style("timeline--lock"))
         body = self._body(item)
         if item.kind in (ItemKind.STATE, ItemKind.EMOTE):
             sender = _fit("*" if item.kind is ItemKind.EMOTE else "--", SENDER_WIDTH)
@@ -255,16 +258,16 @@ class TimelineView(ScrollView, can_focus=True):
 
     def _body(self, item: TimelineItem) -> Text:
         """The item's body as Text. Remote strings are placed as plain Text,
-        never parsed as markup."""
+        never parsed as markup. Styles go on as spans (`Text.styled`):
+        `Text.render`, which builds the strips, ignores a Text's base style."""
         if item.kind is ItemKind.UNDECRYPTABLE:
-            return Text(
-                f"Unable to decrypt: {item.utd_text}",
-                style=self._style("timeline--undecryptable"),
+            return Text.styled(
+                f"Unable to decrypt: {item.utd_text}", self._style("timeline--undecryptable")
             )
         if item.kind is ItemKind.STATE:
-            return Text(item.body, style=self._style("timeline--state"))
+            return Text.styled(item.body, self._style("timeline--state"))
         if item.kind is ItemKind.REDACTED:
-            return Text(item.body, style=self._style("timeline--state"))
+            return Text.styled(item.body, self._style("timeline--state"))
         if item.kind is ItemKind.EMOTE:
             text = Text.assemble(
                 (item.sender_name, Style(color=sender_colour(item.sender), bold=True)),
@@ -272,7 +275,7 @@ class TimelineView(ScrollView, can_focus=True):
                 item.body,
             )
         elif item.kind is ItemKind.NOTICE:
-            text = Text(item.body, style=self._style("timeline--notice"))
+            text = Text.styled(item.body, self._style("timeline--notice"))
         else:
             text = Text(item.body)
         if item.highlight:

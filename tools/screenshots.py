@@ -1,0 +1,161 @@
+"""Produce the SVG screenshots in screenshots/ (run by `make screenshots`).
+
+Drives the real TuichatApp with Pilot. The data is scripted: domain events
+as the Matrix service would emit them are posted to the App, which applies
+them to its model exactly as in a live session. No network is used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tuichat.matrix.convert import Decryption, Viewer, to_item
+from tuichat.matrix.events import (
+    ConnectionChanged,
+    ConnectionState,
+    DomainEvent,
+    RoomsChanged,
+    TimelineAppended,
+)
+from tuichat.matrix.room_state import RoomState
+from tuichat.matrix.session import Profile, Session
+from tuichat.model.items import TimelineItem
+from tuichat.model.rooms import Membership, RoomSummary
+from tuichat.ui.app import TuichatApp
+from tuichat.ui.messages import MatrixEvent
+
+OUT = Path(__file__).resolve().parent.parent / "screenshots"
+ME = "@sam:example.org"
+BASE_TS = 1_763_800_000_000  # a fixed moment, so the screenshots are stable
+
+PEOPLE = {
+    ME: "Sam",
+    "@ada:example.org": "Ada",
+    "@grace:example.org": "Grace Hopper",
+    "@linus:example.org": "Linus",
+}
+
+
+def _state(room_id: str) -> RoomState:
+    state = RoomState(room_id)
+    for user, name in PEOPLE.items():
+        state.apply(
+            {
+                "type": "m.room.member",
+                "state_key": user,
+                "sender": user,
+                "content": {"membership": "join", "displayname": name},
+            }
+        )
+    return state
+
+
+def _message(room_id: str, n: int, sender: str, body: str) -> dict[str, Any]:
+    return {
+        "type": "m.room.message",
+        "event_id": f"${room_id[1:]}-{n}",
+        "sender": sender,
+        "origin_server_ts": BASE_TS + n * 47_000,
+        "content": {"msgtype": "m.text", "body": body},
+    }
+
+
+def _items(room_id: str, script: list[tuple[str, str, str | None]]) -> list[TimelineItem]:
+    """(sender, body, utd reason or None for decrypted) -> items."""
+    state = _state(room_id)
+    viewer = Viewer(ME, "Sam")
+    items = []
+    for n, (sender, body, reason) in enumerate(script):
+        event = _message(room_id, n, sender, body)
+        if reason is not None or body.startswith("🔒"):
+            event = {
+                **event,
+                "type": "m.room.encrypted",
+                "content": {"algorithm": "m.megolm.v1.aes-sha2", "session_id": f"s{n}"},
+            }
+            decryption = Decryption(
+                None if reason else {"type": "m.room.message",
+                                     "content": {"msgtype": "m.text", "body": body[2:]}},
+                reason,
+            )
+            item = to_item(event, state, viewer, decryption)
+        else:
+            item = to_item(event, state, viewer)
+        assert item is not None
+        items.append(item)
+    return items
+
+
+ROOMS = [
+    RoomSummary("!ada", "Ada", is_direct=True, encrypted=True, last_activity=BASE_TS + 900_000),
+    RoomSummary("!e2ee", "E2EE working group", encrypted=True, topic="Keys, backups, and "
+                "why placeholders fill in", last_activity=BASE_TS + 800_000),
+    RoomSummary("!tui", "#terminal-clients", topic="gomuks, iamb, tuichat and friends",
+                last_activity=BASE_TS + 700_000),
+    RoomSummary("!grace", "Grace Hopper", is_direct=True, encrypted=True,
+                last_activity=BASE_TS + 600_000),
+    RoomSummary("!inv", "Compilers & coffee", membership=Membership.INVITE, encrypted=True,
+                inviter="Linus", last_activity=BASE_TS + 950_000),
+]
+
+CONVERSATION = [
+    ("@ada:example.org", "🔒 Morning! Did the new session pick up the room keys?", None),
+    (ME, "🔒 It did. Everything from yesterday decrypted after I imported the export.", None),
+    ("@ada:example.org", "🔒 Even the messages from before you added this laptop?", None),
+    (ME, "🔒 Those too: they showed as placeholders and filled in the moment the key "
+         "arrived, right where they belong in the timeline.", None),
+    ("@ada:example.org", "🔒 Lovely. Let's compare fingerprints later, just to be sure.", None),
+]
+
+PLACEHOLDERS = [
+    ("@grace:example.org", "🔒 The draft is in the shared folder.", None),
+    ("@grace:example.org", "", "missing_key"),
+    ("@linus:example.org", "", "unknown_index"),
+    ("@grace:example.org", "🔒 Did that come through? I sent it from my old phone.", None),
+    (ME, "🔒 Two lines are still locked; tuichat has asked your other devices for the key.",
+     None),
+]
+
+
+async def _shoot(app: TuichatApp, events: list[DomainEvent], room_id: str, name: str) -> None:
+    async with app.run_test(size=(110, 30)) as pilot:
+        await pilot.pause()
+        for event in events:
+            app.post_message(MatrixEvent(event))
+        await pilot.pause()
+        app.switch_room(room_id)
+        await pilot.pause()
+        OUT.mkdir(exist_ok=True)
+        svg = app.export_screenshot(title=f"tuichat — {name}")
+        (OUT / f"{name}.svg").write_text(svg)
+        print(f"wrote screenshots/{name}.svg")
+
+
+async def main() -> int:
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    with tempfile.TemporaryDirectory() as tmp:
+        profile = Profile(Path(tmp) / "profile")
+        profile.save_session(Session("https://matrix.example.org", ME, "TUICHATDEMO", "x"))
+        profile.create_pickle_key()
+        common: list[DomainEvent] = [
+            RoomsChanged(ROOMS),
+            ConnectionChanged(ConnectionState.SYNCED),
+        ]
+        ada = TimelineAppended("!ada", _items("!ada", CONVERSATION))
+        app = TuichatApp(profile, connect=False)
+        await _shoot(app, [*common, ada], "!ada", "main")
+        grace = TimelineAppended("!grace", _items("!grace", PLACEHOLDERS))
+        app = TuichatApp(profile, connect=False)
+        await _shoot(app, [*common, ada, grace], "!grace", "undecryptable")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
