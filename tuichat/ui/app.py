@@ -38,6 +38,7 @@ from tuichat.model.timeline import Timeline, TimelineChange
 from tuichat.ui.messages import MatrixEvent
 from tuichat.ui.screens.main import MainScreen
 from tuichat.ui.screens.room_switcher import RoomSwitcher
+from tuichat.ui.themes import DEFAULT_THEME, builtin_themes
 from tuichat.ui.widgets.composer import Composer
 from tuichat.ui.widgets.room_list import RoomListView
 from tuichat.ui.widgets.status_line import status_text
@@ -91,6 +92,12 @@ class TuichatApp(App[int]):
         return self.main
 
     def on_mount(self) -> None:
+        loaded = builtin_themes()
+        for theme in loaded.themes:
+            self.register_theme(theme)
+        for error in loaded.errors:
+            self.notify(error, title="Theme not loaded", severity="warning")
+        self.theme = DEFAULT_THEME
         # The default screen composes after the App mounts: load once it has.
         self.main.call_after_refresh(self._load)
 

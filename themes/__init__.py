@@ -1,0 +1,1 @@
+"""Theme files shipped with tuichat (installed as the `tuichat.themes` package)."""
