@@ -110,14 +110,15 @@ class NioPeer:
         return response.room_id
 
     async def join(self, room_id: str) -> None:
-        await wait_until(lambda: room_id in self.client.invited_rooms or room_id in self.client.rooms)
+        await wait_until(
+            lambda: room_id in self.client.invited_rooms or room_id in self.client.rooms
+        )
         await self.client.join(room_id)
         await wait_until(lambda: room_id in self.client.rooms)
 
     async def wait_for_member(self, room_id: str, user_id: str, timeout: float = 20.0) -> None:
         await wait_until(
-            lambda: room_id in self.client.rooms
-            and user_id in self.client.rooms[room_id].users,
+            lambda: room_id in self.client.rooms and user_id in self.client.rooms[room_id].users,
             timeout,
         )
 

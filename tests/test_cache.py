@@ -13,15 +13,33 @@ ME = "@me:x"
 
 
 def event(n: int, kind: str = "m.room.message") -> dict:
-    return {"type": kind, "event_id": f"${n}", "sender": "@bob:x", "origin_server_ts": n,
-            "content": {"msgtype": "m.text", "body": f"m{n}"}}
+    return {
+        "type": kind,
+        "event_id": f"${n}",
+        "sender": "@bob:x",
+        "origin_server_ts": n,
+        "content": {"msgtype": "m.text", "body": f"m{n}"},
+    }
 
 
 def test_sync_write_round_trip_and_private_file(tmp_path: Path) -> None:
     cache = Cache(tmp_path / "cache.sqlite3")
     assert stat.S_IMODE((tmp_path / "cache.sqlite3").stat().st_mode) == 0o600
-    name = {"type": "m.room.name", "state_key": "", "sender": "@bob:x", "event_id": "$n", "content": {"name": "Room"}}
-    cache.commit_sync(SyncWrite("t1", rooms={"!r": RoomWrite("join", {"m.joined_member_count": 2}, [name], [event(1), event(2)])}))
+    name = {
+        "type": "m.room.name",
+        "state_key": "",
+        "sender": "@bob:x",
+        "event_id": "$n",
+        "content": {"name": "Room"},
+    }
+    cache.commit_sync(
+        SyncWrite(
+            "t1",
+            rooms={
+                "!r": RoomWrite("join", {"m.joined_member_count": 2}, [name], [event(1), event(2)])
+            },
+        )
+    )
     cache.commit_sync(SyncWrite("t2", rooms={"!r": RoomWrite("join", events=[event(2), event(3)])}))
     assert cache.sync_token == "t2"
     events, older = cache.load_events("!r", 10)
@@ -38,7 +56,9 @@ def test_sync_write_round_trip_and_private_file(tmp_path: Path) -> None:
 def test_limited_sync_replaces_the_cached_timeline(tmp_path: Path) -> None:
     cache = Cache(tmp_path / "c")
     cache.commit_sync(SyncWrite("t1", rooms={"!r": RoomWrite("join", events=[event(1)])}))
-    cache.commit_sync(SyncWrite("t2", rooms={"!r": RoomWrite("join", events=[event(9)], replace_timeline=True)}))
+    cache.commit_sync(
+        SyncWrite("t2", rooms={"!r": RoomWrite("join", events=[event(9)], replace_timeline=True)})
+    )
     assert [e["event_id"] for e in cache.load_events("!r", 10)[0]] == ["$9"]
 
 
@@ -56,8 +76,13 @@ def test_removed_rooms_are_forgotten_and_a_failed_write_changes_nothing(tmp_path
 
 def test_encrypted_events_load_as_decrypting_placeholders(tmp_path: Path) -> None:
     cache = Cache(tmp_path / "c")
-    encrypted = {"type": "m.room.encrypted", "event_id": "$e", "sender": "@bob:x", "origin_server_ts": 1,
-                 "content": {"algorithm": "m.megolm.v1.aes-sha2", "session_id": "S", "ciphertext": "x"}}
+    encrypted = {
+        "type": "m.room.encrypted",
+        "event_id": "$e",
+        "sender": "@bob:x",
+        "origin_server_ts": 1,
+        "content": {"algorithm": "m.megolm.v1.aes-sha2", "session_id": "S", "ciphertext": "x"},
+    }
     cache.commit_sync(SyncWrite("t", rooms={"!r": RoomWrite("join", events=[encrypted])}))
     snapshot = load_snapshot(cache, ME)
     assert snapshot.timelines["!r"][0].utd_reason == "decrypting"

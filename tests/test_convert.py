@@ -16,8 +16,14 @@ def member(user: str, name: str | None, membership: str = "join", **extra: Any) 
     content: dict[str, Any] = {"membership": membership}
     if name is not None:
         content["displayname"] = name
-    return {"type": "m.room.member", "state_key": user, "sender": user,
-            "event_id": f"$m-{user}-{membership}", "content": content, **extra}
+    return {
+        "type": "m.room.member",
+        "state_key": user,
+        "sender": user,
+        "event_id": f"$m-{user}-{membership}",
+        "content": content,
+        **extra,
+    }
 
 
 def state_with(*events: dict[str, Any]) -> RoomState:
@@ -28,15 +34,25 @@ def state_with(*events: dict[str, Any]) -> RoomState:
 
 
 def message(body: object, sender: str = BOB, **content: Any) -> dict[str, Any]:
-    return {"type": "m.room.message", "event_id": "$e1", "sender": sender,
-            "origin_server_ts": 1700000000000, "content": {"msgtype": "m.text", "body": body, **content}}
+    return {
+        "type": "m.room.message",
+        "event_id": "$e1",
+        "sender": sender,
+        "origin_server_ts": 1700000000000,
+        "content": {"msgtype": "m.text", "body": body, **content},
+    }
 
 
 def test_text_message_uses_the_member_display_name() -> None:
     state = state_with(member(BOB, "Bob"), member(ME, "Me"))
     item = to_item(message("hi"), state, Viewer(ME))
     assert item is not None
-    assert (item.kind, item.body, item.sender_name, item.timestamp) == (ItemKind.TEXT, "hi", "Bob", 1700000000000)
+    assert (item.kind, item.body, item.sender_name, item.timestamp) == (
+        ItemKind.TEXT,
+        "hi",
+        "Bob",
+        1700000000000,
+    )
 
 
 def test_clashing_display_names_are_disambiguated() -> None:
@@ -59,14 +75,21 @@ def test_mentions_highlight() -> None:
 
 
 def test_undecryptable_event_becomes_a_placeholder_with_its_session() -> None:
-    event = {"type": "m.room.encrypted", "event_id": "$x", "sender": BOB, "origin_server_ts": 5,
-             "content": {"algorithm": "m.megolm.v1.aes-sha2", "session_id": "S1", "ciphertext": "c"}}
+    event = {
+        "type": "m.room.encrypted",
+        "event_id": "$x",
+        "sender": BOB,
+        "origin_server_ts": 5,
+        "content": {"algorithm": "m.megolm.v1.aes-sha2", "session_id": "S1", "ciphertext": "c"},
+    }
     item = to_item(event, state_with(), Viewer(ME))
     assert item is not None
     assert item.kind is ItemKind.UNDECRYPTABLE and item.session_id == "S1"
     assert item.utd_reason == "missing_key" and item.encrypted
     decrypted = to_item(
-        event, state_with(), Viewer(ME),
+        event,
+        state_with(),
+        Viewer(ME),
         Decryption({"type": "m.room.message", "content": {"msgtype": "m.text", "body": "secret"}}),
     )
     assert decrypted is not None and decrypted.body == "secret" and decrypted.encrypted
@@ -75,10 +98,23 @@ def test_undecryptable_event_becomes_a_placeholder_with_its_session() -> None:
 def test_membership_changes_read_naturally() -> None:
     state = state_with(member(BOB, "Bob"))
     joined = to_item(member("@ann:x", "Ann"), state, Viewer(ME))
-    renamed = to_item(member(BOB, "Robert", unsigned={"prev_content": {"membership": "join", "displayname": "Bob"}}),
-                      state, Viewer(ME))
-    left = to_item(member(BOB, None, "leave", unsigned={"prev_content": {"membership": "join", "displayname": "Bob"}}),
-                   state, Viewer(ME))
+    renamed = to_item(
+        member(
+            BOB, "Robert", unsigned={"prev_content": {"membership": "join", "displayname": "Bob"}}
+        ),
+        state,
+        Viewer(ME),
+    )
+    left = to_item(
+        member(
+            BOB,
+            None,
+            "leave",
+            unsigned={"prev_content": {"membership": "join", "displayname": "Bob"}},
+        ),
+        state,
+        Viewer(ME),
+    )
     assert joined.body == "Ann joined"  # type: ignore[union-attr]
     assert renamed.body == "Bob changed their name to Robert"  # type: ignore[union-attr]
     assert left.body == "Bob left"  # type: ignore[union-attr]
@@ -87,9 +123,20 @@ def test_membership_changes_read_naturally() -> None:
 def test_malformed_events_never_raise() -> None:
     state = state_with()
     for event in [
-        {}, {"type": 5}, {"event_id": "$1"}, {"event_id": "$1", "sender": BOB, "type": "m.room.message", "content": "x"},
-        message(None), message(["list"]), message({"nested": {"deep": True}}),
-        {"event_id": "$1", "sender": BOB, "type": "m.room.member", "state_key": 7, "content": {"membership": 3}},
+        {},
+        {"type": 5},
+        {"event_id": "$1"},
+        {"event_id": "$1", "sender": BOB, "type": "m.room.message", "content": "x"},
+        message(None),
+        message(["list"]),
+        message({"nested": {"deep": True}}),
+        {
+            "event_id": "$1",
+            "sender": BOB,
+            "type": "m.room.member",
+            "state_key": 7,
+            "content": {"membership": 3},
+        },
         {"event_id": "$1", "sender": BOB, "type": "m.unknown", "content": {}},
     ]:
         to_item(event, state, Viewer(ME))  # must not raise

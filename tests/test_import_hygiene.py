@@ -10,7 +10,9 @@ import pytest
 
 def _modules_after(imports: str) -> set[str]:
     code = f"import sys\n{imports}\nprint('\\n'.join(sys.modules))"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     return set(result.stdout.split())
 
 

@@ -71,8 +71,11 @@ async def test_bad_url_is_a_clear_error(profile: Profile, url: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "localpart", "server"),
-    [("@alice:example.org", "alice", "example.org"), ("alice", "alice", None),
-     ("@bob:localhost:8448", "bob", "localhost:8448")],
+    [
+        ("@alice:example.org", "alice", "example.org"),
+        ("alice", "alice", None),
+        ("@bob:localhost:8448", "bob", "localhost:8448"),
+    ],
 )
 def test_parse_user(text: str, localpart: str, server: str | None) -> None:
     name = parse_user(text)
@@ -107,9 +110,23 @@ def test_cli_login_errors_are_one_line_with_exit_code_1(
 ) -> None:
     user = new_user("cli")
     result = subprocess.run(
-        [sys.executable, "-m", "tuichat", "--profile", str(tmp_path / "p"), "login",
-         "--homeserver", synapse.url, "--user", user.user_id, "--password-stdin"],
-        input="wrong-password\n", capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "tuichat",
+            "--profile",
+            str(tmp_path / "p"),
+            "login",
+            "--homeserver",
+            synapse.url,
+            "--user",
+            user.user_id,
+            "--password-stdin",
+        ],
+        input="wrong-password\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0, result.stderr
@@ -117,9 +134,23 @@ def test_cli_login_errors_are_one_line_with_exit_code_1(
     assert "wrong user name or password" in result.stderr
 
     result = subprocess.run(
-        [sys.executable, "-m", "tuichat", "--profile", str(tmp_path / "p"), "login",
-         "--homeserver", synapse.url, "--user", user.user_id, "--password-stdin"],
-        input=user.password + "\n", capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "tuichat",
+            "--profile",
+            str(tmp_path / "p"),
+            "login",
+            "--homeserver",
+            synapse.url,
+            "--user",
+            user.user_id,
+            "--password-stdin",
+        ],
+        input=user.password + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert user.user_id in result.stdout

@@ -15,8 +15,13 @@ ME = "@me:example.org"
 
 def item(event_id: str, sender: str = "@bob:example.org", **kw: object) -> TimelineItem:
     defaults: dict[str, object] = {
-        "key": event_id, "event_id": event_id, "sender": sender, "sender_name": "Bob",
-        "timestamp": 1000, "kind": ItemKind.TEXT, "body": f"body {event_id}",
+        "key": event_id,
+        "event_id": event_id,
+        "sender": sender,
+        "sender_name": "Bob",
+        "timestamp": 1000,
+        "kind": ItemKind.TEXT,
+        "body": f"body {event_id}",
     }
     defaults.update(kw)
     return TimelineItem(**defaults)  # type: ignore[arg-type]
@@ -24,8 +29,14 @@ def item(event_id: str, sender: str = "@bob:example.org", **kw: object) -> Timel
 
 def echo(txn: str) -> TimelineItem:
     return TimelineItem(
-        key=f"txn:{txn}", sender=ME, sender_name="Me", timestamp=2000, kind=ItemKind.TEXT,
-        body="hi", txn_id=txn, send_state=SendState.PENDING,
+        key=f"txn:{txn}",
+        sender=ME,
+        sender_name="Me",
+        timestamp=2000,
+        kind=ItemKind.TEXT,
+        body="hi",
+        txn_id=txn,
+        send_state=SendState.PENDING,
     )
 
 
@@ -84,10 +95,15 @@ def test_unread_counts_follow_the_read_marker_and_skip_own_and_state_items() -> 
     timeline = Timeline("!r")
     timeline.append([item("$1")])
     timeline.mark_read()
-    timeline.append([
-        item("$2"), item("$3", highlight=True), item("$4", sender=ME),
-        item("$5", kind=ItemKind.STATE), item("$6", kind=ItemKind.UNDECRYPTABLE),
-    ])
+    timeline.append(
+        [
+            item("$2"),
+            item("$3", highlight=True),
+            item("$4", sender=ME),
+            item("$5", kind=ItemKind.STATE),
+            item("$6", kind=ItemKind.UNDECRYPTABLE),
+        ]
+    )
     assert timeline.unread_counts(ME) == (3, 1)
     timeline.mark_read()
     assert timeline.unread_counts(ME) == (0, 0)
@@ -95,11 +111,13 @@ def test_unread_counts_follow_the_read_marker_and_skip_own_and_state_items() -> 
 
 def test_room_list_puts_invites_first_then_recent_activity() -> None:
     rooms = RoomList()
-    rooms.upsert([
-        RoomSummary("!a", "Alpha", last_activity=10),
-        RoomSummary("!b", "Beta", last_activity=30),
-        RoomSummary("!i", "Invite", membership=Membership.INVITE),
-    ])
+    rooms.upsert(
+        [
+            RoomSummary("!a", "Alpha", last_activity=10),
+            RoomSummary("!b", "Beta", last_activity=30),
+            RoomSummary("!i", "Invite", membership=Membership.INVITE),
+        ]
+    )
     assert [r.room_id for r in rooms.ordered()] == ["!i", "!b", "!a"]
     rooms.touch("!a", 40)
     assert [r.room_id for r in rooms.ordered()] == ["!i", "!a", "!b"]
@@ -114,16 +132,27 @@ def test_room_list_puts_invites_first_then_recent_activity() -> None:
         ({"name": "Room"}, "Room"),
         ({"canonical_alias": "#a:b"}, "#a:b"),
         ({"heroes": ["@x"], "hero_names": {"@x": "X"}, "joined_count": 2}, "X"),
-        ({"heroes": ["@x", "@y"], "hero_names": {"@x": "X", "@y": "Y"}, "joined_count": 3}, "X and Y"),
-        ({"heroes": ["@x", "@y"], "hero_names": {"@x": "X", "@y": "Y"}, "joined_count": 6}, "X, Y and 3 others"),
+        (
+            {"heroes": ["@x", "@y"], "hero_names": {"@x": "X", "@y": "Y"}, "joined_count": 3},
+            "X and Y",
+        ),
+        (
+            {"heroes": ["@x", "@y"], "hero_names": {"@x": "X", "@y": "Y"}, "joined_count": 6},
+            "X, Y and 3 others",
+        ),
         ({"heroes": ["@x"], "hero_names": {"@x": "X"}, "joined_count": 1}, "Empty Room (was X)"),
         ({"joined_count": 1}, "Empty Room"),
     ],
 )
 def test_room_display_name_follows_the_spec(kwargs: dict[str, object], expected: str) -> None:
     args: dict[str, object] = {
-        "name": None, "canonical_alias": None, "heroes": [], "hero_names": {},
-        "joined_count": 0, "invited_count": 0, "own_user_id": ME,
+        "name": None,
+        "canonical_alias": None,
+        "heroes": [],
+        "hero_names": {},
+        "joined_count": 0,
+        "invited_count": 0,
+        "own_user_id": ME,
     }
     args.update(kwargs)
     assert room_display_name(**args) == expected  # type: ignore[arg-type]

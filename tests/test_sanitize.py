@@ -23,7 +23,9 @@ def test_no_control_characters_survive(text: str) -> None:
     for cleaned in (clean_text(text), clean_line(text)):
         assert not any(ord(c) < 0x20 and c != "\n" for c in cleaned), repr(cleaned)
         assert not any(0x7F <= ord(c) <= 0x9F for c in cleaned), repr(cleaned)
-        assert not any(c in cleaned for c in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+        assert not any(
+            c in cleaned for c in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+        )
         assert not any(0xD800 <= ord(c) <= 0xDFFF for c in cleaned)
         cleaned.encode("utf-8")  # terminal-safe
 

@@ -95,7 +95,9 @@ async def test_service_and_peer_exchange_messages(
     room_id = await peer.create_room(invite=[alice.user_id], encrypted=encrypted)
     await _join_from_invite(service, recorder, room_id)
     await peer.wait_for_member(room_id, alice.user_id)
-    await wait_until(lambda: recorder.rooms().get(room_id) and recorder.rooms()[room_id].encrypted == encrypted)
+    await wait_until(
+        lambda: recorder.rooms().get(room_id) and recorder.rooms()[room_id].encrypted == encrypted
+    )
 
     await peer.send_text(room_id, "hello from bob")
     item = await wait_until(lambda: recorder.text_from(room_id, "hello from bob"))
@@ -109,9 +111,7 @@ async def test_service_and_peer_exchange_messages(
     assert echo.item.txn_id == txn_id and echo.item.send_state is SendState.PENDING
     sender = await peer.wait_for_text(room_id, "hello from alice")
     assert sender == alice.user_id
-    sent = await wait_until(
-        lambda: [e for e in recorder.events if isinstance(e, SendStateChanged)]
-    )
+    sent = await wait_until(lambda: [e for e in recorder.events if isinstance(e, SendStateChanged)])
     assert sent[0].state is SendState.SENT and sent[0].event_id
     remote_echo = await wait_until(lambda: recorder.text_from(room_id, "hello from alice"))
     assert remote_echo.txn_id == txn_id
@@ -159,10 +159,14 @@ async def test_restart_reuses_the_device_and_continues_from_the_cache(
     finally:
         await service.stop()
     status, body = synapse._request(
-        "GET", "/_matrix/client/v3/devices", token=profile.load_session().access_token  # type: ignore[union-attr]
+        "GET",
+        "/_matrix/client/v3/devices",
+        token=profile.load_session().access_token,  # type: ignore[union-attr]
     )
     assert status == 200
-    tuichat_devices = [d["device_id"] for d in body["devices"] if d.get("display_name") == "tuichat-test"]
+    tuichat_devices = [
+        d["device_id"] for d in body["devices"] if d.get("display_name") == "tuichat-test"
+    ]
     assert tuichat_devices == [device_id], "a restart must never create a new device"
 
 
@@ -184,8 +188,11 @@ async def test_unreachable_server_shows_reconnecting_with_the_error(
     try:
         change = await wait_until(
             lambda: next(
-                (e for e in recorder.events
-                 if isinstance(e, ConnectionChanged) and e.state is ConnectionState.RECONNECTING),
+                (
+                    e
+                    for e in recorder.events
+                    if isinstance(e, ConnectionChanged) and e.state is ConnectionState.RECONNECTING
+                ),
                 None,
             )
         )

@@ -12,8 +12,16 @@ from tuichat.ui.widgets.timeline_view import GUTTER, TimelineView
 
 
 def text_item(n: int, body: str, **kw: object) -> TimelineItem:
-    return TimelineItem(key=f"${n}", event_id=f"${n}", sender="@bob:x", sender_name="Bob",
-                        timestamp=1_700_000_000_000 + n, kind=ItemKind.TEXT, body=body, **kw)  # type: ignore[arg-type]
+    return TimelineItem(
+        key=f"${n}",
+        event_id=f"${n}",
+        sender="@bob:x",
+        sender_name="Bob",
+        timestamp=1_700_000_000_000 + n,
+        kind=ItemKind.TEXT,
+        body=body,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 class TimelineApp(App[None]):
@@ -37,10 +45,24 @@ async def test_long_messages_wrap_under_the_body_column() -> None:
 
 async def test_markup_and_escape_sequences_are_shown_literally() -> None:
     state = RoomState("!r")
-    state.apply({"type": "m.room.member", "state_key": "@evil:x", "sender": "@evil:x",
-                 "content": {"membership": "join", "displayname": "[b]Evil[/b]"}})
-    event = {"type": "m.room.message", "event_id": "$1", "sender": "@evil:x", "origin_server_ts": 1,
-             "content": {"msgtype": "m.text", "body": "[@click=app.quit]quit[/] \x1b[2J\x1b]52;c;eA==\x07"}}
+    state.apply(
+        {
+            "type": "m.room.member",
+            "state_key": "@evil:x",
+            "sender": "@evil:x",
+            "content": {"membership": "join", "displayname": "[b]Evil[/b]"},
+        }
+    )
+    event = {
+        "type": "m.room.message",
+        "event_id": "$1",
+        "sender": "@evil:x",
+        "origin_server_ts": 1,
+        "content": {
+            "msgtype": "m.text",
+            "body": "[@click=app.quit]quit[/] \x1b[2J\x1b]52;c;eA==\x07",
+        },
+    }
     item = to_item(event, state, Viewer("@me:x"))
     assert item is not None
     app = TimelineApp()

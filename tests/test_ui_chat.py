@@ -21,6 +21,7 @@ from tuichat.ui.widgets.timeline_view import TimelineView
 
 async def wait_ui(pilot: Pilot[Any], predicate: Callable[[], object], timeout: float = 20.0) -> Any:
     """Let the app run until `predicate` holds."""
+
     async def check() -> object:
         return predicate()
 
@@ -117,7 +118,9 @@ async def test_unknown_command_shows_an_error_line(
         assert "/join" in str(feedback.render())
 
 
-async def test_composer_keys(synapse: LocalSynapse, new_user: UserFactory, profile: Profile) -> None:
+async def test_composer_keys(
+    synapse: LocalSynapse, new_user: UserFactory, profile: Profile
+) -> None:
     await log_in(synapse, profile, new_user("dave"))
     app = TuichatApp(profile, connect=False)
     messages: list[Any] = []

@@ -80,8 +80,9 @@ def _items(room_id: str, script: list[tuple[str, str, str | None]]) -> list[Time
                 "content": {"algorithm": "m.megolm.v1.aes-sha2", "session_id": f"s{n}"},
             }
             decryption = Decryption(
-                None if reason else {"type": "m.room.message",
-                                     "content": {"msgtype": "m.text", "body": body[2:]}},
+                None
+                if reason
+                else {"type": "m.room.message", "content": {"msgtype": "m.text", "body": body[2:]}},
                 reason,
             )
             item = to_item(event, state, viewer, decryption)
@@ -94,22 +95,42 @@ def _items(room_id: str, script: list[tuple[str, str, str | None]]) -> list[Time
 
 ROOMS = [
     RoomSummary("!ada", "Ada", is_direct=True, encrypted=True, last_activity=BASE_TS + 900_000),
-    RoomSummary("!e2ee", "E2EE working group", encrypted=True, topic="Keys, backups, and "
-                "why placeholders fill in", last_activity=BASE_TS + 800_000),
-    RoomSummary("!tui", "#terminal-clients", topic="gomuks, iamb, tuichat and friends",
-                last_activity=BASE_TS + 700_000),
-    RoomSummary("!grace", "Grace Hopper", is_direct=True, encrypted=True,
-                last_activity=BASE_TS + 600_000),
-    RoomSummary("!inv", "Compilers & coffee", membership=Membership.INVITE, encrypted=True,
-                inviter="Linus", last_activity=BASE_TS + 950_000),
+    RoomSummary(
+        "!e2ee",
+        "E2EE working group",
+        encrypted=True,
+        topic="Keys, backups, and why placeholders fill in",
+        last_activity=BASE_TS + 800_000,
+    ),
+    RoomSummary(
+        "!tui",
+        "#terminal-clients",
+        topic="gomuks, iamb, tuichat and friends",
+        last_activity=BASE_TS + 700_000,
+    ),
+    RoomSummary(
+        "!grace", "Grace Hopper", is_direct=True, encrypted=True, last_activity=BASE_TS + 600_000
+    ),
+    RoomSummary(
+        "!inv",
+        "Compilers & coffee",
+        membership=Membership.INVITE,
+        encrypted=True,
+        inviter="Linus",
+        last_activity=BASE_TS + 950_000,
+    ),
 ]
 
 CONVERSATION = [
     ("@ada:example.org", "🔒 Morning! Did the new session pick up the room keys?", None),
     (ME, "🔒 It did. Everything from yesterday decrypted after I imported the export.", None),
     ("@ada:example.org", "🔒 Even the messages from before you added this laptop?", None),
-    (ME, "🔒 Those too: they showed as placeholders and filled in the moment the key "
-         "arrived, right where they belong in the timeline.", None),
+    (
+        ME,
+        "🔒 Those too: they showed as placeholders and filled in the moment the key "
+        "arrived, right where they belong in the timeline.",
+        None,
+    ),
     ("@ada:example.org", "🔒 Lovely. Let's compare fingerprints later, just to be sure.", None),
 ]
 
@@ -118,8 +139,7 @@ PLACEHOLDERS = [
     ("@grace:example.org", "", "missing_key"),
     ("@linus:example.org", "", "unknown_index"),
     ("@grace:example.org", "🔒 Did that come through? I sent it from my old phone.", None),
-    (ME, "🔒 Two lines are still locked; tuichat has asked your other devices for the key.",
-     None),
+    (ME, "🔒 Two lines are still locked; tuichat has asked your other devices for the key.", None),
 ]
 
 

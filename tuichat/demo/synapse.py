@@ -183,9 +183,7 @@ class LocalSynapse:
         )
         config_file = self.base_dir / "homeserver.yaml"
         # JSON is valid YAML, so no YAML writer is needed here.
-        config_file.write_text(
-            json.dumps(_homeserver_config(self.base_dir, self.port), indent=2)
-        )
+        config_file.write_text(json.dumps(_homeserver_config(self.base_dir, self.port), indent=2))
         return config_file
 
     def start(self, timeout: float = 60.0) -> None:
@@ -215,8 +213,7 @@ class LocalSynapse:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise SynapseError(
-                    f"Synapse exited with code {self.process.returncode}: "
-                    + self._tail_of_logs()
+                    f"Synapse exited with code {self.process.returncode}: " + self._tail_of_logs()
                 )
             try:
                 with urllib.request.urlopen(
@@ -301,8 +298,6 @@ class LocalSynapse:
 
     def set_display_name(self, user: RegisteredUser, name: str) -> None:
         path = f"/_matrix/client/v3/profile/{urllib.request.quote(user.user_id)}/displayname"
-        status, reply = self._request(
-            "PUT", path, {"displayname": name}, token=user.access_token
-        )
+        status, reply = self._request("PUT", path, {"displayname": name}, token=user.access_token)
         if status != 200:
             raise SynapseError(f"setting display name failed: {status} {reply}")

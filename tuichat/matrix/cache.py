@@ -178,8 +178,7 @@ class Cache:
             ).fetchall()
         else:
             rows = self._db.execute(
-                "SELECT event FROM events WHERE room_id = ? AND pos < ? "
-                "ORDER BY pos DESC LIMIT ?",
+                "SELECT event FROM events WHERE room_id = ? AND pos < ? ORDER BY pos DESC LIMIT ?",
                 (room_id, bound, limit + 1),
             ).fetchall()
         has_older = len(rows) > limit
@@ -213,9 +212,7 @@ class Cache:
 
     def _write_room(self, room_id: str, room: RoomWrite) -> None:
         db = self._db
-        row = db.execute(
-            "SELECT summary FROM rooms WHERE room_id = ?", (room_id,)
-        ).fetchone()
+        row = db.execute("SELECT summary FROM rooms WHERE room_id = ?", (room_id,)).fetchone()
         summary = json.loads(row[0]) if row else {}
         if room.summary:
             summary.update(room.summary)
@@ -234,15 +231,12 @@ class Cache:
             [
                 (room_id, event["type"], event["state_key"], _dumps(event))
                 for event in room.state
-                if isinstance(event.get("type"), str)
-                and isinstance(event.get("state_key"), str)
+                if isinstance(event.get("type"), str) and isinstance(event.get("state_key"), str)
             ],
         )
         if room.replace_timeline:
             db.execute("DELETE FROM events WHERE room_id = ?", (room_id,))
-        if room.prev_batch is not None and (
-            room.replace_timeline or row is None
-        ):
+        if room.prev_batch is not None and (room.replace_timeline or row is None):
             db.execute(
                 "UPDATE rooms SET prev_batch = ? WHERE room_id = ?",
                 (room.prev_batch, room_id),
@@ -268,6 +262,4 @@ class Cache:
         )
 
     def set_read_marker(self, room_id: str, event_id: str) -> None:
-        self._db.execute(
-            "UPDATE rooms SET read_marker = ? WHERE room_id = ?", (event_id, room_id)
-        )
+        self._db.execute("UPDATE rooms SET read_marker = ? WHERE room_id = ?", (event_id, room_id))

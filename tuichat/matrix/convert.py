@@ -40,8 +40,7 @@ class Viewer:
         if localpart:
             needles.append(localpart)
         return any(
-            re.search(rf"(?<![\w@]){re.escape(n)}(?![\w])", body, re.IGNORECASE)
-            for n in needles
+            re.search(rf"(?<![\w@]){re.escape(n)}(?![\w])", body, re.IGNORECASE) for n in needles
         )
 
 
@@ -52,6 +51,8 @@ class Decryption:
     payload: dict[str, Any] | None  # the decrypted {"type", "content"} or None
     reason: str | None = None  # UTD reason when payload is None
     session_id: str | None = None
+    trust: str | None = None  # "own", "verified", "unverified", "unknown_device"
+    key_source: str | None = None  # "forwarded", "imported", "backup" or None
 
 
 def _str(value: object, default: str = "") -> str:
@@ -84,9 +85,7 @@ def _message(
         return ItemKind.REDACTED, "message deleted", False
     body = clean_text(content.get("body"))
     msgtype = _str(content.get("msgtype"))
-    highlight = event.get("sender") != viewer.user_id and viewer.mentioned_in(
-        content, body
-    )
+    highlight = event.get("sender") != viewer.user_id and viewer.mentioned_in(content, body)
     if msgtype == "m.emote":
         return ItemKind.EMOTE, body, highlight
     if msgtype == "m.notice":
@@ -260,6 +259,8 @@ def _to_item(
         inner = payload.get("content")
         content = inner if isinstance(inner, dict) else {}
         common["session_id"] = session_id
+        common["trust"] = decryption.trust
+        common["key_source"] = decryption.key_source
     converter = CONVERTERS.get(event_type)
     if converter is None:
         return None

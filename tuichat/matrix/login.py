@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -137,7 +138,7 @@ async def login(
     """
     from nio import LoginResponse
 
-    from tuichat.matrix.service import build_client
+    from tuichat.matrix.client import build_client
 
     existing = profile.load_session()
     if existing is not None:
@@ -164,7 +165,13 @@ async def login(
             if getattr(response, "status_code", "") == "M_FORBIDDEN":
                 message = "wrong user name or password"
             raise LoginError(f"login failed: {message}")
-        session = Session(base_url, response.user_id, response.device_id, response.access_token)
+        session = Session(
+            base_url,
+            response.user_id,
+            response.device_id,
+            response.access_token,
+            created_ms=int(time.time() * 1000),
+        )
         profile.save_session(session)
         try:
             if client.should_upload_keys:
@@ -180,6 +187,7 @@ async def login(
         raise
     finally:
         await client.close()
+        client.extras.close()
 
 
 async def logout(profile: Profile) -> Session:

@@ -84,8 +84,7 @@ class RoomState:
         return sorted(
             state_key
             for (event_type, state_key), event in self.events.items()
-            if event_type == "m.room.member"
-            and _content(event).get("membership") in memberships
+            if event_type == "m.room.member" and _content(event).get("membership") in memberships
         )
 
     def _display_names(self) -> dict[str, str]:
@@ -165,8 +164,7 @@ class RoomState:
             name=self.display_name(own_user_id),
             membership=self.membership,
             topic=self.topic,
-            is_direct=self.is_direct
-            or (invite and self.invited_as_direct(own_user_id)),
+            is_direct=self.is_direct or (invite and self.invited_as_direct(own_user_id)),
             encrypted=self.encrypted,
             inviter=self.inviter(own_user_id) if invite else "",
             last_activity=last_activity,

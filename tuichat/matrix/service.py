@@ -11,10 +11,16 @@ How a sync response is handled:
 2. nio receives a copy without the encrypted timeline events: it processes
    to-device messages (room keys land in its store at once), room state,
    device-list changes and one-time-key counts, exactly as usual.
-3. tuichat decrypts the timeline events itself (`decryption.py`), converts
+3. tuichat decrypts the timeline events itself (`crypto/megolm.py`), converts
    them to items (`convert.py`) and emits one `TimelineAppended` per room.
-4. The raw events (ciphertext for encrypted ones) and the sync token are
+4. Events that waited for a key which arrived in this response (or in an
+   import, or a later upkeep round) are decrypted again and replaced in
+   place (`ItemsReplaced`), in every room, shown or not.
+5. The raw events (ciphertext for encrypted ones) and the sync token are
    written to the cache in one transaction, after nio has stored the keys.
+
+End-to-end encryption beyond nio lives in `tuichat/matrix/crypto/`; the
+service talks to it through `CryptoEngine`.
 """
 
 from __future__ import annotations
@@ -26,25 +32,21 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import aiohttp
-from nio import (
-    AsyncClient,
-    AsyncClientConfig,
-    JoinError,
-    RoomLeaveError,
-    RoomSendResponse,
-    SyncResponse,
-)
-from nio.exceptions import LocalProtocolError
+from nio import JoinError, RoomLeaveError, RoomSendResponse, SyncResponse
+from nio.api import Api
 
 from tuichat.matrix.cache import Cache, RoomWrite, SyncWrite
+from tuichat.matrix.client import build_client
 from tuichat.matrix.convert import Decryption, Viewer, to_item
-from tuichat.matrix.decryption import decrypt_room_event
+from tuichat.matrix.crypto.engine import CryptoEngine, ImportResult, Redecrypted
+from tuichat.matrix.crypto.key_requests import GRACE_SECONDS
+from tuichat.matrix.crypto.nio_extensions import TuichatClient
 from tuichat.matrix.events import (
     ConnectionChanged,
     ConnectionState,
@@ -58,8 +60,9 @@ from tuichat.matrix.events import (
     SwitchToRoom,
     TimelineAppended,
 )
+from tuichat.matrix.network import NETWORK_ERRORS
 from tuichat.matrix.room_state import RoomState
-from tuichat.matrix.session import Profile, Session
+from tuichat.matrix.session import Profile
 from tuichat.matrix.snapshot import Snapshot, direct_room_ids, last_activity, load_snapshot
 from tuichat.model.items import ItemKind, SendState, TimelineItem
 from tuichat.model.rooms import Membership
@@ -81,28 +84,6 @@ def sync_filter() -> dict[str, Any]:
         },
         "presence": {"not_types": ["*"]},
     }
-
-
-def build_client(
-    profile: Profile, session: Session, *, max_timeouts: int | None = 2
-) -> AsyncClient:
-    """An AsyncClient whose crypto store lives in the profile, under its own
-    random pickle key (nio's default key is a public constant)."""
-    config = AsyncClientConfig(
-        store_sync_tokens=False,
-        encryption_enabled=True,
-        pickle_key=profile.pickle_key(),
-        max_timeouts=max_timeouts,
-        request_timeout=45,
-    )
-    client = AsyncClient(
-        session.homeserver,
-        session.user_id,
-        device_id=session.device_id,
-        store_path=str(profile.store_dir),
-        config=config,
-    )
-    return client
 
 
 @dataclass
@@ -138,6 +119,7 @@ class MatrixService:
         snapshot: Snapshot | None = None,
         cache: Cache | None = None,
         sync_timeout_ms: int = SYNC_TIMEOUT_MS,
+        key_request_grace: float = GRACE_SECONDS,
     ) -> None:
         session = profile.load_session()
         if session is None:
@@ -153,19 +135,19 @@ class MatrixService:
         self.viewer = Viewer(self.user_id, self.snapshot.own_display_name)
         self.sync_token = self.snapshot.sync_token
         self.sync_timeout_ms = sync_timeout_ms
-        self.client: AsyncClient | None = None
+        self.key_request_grace = key_request_grace
+        self.client: TuichatClient | None = None
+        self.crypto: CryptoEngine | None = None
         self._sync_task: asyncio.Task[None] | None = None
         self._send_queues: dict[str, asyncio.Queue[_Outgoing]] = {}
         self._send_workers: dict[str, asyncio.Task[None]] = {}
         self._outgoing: dict[str, _Outgoing] = {}
         self._pending_switch: str | None = None
-        self._key_query_lock = asyncio.Lock()
         self.first_sync_done = asyncio.Event()
         self.synced_once = False
         self._state = ConnectionState.CONNECTING
         self._last_activity: dict[str, int] = {
-            room_id: last_activity(items)
-            for room_id, items in self.snapshot.timelines.items()
+            room_id: last_activity(items) for room_id, items in self.snapshot.timelines.items()
         }
 
     # -- lifecycle ---------------------------------------------------------------
@@ -194,6 +176,16 @@ class MatrixService:
         self.profile.fix_permissions()
         self.client = client
         await self._prime_nio_rooms()
+        self.crypto = CryptoEngine(
+            client,
+            client.extras,
+            self.profile.pickle_key(),
+            device_created_ms=session.created_ms,
+            key_request_grace=self.key_request_grace,
+        )
+        # After priming: replaying cached state must not touch the restored
+        # outbound sessions (they are not rotated by a restart).
+        self.crypto.restore()
         self._decrypt_cached_events()
 
     async def start(self) -> None:
@@ -214,6 +206,10 @@ class MatrixService:
         self._send_workers.clear()
         if self.client is not None:
             await self.client.close()
+        if self.crypto is not None:
+            self.crypto.close()
+        elif self.client is not None:
+            self.client.extras.close()
         self.cache.close()
         self._set_state(ConnectionState.STOPPED)
 
@@ -246,27 +242,40 @@ class MatrixService:
         self.client.next_batch = self.sync_token or ""
 
     def _decrypt_cached_events(self) -> None:
-        assert self.client is not None
+        assert self.crypto is not None
         for room_id, events in self.snapshot.encrypted.items():
             state = self.states.get(room_id)
             if state is None:
                 continue
             items = []
             for event in events:
-                decryption = decrypt_room_event(self.client, room_id, event)
-                item = to_item(event, state, self.viewer, decryption)
+                item = to_item(event, state, self.viewer, self.crypto.decrypt(room_id, event))
                 if item is not None:
                     items.append(item)
             if items:
                 self.emit(ItemsReplaced(room_id, items))
         self.snapshot.encrypted.clear()
+        self.crypto.extras.flush()
+
+    def _emit_redecrypted(self, results: list[Redecrypted]) -> None:
+        """Turn re-decrypted events into in-place replacements, per room."""
+        by_room: dict[str, list[TimelineItem]] = {}
+        for result in results:
+            state = self.states.get(result.room_id)
+            if state is None:
+                continue
+            item = to_item(result.event, state, self.viewer, result.decryption)
+            if item is not None:
+                by_room.setdefault(result.room_id, []).append(item)
+        for room_id, items in by_room.items():
+            self.emit(ItemsReplaced(room_id, items))
 
     # -- sync loop ---------------------------------------------------------------
 
     async def _sync_loop(self) -> None:
         assert self.client is not None
         backoff = BACKOFF_START
-        await self._upload_keys_if_needed()
+        await self._upkeep()
         while True:
             first = not self.synced_once
             if first:
@@ -286,7 +295,7 @@ class MatrixService:
                 await self._back_off(str(error), backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
                 continue
-            except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as error:
+            except (*NETWORK_ERRORS, ValueError) as error:
                 detail = str(error) or type(error).__name__
                 await self._back_off(detail, backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
@@ -294,7 +303,7 @@ class MatrixService:
             backoff = BACKOFF_START
             if self._state is not ConnectionState.SYNCED:
                 self._set_state(ConnectionState.SYNCED)
-            await self._crypto_housekeeping()
+            await self._upkeep()
 
     async def _back_off(self, detail: str, delay: float) -> None:
         log.info("sync failed (%s); retrying in %.0f s", detail, delay)
@@ -331,6 +340,8 @@ class MatrixService:
             await self.client.receive_response(response)
         else:
             log.warning("nio rejected a sync response: %s", response)
+        assert self.crypto is not None
+        redecrypted = self.crypto.handle_sync(raw)
         outcome = _SyncOutcome(SyncWrite(next_batch=next_batch))
         self._handle_account_data(raw, outcome)
         rooms = raw.get("rooms") if isinstance(raw.get("rooms"), dict) else {}
@@ -340,7 +351,9 @@ class MatrixService:
             self._handle_joined(room_id, info, outcome)
         for room_id, _info in _dict_items(rooms.get("leave")):
             self._handle_left(room_id, outcome)
+        self._emit_redecrypted(redecrypted)
         self.cache.commit_sync(outcome.write)
+        self.crypto.extras.flush()
         self.sync_token = next_batch
         changed = [
             self.states[r].summary(self.user_id, self._activity(r))
@@ -410,11 +423,13 @@ class MatrixService:
         # State first, so every item shows current names, as a reload from
         # the cache would.
         state_events.extend(e for e in events if state.apply(e))
+        self._rotate_if_needed(room_id, state_events)
         items: list[TimelineItem] = []
+        assert self.crypto is not None
         for event in events:
             decryption: Decryption | None = None
             if event.get("type") == "m.room.encrypted":
-                decryption = decrypt_room_event(self.client, room_id, event)
+                decryption = self.crypto.decrypt(room_id, event)
             item = to_item(event, state, self.viewer, decryption)
             if item is not None:
                 items.append(item)
@@ -441,6 +456,20 @@ class MatrixService:
             self.snapshot.timelines[room_id] = []
             outcome.changed_rooms.add(room_id)
 
+    def _rotate_if_needed(self, room_id: str, state_events: list[dict[str, Any]]) -> None:
+        """Start a new outbound session when someone may no longer read along:
+        a member left, was kicked or banned, or history visibility changed."""
+        assert self.crypto is not None
+        for event in state_events:
+            event_type = event.get("type")
+            content = event.get("content") if isinstance(event.get("content"), dict) else {}
+            if event_type == "m.room.member" and content.get("membership") in ("leave", "ban"):
+                self.crypto.rotate(room_id, f"{event.get('state_key')} left")
+            elif event_type == "m.room.history_visibility":
+                self.crypto.rotate(room_id, "history visibility changed")
+            elif event_type == "m.room.encryption":
+                self.crypto.rotate(room_id, "encryption settings changed")
+
     def _note_own_name(self, state: RoomState) -> None:
         name = state.content("m.room.member", self.user_id).get("displayname")
         if isinstance(name, str) and name and name != self.viewer.display_name:
@@ -458,39 +487,9 @@ class MatrixService:
 
     # -- encryption upkeep -------------------------------------------------------
 
-    async def _upload_keys_if_needed(self) -> None:
-        assert self.client is not None
-        if self.client.should_upload_keys:
-            await self._guard(self.client.keys_upload(), "uploading keys")
-
-    async def _crypto_housekeeping(self) -> None:
-        """What nio's sync_forever does between syncs: keys up, down, claimed,
-        and queued to-device messages out."""
-        client = self.client
-        assert client is not None
-        if client.should_upload_keys:
-            await self._guard(client.keys_upload(), "uploading keys")
-        await self._query_keys_if_needed()
-        if client.should_claim_keys:
-            await self._guard(
-                client.keys_claim(client.get_users_for_key_claiming()), "claiming keys"
-            )
-        if client.outgoing_to_device_messages:
-            await self._guard(client.send_to_device_messages(), "sending to-device")
-
-    async def _query_keys_if_needed(self) -> None:
-        """Fetch device keys of users whose devices changed or are unknown,
-        so a message is never encrypted without a member's new device."""
-        async with self._key_query_lock:
-            if self.client is not None and self.client.should_query_keys:
-                await self._guard(self.client.keys_query(), "querying keys")
-
-    async def _guard(self, call: Awaitable[Any], what: str) -> Any:
-        try:
-            return await call
-        except (TimeoutError, aiohttp.ClientError, OSError, LocalProtocolError) as error:
-            log.warning("%s failed: %s", what, error)
-            return None
+    async def _upkeep(self) -> None:
+        assert self.crypto is not None
+        self._emit_redecrypted(await self.crypto.upkeep())
 
     # -- sending -----------------------------------------------------------------
 
@@ -547,22 +546,10 @@ class MatrixService:
             await self._send_one(outgoing)
 
     async def _send_one(self, outgoing: _Outgoing) -> None:
-        client = self.client
         room_id, txn_id = outgoing.room_id, outgoing.txn_id
         error = ""
         try:
-            if client is None:
-                raise LocalProtocolError("not connected yet")
-            if room_id not in client.rooms:
-                await asyncio.wait_for(self.first_sync_done.wait(), timeout=60)
-            await self._query_keys_if_needed()
-            response = await client.room_send(
-                room_id,
-                outgoing.event_type,
-                outgoing.content,
-                tx_id=txn_id,
-                ignore_unverified_devices=True,
-            )
+            response = await self._send_event(room_id, outgoing)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure is shown, retryable
@@ -576,13 +563,39 @@ class MatrixService:
             error = getattr(response, "message", "") or str(response)
         self.emit(SendStateChanged(room_id, txn_id, SendState.FAILED, error=error))
 
+    async def _send_event(self, room_id: str, outgoing: _Outgoing) -> Any:
+        """Encrypt if *tuichat's* state says the room is encrypted (never
+        trusting a second opinion to send plaintext), then PUT the event."""
+        client, crypto = self.client, self.crypto
+        if client is None or crypto is None:
+            raise RuntimeError("not connected yet")
+        if room_id not in self.states:
+            await asyncio.wait_for(self.first_sync_done.wait(), timeout=60)
+        state = self.states.get(room_id)
+        if state is None or state.membership is not Membership.JOIN:
+            raise RuntimeError("you are not in this room")
+        event_type, content = outgoing.event_type, outgoing.content
+        if state.encrypted:
+            content = await crypto.encrypt(
+                room_id,
+                state.members(("join", "invite")),
+                state.content("m.room.encryption"),
+                event_type,
+                content,
+            )
+            event_type = "m.room.encrypted"
+        method, path, data = Api.room_send(
+            client.access_token, room_id, event_type, content, outgoing.txn_id
+        )
+        return await client._send(RoomSendResponse, method, path, data, (room_id,))
+
     # -- rooms -------------------------------------------------------------------
 
     async def join(self, room: str) -> str | None:
         """Join `#alias:server` or `!id:server`; the UI switches there once the
         room arrives in sync."""
         assert self.client is not None
-        response = await self._guard(self.client.join(room), f"joining {room}")
+        response = await _quietly(self.client.join(room), f"joining {room}")
         if response is None or isinstance(response, JoinError):
             message = getattr(response, "message", "") or "the server could not be reached"
             self.emit(Notice(f"Could not join {room}: {message}", error=True))
@@ -597,18 +610,45 @@ class MatrixService:
 
     async def leave(self, room_id: str) -> bool:
         assert self.client is not None
-        response = await self._guard(self.client.room_leave(room_id), "leaving")
+        response = await _quietly(self.client.room_leave(room_id), "leaving")
         if response is None or isinstance(response, RoomLeaveError):
             message = getattr(response, "message", "") or "the server could not be reached"
             self.emit(Notice(f"Could not leave the room: {message}", error=True))
             return False
         return True
 
+    # -- keys ----------------------------------------------------------------------
+
+    def export_keys(self, path: Path, passphrase: str) -> int:
+        assert self.crypto is not None
+        return self.crypto.export_keys(path, passphrase)
+
+    def import_keys(
+        self, text: str, passphrase: str, progress: Callable[[int, int], None] | None = None
+    ) -> ImportResult:
+        """Import a key export; placeholders the keys unlock fill in at once.
+        Raises KeyFileError, changing nothing, for a wrong passphrase or a
+        damaged file."""
+        assert self.crypto is not None
+        result, redecrypted = self.crypto.import_keys(text, passphrase, progress)
+        self._emit_redecrypted(redecrypted)
+        self.crypto.extras.flush()
+        return result
+
     def set_read_marker(self, room_id: str, event_id: str) -> None:
         self.cache.set_read_marker(room_id, event_id)
 
     def room_state(self, room_id: str) -> RoomState | None:
         return self.states.get(room_id)
+
+
+async def _quietly(call: Any, what: str) -> Any:
+    """Await a nio request; a network failure becomes None (logged)."""
+    try:
+        return await call
+    except NETWORK_ERRORS as error:
+        log.warning("%s failed: %s", what, error)
+        return None
 
 
 def _dict_items(value: object) -> list[tuple[str, dict[str, Any]]]:

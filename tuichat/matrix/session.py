@@ -33,6 +33,9 @@ class Session:
     user_id: str
     device_id: str
     access_token: str
+    # When this device was created (ms); events older than this that lack a
+    # key are explained as "sent before this device existed".
+    created_ms: int = 0
 
     def __repr__(self) -> str:  # never print the token
         return (
@@ -133,11 +136,10 @@ class Profile:
                 user_id=str(data["user_id"]),
                 device_id=str(data["device_id"]),
                 access_token=str(data["access_token"]),
+                created_ms=int(data.get("created_ms", 0)),
             )
         except KeyError as missing:
-            raise ProfileError(
-                f"{self.session_file} lacks {missing}; log in again"
-            ) from None
+            raise ProfileError(f"{self.session_file} lacks {missing}; log in again") from None
 
     def save_session(self, session: Session) -> None:
         self.ensure()

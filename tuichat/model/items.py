@@ -40,12 +40,29 @@ UTD_REASONS: dict[str, str] = {
     "undecodable": "the encrypted payload is malformed",
     "decrypting": "decrypting\u2026",
     "unsupported": "unsupported encryption algorithm",
+    "withheld": "the sender withheld the key",
+}
+
+# m.room_key.withheld codes (spec), as the placeholder explains them.
+WITHHELD_CODES: dict[str, str] = {
+    "m.blacklisted": "the sender blacklisted this device",
+    "m.unverified": "the sender only shares keys with verified devices",
+    "m.unauthorised": "this device is not allowed to have the key",
+    "m.unavailable": "the key is not available",
+    "m.no_olm": "no secure channel to this device could be set up",
+}
+
+# Where a message's key came from, when not directly from its sender: such
+# keys bind the message to its sender less strongly (Element: "the
+# authenticity of this message can't be guaranteed").
+KEY_SOURCE_LABELS: dict[str, str] = {
+    "forwarded": "key forwarded by another device",
+    "imported": "key imported from a file",
+    "backup": "key restored from backup",
 }
 
 # Kinds that count as messages for unread counters.
-MESSAGE_KINDS = frozenset(
-    {ItemKind.TEXT, ItemKind.EMOTE, ItemKind.NOTICE, ItemKind.UNDECRYPTABLE}
-)
+MESSAGE_KINDS = frozenset({ItemKind.TEXT, ItemKind.EMOTE, ItemKind.NOTICE, ItemKind.UNDECRYPTABLE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +80,10 @@ class TimelineItem:
     utd_reason: str | None = None
     session_id: str | None = None
     highlight: bool = False
+    # For decrypted events: "own", "verified", "unverified", "unknown_device".
+    trust: str | None = None
+    # Set when the key did not come directly from the sender (see above).
+    key_source: str | None = None
     version: int = 0
 
     @property
@@ -75,4 +96,8 @@ class TimelineItem:
 
     @property
     def utd_text(self) -> str:
-        return UTD_REASONS.get(self.utd_reason or "missing_key", "unable to decrypt")
+        reason = self.utd_reason or "missing_key"
+        if reason.startswith("withheld:"):
+            code = reason.partition(":")[2]
+            return f"withheld: {WITHHELD_CODES.get(code, code)}"
+        return UTD_REASONS.get(reason, "unable to decrypt")

@@ -131,9 +131,7 @@ class Timeline(Sequence[TimelineItem]):
     def prepend(self, items: Sequence[TimelineItem]) -> TimelineChange:
         """Add older remote items (oldest first) above the current ones."""
         fresh = [
-            item
-            for item in items
-            if item.event_id is not None and item.event_id not in self._seq
+            item for item in items if item.event_id is not None and item.event_id not in self._seq
         ]
         if not fresh:
             return TimelineChange(ChangeKind.PREPENDED, count=0)
@@ -171,13 +169,9 @@ class Timeline(Sequence[TimelineItem]):
                 # The remote echo came down sync first: the echo is redundant.
                 del self._echoes[position]
                 index = len(self._remote) + position
-                return TimelineChange(
-                    ChangeKind.APPENDED, index=index, count=len(self) - index
-                )
+                return TimelineChange(ChangeKind.APPENDED, index=index, count=len(self) - index)
             self._echoes[position] = echo.evolve(send_state=state, event_id=event_id)
-            return TimelineChange(
-                ChangeKind.REPLACED, indices=(len(self._remote) + position,)
-            )
+            return TimelineChange(ChangeKind.REPLACED, indices=(len(self._remote) + position,))
         return TimelineChange(ChangeKind.REPLACED)
 
     def local_echo(self, txn_id: str) -> TimelineItem | None:

@@ -270,9 +270,7 @@ class TuichatApp(App[int]):
         self.main.header.show_room(self.current_summary)
 
     def _show_status(self) -> None:
-        self.main.status.update(
-            status_text(self.user_id, self.connection, self.connection_detail)
-        )
+        self.main.status.update(status_text(self.user_id, self.connection, self.connection_detail))
 
     def switch_room(self, room_id: str) -> None:
         summary = self.rooms.get(room_id)

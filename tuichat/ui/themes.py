@@ -18,8 +18,17 @@ from textual.theme import Theme
 DEFAULT_THEME = "tuichat-dark"
 
 _COLOUR_FIELDS = (
-    "primary", "secondary", "accent", "foreground", "background", "surface", "panel",
-    "boost", "success", "warning", "error",
+    "primary",
+    "secondary",
+    "accent",
+    "foreground",
+    "background",
+    "surface",
+    "panel",
+    "boost",
+    "success",
+    "warning",
+    "error",
 )
 
 

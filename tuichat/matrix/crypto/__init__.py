@@ -1,0 +1,1 @@
+"""End-to-end encryption beyond what nio does (see nio_extensions.py)."""

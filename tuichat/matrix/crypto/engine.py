@@ -1,0 +1,317 @@
+"""The crypto engine: one object the service talks to for end-to-end encryption.
+
+It owns the decryptor, the events waiting for keys, the key requests, the
+outbound group sessions and the upkeep between syncs (keys up, down and
+claimed; to-device messages out). It returns what changed as `Redecrypted`
+records; turning them into timeline items is the service's job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nio import KeysQueryResponse
+from nio.crypto.sessions import InboundGroupSession
+
+from tuichat.matrix.convert import Decryption
+from tuichat.matrix.crypto.extras_store import CryptoExtrasStore
+from tuichat.matrix.crypto.group_sessions import GroupSessions, RotationPolicy
+from tuichat.matrix.crypto.key_export import (
+    ExportedSession,
+    KeyFileError,
+    sessions_from_file,
+    sessions_to_file,
+)
+from tuichat.matrix.crypto.key_requests import GRACE_SECONDS, KeyRequests
+from tuichat.matrix.crypto.megolm import MegolmDecryptor
+from tuichat.matrix.crypto.nio_extensions import FALLBACK_KEY_TYPE, TuichatClient
+from tuichat.matrix.crypto.undecryptable import UndecryptableEvents
+from tuichat.matrix.network import NETWORK_ERRORS
+
+log = logging.getLogger(__name__)
+
+# Failures a later key can cure. Replays, bad payloads and sender
+# mismatches are final.
+_RETRYABLE = {"missing_key", "unknown_index", "before_device"}
+_REQUESTABLE = _RETRYABLE
+
+
+@dataclass(frozen=True)
+class Redecrypted:
+    room_id: str
+    event: dict[str, Any]
+    decryption: Decryption
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    total: int
+    imported: int  # new sessions, or better copies of known ones
+    invalid: int
+
+
+Progress = Callable[[int, int], None]
+
+
+class CryptoEngine:
+    def __init__(
+        self,
+        client: TuichatClient,
+        extras: CryptoExtrasStore,
+        pickle_key: str,
+        *,
+        device_created_ms: int = 0,
+        key_request_grace: float = GRACE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.olm = client.tuichat_olm
+        self.extras = extras
+        self.clock = clock
+        self.decryptor = MegolmDecryptor(self.olm, extras, device_created_ms)
+        self.groups = GroupSessions(client, extras, pickle_key)
+        self.waiting = UndecryptableEvents()
+        self.requests = KeyRequests(self.olm, self.groups.send_to_device, key_request_grace)
+        self._upkeep_lock = asyncio.Lock()
+
+    def restore(self) -> None:
+        self.groups.restore()
+
+    def close(self) -> None:
+        self.extras.close()
+
+    # -- decrypting -----------------------------------------------------------------
+
+    def decrypt(self, room_id: str, event: dict[str, Any]) -> Decryption:
+        """Decrypt, and remember the event if a later key could help."""
+        decryption = self.decryptor.decrypt(room_id, event)
+        session_id = decryption.session_id
+        if session_id is None:
+            return decryption
+        if decryption.payload is None and decryption.reason in _RETRYABLE:
+            waiting = self.waiting.add(room_id, event, session_id, decryption.reason)
+            if decryption.reason in _REQUESTABLE:
+                self.requests.missing(
+                    room_id,
+                    session_id,
+                    waiting.sender_key,
+                    waiting.sender,
+                    waiting.sender_device,
+                    self.clock(),
+                )
+        elif decryption.payload is not None and decryption.trust == "unknown_device":
+            self.waiting.add_unknown_device(room_id, event, session_id)
+        return decryption
+
+    def _retry(self, waiting: Iterable[Any]) -> list[Redecrypted]:
+        results = []
+        for item in waiting:
+            decryption = self.decryptor.decrypt(item.room_id, item.event)
+            if decryption.payload is not None:
+                self.waiting.discard(item.event_id, item.session_id)
+                if decryption.trust == "unknown_device":
+                    self.waiting.add_unknown_device(item.room_id, item.event, item.session_id)
+                results.append(Redecrypted(item.room_id, item.event, decryption))
+            elif decryption.reason != item.reason and not item.reason.startswith("withheld:"):
+                item.reason = decryption.reason or item.reason
+                results.append(Redecrypted(item.room_id, item.event, decryption))
+        return results
+
+    def keys_arrived(self) -> list[Redecrypted]:
+        """Retry every event waiting for a session that just arrived."""
+        arrived = {session_id for _, session_id in self.olm.arrived_sessions}
+        self.olm.arrived_sessions.clear()
+        if not arrived:
+            return []
+        results = self._retry(self.waiting.waiting_for(arrived))
+        still_waiting = self.waiting.session_ids()
+        for session_id in arrived:
+            if session_id not in still_waiting:
+                self.requests.arrived(session_id)
+        return results
+
+    def handle_sync(self, raw: dict[str, Any]) -> list[Redecrypted]:
+        """What nio does not take from a sync response: key counts, fallback
+        key state and m.room_key.withheld; then retry events whose keys came."""
+        olm = self.olm
+        counts = raw.get("device_one_time_keys_count")
+        if isinstance(counts, dict):
+            # nio ignores a count of 0 (falsy), so an exhausted server was
+            # never refilled.
+            value = counts.get("signed_curve25519", 0)
+            olm.uploaded_key_count = value if isinstance(value, int) else 0
+        unused = raw.get("device_unused_fallback_key_types")
+        if isinstance(unused, list) and olm.account.shared:
+            olm.fallback_key_needed = FALLBACK_KEY_TYPE not in unused
+        results = self._handle_withheld(raw)
+        results.extend(self.keys_arrived())
+        return results
+
+    def _handle_withheld(self, raw: dict[str, Any]) -> list[Redecrypted]:
+        to_device = raw.get("to_device")
+        events = to_device.get("events") if isinstance(to_device, dict) else None
+        results = []
+        for event in events if isinstance(events, list) else []:
+            if not isinstance(event, dict) or event.get("type") not in (
+                "m.room_key.withheld",
+                "org.matrix.room_key.withheld",
+            ):
+                continue
+            content = event.get("content")
+            if not isinstance(content, dict):
+                continue
+            session_id, code = content.get("session_id"), content.get("code")
+            if not isinstance(session_id, str) or not isinstance(code, str):
+                continue
+            for waiting in self.waiting.mark_withheld(session_id, code):
+                results.append(
+                    Redecrypted(
+                        waiting.room_id,
+                        waiting.event,
+                        Decryption(None, f"withheld:{code}", session_id),
+                    )
+                )
+        return results
+
+    # -- upkeep between syncs ---------------------------------------------------------
+
+    async def upkeep(self) -> list[Redecrypted]:
+        """Upload, query and claim keys, send queued to-device messages and due
+        key requests. Failures are logged and retried on the next round."""
+        async with self._upkeep_lock:
+            client = self.client
+            results: list[Redecrypted] = []
+            if client.should_upload_keys:
+                await self._guard(client.keys_upload(), "uploading keys")
+            results.extend(await self.query_keys())
+            if client.should_claim_keys:
+                await self._guard(
+                    client.keys_claim(client.get_users_for_key_claiming()), "claiming keys"
+                )
+            if client.outgoing_to_device_messages:
+                await self._guard(client.send_to_device_messages(), "sending to-device")
+            await self.requests.send_due(self.clock())
+            results.extend(self.keys_arrived())
+            return results
+
+    async def query_keys(self) -> list[Redecrypted]:
+        olm = self.olm
+        if not olm.users_for_key_query:
+            return []
+        users = set(olm.users_for_key_query)
+        response = await self._guard(self.client.keys_query(), "querying keys")
+        if not isinstance(response, KeysQueryResponse):
+            return []
+        for user_id, devices in (getattr(response, "changed", None) or {}).items():
+            for device_id, device in devices.items():
+                if device.deleted:
+                    self.groups.rotate_where_shared_with(user_id, device_id, "device removed")
+        return self._retry(self.waiting.take_unknown_device(users))
+
+    async def _guard(self, call: Any, what: str) -> Any:
+        try:
+            return await call
+        except NETWORK_ERRORS as error:
+            log.warning("%s failed: %s", what, error)
+        except Exception as error:  # noqa: BLE001 - nio's LocalProtocolError and kin
+            log.warning("%s failed: %s", what, error)
+        return None
+
+    # -- sending ---------------------------------------------------------------------
+
+    async def encrypt(
+        self,
+        room_id: str,
+        members: Iterable[str],
+        encryption_content: dict[str, Any],
+        event_type: str,
+        content: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Share the room key as needed and encrypt one event for the room."""
+        await self.query_keys()
+        await self.groups.ensure_shared(
+            room_id,
+            members,
+            RotationPolicy.from_content(encryption_content),
+            allowed=lambda device: not device.blacklisted,
+        )
+        payload = self.olm.group_encrypt(room_id, {"type": event_type, "content": content})
+        if "m.relates_to" in content:
+            # Relations stay readable to the server (spec).
+            payload["m.relates_to"] = content["m.relates_to"]
+        self.groups.save(room_id)  # the message count moved on
+        return payload
+
+    def rotate(self, room_id: str, reason: str) -> None:
+        self.groups.rotate(room_id, reason)
+
+    # -- key export and import ----------------------------------------------------------
+
+    def export_keys(self, path: Path, passphrase: str, rounds: int | None = None) -> int:
+        sessions = [
+            ExportedSession(
+                room_id=session.room_id,
+                sender_key=session.sender_key,
+                session_id=session.id,
+                session_key=session.export_session(session.first_known_index),
+                sender_claimed_ed25519=session.ed25519,
+                forwarding_chain=tuple(session.forwarding_chain),
+            )
+            for session in self.olm.inbound_group_store
+        ]
+        text = sessions_to_file(sessions, passphrase, *(() if rounds is None else (rounds,)))
+        from tuichat.matrix.session import write_private
+
+        write_private(path, text.encode())
+        return len(sessions)
+
+    def import_keys(
+        self, text: str, passphrase: str, progress: Progress | None = None
+    ) -> tuple[ImportResult, list[Redecrypted]]:
+        """Import an export file's text; raises KeyFileError (and changes
+        nothing) for a wrong passphrase or a damaged file."""
+        sessions, invalid = sessions_from_file(text, passphrase)
+        return self.import_sessions(sessions, "imported", invalid, progress)
+
+    def import_sessions(
+        self,
+        sessions: list[ExportedSession],
+        source: str,
+        invalid: int = 0,
+        progress: Progress | None = None,
+    ) -> tuple[ImportResult, list[Redecrypted]]:
+        imported = 0
+        database = self.client.store.database  # type: ignore[union-attr]
+        with database.atomic():  # one transaction for nio's store
+            for position, entry in enumerate(sessions, 1):
+                try:
+                    session = InboundGroupSession.import_session(
+                        entry.session_key,
+                        entry.sender_claimed_ed25519,
+                        entry.sender_key,
+                        entry.room_id,
+                        list(entry.forwarding_chain),
+                    )
+                except Exception:  # noqa: BLE001 - one bad entry must not stop the rest
+                    invalid += 1
+                    continue
+                if session.id != entry.session_id:
+                    invalid += 1
+                    continue
+                if self.olm.import_inbound_session(session, source):
+                    imported += 1
+                if progress is not None and position % 200 == 0:
+                    progress(position, len(sessions))
+        if progress is not None:
+            progress(len(sessions), len(sessions))
+        result = ImportResult(total=len(sessions) + invalid, imported=imported, invalid=invalid)
+        return result, self.keys_arrived()
+
+
+__all__ = ["CryptoEngine", "ImportResult", "KeyFileError", "Redecrypted"]

@@ -1,0 +1,202 @@
+"""Crypto state nio does not keep, in an SQLite file beside nio's store.
+
+- outbound Megolm sessions (pickled with the profile's pickle key), so a
+  restart does not rotate them;
+- the message-index record for replay protection, so it survives restarts;
+- where each inbound session's key came from (direct, forwarded, imported,
+  backup), so messages it decrypts can be marked as less authenticated;
+- small facts such as the fallback-key state.
+
+The file lives in the profile's crypto directory (0700) with mode 0600.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tuichat.matrix.session import FILE_MODE, private_umask
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outbound_sessions (
+    room_id TEXT PRIMARY KEY,
+    pickle TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    message_count INTEGER NOT NULL,
+    shared_with TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS message_indices (
+    sender_key TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    message_index INTEGER NOT NULL,
+    event_id TEXT NOT NULL,
+    origin_ts INTEGER NOT NULL,
+    PRIMARY KEY (sender_key, session_id, message_index)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS key_sources (
+    session_id TEXT PRIMARY KEY,
+    room_id TEXT NOT NULL,
+    source TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True)
+class StoredOutboundSession:
+    room_id: str
+    pickle: str
+    created_ms: int
+    message_count: int
+    shared_with: frozenset[tuple[str, str]]
+
+
+IndexKey = tuple[str, str, int]  # (sender key, session id, message index)
+
+
+class CryptoExtrasStore:
+    FILE_NAME = "tuichat-crypto.sqlite3"
+
+    def __init__(self, directory: Path) -> None:
+        self.path = Path(directory) / self.FILE_NAME
+        with private_umask():
+            self._db = sqlite3.connect(self.path, isolation_level=None)
+        self.path.chmod(FILE_MODE)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+        # Replay protection: message indices seen, by session, loaded lazily.
+        self._indices: dict[tuple[str, str], dict[int, tuple[str, int]]] = {}
+        self._unsaved_indices: list[tuple[str, str, int, str, int]] = []
+        self._sources: dict[str, str] | None = None
+
+    def close(self) -> None:
+        self.flush()
+        self._db.close()
+
+    # -- meta ------------------------------------------------------------------
+
+    def get(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set(self, key: str, value: str) -> None:
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    # -- outbound sessions -------------------------------------------------------
+
+    def save_outbound(self, session: StoredOutboundSession) -> None:
+        self._db.execute(
+            "INSERT INTO outbound_sessions "
+            "(room_id, pickle, created_ms, message_count, shared_with) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT(room_id) DO UPDATE SET pickle = excluded.pickle, "
+            "created_ms = excluded.created_ms, message_count = excluded.message_count, "
+            "shared_with = excluded.shared_with",
+            (
+                session.room_id,
+                session.pickle,
+                session.created_ms,
+                session.message_count,
+                json.dumps(sorted(session.shared_with)),
+            ),
+        )
+
+    def delete_outbound(self, room_id: str) -> None:
+        self._db.execute("DELETE FROM outbound_sessions WHERE room_id = ?", (room_id,))
+
+    def load_outbound(self) -> list[StoredOutboundSession]:
+        rows = self._db.execute(
+            "SELECT room_id, pickle, created_ms, message_count, shared_with FROM outbound_sessions"
+        ).fetchall()
+        return [
+            StoredOutboundSession(
+                room_id=row[0],
+                pickle=row[1],
+                created_ms=row[2],
+                message_count=row[3],
+                shared_with=frozenset((u, d) for u, d in json.loads(row[4])),
+            )
+            for row in rows
+        ]
+
+    # -- replay protection -------------------------------------------------------
+
+    def _session_indices(self, sender_key: str, session_id: str) -> dict[int, tuple[str, int]]:
+        key = (sender_key, session_id)
+        indices = self._indices.get(key)
+        if indices is None:
+            indices = {
+                row[0]: (row[1], row[2])
+                for row in self._db.execute(
+                    "SELECT message_index, event_id, origin_ts FROM message_indices "
+                    "WHERE sender_key = ? AND session_id = ?",
+                    (sender_key, session_id),
+                )
+            }
+            self._indices[key] = indices
+        return indices
+
+    def check_index(
+        self, sender_key: str, session_id: str, index: int, event_id: str, origin_ts: int
+    ) -> bool:
+        """Record that `event_id` used this message index; False if another
+        event already did (a replay)."""
+        indices = self._session_indices(sender_key, session_id)
+        seen = indices.get(index)
+        if seen is None:
+            indices[index] = (event_id, origin_ts)
+            self._unsaved_indices.append((sender_key, session_id, index, event_id, origin_ts))
+            return True
+        return seen == (event_id, origin_ts)
+
+    def flush(self) -> None:
+        """Write the indices recorded since the last flush (one transaction)."""
+        if not self._unsaved_indices:
+            return
+        rows, self._unsaved_indices = self._unsaved_indices, []
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO message_indices VALUES (?, ?, ?, ?, ?)", rows
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            self._unsaved_indices[:0] = rows
+            raise
+
+    # -- key provenance ----------------------------------------------------------
+
+    def key_source(self, session_id: str) -> str | None:
+        if self._sources is None:
+            self._sources = dict(
+                self._db.execute("SELECT session_id, source FROM key_sources").fetchall()
+            )
+        return self._sources.get(session_id)
+
+    def set_key_sources(self, entries: Iterable[tuple[str, str, str]]) -> None:
+        """(session id, room id, source) for keys that did not come directly
+        from their sender; a direct key later clears the mark."""
+        rows = list(entries)
+        if not rows:
+            return
+        self._db.execute("BEGIN")
+        self._db.executemany(
+            "INSERT INTO key_sources (session_id, room_id, source) VALUES (?, ?, ?) "
+            "ON CONFLICT(session_id) DO UPDATE SET source = excluded.source",
+            rows,
+        )
+        self._db.execute("COMMIT")
+        if self._sources is not None:
+            self._sources.update({row[0]: row[2] for row in rows})
+
+    def clear_key_source(self, session_id: str) -> None:
+        self._db.execute("DELETE FROM key_sources WHERE session_id = ?", (session_id,))
+        if self._sources is not None:
+            self._sources.pop(session_id, None)

@@ -1,0 +1,266 @@
+"""Where tuichat extends nio's Olm machine and client, and why.
+
+Each override names the gap in nio 0.26 it closes (the spec's End-to-End
+Encryption module is the reference):
+
+- Fallback keys: nio never publishes one. `share_keys` adds a signed
+  fallback key whenever the server reports none unused.
+- Kill-safe uploads: nio saves new one-time keys only after the server
+  confirmed them, so a crash in between leaves keys on the server whose
+  private halves are gone. `share_keys` saves the account first.
+- A known Megolm session is never downgraded: nio's store replaces a
+  session with any newer copy, even one that starts at a later message
+  index or came by forwarding. `_add_inbound_session` keeps the better one.
+- Forwarded keys are also accepted from the device that created the
+  session (nio only takes them from our own verified devices).
+- Where keys came from (direct, forwarded, imported) is recorded, and every
+  key that arrives is reported so waiting events can be retried; nio never
+  retries decryption.
+- Outbound sessions are not dropped on every membership change: tuichat
+  rotates on leaves, bans, removed or blacklisted devices and history
+  visibility changes itself (`group_sessions.py`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from nio import AsyncClient, LocalProtocolError
+from nio.crypto import Olm
+from nio.crypto.sessions import InboundGroupSession
+from nio.events import ForwardedRoomKeyEvent
+from nio.events.misc import BadEvent, UnknownBadEvent
+from nio.exceptions import EncryptionError
+
+from tuichat.matrix.crypto.extras_store import CryptoExtrasStore
+
+log = logging.getLogger(__name__)
+
+MEGOLM = "m.megolm.v1.aes-sha2"
+FALLBACK_KEY_TYPE = "signed_curve25519"
+
+
+class TuichatOlm(Olm):
+    def __init__(self, user_id: str, device_id: str, store: Any, extras: CryptoExtrasStore) -> None:
+        self.extras = extras
+        # Set from the sync's device_unused_fallback_key_types.
+        self.fallback_key_needed = False
+        # (room id, session id) of every inbound session added or improved
+        # since the service last drained this list.
+        self.arrived_sessions: list[tuple[str, str]] = []
+        super().__init__(user_id, device_id, store)
+
+    # -- uploading keys ------------------------------------------------------------
+
+    @property
+    def should_upload_keys(self) -> bool:
+        if not self.account.shared:
+            return True
+        if self.fallback_key_needed:
+            return True
+        if self.uploaded_key_count is None:
+            return False
+        # Top up when fewer than half the maximum remain on the server.
+        return self.uploaded_key_count < self.account.max_one_time_keys // 2
+
+    def _signed_key(self, key: str, *, fallback: bool = False) -> dict[str, Any]:
+        key_dict: dict[str, Any] = {"key": key}
+        if fallback:
+            key_dict["fallback"] = True
+        signature = self.sign_json(key_dict)
+        key_dict["signatures"] = {self.user_id: {f"ed25519:{self.device_id}": signature}}
+        return key_dict
+
+    def share_keys(self) -> dict[str, Any]:
+        account = self.account
+        content: dict[str, Any] = {}
+        if not account.shared:
+            keys = {
+                "algorithms": self._algorithms,
+                "device_id": self.device_id,
+                "user_id": self.user_id,
+                "keys": {
+                    f"curve25519:{self.device_id}": account.identity_keys["curve25519"],
+                    f"ed25519:{self.device_id}": account.identity_keys["ed25519"],
+                },
+            }
+            keys["signatures"] = {self.user_id: {f"ed25519:{self.device_id}": self.sign_json(keys)}}
+            content["device_keys"] = keys
+        on_server = self.uploaded_key_count if account.shared else 0
+        wanted = account.max_one_time_keys - (on_server or 0)
+        unpublished = len(account.one_time_keys["curve25519"])
+        if on_server is not None and wanted - unpublished > 0:
+            account._account.generate_one_time_keys(wanted - unpublished)
+        one_time = account.one_time_keys["curve25519"]
+        if one_time:
+            content["one_time_keys"] = {
+                f"signed_curve25519:{key_id}": self._signed_key(key)
+                for key_id, key in one_time.items()
+            }
+        if self.fallback_key_needed or not account.shared:
+            fallback = account._account.fallback_key
+            if not fallback:
+                account._account.generate_fallback_key()
+                fallback = account._account.fallback_key
+            content["fallback_keys"] = {
+                f"{FALLBACK_KEY_TYPE}:{key_id}": self._signed_key(key.to_base64(), fallback=True)
+                for key_id, key in fallback.items()
+            }
+        # Persist the keys before they leave: if we die before the server's
+        # answer, the same keys are uploaded again on the next start.
+        self.save_account()
+        return content
+
+    def handle_response(self, response: Any) -> None:
+        from nio import KeysUploadResponse
+
+        if isinstance(response, KeysUploadResponse):
+            self.fallback_key_needed = False
+        super().handle_response(response)
+
+    # -- inbound sessions ------------------------------------------------------------
+
+    def _add_inbound_session(self, session: InboundGroupSession, source: str) -> bool:
+        """Store `session` unless we hold a copy that is at least as good."""
+        existing = self.inbound_group_store.get(session.room_id, session.sender_key, session.id)
+        if existing is not None:
+            existing_source = self.extras.key_source(session.id) or "direct"
+            better_index = session.first_known_index < existing.first_known_index
+            more_trusted = source == "direct" and existing_source != "direct"
+            if not better_index and not (
+                more_trusted and session.first_known_index <= existing.first_known_index
+            ):
+                return False
+            self.inbound_group_store._entries[session.room_id][session.sender_key][session.id] = (
+                session
+            )
+        else:
+            self.inbound_group_store.add(session)
+        self.save_inbound_group_session(session)
+        if source == "direct":
+            self.extras.clear_key_source(session.id)
+        else:
+            self.extras.set_key_sources([(session.id, session.room_id, source)])
+        self.arrived_sessions.append((session.room_id, session.id))
+        return True
+
+    def create_group_session(
+        self,
+        sender_key: str,
+        sender_fp_key: str,
+        room_id: str,
+        session_id: str,
+        session_key: str,
+    ) -> None:
+        try:
+            session = InboundGroupSession(session_key, sender_fp_key, sender_key, room_id)
+        except Exception as error:  # noqa: BLE001 - a malformed key from a peer
+            log.warning("invalid room key for %s: %s", room_id, error)
+            return
+        if session.id != session_id:
+            log.warning("room key for %s has a mismatched session id", room_id)
+            return
+        self._add_inbound_session(session, "direct")
+
+    def import_inbound_session(self, session: InboundGroupSession, source: str) -> bool:
+        """Add a session from a key export or a key backup."""
+        return self._add_inbound_session(session, source)
+
+    def _should_accept_forward(
+        self, sender: str, sender_key: str, event: ForwardedRoomKeyEvent
+    ) -> bool:
+        if event.algorithm != MEGOLM:
+            return False
+        request = self.outgoing_key_requests.get(event.session_id)
+        if request is None or request.room_id != event.room_id:
+            log.info("ignoring a forwarded key we did not request")
+            return False
+        device = self.device_store.device_from_sender_key(sender, sender_key)
+        if device is None:
+            return False
+        own_trusted = device.user_id == self.user_id and device.verified
+        # The device that created the session may always re-send its key.
+        creator = device.curve25519 == event.sender_key
+        return own_trusted or creator
+
+    def _handle_forwarded_room_key_event(
+        self, sender: str, sender_key: str, payload: dict[Any, Any]
+    ) -> ForwardedRoomKeyEvent | BadEvent | UnknownBadEvent | None:
+        event = ForwardedRoomKeyEvent.from_dict(payload, sender, sender_key)
+        if isinstance(event, (BadEvent, UnknownBadEvent)):
+            return event
+        if not self._should_accept_forward(sender, sender_key, event):
+            return None
+        content = payload["content"]
+        chain = list(content.get("forwarding_curve25519_key_chain") or [])
+        chain.append(sender_key)
+        creator_forwarded = sender_key == content["sender_key"]
+        try:
+            session = InboundGroupSession.import_session(
+                content["session_key"],
+                content["sender_claimed_ed25519_key"],
+                content["sender_key"],
+                event.room_id,
+                [] if creator_forwarded else chain,
+            )
+        except Exception as error:  # noqa: BLE001 - a malformed key from a peer
+            log.warning("invalid forwarded key: %s", error)
+            return None
+        if session.id != event.session_id:
+            return None
+        self._add_inbound_session(session, "direct" if creator_forwarded else "forwarded")
+        request = self.outgoing_key_requests.pop(event.session_id, None)
+        if request is not None:
+            self.store.remove_outgoing_key_request(request)
+            self.outgoing_to_device_messages.append(
+                request.as_cancellation(self.user_id, self.device_id)
+            )
+        return event
+
+
+class TuichatClient(AsyncClient):
+    """nio's AsyncClient with tuichat's Olm machine (see module docstring)."""
+
+    def __init__(self, *args: Any, extras: CryptoExtrasStore, **kwargs: Any) -> None:
+        self.extras = extras
+        super().__init__(*args, **kwargs)
+
+    @property
+    def tuichat_olm(self) -> TuichatOlm:
+        assert isinstance(self.olm, TuichatOlm)
+        return self.olm
+
+    def load_store(self) -> None:
+        # As nio's Client.load_store, constructing tuichat's Olm machine.
+        if self.store:
+            return
+        if not self.user_id:
+            raise LocalProtocolError("User id is not set")
+        if not self.device_id:
+            raise LocalProtocolError("Device id is not set")
+        if not self.config.store or not self.store_path:
+            raise LocalProtocolError("tuichat needs a store path")
+        self.store = self.config.store(
+            self.user_id,
+            self.device_id,
+            self.store_path,
+            self.config.pickle_key,
+            self.config.store_name,
+        )
+        self.olm = TuichatOlm(self.user_id, self.device_id, self.store, self.extras)
+        self.encrypted_rooms = self.store.load_encrypted_rooms()
+
+    def _invalidate_session_for_member_event(self, room_id: str) -> None:
+        # nio drops the outbound session on *any* membership change, joins
+        # included; tuichat rotates on leaves and bans (group_sessions.py)
+        # and shares the current session with new members.
+        return
+
+    def olm_encrypt_for(self, device: Any, event_type: str, content: dict[str, Any]) -> Any:
+        """Olm-encrypt a to-device payload for `device` (it must have a session)."""
+        olm = self.tuichat_olm
+        session = olm.session_store.get(device.curve25519)
+        if session is None:
+            raise EncryptionError(f"no Olm session with {device.user_id} {device.id}")
+        return olm._olm_encrypt(session, device, event_type, content)

@@ -1,0 +1,99 @@
+"""Events waiting for their key, indexed by Megolm session id.
+
+Every event that fails to decrypt (live, from history or from the cache) is
+kept here with its ciphertext, so it can be decrypted again the moment any
+source delivers the session: a to-device key, a forwarded key, a key import
+or a key backup. Events shown as from an "unknown device" wait here too,
+until the sender's device list has been fetched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class WaitingEvent:
+    room_id: str
+    event: dict[str, Any]
+    session_id: str
+    reason: str
+
+    @property
+    def event_id(self) -> str:
+        return str(self.event.get("event_id"))
+
+    @property
+    def sender(self) -> str:
+        return str(self.event.get("sender"))
+
+    @property
+    def sender_key(self) -> str | None:
+        content = self.event.get("content")
+        value = content.get("sender_key") if isinstance(content, dict) else None
+        return value if isinstance(value, str) else None
+
+    @property
+    def sender_device(self) -> str | None:
+        content = self.event.get("content")
+        value = content.get("device_id") if isinstance(content, dict) else None
+        return value if isinstance(value, str) else None
+
+
+class UndecryptableEvents:
+    def __init__(self) -> None:
+        self._by_session: dict[str, dict[str, WaitingEvent]] = {}
+        self._unknown_device: dict[str, WaitingEvent] = {}
+
+    def __len__(self) -> int:
+        return sum(len(events) for events in self._by_session.values())
+
+    def add(
+        self, room_id: str, event: dict[str, Any], session_id: str, reason: str
+    ) -> WaitingEvent:
+        waiting = WaitingEvent(room_id, event, session_id, reason)
+        self._by_session.setdefault(session_id, {})[waiting.event_id] = waiting
+        return waiting
+
+    def discard(self, event_id: str, session_id: str | None) -> None:
+        if session_id is not None:
+            events = self._by_session.get(session_id)
+            if events is not None:
+                events.pop(event_id, None)
+                if not events:
+                    del self._by_session[session_id]
+        self._unknown_device.pop(event_id, None)
+
+    def waiting_for(self, session_ids: Iterable[str]) -> list[WaitingEvent]:
+        found: list[WaitingEvent] = []
+        for session_id in set(session_ids):
+            found.extend(self._by_session.get(session_id, {}).values())
+        return found
+
+    def all(self) -> list[WaitingEvent]:
+        return [w for events in self._by_session.values() for w in events.values()]
+
+    def session_ids(self) -> set[str]:
+        return set(self._by_session)
+
+    def mark_withheld(self, session_id: str, code: str) -> list[WaitingEvent]:
+        """Record the sender's m.room_key.withheld code for a session."""
+        events = list(self._by_session.get(session_id, {}).values())
+        for waiting in events:
+            waiting.reason = f"withheld:{code}"
+        return events
+
+    # -- events shown from a device we had not fetched yet --------------------------
+
+    def add_unknown_device(self, room_id: str, event: dict[str, Any], session_id: str) -> None:
+        waiting = WaitingEvent(room_id, event, session_id, "unknown_device")
+        self._unknown_device[waiting.event_id] = waiting
+
+    def take_unknown_device(self, senders: Iterable[str]) -> list[WaitingEvent]:
+        wanted = set(senders)
+        taken = [w for w in self._unknown_device.values() if w.sender in wanted]
+        for waiting in taken:
+            del self._unknown_device[waiting.event_id]
+        return taken
