@@ -9,12 +9,15 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.peers import NioPeer
+from tests.recorder import Recorder, ServiceFactory
 from tuichat.demo.synapse import LocalSynapse, RegisteredUser
 from tuichat.matrix.login import login
+from tuichat.matrix.service import MatrixService
 from tuichat.matrix.session import Profile
 
 _real_connect = socket.socket.connect
@@ -108,3 +111,20 @@ async def peer_factory(synapse: LocalSynapse, tmp_path: Path) -> AsyncIterator[C
 
     yield make
     await asyncio.gather(*(peer.close() for peer in peers), return_exceptions=True)
+
+
+@pytest.fixture
+async def start_service() -> AsyncIterator[ServiceFactory]:
+    services: list[MatrixService] = []
+
+    async def start(profile: Profile, recorder: Recorder, **kwargs: Any) -> MatrixService:
+        kwargs.setdefault("sync_timeout_ms", 1000)
+        service = MatrixService(profile, recorder, **kwargs)
+        await service.start()
+        services.append(service)
+        return service
+
+    yield start
+    for service in services:
+        if service._sync_task is not None or service.client is not None:
+            await service.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from nio import (
     RoomSendResponse,
 )
 from nio.api import RoomPreset
+from nio.event_builders import ToDeviceMessage
 
 from tuichat.demo.synapse import RegisteredUser
 
@@ -36,6 +38,15 @@ async def wait_until(
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError(f"condition not met within {timeout} s")
         await asyncio.sleep(interval)
+
+
+@dataclass(frozen=True)
+class HeldKey:
+    """A Megolm session key the peer has not shared yet."""
+
+    room_id: str
+    session_id: str
+    session_key: str  # the m.room_key session key, valid from its message index
 
 
 class NioPeer:
@@ -143,3 +154,47 @@ class NioPeer:
             return None
 
         return await wait_until(found, timeout)
+
+    # -- holding keys back (the "late key" scenario) ---------------------------------
+
+    async def send_withholding_key(self, room_id: str, body: str) -> HeldKey:
+        """Encrypt `body` with a fresh outbound session whose key nobody got."""
+        await wait_until(lambda: room_id in self.client.rooms)
+        olm = self.client.olm
+        assert olm is not None
+        olm.create_outbound_group_session(room_id)
+        session = olm.outbound_group_sessions[room_id]
+        held = HeldKey(room_id, session.id, session.session_key)
+        session.shared = True  # pretend it was shared: no m.room_key goes out
+        await self.send_text(room_id, body)
+        return held
+
+    def current_key(self, room_id: str) -> HeldKey:
+        """The outbound session's key from its *current* index."""
+        olm = self.client.olm
+        assert olm is not None
+        session = olm.outbound_group_sessions[room_id]
+        return HeldKey(room_id, session.id, session.session_key)
+
+    async def deliver_key(self, held: HeldKey, user_id: str, device_id: str) -> None:
+        """Send the held m.room_key, Olm-encrypted, to one device."""
+        olm = self.client.olm
+        assert olm is not None
+        olm.users_for_key_query.add(user_id)
+        await self.client.keys_query()
+        device = olm.device_store[user_id][device_id]
+        if olm.session_store.get(device.curve25519) is None:
+            await self.client.keys_claim({user_id: [device_id]})
+        session = olm.session_store.get(device.curve25519)
+        assert session is not None, "could not establish an Olm session"
+        content = {
+            "algorithm": "m.megolm.v1.aes-sha2",
+            "room_id": held.room_id,
+            "session_id": held.session_id,
+            "session_key": held.session_key,
+        }
+        payload = olm._olm_encrypt(session, device, "m.room_key", content)
+        response = await self.client.to_device(
+            ToDeviceMessage("m.room.encrypted", user_id, device_id, payload)
+        )
+        assert not hasattr(response, "status_code") or response.status_code is None, response

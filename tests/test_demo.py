@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from tests.peers import wait_until
-from tests.test_service import Recorder
+from tests.recorder import Recorder
 from tuichat.demo.bot import GREETING, reply_to
 from tuichat.demo.runner import DemoEnvironment
 from tuichat.matrix.service import MatrixService

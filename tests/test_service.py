@@ -2,73 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from tests.conftest import UserFactory, log_in
 from tests.peers import NioPeer, wait_until
+from tests.recorder import Recorder, ServiceFactory
 from tuichat.demo.synapse import LocalSynapse
 from tuichat.matrix.events import (
-    ItemsReplaced,
     LocalEchoAdded,
-    RoomsChanged,
     SendStateChanged,
-    TimelineAppended,
 )
 from tuichat.matrix.service import MatrixService
 from tuichat.matrix.session import Profile
-from tuichat.model.items import ItemKind, SendState, TimelineItem
-
-
-class Recorder:
-    """A sink that keeps every domain event, with helpers to wait on them."""
-
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-
-    def __call__(self, event: Any) -> None:
-        self.events.append(event)
-
-    def items(self, room_id: str) -> list[TimelineItem]:
-        items: dict[str, TimelineItem] = {}
-        for event in self.events:
-            if isinstance(event, (TimelineAppended, ItemsReplaced)) and event.room_id == room_id:
-                for item in event.items:
-                    items[item.key] = item
-        return list(items.values())
-
-    def text_from(self, room_id: str, body: str) -> TimelineItem | None:
-        for item in self.items(room_id):
-            if item.body == body and item.kind is ItemKind.TEXT:
-                return item
-        return None
-
-    def rooms(self) -> dict[str, Any]:
-        rooms = {}
-        for event in self.events:
-            if isinstance(event, RoomsChanged):
-                rooms.update({room.room_id: room for room in event.rooms})
-        return rooms
-
-
-ServiceFactory = Callable[..., Any]
-
-
-@pytest.fixture
-async def start_service() -> AsyncIterator[ServiceFactory]:
-    services: list[MatrixService] = []
-
-    async def start(profile: Profile, recorder: Recorder) -> MatrixService:
-        service = MatrixService(profile, recorder, sync_timeout_ms=1000)
-        await service.start()
-        services.append(service)
-        return service
-
-    yield start
-    for service in services:
-        await service.stop()
+from tuichat.model.items import SendState
 
 
 async def _join_from_invite(service: MatrixService, recorder: Recorder, room_id: str) -> None:

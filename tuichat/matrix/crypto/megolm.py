@@ -107,16 +107,27 @@ class MegolmDecryptor:
             key_source=self.extras.key_source(session_id),
         )
 
+    def _belongs_to_another_user(self, sender: str, sender_key: str) -> bool:
+        store = self.olm.device_store
+        for user_id in store.users:
+            if user_id == sender:
+                continue
+            if store.device_from_sender_key(user_id, sender_key) is not None:
+                return True
+        return False
+
     def _trust(self, sender: str, sender_key: str, claimed_ed25519: str, device: Any) -> str | None:
         """How the event is bound to its sender, or None if it is not."""
         olm = self.olm
         if sender == olm.user_id and sender_key == self._own_curve:
             return "own" if claimed_ed25519 == self._own_ed else None
         if device is None:
-            known = any(True for _ in olm.device_store.active_user_devices(sender))
-            if known and sender not in olm.users_for_key_query:
+            if self._belongs_to_another_user(sender, sender_key):
+                # The session was created by a device of someone else.
+                return None
+            if sender in olm.tracked_users and sender not in olm.users_for_key_query:
                 # The sender's device list is current and no device of
-                # theirs holds this key: someone else's session.
+                # theirs holds this key.
                 return None
             # A device we have not fetched yet: show the text marked as from
             # an unknown device, fetch the list, and check again afterwards.

@@ -16,9 +16,10 @@ Encryption module is the reference):
 - Where keys came from (direct, forwarded, imported) is recorded, and every
   key that arrives is reported so waiting events can be retried; nio never
   retries decryption.
-- Outbound sessions are not dropped on every membership change: tuichat
-  rotates on leaves, bans, removed or blacklisted devices and history
-  visibility changes itself (`group_sessions.py`).
+- Outbound sessions are not dropped on every membership change, device
+  change or trust change: tuichat rotates on leaves, bans, removed or
+  blacklisted devices and history visibility changes itself
+  (`group_sessions.py`).
 """
 
 from __future__ import annotations
@@ -251,10 +252,13 @@ class TuichatClient(AsyncClient):
         self.olm = TuichatOlm(self.user_id, self.device_id, self.store, self.extras)
         self.encrypted_rooms = self.store.load_encrypted_rooms()
 
-    def _invalidate_session_for_member_event(self, room_id: str) -> None:
-        # nio drops the outbound session on *any* membership change, joins
-        # included; tuichat rotates on leaves and bans (group_sessions.py)
-        # and shares the current session with new members.
+    def invalidate_outbound_session(self, room_id: str) -> None:
+        # nio drops the outbound session on *any* membership change (joins
+        # included), after every key query that shows a changed device (a
+        # new device included), and on every trust change. tuichat decides
+        # rotation itself (group_sessions.py): on leaves, bans, removed or
+        # blacklisted devices and history visibility changes; new members
+        # and new devices get the current session from its current index.
         return
 
     def olm_encrypt_for(self, device: Any, event_type: str, content: dict[str, Any]) -> Any:

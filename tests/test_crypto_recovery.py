@@ -1,0 +1,372 @@
+"""Encryption that recovers, at the service layer, against the real Synapse:
+placeholder reasons, sender binding, replay protection, outbound sessions
+that persist and rotate, keys for new devices, fallback and one-time keys."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
+
+from tests.conftest import UserFactory, log_in
+from tests.peers import NioPeer, wait_until
+from tests.recorder import Recorder, ServiceFactory
+from tuichat.demo.synapse import LocalSynapse
+from tuichat.matrix.service import MatrixService
+from tuichat.matrix.session import Profile
+from tuichat.model.items import ItemKind
+
+Peers = Callable[..., Any]
+
+
+async def _service_in_room(
+    synapse: LocalSynapse,
+    profile: Profile,
+    user: Any,
+    peer: NioPeer,
+    room_id: str,
+    start_service: ServiceFactory,
+    **kwargs: Any,
+) -> tuple[MatrixService, Recorder]:
+    recorder = Recorder()
+    service = await start_service(profile, recorder, **kwargs)
+    await wait_until(lambda: room_id in recorder.rooms())
+    await service.join(room_id)
+    await wait_until(
+        lambda: (
+            room_id in service.states
+            and service.states[room_id].membership.value == "join"
+            and service.states[room_id].encrypted
+        )
+    )
+    await peer.wait_for_member(room_id, user.user_id)
+    return service, recorder
+
+
+def _waiting(recorder: Recorder, room_id: str) -> list[Any]:
+    return [i for i in recorder.items(room_id) if i.kind is ItemKind.UNDECRYPTABLE]
+
+
+async def test_key_from_a_later_index_says_so_and_a_better_key_still_helps(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Peers,
+    start_service: ServiceFactory,
+) -> None:
+    alice, bob = new_user("alice"), new_user("bob")
+    await log_in(synapse, profile, alice)
+    peer: NioPeer = await peer_factory(bob)
+    room_id = await peer.create_room(invite=[alice.user_id])
+    service, recorder = await _service_in_room(
+        synapse, profile, alice, peer, room_id, start_service
+    )
+    device_id = service.session.device_id
+
+    first_key = await peer.send_withholding_key(room_id, "message zero")
+    later_key = peer.current_key(room_id)  # starts at message index 1
+    await wait_until(lambda: _waiting(recorder, room_id))
+    await peer.deliver_key(later_key, alice.user_id, device_id)
+    await wait_until(
+        lambda: [i.utd_reason for i in _waiting(recorder, room_id)] == ["unknown_index"]
+    )
+    await peer.deliver_key(first_key, alice.user_id, device_id)
+    await wait_until(lambda: recorder.text_from(room_id, "message zero"))
+
+
+async def test_messages_from_before_this_device_say_so(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Peers,
+    start_service: ServiceFactory,
+) -> None:
+    alice, bob = new_user("alice"), new_user("bob")
+    peer: NioPeer = await peer_factory(bob)
+    room_id = await peer.create_room(invite=[alice.user_id])
+    status, _ = synapse._request(
+        "POST", f"/_matrix/client/v3/join/{room_id}", {}, token=alice.access_token
+    )
+    assert status == 200
+    await peer.wait_for_member(room_id, alice.user_id)
+    await peer.send_text(room_id, "before tuichat existed")  # alice's only device has no keys
+
+    await log_in(synapse, profile, alice)
+    recorder = Recorder()
+    await start_service(profile, recorder)
+    waiting = await wait_until(lambda: _waiting(recorder, room_id))
+    assert waiting[0].utd_reason == "before_device"
+    assert waiting[0].utd_text == "sent before this device existed"
+
+
+async def test_withheld_key_gives_its_own_placeholder_reason(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Peers,
+    start_service: ServiceFactory,
+) -> None:
+    alice, bob = new_user("alice"), new_user("bob")
+    await log_in(synapse, profile, alice)
+    peer: NioPeer = await peer_factory(bob)
+    room_id = await peer.create_room(invite=[alice.user_id])
+    service, recorder = await _service_in_room(
+        synapse, profile, alice, peer, room_id, start_service
+    )
+    held = await peer.send_withholding_key(room_id, "secret")
+    await wait_until(lambda: _waiting(recorder, room_id))
+    content = {
+        "algorithm": "m.megolm.v1.aes-sha2",
+        "room_id": room_id,
+        "session_id": held.session_id,
+        "sender_key": peer.client.olm.account.identity_keys["curve25519"],
+        "code": "m.unverified",
+        "reason": "Device not verified",
+    }
+    status, _ = synapse._request(
+        "PUT",
+        f"/_matrix/client/v3/sendToDevice/m.room_key.withheld/{uuid.uuid4().hex}",
+        {"messages": {alice.user_id: {service.session.device_id: content}}},
+        token=bob.access_token,
+    )
+    assert status == 200
+    item = await wait_until(
+        lambda: next(
+            (i for i in _waiting(recorder, room_id) if i.utd_reason == "withheld:m.unverified"),
+            None,
+        )
+    )
+    assert "only shares keys with verified devices" in item.utd_text
+
+
+async def test_replayed_ciphertext_is_rejected_also_after_a_restart(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Peers,
+    start_service: ServiceFactory,
+) -> None:
+    alice, bob = new_user("alice"), new_user("bob")
+    await log_in(synapse, profile, alice)
+    peer: NioPeer = await peer_factory(bob)
+    room_id = await peer.create_room(invite=[alice.user_id])
+    service, recorder = await _service_in_room(
+        synapse, profile, alice, peer, room_id, start_service
+    )
+    original_id = await peer.send_text(room_id, "pay alice 10 coins")
+    original = await wait_until(lambda: recorder.item(room_id, original_id))
+    assert original.body == "pay alice 10 coins"
+    # Bob's client replays the very same ciphertext as a new event.
+    status, body = synapse._request(
+        "GET",
+        f"/_matrix/client/v3/rooms/{room_id}/event/{original_id}",
+        token=bob.access_token,
+    )
+    assert status == 200 and body["type"] == "m.room.encrypted"
+    status, sent = synapse._request(
+        "PUT",
+        f"/_matrix/client/v3/rooms/{room_id}/send/m.room.encrypted/{uuid.uuid4().hex}",
+        body["content"],
+        token=bob.access_token,
+    )
+    replay_id = sent["event_id"]
+    replayed = await wait_until(lambda: recorder.item(room_id, replay_id))
+    assert replayed.kind is ItemKind.UNDECRYPTABLE and replayed.utd_reason == "replay"
+    await service.stop()
+
+    again = Recorder()
+    service = MatrixService(profile, again)
+    await service.open()
+    try:
+        assert again.item(room_id, original_id).body == "pay alice 10 coins"  # type: ignore[union-attr]
+        assert again.item(room_id, replay_id).utd_reason == "replay"  # type: ignore[union-attr]
+    finally:
+        await service.stop()
+
+
+async def test_someone_elses_session_is_not_shown_as_the_senders(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Peers,
+    start_service: ServiceFactory,
+) -> None:
+    alice, bob, mallory = new_user("alice"), new_user("bob"), new_user("mallory")
+    await log_in(synapse, profile, alice)
+    peer: NioPeer = await peer_factory(bob)
+    room_id = await peer.create_room(invite=[alice.user_id, mallory.user_id])
+    synapse._request("POST", f"/_matrix/client/v3/join/{room_id}", {}, token=mallory.access_token)
+    _service, recorder = await _service_in_room(
+        synapse, profile, alice, peer, room_id, start_service
+    )
+    await peer.wait_for_member(room_id, mallory.user_id)
+    genuine_id = await peer.send_text(room_id, "from bob")
+    assert (await wait_until(lambda: recorder.item(room_id, genuine_id))).trust == "unverified"
+    # Bob's session encrypts a message that Mallory then posts as her own:
+    # a valid Megolm message, at a fresh index, under the wrong sender.
+    forged_content = peer.client.olm.group_encrypt(
+        room_id, {"type": "m.room.message", "content": {"msgtype": "m.text", "body": "forged"}}
+    )
+    _, sent = synapse._request(
+        "PUT",
+        f"/_matrix/client/v3/rooms/{room_id}/send/m.room.encrypted/{uuid.uuid4().hex}",
+        forged_content,
+        token=mallory.access_token,
+    )
+    forged = await wait_until(lambda: recorder.item(room_id, sent["event_id"]))
+    assert forged.kind is ItemKind.UNDECRYPTABLE and forged.utd_reason == "sender_mismatch"
+    assert "sender mismatch" in forged.utd_text
+    assert recorder.text_from(room_id, "forged") is None
+
+
+async def test_outbound_session_survives_a_restart_and_rotates_when_a_member_leaves(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Peers,
+    start_service: ServiceFactory,
+) -> None:
+    alice, bob, carol = new_user("alice"), new_user("bob"), new_user("carol")
+    await log_in(synapse, profile, alice)
+    peer: NioPeer = await peer_factory(bob)
+    carol_peer: NioPeer = await peer_factory(carol)
+    room_id = await peer.create_room(invite=[alice.user_id, carol.user_id])
+    await carol_peer.join(room_id)
+    service, _recorder = await _service_in_room(
+        synapse, profile, alice, peer, room_id, start_service
+    )
+    await peer.wait_for_member(room_id, carol.user_id)
+
+    service.send_text(room_id, "one")
+    await peer.wait_for_text(room_id, "one")
+    first_session = service.crypto.groups.current(room_id).id  # type: ignore[union-attr]
+    await service.stop()
+
+    service = await start_service(profile, Recorder())
+    await service.first_sync_done.wait()
+    service.send_text(room_id, "two")
+    await peer.wait_for_text(room_id, "two")
+    assert service.crypto.groups.current(room_id).id == first_session  # type: ignore[union-attr]
+    assert service.crypto.groups.current(room_id).message_count == 2  # type: ignore[union-attr]
+
+    await carol_peer.client.room_leave(room_id)
+    await wait_until(lambda: service.states[room_id].membership_of(carol.user_id) == "leave")
+    service.send_text(room_id, "three")
+    await peer.wait_for_text(room_id, "three")
+    assert service.crypto.groups.current(room_id).id != first_session  # type: ignore[union-attr]
+
+
+async def test_room_rotation_period_is_honoured(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Peers,
+    start_service: ServiceFactory,
+) -> None:
+    alice, bob = new_user("alice"), new_user("bob")
+    await log_in(synapse, profile, alice)
+    peer: NioPeer = await peer_factory(bob)
+    room_id = await peer.create_room(invite=[alice.user_id])
+    await peer.client.room_put_state(
+        room_id,
+        "m.room.encryption",
+        {"algorithm": "m.megolm.v1.aes-sha2", "rotation_period_msgs": 2},
+    )
+    service, _recorder = await _service_in_room(
+        synapse, profile, alice, peer, room_id, start_service
+    )
+    await wait_until(
+        lambda: (
+            service.states[room_id].content("m.room.encryption").get("rotation_period_msgs") == 2
+        )
+    )
+    sessions = []
+    for body in ("a", "b", "c"):
+        service.send_text(room_id, body)
+        await peer.wait_for_text(room_id, body)
+        sessions.append(service.crypto.groups.current(room_id).id)  # type: ignore[union-attr]
+    assert sessions[0] == sessions[1] != sessions[2]
+
+
+async def test_a_members_new_device_gets_the_current_session(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Peers,
+    start_service: ServiceFactory,
+) -> None:
+    alice, bob = new_user("alice"), new_user("bob")
+    await log_in(synapse, profile, alice)
+    peer: NioPeer = await peer_factory(bob)
+    room_id = await peer.create_room(invite=[alice.user_id])
+    service, _recorder = await _service_in_room(
+        synapse, profile, alice, peer, room_id, start_service
+    )
+    service.send_text(room_id, "before the new device")
+    await peer.wait_for_text(room_id, "before the new device")
+    session_id = service.crypto.groups.current(room_id).id  # type: ignore[union-attr]
+
+    second_device: NioPeer = await peer_factory(bob)  # bob logs in again
+    await wait_until(
+        lambda: (
+            any(
+                d.id == second_device.client.device_id
+                for d in service.crypto.olm.device_store.active_user_devices(bob.user_id)  # type: ignore[union-attr]
+            )
+            or service.crypto.olm.users_for_key_query
+        ),  # type: ignore[union-attr]
+        timeout=20,
+    )
+    service.send_text(room_id, "after the new device")
+    assert await second_device.wait_for_text(room_id, "after the new device") == alice.user_id
+    # Same session, shared from its current index: no rotation was needed.
+    assert service.crypto.groups.current(room_id).id == session_id  # type: ignore[union-attr]
+
+
+async def test_fallback_key_is_published_and_one_time_keys_are_replenished(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    start_service: ServiceFactory,
+) -> None:
+    alice, bob = new_user("alice"), new_user("bob")
+    await log_in(synapse, profile, alice)
+    session = profile.load_session()
+    assert session is not None
+
+    def server_view() -> dict[str, Any]:
+        # A fresh filter each time: Synapse caches identical sync requests.
+        limit = uuid.uuid4().int % 1000 + 1
+        query = urlencode(
+            {"timeout": 0, "filter": json.dumps({"room": {"timeline": {"limit": limit}}})}
+        )
+        _, body = synapse._request(
+            "GET", f"/_matrix/client/v3/sync?{query}", token=session.access_token
+        )
+        return body
+
+    view = server_view()
+    assert view["device_unused_fallback_key_types"] == ["signed_curve25519"]
+    assert view["device_one_time_keys_count"]["signed_curve25519"] == 50
+
+    # Someone claims every one-time key, then the fallback key.
+    for _ in range(51):
+        synapse._request(
+            "POST",
+            "/_matrix/client/v3/keys/claim",
+            {"one_time_keys": {alice.user_id: {session.device_id: "signed_curve25519"}}},
+            token=bob.access_token,
+        )
+    view = server_view()
+    assert view["device_unused_fallback_key_types"] == []
+    assert view["device_one_time_keys_count"].get("signed_curve25519", 0) == 0
+
+    await start_service(profile, Recorder())
+    await wait_until(
+        lambda: (
+            server_view()["device_one_time_keys_count"].get("signed_curve25519", 0) >= 25
+            and server_view()["device_unused_fallback_key_types"] == ["signed_curve25519"]
+        )
+    )
