@@ -49,6 +49,13 @@ def _parser() -> argparse.ArgumentParser:
     login.add_argument("--device-name", default="tuichat", metavar="NAME")
 
     commands.add_parser("logout", help="log this device out and remove the local session")
+
+    keys = commands.add_parser("keys", help="export or import room keys (Element's file format)")
+    key_actions = keys.add_subparsers(dest="keys_action", metavar="ACTION", required=True)
+    export = key_actions.add_parser("export", help="write this device's room keys to FILE")
+    export.add_argument("file", metavar="FILE")
+    imported = key_actions.add_parser("import", help="read room keys from FILE")
+    imported.add_argument("file", metavar="FILE")
     commands.add_parser(
         "demo", help="run against a local homeserver with a chatting peer (needs Synapse)"
     )
@@ -108,6 +115,59 @@ def _logout(profile_dir: Path) -> int:
     return 0
 
 
+def _read_passphrase(confirm: bool) -> str:
+    """From the terminal without echo (twice to confirm), or one line of
+    standard input when it is not a terminal (scripts)."""
+    if not sys.stdin.isatty():
+        passphrase = sys.stdin.readline().rstrip("\r\n")
+    else:
+        passphrase = getpass.getpass("Passphrase: ")
+        if confirm and getpass.getpass("Passphrase again: ") != passphrase:
+            raise ValueError("the passphrases differ")
+    if not passphrase:
+        raise ValueError("no passphrase given")
+    return passphrase
+
+
+def _keys(args: argparse.Namespace, profile_dir: Path) -> int:
+    from tuichat.matrix.crypto.key_export import KeyFileError
+    from tuichat.matrix.service import MatrixService
+    from tuichat.matrix.session import Profile, ProfileError
+
+    path = Path(args.file).expanduser()
+    exporting = args.keys_action == "export"
+    try:
+        text = "" if exporting else path.read_text(encoding="utf-8")
+        passphrase = _read_passphrase(confirm=exporting)
+    except (OSError, UnicodeDecodeError, ValueError, EOFError, KeyboardInterrupt) as error:
+        return _fail(str(error) or "cancelled")
+
+    def progress(done: int, total: int) -> None:
+        if total >= 500:
+            print(f"\rImporting room keys: {done}/{total}", end="", file=sys.stderr, flush=True)
+
+    async def run() -> str:
+        service = MatrixService(Profile(profile_dir), lambda event: None)
+        await service.open()
+        try:
+            if exporting:
+                count = await service.export_keys(path, passphrase)
+                return f"Exported {count} room keys to {path}"
+            result = await service.import_keys(text, passphrase, progress)
+            if result.total >= 500:
+                print(file=sys.stderr)
+            invalid = f", {result.invalid} unusable" if result.invalid else ""
+            return f"Imported {result.imported} new room keys ({result.total} in the file{invalid})"
+        finally:
+            await service.stop()
+
+    try:
+        print(asyncio.run(run()))
+    except (KeyFileError, ProfileError, LookupError, OSError) as error:
+        return _fail(str(error))
+    return 0
+
+
 def _run_tui(profile_dir: Path) -> int:
     from tuichat.matrix.session import Profile, ProfileError
 
@@ -152,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _login(args, profile_dir)
     if args.command == "logout":
         return _logout(profile_dir)
+    if args.command == "keys":
+        return _keys(args, profile_dir)
     if args.command == "demo":
         from tuichat.demo.runner import run_demo
 

@@ -45,7 +45,7 @@ from tuichat.matrix.cache import Cache, RoomWrite, SyncWrite
 from tuichat.matrix.client import build_client
 from tuichat.matrix.convert import Decryption, Viewer, to_item
 from tuichat.matrix.crypto.engine import CryptoEngine, ImportResult, Redecrypted
-from tuichat.matrix.crypto.key_requests import GRACE_SECONDS
+from tuichat.matrix.crypto.key_requests import BACKOFF_SECONDS, GRACE_SECONDS
 from tuichat.matrix.crypto.nio_extensions import TuichatClient
 from tuichat.matrix.events import (
     ConnectionChanged,
@@ -120,6 +120,7 @@ class MatrixService:
         cache: Cache | None = None,
         sync_timeout_ms: int = SYNC_TIMEOUT_MS,
         key_request_grace: float = GRACE_SECONDS,
+        key_request_backoff: tuple[float, ...] = BACKOFF_SECONDS,
     ) -> None:
         session = profile.load_session()
         if session is None:
@@ -136,6 +137,7 @@ class MatrixService:
         self.sync_token = self.snapshot.sync_token
         self.sync_timeout_ms = sync_timeout_ms
         self.key_request_grace = key_request_grace
+        self.key_request_backoff = key_request_backoff
         self.client: TuichatClient | None = None
         self.crypto: CryptoEngine | None = None
         self._sync_task: asyncio.Task[None] | None = None
@@ -182,6 +184,7 @@ class MatrixService:
             self.profile.pickle_key(),
             device_created_ms=session.created_ms,
             key_request_grace=self.key_request_grace,
+            key_request_backoff=self.key_request_backoff,
         )
         # After priming: replaying cached state must not touch the restored
         # outbound sessions (they are not rotated by a restart).
@@ -619,21 +622,32 @@ class MatrixService:
 
     # -- keys ----------------------------------------------------------------------
 
-    def export_keys(self, path: Path, passphrase: str) -> int:
+    async def export_keys(self, path: Path, passphrase: str) -> int:
+        """Export every room key this device holds; returns how many."""
         assert self.crypto is not None
-        return self.crypto.export_keys(path, passphrase)
+        return await self.crypto.export_keys(path, passphrase)
 
-    def import_keys(
+    async def import_keys(
         self, text: str, passphrase: str, progress: Callable[[int, int], None] | None = None
     ) -> ImportResult:
         """Import a key export; placeholders the keys unlock fill in at once.
         Raises KeyFileError, changing nothing, for a wrong passphrase or a
         damaged file."""
         assert self.crypto is not None
-        result, redecrypted = self.crypto.import_keys(text, passphrase, progress)
+        result, redecrypted = await self.crypto.import_keys(text, passphrase, progress)
         self._emit_redecrypted(redecrypted)
         self.crypto.extras.flush()
         return result
+
+    def verify_device(self, user_id: str, device_id: str) -> bool:
+        """Mark a device verified; its waiting key requests are answered."""
+        assert self.client is not None and self.crypto is not None
+        device = self.client.device_store[user_id].get(device_id)
+        if device is None:
+            return False
+        self.client.verify_device(device)
+        self.crypto.requests.continue_for(user_id, device_id)
+        return True
 
     def set_read_marker(self, room_id: str, event_id: str) -> None:
         self.cache.set_read_marker(room_id, event_id)

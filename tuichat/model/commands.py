@@ -24,6 +24,10 @@ COMMANDS: dict[str, CommandSpec] = {
         CommandSpec("leave", "/leave", "leave the current room"),
         CommandSpec("me", "/me TEXT", "send an action (emote)"),
         CommandSpec("retry", "/retry", "send this room's failed messages again"),
+        CommandSpec(
+            "export-keys", "/export-keys FILE", "save your room keys, passphrase-protected"
+        ),
+        CommandSpec("import-keys", "/import-keys FILE", "load room keys from an export file"),
         CommandSpec("help", "/help", "list the commands"),
     )
 }
@@ -69,7 +73,7 @@ def parse(text: str) -> Parsed:
     if name == "join":
         if not _ROOM_REF.match(argument):
             return CommandError(f"Usage: {spec.usage}")
-    elif name == "me":
+    elif name in ("me", "export-keys", "import-keys"):
         if not argument:
             return CommandError(f"Usage: {spec.usage}")
     elif argument:

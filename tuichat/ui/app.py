@@ -7,7 +7,9 @@ worker imports and starts the Matrix service. The service reports through
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual import on, work
@@ -37,6 +39,7 @@ from tuichat.model.rooms import Membership, RoomList, RoomSummary
 from tuichat.model.timeline import Timeline, TimelineChange
 from tuichat.ui.messages import MatrixEvent
 from tuichat.ui.screens.main import MainScreen
+from tuichat.ui.screens.passphrase import PassphraseDialog
 from tuichat.ui.screens.room_switcher import RoomSwitcher
 from tuichat.ui.themes import DEFAULT_THEME, builtin_themes
 from tuichat.ui.widgets.composer import Composer
@@ -355,6 +358,8 @@ class TuichatApp(App[int]):
             return
         if parsed.name == "join":
             self._run_service_call(self.service.join(parsed.argument))
+        elif parsed.name in ("export-keys", "import-keys"):
+            self._handle_keys_command(parsed.name, parsed.argument)
         elif parsed.name == "retry":
             self.action_retry_failed()
         elif room_id is None:
@@ -363,6 +368,61 @@ class TuichatApp(App[int]):
             self._run_service_call(self.service.leave(room_id))
         elif parsed.name == "me":
             self.service.send_text(room_id, parsed.argument, emote=True)
+
+    def _handle_keys_command(self, name: str, argument: str) -> None:
+        path = Path(argument).expanduser()
+        feedback = self.main.feedback
+        if name == "export-keys":
+            dialog = PassphraseDialog(
+                "Export room keys",
+                f"The keys will be written to {path}, encrypted with this passphrase. "
+                "Anyone with the file and the passphrase can read your encrypted history.",
+                confirm=True,
+            )
+        else:
+            if not path.is_file():
+                feedback.show(f"No such file: {path}", error=True)
+                return
+            dialog = PassphraseDialog(
+                "Import room keys", f"The passphrase that protects {path}.", confirm=False
+            )
+
+        def chosen(passphrase: str | None) -> None:
+            if passphrase:
+                self._run_keys_command(name, path, passphrase)
+            self.main.composer.focus()
+
+        self.push_screen(dialog, chosen)
+
+    @work(group="keys", exclusive=True, exit_on_error=False)
+    async def _run_keys_command(self, name: str, path: Path, passphrase: str) -> None:
+        from tuichat.matrix.crypto.key_export import KeyFileError
+
+        feedback = self.main.feedback
+        service = self.service
+        if service is None:
+            feedback.show("Not connected yet.", error=True)
+            return
+        try:
+            if name == "export-keys":
+                feedback.show("Exporting room keys…")
+                count = await service.export_keys(path, passphrase)
+                feedback.show(f"Exported {count} room keys to {path}.")
+                return
+            feedback.show("Decrypting the key file…")
+            text = await asyncio.to_thread(path.read_text, encoding="utf-8")
+
+            def progress(done: int, total: int) -> None:
+                feedback.show(f"Importing room keys… {done}/{total}")
+
+            result = await service.import_keys(text, passphrase, progress)
+        except (KeyFileError, OSError, UnicodeDecodeError) as error:
+            feedback.show(f"Key {name.split('-')[0]} failed: {error}", error=True)
+            return
+        invalid = f", {result.invalid} unusable" if result.invalid else ""
+        feedback.show(
+            f"Imported {result.imported} new room keys ({result.total} in the file{invalid})."
+        )
 
     def _run_service_call(self, call: object) -> None:
         self.run_worker(call, group="commands", exit_on_error=False)  # type: ignore[arg-type]

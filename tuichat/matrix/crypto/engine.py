@@ -23,16 +23,18 @@ from tuichat.matrix.convert import Decryption
 from tuichat.matrix.crypto.extras_store import CryptoExtrasStore
 from tuichat.matrix.crypto.group_sessions import GroupSessions, RotationPolicy
 from tuichat.matrix.crypto.key_export import (
+    EXPORT_ROUNDS,
     ExportedSession,
     KeyFileError,
     sessions_from_file,
     sessions_to_file,
 )
-from tuichat.matrix.crypto.key_requests import GRACE_SECONDS, KeyRequests
+from tuichat.matrix.crypto.key_requests import BACKOFF_SECONDS, GRACE_SECONDS, KeyRequests
 from tuichat.matrix.crypto.megolm import MegolmDecryptor
 from tuichat.matrix.crypto.nio_extensions import FALLBACK_KEY_TYPE, TuichatClient
 from tuichat.matrix.crypto.undecryptable import UndecryptableEvents
 from tuichat.matrix.network import NETWORK_ERRORS
+from tuichat.matrix.session import write_private
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,7 @@ class CryptoEngine:
         *,
         device_created_ms: int = 0,
         key_request_grace: float = GRACE_SECONDS,
+        key_request_backoff: tuple[float, ...] = BACKOFF_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
@@ -77,7 +80,9 @@ class CryptoEngine:
         self.decryptor = MegolmDecryptor(self.olm, extras, device_created_ms)
         self.groups = GroupSessions(client, extras, pickle_key)
         self.waiting = UndecryptableEvents()
-        self.requests = KeyRequests(self.olm, self.groups.send_to_device, key_request_grace)
+        self.requests = KeyRequests(
+            self.olm, self.groups.send_to_device, key_request_grace, key_request_backoff
+        )
         self._upkeep_lock = asyncio.Lock()
 
     def restore(self) -> None:
@@ -253,8 +258,8 @@ class CryptoEngine:
 
     # -- key export and import ----------------------------------------------------------
 
-    def export_keys(self, path: Path, passphrase: str, rounds: int | None = None) -> int:
-        sessions = [
+    def exportable_sessions(self) -> list[ExportedSession]:
+        return [
             ExportedSession(
                 room_id=session.room_id,
                 sender_key=session.sender_key,
@@ -265,53 +270,62 @@ class CryptoEngine:
             )
             for session in self.olm.inbound_group_store
         ]
-        text = sessions_to_file(sessions, passphrase, *(() if rounds is None else (rounds,)))
-        from tuichat.matrix.session import write_private
 
+    async def export_keys(self, path: Path, passphrase: str, rounds: int = EXPORT_ROUNDS) -> int:
+        """Write every inbound session to `path` (mode 0600); returns how many.
+        The key derivation runs in a thread so the UI keeps drawing."""
+        sessions = self.exportable_sessions()
+        text = await asyncio.to_thread(sessions_to_file, sessions, passphrase, rounds)
         write_private(path, text.encode())
         return len(sessions)
 
-    def import_keys(
+    async def import_keys(
         self, text: str, passphrase: str, progress: Progress | None = None
     ) -> tuple[ImportResult, list[Redecrypted]]:
-        """Import an export file's text; raises KeyFileError (and changes
-        nothing) for a wrong passphrase or a damaged file."""
-        sessions, invalid = sessions_from_file(text, passphrase)
-        return self.import_sessions(sessions, "imported", invalid, progress)
+        """Import an export file's text. A wrong passphrase or a damaged file
+        raises KeyFileError before anything is changed."""
+        sessions, invalid = await asyncio.to_thread(sessions_from_file, text, passphrase)
+        return await self.import_sessions(sessions, "imported", invalid, progress)
 
-    def import_sessions(
+    async def import_sessions(
         self,
         sessions: list[ExportedSession],
         source: str,
         invalid: int = 0,
         progress: Progress | None = None,
+        chunk: int = 500,
     ) -> tuple[ImportResult, list[Redecrypted]]:
+        """Add sessions in chunks (one store transaction each), yielding to
+        the event loop in between; then retry the events they unlock."""
         imported = 0
         database = self.client.store.database  # type: ignore[union-attr]
-        with database.atomic():  # one transaction for nio's store
-            for position, entry in enumerate(sessions, 1):
-                try:
-                    session = InboundGroupSession.import_session(
-                        entry.session_key,
-                        entry.sender_claimed_ed25519,
-                        entry.sender_key,
-                        entry.room_id,
-                        list(entry.forwarding_chain),
-                    )
-                except Exception:  # noqa: BLE001 - one bad entry must not stop the rest
-                    invalid += 1
-                    continue
-                if session.id != entry.session_id:
-                    invalid += 1
-                    continue
-                if self.olm.import_inbound_session(session, source):
-                    imported += 1
-                if progress is not None and position % 200 == 0:
-                    progress(position, len(sessions))
-        if progress is not None:
-            progress(len(sessions), len(sessions))
+        for start in range(0, len(sessions), chunk):
+            with database.atomic():
+                for entry in sessions[start : start + chunk]:
+                    session = _inbound_session(entry)
+                    if session is None:
+                        invalid += 1
+                    elif self.olm.import_inbound_session(session, source):
+                        imported += 1
+            if progress is not None:
+                progress(min(start + chunk, len(sessions)), len(sessions))
+            await asyncio.sleep(0)
         result = ImportResult(total=len(sessions) + invalid, imported=imported, invalid=invalid)
         return result, self.keys_arrived()
+
+
+def _inbound_session(entry: ExportedSession) -> InboundGroupSession | None:
+    try:
+        session = InboundGroupSession.import_session(
+            entry.session_key,
+            entry.sender_claimed_ed25519,
+            entry.sender_key,
+            entry.room_id,
+            list(entry.forwarding_chain),
+        )
+    except Exception:  # noqa: BLE001 - one bad entry must not stop the rest
+        return None
+    return session if session.id == entry.session_id else None
 
 
 __all__ = ["CryptoEngine", "ImportResult", "KeyFileError", "Redecrypted"]

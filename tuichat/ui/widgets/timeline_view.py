@@ -23,7 +23,7 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from tuichat.model.items import ItemKind, SendState, TimelineItem
+from tuichat.model.items import KEY_SOURCE_LABELS, ItemKind, SendState, TimelineItem
 from tuichat.model.timeline import ChangeKind, TimelineChange
 
 TIME_WIDTH = 5
@@ -80,6 +80,7 @@ class TimelineView(ScrollView, can_focus=True):
         "timeline--failed",
         "timeline--lock",
         "timeline--empty",
+        "timeline--note",
     }
 
     DEFAULT_CSS = """
@@ -96,6 +97,7 @@ class TimelineView(ScrollView, can_focus=True):
     TimelineView > .timeline--failed { color: $error; }
     TimelineView > .timeline--lock { color: $success; }
     TimelineView > .timeline--empty { color: $text-muted; text-style: italic; }
+    TimelineView > .timeline--note { color: $warning; text-style: dim italic; }
     """
 
     def __init__(self, *, name: str | None = None, id: str | None = None) -> None:
@@ -280,6 +282,9 @@ class TimelineView(ScrollView, can_focus=True):
             text = Text(item.body)
         if item.highlight:
             text.stylize(Style(bold=True))
+        note = self._trust_note(item)
+        if note:
+            text.append(f"  · {note}", style=self._style("timeline--note"))
         if item.send_state is SendState.PENDING:
             text.stylize(self._style("timeline--pending"))
             text.append("  (sending…)", style=self._style("timeline--pending"))
@@ -287,6 +292,15 @@ class TimelineView(ScrollView, can_focus=True):
             failed = self._style("timeline--failed")
             text.append("  ✗ not sent — Ctrl+R to retry", style=failed)
         return text
+
+    @staticmethod
+    def _trust_note(item: TimelineItem) -> str:
+        """Why this message is less strongly bound to its sender, if it is."""
+        if item.key_source:
+            return KEY_SOURCE_LABELS.get(item.key_source, item.key_source)
+        if item.trust == "unknown_device":
+            return "sent from a device not known yet"
+        return ""
 
     def line_texts(self) -> list[str]:
         """Every line's plain text (for tests and screenshots' sake)."""

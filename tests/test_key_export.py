@@ -1,0 +1,285 @@
+"""Room key export and import: the file format, the service, the CLI, the TUI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nio.crypto import key_export as nio_key_export
+
+from tests.conftest import UserFactory, log_in
+from tests.peers import NioPeer, wait_until
+from tests.recorder import Recorder, ServiceFactory
+from tests.test_ui_chat import type_text, wait_ui
+from tuichat.demo.synapse import LocalSynapse
+from tuichat.matrix.crypto.key_export import (
+    KeyFileError,
+    decrypt_export,
+    encrypt_export,
+)
+from tuichat.matrix.service import MatrixService
+from tuichat.matrix.session import Profile
+from tuichat.model.items import ItemKind
+from tuichat.ui.app import TuichatApp
+from tuichat.ui.screens.passphrase import PassphraseDialog
+from tuichat.ui.widgets.timeline_view import TimelineView
+
+FAST = 1000  # PBKDF2 rounds for unit tests; the default is Element's 500,000
+
+
+def test_round_trip_and_wrong_passphrase() -> None:
+    armoured = encrypt_export(b'[{"x": 1}]', "correct horse", FAST)
+    assert armoured.startswith("-----BEGIN MEGOLM SESSION DATA-----\n")
+    assert decrypt_export(armoured, "correct horse") == b'[{"x": 1}]'
+    with pytest.raises(KeyFileError, match="wrong passphrase"):
+        decrypt_export(armoured, "battery staple")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda text: text.replace("BEGIN", "BEGUN"),
+        lambda text: text[:60] + "!!!!" + text[64:],
+        lambda text: text.replace(text.splitlines()[1], text.splitlines()[1][::-1]),
+    ],
+)
+def test_damaged_files_are_refused(damage: Callable[[str], str]) -> None:
+    armoured = encrypt_export(b"[]", "pw", FAST)
+    with pytest.raises(KeyFileError):
+        decrypt_export(damage(armoured), "pw")
+
+
+def test_files_are_compatible_with_nios_implementation(tmp_path: Path) -> None:
+    ours = tmp_path / "ours.txt"
+    ours.write_text(encrypt_export(b'["ours"]', "pw", FAST))
+    assert nio_key_export.decrypt_and_read(str(ours), "pw") == b'["ours"]'
+    theirs = tmp_path / "theirs.txt"
+    nio_key_export.encrypt_and_save(b'["nio"]', str(theirs), "pw", FAST)
+    assert decrypt_export(theirs.read_text(), "pw") == b'["nio"]'
+
+
+async def _two_devices_one_key(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    tmp_path: Path,
+    peer_factory: Callable[..., Any],
+    start_service: ServiceFactory,
+) -> tuple[MatrixService, Recorder, MatrixService, Profile, Profile, str, Any]:
+    """Alice has two tuichat devices; Bob's key reached only the second one."""
+    alice, bob = new_user("alice"), new_user("bob")
+    first, second = Profile(tmp_path / "first"), Profile(tmp_path / "second")
+    await log_in(synapse, first, alice)
+    await log_in(synapse, second, alice)
+    peer: NioPeer = await peer_factory(bob)
+    room_id = await peer.create_room(invite=[alice.user_id])
+    recorder = Recorder()
+    service = await start_service(first, recorder)
+    await wait_until(lambda: room_id in recorder.rooms())
+    await service.join(room_id)
+    other = await start_service(second, Recorder())
+    await peer.wait_for_member(room_id, alice.user_id)
+    await wait_until(lambda: room_id in other.states and other.states[room_id].encrypted)
+    held = await peer.send_withholding_key(room_id, "only the second device can read me")
+    await peer.deliver_key(held, alice.user_id, other.session.device_id)
+    await wait_until(
+        lambda: [i for i in recorder.items(room_id) if i.kind is ItemKind.UNDECRYPTABLE]
+    )
+    await wait_until(lambda: held_sender_key(other, room_id, held.session_id))
+    return service, recorder, other, first, second, room_id, held
+
+
+async def test_imported_keys_fill_placeholders_and_are_marked(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    tmp_path: Path,
+    peer_factory: Callable[..., Any],
+    start_service: ServiceFactory,
+) -> None:
+    service, recorder, other, *_rest, room_id, held = await _two_devices_one_key(
+        synapse, new_user, tmp_path, peer_factory, start_service
+    )
+    await wait_until(
+        lambda: other.crypto.olm.inbound_group_store.get(  # type: ignore[union-attr]
+            room_id, held_sender_key(other, room_id, held.session_id), held.session_id
+        )
+    )
+    export = tmp_path / "keys.txt"
+    count = await other.export_keys(export, "a long passphrase")
+    assert count >= 1 and oct(export.stat().st_mode & 0o777) == "0o600"
+    text = export.read_text()
+
+    with pytest.raises(KeyFileError):
+        await service.import_keys(text, "not the passphrase")
+    assert [i for i in recorder.items(room_id) if i.kind is ItemKind.UNDECRYPTABLE]
+
+    result = await service.import_keys(text, "a long passphrase")
+    assert result.imported >= 1 and result.invalid == 0
+    item = await wait_until(
+        lambda: recorder.text_from(room_id, "only the second device can read me")
+    )
+    assert item.key_source == "imported"
+    again = await service.import_keys(text, "a long passphrase")
+    assert again.imported == 0 and again.total == result.total
+
+
+def held_sender_key(service: MatrixService, room_id: str, session_id: str) -> str:
+    for session in service.crypto.olm.inbound_group_store:  # type: ignore[union-attr]
+        if session.id == session_id:
+            return session.sender_key
+    return ""
+
+
+async def test_key_requests_are_refused_until_the_device_is_verified(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    tmp_path: Path,
+    peer_factory: Callable[..., Any],
+    start_service: ServiceFactory,
+) -> None:
+    alice, bob = new_user("alice"), new_user("bob")
+    first, second = Profile(tmp_path / "first"), Profile(tmp_path / "second")
+    await log_in(synapse, first, alice)
+    await log_in(synapse, second, alice)
+    peer: NioPeer = await peer_factory(bob)
+    room_id = await peer.create_room(invite=[alice.user_id])
+    recorder = Recorder()
+    service = await start_service(
+        first, recorder, key_request_grace=0.1, key_request_backoff=(1.0, 2.0, 4.0)
+    )
+    await wait_until(lambda: room_id in recorder.rooms())
+    await service.join(room_id)
+    other_recorder = Recorder()
+    other = await start_service(second, other_recorder)
+    await peer.wait_for_member(room_id, alice.user_id)
+    await wait_until(lambda: room_id in other.states and other.states[room_id].encrypted)
+    held = await peer.send_withholding_key(room_id, "ask your other device")
+    await peer.deliver_key(held, alice.user_id, other.session.device_id)
+
+    # The first device asks; the second device holds the key but refuses an
+    # unverified device.
+    await wait_until(lambda: held.session_id in service.crypto.requests.pending)  # type: ignore[union-attr]
+    await wait_until(
+        lambda: other.crypto.olm.key_request_from_untrusted,  # type: ignore[union-attr]
+        timeout=30,
+    )
+    assert recorder.text_from(room_id, "ask your other device") is None
+
+    # Both sides verify each other: the waiting request is answered.
+    await wait_until(lambda: service.verify_device(alice.user_id, other.session.device_id))
+    assert other.verify_device(alice.user_id, service.session.device_id)
+    item = await wait_until(lambda: recorder.text_from(room_id, "ask your other device"), 30)
+    assert item.key_source == "forwarded"
+    await wait_until(lambda: held.session_id not in service.crypto.requests.pending)  # type: ignore[union-attr]
+
+    # Another user's request is never answered, verified or not.
+    olm = other.crypto.olm  # type: ignore[union-attr]
+    before = len(olm.outgoing_to_device_messages)
+    await peer.client.to_device(
+        __import__("nio").event_builders.ToDeviceMessage(
+            "m.room_key_request",
+            alice.user_id,
+            other.session.device_id,
+            {
+                "action": "request",
+                "body": {
+                    "algorithm": "m.megolm.v1.aes-sha2",
+                    "room_id": room_id,
+                    "sender_key": held_sender_key(other, room_id, held.session_id),
+                    "session_id": held.session_id,
+                },
+                "request_id": "bobs-request",
+                "requesting_device_id": peer.client.device_id,
+            },
+        )
+    )
+    # A message Bob sends afterwards arrives after his request was handled.
+    await peer.send_text(room_id, "after my request")
+    await wait_until(lambda: other_recorder.text_from(room_id, "after my request"))
+    queued = olm.outgoing_to_device_messages[before:]
+    assert not [m for m in queued if m.recipient == bob.user_id]
+    assert "bobs-request" not in olm.key_request_from_untrusted
+
+
+def _run_cli(profile: Profile, *args: str, stdin: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tuichat", "--profile", str(profile.root), "keys", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+async def test_cli_export_and_import(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    tmp_path: Path,
+    peer_factory: Callable[..., Any],
+    start_service: ServiceFactory,
+) -> None:
+    service, _recorder, other, first, second, room_id, _ = await _two_devices_one_key(
+        synapse, new_user, tmp_path, peer_factory, start_service
+    )
+    await other.stop()
+    await service.stop()
+    export = tmp_path / "cli-keys.txt"
+    result = _run_cli(second, "export", str(export), stdin="cli passphrase\n")
+    assert result.returncode == 0, result.stderr
+    assert "Exported" in result.stdout and export.exists()
+    assert "cli passphrase" not in result.stdout + result.stderr
+
+    result = _run_cli(first, "import", str(export), stdin="wrong\n")
+    assert result.returncode == 1 and "wrong passphrase" in result.stderr
+    assert "Traceback" not in result.stderr
+
+    result = _run_cli(first, "import", str(export), stdin="cli passphrase\n")
+    assert result.returncode == 0, result.stderr
+    assert "Imported" in result.stdout and "new room keys" in result.stdout
+
+    restarted = Recorder()
+    service = MatrixService(first, restarted)
+    await service.open()
+    try:
+        item = restarted.text_from(room_id, "only the second device can read me")
+        assert item is not None and item.key_source == "imported"
+    finally:
+        await service.stop()
+
+
+async def test_import_keys_from_the_composer(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    tmp_path: Path,
+    peer_factory: Callable[..., Any],
+    start_service: ServiceFactory,
+) -> None:
+    service, _recorder, other, first, _second, room_id, _ = await _two_devices_one_key(
+        synapse, new_user, tmp_path, peer_factory, start_service
+    )
+    export = tmp_path / "tui-keys.txt"
+    await other.export_keys(export, "tui passphrase")
+    await service.stop()
+
+    app = TuichatApp(first, sync_timeout_ms=1000)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_ui(pilot, lambda: app.service is not None and app.service.synced_once)
+        app.switch_room(room_id)
+        view = app.query_one(TimelineView)
+        await wait_ui(pilot, lambda: any("Unable to decrypt" in line for line in view.line_texts()))
+        await type_text(pilot, f"/import-keys {export}")
+        await wait_ui(pilot, lambda: isinstance(app.screen, PassphraseDialog))
+        await pilot.press(*"tui passphrase")
+        await pilot.press("enter")
+        await wait_ui(
+            pilot,
+            lambda: any("only the second device can read me" in line for line in view.line_texts()),
+        )
+        line = next(t for t in view.line_texts() if "only the second device" in t)
+        assert "key imported from a file" in line
+        assert "Imported" in str(app.main.feedback.render())
+        assert "tui passphrase" not in json.dumps(view.line_texts())
