@@ -19,6 +19,12 @@ $(VENV)/.stamp-demo: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -e '.[demo]'
 	touch $@
 
+# The matrix-js-sdk peer (Element's crypto stack) for the interoperability
+# tests, installed exactly from its lockfile.
+JS_PEER := tests/js/node_modules/.package-lock.json
+$(JS_PEER): tests/js/package.json tests/js/package-lock.json
+	npm ci --prefix tests/js --no-audit --no-fund
+
 install-dev: $(VENV)/.stamp-dev
 install-demo: $(VENV)/.stamp-demo
 
@@ -30,11 +36,11 @@ lint: install-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-test: lint
+test: lint $(JS_PEER)
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache tests/js/node_modules
 
 screenshots: install-dev
 	$(BIN)/python tools/screenshots.py

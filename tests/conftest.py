@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.js_peer import JsPeer
 from tests.peers import NioPeer
 from tests.recorder import Recorder, ServiceFactory
 from tuichat.demo.synapse import LocalSynapse, RegisteredUser
@@ -128,3 +129,19 @@ async def start_service() -> AsyncIterator[ServiceFactory]:
     for service in services:
         if service._sync_task is not None or service.client is not None:
             await service.stop()
+
+
+@pytest.fixture
+async def js_peer_factory(synapse: LocalSynapse, tmp_path: Path) -> AsyncIterator[Callable]:
+    """Start matrix-js-sdk peers (Rust crypto), each logged in as a new device."""
+    peers: list[JsPeer] = []
+
+    async def make(user: RegisteredUser, device_name: str = "js-peer") -> JsPeer:
+        peer = JsPeer(tmp_path / f"js-peer-{len(peers)}.log")
+        peers.append(peer)
+        await peer.start()
+        await peer.login(synapse.url, user.user_id, user.password, device_name)
+        return peer
+
+    yield make
+    await asyncio.gather(*(peer.close() for peer in peers), return_exceptions=True)

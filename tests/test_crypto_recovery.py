@@ -370,3 +370,32 @@ async def test_fallback_key_is_published_and_one_time_keys_are_replenished(
             and server_view()["device_unused_fallback_key_types"] == ["signed_curve25519"]
         )
     )
+
+
+async def test_keys_generated_for_an_upload_survive_a_kill_before_the_answer(
+    synapse: LocalSynapse, new_user: UserFactory, profile: Profile
+) -> None:
+    from tuichat.matrix.client import build_client
+
+    await log_in(synapse, profile, new_user("alice"))
+    session = profile.load_session()
+    assert session is not None
+
+    def open_client() -> Any:
+        client = build_client(profile, session)
+        client.restore_login(session.user_id, session.device_id, session.access_token)
+        return client
+
+    client = open_client()
+    identity = dict(client.olm.account.identity_keys)
+    client.olm.uploaded_key_count = 0  # the server says: no one-time keys left
+    content = client.olm.share_keys()  # ...and the request "goes out"; we die
+    sent = set(content["one_time_keys"])
+    client.extras.close()
+
+    revived = open_client()  # the next start
+    assert revived.olm.account.identity_keys == identity
+    revived.olm.uploaded_key_count = 0
+    again = revived.olm.share_keys()
+    assert set(again["one_time_keys"]) == sent, "different keys would orphan the uploaded ones"
+    revived.extras.close()

@@ -38,15 +38,22 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from nio import JoinError, RoomLeaveError, RoomSendResponse, SyncResponse
-from nio.api import Api
+from nio import (
+    JoinError,
+    RoomCreateResponse,
+    RoomInviteResponse,
+    RoomLeaveError,
+    RoomSendResponse,
+    SyncResponse,
+)
+from nio.api import Api, RoomPreset
 
 from tuichat.matrix.cache import Cache, RoomWrite, SyncWrite
 from tuichat.matrix.client import build_client
 from tuichat.matrix.convert import Decryption, Viewer, to_item
 from tuichat.matrix.crypto.engine import CryptoEngine, ImportResult, Redecrypted
 from tuichat.matrix.crypto.key_requests import BACKOFF_SECONDS, GRACE_SECONDS
-from tuichat.matrix.crypto.nio_extensions import TuichatClient
+from tuichat.matrix.crypto.nio_extensions import MEGOLM, TuichatClient
 from tuichat.matrix.events import (
     ConnectionChanged,
     ConnectionState,
@@ -610,6 +617,48 @@ class MatrixService:
         else:
             self._pending_switch = room_id
         return room_id
+
+    async def create_room(
+        self,
+        *,
+        name: str | None = None,
+        invite: tuple[str, ...] = (),
+        encrypted: bool = True,
+        direct: bool = False,
+    ) -> str | None:
+        """Create a private room (encrypted from its first event unless asked
+        otherwise) and invite `invite`; returns its id, or None (and a Notice)."""
+        assert self.client is not None
+        initial_state = []
+        if encrypted:
+            initial_state.append(
+                {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": MEGOLM}}
+            )
+        response = await _quietly(
+            self.client.room_create(
+                name=name,
+                invite=list(invite),
+                is_direct=direct,
+                preset=RoomPreset.trusted_private_chat if direct else RoomPreset.private_chat,
+                initial_state=initial_state,
+            ),
+            "creating a room",
+        )
+        if not isinstance(response, RoomCreateResponse):
+            message = getattr(response, "message", "") or "the server could not be reached"
+            self.emit(Notice(f"Could not create the room: {message}", error=True))
+            return None
+        self._pending_switch = response.room_id
+        return str(response.room_id)
+
+    async def invite(self, room_id: str, user_id: str) -> bool:
+        assert self.client is not None
+        response = await _quietly(self.client.room_invite(room_id, user_id), "inviting")
+        if not isinstance(response, RoomInviteResponse):
+            message = getattr(response, "message", "") or "the server could not be reached"
+            self.emit(Notice(f"Could not invite {user_id}: {message}", error=True))
+            return False
+        return True
 
     async def leave(self, room_id: str) -> bool:
         assert self.client is not None

@@ -1,0 +1,309 @@
+// A Matrix peer on Element's crypto stack: matrix-js-sdk with its Rust crypto
+// (@matrix-org/matrix-sdk-crypto-wasm). tuichat's tests drive it over
+// stdin/stdout, one JSON object per line:
+//   request  {"id": 1, "cmd": "login", "args": {...}}
+//   reply    {"id": 1, "ok": true, "result": ...} or {"id": 1, "ok": false, "error": "..."}
+//   event    {"event": "message", ...} (decrypted room messages, as they arrive)
+// Everything the SDK logs goes to stderr, so stdout carries only the protocol.
+
+// matrix-js-sdk 43 declares Node >= 22; on Node 20 this is all it misses.
+if (typeof Promise.withResolvers !== "function") {
+    Promise.withResolvers = function withResolvers() {
+        let resolve;
+        let reject;
+        const promise = new Promise((res, rej) => {
+            resolve = res;
+            reject = rej;
+        });
+        return { promise, resolve, reject };
+    };
+}
+
+const toStderr = (...args) => process.stderr.write(args.map(String).join(" ") + "\n");
+console.log = toStderr;
+console.info = toStderr;
+console.debug = toStderr;
+console.warn = toStderr;
+
+const sdk = await import("matrix-js-sdk");
+const { logger } = await import("matrix-js-sdk/lib/logger.js");
+logger.setLevel(process.env.JS_PEER_LOG_LEVEL || "warn");
+
+function send(message) {
+    process.stdout.write(JSON.stringify(message) + "\n");
+}
+
+function sleep(ms) {
+    return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function waitFor(predicate, timeoutMs = 30000, what = "condition") {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+        const value = await predicate();
+        if (value) return value;
+        await sleep(50);
+    }
+    throw new Error(`timed out waiting for ${what}`);
+}
+
+let client = null;
+const messages = [];
+
+function recordEvent(event) {
+    if (event.isDecryptionFailure()) {
+        send({
+            event: "undecryptable",
+            room_id: event.getRoomId(),
+            event_id: event.getId(),
+            sender: event.getSender(),
+            reason: String(event.decryptionFailureReason ?? ""),
+        });
+        return;
+    }
+    if (event.getType() !== "m.room.message") return;
+    if (messages.some((m) => m.event_id === event.getId())) return;
+    const message = {
+        room_id: event.getRoomId(),
+        event_id: event.getId(),
+        sender: event.getSender(),
+        body: event.getContent().body,
+        encrypted: event.isEncrypted(),
+    };
+    messages.push(message);
+    send({ event: "message", ...message });
+}
+
+async function login({ homeserver, user, password, deviceName }) {
+    const bare = sdk.createClient({ baseUrl: homeserver });
+    const response = await bare.loginRequest({
+        type: "m.login.password",
+        identifier: { type: "m.id.user", user },
+        password,
+        initial_device_display_name: deviceName || "js-peer",
+    });
+    client = sdk.createClient({
+        baseUrl: homeserver,
+        userId: response.user_id,
+        deviceId: response.device_id,
+        accessToken: response.access_token,
+    });
+    await client.initRustCrypto({ useIndexedDB: false });
+    client.on(sdk.RoomEvent.Timeline, (event) => {
+        if (event.isBeingDecrypted() || event.shouldAttemptDecryption()) return;
+        recordEvent(event);
+    });
+    client.on(sdk.MatrixEventEvent.Decrypted, (event) => recordEvent(event));
+    client.on(sdk.RoomMemberEvent.Membership, (event, member) => {
+        if (member.userId === client.getUserId() && member.membership === "invite") {
+            send({ event: "invite", room_id: member.roomId });
+        }
+    });
+    const prepared = new Promise((resolve) => {
+        client.on(sdk.ClientEvent.Sync, (state) => {
+            if (state === "PREPARED" || state === "SYNCING") resolve();
+        });
+    });
+    await client.startClient({ initialSyncLimit: 20 });
+    await prepared;
+    const keys = await client.getCrypto().getOwnDeviceKeys();
+    return {
+        user_id: response.user_id,
+        device_id: response.device_id,
+        ed25519: keys.ed25519,
+        curve25519: keys.curve25519,
+    };
+}
+
+async function roomReady(roomId, memberIds = []) {
+    // The SDK sends plaintext to a room it has not yet synced as encrypted:
+    // wait until it is joined and known encrypted, with the members there.
+    await waitFor(
+        async () => {
+            const room = client.getRoom(roomId);
+            if (!room || room.getMyMembership() !== "join") return false;
+            if (!(await client.getCrypto().isEncryptionEnabledInRoom(roomId))) return false;
+            return memberIds.every((id) => {
+                const membership = room.getMember(id)?.membership;
+                return membership === "join" || membership === "invite";
+            });
+        },
+        30000,
+        `room ${roomId} to be ready`,
+    );
+}
+
+// Element's key export file format (spec: "Key export format"), with WebCrypto.
+const subtle = globalThis.crypto.subtle;
+
+async function deriveKeys(passphrase, salt, rounds) {
+    const material = await subtle.importKey(
+        "raw",
+        new TextEncoder().encode(passphrase),
+        { name: "PBKDF2" },
+        false,
+        ["deriveBits"],
+    );
+    const bits = new Uint8Array(
+        await subtle.deriveBits({ name: "PBKDF2", salt, iterations: rounds, hash: "SHA-512" }, material, 512),
+    );
+    const aes = await subtle.importKey("raw", bits.slice(0, 32), { name: "AES-CTR" }, false, [
+        "encrypt",
+        "decrypt",
+    ]);
+    const hmac = await subtle.importKey(
+        "raw",
+        bits.slice(32),
+        { name: "HMAC", hash: "SHA-256" },
+        false,
+        ["sign", "verify"],
+    );
+    return { aes, hmac };
+}
+
+async function encryptKeyFile(plaintext, passphrase, rounds = 500000) {
+    const salt = globalThis.crypto.getRandomValues(new Uint8Array(16));
+    const iv = globalThis.crypto.getRandomValues(new Uint8Array(16));
+    iv[8] &= 0x7f;
+    const { aes, hmac } = await deriveKeys(passphrase, salt, rounds);
+    const ciphertext = new Uint8Array(
+        await subtle.encrypt({ name: "AES-CTR", counter: iv, length: 64 }, aes, new TextEncoder().encode(plaintext)),
+    );
+    const body = new Uint8Array(1 + 16 + 16 + 4 + ciphertext.length);
+    body[0] = 1;
+    body.set(salt, 1);
+    body.set(iv, 17);
+    new DataView(body.buffer).setUint32(33, rounds);
+    body.set(ciphertext, 37);
+    const mac = new Uint8Array(await subtle.sign("HMAC", hmac, body));
+    const all = Buffer.concat([Buffer.from(body), Buffer.from(mac)]).toString("base64");
+    const lines = all.match(/.{1,76}/g);
+    return ["-----BEGIN MEGOLM SESSION DATA-----", ...lines, "-----END MEGOLM SESSION DATA-----", ""].join("\n");
+}
+
+async function decryptKeyFile(text, passphrase) {
+    const inner = text
+        .replace("-----BEGIN MEGOLM SESSION DATA-----", "")
+        .replace("-----END MEGOLM SESSION DATA-----", "")
+        .replace(/\s+/g, "");
+    const data = new Uint8Array(Buffer.from(inner, "base64"));
+    if (data[0] !== 1) throw new Error("unsupported key file version");
+    const salt = data.slice(1, 17);
+    const iv = data.slice(17, 33);
+    const rounds = new DataView(data.buffer).getUint32(33);
+    const body = data.slice(0, data.length - 32);
+    const mac = data.slice(data.length - 32);
+    const { aes, hmac } = await deriveKeys(passphrase, salt, rounds);
+    if (!(await subtle.verify("HMAC", hmac, mac, body))) throw new Error("wrong passphrase");
+    const plaintext = await subtle.decrypt({ name: "AES-CTR", counter: iv, length: 64 }, aes, body.slice(37));
+    return new TextDecoder().decode(plaintext);
+}
+
+const commands = {
+    login,
+
+    async createRoom({ invite = [], encrypted = true, name, isDirect = false }) {
+        const initialState = encrypted
+            ? [{ type: "m.room.encryption", state_key: "", content: { algorithm: "m.megolm.v1.aes-sha2" } }]
+            : [];
+        const options = {
+            invite,
+            is_direct: isDirect,
+            preset: isDirect ? "trusted_private_chat" : "private_chat",
+            initial_state: initialState,
+        };
+        if (name) options.name = name;
+        const { room_id } = await client.createRoom(options);
+        await roomReady(room_id);
+        return room_id;
+    },
+
+    async join({ roomId }) {
+        await waitFor(() => client.getRoom(roomId), 30000, `invite to ${roomId}`);
+        await client.joinRoom(roomId);
+        await roomReady(roomId);
+        return roomId;
+    },
+
+    async waitForMember({ roomId, userId }) {
+        await roomReady(roomId, [userId]);
+        await waitFor(() => client.getRoom(roomId).getMember(userId)?.membership === "join");
+        return true;
+    },
+
+    async send({ roomId, body }) {
+        await roomReady(roomId);
+        const { event_id } = await client.sendTextMessage(roomId, body);
+        return event_id;
+    },
+
+    async waitForMessage({ roomId, body, timeoutMs = 30000 }) {
+        return await waitFor(
+            () => messages.find((m) => m.room_id === roomId && m.body === body),
+            timeoutMs,
+            `message "${body}"`,
+        );
+    },
+
+    async messages({ roomId }) {
+        return messages.filter((m) => m.room_id === roomId);
+    },
+
+    async exportKeys({ passphrase, rounds }) {
+        const json = await client.getCrypto().exportRoomKeysAsJson();
+        return await encryptKeyFile(json, passphrase, rounds);
+    },
+
+    async importKeys({ text, passphrase }) {
+        const json = await decryptKeyFile(text, passphrase);
+        await client.getCrypto().importRoomKeysAsJson(json);
+        return JSON.parse(json).length;
+    },
+
+    async deviceKeys({ userId }) {
+        const devices = await client.getCrypto().getUserDeviceInfo([userId], true);
+        const result = [];
+        for (const [deviceId, device] of devices.get(userId) ?? []) {
+            result.push({
+                device_id: deviceId,
+                ed25519: device.getFingerprint(),
+                curve25519: device.getIdentityKey(),
+                display_name: device.displayName ?? null,
+            });
+        }
+        return result;
+    },
+
+    async stop() {
+        if (client) {
+            client.stopClient();
+            await client.getCrypto()?.stop?.();
+        }
+        setTimeout(() => process.exit(0), 50);
+        return true;
+    },
+};
+
+let buffer = "";
+process.stdin.setEncoding("utf8");
+process.stdin.on("data", (chunk) => {
+    buffer += chunk;
+    let newline;
+    while ((newline = buffer.indexOf("\n")) >= 0) {
+        const line = buffer.slice(0, newline);
+        buffer = buffer.slice(newline + 1);
+        if (!line.trim()) continue;
+        const { id, cmd, args } = JSON.parse(line);
+        const handler = commands[cmd];
+        if (!handler) {
+            send({ id, ok: false, error: `unknown command ${cmd}` });
+            continue;
+        }
+        handler(args ?? {}).then(
+            (result) => send({ id, ok: true, result }),
+            (error) => send({ id, ok: false, error: String(error?.stack ?? error) }),
+        );
+    }
+});
+process.stdin.on("end", () => process.exit(0));
+send({ event: "ready" });

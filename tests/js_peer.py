@@ -1,0 +1,167 @@
+"""Drive the matrix-js-sdk peer (tests/js/peer.mjs) from Python tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+JS_DIR = Path(__file__).resolve().parent / "js"
+
+
+def js_peer_available() -> bool:
+    return shutil.which("node") is not None and (JS_DIR / "node_modules" / "matrix-js-sdk").is_dir()
+
+
+# Locally, without Node or `npm ci`, these tests are skipped; in CI (where
+# `make test` installs them) a missing peer is a failure, never a skip.
+requires_js_peer = pytest.mark.skipif(
+    not js_peer_available() and not os.environ.get("CI"),
+    reason="node or tests/js/node_modules missing (make test runs npm ci)",
+)
+
+
+class JsPeerError(RuntimeError):
+    pass
+
+
+class JsPeer:
+    """One matrix-js-sdk client (one device) in a Node process."""
+
+    def __init__(self, log_file: Path) -> None:
+        self.log_file = log_file
+        self.process: asyncio.subprocess.Process | None = None
+        self.events: list[dict[str, Any]] = []
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self.user_id = ""
+        self.device_id = ""
+        self.ed25519 = ""
+        self.curve25519 = ""
+
+    async def start(self) -> None:
+        self._log = open(self.log_file, "ab")  # noqa: SIM115, ASYNC230
+        self.process = await asyncio.create_subprocess_exec(
+            "node",
+            str(JS_DIR / "peer.mjs"),
+            cwd=JS_DIR,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=self._log,
+            limit=16 * 1024 * 1024,
+        )
+        self._reader = asyncio.create_task(self._read())
+        await asyncio.wait_for(self._ready.wait(), 30)
+
+    async def _read(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        while True:
+            line = await self.process.stdout.readline()
+            if not line:
+                break
+            message = json.loads(line)
+            if "id" in message:
+                future = self._pending.pop(message["id"], None)
+                if future is None or future.done():
+                    continue
+                if message["ok"]:
+                    future.set_result(message.get("result"))
+                else:
+                    future.set_exception(JsPeerError(message.get("error", "failed")))
+            elif message.get("event") == "ready":
+                self._ready.set()
+            else:
+                self.events.append(message)
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(JsPeerError(f"js peer exited; see {self.log_file}"))
+
+    async def call(self, cmd: str, timeout: float = 60.0, **args: Any) -> Any:
+        assert self.process is not None and self.process.stdin is not None
+        request_id = next(self._ids)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        self.process.stdin.write(
+            (json.dumps({"id": request_id, "cmd": cmd, "args": args}) + "\n").encode()
+        )
+        await self.process.stdin.drain()
+        return await asyncio.wait_for(future, timeout)
+
+    async def login(
+        self, homeserver: str, user: str, password: str, device_name: str = "js-peer"
+    ) -> None:
+        keys = await self.call(
+            "login", homeserver=homeserver, user=user, password=password, deviceName=device_name
+        )
+        self.user_id = keys["user_id"]
+        self.device_id = keys["device_id"]
+        self.ed25519 = keys["ed25519"]
+        self.curve25519 = keys["curve25519"]
+
+    async def create_room(
+        self,
+        invite: list[str],
+        encrypted: bool = True,
+        name: str | None = None,
+        is_direct: bool = False,
+    ) -> str:
+        return str(
+            await self.call(
+                "createRoom", invite=invite, encrypted=encrypted, name=name, isDirect=is_direct
+            )
+        )
+
+    async def join(self, room_id: str) -> None:
+        await self.call("join", roomId=room_id)
+
+    async def wait_for_member(self, room_id: str, user_id: str) -> None:
+        await self.call("waitForMember", roomId=room_id, userId=user_id)
+
+    async def send(self, room_id: str, body: str) -> str:
+        return str(await self.call("send", roomId=room_id, body=body))
+
+    async def wait_for_message(
+        self, room_id: str, body: str, timeout: float = 30.0
+    ) -> dict[str, Any]:
+        return dict(
+            await self.call(
+                "waitForMessage",
+                timeout=timeout + 5,
+                roomId=room_id,
+                body=body,
+                timeoutMs=int(timeout * 1000),
+            )
+        )
+
+    async def export_keys(self, passphrase: str, rounds: int = 500_000) -> str:
+        return str(await self.call("exportKeys", passphrase=passphrase, rounds=rounds))
+
+    async def import_keys(self, text: str, passphrase: str) -> int:
+        return int(await self.call("importKeys", text=text, passphrase=passphrase))
+
+    async def device_keys(self, user_id: str) -> list[dict[str, Any]]:
+        return list(await self.call("deviceKeys", userId=user_id))
+
+    async def close(self) -> None:
+        if self.process is None:
+            return
+        if self.process.returncode is None:
+            with contextlib.suppress(JsPeerError, TimeoutError, ConnectionError):
+                await self.call("stop", timeout=10)
+            try:
+                await asyncio.wait_for(self.process.wait(), 10)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+        if self._reader is not None:
+            self._reader.cancel()
+        self._log.close()

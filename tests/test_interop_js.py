@@ -1,0 +1,164 @@
+"""Interoperability with Element's crypto stack: a matrix-js-sdk peer with
+its Rust crypto (@matrix-org/matrix-sdk-crypto-wasm), against the real Synapse."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import UserFactory, log_in
+from tests.js_peer import JsPeer, requires_js_peer
+from tests.peers import wait_until
+from tests.recorder import Recorder, ServiceFactory
+from tuichat.demo.synapse import LocalSynapse
+from tuichat.matrix.service import MatrixService
+from tuichat.matrix.session import Profile
+from tuichat.model.items import ItemKind
+
+pytestmark = requires_js_peer
+
+JsPeers = Callable[..., Any]
+
+
+async def _joined(service: MatrixService, recorder: Recorder, room_id: str) -> None:
+    await wait_until(lambda: room_id in recorder.rooms(), 30)
+    await service.join(room_id)
+    await wait_until(
+        lambda: (
+            room_id in service.states
+            and service.states[room_id].membership.value == "join"
+            and service.states[room_id].encrypted
+        ),
+        30,
+    )
+
+
+async def test_messages_both_ways_in_a_room_the_js_peer_created(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    js_peer_factory: JsPeers,
+    start_service: ServiceFactory,
+) -> None:
+    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
+    await log_in(synapse, profile, alice)
+    recorder = Recorder()
+    service = await start_service(profile, recorder)
+    js: JsPeer = await js_peer_factory(bob)
+
+    room_id = await js.create_room(invite=[alice.user_id], name="Made in js")
+    await _joined(service, recorder, room_id)
+    await js.wait_for_member(room_id, alice.user_id)
+
+    await js.send(room_id, "hello from the rust crypto")
+    item = await wait_until(lambda: recorder.text_from(room_id, "hello from the rust crypto"), 30)
+    assert item.encrypted and item.sender == bob.user_id and item.utd_reason is None
+
+    service.send_text(room_id, "hello from tuichat")
+    message = await js.wait_for_message(room_id, "hello from tuichat")
+    assert message["sender"] == alice.user_id and message["encrypted"]
+
+
+async def test_messages_both_ways_in_a_room_tuichat_created_and_a_later_js_device(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    js_peer_factory: JsPeers,
+    start_service: ServiceFactory,
+) -> None:
+    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
+    await log_in(synapse, profile, alice)
+    recorder = Recorder()
+    service = await start_service(profile, recorder)
+    await service.first_sync_done.wait()
+    js: JsPeer = await js_peer_factory(bob)
+
+    room_id = await service.create_room(name="Made in tuichat", invite=(bob.user_id,))
+    assert room_id is not None
+    await js.join(room_id)
+    await wait_until(lambda: service.states[room_id].membership_of(bob.user_id) == "join", 30)
+    service.send_text(room_id, "first, for one js device")
+    await js.wait_for_message(room_id, "first, for one js device")
+    await js.send(room_id, "the js side answers")
+    await wait_until(lambda: recorder.text_from(room_id, "the js side answers"), 30)
+
+    later: JsPeer = await js_peer_factory(bob, "js-peer-2")
+    await wait_until(
+        lambda: (
+            any(
+                d.id == later.device_id
+                for d in service.crypto.olm.device_store.active_user_devices(bob.user_id)  # type: ignore[union-attr]
+            )
+            or bool(service.crypto.olm.users_for_key_query)
+        ),  # type: ignore[union-attr]
+        30,
+    )
+    service.send_text(room_id, "second, after a new js device appeared")
+    message = await later.wait_for_message(room_id, "second, after a new js device appeared")
+    assert message["encrypted"] and message["sender"] == alice.user_id
+    await later.send(room_id, "the new js device writes too")
+    await wait_until(lambda: recorder.text_from(room_id, "the new js device writes too"), 30)
+
+
+async def test_keys_exported_by_js_fill_placeholders_in_tuichat(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    js_peer_factory: JsPeers,
+    start_service: ServiceFactory,
+) -> None:
+    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
+    js: JsPeer = await js_peer_factory(bob)
+    room_id = await js.create_room(invite=[alice.user_id])
+    synapse._request("POST", f"/_matrix/client/v3/join/{room_id}", {}, token=alice.access_token)
+    await js.wait_for_member(room_id, alice.user_id)
+    await js.send(room_id, "written before tuichat's device existed")
+
+    await log_in(synapse, profile, alice)
+    recorder = Recorder()
+    service = await start_service(profile, recorder)
+    waiting = await wait_until(
+        lambda: [i for i in recorder.items(room_id) if i.kind is ItemKind.UNDECRYPTABLE], 30
+    )
+    assert waiting[0].utd_reason == "before_device"
+
+    export = await js.export_keys("js export passphrase", rounds=500_000)
+    result = await service.import_keys(export, "js export passphrase")
+    assert result.imported >= 1
+    item = await wait_until(
+        lambda: recorder.text_from(room_id, "written before tuichat's device existed"), 30
+    )
+    assert item.key_source == "imported" and item.sender == bob.user_id
+
+
+async def test_keys_exported_by_tuichat_import_into_js(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    tmp_path: Path,
+    js_peer_factory: JsPeers,
+    start_service: ServiceFactory,
+) -> None:
+    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
+    await log_in(synapse, profile, alice)
+    recorder = Recorder()
+    service = await start_service(profile, recorder)
+    await service.first_sync_done.wait()
+    js: JsPeer = await js_peer_factory(bob)
+    room_id = await service.create_room(invite=(bob.user_id,))
+    assert room_id is not None
+    await js.join(room_id)
+    await wait_until(lambda: service.states[room_id].membership_of(bob.user_id) == "join", 30)
+    service.send_text(room_id, "for bob's first device only")
+    await js.wait_for_message(room_id, "for bob's first device only")
+    await js.close()
+
+    # Bob's next device never got the key; tuichat's export brings it.
+    later: JsPeer = await js_peer_factory(bob, "js-peer-later")
+    export = tmp_path / "from-tuichat.txt"
+    await service.export_keys(export, "tuichat passphrase")
+    count = await later.import_keys(export.read_text(), "tuichat passphrase")
+    assert count >= 1
+    message = await later.wait_for_message(room_id, "for bob's first device only", timeout=45)
+    assert message["sender"] == alice.user_id
