@@ -399,3 +399,33 @@ async def test_keys_generated_for_an_upload_survive_a_kill_before_the_answer(
     again = revived.olm.share_keys()
     assert set(again["one_time_keys"]) == sent, "different keys would orphan the uploaded ones"
     revived.extras.close()
+
+
+async def test_history_visibility_change_rotates_the_session(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Peers,
+    start_service: ServiceFactory,
+) -> None:
+    alice, bob = new_user("alice"), new_user("bob")
+    await log_in(synapse, profile, alice)
+    peer: NioPeer = await peer_factory(bob)
+    room_id = await peer.create_room(invite=[alice.user_id])
+    service, _ = await _service_in_room(synapse, profile, alice, peer, room_id, start_service)
+    service.send_text(room_id, "before")
+    await peer.wait_for_text(room_id, "before")
+    before = service.crypto.groups.current(room_id).id  # type: ignore[union-attr]
+    await peer.client.room_put_state(
+        room_id, "m.room.history_visibility", {"history_visibility": "joined"}
+    )
+    await wait_until(
+        lambda: (
+            service.states[room_id].content("m.room.history_visibility").get("history_visibility")
+            == "joined"
+        )
+    )
+    assert service.crypto.groups.current(room_id) is None
+    service.send_text(room_id, "after")
+    await peer.wait_for_text(room_id, "after")
+    assert service.crypto.groups.current(room_id).id != before  # type: ignore[union-attr]
