@@ -99,7 +99,12 @@ class NioPeer:
         await self.client.close()
 
     async def create_room(
-        self, *, invite: list[str] | None = None, encrypted: bool = True, name: str | None = None
+        self,
+        *,
+        invite: list[str] | None = None,
+        encrypted: bool = True,
+        name: str | None = None,
+        direct: bool = False,
     ) -> str:
         initial_state = []
         if encrypted:
@@ -113,7 +118,8 @@ class NioPeer:
         response = await self.client.room_create(
             name=name,
             invite=invite or [],
-            preset=RoomPreset.private_chat,
+            is_direct=direct,
+            preset=RoomPreset.trusted_private_chat if direct else RoomPreset.private_chat,
             initial_state=initial_state,
         )
         assert isinstance(response, RoomCreateResponse), response

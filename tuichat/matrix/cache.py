@@ -199,11 +199,7 @@ class Cache:
                 for table in ("rooms", "state", "events"):
                     db.execute(f"DELETE FROM {table} WHERE room_id = ?", (room_id,))
             for event_type, content in write.account_data.items():
-                db.execute(
-                    "INSERT INTO account_data (type, content) VALUES (?, ?) "
-                    "ON CONFLICT(type) DO UPDATE SET content = excluded.content",
-                    (event_type, _dumps(content)),
-                )
+                self.set_account_data(event_type, content)
             self._set_meta("sync_token", write.next_batch)
             db.execute("COMMIT")
         except BaseException:
@@ -259,6 +255,13 @@ class Cache:
             "INSERT INTO events (room_id, pos, event_id, event) VALUES (?, ?, ?, ?) "
             "ON CONFLICT(room_id, event_id) DO UPDATE SET event = excluded.event",
             rows,
+        )
+
+    def set_account_data(self, event_type: str, content: dict[str, Any]) -> None:
+        self._db.execute(
+            "INSERT INTO account_data (type, content) VALUES (?, ?) "
+            "ON CONFLICT(type) DO UPDATE SET content = excluded.content",
+            (event_type, _dumps(content)),
         )
 
     def set_read_marker(self, room_id: str, event_id: str) -> None:

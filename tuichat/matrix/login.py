@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import aiohttp
 
+from tuichat.matrix.identifiers import SERVER_NAME, InvalidIdentifier, UserName
+from tuichat.matrix.identifiers import parse_user as parse_identifier
 from tuichat.matrix.session import Profile, Session
 
 log = logging.getLogger(__name__)
 
-_SERVER_NAME = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$")
-_LOCALPART = re.compile(r"^[a-z0-9._=/+-]+$", re.IGNORECASE)
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=20)
 
 
@@ -28,29 +26,12 @@ class LoginError(Exception):
     """Login, logout or discovery failed; the message is for the user."""
 
 
-@dataclass(frozen=True)
-class UserName:
-    localpart: str
-    server_name: str | None  # None when only a localpart was given
-
-    @property
-    def user_id(self) -> str | None:
-        return f"@{self.localpart}:{self.server_name}" if self.server_name else None
-
-
 def parse_user(user: str) -> UserName:
     """Accept `@alice:example.org` or `alice`."""
-    user = user.strip()
-    if user.startswith("@"):
-        localpart, sep, server = user[1:].partition(":")
-        if not sep or not localpart or not _SERVER_NAME.match(server):
-            raise LoginError(f"{user!r} is not a valid Matrix user id (@name:server)")
-        if not _LOCALPART.match(localpart):
-            raise LoginError(f"{user!r} has characters a user id cannot contain")
-        return UserName(localpart, server)
-    if not user or not _LOCALPART.match(user):
-        raise LoginError(f"{user!r} is not a valid user name")
-    return UserName(user, None)
+    try:
+        return parse_identifier(user)
+    except InvalidIdentifier as error:
+        raise LoginError(str(error)) from None
 
 
 def _normalise_base_url(url: str) -> str:
@@ -75,7 +56,7 @@ async def discover_homeserver(server_name: str, *, scheme: str = "https") -> str
     """Resolve a bare server name through `.well-known/matrix/client`.
 
     `scheme` is https, as the spec says; tests use http on loopback."""
-    if not _SERVER_NAME.match(server_name):
+    if not SERVER_NAME.match(server_name):
         raise LoginError(f"{server_name!r} is not a valid server name")
     async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http:
         try:

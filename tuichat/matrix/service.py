@@ -40,6 +40,7 @@ from urllib.parse import urlencode
 
 from nio import (
     JoinError,
+    ProfileGetResponse,
     RoomCreateResponse,
     RoomInviteResponse,
     RoomLeaveError,
@@ -54,6 +55,7 @@ from tuichat.matrix.convert import Decryption, Viewer, to_item
 from tuichat.matrix.crypto.engine import CryptoEngine, ImportResult, Redecrypted
 from tuichat.matrix.crypto.key_requests import BACKOFF_SECONDS, GRACE_SECONDS
 from tuichat.matrix.crypto.nio_extensions import MEGOLM, TuichatClient
+from tuichat.matrix.direct_messages import DirectMessages, ProfileLookup, direct_partners
 from tuichat.matrix.events import (
     ConnectionChanged,
     ConnectionState,
@@ -67,13 +69,14 @@ from tuichat.matrix.events import (
     SwitchToRoom,
     TimelineAppended,
 )
+from tuichat.matrix.identifiers import InvalidIdentifier, parse_user
 from tuichat.matrix.network import NETWORK_ERRORS
 from tuichat.matrix.room_state import RoomState
 from tuichat.matrix.session import Profile
-from tuichat.matrix.snapshot import Snapshot, direct_room_ids, last_activity, load_snapshot
+from tuichat.matrix.snapshot import Snapshot, last_activity, load_snapshot
 from tuichat.model.items import ItemKind, SendState, TimelineItem
 from tuichat.model.rooms import Membership
-from tuichat.model.sanitize import clean_text
+from tuichat.model.sanitize import clean_line, clean_text
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +142,7 @@ class MatrixService:
         self.cache = cache or Cache(profile.cache_file)
         self.snapshot = snapshot or load_snapshot(self.cache, self.user_id)
         self.states: dict[str, RoomState] = self.snapshot.states
-        self.direct_rooms: set[str] = set(self.snapshot.direct_rooms)
+        self.direct = DirectMessages(self.user_id, self.snapshot.m_direct)
         self.viewer = Viewer(self.user_id, self.snapshot.own_display_name)
         self.sync_token = self.snapshot.sync_token
         self.sync_timeout_ms = sync_timeout_ms
@@ -365,19 +368,22 @@ class MatrixService:
         self.cache.commit_sync(outcome.write)
         self.crypto.extras.flush()
         self.sync_token = next_batch
-        changed = [
-            self.states[r].summary(self.user_id, self._activity(r))
-            for r in outcome.changed_rooms
-            if r in self.states
-        ]
-        if changed:
-            self.emit(RoomsChanged(changed))
+        self._emit_summaries(outcome.changed_rooms)
         self.synced_once = True
         self.first_sync_done.set()
         pending = self.states.get(self._pending_switch or "")
         if pending is not None and pending.membership is Membership.JOIN:
             self.emit(SwitchToRoom(pending.room_id))
             self._pending_switch = None
+
+    def _emit_summaries(self, room_ids: set[str]) -> None:
+        changed = [
+            self.states[r].summary(self.user_id, self._activity(r))
+            for r in room_ids
+            if r in self.states
+        ]
+        if changed:
+            self.emit(RoomsChanged(changed))
 
     def _activity(self, room_id: str) -> int:
         return self._last_activity.get(room_id, 0)
@@ -390,12 +396,15 @@ class MatrixService:
                 continue
             content = event.get("content") if isinstance(event.get("content"), dict) else {}
             outcome.write.account_data["m.direct"] = content
-            direct = direct_room_ids(content)
-            for room_id, state in self.states.items():
-                if state.is_direct != (room_id in direct):
-                    state.is_direct = room_id in direct
-                    outcome.changed_rooms.add(room_id)
-            self.direct_rooms = direct
+            self._set_direct(content, outcome.changed_rooms)
+
+    def _set_direct(self, content: object, changed: set[str]) -> None:
+        self.direct.replace(content)
+        direct = self.direct.room_ids()
+        for room_id, state in self.states.items():
+            if state.is_direct != (room_id in direct):
+                state.is_direct = room_id in direct
+                changed.add(room_id)
 
     def _state_for(self, room_id: str, membership: Membership) -> RoomState:
         state = self.states.get(room_id)
@@ -403,7 +412,7 @@ class MatrixService:
             # New, or an accepted invite: nothing of the stripped invite state
             # is kept; the joined room's full state follows in the same sync.
             state = RoomState(room_id, membership)
-            state.is_direct = room_id in self.direct_rooms
+            state.is_direct = room_id in self.direct.room_ids()
             self.states[room_id] = state
         return state
 
@@ -651,13 +660,99 @@ class MatrixService:
         self._pending_switch = response.room_id
         return str(response.room_id)
 
+    async def lookup_profile(self, user_id: str) -> ProfileLookup:
+        """Check a user id and fetch the person's display name."""
+        assert self.client is not None
+        try:
+            parse_user(user_id, require_server=True)
+        except InvalidIdentifier as error:
+            return ProfileLookup(user_id, None, str(error))
+        response = await _quietly(self.client.get_profile(user_id), "looking up a profile")
+        if isinstance(response, ProfileGetResponse):
+            name = clean_line(response.displayname) or None
+            return ProfileLookup(user_id, name, None)
+        if response is None:
+            return ProfileLookup(user_id, None, "the server could not be reached")
+        transport = getattr(response, "transport_response", None)
+        if getattr(response, "status_code", "") == "M_NOT_FOUND" or (
+            transport is not None and transport.status == 404
+        ):
+            return ProfileLookup(user_id, None, f"there is no user {user_id}")
+        return ProfileLookup(user_id, None, getattr(response, "message", "") or "lookup failed")
+
+    async def create_dm(self, user_ids: list[str]) -> str | None:
+        """Open an encrypted DM with `user_ids` (or switch to the existing DM
+        with that one person); returns the room id, or None with a Notice."""
+        assert self.client is not None
+        wanted = list(dict.fromkeys(u.strip() for u in user_ids if u.strip()))
+        if not wanted:
+            self.emit(Notice("Usage: /dm @user:server [@user2:server …]", error=True))
+            return None
+        for user_id in wanted:
+            lookup = await self.lookup_profile(user_id)
+            if lookup.error:
+                self.emit(Notice(f"No DM created: {lookup.error}", error=True))
+                return None
+            if user_id == self.user_id:
+                self.emit(Notice("No DM created: that is you", error=True))
+                return None
+        if len(wanted) == 1:
+            existing = self.direct.find_existing(wanted[0], self.states)
+            if existing is not None:
+                self.emit(SwitchToRoom(existing))
+                return existing
+        room_id = await self.create_room(invite=tuple(wanted), encrypted=True, direct=True)
+        if room_id is not None:
+            await self._record_direct(wanted, room_id)
+        return room_id
+
+    async def _record_direct(self, user_ids: list[str], room_id: str) -> None:
+        """Add the room to m.direct on the server (and here, at once)."""
+        assert self.client is not None
+        content = self.direct.with_room(user_ids, room_id)
+        method, path, body = self.direct.account_data_request(content)
+        headers = {"Authorization": f"Bearer {self.session.access_token}"}
+        try:
+            response = await self.client.send(method, path, body, headers)
+            ok = response.status == 200
+            response.release()
+        except NETWORK_ERRORS as error:
+            log.warning("updating m.direct failed: %s", error)
+            ok = False
+        if not ok:
+            self.emit(Notice("Could not record the DM in your account data", error=True))
+            return
+        changed: set[str] = set()
+        self._set_direct(content, changed)
+        self.cache.set_account_data("m.direct", content)
+        self._emit_summaries(changed)
+
+    async def accept_invite(self, room_id: str) -> bool:
+        state = self.states.get(room_id)
+        direct = state is not None and state.invited_as_direct(self.user_id)
+        partners = direct_partners(state, self.user_id) if state is not None else []
+        joined = await self.join(room_id)
+        if joined is None:
+            return False
+        if direct and partners:
+            await self._record_direct(partners, room_id)
+        return True
+
+    async def decline_invite(self, room_id: str) -> bool:
+        return await self.leave(room_id)
+
     async def invite(self, room_id: str, user_id: str) -> bool:
         assert self.client is not None
+        lookup = await self.lookup_profile(user_id)
+        if lookup.error:
+            self.emit(Notice(f"Nobody invited: {lookup.error}", error=True))
+            return False
         response = await _quietly(self.client.room_invite(room_id, user_id), "inviting")
         if not isinstance(response, RoomInviteResponse):
             message = getattr(response, "message", "") or "the server could not be reached"
             self.emit(Notice(f"Could not invite {user_id}: {message}", error=True))
             return False
+        self.emit(Notice(f"Invited {lookup.display_name or user_id}."))
         return True
 
     async def leave(self, room_id: str) -> bool:

@@ -12,21 +12,12 @@ from typing import Any
 
 from tuichat.matrix.cache import Cache
 from tuichat.matrix.convert import Decryption, Viewer, to_item
+from tuichat.matrix.direct_messages import parse_direct
 from tuichat.matrix.room_state import RoomState
 from tuichat.model.items import MESSAGE_KINDS, TimelineItem
 from tuichat.model.rooms import Membership, RoomSummary
 
 EVENTS_PER_ROOM = 100
-
-
-def direct_room_ids(m_direct: dict[str, Any] | None) -> set[str]:
-    """Room ids listed in an `m.direct` account data content."""
-    rooms: set[str] = set()
-    if isinstance(m_direct, dict):
-        for room_ids in m_direct.values():
-            if isinstance(room_ids, list):
-                rooms.update(r for r in room_ids if isinstance(r, str))
-    return rooms
 
 
 def last_activity(items: list[TimelineItem]) -> int:
@@ -45,7 +36,7 @@ class Snapshot:
     encrypted: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     read_markers: dict[str, str] = field(default_factory=dict)
     has_older: dict[str, bool] = field(default_factory=dict)
-    direct_rooms: set[str] = field(default_factory=set)
+    m_direct: dict[str, list[str]] = field(default_factory=dict)
     own_display_name: str = ""
 
     def summaries(self, own_user_id: str) -> list[RoomSummary]:
@@ -58,8 +49,9 @@ class Snapshot:
 def load_snapshot(
     cache: Cache, own_user_id: str, events_per_room: int = EVENTS_PER_ROOM
 ) -> Snapshot:
-    direct = direct_room_ids(cache.account_data("m.direct"))
-    snapshot = Snapshot(sync_token=cache.sync_token, direct_rooms=direct)
+    m_direct = parse_direct(cache.account_data("m.direct"))
+    direct = {room for rooms in m_direct.values() for room in rooms}
+    snapshot = Snapshot(sync_token=cache.sync_token, m_direct=m_direct)
     rooms = []
     for cached in cache.load_rooms(events_per_room):
         try:

@@ -22,6 +22,8 @@ COMMANDS: dict[str, CommandSpec] = {
     for spec in (
         CommandSpec("join", "/join #alias:server | !id:server", "join a room and switch to it"),
         CommandSpec("leave", "/leave", "leave the current room"),
+        CommandSpec("dm", "/dm @user:server [@user2 …]", "open an encrypted direct message"),
+        CommandSpec("invite", "/invite @user:server", "invite someone to this room"),
         CommandSpec("me", "/me TEXT", "send an action (emote)"),
         CommandSpec("retry", "/retry", "send this room's failed messages again"),
         CommandSpec(
@@ -35,6 +37,9 @@ COMMANDS: dict[str, CommandSpec] = {
 # Aliases are #name:server. Room ids are !opaque:server, or just !opaque
 # since room version 12 (MSC4291) dropped the server part.
 _ROOM_REF = re.compile(r"^(#[^:\s]+:[A-Za-z0-9.\-\[\]:]+|![^\s:]+(:[A-Za-z0-9.\-\[\]:]+)?)$")
+
+
+_USER_ID = re.compile(r"^@[^:\s]+:[A-Za-z0-9.\-\[\]:]+$")
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,12 @@ def parse(text: str) -> Parsed:
         return CommandError(f"Unknown command /{name}. Type /help for the list.")
     if name == "join":
         if not _ROOM_REF.match(argument):
+            return CommandError(f"Usage: {spec.usage}")
+    elif name in ("dm", "invite"):
+        users = argument.split()
+        if not users or any(not _USER_ID.match(u) for u in users):
+            return CommandError(f"Usage: {spec.usage} (user ids look like @name:server)")
+        if name == "invite" and len(users) != 1:
             return CommandError(f"Usage: {spec.usage}")
     elif name in ("me", "export-keys", "import-keys"):
         if not argument:

@@ -38,7 +38,9 @@ from tuichat.model.items import SendState
 from tuichat.model.rooms import Membership, RoomList, RoomSummary
 from tuichat.model.timeline import Timeline, TimelineChange
 from tuichat.ui.messages import MatrixEvent
+from tuichat.ui.screens.invite import InviteDialog
 from tuichat.ui.screens.main import MainScreen
+from tuichat.ui.screens.new_dm import NewDmDialog
 from tuichat.ui.screens.passphrase import PassphraseDialog
 from tuichat.ui.screens.room_switcher import RoomSwitcher
 from tuichat.ui.themes import DEFAULT_THEME, builtin_themes
@@ -59,6 +61,7 @@ class TuichatApp(App[int]):
     BINDINGS = [
         Binding("ctrl+k", "switch_room", "Switch room", priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("ctrl+n", "new_dm", "New DM"),
         Binding("ctrl+r", "retry_failed", "Retry failed"),
         Binding("alt+down,ctrl+pagedown", "next_room", "Next room", show=False),
         Binding("alt+up,ctrl+pageup", "previous_room", "Previous room", show=False),
@@ -280,9 +283,7 @@ class TuichatApp(App[int]):
         if summary is None:
             return
         if summary.membership is Membership.INVITE:
-            self.main.feedback.show(
-                f"You are invited to {summary.name}. Type /join {room_id} to accept."
-            )
+            self._answer_invite(summary)
             return
         self.current_room_id = room_id
         self.main.timeline.set_items(self._timeline(room_id))
@@ -304,6 +305,34 @@ class TuichatApp(App[int]):
             self.main.composer.focus()
 
         self.push_screen(RoomSwitcher(self.rooms.ordered()), chosen)
+
+    def _answer_invite(self, summary: RoomSummary) -> None:
+        def decided(decision: str | None) -> None:
+            service = self.service
+            if decision is None or service is None:
+                return
+            if decision == "accept":
+                self.main.feedback.show(f"Joining {summary.name}…")
+                self._run_service_call(service.accept_invite(summary.room_id))
+            else:
+                self.main.feedback.show(f"Declined the invite to {summary.name}.")
+                self._run_service_call(service.decline_invite(summary.room_id))
+
+        self.push_screen(InviteDialog(summary), decided)
+
+    def action_new_dm(self) -> None:
+        service = self.service
+        if service is None:
+            self.main.feedback.show("Not connected yet.", error=True)
+            return
+
+        def chosen(user_id: str | None) -> None:
+            if user_id:
+                self.main.feedback.show(f"Opening an encrypted DM with {user_id}…")
+                self._run_service_call(service.create_dm([user_id]))
+            self.main.composer.focus()
+
+        self.push_screen(NewDmDialog(service.lookup_profile), chosen)
 
     def _step_room(self, step: int) -> None:
         order = [r.room_id for r in self.rooms.ordered() if r.membership is Membership.JOIN]
@@ -358,6 +387,9 @@ class TuichatApp(App[int]):
             return
         if parsed.name == "join":
             self._run_service_call(self.service.join(parsed.argument))
+        elif parsed.name == "dm":
+            self.main.feedback.show("Opening an encrypted DM…")
+            self._run_service_call(self.service.create_dm(parsed.argument.split()))
         elif parsed.name in ("export-keys", "import-keys"):
             self._handle_keys_command(parsed.name, parsed.argument)
         elif parsed.name == "retry":
@@ -366,6 +398,8 @@ class TuichatApp(App[int]):
             feedback.show("Choose a room first (Ctrl+K).", error=True)
         elif parsed.name == "leave":
             self._run_service_call(self.service.leave(room_id))
+        elif parsed.name == "invite":
+            self._run_service_call(self.service.invite(room_id, parsed.argument))
         elif parsed.name == "me":
             self.service.send_text(room_id, parsed.argument, emote=True)
 
