@@ -280,7 +280,8 @@ async def test_new_dm_dialog_and_invite_dialog(
         await wait_ui(pilot, lambda: "Bob" in str(app.screen.query_one("#who").render()))
         await pilot.press("enter")
         room_id = await wait_ui(pilot, lambda: app.current_room_id if app.current_room_id else None)
-        assert app.rooms.get(room_id).name == "Bob" and app.rooms.get(room_id).is_direct  # type: ignore[union-attr]
+        await wait_ui(pilot, lambda: app.rooms.get(room_id).name == "Bob")  # type: ignore[union-attr]
+        assert app.rooms.get(room_id).is_direct  # type: ignore[union-attr]
 
         # An incoming DM invite: shown in Invites; Enter opens the dialog; A accepts.
         invited = await peer_carol.create_room(invite=[alice.user_id], direct=True)

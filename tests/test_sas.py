@@ -9,13 +9,13 @@ from typing import Any
 import vodozemac
 
 from tuichat.matrix.crypto.sas import (
-    Phase,
     SasVerification,
     canonical_json,
     commitment,
     emoji_for,
 )
 from tuichat.matrix.crypto.sas_emoji import SAS_EMOJI
+from tuichat.model.verification import Phase
 
 
 class Link:

@@ -99,7 +99,9 @@ async def test_message_is_echoed_then_confirmed_and_encrypted_reply_appears(
         reply = next(i for i in app.timelines[room_id] if i.body == "hi alice, this is encrypted")
         assert reply.encrypted and reply.sender_name == "Bob"
         line = next(line for line in view.line_texts() if "hi alice" in line)
-        assert "🔒" in line and "Bob" in line
+        # Encrypted, from a device nobody verified: the marker says so.
+        assert reply.trust == "unverified"
+        assert "⚠" in line and "Bob" in line
 
 
 async def test_unknown_command_shows_an_error_line(

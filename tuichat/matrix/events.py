@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from tuichat.model.items import SendState, TimelineItem
 from tuichat.model.rooms import RoomSummary
+from tuichat.model.verification import VerificationView
 
 
 class ConnectionState(StrEnum):
@@ -107,6 +108,20 @@ class ReadMarkers:
     markers: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class DevicesChanged:
+    """Device lists or trust of these users changed (refresh device views)."""
+
+    user_ids: frozenset[str]
+
+
+@dataclass(frozen=True)
+class VerificationChanged:
+    """A key verification started, moved on, finished or was cancelled."""
+
+    view: VerificationView
+
+
 DomainEvent = (
     ConnectionChanged
     | RoomsChanged
@@ -119,6 +134,8 @@ DomainEvent = (
     | Notice
     | SwitchToRoom
     | ReadMarkers
+    | DevicesChanged
+    | VerificationChanged
 )
 
 Sink = Callable[[DomainEvent], None]

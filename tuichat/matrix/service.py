@@ -33,7 +33,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -59,6 +59,7 @@ from tuichat.matrix.direct_messages import DirectMessages, ProfileLookup, direct
 from tuichat.matrix.events import (
     ConnectionChanged,
     ConnectionState,
+    DevicesChanged,
     ItemsReplaced,
     LocalEchoAdded,
     Notice,
@@ -68,14 +69,16 @@ from tuichat.matrix.events import (
     Sink,
     SwitchToRoom,
     TimelineAppended,
+    VerificationChanged,
 )
 from tuichat.matrix.identifiers import InvalidIdentifier, parse_user
 from tuichat.matrix.network import NETWORK_ERRORS
 from tuichat.matrix.room_state import RoomState
 from tuichat.matrix.session import Profile
 from tuichat.matrix.snapshot import Snapshot, last_activity, load_snapshot
+from tuichat.model.devices import DeviceInfo
 from tuichat.model.items import ItemKind, SendState, TimelineItem
-from tuichat.model.rooms import Membership
+from tuichat.model.rooms import Membership, RoomSummary
 from tuichat.model.sanitize import clean_line, clean_text
 
 log = logging.getLogger(__name__)
@@ -158,6 +161,7 @@ class MatrixService:
         self.first_sync_done = asyncio.Event()
         self.synced_once = False
         self._state = ConnectionState.CONNECTING
+        self._reported_identity_changes: set[tuple[str, str]] = set()
         self._last_activity: dict[str, int] = {
             room_id: last_activity(items) for room_id, items in self.snapshot.timelines.items()
         }
@@ -199,6 +203,7 @@ class MatrixService:
         # After priming: replaying cached state must not touch the restored
         # outbound sessions (they are not rotated by a restart).
         self.crypto.restore()
+        self.crypto.on_verification = lambda view: self.emit(VerificationChanged(view))
         self._decrypt_cached_events()
 
     async def start(self) -> None:
@@ -354,7 +359,7 @@ class MatrixService:
         else:
             log.warning("nio rejected a sync response: %s", response)
         assert self.crypto is not None
-        redecrypted = self.crypto.handle_sync(raw)
+        redecrypted = await self.crypto.handle_sync(raw)
         outcome = _SyncOutcome(SyncWrite(next_batch=next_batch))
         self._handle_account_data(raw, outcome)
         rooms = raw.get("rooms") if isinstance(raw.get("rooms"), dict) else {}
@@ -369,6 +374,7 @@ class MatrixService:
         self.crypto.extras.flush()
         self.sync_token = next_batch
         self._emit_summaries(outcome.changed_rooms)
+        self._report_device_news()
         self.synced_once = True
         self.first_sync_done.set()
         pending = self.states.get(self._pending_switch or "")
@@ -376,14 +382,72 @@ class MatrixService:
             self.emit(SwitchToRoom(pending.room_id))
             self._pending_switch = None
 
+    def summary(self, room_id: str) -> RoomSummary:
+        """The room's summary, with the trust state of its members' devices."""
+        state = self.states[room_id]
+        summary = state.summary(self.user_id, self._activity(room_id))
+        if state.encrypted and self.crypto is not None:
+            summary = summary.evolve(
+                unverified_devices=self.crypto.unverified_devices(state.members()),
+                verified_only=self.crypto.verified_only(room_id),
+            )
+        return summary
+
     def _emit_summaries(self, room_ids: set[str]) -> None:
-        changed = [
-            self.states[r].summary(self.user_id, self._activity(r))
-            for r in room_ids
-            if r in self.states
-        ]
+        changed = [self.summary(r) for r in room_ids if r in self.states]
         if changed:
             self.emit(RoomsChanged(changed))
+
+    def _rooms_with(self, users: set[str]) -> set[str]:
+        return {
+            room_id
+            for room_id, state in self.states.items()
+            if state.encrypted
+            and state.membership is Membership.JOIN
+            and users.intersection(state.members())
+        }
+
+    def _report_device_news(self) -> None:
+        """Device lists or trust changed: refresh views, and say in each
+        encrypted room when a member gained a device, or a known device's
+        keys changed (tuichat then stops encrypting to it)."""
+        if self.crypto is None:
+            return
+        users, new_devices = self.crypto.take_device_news()
+        changed_identity = self.crypto.olm.identity_changed - self._reported_identity_changes
+        self._reported_identity_changes |= changed_identity
+        users |= {user for user, _ in changed_identity}
+        if not users:
+            return
+        self.emit(DevicesChanged(frozenset(users)))
+        notices: dict[str, list[TimelineItem]] = {}
+        now = int(time.time() * 1000)
+        for user_id, device_id in new_devices:
+            for room_id in self._rooms_with({user_id}):
+                name = self.states[room_id].member_name(user_id)
+                notices.setdefault(room_id, []).append(
+                    _notice(
+                        f"newdevice:{user_id}:{device_id}",
+                        f"{name} signed in on a new device ({clean_line(device_id)}), "
+                        "not verified yet — /devices to check it",
+                        now,
+                    )
+                )
+        for user_id, device_id in changed_identity:
+            for room_id in self._rooms_with({user_id}):
+                name = self.states[room_id].member_name(user_id)
+                notices.setdefault(room_id, []).append(
+                    _notice(
+                        f"keyschanged:{user_id}:{device_id}",
+                        f"Warning: the keys of {name}'s device {clean_line(device_id)} changed. "
+                        "tuichat no longer encrypts to it; verify it again to be sure.",
+                        now,
+                        highlight=True,
+                    )
+                )
+        for room_id, items in notices.items():
+            self.emit(TimelineAppended(room_id, items))
+        self._emit_summaries(self._rooms_with(users))
 
     def _activity(self, room_id: str) -> int:
         return self._last_activity.get(room_id, 0)
@@ -509,6 +573,7 @@ class MatrixService:
     async def _upkeep(self) -> None:
         assert self.crypto is not None
         self._emit_redecrypted(await self.crypto.upkeep())
+        self._report_device_news()
 
     # -- sending -----------------------------------------------------------------
 
@@ -764,6 +829,74 @@ class MatrixService:
             return False
         return True
 
+    # -- devices and verification ------------------------------------------------------
+
+    async def devices(self, user_id: str) -> list[DeviceInfo]:
+        """A user's devices with fingerprints and trust (fetched if unknown);
+        for our own devices also where and when they were last seen."""
+        assert self.client is not None and self.crypto is not None
+        olm = self.crypto.olm
+        if user_id not in olm.tracked_users or user_id in olm.users_for_key_query:
+            olm.users_for_key_query.add(user_id)
+            self._emit_redecrypted(await self.crypto.query_keys())
+        infos = self.crypto.device_infos(user_id)
+        if user_id == self.user_id:
+            response = await _quietly(self.client.devices(), "listing devices")
+            seen = {d.id: d for d in getattr(response, "devices", []) or []}
+            infos = [
+                replace(
+                    info,
+                    display_name=clean_line(getattr(seen.get(info.device_id), "display_name", ""))
+                    or info.display_name,
+                    last_seen_ip=clean_line(getattr(seen.get(info.device_id), "last_seen_ip", ""))
+                    or None,
+                    last_seen_ts=_ms(getattr(seen.get(info.device_id), "last_seen_date", None)),
+                )
+                for info in infos
+            ]
+        return infos
+
+    def set_device_trust(self, user_id: str, device_id: str, action: str) -> bool:
+        assert self.crypto is not None
+        done = self.crypto.set_trust(user_id, device_id, action)
+        if done:
+            self._report_device_news()
+        return done
+
+    def set_verified_only(self, room_id: str | None, on: bool) -> None:
+        """Send room keys only to verified devices: in one room, or by default."""
+        assert self.crypto is not None
+        self.crypto.set_verified_only(room_id, on)
+        rooms = {room_id} if room_id else {r for r, s in self.states.items() if s.encrypted}
+        self._emit_summaries(rooms)
+
+    async def request_verification(self, user_id: str, device_id: str | None = None) -> str:
+        """Start emoji verification with a device (or all devices) of a user."""
+        assert self.crypto is not None
+        return await self.crypto.verifications.request(user_id, device_id)
+
+    async def start_legacy_verification(self, user_id: str, device_id: str) -> str:
+        assert self.crypto is not None
+        return await self.crypto.verifications.start_legacy(user_id, device_id)
+
+    async def accept_verification(self, transaction_id: str) -> None:
+        assert self.crypto is not None
+        await self.crypto.verifications.accept(transaction_id)
+
+    async def confirm_verification(self, transaction_id: str) -> None:
+        assert self.crypto is not None
+        await self.crypto.verifications.confirm(transaction_id)
+        self._report_device_news()
+
+    async def reject_verification(self, transaction_id: str) -> None:
+        """The emoji do not match."""
+        assert self.crypto is not None
+        await self.crypto.verifications.mismatch(transaction_id)
+
+    async def cancel_verification(self, transaction_id: str) -> None:
+        assert self.crypto is not None
+        await self.crypto.verifications.cancel(transaction_id)
+
     # -- keys ----------------------------------------------------------------------
 
     async def export_keys(self, path: Path, passphrase: str) -> int:
@@ -785,19 +918,30 @@ class MatrixService:
 
     def verify_device(self, user_id: str, device_id: str) -> bool:
         """Mark a device verified; its waiting key requests are answered."""
-        assert self.client is not None and self.crypto is not None
-        device = self.client.device_store[user_id].get(device_id)
-        if device is None:
-            return False
-        self.client.verify_device(device)
-        self.crypto.requests.continue_for(user_id, device_id)
-        return True
+        return self.set_device_trust(user_id, device_id, "verify")
 
     def set_read_marker(self, room_id: str, event_id: str) -> None:
         self.cache.set_read_marker(room_id, event_id)
 
     def room_state(self, room_id: str) -> RoomState | None:
         return self.states.get(room_id)
+
+
+def _notice(key: str, text: str, timestamp: int, *, highlight: bool = False) -> TimelineItem:
+    """A line in the timeline that is tuichat's own, not an event."""
+    return TimelineItem(
+        key=f"notice:{key}",
+        sender="",
+        sender_name="tuichat",
+        timestamp=timestamp,
+        kind=ItemKind.STATE,
+        body=text,
+        highlight=highlight,
+    )
+
+
+def _ms(value: object) -> int | None:
+    return int(value.timestamp() * 1000) if hasattr(value, "timestamp") else None
 
 
 async def _quietly(call: Any, what: str) -> Any:

@@ -25,6 +25,20 @@ COMMANDS: dict[str, CommandSpec] = {
         CommandSpec("dm", "/dm @user:server [@user2 …]", "open an encrypted direct message"),
         CommandSpec("invite", "/invite @user:server", "invite someone to this room"),
         CommandSpec("me", "/me TEXT", "send an action (emote)"),
+        CommandSpec("members", "/members", "list this room's members (Enter: their devices)"),
+        CommandSpec("devices", "/devices [@user:server]", "show devices, fingerprints and trust"),
+        CommandSpec(
+            "verify", "/verify @user:server [DEVICE]", "verify a device by comparing emoji"
+        ),
+        CommandSpec(
+            "verify-device", "/verify-device @user:server DEVICE", "mark a device verified"
+        ),
+        CommandSpec("blacklist", "/blacklist @user:server DEVICE", "never send keys to a device"),
+        CommandSpec(
+            "verified-only",
+            "/verified-only on|off [global]",
+            "send keys only to verified devices (this room, or by default)",
+        ),
         CommandSpec("retry", "/retry", "send this room's failed messages again"),
         CommandSpec(
             "export-keys", "/export-keys FILE", "save your room keys, passphrase-protected"
@@ -83,6 +97,16 @@ def parse(text: str) -> Parsed:
         if not users or any(not _USER_ID.match(u) for u in users):
             return CommandError(f"Usage: {spec.usage} (user ids look like @name:server)")
         if name == "invite" and len(users) != 1:
+            return CommandError(f"Usage: {spec.usage}")
+    elif name in ("devices", "verify", "verify-device", "blacklist"):
+        words = argument.split()
+        needed = {"devices": (0, 1), "verify": (1, 2), "verify-device": (2, 2), "blacklist": (2, 2)}
+        low, high = needed[name]
+        if not low <= len(words) <= high or (words and not _USER_ID.match(words[0])):
+            return CommandError(f"Usage: {spec.usage}")
+    elif name == "verified-only":
+        words = argument.split()
+        if not words or words[0] not in ("on", "off") or words[1:] not in ([], ["global"]):
             return CommandError(f"Usage: {spec.usage}")
     elif name in ("me", "export-keys", "import-keys"):
         if not argument:

@@ -24,6 +24,10 @@ class RoomSummary:
     unread: int = 0
     highlight: int = 0
     last_activity: int = 0  # ms timestamp of the newest message
+    # Encrypted rooms: devices of members (not this one) that are neither
+    # verified nor blacklisted, and whether keys go to verified devices only.
+    unverified_devices: int = 0
+    verified_only: bool = False
 
     def evolve(self, **changes: object) -> RoomSummary:
         return replace(self, **changes)  # type: ignore[arg-type]

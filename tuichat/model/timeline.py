@@ -40,7 +40,9 @@ class Timeline(Sequence[TimelineItem]):
     def __init__(self, room_id: str) -> None:
         self.room_id = room_id
         self._remote: list[TimelineItem] = []
-        # event id -> sequence number; index = seq - self._first_seq
+        # item key (the event id for events) -> sequence number;
+        # index = seq - self._first_seq. Local notices (not events) have keys
+        # of their own and sit among the events in arrival order.
         self._seq: dict[str, int] = {}
         self._first_seq = 0
         self._echoes: list[TimelineItem] = []
@@ -64,8 +66,9 @@ class Timeline(Sequence[TimelineItem]):
     def remote_count(self) -> int:
         return len(self._remote)
 
-    def index_of(self, event_id: str) -> int | None:
-        seq = self._seq.get(event_id)
+    def index_of(self, key: str) -> int | None:
+        """Index of the item with this key (an event id, for events)."""
+        seq = self._seq.get(key)
         return None if seq is None else seq - self._first_seq
 
     def get(self, event_id: str) -> TimelineItem | None:
@@ -78,7 +81,7 @@ class Timeline(Sequence[TimelineItem]):
 
     @property
     def last_event_id(self) -> str | None:
-        return self._remote[-1].event_id if self._remote else None
+        return next((i.event_id for i in reversed(self._remote) if i.event_id), None)
 
     # -- mutations -----------------------------------------------------------
 
@@ -94,16 +97,16 @@ class Timeline(Sequence[TimelineItem]):
         length_before = len(self)
         replaced: list[int] = []
         for item in items:
-            if item.event_id is None:
+            if item.event_id is None and not item.key.startswith("notice:"):
                 continue
-            known = self.index_of(item.event_id)
+            known = self.index_of(item.key)
             if known is not None:
                 self._put(known, item)
                 replaced.append(known)
                 continue
-            if item.txn_id:
+            if item.txn_id and item.event_id:
                 self._drop_echo(item.txn_id, item.event_id)
-            self._seq[item.event_id] = self._first_seq + len(self._remote)
+            self._seq[item.key] = self._first_seq + len(self._remote)
             self._remote.append(item)
         moved = len(self._remote) != remote_before or len(self) != length_before
         return TimelineChange(
@@ -146,9 +149,7 @@ class Timeline(Sequence[TimelineItem]):
         """Replace known remote items (matched by event id) in place."""
         indices = []
         for item in items:
-            if item.event_id is None:
-                continue
-            index = self.index_of(item.event_id)
+            index = self.index_of(item.key)
             if index is not None:
                 self._put(index, item)
                 indices.append(index)
@@ -192,8 +193,10 @@ class Timeline(Sequence[TimelineItem]):
     # -- read marker and counters -----------------------------------------------
 
     def mark_read(self) -> None:
-        if self._remote:
-            self.read_marker = self._remote[-1].event_id
+        for item in reversed(self._remote):
+            if item.event_id is not None:
+                self.read_marker = item.event_id
+                return
 
     def unread_counts(self, own_user_id: str) -> tuple[int, int]:
         """(unread, highlight) messages from others after the read marker."""

@@ -20,6 +20,7 @@ from tuichat.matrix.cache import Cache
 from tuichat.matrix.events import (
     ConnectionChanged,
     ConnectionState,
+    DevicesChanged,
     DomainEvent,
     ItemsReplaced,
     LocalEchoAdded,
@@ -30,6 +31,7 @@ from tuichat.matrix.events import (
     SwitchToRoom,
     TimelineAppended,
     TimelinePrepended,
+    VerificationChanged,
 )
 from tuichat.matrix.session import Profile, ProfileError
 from tuichat.matrix.snapshot import Snapshot, load_snapshot
@@ -37,12 +39,16 @@ from tuichat.model import commands
 from tuichat.model.items import SendState
 from tuichat.model.rooms import Membership, RoomList, RoomSummary
 from tuichat.model.timeline import Timeline, TimelineChange
+from tuichat.model.verification import Phase, VerificationView
 from tuichat.ui.messages import MatrixEvent
+from tuichat.ui.screens.devices import DevicesScreen
 from tuichat.ui.screens.invite import InviteDialog
 from tuichat.ui.screens.main import MainScreen
+from tuichat.ui.screens.members import MembersDialog
 from tuichat.ui.screens.new_dm import NewDmDialog
 from tuichat.ui.screens.passphrase import PassphraseDialog
 from tuichat.ui.screens.room_switcher import RoomSwitcher
+from tuichat.ui.screens.verification import VerificationDialog
 from tuichat.ui.themes import DEFAULT_THEME, builtin_themes
 from tuichat.ui.widgets.composer import Composer
 from tuichat.ui.widgets.room_list import RoomListView
@@ -62,6 +68,8 @@ class TuichatApp(App[int]):
         Binding("ctrl+k", "switch_room", "Switch room", priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True),
         Binding("ctrl+n", "new_dm", "New DM"),
+        Binding("f2", "members", "Members"),
+        Binding("f3", "own_devices", "Devices"),
         Binding("ctrl+r", "retry_failed", "Retry failed"),
         Binding("alt+down,ctrl+pagedown", "next_room", "Next room", show=False),
         Binding("alt+up,ctrl+pageup", "previous_room", "Previous room", show=False),
@@ -219,6 +227,12 @@ class TuichatApp(App[int]):
             self.main.feedback.show(event.text, error=event.error)
         elif isinstance(event, SwitchToRoom):
             self.switch_room(event.room_id)
+        elif isinstance(event, DevicesChanged):
+            for screen in self.screen_stack:
+                if isinstance(screen, DevicesScreen) and screen.user_id in event.user_ids:
+                    self._load_devices(screen)
+        elif isinstance(event, VerificationChanged):
+            self._verification_changed(event.view)
 
     def _timeline(self, room_id: str) -> Timeline:
         timeline = self.timelines.get(room_id)
@@ -334,6 +348,100 @@ class TuichatApp(App[int]):
 
         self.push_screen(NewDmDialog(service.lookup_profile), chosen)
 
+    # -- devices and verification ------------------------------------------------------
+
+    def _display_name(self, user_id: str) -> str:
+        state = self.service.room_state(self.current_room_id or "") if self.service else None
+        if state is not None and state.membership_of(user_id):
+            return state.member_name(user_id)
+        return user_id
+
+    def open_devices(self, user_id: str, display_name: str | None = None) -> None:
+        screen = DevicesScreen(user_id, display_name or self._display_name(user_id))
+        self.push_screen(screen)
+        self._load_devices(screen)
+
+    @work(group="devices", exit_on_error=False)
+    async def _load_devices(self, screen: DevicesScreen) -> None:
+        if self.service is None:
+            screen.show_status("Not connected yet.", error=True)
+            return
+        screen.show_devices(await self.service.devices(screen.user_id))
+
+    def action_own_devices(self) -> None:
+        self.open_devices(self.user_id, "you")
+
+    def action_members(self) -> None:
+        room_id = self.current_room_id
+        state = self.service.room_state(room_id) if self.service and room_id else None
+        if state is None:
+            self.main.feedback.show("No room to list members of.", error=True)
+            return
+        members = [
+            (user, state.member_name(user), state.membership_of(user) or "")
+            for user in state.members(("join", "invite"))
+        ]
+        summary = self.current_summary
+        self.push_screen(MembersDialog(summary.name if summary else room_id or "", members))
+
+    @on(MembersDialog.MemberChosen)
+    def _member_chosen(self, message: MembersDialog.MemberChosen) -> None:
+        self.open_devices(message.user_id, message.display_name)
+
+    @on(DevicesScreen.TrustRequested)
+    def _trust_requested(self, message: DevicesScreen.TrustRequested) -> None:
+        if self.service is None:
+            return
+        if not self.service.set_device_trust(message.user_id, message.device_id, message.action):
+            self.main.feedback.show(f"Unknown device {message.device_id}", error=True)
+
+    @on(DevicesScreen.RefreshRequested)
+    def _refresh_devices(self, message: DevicesScreen.RefreshRequested) -> None:
+        if isinstance(self.screen, DevicesScreen):
+            self._load_devices(self.screen)
+
+    @on(DevicesScreen.VerificationRequested)
+    def _verification_requested(self, message: DevicesScreen.VerificationRequested) -> None:
+        self._start_verification(message.user_id, message.device_id)
+
+    @work(group="verification", exit_on_error=False)
+    async def _start_verification(self, user_id: str, device_id: str | None) -> None:
+        if self.service is None:
+            return
+        transaction_id = await self.service.request_verification(user_id, device_id)
+        self._verification_dialog(transaction_id)
+
+    def _verification_dialog(self, transaction_id: str) -> VerificationDialog | None:
+        for screen in self.screen_stack:
+            if isinstance(screen, VerificationDialog) and screen.transaction_id == transaction_id:
+                return screen
+        return None
+
+    def _verification_changed(self, view: VerificationView) -> None:
+        dialog = self._verification_dialog(view.transaction_id)
+        if dialog is not None:
+            dialog.update_view(view)
+            return
+        opens = view.we_requested or view.phase is not Phase.CANCELLED
+        if opens and view.phase is not Phase.DONE:
+            self.push_screen(VerificationDialog(view, self._display_name(view.other_user)))
+
+    @on(VerificationDialog.Choice)
+    def _verification_choice(self, message: VerificationDialog.Choice) -> None:
+        service = self.service
+        if service is None:
+            return
+        calls = {
+            "accept": service.accept_verification,
+            "decline": service.cancel_verification,
+            "match": service.confirm_verification,
+            "mismatch": service.reject_verification,
+            "cancel": service.cancel_verification,
+        }
+        call = calls.get(message.choice)
+        if call is not None:
+            self._run_service_call(call(message.transaction_id))
+
     def _step_room(self, step: int) -> None:
         order = [r.room_id for r in self.rooms.ordered() if r.membership is Membership.JOIN]
         if not order:
@@ -387,6 +495,34 @@ class TuichatApp(App[int]):
             return
         if parsed.name == "join":
             self._run_service_call(self.service.join(parsed.argument))
+        elif parsed.name == "devices":
+            words = parsed.argument.split()
+            self.open_devices(words[0] if words else self.user_id)
+        elif parsed.name == "verify":
+            words = parsed.argument.split()
+            self._start_verification(words[0], words[1] if len(words) > 1 else None)
+        elif parsed.name in ("verify-device", "blacklist"):
+            user_id, device_id = parsed.argument.split()
+            action = "verify" if parsed.name == "verify-device" else "blacklist"
+            if self.service.set_device_trust(user_id, device_id, action):
+                feedback.show(f"{device_id} of {user_id}: {action}ed.")
+            else:
+                feedback.show(
+                    f"{user_id} has no device {device_id} (try /devices {user_id})", error=True
+                )
+        elif parsed.name == "verified-only":
+            words = parsed.argument.split()
+            on_ = words[0] == "on"
+            if words[1:] == ["global"]:
+                self.service.set_verified_only(None, on_)
+                feedback.show(f"Keys go only to verified devices by default: {words[0]}.")
+            elif room_id is None:
+                feedback.show("Choose a room first (Ctrl+K).", error=True)
+            else:
+                self.service.set_verified_only(room_id, on_)
+                feedback.show(f"In this room, keys go only to verified devices: {words[0]}.")
+        elif parsed.name == "members":
+            self.action_members()
         elif parsed.name == "dm":
             self.main.feedback.show("Opening an encrypted DM…")
             self._run_service_call(self.service.create_dm(parsed.argument.split()))

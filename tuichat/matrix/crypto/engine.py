@@ -33,8 +33,12 @@ from tuichat.matrix.crypto.key_requests import BACKOFF_SECONDS, GRACE_SECONDS, K
 from tuichat.matrix.crypto.megolm import MegolmDecryptor
 from tuichat.matrix.crypto.nio_extensions import FALLBACK_KEY_TYPE, TuichatClient
 from tuichat.matrix.crypto.undecryptable import UndecryptableEvents
+from tuichat.matrix.crypto.verification import VERIFICATION_TYPES, Verifications
 from tuichat.matrix.network import NETWORK_ERRORS
 from tuichat.matrix.session import write_private
+from tuichat.model.devices import DeviceInfo, Trust
+from tuichat.model.sanitize import clean_line
+from tuichat.model.verification import VerificationView
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +88,19 @@ class CryptoEngine:
             self.olm, self.groups.send_to_device, key_request_grace, key_request_backoff
         )
         self._upkeep_lock = asyncio.Lock()
+        self.devices_changed: set[str] = set()
+        self.on_verification: Callable[[VerificationView], None] = lambda view: None
+        self.on_verified: Callable[[str, str], None] = lambda user, device: None
+        self.verifications = Verifications(
+            own_user=self.olm.user_id,
+            own_device=self.olm.device_id,
+            own_ed25519=self.olm.account.identity_keys["ed25519"],
+            send_to_device=self.groups.send_to_device,
+            device_key=self._device_ed25519,
+            on_change=lambda view: self.on_verification(view),
+            on_verified=self._verified_by_sas,
+            clock=clock,
+        )
 
     def restore(self) -> None:
         self.groups.restore()
@@ -141,9 +158,10 @@ class CryptoEngine:
                 self.requests.arrived(session_id)
         return results
 
-    def handle_sync(self, raw: dict[str, Any]) -> list[Redecrypted]:
+    async def handle_sync(self, raw: dict[str, Any]) -> list[Redecrypted]:
         """What nio does not take from a sync response: key counts, fallback
-        key state and m.room_key.withheld; then retry events whose keys came."""
+        key state, m.room_key.withheld and key verification; then retry
+        events whose keys came."""
         olm = self.olm
         counts = raw.get("device_one_time_keys_count")
         if isinstance(counts, dict):
@@ -156,7 +174,17 @@ class CryptoEngine:
             olm.fallback_key_needed = FALLBACK_KEY_TYPE not in unused
         results = self._handle_withheld(raw)
         results.extend(self.keys_arrived())
+        await self._route_verification(raw)
         return results
+
+    async def _route_verification(self, raw: dict[str, Any]) -> None:
+        to_device = raw.get("to_device")
+        events = to_device.get("events") if isinstance(to_device, dict) else None
+        plain = [e for e in events if isinstance(e, dict)] if isinstance(events, list) else []
+        decrypted, self.olm.decrypted_to_device = self.olm.decrypted_to_device, []
+        for event in [*plain, *decrypted]:
+            if event.get("type") in VERIFICATION_TYPES:
+                await self.verifications.handle(event)
 
     def _handle_withheld(self, raw: dict[str, Any]) -> list[Redecrypted]:
         to_device = raw.get("to_device")
@@ -202,6 +230,7 @@ class CryptoEngine:
             if client.outgoing_to_device_messages:
                 await self._guard(client.send_to_device_messages(), "sending to-device")
             await self.requests.send_due(self.clock())
+            await self.verifications.check_timeouts()
             results.extend(self.keys_arrived())
             return results
 
@@ -217,7 +246,15 @@ class CryptoEngine:
             for device_id, device in devices.items():
                 if device.deleted:
                     self.groups.rotate_where_shared_with(user_id, device_id, "device removed")
+        self.devices_changed.update(users)
         return self._retry(self.waiting.take_unknown_device(users))
+
+    def take_device_news(self) -> tuple[set[str], list[tuple[str, str]]]:
+        """(users whose device lists were re-read, devices new to us) since
+        the last call."""
+        users, self.devices_changed = self.devices_changed, set()
+        new, self.olm.new_devices = self.olm.new_devices, []
+        return users, new
 
     async def _guard(self, call: Any, what: str) -> Any:
         try:
@@ -244,7 +281,7 @@ class CryptoEngine:
             room_id,
             members,
             RotationPolicy.from_content(encryption_content),
-            allowed=lambda device: not device.blacklisted,
+            allowed=lambda device: self.may_receive_keys(device, room_id),
         )
         payload = self.olm.group_encrypt(room_id, {"type": event_type, "content": content})
         if "m.relates_to" in content:
@@ -257,6 +294,116 @@ class CryptoEngine:
         self.groups.rotate(room_id, reason)
 
     # -- key export and import ----------------------------------------------------------
+
+    # -- devices and trust ---------------------------------------------------------------
+
+    def _device_ed25519(self, user_id: str, device_id: str) -> str | None:
+        device = self.olm.device_store[user_id].get(device_id)
+        if device is None or (user_id, device_id) in self.olm.identity_changed:
+            return None
+        return str(device.ed25519)
+
+    def verified_only(self, room_id: str | None = None) -> bool:
+        """Whether keys go only to verified devices (in `room_id`, or the
+        global default when the room has no setting of its own)."""
+        if room_id is not None:
+            value = self.extras.get(f"verified_only:{room_id}")
+            if value is not None:
+                return value == "1"
+        return self.extras.get("verified_only") == "1"
+
+    def set_verified_only(self, room_id: str | None, on: bool) -> None:
+        key = "verified_only" if room_id is None else f"verified_only:{room_id}"
+        self.extras.set(key, "1" if on else "0")
+
+    def may_receive_keys(self, device: Any, room_id: str | None) -> bool:
+        if device.blacklisted or (device.user_id, device.id) in self.olm.identity_changed:
+            return False
+        return device.verified or not self.verified_only(room_id)
+
+    def trust_of(self, device: Any) -> Trust:
+        if (device.user_id, device.id) in self.olm.identity_changed:
+            return Trust.KEYS_CHANGED
+        if device.blacklisted:
+            return Trust.BLACKLISTED
+        if device.verified:
+            return Trust.VERIFIED
+        if device.ignored:
+            return Trust.IGNORED
+        return Trust.UNVERIFIED
+
+    def device_infos(self, user_id: str) -> list[DeviceInfo]:
+        olm = self.olm
+        infos = [
+            DeviceInfo(
+                user_id=user_id,
+                device_id=device.id,
+                display_name=clean_line(device.display_name),
+                ed25519=device.ed25519,
+                curve25519=device.curve25519,
+                trust=self.trust_of(device),
+            )
+            for device in olm.device_store.active_user_devices(user_id)
+            if not (user_id == olm.user_id and device.id == olm.device_id)
+        ]
+        if user_id == olm.user_id:
+            keys = olm.account.identity_keys
+            infos.insert(
+                0,
+                DeviceInfo(
+                    user_id=user_id,
+                    device_id=olm.device_id,
+                    display_name="",
+                    ed25519=keys["ed25519"],
+                    curve25519=keys["curve25519"],
+                    trust=Trust.VERIFIED,
+                    this_device=True,
+                ),
+            )
+        return infos
+
+    def unverified_devices(self, members: Iterable[str]) -> int:
+        """How many devices of `members` (not this one) are not verified and
+        not blacklisted: what the room header warns about."""
+        olm = self.olm
+        count = 0
+        for user_id in set(members):
+            for device in olm.device_store.active_user_devices(user_id):
+                if user_id == olm.user_id and device.id == olm.device_id:
+                    continue
+                if not device.verified and not device.blacklisted:
+                    count += 1
+        return count
+
+    def set_trust(self, user_id: str, device_id: str, action: str) -> bool:
+        """verify, unverify, blacklist, unblacklist, ignore or unignore a
+        device; kept in nio's store. Blacklisting rotates every room session
+        the device holds; verifying answers its waiting key requests."""
+        device = self.olm.device_store[user_id].get(device_id)
+        if device is None:
+            return False
+        client = self.client
+        actions = {
+            "verify": client.verify_device,
+            "unverify": client.unverify_device,
+            "blacklist": client.blacklist_device,
+            "unblacklist": client.unblacklist_device,
+            "ignore": client.ignore_device,
+            "unignore": client.unignore_device,
+        }
+        if action not in actions:
+            raise ValueError(f"unknown trust action {action!r}")
+        actions[action](device)
+        if action == "blacklist":
+            self.groups.rotate_where_shared_with(user_id, device_id, "device blacklisted")
+        if action == "verify":
+            self.requests.continue_for(user_id, device_id)
+        self.devices_changed.add(user_id)
+        return True
+
+    def _verified_by_sas(self, user_id: str, device_id: str) -> None:
+        self.set_trust(user_id, device_id, "verify")
+        self.on_verified(user_id, device_id)
 
     def exportable_sessions(self) -> list[ExportedSession]:
         return [

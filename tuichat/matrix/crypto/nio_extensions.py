@@ -20,10 +20,17 @@ Encryption module is the reference):
   change or trust change: tuichat rotates on leaves, bans, removed or
   blacklisted devices and history visibility changes itself
   (`group_sessions.py`).
+- Key verification is tuichat's (`sas.py`, `verification.py`): nio's own
+  handling would answer Element's messages with cancellations.
+- Olm-encrypted to-device messages nio does not understand (verification
+  steps, secrets) are kept for tuichat instead of being dropped.
+- A known device whose identity keys change is flagged and keeps its old
+  keys; nio silently accepts a new Curve25519 key.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -50,6 +57,13 @@ class TuichatOlm(Olm):
         # (room id, session id) of every inbound session added or improved
         # since the service last drained this list.
         self.arrived_sessions: list[tuple[str, str]] = []
+        # Olm-decrypted to-device events nio has no use for, for tuichat.
+        self.decrypted_to_device: list[dict[str, Any]] = []
+        # Devices of users we already knew that appeared in the last queries.
+        self.new_devices: list[tuple[str, str]] = []
+        self.identity_changed: set[tuple[str, str]] = {
+            (user, device) for user, device in json.loads(extras.get("identity_changed") or "[]")
+        }
         super().__init__(user_id, device_id, store)
 
     # -- uploading keys ------------------------------------------------------------
@@ -218,6 +232,64 @@ class TuichatOlm(Olm):
                 request.as_cancellation(self.user_id, self.device_id)
             )
         return event
+
+    # -- to-device events nio would mishandle -------------------------------------------
+
+    def handle_key_verification(self, event: Any) -> None:
+        return  # verification.py handles these
+
+    def clear_verifications(self) -> list[Any]:
+        return []
+
+    def _handle_olm_event(self, sender: str, sender_key: str, payload: dict[Any, Any]) -> Any:
+        if payload.get("type") in ("m.room_key", "m.forwarded_room_key", "m.dummy"):
+            return super()._handle_olm_event(sender, sender_key, payload)
+        self.decrypted_to_device.append(
+            {
+                "type": payload.get("type"),
+                "sender": sender,
+                "sender_key": sender_key,
+                "content": payload.get("content")
+                if isinstance(payload.get("content"), dict)
+                else {},
+            }
+        )
+        return None
+
+    # -- device lists --------------------------------------------------------------------
+
+    def _handle_key_query(self, response: Any) -> None:
+        before: dict[str, dict[str, tuple[str, str]]] = {}
+        for user_id in response.device_keys:
+            if user_id in self.device_store.users:
+                before[user_id] = {
+                    device.id: (device.ed25519, device.curve25519)
+                    for device in self.device_store.active_user_devices(user_id)
+                }
+        super()._handle_key_query(response)
+        changed_identity = False
+        for user_id, devices in response.device_keys.items():
+            known = before.get(user_id)
+            if known is None:
+                continue
+            for device_id, payload in devices.items():
+                keys = payload.get("keys") if isinstance(payload, dict) else None
+                if not isinstance(keys, dict):
+                    continue
+                reported = (keys.get(f"ed25519:{device_id}"), keys.get(f"curve25519:{device_id}"))
+                old = known.get(device_id)
+                if old is None:
+                    if (user_id, device_id) != (self.user_id, self.device_id):
+                        self.new_devices.append((user_id, device_id))
+                elif reported != old:
+                    device = self.device_store[user_id].get(device_id)
+                    if device is not None:
+                        device.ed25519, device.curve25519 = old  # keep what we trusted
+                        self.store.save_device_keys({user_id: {device_id: device}})
+                    self.identity_changed.add((user_id, device_id))
+                    changed_identity = True
+        if changed_identity:
+            self.extras.set("identity_changed", json.dumps(sorted(self.identity_changed)))
 
 
 class TuichatClient(AsyncClient):

@@ -27,13 +27,12 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 import vodozemac
 
 from tuichat.matrix.crypto.sas_emoji import SAS_EMOJI
+from tuichat.model.verification import Phase, VerificationView
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +49,6 @@ TIMEOUT_SECONDS = 600.0
 Send = Callable[[str, dict[str, Any]], Awaitable[bool]]
 # (user id, device id) -> the device's ed25519 key, if we know the device.
 KeyLookup = Callable[[str, str], str | None]
-
-
-class Phase(StrEnum):
-    REQUESTED = "requested"  # a request is out (ours) or in (theirs)
-    READY = "ready"
-    STARTED = "started"
-    ACCEPTED = "accepted"
-    SHOW_SAS = "show_sas"  # keys exchanged: the people compare the emoji
-    CONFIRMED = "confirmed"  # we said they match and sent our MAC
-    DONE = "done"
-    CANCELLED = "cancelled"
 
 
 CANCEL_REASONS = {
@@ -94,24 +82,6 @@ def commitment(public_key: str, start_content: dict[str, Any]) -> str:
 
 def emoji_for(indices: bytes | list[int]) -> list[tuple[str, str]]:
     return [SAS_EMOJI[index] for index in indices]
-
-
-@dataclass
-class VerificationView:
-    """What the UI shows of one verification (plain data)."""
-
-    transaction_id: str
-    other_user: str
-    other_device: str | None
-    we_requested: bool
-    phase: Phase
-    emoji: list[tuple[str, str]] = field(default_factory=list)
-    decimals: tuple[int, ...] = ()
-    cancel_code: str = ""
-    cancel_reason: str = ""
-    cancelled_by_us: bool = False
-    their_mac_received: bool = False
-    verified: bool = False
 
 
 class SasVerification:

@@ -15,7 +15,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from tuichat.matrix.crypto.sas import KeyLookup, Phase, SasVerification, VerificationView
+from tuichat.matrix.crypto.sas import KeyLookup, SasVerification
+from tuichat.model.verification import Phase, VerificationView
 
 log = logging.getLogger(__name__)
 

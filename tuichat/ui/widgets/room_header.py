@@ -21,11 +21,23 @@ def header_text(room: RoomSummary | None) -> Text:
 
 
 def encryption_text(room: RoomSummary | None) -> Text:
+    """Encryption and device trust: whether every device in the room is verified."""
     if room is None:
         return Text("")
-    if room.encrypted:
-        return Text("🔒 encrypted", style=Style(color="green"))
-    return Text("not encrypted", style=Style(color="yellow"))
+    if not room.encrypted:
+        return Text("not encrypted", style=Style(color="yellow"))
+    text = Text("🔒 encrypted", style=Style(color="green"))
+    if room.unverified_devices:
+        count = room.unverified_devices
+        text.append(
+            f" · {count} unverified device{'s' if count != 1 else ''}",
+            style=Style(color="yellow"),
+        )
+    else:
+        text.append(" · all devices verified", style=Style(color="green"))
+    if room.verified_only:
+        text.append(" · keys to verified only", style=Style(color="cyan"))
+    return text
 
 
 class RoomHeader(Static):

@@ -81,6 +81,7 @@ class TimelineView(ScrollView, can_focus=True):
         "timeline--lock",
         "timeline--empty",
         "timeline--note",
+        "timeline--unverified",
     }
 
     DEFAULT_CSS = """
@@ -98,6 +99,7 @@ class TimelineView(ScrollView, can_focus=True):
     TimelineView > .timeline--lock { color: $success; }
     TimelineView > .timeline--empty { color: $text-muted; text-style: italic; }
     TimelineView > .timeline--note { color: $warning; text-style: dim italic; }
+    TimelineView > .timeline--unverified { color: $warning; text-style: bold; }
     """
 
     def __init__(self, *, name: str | None = None, id: str | None = None) -> None:
@@ -230,6 +232,15 @@ class TimelineView(ScrollView, can_focus=True):
             cached = self._strips[key] = self._build_strips(item)
         return cached
 
+    def _lock(self, item: TimelineItem) -> Text:
+        """The 2-cell marker: 🔒 encrypted; ⚠ encrypted, but from a device
+        that is not verified (or not known yet); blank when not encrypted."""
+        if not item.encrypted:
+            return Text("  ")
+        if item.trust in ("unverified", "unknown_device"):
+            return Text.styled("⚠ ", self._style("timeline--unverified"))
+        return Text.styled("🔒", self._style("timeline--lock"))
+
     def _style(self, name: str) -> Style:
         return self.get_component_rich_style(name, partial=True)
 
@@ -238,7 +249,7 @@ class TimelineView(ScrollView, can_focus=True):
         base = self.rich_style
         clock = _clock(item.timestamp).ljust(TIME_WIDTH)
         time_text = Text.styled(clock, self._style("timeline--time"))
-        lock = Text.styled("🔒" if item.encrypted else "  ", self._style("timeline--lock"))
+        lock = self._lock(item)
         body = self._body(item)
         if item.kind in (ItemKind.STATE, ItemKind.EMOTE):
             sender = _fit("*" if item.kind is ItemKind.EMOTE else "--", SENDER_WIDTH)

@@ -1,0 +1,35 @@
+"""A key verification as the UI shows it (plain data)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Phase(StrEnum):
+    REQUESTED = "requested"  # a request is out (ours) or in (theirs)
+    READY = "ready"
+    STARTED = "started"
+    ACCEPTED = "accepted"
+    SHOW_SAS = "show_sas"  # keys exchanged: the people compare the emoji
+    CONFIRMED = "confirmed"  # we said they match and sent our MAC
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+@dataclass
+class VerificationView:
+    """What the UI shows of one verification (plain data)."""
+
+    transaction_id: str
+    other_user: str
+    other_device: str | None
+    we_requested: bool
+    phase: Phase
+    emoji: list[tuple[str, str]] = field(default_factory=list)
+    decimals: tuple[int, ...] = ()
+    cancel_code: str = ""
+    cancel_reason: str = ""
+    cancelled_by_us: bool = False
+    their_mac_received: bool = False
+    verified: bool = False

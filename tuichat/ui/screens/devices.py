@@ -1,0 +1,175 @@
+"""The Devices screen: a user's devices, their fingerprints and trust.
+
+Keys: v verify (after comparing the fingerprint out of band), e emoji
+verification, u unverify, b blacklist, n unblacklist, i ignore, r refresh,
+Escape back. The screen only shows data and reports intent; the App carries
+it out through the service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from rich.style import Style
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from tuichat.model.devices import DeviceInfo, Trust
+
+TRUST_STYLES = {
+    Trust.VERIFIED: Style(color="green", bold=True),
+    Trust.UNVERIFIED: Style(color="yellow"),
+    Trust.BLACKLISTED: Style(color="red", bold=True),
+    Trust.IGNORED: Style(dim=True),
+    Trust.KEYS_CHANGED: Style(color="red", bold=True, reverse=True),
+}
+
+
+def _last_seen(info: DeviceInfo) -> str:
+    parts = []
+    if info.last_seen_ts:
+        parts.append(datetime.fromtimestamp(info.last_seen_ts / 1000).strftime("%Y-%m-%d %H:%M"))
+    if info.last_seen_ip:
+        parts.append(info.last_seen_ip)
+    return "  ".join(parts)
+
+
+class DevicesScreen(Screen[None]):
+    DEFAULT_CSS = """
+    DevicesScreen { layout: vertical; }
+    DevicesScreen #devices-title { height: auto; padding: 0 1; background: $panel; }
+    DevicesScreen #this-device {
+        height: auto; padding: 1 1; border: round $success; margin: 1 1 0 1;
+    }
+    DevicesScreen DataTable { height: 1fr; margin: 1 1; }
+    DevicesScreen #devices-status { height: auto; padding: 0 1; color: $text-muted; }
+    """
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("v", "trust('verify')", "Verify"),
+        Binding("e", "emoji", "Emoji verify"),
+        Binding("u", "trust('unverify')", "Unverify"),
+        Binding("b", "trust('blacklist')", "Blacklist"),
+        Binding("n", "trust('unblacklist')", "Unblacklist"),
+        Binding("i", "trust('ignore')", "Ignore"),
+        Binding("r", "refresh", "Refresh"),
+    ]
+
+    class TrustRequested(Message):
+        def __init__(self, user_id: str, device_id: str, action: str) -> None:
+            super().__init__()
+            self.user_id, self.device_id, self.action = user_id, device_id, action
+
+    class VerificationRequested(Message):
+        def __init__(self, user_id: str, device_id: str) -> None:
+            super().__init__()
+            self.user_id, self.device_id = user_id, device_id
+
+    class RefreshRequested(Message):
+        def __init__(self, user_id: str) -> None:
+            super().__init__()
+            self.user_id = user_id
+
+    def __init__(self, user_id: str, display_name: str) -> None:
+        super().__init__()
+        self.user_id = user_id
+        self.display_name = display_name
+        self._devices: list[DeviceInfo] = []
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            title = Text.assemble(("Devices of ", "bold"), (self.display_name, "bold"))
+            title.append(f"  {self.user_id}", style="dim")
+            yield Static(title, id="devices-title")
+            yield Static(Text("Loading…", style="dim"), id="this-device")
+            yield DataTable(id="device-table", cursor_type="row", zebra_stripes=True)
+            yield Static(id="devices-status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("Device", "Name", "Trust", "Session key (Ed25519)", "Last seen")
+        table.focus()
+
+    def show_devices(self, devices: Sequence[DeviceInfo]) -> None:
+        self._devices = [d for d in devices if not d.this_device]
+        this = next((d for d in devices if d.this_device), None)
+        header = self.query_one("#this-device", Static)
+        if this is not None:
+            header.display = True
+            header.update(
+                Text.assemble(
+                    ("This device: ", "bold"),
+                    this.device_id,
+                    "\n",
+                    ("Session key: ", "bold"),
+                    (this.fingerprint, "bold green"),
+                    "\n",
+                    ("Curve25519:  ", "dim"),
+                    (this.curve25519, "dim"),
+                    "\nCompare the session key with what the other device shows.",
+                )
+            )
+        else:
+            header.display = False
+        table = self.query_one(DataTable)
+        cursor = table.cursor_row
+        table.clear()
+        for device in self._devices:
+            table.add_row(
+                Text(device.device_id),
+                Text(device.display_name or "", style="italic"),
+                Text(device.trust.value, style=TRUST_STYLES[device.trust]),
+                Text(device.fingerprint),
+                Text(_last_seen(device), style="dim"),
+                key=device.device_id,
+            )
+        if self._devices:
+            table.move_cursor(row=min(cursor, len(self._devices) - 1))
+        status = self.query_one("#devices-status", Static)
+        if not self._devices:
+            status.update(Text("No other devices.", style="italic"))
+        else:
+            selected = self.selected
+            status.update(
+                Text(f"Curve25519 of {selected.device_id}: {selected.curve25519}")
+                if selected
+                else Text("")
+            )
+
+    def show_status(self, text: str, *, error: bool = False) -> None:
+        self.query_one("#devices-status", Static).update(Text(text, style="red" if error else ""))
+
+    @property
+    def selected(self) -> DeviceInfo | None:
+        table = self.query_one(DataTable)
+        if not self._devices or table.cursor_row < 0:
+            return None
+        return self._devices[min(table.cursor_row, len(self._devices) - 1)]
+
+    @on(DataTable.RowHighlighted)
+    def _row_highlighted(self) -> None:
+        selected = self.selected
+        if selected is not None:
+            self.show_status(f"Curve25519 of {selected.device_id}: {selected.curve25519}")
+
+    def action_trust(self, action: str) -> None:
+        selected = self.selected
+        if selected is not None:
+            self.post_message(self.TrustRequested(self.user_id, selected.device_id, action))
+
+    def action_emoji(self) -> None:
+        selected = self.selected
+        if selected is not None:
+            self.post_message(self.VerificationRequested(self.user_id, selected.device_id))
+
+    def action_refresh(self) -> None:
+        self.post_message(self.RefreshRequested(self.user_id))
