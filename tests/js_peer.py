@@ -151,6 +151,32 @@ class JsPeer:
     async def device_keys(self, user_id: str) -> list[dict[str, Any]]:
         return list(await self.call("deviceKeys", userId=user_id))
 
+    # -- verification ---------------------------------------------------------------
+
+    async def request_verification(self, user_id: str, device_id: str) -> str:
+        return str(await self.call("requestVerification", userId=user_id, deviceId=device_id))
+
+    async def accept_verification(self) -> dict[str, Any]:
+        return dict(await self.call("acceptVerification"))
+
+    async def start_sas(self, txn: str) -> None:
+        await self.call("startSas", txn=txn)
+
+    async def wait_sas(self, txn: str) -> dict[str, Any]:
+        return dict(await self.call("waitSas", txn=txn))
+
+    async def confirm_sas(self, txn: str) -> None:
+        await self.call("confirmSas", txn=txn)
+
+    async def mismatch_sas(self, txn: str) -> None:
+        await self.call("mismatchSas", txn=txn)
+
+    async def verification_state(self, txn: str, wait_for: str | None = None) -> dict[str, Any]:
+        return dict(await self.call("verificationState", txn=txn, waitFor=wait_for))
+
+    async def is_verified(self, user_id: str, device_id: str) -> bool:
+        return bool(await self.call("isVerified", userId=user_id, deviceId=device_id))
+
     async def close(self) -> None:
         if self.process is None:
             return

@@ -204,3 +204,23 @@ class NioPeer:
             ToDeviceMessage("m.room.encrypted", user_id, device_id, payload)
         )
         assert not hasattr(response, "status_code") or response.status_code is None, response
+
+    # -- the older verification flow, as nio does it ------------------------------------
+
+    async def answer_verification(self, timeout: float = 20.0) -> str:
+        """Accept the first start we see; returns its transaction id."""
+        txn = await wait_until(lambda: next(iter(self.client.key_verifications), None), timeout)
+        await self.client.accept_key_verification(txn)
+        return str(txn)
+
+    async def decimals(self, txn: str, timeout: float = 20.0) -> tuple[int, ...]:
+        sas = self.client.key_verifications[txn]
+        await wait_until(lambda: getattr(sas, "their_sas_key", None), timeout)
+        return tuple(sas.get_decimals())
+
+    async def confirm_verification(self, txn: str) -> None:
+        await self.client.confirm_short_auth_string(txn)
+
+    def verified(self, txn: str) -> bool:
+        sas = self.client.key_verifications.get(txn)
+        return bool(sas and sas.verified)

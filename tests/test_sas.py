@@ -118,7 +118,9 @@ def test_commitment_is_unpadded_base64_of_sha256() -> None:
 def test_emoji_table_is_the_specs() -> None:
     assert len(SAS_EMOJI) == 64 and len({e for e, _ in SAS_EMOJI}) == 64
     assert SAS_EMOJI[0] == ("🐶", "Dog") and SAS_EMOJI[63] == ("📌", "Pin")
-    assert SAS_EMOJI[41][1] == "Light Bulb" and SAS_EMOJI[36][1] == "Thumbs up"
+    assert SAS_EMOJI[41][1] == "Light Bulb" and SAS_EMOJI[36][1] == "Thumbs Up"
+    # Where nio's table differs from the spec (people compare with Element):
+    assert (SAS_EMOJI[34][1], SAS_EMOJI[53][1]) == ("Spanner", "Aeroplane")
     # vodozemac hands out indices (0-63), not raw bytes; nio re-splits them.
     assert emoji_for([0, 63, 46]) == [("🐶", "Dog"), ("📌", "Pin"), ("🔒", "Lock")]
 

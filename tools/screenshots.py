@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tuichat.matrix.convert import Decryption, Viewer, to_item
+from tuichat.matrix.crypto.sas_emoji import SAS_EMOJI
 from tuichat.matrix.events import (
     ConnectionChanged,
     ConnectionState,
@@ -25,10 +26,14 @@ from tuichat.matrix.events import (
 )
 from tuichat.matrix.room_state import RoomState
 from tuichat.matrix.session import Profile, Session
+from tuichat.model.devices import DeviceInfo, Trust
 from tuichat.model.items import TimelineItem
 from tuichat.model.rooms import Membership, RoomSummary
+from tuichat.model.verification import Phase, VerificationView
 from tuichat.ui.app import TuichatApp
 from tuichat.ui.messages import MatrixEvent
+from tuichat.ui.screens.devices import DevicesScreen
+from tuichat.ui.screens.verification import VerificationDialog
 
 OUT = Path(__file__).resolve().parent.parent / "screenshots"
 ME = "@sam:example.org"
@@ -157,6 +162,64 @@ async def _shoot(app: TuichatApp, events: list[DomainEvent], room_id: str, name:
         print(f"wrote screenshots/{name}.svg")
 
 
+DEVICES = [
+    DeviceInfo(
+        ME,
+        "TUICHATDEMO",
+        "",
+        "qzBz8PzaNwlJdP6ogcvZbj8qPJ2LBVQ3dOjtFGK3ctU",
+        "WgrmCTDCGC5kthDOs4pmwK24ZQlDHbHNXXU8f5VFXlw",
+        Trust.VERIFIED,
+        this_device=True,
+    ),
+    DeviceInfo(
+        ME,
+        "ELEMENTWEB",
+        "Element on Firefox",
+        "lPYo0rdLK0PaB3y2ANXHMtWQNNzGpNDzB1CgwrWmvjE",
+        "gyBTUV3kH1r3SvpcOOD5nXy4E6BmZOjUEcWoxQhYE1k",
+        Trust.VERIFIED,
+        last_seen_ts=BASE_TS + 800_000,
+        last_seen_ip="192.0.2.10",
+    ),
+    DeviceInfo(
+        ME,
+        "OLDPHONE",
+        "Element Android",
+        "8ICvZ2c2vBv2UF1nCMmVZ1d84iHd+u5f5+S5d4h+wYc",
+        "JUxUVTHdqoFq1zL4RXDbrWMImQmsK8cx7ik4QGChY0I",
+        Trust.UNVERIFIED,
+        last_seen_ts=BASE_TS - 90_000_000,
+        last_seen_ip="198.51.100.7",
+    ),
+    DeviceInfo(
+        ME,
+        "STOLENLAPTOP",
+        "gomuks",
+        "Yv4m2b7QaH4S2K3cFVt5zvRZx9xbmLuJZLtOqmD8bE0",
+        "w8KI1XnG0QKQEVq2bfUjkBMXnOdE33lVvO2kRMEX8HY",
+        Trust.BLACKLISTED,
+        last_seen_ts=BASE_TS - 900_000_000,
+        last_seen_ip="203.0.113.99",
+    ),
+]
+
+
+async def _shoot_screen(app: TuichatApp, screen: Any, name: str, fill: Any = None) -> None:
+    async with app.run_test(size=(110, 30)) as pilot:
+        await pilot.pause()
+        app.post_message(MatrixEvent(RoomsChanged(ROOMS)))
+        await pilot.pause()
+        await app.push_screen(screen)
+        await pilot.pause()
+        if fill is not None:
+            fill(screen)
+        await pilot.pause()
+        svg = app.export_screenshot(title=f"tuichat — {name}")
+        (OUT / f"{name}.svg").write_text(svg)
+        print(f"wrote screenshots/{name}.svg")
+
+
 async def main() -> int:
     os.environ["TZ"] = "UTC"
     time.tzset()
@@ -174,6 +237,21 @@ async def main() -> int:
         grace = TimelineAppended("!grace", _items("!grace", PLACEHOLDERS))
         app = TuichatApp(profile, connect=False)
         await _shoot(app, [*common, ada, grace], "!grace", "undecryptable")
+        app = TuichatApp(profile, connect=False)
+        await _shoot_screen(
+            app, DevicesScreen(ME, "you"), "devices", lambda s: s.show_devices(DEVICES)
+        )
+        view = VerificationView(
+            transaction_id="t",
+            other_user="@ada:example.org",
+            other_device="ADAPHONE",
+            we_requested=True,
+            phase=Phase.SHOW_SAS,
+            emoji=[SAS_EMOJI[i] for i in (2, 41, 17, 63, 8, 29, 54)],
+            decimals=(4821, 1307, 6642),
+        )
+        app = TuichatApp(profile, connect=False)
+        await _shoot_screen(app, VerificationDialog(view, "Ada"), "verification")
     return 0
 
 

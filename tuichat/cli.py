@@ -50,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("logout", help="log this device out and remove the local session")
 
+    commands.add_parser("devices", help="print your devices and their fingerprints, and exit")
+
     keys = commands.add_parser("keys", help="export or import room keys (Element's file format)")
     key_actions = keys.add_subparsers(dest="keys_action", metavar="ACTION", required=True)
     export = key_actions.add_parser("export", help="write this device's room keys to FILE")
@@ -168,6 +170,42 @@ def _keys(args: argparse.Namespace, profile_dir: Path) -> int:
     return 0
 
 
+def _devices(profile_dir: Path) -> int:
+    from datetime import datetime
+
+    from tuichat.matrix.service import MatrixService
+    from tuichat.matrix.session import Profile, ProfileError
+
+    async def run() -> list[str]:
+        service = MatrixService(Profile(profile_dir), lambda event: None)
+        await service.open()
+        try:
+            devices = await service.devices(service.user_id)
+        finally:
+            await service.stop()
+        lines = [f"Devices of {service.user_id}", ""]
+        for device in devices:
+            title = "This device" if device.this_device else "Device"
+            name = f" ({device.display_name})" if device.display_name else ""
+            lines.append(f"{title}: {device.device_id}{name}")
+            lines.append(f"  Session key (Ed25519): {device.fingerprint}")
+            lines.append(f"  Curve25519:            {device.curve25519}")
+            lines.append(f"  Trust:                 {device.trust.value}")
+            if device.last_seen_ts:
+                when = datetime.fromtimestamp(device.last_seen_ts / 1000)
+                lines.append(
+                    f"  Last seen:             {when:%Y-%m-%d %H:%M} {device.last_seen_ip or ''}"
+                )
+            lines.append("")
+        return lines
+
+    try:
+        print("\n".join(asyncio.run(run())).rstrip())
+    except (ProfileError, LookupError, OSError) as error:
+        return _fail(str(error))
+    return 0
+
+
 def _run_tui(profile_dir: Path) -> int:
     from tuichat.matrix.session import Profile, ProfileError
 
@@ -212,6 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _login(args, profile_dir)
     if args.command == "logout":
         return _logout(profile_dir)
+    if args.command == "devices":
+        return _devices(profile_dir)
     if args.command == "keys":
         return _keys(args, profile_dir)
     if args.command == "demo":

@@ -49,6 +49,40 @@ async function waitFor(predicate, timeoutMs = 30000, what = "condition") {
 
 let client = null;
 const messages = [];
+// Verifications by transaction id: {request, verifier, sas, done, cancelled}.
+const verifications = new Map();
+const incomingRequests = [];
+
+function track(request) {
+    const entry = { request, verifier: null, sas: null, done: false, cancelled: null };
+    const attach = () => {
+        const verifier = request.verifier;
+        if (verifier && !entry.verifier) {
+            entry.verifier = verifier;
+            verifier.on("show_sas", (sas) => {
+                entry.sas = sas;
+            });
+            verifier.on("cancel", (error) => {
+                entry.cancelled = String(error?.message ?? error);
+            });
+            verifier.verify().then(
+                () => {
+                    entry.done = true;
+                },
+                (error) => {
+                    entry.cancelled = entry.cancelled ?? String(error?.message ?? error);
+                },
+            );
+        }
+        if (request.phase === 4 /* Cancelled */ && !entry.cancelled) {
+            entry.cancelled = String(request.cancellationCode ?? "cancelled");
+        }
+        if (request.phase === 5 /* Done */) entry.done = true;
+    };
+    request.on("change", attach);
+    attach();
+    return entry;
+}
 
 function recordEvent(event) {
     if (event.isDecryptionFailure()) {
@@ -94,6 +128,11 @@ async function login({ homeserver, user, password, deviceName }) {
         recordEvent(event);
     });
     client.on(sdk.MatrixEventEvent.Decrypted, (event) => recordEvent(event));
+    client.on("crypto.verificationRequestReceived", (request) => {
+        const entry = track(request);
+        verifications.set(request.transactionId, entry);
+        incomingRequests.push(entry);
+    });
     client.on(sdk.RoomMemberEvent.Membership, (event, member) => {
         if (member.userId === client.getUserId() && member.membership === "invite") {
             send({ event: "invite", room_id: member.roomId });
@@ -272,6 +311,78 @@ const commands = {
             });
         }
         return result;
+    },
+
+    async requestVerification({ userId, deviceId }) {
+        const request = await client.getCrypto().requestDeviceVerification(userId, deviceId);
+        const entry = track(request);
+        verifications.set(request.transactionId, entry);
+        return request.transactionId;
+    },
+
+    async acceptVerification({ timeoutMs = 30000 }) {
+        const entry = await waitFor(() => incomingRequests.shift(), timeoutMs, "a verification request");
+        await entry.request.accept();
+        return { transaction_id: entry.request.transactionId, other_device: entry.request.otherDeviceId };
+    },
+
+    async startSas({ txn }) {
+        const entry = verifications.get(txn);
+        await waitFor(() => entry.request.phase === 3 /* Ready */, 30000, "ready");
+        const verifier = await entry.request.startVerification("m.sas.v1");
+        entry.request.emit?.("change");
+        if (!entry.verifier) {
+            entry.verifier = verifier;
+            verifier.on("show_sas", (sas) => {
+                entry.sas = sas;
+            });
+            verifier.verify().then(
+                () => {
+                    entry.done = true;
+                },
+                (error) => {
+                    entry.cancelled = entry.cancelled ?? String(error?.message ?? error);
+                },
+            );
+        }
+        return true;
+    },
+
+    async waitSas({ txn, timeoutMs = 30000 }) {
+        const entry = await waitFor(() => verifications.get(txn), timeoutMs, "verification");
+        const sas = await waitFor(() => entry.sas, timeoutMs, "emoji");
+        return {
+            emoji: (sas.sas.emoji ?? []).map(([emoji, name]) => [emoji, name]),
+            decimals: sas.sas.decimal ?? [],
+        };
+    },
+
+    async confirmSas({ txn }) {
+        await verifications.get(txn).sas.confirm();
+        return true;
+    },
+
+    async mismatchSas({ txn }) {
+        verifications.get(txn).sas.mismatch();
+        return true;
+    },
+
+    async verificationState({ txn, waitFor: wanted, timeoutMs = 30000 }) {
+        const entry = verifications.get(txn);
+        const state = () => ({
+            phase: entry.request.phase,
+            done: entry.done,
+            cancelled: entry.cancelled,
+            cancellation_code: entry.request.cancellationCode ?? null,
+        });
+        if (wanted === "done") await waitFor(() => entry.done, timeoutMs, "done");
+        if (wanted === "cancelled") await waitFor(() => entry.cancelled || entry.request.phase === 4, timeoutMs, "cancelled");
+        return state();
+    },
+
+    async isVerified({ userId, deviceId }) {
+        const status = await client.getCrypto().getDeviceVerificationStatus(userId, deviceId);
+        return Boolean(status?.isVerified());
     },
 
     async stop() {

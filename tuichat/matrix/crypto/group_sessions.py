@@ -169,11 +169,17 @@ class GroupSessions:
         async with self._lock(room_id):
             olm = self._olm
             session = olm.outbound_group_sessions.get(room_id)
+            members = set(members)
             if session is not None:
                 session.max_messages = policy.period_msgs
                 session.max_age = timedelta(milliseconds=policy.period_ms)
                 if session.should_rotate():
                     self.rotate(room_id, "rotation period reached")
+                    session = None
+                elif self._has_unwanted_holder(session, members, allowed):
+                    # Someone who holds the key may no longer read along (left,
+                    # blacklisted, unverified under "verified only", deleted).
+                    self.rotate(room_id, "a key holder is no longer allowed")
                     session = None
             if session is None:
                 olm.create_outbound_group_session(room_id)
@@ -182,7 +188,7 @@ class GroupSessions:
                 session.max_age = timedelta(milliseconds=policy.period_ms)
             devices = [
                 device
-                for user_id in sorted(set(members))
+                for user_id in sorted(members)
                 for device in olm.device_store.active_user_devices(user_id)
                 if not (user_id == olm.user_id and device.id == olm.device_id)
                 and allowed(device)
@@ -193,6 +199,18 @@ class GroupSessions:
             session.shared = True
             self.save(room_id)
             return session
+
+    def _has_unwanted_holder(
+        self, session: OutboundGroupSession, members: set[str], allowed: DeviceFilter
+    ) -> bool:
+        store = self._olm.device_store
+        for user_id, device_id in session.users_shared_with:
+            if user_id not in members:
+                return True
+            device = store[user_id].get(device_id)
+            if device is None or device.deleted or not allowed(device):
+                return True
+        return False
 
     async def _claim_missing(self, devices: Sequence[Any]) -> None:
         olm = self._olm

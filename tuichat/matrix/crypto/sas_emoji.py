@@ -1,7 +1,8 @@
-"""The 64 SAS emoji and their English names, from the Matrix spec
-(data-definitions/sas-emoji.json). Index = the 6-bit number the SAS
-bytes select; the table must match the spec exactly or people see
-different pictures on their two screens."""
+"""The 64 SAS emoji and their English names, exactly as the Matrix spec
+lists them (data-definitions/sas-emoji.json). Index = the 6-bit number the
+SAS bytes select. The names must match the spec too: people compare them
+with Element's screen (nio's table says "Wrench", "Thumbs up", "Airplane"
+where the spec says "Spanner", "Thumbs Up", "Aeroplane")."""
 
 from __future__ import annotations
 
@@ -40,9 +41,9 @@ SAS_EMOJI: tuple[tuple[str, str], ...] = (
     ("🤖", "Robot"),
     ("🎩", "Hat"),
     ("👓", "Glasses"),
-    ("🔧", "Wrench"),
+    ("🔧", "Spanner"),
     ("🎅", "Santa"),
-    ("👍", "Thumbs up"),
+    ("👍", "Thumbs Up"),
     ("☂️", "Umbrella"),
     ("⌛", "Hourglass"),
     ("⏰", "Clock"),
@@ -59,7 +60,7 @@ SAS_EMOJI: tuple[tuple[str, str], ...] = (
     ("🏁", "Flag"),
     ("🚂", "Train"),
     ("🚲", "Bicycle"),
-    ("✈️", "Airplane"),
+    ("✈️", "Aeroplane"),
     ("🚀", "Rocket"),
     ("🏆", "Trophy"),
     ("⚽", "Ball"),
