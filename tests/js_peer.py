@@ -177,6 +177,16 @@ class JsPeer:
     async def is_verified(self, user_id: str, device_id: str) -> bool:
         return bool(await self.call("isVerified", userId=user_id, deviceId=device_id))
 
+    # -- recovery ---------------------------------------------------------------------
+
+    async def bootstrap_recovery(self, passphrase: str | None = None) -> dict[str, Any]:
+        """Cross-signing, secret storage and a new key backup, as Element sets
+        them up; returns the recovery key and the backup version."""
+        return dict(await self.call("bootstrapRecovery", timeout=120, passphrase=passphrase))
+
+    async def restore_from_backup(self, recovery_key: str) -> dict[str, Any]:
+        return dict(await self.call("restoreFromBackup", timeout=120, recoveryKey=recovery_key))
+
     async def close(self) -> None:
         if self.process is None:
             return

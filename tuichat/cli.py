@@ -52,6 +52,16 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("devices", help="print your devices and their fingerprints, and exit")
 
+    recover = commands.add_parser(
+        "recover", help="restore encrypted history with your recovery key (or set recovery up)"
+    )
+    recover.add_argument(
+        "--passphrase", action="store_true", help="use the recovery passphrase, not the key"
+    )
+    recover.add_argument(
+        "--setup", action="store_true", help="set up secret storage and key backup"
+    )
+
     keys = commands.add_parser("keys", help="export or import room keys (Element's file format)")
     key_actions = keys.add_subparsers(dest="keys_action", metavar="ACTION", required=True)
     export = key_actions.add_parser("export", help="write this device's room keys to FILE")
@@ -117,18 +127,18 @@ def _logout(profile_dir: Path) -> int:
     return 0
 
 
-def _read_passphrase(confirm: bool) -> str:
+def _read_secret(label: str, confirm: bool) -> str:
     """From the terminal without echo (twice to confirm), or one line of
     standard input when it is not a terminal (scripts)."""
     if not sys.stdin.isatty():
-        passphrase = sys.stdin.readline().rstrip("\r\n")
+        secret = sys.stdin.readline().rstrip("\r\n")
     else:
-        passphrase = getpass.getpass("Passphrase: ")
-        if confirm and getpass.getpass("Passphrase again: ") != passphrase:
-            raise ValueError("the passphrases differ")
-    if not passphrase:
-        raise ValueError("no passphrase given")
-    return passphrase
+        secret = getpass.getpass(f"{label}: ")
+        if confirm and getpass.getpass(f"{label} again: ") != secret:
+            raise ValueError(f"the two {label.lower()}s differ")
+    if not secret:
+        raise ValueError(f"no {label.lower()} given")
+    return secret
 
 
 def _keys(args: argparse.Namespace, profile_dir: Path) -> int:
@@ -140,7 +150,7 @@ def _keys(args: argparse.Namespace, profile_dir: Path) -> int:
     exporting = args.keys_action == "export"
     try:
         text = "" if exporting else path.read_text(encoding="utf-8")
-        passphrase = _read_passphrase(confirm=exporting)
+        passphrase = _read_secret("Passphrase", confirm=exporting)
     except (OSError, UnicodeDecodeError, ValueError, EOFError, KeyboardInterrupt) as error:
         return _fail(str(error) or "cancelled")
 
@@ -206,6 +216,73 @@ def _devices(profile_dir: Path) -> int:
     return 0
 
 
+def _progress_bar(done: int, total: int) -> None:
+    if total <= 0:
+        return
+    width = 30
+    filled = width * done // total
+    bar = "#" * filled + "-" * (width - filled)
+    end = "\n" if done >= total else ""
+    print(f"\rRestoring keys [{bar}] {done}/{total}", end=end, file=sys.stderr, flush=True)
+
+
+def _recover(args: argparse.Namespace, profile_dir: Path) -> int:
+    from tuichat.matrix.crypto.key_backup import BackupError
+    from tuichat.matrix.crypto.secret_storage import SecretStorageError
+    from tuichat.matrix.http import MatrixHttpError
+    from tuichat.matrix.service import MatrixService
+    from tuichat.matrix.session import Profile, ProfileError
+
+    async def run() -> str:
+        service = MatrixService(Profile(profile_dir), lambda event: None)
+        await service.open()
+        try:
+            status = await service.recovery_status()
+            if args.setup:
+                if status.has_secret_storage:
+                    raise SecretStorageError(
+                        "recovery is already set up on this account; "
+                        "use `tuichat recover` to restore with it"
+                    )
+                passphrase = _read_secret("Passphrase", confirm=True) if args.passphrase else None
+                recovery_key = await service.setup_recovery(passphrase)
+                return (
+                    "Recovery is set up. Your recovery key is:\n\n"
+                    f"    {recovery_key}\n\n"
+                    "Write it down and keep it somewhere safe: it is shown only this once, and\n"
+                    "with it (or your passphrase) any new device, tuichat or Element, can read\n"
+                    "your encrypted history."
+                )
+            if not status.has_secret_storage:
+                raise SecretStorageError(
+                    "this account has no recovery set up; `tuichat recover --setup` creates it"
+                )
+            if args.passphrase:
+                secret = _read_secret("Recovery passphrase", confirm=False)
+                result = await service.recover(passphrase=secret, progress=_progress_bar)
+            else:
+                secret = _read_secret("Recovery key", confirm=False)
+                result = await service.recover(recovery_key=secret, progress=_progress_bar)
+            return (
+                f"Restored {result.imported} new room keys from the key backup "
+                f"({result.total} in it"
+                + (f", {result.invalid} unreadable" if result.invalid else "")
+                + ")."
+            )
+        finally:
+            await service.stop()
+
+    try:
+        print(asyncio.run(run()))
+    except (SecretStorageError, BackupError, ProfileError, LookupError, OSError) as error:
+        return _fail(str(error))
+    except MatrixHttpError as error:
+        return _fail(f"the server refused: {error}")
+    except (ValueError, EOFError, KeyboardInterrupt) as error:
+        return _fail(str(error) or "cancelled")
+    return 0
+
+
 def _run_tui(profile_dir: Path) -> int:
     from tuichat.matrix.session import Profile, ProfileError
 
@@ -250,6 +327,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _login(args, profile_dir)
     if args.command == "logout":
         return _logout(profile_dir)
+    if args.command == "recover":
+        return _recover(args, profile_dir)
     if args.command == "devices":
         return _devices(profile_dir)
     if args.command == "keys":

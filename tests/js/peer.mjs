@@ -48,6 +48,9 @@ async function waitFor(predicate, timeoutMs = 30000, what = "condition") {
 }
 
 let client = null;
+let password = null;
+// The secret storage key, handed to the SDK when it asks for it.
+let secretStorageKey = null;
 const messages = [];
 // Verifications by transaction id: {request, verifier, sas, done, cancelled}.
 const verifications = new Map();
@@ -108,12 +111,13 @@ function recordEvent(event) {
     send({ event: "message", ...message });
 }
 
-async function login({ homeserver, user, password, deviceName }) {
+async function login({ homeserver, user, password: userPassword, deviceName }) {
+    password = userPassword;
     const bare = sdk.createClient({ baseUrl: homeserver });
     const response = await bare.loginRequest({
         type: "m.login.password",
         identifier: { type: "m.id.user", user },
-        password,
+        password: userPassword,
         initial_device_display_name: deviceName || "js-peer",
     });
     client = sdk.createClient({
@@ -121,6 +125,15 @@ async function login({ homeserver, user, password, deviceName }) {
         userId: response.user_id,
         deviceId: response.device_id,
         accessToken: response.access_token,
+        cryptoCallbacks: {
+            getSecretStorageKey: async ({ keys }) => {
+                if (!secretStorageKey) return null;
+                return [Object.keys(keys)[0], secretStorageKey];
+            },
+            cacheSecretStorageKey: (_keyId, _keyInfo, key) => {
+                secretStorageKey = key;
+            },
+        },
     });
     await client.initRustCrypto({ useIndexedDB: false });
     client.on(sdk.RoomEvent.Timeline, (event) => {
@@ -383,6 +396,40 @@ const commands = {
     async isVerified({ userId, deviceId }) {
         const status = await client.getCrypto().getDeviceVerificationStatus(userId, deviceId);
         return Boolean(status?.isVerified());
+    },
+
+    async bootstrapRecovery({ passphrase }) {
+        const crypto = client.getCrypto();
+        const generated = await crypto.createRecoveryKeyFromPassphrase(passphrase || undefined);
+        secretStorageKey = generated.privateKey;
+        await crypto.bootstrapCrossSigning({
+            authUploadDeviceSigningKeys: async (makeRequest) => {
+                await makeRequest({
+                    type: "m.login.password",
+                    identifier: { type: "m.id.user", user: client.getUserId() },
+                    password,
+                });
+            },
+        });
+        await crypto.bootstrapSecretStorage({
+            createSecretStorageKey: async () => generated,
+            setupNewKeyBackup: true,
+            setupNewSecretStorage: true,
+        });
+        return {
+            recovery_key: generated.encodedPrivateKey,
+            backup_version: await crypto.getActiveSessionBackupVersion(),
+        };
+    },
+
+    async restoreFromBackup({ recoveryKey }) {
+        const { decodeRecoveryKey } = await import("matrix-js-sdk/lib/crypto-api/recovery-key.js");
+        secretStorageKey = decodeRecoveryKey(recoveryKey);
+        const crypto = client.getCrypto();
+        await crypto.loadSessionBackupPrivateKeyFromSecretStorage();
+        await crypto.checkKeyBackupAndEnable();
+        const result = await crypto.restoreKeyBackup();
+        return { total: result.total, imported: result.imported };
     },
 
     async stop() {

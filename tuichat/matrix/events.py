@@ -122,6 +122,14 @@ class VerificationChanged:
     view: VerificationView
 
 
+@dataclass(frozen=True)
+class RecoveryOffered:
+    """A new device on an account with secret storage: offer to recover
+    encrypted history (`count` sessions are in the backup)."""
+
+    count: int
+
+
 DomainEvent = (
     ConnectionChanged
     | RoomsChanged
@@ -136,6 +144,7 @@ DomainEvent = (
     | ReadMarkers
     | DevicesChanged
     | VerificationChanged
+    | RecoveryOffered
 )
 
 Sink = Callable[[DomainEvent], None]

@@ -55,6 +55,7 @@ from tuichat.matrix.convert import Decryption, Viewer, to_item
 from tuichat.matrix.crypto.engine import CryptoEngine, ImportResult, Redecrypted
 from tuichat.matrix.crypto.key_requests import BACKOFF_SECONDS, GRACE_SECONDS
 from tuichat.matrix.crypto.nio_extensions import MEGOLM, TuichatClient
+from tuichat.matrix.crypto.recovery import RecoveryStatus
 from tuichat.matrix.direct_messages import DirectMessages, ProfileLookup, direct_partners
 from tuichat.matrix.events import (
     ConnectionChanged,
@@ -63,6 +64,7 @@ from tuichat.matrix.events import (
     ItemsReplaced,
     LocalEchoAdded,
     Notice,
+    RecoveryOffered,
     RoomRemoved,
     RoomsChanged,
     SendStateChanged,
@@ -71,6 +73,7 @@ from tuichat.matrix.events import (
     TimelineAppended,
     VerificationChanged,
 )
+from tuichat.matrix.http import MatrixHttpError
 from tuichat.matrix.identifiers import InvalidIdentifier, parse_user
 from tuichat.matrix.network import NETWORK_ERRORS
 from tuichat.matrix.room_state import RoomState
@@ -84,6 +87,7 @@ from tuichat.model.sanitize import clean_line, clean_text
 log = logging.getLogger(__name__)
 
 SYNC_TIMEOUT_MS = 30_000
+OTHER_PROCESS_POLL = 2.0
 TIMELINE_LIMIT = 50
 BACKOFF_START = 1.0
 BACKOFF_MAX = 30.0
@@ -154,6 +158,8 @@ class MatrixService:
         self.client: TuichatClient | None = None
         self.crypto: CryptoEngine | None = None
         self._sync_task: asyncio.Task[None] | None = None
+        self._watch_task: asyncio.Task[None] | None = None
+        self._backup_problem = ""
         self._send_queues: dict[str, asyncio.Queue[_Outgoing]] = {}
         self._send_workers: dict[str, asyncio.Task[None]] = {}
         self._outgoing: dict[str, _Outgoing] = {}
@@ -211,9 +217,10 @@ class MatrixService:
         if self.client is None:
             await self.open()
         self._sync_task = asyncio.create_task(self._sync_loop(), name="tuichat-sync")
+        self._watch_task = asyncio.create_task(self._watch_other_processes(), name="tuichat-watch")
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._sync_task, *self._send_workers.values()) if t]
+        tasks = [t for t in (self._sync_task, self._watch_task, *self._send_workers.values()) if t]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -321,6 +328,7 @@ class MatrixService:
             backoff = BACKOFF_START
             if self._state is not ConnectionState.SYNCED:
                 self._set_state(ConnectionState.SYNCED)
+                await self._offer_recovery()
             await self._upkeep()
 
     async def _back_off(self, detail: str, delay: float) -> None:
@@ -574,6 +582,10 @@ class MatrixService:
         assert self.crypto is not None
         self._emit_redecrypted(await self.crypto.upkeep())
         self._report_device_news()
+        problem = self.crypto.backup.problem
+        if problem and problem != self._backup_problem:
+            self.emit(Notice(f"Key backup: {problem}", error=True))
+        self._backup_problem = problem
 
     # -- sending -----------------------------------------------------------------
 
@@ -896,6 +908,62 @@ class MatrixService:
     async def cancel_verification(self, transaction_id: str) -> None:
         assert self.crypto is not None
         await self.crypto.verifications.cancel(transaction_id)
+
+    # -- recovery and key backup ----------------------------------------------------------
+
+    async def recovery_status(self) -> RecoveryStatus:
+        assert self.crypto is not None
+        return await self.crypto.recovery.status()
+
+    async def recover(
+        self,
+        *,
+        recovery_key: str | None = None,
+        passphrase: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ImportResult:
+        """Unlock secret storage, take the backup key, restore every session
+        and fill in what they unlock. A wrong key raises SecretStorageError
+        and changes nothing."""
+        assert self.crypto is not None
+        recovery = self.crypto.recovery
+        key = await recovery.unlock(recovery_key=recovery_key, passphrase=passphrase)
+        await recovery.unlock_backup(key)
+        result, redecrypted = await self.crypto.restore_backup(progress)
+        self._emit_redecrypted(redecrypted)
+        self.crypto.extras.flush()
+        return result
+
+    async def setup_recovery(self, passphrase: str | None = None) -> str:
+        """Create secret storage and a key backup; returns the recovery key,
+        to be shown once."""
+        assert self.crypto is not None
+        recovery_key, _key, _key_id = await self.crypto.recovery.setup(passphrase)
+        await self._upkeep()
+        return recovery_key
+
+    async def _offer_recovery(self) -> None:
+        """At the first start of a new device on an account with secret
+        storage, ask once whether to recover encrypted history."""
+        assert self.crypto is not None
+        extras = self.crypto.extras
+        if extras.get("recovery_offered") or self.crypto.backup.unlocked:
+            return
+        try:
+            status = await self.crypto.recovery.status()
+        except (MatrixHttpError, *NETWORK_ERRORS) as error:
+            log.warning("checking for secret storage failed: %s", error)
+            return
+        extras.set("recovery_offered", "1")
+        if status.has_secret_storage and status.backup is not None:
+            self.emit(RecoveryOffered(status.backup.count))
+
+    async def _watch_other_processes(self) -> None:
+        """Keys imported by another process (tuichat recover) reach us here."""
+        while True:
+            await asyncio.sleep(OTHER_PROCESS_POLL)
+            if self.crypto is not None:
+                self._emit_redecrypted(self.crypto.reload_if_changed())
 
     # -- keys ----------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ COMMANDS: dict[str, CommandSpec] = {
             "/verified-only on|off [global]",
             "send keys only to verified devices (this room, or by default)",
         ),
+        CommandSpec("recover", "/recover", "restore encrypted history (or set up recovery)"),
         CommandSpec("retry", "/retry", "send this room's failed messages again"),
         CommandSpec(
             "export-keys", "/export-keys FILE", "save your room keys, passphrase-protected"

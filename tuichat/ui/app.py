@@ -25,6 +25,7 @@ from tuichat.matrix.events import (
     ItemsReplaced,
     LocalEchoAdded,
     Notice,
+    RecoveryOffered,
     RoomRemoved,
     RoomsChanged,
     SendStateChanged,
@@ -47,6 +48,7 @@ from tuichat.ui.screens.main import MainScreen
 from tuichat.ui.screens.members import MembersDialog
 from tuichat.ui.screens.new_dm import NewDmDialog
 from tuichat.ui.screens.passphrase import PassphraseDialog
+from tuichat.ui.screens.recovery import RecoveryDialog
 from tuichat.ui.screens.room_switcher import RoomSwitcher
 from tuichat.ui.screens.verification import VerificationDialog
 from tuichat.ui.themes import DEFAULT_THEME, builtin_themes
@@ -233,6 +235,8 @@ class TuichatApp(App[int]):
                     self._load_devices(screen)
         elif isinstance(event, VerificationChanged):
             self._verification_changed(event.view)
+        elif isinstance(event, RecoveryOffered):
+            self.push_screen(RecoveryDialog(has_secret_storage=True, backup_count=event.count))
 
     def _timeline(self, room_id: str) -> Timeline:
         timeline = self.timelines.get(room_id)
@@ -442,6 +446,71 @@ class TuichatApp(App[int]):
         if call is not None:
             self._run_service_call(call(message.transaction_id))
 
+    # -- recovery ------------------------------------------------------------------------
+
+    @work(group="recovery", exit_on_error=False)
+    async def _open_recovery(self) -> None:
+        from tuichat.matrix.http import MatrixHttpError
+        from tuichat.matrix.network import NETWORK_ERRORS
+
+        if self.service is None:
+            self.main.feedback.show("Not connected yet.", error=True)
+            return
+        try:
+            status = await self.service.recovery_status()
+        except (MatrixHttpError, *NETWORK_ERRORS) as error:
+            self.main.feedback.show(f"Could not check recovery: {error}", error=True)
+            return
+        count = status.backup.count if status.backup else 0
+        self.push_screen(
+            RecoveryDialog(has_secret_storage=status.has_secret_storage, backup_count=count)
+        )
+
+    @on(RecoveryDialog.RestoreRequested)
+    def _restore_requested(self, message: RecoveryDialog.RestoreRequested) -> None:
+        self._run_recovery(message.secret, message.is_passphrase)
+
+    @work(group="recovery", exclusive=True, exit_on_error=False)
+    async def _run_recovery(self, secret: str, is_passphrase: bool) -> None:
+        from tuichat.matrix.crypto.key_backup import BackupError
+        from tuichat.matrix.crypto.secret_storage import SecretStorageError
+        from tuichat.matrix.http import MatrixHttpError
+        from tuichat.matrix.network import NETWORK_ERRORS
+
+        dialog = next((s for s in self.screen_stack if isinstance(s, RecoveryDialog)), None)
+        if self.service is None or dialog is None:
+            return
+        try:
+            kwargs = {"passphrase": secret} if is_passphrase else {"recovery_key": secret}
+            result = await self.service.recover(progress=dialog.show_progress, **kwargs)
+        except (SecretStorageError, BackupError) as error:
+            dialog.show_error(str(error))
+            return
+        except (MatrixHttpError, *NETWORK_ERRORS) as error:
+            dialog.show_error(f"The server could not be reached: {error}")
+            return
+        dialog.show_done(
+            f"Restored {result.imported} room keys from your backup. "
+            "Encrypted history fills in as it is decrypted."
+        )
+
+    @on(RecoveryDialog.SetupRequested)
+    def _setup_requested(self) -> None:
+        self._run_setup()
+
+    @work(group="recovery", exclusive=True, exit_on_error=False)
+    async def _run_setup(self) -> None:
+        from tuichat.matrix.http import MatrixHttpError
+        from tuichat.matrix.network import NETWORK_ERRORS
+
+        dialog = next((s for s in self.screen_stack if isinstance(s, RecoveryDialog)), None)
+        if self.service is None or dialog is None:
+            return
+        try:
+            dialog.show_recovery_key(await self.service.setup_recovery())
+        except (MatrixHttpError, *NETWORK_ERRORS) as error:
+            dialog.show_error(f"Setting up recovery failed: {error}")
+
     def _step_room(self, step: int) -> None:
         order = [r.room_id for r in self.rooms.ordered() if r.membership is Membership.JOIN]
         if not order:
@@ -521,6 +590,8 @@ class TuichatApp(App[int]):
             else:
                 self.service.set_verified_only(room_id, on_)
                 feedback.show(f"In this room, keys go only to verified devices: {words[0]}.")
+        elif parsed.name == "recover":
+            self._open_recovery()
         elif parsed.name == "members":
             self.action_members()
         elif parsed.name == "dm":

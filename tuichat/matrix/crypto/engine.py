@@ -22,6 +22,7 @@ from nio.crypto.sessions import InboundGroupSession
 from tuichat.matrix.convert import Decryption
 from tuichat.matrix.crypto.extras_store import CryptoExtrasStore
 from tuichat.matrix.crypto.group_sessions import GroupSessions, RotationPolicy
+from tuichat.matrix.crypto.key_backup import KeyBackup
 from tuichat.matrix.crypto.key_export import (
     EXPORT_ROUNDS,
     ExportedSession,
@@ -32,8 +33,10 @@ from tuichat.matrix.crypto.key_export import (
 from tuichat.matrix.crypto.key_requests import BACKOFF_SECONDS, GRACE_SECONDS, KeyRequests
 from tuichat.matrix.crypto.megolm import MegolmDecryptor
 from tuichat.matrix.crypto.nio_extensions import FALLBACK_KEY_TYPE, TuichatClient
+from tuichat.matrix.crypto.recovery import Recovery
 from tuichat.matrix.crypto.undecryptable import UndecryptableEvents
 from tuichat.matrix.crypto.verification import VERIFICATION_TYPES, Verifications
+from tuichat.matrix.http import MatrixHttp, MatrixHttpError
 from tuichat.matrix.network import NETWORK_ERRORS
 from tuichat.matrix.session import write_private
 from tuichat.model.devices import DeviceInfo, Trust
@@ -89,6 +92,13 @@ class CryptoEngine:
         )
         self._upkeep_lock = asyncio.Lock()
         self.devices_changed: set[str] = set()
+        self.http = MatrixHttp(client)
+        self.backup = KeyBackup(self.http, self.olm, extras, pickle_key)
+        self.recovery = Recovery(self.http, self.backup)
+        self._backup_wanted: dict[str, str] = {}  # session id -> room id
+        self._backup_asked: set[str] = set()
+        self._backup_checked = 0.0
+        self._keys_generation = extras.keys_generation
         self.on_verification: Callable[[VerificationView], None] = lambda view: None
         self.on_verified: Callable[[str, str], None] = lambda user, device: None
         self.verifications = Verifications(
@@ -118,6 +128,8 @@ class CryptoEngine:
             return decryption
         if decryption.payload is None and decryption.reason in _RETRYABLE:
             waiting = self.waiting.add(room_id, event, session_id, decryption.reason)
+            if session_id not in self._backup_asked:
+                self._backup_wanted[session_id] = room_id
             if decryption.reason in _REQUESTABLE:
                 self.requests.missing(
                     room_id,
@@ -231,8 +243,93 @@ class CryptoEngine:
                 await self._guard(client.send_to_device_messages(), "sending to-device")
             await self.requests.send_due(self.clock())
             await self.verifications.check_timeouts()
+            results.extend(self.reload_if_changed())
+            results.extend(await self._backup_upkeep())
             results.extend(self.keys_arrived())
             return results
+
+    # -- key backup ------------------------------------------------------------------------
+
+    BACKUP_CHECK_SECONDS = 300.0
+
+    async def _backup_upkeep(self) -> list[Redecrypted]:
+        """Look up waiting sessions in the backup and upload what it lacks."""
+        backup = self.backup
+        now = self.clock()
+        try:
+            if not self._backup_checked or now - self._backup_checked > self.BACKUP_CHECK_SECONDS:
+                self._backup_checked = now
+                known = self.extras.get("backup_version") if backup.unlocked else None
+                version = await backup.fetch_version()
+                if known and version is None:
+                    backup.problem = f"key backup version {known} was deleted"
+                elif known and version is not None and backup.public_key != version.public_key:
+                    backup.problem = (
+                        f"the key backup changed (now version {version.version}); "
+                        "run `tuichat recover` to use the new one"
+                    )
+            if backup.version is None:
+                return []
+            results = await self._backup_lookups()
+            await backup.upload_new()
+        except (MatrixHttpError, *NETWORK_ERRORS) as error:
+            log.warning("key backup upkeep failed: %s", error)
+            return []
+        return results
+
+    async def _backup_lookups(self) -> list[Redecrypted]:
+        if not self.backup.unlocked or not self._backup_wanted:
+            return []
+        wanted, self._backup_wanted = self._backup_wanted, {}
+        found = []
+        still_waiting = self.waiting.session_ids()
+        for session_id, room_id in wanted.items():
+            if session_id not in still_waiting:
+                continue
+            self._backup_asked.add(session_id)
+            session = await self.backup.fetch_session(room_id, session_id)
+            if session is not None:
+                found.append(session)
+        if not found:
+            return []
+        _result, results = await self.import_sessions(found, "backup")
+        if self.backup.version is not None:
+            self.backup.mark_backed_up((s.session_id for s in found), self.backup.version.version)
+        return results
+
+    async def restore_backup(
+        self, progress: Progress | None = None
+    ) -> tuple[ImportResult, list[Redecrypted]]:
+        """Import every session of the (unlocked) backup."""
+        sessions, failed = await self.backup.download_all(progress)
+        result, results = await self.import_sessions(sessions, "backup", failed)
+        if self.backup.version is not None:
+            self.backup.mark_backed_up(
+                (s.session_id for s in sessions), self.backup.version.version
+            )
+        self.extras.bump_keys_generation()
+        self._keys_generation = self.extras.keys_generation
+        return result, results
+
+    def reload_if_changed(self) -> list[Redecrypted]:
+        """Another process (tuichat recover, tuichat keys import) added keys
+        to the store: read them and retry the waiting events."""
+        generation = self.extras.keys_generation
+        if generation == self._keys_generation:
+            return []
+        self._keys_generation = generation
+        self.extras.forget_cached_sources()
+        if self.olm.store is not None:
+            for session in self.olm.store.load_inbound_group_sessions():
+                known = self.olm.inbound_group_store.get(
+                    session.room_id, session.sender_key, session.id
+                )
+                if known is None or session.first_known_index < known.first_known_index:
+                    self.olm.inbound_group_store._entries[session.room_id][session.sender_key][
+                        session.id
+                    ] = session
+                    self.olm.arrived_sessions.append((session.room_id, session.id))
+        return self.keys_arrived()
 
     async def query_keys(self) -> list[Redecrypted]:
         olm = self.olm
@@ -458,6 +555,9 @@ class CryptoEngine:
                 progress(min(start + chunk, len(sessions)), len(sessions))
             await asyncio.sleep(0)
         result = ImportResult(total=len(sessions) + invalid, imported=imported, invalid=invalid)
+        if imported:
+            # Tell a TUI running in another process to re-read the store.
+            self._keys_generation = self.extras.bump_keys_generation()
         return result, self.keys_arrived()
 
 

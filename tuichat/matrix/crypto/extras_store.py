@@ -5,7 +5,8 @@
 - the message-index record for replay protection, so it survives restarts;
 - where each inbound session's key came from (direct, forwarded, imported,
   backup), so messages it decrypts can be marked as less authenticated;
-- small facts such as the fallback-key state.
+- which sessions are in which key-backup version;
+- small facts such as trust settings and the sealed key-backup key.
 
 The file lives in the profile's crypto directory (0700) with mode 0600.
 """
@@ -36,6 +37,11 @@ CREATE TABLE IF NOT EXISTS message_indices (
     event_id TEXT NOT NULL,
     origin_ts INTEGER NOT NULL,
     PRIMARY KEY (sender_key, session_id, message_index)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS backed_up (
+    session_id TEXT NOT NULL,
+    version TEXT NOT NULL,
+    PRIMARY KEY (session_id, version)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS key_sources (
     session_id TEXT PRIMARY KEY,
@@ -196,7 +202,42 @@ class CryptoExtrasStore:
         if self._sources is not None:
             self._sources.update({row[0]: row[2] for row in rows})
 
+    def forget_cached_sources(self) -> None:
+        """Another process may have written key sources: read them again."""
+        self._sources = None
+
     def clear_key_source(self, session_id: str) -> None:
         self._db.execute("DELETE FROM key_sources WHERE session_id = ?", (session_id,))
         if self._sources is not None:
             self._sources.pop(session_id, None)
+
+    # -- key backup ----------------------------------------------------------------------
+
+    def backed_up(self, version: str) -> set[str]:
+        return {
+            row[0]
+            for row in self._db.execute(
+                "SELECT session_id FROM backed_up WHERE version = ?", (version,)
+            )
+        }
+
+    def mark_backed_up(self, session_ids: Iterable[str], version: str) -> None:
+        self._db.execute("BEGIN")
+        self._db.executemany(
+            "INSERT OR IGNORE INTO backed_up (session_id, version) VALUES (?, ?)",
+            [(session_id, version) for session_id in session_ids],
+        )
+        self._db.execute("COMMIT")
+
+    # -- another process changed the key store ---------------------------------------------
+
+    @property
+    def keys_generation(self) -> int:
+        """Bumped by any process that adds keys (tuichat recover, keys import)
+        so a running TUI knows to re-read the store."""
+        return int(self.get("keys_generation") or 0)
+
+    def bump_keys_generation(self) -> int:
+        generation = self.keys_generation + 1
+        self.set("keys_generation", str(generation))
+        return generation

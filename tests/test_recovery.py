@@ -1,0 +1,370 @@
+"""Recovery key, secret storage and key backup: the formats, and restoring
+with (and for) Element's stack against the real Synapse."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.conftest import UserFactory, log_in
+from tests.js_peer import JsPeer, requires_js_peer
+from tests.peers import NioPeer, wait_until
+from tests.recorder import Recorder, ServiceFactory
+from tuichat.demo.synapse import LocalSynapse, RegisteredUser
+from tuichat.matrix.crypto.secret_storage import (
+    SecretStorageError,
+    base58_decode,
+    base58_encode,
+    decode_recovery_key,
+    decrypt_secret,
+    encode_recovery_key,
+    encrypt_secret,
+    key_check,
+)
+from tuichat.matrix.events import Notice
+from tuichat.matrix.service import MatrixService
+from tuichat.matrix.session import Profile
+from tuichat.model.items import ItemKind
+
+JsPeers = Callable[..., Any]
+
+
+# -- formats --------------------------------------------------------------------------
+
+
+def test_recovery_key_round_trip_and_typos() -> None:
+    key = secrets.token_bytes(32)
+    text = encode_recovery_key(key)
+    assert all(len(group) <= 4 for group in text.split())
+    assert decode_recovery_key(text) == key
+    assert decode_recovery_key(text.replace(" ", "")) == key
+    typo = ("2" if text[5] != "2" else "3").join((text[:5], text[6:]))
+    with pytest.raises(SecretStorageError):
+        decode_recovery_key(typo)
+    with pytest.raises(SecretStorageError, match="cannot appear"):
+        decode_recovery_key("0OIl")
+    assert base58_decode(base58_encode(b"\0\0abc")) == b"\0\0abc"
+
+
+def test_secrets_are_bound_to_their_name_and_key() -> None:
+    key = secrets.token_bytes(32)
+    encrypted = encrypt_secret(key, "m.megolm_backup.v1", "the secret")
+    assert decrypt_secret(key, "m.megolm_backup.v1", encrypted) == "the secret"
+    with pytest.raises(SecretStorageError):
+        decrypt_secret(key, "m.cross_signing.master", encrypted)
+    with pytest.raises(SecretStorageError):
+        decrypt_secret(secrets.token_bytes(32), "m.megolm_backup.v1", encrypted)
+    check = key_check(key)
+    assert check == key_check(key, __import__("base64").b64decode(check["iv"]))
+
+
+# -- helpers --------------------------------------------------------------------------
+
+
+def _backup_count(synapse: LocalSynapse, user: RegisteredUser) -> int:
+    status, body = synapse._request(
+        "GET", "/_matrix/client/v3/room_keys/version", token=user.access_token
+    )
+    return int(body.get("count", 0)) if status == 200 else -1
+
+
+async def _js_with_backup(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    peer_factory: Callable[..., Any],
+    js_peer_factory: JsPeers,
+    *,
+    passphrase: str | None = None,
+) -> tuple[RegisteredUser, JsPeer, str, str, NioPeer]:
+    """Bob's Element session sets up recovery and chats with Carol; the
+    room key ends up in Bob's key backup."""
+    bob, carol = new_user("bob", "Bob"), new_user("carol", "Carol")
+    js: JsPeer = await js_peer_factory(bob)
+    setup = await js.bootstrap_recovery(passphrase)
+    carol_peer: NioPeer = await peer_factory(carol)
+    room_id = await js.create_room(invite=[carol.user_id], name="Backed up")
+    await carol_peer.join(room_id)
+    await js.wait_for_member(room_id, carol.user_id)
+    await js.send(room_id, "history worth restoring")
+    await carol_peer.wait_for_text(room_id, "history worth restoring")
+    await wait_until(lambda: _backup_count(synapse, bob) >= 1, 60)
+    return bob, js, setup["recovery_key"], room_id, carol_peer
+
+
+def _waiting(recorder: Recorder, room_id: str) -> list[Any]:
+    return [i for i in recorder.items(room_id) if i.kind is ItemKind.UNDECRYPTABLE]
+
+
+# -- restoring what Element backed up ------------------------------------------------------
+
+
+@requires_js_peer
+async def test_new_device_restores_history_with_the_recovery_key(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+    js_peer_factory: JsPeers,
+    start_service: ServiceFactory,
+) -> None:
+    bob, _js, recovery_key, room_id, _ = await _js_with_backup(
+        synapse, new_user, peer_factory, js_peer_factory
+    )
+    await log_in(synapse, profile, bob)
+    recorder = Recorder()
+    service = await start_service(profile, recorder)
+    await wait_until(lambda: _waiting(recorder, room_id), 30)
+
+    wrong = encode_recovery_key(secrets.token_bytes(32))
+    with pytest.raises(SecretStorageError, match="wrong recovery key"):
+        await service.recover(recovery_key=wrong)
+    assert not service.crypto.backup.unlocked  # type: ignore[union-attr]
+    assert _waiting(recorder, room_id)
+
+    result = await service.recover(recovery_key=recovery_key)
+    assert result.imported >= 1
+    item = await wait_until(lambda: recorder.text_from(room_id, "history worth restoring"))
+    assert item.key_source == "backup"
+    assert service.crypto.backup.unlocked  # type: ignore[union-attr]
+
+
+@requires_js_peer
+async def test_restore_with_the_passphrase_and_the_backup_key_is_remembered(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+    js_peer_factory: JsPeers,
+    start_service: ServiceFactory,
+) -> None:
+    bob, js, _key, room_id, carol_peer = await _js_with_backup(
+        synapse, new_user, peer_factory, js_peer_factory, passphrase="correct horse battery"
+    )
+    await log_in(synapse, profile, bob)
+    recorder = Recorder()
+    service = await start_service(profile, recorder)
+    with pytest.raises(SecretStorageError, match="wrong passphrase"):
+        await service.recover(passphrase="incorrect horse")
+    await service.recover(passphrase="correct horse battery")
+    await wait_until(lambda: recorder.text_from(room_id, "history worth restoring"))
+    await service.stop()
+
+    # The next start needs no key: an event whose key only the backup holds
+    # is looked up there on its own.
+    held = await carol_peer.send_withholding_key(room_id, "only in the backup")
+    await carol_peer.deliver_key(held, bob.user_id, js.device_id)  # Element gets it, we don't
+    await wait_until(lambda: _backup_count(synapse, bob) >= 2, 60)
+    again = Recorder()
+    service = await start_service(profile, again)
+    item = await wait_until(lambda: again.text_from(room_id, "only in the backup"), 60)
+    assert item.key_source == "backup"
+
+
+@requires_js_peer
+async def test_keys_tuichat_backs_up_restore_in_a_fresh_element_session(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+    js_peer_factory: JsPeers,
+    start_service: ServiceFactory,
+) -> None:
+    bob, js, recovery_key, room_id, carol_peer = await _js_with_backup(
+        synapse, new_user, peer_factory, js_peer_factory
+    )
+    await js.close()
+    await log_in(synapse, profile, bob)
+    recorder = Recorder()
+    service = await start_service(profile, recorder)
+    await service.recover(recovery_key=recovery_key)
+    await wait_until(lambda: service.states.get(room_id) and service.states[room_id].encrypted)
+    before = _backup_count(synapse, bob)
+    service.send_text(room_id, "sent from tuichat, backed up by tuichat")
+    await carol_peer.wait_for_text(room_id, "sent from tuichat, backed up by tuichat")
+    await wait_until(lambda: _backup_count(synapse, bob) > before, 60)
+
+    fresh: JsPeer = await js_peer_factory(bob, "fresh-element")
+    restored = await fresh.restore_from_backup(recovery_key)
+    assert restored["imported"] >= 2
+    message = await fresh.wait_for_message(room_id, "sent from tuichat, backed up by tuichat", 45)
+    assert message["sender"] == bob.user_id
+
+
+async def test_setup_prints_a_recovery_key_element_can_use(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+    js_peer_factory: JsPeers,
+) -> None:
+    alice, carol = new_user("alice"), new_user("carol")
+    await log_in(synapse, profile, alice)
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "tuichat", "--profile", str(profile.root), "recover", "--setup"],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Write it down" in result.stdout
+    recovery_key = result.stdout.split("recovery key is:")[1].strip().splitlines()[0].strip()
+    assert len(recovery_key.replace(" ", "")) >= 48
+
+    again = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "tuichat", "--profile", str(profile.root), "recover", "--setup"],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert again.returncode == 1 and "already set up" in again.stderr
+
+    # tuichat backs up a session; Element restores it with the printed key.
+    recorder = Recorder()
+    service = MatrixService(profile, recorder, sync_timeout_ms=1000)
+    await service.start()
+    try:
+        carol_peer: NioPeer = await peer_factory(carol)
+        await service.first_sync_done.wait()
+        room_id = await service.create_room(invite=(carol.user_id,))
+        assert room_id is not None
+        await carol_peer.join(room_id)
+        await wait_until(lambda: service.states[room_id].membership_of(carol.user_id) == "join")
+        service.send_text(room_id, "for the backup")
+        await carol_peer.wait_for_text(room_id, "for the backup")
+        await wait_until(lambda: _backup_count(synapse, alice) >= 1, 60)
+    finally:
+        await service.stop()
+    if not __import__("tests.js_peer").js_peer.js_peer_available():
+        return
+    element: JsPeer = await js_peer_factory(alice, "element")
+    restored = await element.restore_from_backup(recovery_key)
+    assert restored["imported"] >= 1
+    await element.wait_for_message(room_id, "for the backup", 45)
+
+
+@requires_js_peer
+async def test_recover_in_another_process_reaches_the_running_client(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+    js_peer_factory: JsPeers,
+    start_service: ServiceFactory,
+) -> None:
+    bob, _js, recovery_key, room_id, _ = await _js_with_backup(
+        synapse, new_user, peer_factory, js_peer_factory
+    )
+    await log_in(synapse, profile, bob)
+    recorder = Recorder()
+    await start_service(profile, recorder)
+    await wait_until(lambda: _waiting(recorder, room_id), 30)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tuichat",
+        "--profile",
+        str(profile.root),
+        "recover",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate((recovery_key + "\n").encode())
+    assert process.returncode == 0, err.decode()
+    assert "Restored" in out.decode() and recovery_key not in out.decode() + err.decode()
+    item = await wait_until(lambda: recorder.text_from(room_id, "history worth restoring"), 20)
+    assert item.key_source == "backup"
+
+
+@requires_js_peer
+async def test_missing_and_deleted_backups_are_reported(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+    js_peer_factory: JsPeers,
+    start_service: ServiceFactory,
+) -> None:
+    # An account without recovery says so.
+    lonely = new_user("lonely")
+    other = Profile(profile.root.parent / "lonely")
+    await log_in(synapse, other, lonely)
+    plain = await start_service(other, Recorder())
+    with pytest.raises(SecretStorageError, match="no secret storage"):
+        await plain.recover(recovery_key=encode_recovery_key(secrets.token_bytes(32)))
+
+    bob, _js, recovery_key, room_id, carol_peer = await _js_with_backup(
+        synapse, new_user, peer_factory, js_peer_factory
+    )
+    await log_in(synapse, profile, bob)
+    recorder = Recorder()
+    service = await start_service(profile, recorder)
+    await service.recover(recovery_key=recovery_key)
+    _status, version = synapse._request(
+        "GET", "/_matrix/client/v3/room_keys/version", token=bob.access_token
+    )
+    synapse._request(
+        "DELETE",
+        f"/_matrix/client/v3/room_keys/version/{version['version']}",
+        token=bob.access_token,
+    )
+    # Uploading to the deleted version is refused and reported.
+    service.send_text(room_id, "after the backup was deleted")
+    await carol_peer.wait_for_text(room_id, "after the backup was deleted")
+    service.crypto._backup_checked = 0.0  # type: ignore[union-attr]  (check now, not in 5 min)
+    notice = await wait_until(
+        lambda: next(
+            (e for e in recorder.events if isinstance(e, Notice) and "Key backup" in e.text), None
+        ),
+        40,
+    )
+    assert "deleted" in notice.text or "no key backup" in notice.text or "changed" in notice.text
+    # And a recovery with no backup left says so.
+    with pytest.raises(SecretStorageError, match="no key backup"):
+        await service.recover(recovery_key=recovery_key)
+
+
+@requires_js_peer
+async def test_a_new_device_is_offered_recovery_and_restores_from_the_dialog(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+    js_peer_factory: JsPeers,
+) -> None:
+    from tests.test_ui_chat import wait_ui
+    from tuichat.ui.app import TuichatApp
+    from tuichat.ui.screens.recovery import RecoveryDialog
+    from tuichat.ui.widgets.timeline_view import TimelineView
+
+    bob, _js, recovery_key, room_id, _ = await _js_with_backup(
+        synapse, new_user, peer_factory, js_peer_factory
+    )
+    await log_in(synapse, profile, bob)
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(120, 36)) as pilot:
+        dialog = await wait_ui(
+            pilot, lambda: isinstance(app.screen, RecoveryDialog) and app.screen, 30
+        )
+        assert dialog.has_secret_storage
+        await pilot.press(*recovery_key)
+        await pilot.press("enter")
+        await wait_ui(pilot, lambda: "Restored" in str(dialog.query_one("#outcome").render()), 30)
+        await pilot.press("escape")
+        app.switch_room(room_id)
+        view = app.query_one(TimelineView)
+        await wait_ui(
+            pilot, lambda: any("history worth restoring" in line for line in view.line_texts())
+        )
+        line = next(t for t in view.line_texts() if "history worth restoring" in t)
+        assert "key restored from backup" in line
