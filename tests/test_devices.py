@@ -80,7 +80,12 @@ async def test_device_lists_and_fingerprints_match_what_peers_report(
     if not __import__("tests.js_peer").js_peer.js_peer_available():
         return
     js: JsPeer = await js_peer_factory(carol)
-    devices = await service.devices(carol.user_id)
+    # The Rust crypto uploads its device keys just after login.
+    for _ in range(100):
+        devices = await service.devices(carol.user_id, refresh=True)
+        if any(d.device_id == js.device_id for d in devices):
+            break
+        await asyncio.sleep(0.2)
     js_device = next(d for d in devices if d.device_id == js.device_id)
     assert (js_device.ed25519, js_device.curve25519) == (js.ed25519, js.curve25519)
     # And the other way round: the js peer sees our device with our keys.

@@ -366,11 +366,11 @@ class TuichatApp(App[int]):
         self._load_devices(screen)
 
     @work(group="devices", exit_on_error=False)
-    async def _load_devices(self, screen: DevicesScreen) -> None:
+    async def _load_devices(self, screen: DevicesScreen, refresh: bool = False) -> None:
         if self.service is None:
             screen.show_status("Not connected yet.", error=True)
             return
-        screen.show_devices(await self.service.devices(screen.user_id))
+        screen.show_devices(await self.service.devices(screen.user_id, refresh=refresh))
 
     def action_own_devices(self) -> None:
         self.open_devices(self.user_id, "you")
@@ -402,7 +402,7 @@ class TuichatApp(App[int]):
     @on(DevicesScreen.RefreshRequested)
     def _refresh_devices(self, message: DevicesScreen.RefreshRequested) -> None:
         if isinstance(self.screen, DevicesScreen):
-            self._load_devices(self.screen)
+            self._load_devices(self.screen, refresh=True)
 
     @on(DevicesScreen.VerificationRequested)
     def _verification_requested(self, message: DevicesScreen.VerificationRequested) -> None:

@@ -1,0 +1,191 @@
+"""Shared state and helpers of the Matrix service."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from tuichat.matrix.cache import Cache
+from tuichat.matrix.convert import Viewer, to_item
+from tuichat.matrix.crypto.engine import CryptoEngine, Redecrypted
+from tuichat.matrix.crypto.key_requests import BACKOFF_SECONDS, GRACE_SECONDS
+from tuichat.matrix.crypto.nio_extensions import TuichatClient
+from tuichat.matrix.direct_messages import DirectMessages
+from tuichat.matrix.events import (
+    ConnectionChanged,
+    ConnectionState,
+    ItemsReplaced,
+    RoomsChanged,
+    Sink,
+)
+from tuichat.matrix.network import NETWORK_ERRORS
+from tuichat.matrix.room_state import RoomState
+from tuichat.matrix.session import Profile
+from tuichat.matrix.snapshot import Snapshot, last_activity, load_snapshot
+from tuichat.model.items import ItemKind, TimelineItem
+from tuichat.model.rooms import Membership, RoomSummary
+
+log = logging.getLogger(__name__)
+
+
+SYNC_TIMEOUT_MS = 30_000
+
+
+@dataclass
+class Outgoing:
+    """A message on its way out: kept until the server confirms it."""
+
+    room_id: str
+    txn_id: str
+    content: dict[str, Any]
+    event_type: str = "m.room.message"
+
+
+class ServiceBase:
+    """State every part of the service shares, and the few operations they
+    all use. The parts are mixins in the modules beside this one."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        sink: Sink,
+        *,
+        snapshot: Snapshot | None = None,
+        cache: Cache | None = None,
+        sync_timeout_ms: int = SYNC_TIMEOUT_MS,
+        key_request_grace: float = GRACE_SECONDS,
+        key_request_backoff: tuple[float, ...] = BACKOFF_SECONDS,
+    ) -> None:
+        session = profile.load_session()
+        if session is None:
+            raise LookupError(f"no session in {profile.root}; run `tuichat login` first")
+        self.profile = profile
+        self.session = session
+        self.user_id = session.user_id
+        self._sink = sink
+        self.cache = cache or Cache(profile.cache_file)
+        self.snapshot = snapshot or load_snapshot(self.cache, self.user_id)
+        self.states: dict[str, RoomState] = self.snapshot.states
+        self.direct = DirectMessages(self.user_id, self.snapshot.m_direct)
+        self.viewer = Viewer(self.user_id, self.snapshot.own_display_name)
+        self.sync_token = self.snapshot.sync_token
+        self.sync_timeout_ms = sync_timeout_ms
+        self.key_request_grace = key_request_grace
+        self.key_request_backoff = key_request_backoff
+        self.client: TuichatClient | None = None
+        self.crypto: CryptoEngine | None = None
+        self._sync_task: asyncio.Task[None] | None = None
+        self._watch_task: asyncio.Task[None] | None = None
+        self._backup_problem = ""
+        self._send_queues: dict[str, asyncio.Queue[Outgoing]] = {}
+        self._send_workers: dict[str, asyncio.Task[None]] = {}
+        self._outgoing: dict[str, Outgoing] = {}
+        self._pending_switch: str | None = None
+        self.first_sync_done = asyncio.Event()
+        self.synced_once = False
+        self._state = ConnectionState.CONNECTING
+        self._reported_identity_changes: set[tuple[str, str]] = set()
+        self._last_activity: dict[str, int] = {
+            room_id: last_activity(items) for room_id, items in self.snapshot.timelines.items()
+        }
+
+    def emit(self, event: Any) -> None:
+        try:
+            self._sink(event)
+        except Exception:  # a broken sink must not stop the sync loop
+            log.exception("sink failed for %s", type(event).__name__)
+
+    def _set_state(self, state: ConnectionState, detail: str = "") -> None:
+        self._state = state
+        self.emit(ConnectionChanged(state, detail))
+
+    @property
+    def connection_state(self) -> ConnectionState:
+        return self._state
+
+    def _activity(self, room_id: str) -> int:
+        return self._last_activity.get(room_id, 0)
+
+    def summary(self, room_id: str) -> RoomSummary:
+        """The room's summary, with the trust state of its members' devices."""
+        state = self.states[room_id]
+        summary = state.summary(self.user_id, self._activity(room_id))
+        if state.encrypted and self.crypto is not None:
+            summary = summary.evolve(
+                unverified_devices=self.crypto.unverified_devices(state.members()),
+                verified_only=self.crypto.verified_only(room_id),
+            )
+        return summary
+
+    def _emit_summaries(self, room_ids: set[str]) -> None:
+        changed = [self.summary(r) for r in room_ids if r in self.states]
+        if changed:
+            self.emit(RoomsChanged(changed))
+
+    def _rooms_with(self, users: set[str]) -> set[str]:
+        return {
+            room_id
+            for room_id, state in self.states.items()
+            if state.encrypted
+            and state.membership is Membership.JOIN
+            and users.intersection(state.members())
+        }
+
+    def _emit_redecrypted(self, results: list[Redecrypted]) -> None:
+        """Turn re-decrypted events into in-place replacements, per room."""
+        by_room: dict[str, list[TimelineItem]] = {}
+        for result in results:
+            state = self.states.get(result.room_id)
+            if state is None:
+                continue
+            item = to_item(result.event, state, self.viewer, result.decryption)
+            if item is not None:
+                by_room.setdefault(result.room_id, []).append(item)
+        for room_id, items in by_room.items():
+            self.emit(ItemsReplaced(room_id, items))
+
+    def room_state(self, room_id: str) -> RoomState | None:
+        return self.states.get(room_id)
+
+    def set_read_marker(self, room_id: str, event_id: str) -> None:
+        self.cache.set_read_marker(room_id, event_id)
+
+    async def _upkeep(self) -> None:
+        raise NotImplementedError  # syncing.py
+
+    def _report_device_news(self) -> None:
+        raise NotImplementedError  # trust.py
+
+
+def _notice(key: str, text: str, timestamp: int, *, highlight: bool = False) -> TimelineItem:
+    """A line in the timeline that is tuichat's own, not an event."""
+    return TimelineItem(
+        key=f"notice:{key}",
+        sender="",
+        sender_name="tuichat",
+        timestamp=timestamp,
+        kind=ItemKind.STATE,
+        body=text,
+        highlight=highlight,
+    )
+
+
+def _ms(value: object) -> int | None:
+    return int(value.timestamp() * 1000) if hasattr(value, "timestamp") else None
+
+
+async def _quietly(call: Any, what: str) -> Any:
+    """Await a nio request; a network failure becomes None (logged)."""
+    try:
+        return await call
+    except NETWORK_ERRORS as error:
+        log.warning("%s failed: %s", what, error)
+        return None
+
+
+def _dict_items(value: object) -> list[tuple[str, dict[str, Any]]]:
+    if not isinstance(value, dict):
+        return []
+    return [(k, v) for k, v in value.items() if isinstance(k, str) and isinstance(v, dict)]

@@ -1,0 +1,126 @@
+"""Starting and stopping the service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from nio import (
+    SyncResponse,
+)
+
+from tuichat.matrix.client import build_client
+from tuichat.matrix.convert import to_item
+from tuichat.matrix.crypto.engine import CryptoEngine
+from tuichat.matrix.events import (
+    ConnectionState,
+    ItemsReplaced,
+    VerificationChanged,
+)
+from tuichat.matrix.service.base import (
+    ServiceBase,
+)
+from tuichat.matrix.service.syncing import _nio_view
+from tuichat.model.rooms import Membership
+
+log = logging.getLogger(__name__)
+
+
+class LifecycleMixin(ServiceBase):
+    """Opening the crypto store, replaying the cache into nio, stopping."""
+
+    async def open(self) -> None:
+        """Open the crypto store and make the cached rooms usable for sending."""
+        self._set_state(ConnectionState.LOADING)
+        self.profile.ensure()
+        client = build_client(self.profile, self.session)
+        session = self.session
+        client.restore_login(session.user_id, session.device_id, session.access_token)
+        self.profile.fix_permissions()
+        self.client = client
+        await self._prime_nio_rooms()
+        self.crypto = CryptoEngine(
+            client,
+            client.extras,
+            self.profile.pickle_key(),
+            device_created_ms=session.created_ms,
+            key_request_grace=self.key_request_grace,
+            key_request_backoff=self.key_request_backoff,
+        )
+        # After priming: replaying cached state must not touch the restored
+        # outbound sessions (they are not rotated by a restart).
+        self.crypto.restore()
+        self.crypto.on_verification = lambda view: self.emit(VerificationChanged(view))
+        self._decrypt_cached_events()
+
+    async def start(self) -> None:
+        """Open the store (if needed) and run the sync loop in the background."""
+        if self.client is None:
+            await self.open()
+        self._sync_task = asyncio.create_task(self._sync_loop(), name="tuichat-sync")
+        self._watch_task = asyncio.create_task(self._watch_other_processes(), name="tuichat-watch")
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._sync_task, self._watch_task, *self._send_workers.values()) if t]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            # Stopping: whatever the tasks died of was already reported.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._sync_task = None
+        self._send_workers.clear()
+        if self.client is not None:
+            await self.client.close()
+        if self.crypto is not None:
+            self.crypto.close()
+        elif self.client is not None:
+            self.client.extras.close()
+        self.cache.close()
+        self._set_state(ConnectionState.STOPPED)
+
+    async def _prime_nio_rooms(self) -> None:
+        """Replay the cached state into nio, which keeps no rooms between runs.
+
+        Without this, nio would not know which rooms are encrypted or who is in
+        them after a restart that continues from a stored sync token.
+        """
+        assert self.client is not None
+        join: dict[str, Any] = {}
+        invite: dict[str, Any] = {}
+        for room_id, state in self.states.items():
+            events = list(state.events.values())
+            if state.membership is Membership.INVITE:
+                invite[room_id] = {"invite_state": {"events": events}}
+            else:
+                join[room_id] = {
+                    "state": {"events": events},
+                    "timeline": {"events": [], "limited": False},
+                    "summary": state.sync_summary,
+                }
+        if not join and not invite:
+            return
+        response = SyncResponse.from_dict(
+            _nio_view({"next_batch": "tuichat-cache", "rooms": {"join": join, "invite": invite}})
+        )
+        if isinstance(response, SyncResponse):
+            await self.client.receive_response(response)
+        self.client.next_batch = self.sync_token or ""
+
+    def _decrypt_cached_events(self) -> None:
+        assert self.crypto is not None
+        for room_id, events in self.snapshot.encrypted.items():
+            state = self.states.get(room_id)
+            if state is None:
+                continue
+            items = []
+            for event in events:
+                item = to_item(event, state, self.viewer, self.crypto.decrypt(room_id, event))
+                if item is not None:
+                    items.append(item)
+            if items:
+                self.emit(ItemsReplaced(room_id, items))
+        self.snapshot.encrypted.clear()
+        self.crypto.extras.flush()

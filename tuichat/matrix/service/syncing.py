@@ -1,0 +1,347 @@
+"""The sync loop and how a response is handled.
+
+Data flows one way. The service turns sync responses into domain events
+(`tuichat.matrix.events`) and hands them to its sink; user actions come back
+as method calls (`send_text`, `join`, `leave`, `retry`). It never touches the
+model or the UI.
+
+How a sync response is handled:
+
+1. tuichat makes the `/sync` request itself and keeps the raw JSON.
+2. nio receives a copy without the encrypted timeline events: it processes
+   to-device messages (room keys land in its store at once), room state,
+   device-list changes and one-time-key counts, exactly as usual.
+3. tuichat decrypts the timeline events itself (`crypto/megolm.py`), converts
+   them to items (`convert.py`) and emits one `TimelineAppended` per room.
+4. Events that waited for a key which arrived in this response (or in an
+   import, or a later upkeep round) are decrypted again and replaced in
+   place (`ItemsReplaced`), in every room, shown or not.
+5. The raw events (ciphertext for encrypted ones) and the sync token are
+   written to the cache in one transaction, after nio has stored the keys.
+
+End-to-end encryption beyond nio lives in `tuichat/matrix/crypto/`; the
+service talks to it through `CryptoEngine`."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from nio import (
+    SyncResponse,
+)
+
+from tuichat.matrix.cache import RoomWrite, SyncWrite
+from tuichat.matrix.convert import Decryption, Viewer, to_item
+from tuichat.matrix.events import (
+    ConnectionState,
+    Notice,
+    RoomRemoved,
+    SwitchToRoom,
+    TimelineAppended,
+)
+from tuichat.matrix.network import NETWORK_ERRORS
+from tuichat.matrix.room_state import RoomState
+from tuichat.matrix.service.base import (
+    ServiceBase,
+    _dict_items,
+)
+from tuichat.matrix.snapshot import last_activity
+from tuichat.model.items import TimelineItem
+from tuichat.model.rooms import Membership
+
+log = logging.getLogger(__name__)
+
+TIMELINE_LIMIT = 50
+BACKOFF_START = 1.0
+BACKOFF_MAX = 30.0
+
+
+@dataclass
+class _SyncOutcome:
+    write: SyncWrite
+    changed_rooms: set[str] = field(default_factory=set)
+
+
+class SyncHTTPError(Exception):
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        self.status = status
+        self.errcode = str(body.get("errcode", ""))
+        self.error = str(body.get("error", ""))
+        super().__init__(f"HTTP {status} {self.errcode} {self.error}".strip())
+
+
+def sync_filter() -> dict[str, Any]:
+    return {
+        "room": {
+            "timeline": {"limit": TIMELINE_LIMIT},
+            "state": {"lazy_load_members": False},
+        },
+        "presence": {"not_types": ["*"]},
+    }
+
+
+class SyncMixin(ServiceBase):
+    """The sync loop and what each response does to rooms and timelines."""
+
+    async def _sync_loop(self) -> None:
+        assert self.client is not None
+        backoff = BACKOFF_START
+        await self._upkeep()
+        while True:
+            first = not self.synced_once
+            if first:
+                self._set_state(ConnectionState.SYNCING)
+            try:
+                raw = await self._sync_request(0 if first else self.sync_timeout_ms)
+                await self.handle_sync(raw)
+            except asyncio.CancelledError:
+                raise
+            except SyncHTTPError as error:
+                if error.errcode == "M_UNKNOWN_TOKEN":
+                    self._set_state(
+                        ConnectionState.STOPPED,
+                        "the server logged this device out; run `tuichat login` again",
+                    )
+                    return
+                await self._back_off(str(error), backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+                continue
+            except (*NETWORK_ERRORS, ValueError) as error:
+                detail = str(error) or type(error).__name__
+                await self._back_off(detail, backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+                continue
+            backoff = BACKOFF_START
+            if self._state is not ConnectionState.SYNCED:
+                self._set_state(ConnectionState.SYNCED)
+                await self._offer_recovery()
+            await self._upkeep()
+
+    async def _back_off(self, detail: str, delay: float) -> None:
+        log.info("sync failed (%s); retrying in %.0f s", detail, delay)
+        self._set_state(ConnectionState.RECONNECTING, detail)
+        await asyncio.sleep(delay)
+
+    async def _sync_request(self, timeout_ms: int) -> dict[str, Any]:
+        assert self.client is not None
+        params = {"timeout": str(timeout_ms), "filter": json.dumps(sync_filter())}
+        if self.sync_token:
+            params["since"] = self.sync_token
+        path = f"/_matrix/client/v3/sync?{urlencode(params)}"
+        headers = {"Authorization": f"Bearer {self.session.access_token}"}
+        response = await self.client.send(
+            "GET", path, None, headers, timeout=timeout_ms / 1000 + 30
+        )
+        body = await response.read()
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise SyncHTTPError(response.status, {"error": "invalid JSON"}) from None
+        if response.status != 200 or not isinstance(data, dict):
+            raise SyncHTTPError(response.status, data if isinstance(data, dict) else {})
+        return data
+
+    async def handle_sync(self, raw: dict[str, Any]) -> None:
+        """Process one raw sync response (also used by tests and benchmarks)."""
+        assert self.client is not None
+        next_batch = raw.get("next_batch")
+        if not isinstance(next_batch, str):
+            raise ValueError("sync response without next_batch")
+        response = SyncResponse.from_dict(_nio_view(raw))
+        if isinstance(response, SyncResponse):
+            await self.client.receive_response(response)
+        else:
+            log.warning("nio rejected a sync response: %s", response)
+        assert self.crypto is not None
+        redecrypted = await self.crypto.handle_sync(raw)
+        outcome = _SyncOutcome(SyncWrite(next_batch=next_batch))
+        self._handle_account_data(raw, outcome)
+        rooms = raw.get("rooms") if isinstance(raw.get("rooms"), dict) else {}
+        for room_id, info in _dict_items(rooms.get("invite")):
+            self._handle_invite(room_id, info, outcome)
+        for room_id, info in _dict_items(rooms.get("join")):
+            self._handle_joined(room_id, info, outcome)
+        for room_id, _info in _dict_items(rooms.get("leave")):
+            self._handle_left(room_id, outcome)
+        self._emit_redecrypted(redecrypted)
+        self.cache.commit_sync(outcome.write)
+        self.crypto.extras.flush()
+        self.sync_token = next_batch
+        self._emit_summaries(outcome.changed_rooms)
+        self._report_device_news()
+        self.synced_once = True
+        self.first_sync_done.set()
+        pending = self.states.get(self._pending_switch or "")
+        if pending is not None and pending.membership is Membership.JOIN:
+            self.emit(SwitchToRoom(pending.room_id))
+            self._pending_switch = None
+
+    def _handle_account_data(self, raw: dict[str, Any], outcome: _SyncOutcome) -> None:
+        account_data = raw.get("account_data")
+        events = account_data.get("events") if isinstance(account_data, dict) else None
+        for event in events if isinstance(events, list) else []:
+            if not isinstance(event, dict) or event.get("type") != "m.direct":
+                continue
+            content = event.get("content") if isinstance(event.get("content"), dict) else {}
+            outcome.write.account_data["m.direct"] = content
+            self._set_direct(content, outcome.changed_rooms)
+
+    def _set_direct(self, content: object, changed: set[str]) -> None:
+        self.direct.replace(content)
+        direct = self.direct.room_ids()
+        for room_id, state in self.states.items():
+            if state.is_direct != (room_id in direct):
+                state.is_direct = room_id in direct
+                changed.add(room_id)
+
+    def _state_for(self, room_id: str, membership: Membership) -> RoomState:
+        state = self.states.get(room_id)
+        if state is None or state.membership is not membership:
+            # New, or an accepted invite: nothing of the stripped invite state
+            # is kept; the joined room's full state follows in the same sync.
+            state = RoomState(room_id, membership)
+            state.is_direct = room_id in self.direct.room_ids()
+            self.states[room_id] = state
+        return state
+
+    def _handle_invite(self, room_id: str, info: dict[str, Any], outcome: _SyncOutcome) -> None:
+        state = self._state_for(room_id, Membership.INVITE)
+        invite_state = info.get("invite_state")
+        events = invite_state.get("events") if isinstance(invite_state, dict) else None
+        state_events = [e for e in events or [] if isinstance(e, dict) and state.apply(e)]
+        outcome.write.rooms[room_id] = RoomWrite(membership="invite", state=state_events)
+        outcome.changed_rooms.add(room_id)
+
+    def _handle_joined(self, room_id: str, info: dict[str, Any], outcome: _SyncOutcome) -> None:
+        assert self.client is not None
+        state = self._state_for(room_id, Membership.JOIN)
+        summary = info.get("summary")
+        summary = summary if isinstance(summary, dict) else {}
+        state.merge_summary(summary)
+        state_block = info.get("state")
+        state_events = [
+            e
+            for e in (state_block.get("events") if isinstance(state_block, dict) else None) or []
+            if isinstance(e, dict) and state.apply(e)
+        ]
+        timeline = info.get("timeline")
+        timeline = timeline if isinstance(timeline, dict) else {}
+        events = [e for e in timeline.get("events") or [] if isinstance(e, dict)]
+        # State first, so every item shows current names, as a reload from
+        # the cache would.
+        state_events.extend(e for e in events if state.apply(e))
+        self._rotate_if_needed(room_id, state_events)
+        items: list[TimelineItem] = []
+        assert self.crypto is not None
+        for event in events:
+            decryption: Decryption | None = None
+            if event.get("type") == "m.room.encrypted":
+                decryption = self.crypto.decrypt(room_id, event)
+            item = to_item(event, state, self.viewer, decryption)
+            if item is not None:
+                items.append(item)
+        if state_events:
+            outcome.changed_rooms.add(room_id)
+            self._note_own_name(state)
+        limited = bool(timeline.get("limited"))
+        prev_batch = timeline.get("prev_batch")
+        outcome.write.rooms[room_id] = RoomWrite(
+            membership="join",
+            summary=summary or None,
+            state=state_events,
+            events=events,
+            replace_timeline=limited,
+            prev_batch=prev_batch if isinstance(prev_batch, str) else None,
+        )
+        if items or limited:
+            activity = last_activity(items)
+            if activity > self._activity(room_id):
+                self._last_activity[room_id] = activity
+                outcome.changed_rooms.add(room_id)
+            self.emit(TimelineAppended(room_id, items, limited=limited))
+        if room_id not in self.snapshot.timelines:
+            self.snapshot.timelines[room_id] = []
+            outcome.changed_rooms.add(room_id)
+
+    def _rotate_if_needed(self, room_id: str, state_events: list[dict[str, Any]]) -> None:
+        """Start a new outbound session when someone may no longer read along:
+        a member left, was kicked or banned, or history visibility changed."""
+        assert self.crypto is not None
+        for event in state_events:
+            event_type = event.get("type")
+            content = event.get("content") if isinstance(event.get("content"), dict) else {}
+            if event_type == "m.room.member" and content.get("membership") in ("leave", "ban"):
+                self.crypto.rotate(room_id, f"{event.get('state_key')} left")
+            elif event_type == "m.room.history_visibility":
+                self.crypto.rotate(room_id, "history visibility changed")
+            elif event_type == "m.room.encryption":
+                self.crypto.rotate(room_id, "encryption settings changed")
+
+    def _note_own_name(self, state: RoomState) -> None:
+        name = state.content("m.room.member", self.user_id).get("displayname")
+        if isinstance(name, str) and name and name != self.viewer.display_name:
+            self.viewer = Viewer(self.user_id, name)
+
+    def _handle_left(self, room_id: str, outcome: _SyncOutcome) -> None:
+        if self.states.pop(room_id, None) is not None or room_id in outcome.write.rooms:
+            outcome.write.rooms.pop(room_id, None)
+            outcome.changed_rooms.discard(room_id)
+            outcome.write.removed_rooms.append(room_id)
+            if self.client is not None:
+                self.client.rooms.pop(room_id, None)
+                self.client.invited_rooms.pop(room_id, None)
+            self.emit(RoomRemoved(room_id))
+
+    async def _upkeep(self) -> None:
+        assert self.crypto is not None
+        self._emit_redecrypted(await self.crypto.upkeep())
+        self._report_device_news()
+        problem = self.crypto.backup.problem
+        if problem and problem != self._backup_problem:
+            self.emit(Notice(f"Key backup: {problem}", error=True))
+        self._backup_problem = problem
+
+
+def _nio_view(raw: dict[str, Any]) -> dict[str, Any]:
+    """The part of a sync response nio gets to see.
+
+    Encrypted timeline events are left out, so nio does not decrypt (and
+    drop the ciphertext of) what tuichat decrypts itself. The parts nio
+    mutates while parsing (it pops `content` from invite and account-data
+    events and key fields from to-device events) are deep-copied, so the raw
+    response tuichat keeps stays whole. Timelines and state are shared.
+    """
+    view = dict(raw)
+    for key in ("to_device", "account_data"):
+        if key in raw:
+            view[key] = copy.deepcopy(raw[key])
+    rooms = raw.get("rooms")
+    if not isinstance(rooms, dict):
+        return view
+    view["rooms"] = rooms = dict(rooms)
+    if "invite" in rooms:
+        rooms["invite"] = copy.deepcopy(rooms["invite"])
+    if isinstance(rooms.get("join"), dict):
+        join = {}
+        for room_id, info in rooms["join"].items():
+            if isinstance(info, dict):
+                info = dict(info)
+                if "account_data" in info:
+                    info["account_data"] = copy.deepcopy(info["account_data"])
+                timeline = info.get("timeline")
+                if isinstance(timeline, dict) and isinstance(timeline.get("events"), list):
+                    info["timeline"] = dict(timeline)
+                    info["timeline"]["events"] = [
+                        e
+                        for e in timeline["events"]
+                        if not (isinstance(e, dict) and e.get("type") == "m.room.encrypted")
+                    ]
+            join[room_id] = info
+        rooms["join"] = join
+    return view

@@ -1,0 +1,140 @@
+"""Devices and verification."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+
+from tuichat.matrix.events import (
+    DevicesChanged,
+    TimelineAppended,
+)
+from tuichat.matrix.service.base import (
+    ServiceBase,
+    _ms,
+    _notice,
+    _quietly,
+)
+from tuichat.model.devices import DeviceInfo
+from tuichat.model.items import TimelineItem
+from tuichat.model.sanitize import clean_line
+
+log = logging.getLogger(__name__)
+
+
+class TrustMixin(ServiceBase):
+    """Devices, trust decisions and emoji verification."""
+
+    async def devices(self, user_id: str, *, refresh: bool = False) -> list[DeviceInfo]:
+        """A user's devices with fingerprints and trust (fetched if unknown,
+        or when `refresh`); for our own devices also where and when they were
+        last seen."""
+        assert self.client is not None and self.crypto is not None
+        olm = self.crypto.olm
+        if refresh or user_id not in olm.tracked_users or user_id in olm.users_for_key_query:
+            olm.users_for_key_query.add(user_id)
+            self._emit_redecrypted(await self.crypto.query_keys())
+        infos = self.crypto.device_infos(user_id)
+        if user_id == self.user_id:
+            response = await _quietly(self.client.devices(), "listing devices")
+            seen = {d.id: d for d in getattr(response, "devices", []) or []}
+            infos = [
+                replace(
+                    info,
+                    display_name=clean_line(getattr(seen.get(info.device_id), "display_name", ""))
+                    or info.display_name,
+                    last_seen_ip=clean_line(getattr(seen.get(info.device_id), "last_seen_ip", ""))
+                    or None,
+                    last_seen_ts=_ms(getattr(seen.get(info.device_id), "last_seen_date", None)),
+                )
+                for info in infos
+            ]
+        return infos
+
+    def set_device_trust(self, user_id: str, device_id: str, action: str) -> bool:
+        assert self.crypto is not None
+        done = self.crypto.set_trust(user_id, device_id, action)
+        if done:
+            self._report_device_news()
+        return done
+
+    def verify_device(self, user_id: str, device_id: str) -> bool:
+        """Mark a device verified; its waiting key requests are answered."""
+        return self.set_device_trust(user_id, device_id, "verify")
+
+    def set_verified_only(self, room_id: str | None, on: bool) -> None:
+        """Send room keys only to verified devices: in one room, or by default."""
+        assert self.crypto is not None
+        self.crypto.set_verified_only(room_id, on)
+        rooms = {room_id} if room_id else {r for r, s in self.states.items() if s.encrypted}
+        self._emit_summaries(rooms)
+
+    def _report_device_news(self) -> None:
+        """Device lists or trust changed: refresh views, and say in each
+        encrypted room when a member gained a device, or a known device's
+        keys changed (tuichat then stops encrypting to it)."""
+        if self.crypto is None:
+            return
+        users, new_devices = self.crypto.take_device_news()
+        changed_identity = self.crypto.olm.identity_changed - self._reported_identity_changes
+        self._reported_identity_changes |= changed_identity
+        users |= {user for user, _ in changed_identity}
+        if not users:
+            return
+        self.emit(DevicesChanged(frozenset(users)))
+        notices: dict[str, list[TimelineItem]] = {}
+        now = int(time.time() * 1000)
+        for user_id, device_id in new_devices:
+            for room_id in self._rooms_with({user_id}):
+                name = self.states[room_id].member_name(user_id)
+                notices.setdefault(room_id, []).append(
+                    _notice(
+                        f"newdevice:{user_id}:{device_id}",
+                        f"{name} signed in on a new device ({clean_line(device_id)}), "
+                        "not verified yet — /devices to check it",
+                        now,
+                    )
+                )
+        for user_id, device_id in changed_identity:
+            for room_id in self._rooms_with({user_id}):
+                name = self.states[room_id].member_name(user_id)
+                notices.setdefault(room_id, []).append(
+                    _notice(
+                        f"keyschanged:{user_id}:{device_id}",
+                        f"Warning: the keys of {name}'s device {clean_line(device_id)} changed. "
+                        "tuichat no longer encrypts to it; verify it again to be sure.",
+                        now,
+                        highlight=True,
+                    )
+                )
+        for room_id, items in notices.items():
+            self.emit(TimelineAppended(room_id, items))
+        self._emit_summaries(self._rooms_with(users))
+
+    async def request_verification(self, user_id: str, device_id: str | None = None) -> str:
+        """Start emoji verification with a device (or all devices) of a user."""
+        assert self.crypto is not None
+        return await self.crypto.verifications.request(user_id, device_id)
+
+    async def start_legacy_verification(self, user_id: str, device_id: str) -> str:
+        assert self.crypto is not None
+        return await self.crypto.verifications.start_legacy(user_id, device_id)
+
+    async def accept_verification(self, transaction_id: str) -> None:
+        assert self.crypto is not None
+        await self.crypto.verifications.accept(transaction_id)
+
+    async def confirm_verification(self, transaction_id: str) -> None:
+        assert self.crypto is not None
+        await self.crypto.verifications.confirm(transaction_id)
+        self._report_device_news()
+
+    async def reject_verification(self, transaction_id: str) -> None:
+        """The emoji do not match."""
+        assert self.crypto is not None
+        await self.crypto.verifications.mismatch(transaction_id)
+
+    async def cancel_verification(self, transaction_id: str) -> None:
+        assert self.crypto is not None
+        await self.crypto.verifications.cancel(transaction_id)
