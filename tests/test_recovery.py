@@ -208,7 +208,7 @@ async def test_setup_prints_a_recovery_key_element_can_use(
     result = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "tuichat", "--profile", str(profile.root), "recover", "--setup"],
-        input="",
+        input=alice.password + "\n",
         capture_output=True,
         text=True,
         timeout=120,

@@ -245,7 +245,12 @@ def _recover(args: argparse.Namespace, profile_dir: Path) -> int:
                         "use `tuichat recover` to restore with it"
                     )
                 passphrase = _read_secret("Passphrase", confirm=True) if args.passphrase else None
-                recovery_key = await service.setup_recovery(passphrase)
+                password = None
+                if not await service.has_cross_signing():
+                    password = _read_secret(
+                        "Account password (to create your cross-signing keys)", confirm=False
+                    )
+                recovery_key = await service.setup_recovery(passphrase, password)
                 return (
                     "Recovery is set up. Your recovery key is:\n\n"
                     f"    {recovery_key}\n\n"

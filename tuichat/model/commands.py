@@ -40,6 +40,11 @@ COMMANDS: dict[str, CommandSpec] = {
             "send keys only to verified devices (this room, or by default)",
         ),
         CommandSpec("recover", "/recover", "restore encrypted history (or set up recovery)"),
+        CommandSpec(
+            "signed-only",
+            "/signed-only verified|all|off",
+            "keys only to devices their owners cross-signed (for verified people, all, off)",
+        ),
         CommandSpec("retry", "/retry", "send this room's failed messages again"),
         CommandSpec(
             "export-keys", "/export-keys FILE", "save your room keys, passphrase-protected"
@@ -104,6 +109,9 @@ def parse(text: str) -> Parsed:
         needed = {"devices": (0, 1), "verify": (1, 2), "verify-device": (2, 2), "blacklist": (2, 2)}
         low, high = needed[name]
         if not low <= len(words) <= high or (words and not _USER_ID.match(words[0])):
+            return CommandError(f"Usage: {spec.usage}")
+    elif name == "signed-only":
+        if argument not in ("verified", "all", "off"):
             return CommandError(f"Usage: {spec.usage}")
     elif name == "verified-only":
         words = argument.split()

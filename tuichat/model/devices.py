@@ -25,6 +25,8 @@ class DeviceInfo:
     curve25519: str
     trust: Trust
     this_device: bool = False
+    # Signed by its owner's cross-signing keys (None: the owner has none).
+    cross_signed: bool | None = None
     last_seen_ts: int | None = None  # ms; own devices only
     last_seen_ip: str | None = None
 

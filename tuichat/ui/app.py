@@ -371,6 +371,7 @@ class TuichatApp(App[int]):
             screen.show_status("Not connected yet.", error=True)
             return
         screen.show_devices(await self.service.devices(screen.user_id, refresh=refresh))
+        screen.show_identity(self.service.identity_state(screen.user_id))
 
     def action_own_devices(self) -> None:
         self.open_devices(self.user_id, "you")
@@ -399,6 +400,11 @@ class TuichatApp(App[int]):
         if not self.service.set_device_trust(message.user_id, message.device_id, message.action):
             self.main.feedback.show(f"Unknown device {message.device_id}", error=True)
 
+    @on(DevicesScreen.IdentityAcknowledged)
+    def _identity_acknowledged(self, message: DevicesScreen.IdentityAcknowledged) -> None:
+        if self.service is not None:
+            self.service.acknowledge_identity(message.user_id)
+
     @on(DevicesScreen.RefreshRequested)
     def _refresh_devices(self, message: DevicesScreen.RefreshRequested) -> None:
         if isinstance(self.screen, DevicesScreen):
@@ -410,10 +416,13 @@ class TuichatApp(App[int]):
 
     @work(group="verification", exit_on_error=False)
     async def _start_verification(self, user_id: str, device_id: str | None) -> None:
+        """A device (to-device), your own devices, or a person (in your DM)."""
         if self.service is None:
             return
-        transaction_id = await self.service.request_verification(user_id, device_id)
-        self._verification_dialog(transaction_id)
+        if device_id is None and user_id != self.user_id:
+            await self.service.request_user_verification(user_id)
+        else:
+            await self.service.request_verification(user_id, device_id)
 
     def _verification_dialog(self, transaction_id: str) -> VerificationDialog | None:
         for screen in self.screen_stack:
@@ -495,11 +504,12 @@ class TuichatApp(App[int]):
         )
 
     @on(RecoveryDialog.SetupRequested)
-    def _setup_requested(self) -> None:
-        self._run_setup()
+    def _setup_requested(self, message: RecoveryDialog.SetupRequested) -> None:
+        self._run_setup(message.password)
 
     @work(group="recovery", exclusive=True, exit_on_error=False)
-    async def _run_setup(self) -> None:
+    async def _run_setup(self, password: str) -> None:
+        from tuichat.matrix.crypto.secret_storage import SecretStorageError
         from tuichat.matrix.http import MatrixHttpError
         from tuichat.matrix.network import NETWORK_ERRORS
 
@@ -507,9 +517,14 @@ class TuichatApp(App[int]):
         if self.service is None or dialog is None:
             return
         try:
-            dialog.show_recovery_key(await self.service.setup_recovery())
+            recovery_key = await self.service.setup_recovery(password=password or None)
+        except SecretStorageError as error:
+            dialog.show_error(str(error))
+            return
         except (MatrixHttpError, *NETWORK_ERRORS) as error:
             dialog.show_error(f"Setting up recovery failed: {error}")
+            return
+        dialog.show_recovery_key(recovery_key)
 
     def _step_room(self, step: int) -> None:
         order = [r.room_id for r in self.rooms.ordered() if r.membership is Membership.JOIN]
@@ -592,6 +607,9 @@ class TuichatApp(App[int]):
                 feedback.show(f"In this room, keys go only to verified devices: {words[0]}.")
         elif parsed.name == "recover":
             self._open_recovery()
+        elif parsed.name == "signed-only":
+            self.service.set_signed_only(parsed.argument)
+            feedback.show(f"Room keys only to devices their owners signed: {parsed.argument}.")
         elif parsed.name == "members":
             self.action_members()
         elif parsed.name == "dm":

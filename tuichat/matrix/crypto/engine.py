@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,10 @@ from nio import KeysQueryResponse
 from nio.crypto.sessions import InboundGroupSession
 
 from tuichat.matrix.convert import Decryption
+from tuichat.matrix.crypto.cross_signing import SECRET_NAMES, CrossSigning
 from tuichat.matrix.crypto.extras_store import CryptoExtrasStore
 from tuichat.matrix.crypto.group_sessions import GroupSessions, RotationPolicy
-from tuichat.matrix.crypto.key_backup import KeyBackup
+from tuichat.matrix.crypto.key_backup import BACKUP_SECRET, BackupError, KeyBackup
 from tuichat.matrix.crypto.key_export import (
     EXPORT_ROUNDS,
     ExportedSession,
@@ -101,6 +103,23 @@ class CryptoEngine:
         self._keys_generation = extras.keys_generation
         self.on_verification: Callable[[VerificationView], None] = lambda view: None
         self.on_verified: Callable[[str, str], None] = lambda user, device: None
+        self.cross_signing = CrossSigning(
+            own_user=self.olm.user_id,
+            own_device=self.olm.device_id,
+            extras=extras,
+            http=self.http,
+            pickle_key=pickle_key,
+        )
+        self.identity_changes: set[str] = set()
+        client.on_keys_query = self._on_keys_query
+        self.decryptor.device_trust = self._message_trust
+        # Sends an event to a room (encrypting it as the room needs); set by
+        # the service, used by in-room verification.
+        self.send_room_event: Callable[[str, str, dict[str, Any]], Awaitable[str | None]] | None = (
+            None
+        )
+        self._secret_requests: dict[str, tuple[str, str]] = {}  # request id -> (name, device)
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.verifications = Verifications(
             own_user=self.olm.user_id,
             own_device=self.olm.device_id,
@@ -109,6 +128,8 @@ class CryptoEngine:
             device_key=self._device_ed25519,
             on_change=lambda view: self.on_verification(view),
             on_verified=self._verified_by_sas,
+            master_key=self._master_key,
+            send_room_event=self._send_room_event,
             clock=clock,
         )
 
@@ -197,6 +218,9 @@ class CryptoEngine:
         for event in [*plain, *decrypted]:
             if event.get("type") in VERIFICATION_TYPES:
                 await self.verifications.handle(event)
+        for event in decrypted:
+            if event.get("type") == "m.secret.send":
+                await self._secret_received(event)
 
     def _handle_withheld(self, raw: dict[str, Any]) -> list[Redecrypted]:
         to_device = raw.get("to_device")
@@ -346,12 +370,13 @@ class CryptoEngine:
         self.devices_changed.update(users)
         return self._retry(self.waiting.take_unknown_device(users))
 
-    def take_device_news(self) -> tuple[set[str], list[tuple[str, str]]]:
-        """(users whose device lists were re-read, devices new to us) since
-        the last call."""
+    def take_device_news(self) -> tuple[set[str], list[tuple[str, str]], set[str]]:
+        """(users whose device lists or trust changed, devices new to us,
+        users whose cross-signing identity changed) since the last call."""
         users, self.devices_changed = self.devices_changed, set()
         new, self.olm.new_devices = self.olm.new_devices, []
-        return users, new
+        changed, self.identity_changes = self.identity_changes, set()
+        return users | changed, new, changed
 
     async def _guard(self, call: Any, what: str) -> Any:
         try:
@@ -413,21 +438,73 @@ class CryptoEngine:
         key = "verified_only" if room_id is None else f"verified_only:{room_id}"
         self.extras.set(key, "1" if on else "0")
 
+    def signed_only(self) -> str:
+        """Send keys only to devices their owners cross-signed: "verified"
+        (for people you verified; the default, as Element), "all" or "off"."""
+        value = self.extras.get("signed_only") or "verified"
+        return value if value in ("verified", "all", "off") else "verified"
+
+    def set_signed_only(self, value: str) -> None:
+        if value not in ("verified", "all", "off"):
+            raise ValueError(value)
+        self.extras.set("signed_only", value)
+
+    def is_verified(self, device: Any) -> bool:
+        """Verified here (emoji, manually) or through cross-signing."""
+        return bool(device.verified) or self.cross_signing.device_verified(
+            device.user_id, device.id
+        )
+
     def may_receive_keys(self, device: Any, room_id: str | None) -> bool:
         if device.blacklisted or (device.user_id, device.id) in self.olm.identity_changed:
             return False
-        return device.verified or not self.verified_only(room_id)
+        verified = self.is_verified(device)
+        if self.verified_only(room_id) and not verified:
+            return False
+        policy = self.signed_only()
+        if policy != "off" and not verified:
+            signed = self.cross_signing.device_signed_by_owner(device.user_id, device.id)
+            if not signed and (policy == "all" or self.cross_signing.user_verified(device.user_id)):
+                return False
+        return True
 
     def trust_of(self, device: Any) -> Trust:
         if (device.user_id, device.id) in self.olm.identity_changed:
             return Trust.KEYS_CHANGED
         if device.blacklisted:
             return Trust.BLACKLISTED
-        if device.verified:
+        if self.is_verified(device):
             return Trust.VERIFIED
         if device.ignored:
             return Trust.IGNORED
         return Trust.UNVERIFIED
+
+    def _message_trust(self, device: Any) -> str:
+        if self.is_verified(device):
+            return "verified"
+        cross_signing = self.cross_signing
+        if cross_signing.has_identity(device.user_id) and not cross_signing.device_signed_by_owner(
+            device.user_id, device.id
+        ):
+            return "unsigned"
+        return "unverified"
+
+    def identity_state(self, user_id: str) -> str:
+        """ "verified", "unverified", "changed" or "none" (no cross-signing)."""
+        cross_signing = self.cross_signing
+        if user_id in cross_signing.changed:
+            return "changed"
+        if not cross_signing.has_identity(user_id):
+            return "none"
+        return "verified" if cross_signing.user_verified(user_id) else "unverified"
+
+    def _master_key(self, user_id: str) -> str | None:
+        identity = self.cross_signing.identity(user_id)
+        return identity.master_key if identity is not None else None
+
+    def _on_keys_query(self, raw: dict[str, Any]) -> None:
+        self.identity_changes |= self.cross_signing.process_query(raw)
+        self.devices_changed.update((raw.get("device_keys") or {}).keys())
 
     def device_infos(self, user_id: str) -> list[DeviceInfo]:
         olm = self.olm
@@ -439,6 +516,7 @@ class CryptoEngine:
                 ed25519=device.ed25519,
                 curve25519=device.curve25519,
                 trust=self.trust_of(device),
+                cross_signed=self._cross_signed(user_id, device.id),
             )
             for device in olm.device_store.active_user_devices(user_id)
             if not (user_id == olm.user_id and device.id == olm.device_id)
@@ -455,9 +533,15 @@ class CryptoEngine:
                     curve25519=keys["curve25519"],
                     trust=Trust.VERIFIED,
                     this_device=True,
+                    cross_signed=self._cross_signed(user_id, olm.device_id),
                 ),
             )
         return infos
+
+    def _cross_signed(self, user_id: str, device_id: str) -> bool | None:
+        if not self.cross_signing.has_identity(user_id):
+            return None
+        return self.cross_signing.device_signed_by_owner(user_id, device_id)
 
     def unverified_devices(self, members: Iterable[str]) -> int:
         """How many devices of `members` (not this one) are not verified and
@@ -468,7 +552,7 @@ class CryptoEngine:
             for device in olm.device_store.active_user_devices(user_id):
                 if user_id == olm.user_id and device.id == olm.device_id:
                     continue
-                if not device.verified and not device.blacklisted:
+                if not device.blacklisted and not self.is_verified(device):
                     count += 1
         return count
 
@@ -498,9 +582,122 @@ class CryptoEngine:
         self.devices_changed.add(user_id)
         return True
 
-    def _verified_by_sas(self, user_id: str, device_id: str) -> None:
+    def _verified_by_sas(self, user_id: str, device_id: str, master: str | None) -> None:
         self.set_trust(user_id, device_id, "verify")
+        if user_id == self.olm.user_id:
+            # Our other device: ask it for the cross-signing keys (Element
+            # answers only devices it trusts, so only now, not before).
+            self._background(self.request_secrets(device_id))
+        elif master is not None:
+            # Their identity was part of the MACs: vouch for it.
+            self._background(self._sign_user(user_id))
         self.on_verified(user_id, device_id)
+
+    def _background(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _sign_user(self, user_id: str) -> None:
+        try:
+            if await self.cross_signing.sign_user(user_id):
+                self.devices_changed.add(user_id)
+        except (MatrixHttpError, *NETWORK_ERRORS) as error:
+            log.warning("signing %s's identity failed: %s", user_id, error)
+
+    async def _send_room_event(
+        self, room_id: str, event_type: str, content: dict[str, Any]
+    ) -> str | None:
+        if self.send_room_event is None:
+            return None
+        return await self.send_room_event(room_id, event_type, content)
+
+    # -- cross-signing: our own keys -------------------------------------------------------
+
+    def own_device_keys(self) -> dict[str, Any]:
+        """This device's keys as the server holds them (self-signed)."""
+        own = self.cross_signing.identity(self.olm.user_id)
+        if own is not None and self.olm.device_id in own.devices:
+            return dict(own.devices[self.olm.device_id])
+        keys = self.olm.account.identity_keys
+        device_keys: dict[str, Any] = {
+            "algorithms": self.olm._algorithms,
+            "device_id": self.olm.device_id,
+            "user_id": self.olm.user_id,
+            "keys": {
+                f"curve25519:{self.olm.device_id}": keys["curve25519"],
+                f"ed25519:{self.olm.device_id}": keys["ed25519"],
+            },
+        }
+        device_keys["signatures"] = {
+            self.olm.user_id: {f"ed25519:{self.olm.device_id}": self.olm.sign_json(device_keys)}
+        }
+        return device_keys
+
+    async def refresh_own_identity(self) -> None:
+        self.olm.users_for_key_query.add(self.olm.user_id)
+        await self.query_keys()
+
+    async def adopt_cross_signing_secrets(self, secrets_by_usage: dict[str, str]) -> bool:
+        """Keep the private keys that match our identity; with the SSK, sign
+        this device so others (Element) trust it. Returns whether we signed."""
+        if self.cross_signing.identity(self.olm.user_id) is None:
+            await self.refresh_own_identity()
+        for usage, secret in secrets_by_usage.items():
+            self.cross_signing.remember_private(usage, secret)
+        signed = await self.cross_signing.sign_own_device(self.own_device_keys())
+        if signed:
+            self.devices_changed.add(self.olm.user_id)
+        return signed
+
+    async def request_secrets(self, device_id: str) -> None:
+        """m.secret.request for the cross-signing keys and the backup key,
+        to one of our own devices that we just verified."""
+        for name in [*SECRET_NAMES.values(), BACKUP_SECRET]:
+            request_id = uuid.uuid4().hex
+            self._secret_requests[request_id] = (name, device_id)
+            content = {
+                "name": name,
+                "action": "request",
+                "requesting_device_id": self.olm.device_id,
+                "request_id": request_id,
+            }
+            await self.groups.send_to_device(
+                "m.secret.request", {self.olm.user_id: {device_id: content}}
+            )
+
+    async def _secret_received(self, event: dict[str, Any]) -> None:
+        """m.secret.send arrives Olm-encrypted; accept it only from our own
+        verified device that we asked."""
+        content = event.get("content") or {}
+        request = self._secret_requests.get(str(content.get("request_id")))
+        secret = content.get("secret")
+        if request is None or not isinstance(secret, str):
+            return
+        name, device_id = request
+        device = self.olm.device_store[self.olm.user_id].get(device_id)
+        if (
+            event.get("sender") != self.olm.user_id
+            or device is None
+            or device.curve25519 != event.get("sender_key")
+            or not self.is_verified(device)
+        ):
+            log.warning("ignoring a secret from a device we did not ask or do not trust")
+            return
+        del self._secret_requests[str(content.get("request_id"))]
+        usage = next((u for u, n in SECRET_NAMES.items() if n == name), None)
+        if usage is not None:
+            try:
+                await self.adopt_cross_signing_secrets({usage: secret})
+            except (MatrixHttpError, *NETWORK_ERRORS) as error:
+                log.warning("signing this device failed: %s", error)
+        elif name == BACKUP_SECRET:
+            version = await self.backup.fetch_version()
+            if version is not None:
+                try:
+                    self.backup.use_secret(secret, version)
+                except BackupError as error:
+                    log.warning("the shared backup key was not usable: %s", error)
 
     def exportable_sessions(self) -> list[ExportedSession]:
         return [

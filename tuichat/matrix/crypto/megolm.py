@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import vodozemac
@@ -44,6 +45,11 @@ class MegolmDecryptor:
         identity = olm.account.identity_keys
         self._own_curve = identity["curve25519"]
         self._own_ed = identity["ed25519"]
+        # Device -> "verified", "unverified" or "unsigned" (its owner has a
+        # cross-signing identity and did not sign it); set by the engine.
+        self.device_trust: Callable[[Any], str] = lambda device: (
+            "verified" if device.verified else "unverified"
+        )
 
     def decrypt(self, room_id: str, event: dict[str, Any]) -> Decryption:
         content = event.get("content")
@@ -135,4 +141,4 @@ class MegolmDecryptor:
             return "unknown_device"
         if device.ed25519 != claimed_ed25519:
             return None
-        return "verified" if device.verified else "unverified"
+        return self.device_trust(device)

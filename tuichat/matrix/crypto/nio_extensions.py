@@ -26,15 +26,19 @@ Encryption module is the reference):
   steps, secrets) are kept for tuichat instead of being dropped.
 - A known device whose identity keys change is flagged and keeps its old
   keys; nio silently accepts a new Curve25519 key.
+- /keys/query answers are also handed over raw, for cross-signing
+  (`cross_signing.py`): nio drops the cross-signing keys and signatures.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from nio import AsyncClient, LocalProtocolError
+from nio import AsyncClient, KeysQueryResponse, LocalProtocolError
 from nio.crypto import Olm
 from nio.crypto.sessions import InboundGroupSession
 from nio.events import ForwardedRoomKeyEvent
@@ -297,7 +301,29 @@ class TuichatClient(AsyncClient):
 
     def __init__(self, *args: Any, extras: CryptoExtrasStore, **kwargs: Any) -> None:
         self.extras = extras
+        # Called with each raw /keys/query answer: nio keeps neither the
+        # cross-signing keys nor the device keys' signatures.
+        self.on_keys_query: Callable[[dict[str, Any]], None] | None = None
         super().__init__(*args, **kwargs)
+
+    async def keys_query(self) -> Any:
+        """As nio's keys_query, also handing the raw answer to tuichat."""
+        users = self.users_for_key_query
+        if not users:
+            raise LocalProtocolError("No key query required.")
+        body = json.dumps({"device_keys": {user: [] for user in users}, "timeout": 10000})
+        headers = {
+            "Authorization": f"Bearer {self.access_token}",
+            "Content-Type": "application/json",
+        }
+        transport = await self.send("POST", "/_matrix/client/v3/keys/query", body, headers)
+        raw = await self.parse_body(transport)
+        response = KeysQueryResponse.from_dict(copy.deepcopy(raw))
+        response.transport_response = transport
+        await self.receive_response(response)
+        if isinstance(response, KeysQueryResponse) and self.on_keys_query is not None:
+            self.on_keys_query(raw)
+        return response
 
     @property
     def tuichat_olm(self) -> TuichatOlm:

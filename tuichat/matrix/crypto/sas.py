@@ -49,6 +49,8 @@ TIMEOUT_SECONDS = 600.0
 Send = Callable[[str, dict[str, Any]], Awaitable[bool]]
 # (user id, device id) -> the device's ed25519 key, if we know the device.
 KeyLookup = Callable[[str, str], str | None]
+# user id -> their cross-signing master key, if they have one.
+MasterLookup = Callable[[str], str | None]
 
 
 CANCEL_REASONS = {
@@ -99,6 +101,8 @@ class SasVerification:
         we_requested: bool,
         send: Send,
         device_key: KeyLookup,
+        master_key: MasterLookup | None = None,
+        room_id: str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.transaction_id = transaction_id
@@ -110,6 +114,12 @@ class SasVerification:
         self.we_requested = we_requested
         self._send = send
         self._device_key = device_key
+        self._master_key = master_key or (lambda user: None)
+        # In-room verification (between users): the request's event id is
+        # the transaction id, and messages refer to it by m.relates_to.
+        self.room_id = room_id
+        # Their cross-signing master key, once their MAC proved it.
+        self.verified_master: str | None = None
         self._clock = clock
         self.deadline = clock() + TIMEOUT_SECONDS
         self.phase = Phase.REQUESTED
@@ -160,6 +170,9 @@ class SasVerification:
         )
 
     def _content(self, **fields: Any) -> dict[str, Any]:
+        if self.room_id is not None:
+            relation = {"rel_type": "m.reference", "event_id": self.transaction_id}
+            return {**fields, "m.relates_to": relation}
         return {"transaction_id": self.transaction_id, **fields}
 
     async def _out(self, event_type: str, content: dict[str, Any]) -> bool:
@@ -212,6 +225,11 @@ class SasVerification:
         )
         key_id = f"ed25519:{self.own_device}"
         mac = {key_id: self._mac(self.own_ed25519, base + key_id)}
+        own_master = self._master_key(self.own_user)
+        if own_master:
+            # Our cross-signing identity rides along: they can vouch for it.
+            master_id = f"ed25519:{own_master}"
+            mac[master_id] = self._mac(own_master, base + master_id)
         content = self._content(mac=mac, keys=self._mac(",".join(sorted(mac)), base + "KEY_IDS"))
         self.phase = Phase.CONFIRMED
         self._sent_mac = True
@@ -403,6 +421,7 @@ class SasVerification:
         if content.get("keys") != self._mac(",".join(sorted(macs)), base + "KEY_IDS"):
             return await self.cancel("m.key_mismatch")
         device_key_id = f"ed25519:{self.other_device}"
+        their_master = self._master_key(self.other_user)
         verified = []
         for key_id, mac in macs.items():
             if key_id == device_key_id:
@@ -410,8 +429,12 @@ class SasVerification:
                 if known is None or mac != self._mac(known, base + key_id):
                     return await self.cancel("m.key_mismatch")
                 verified.append(key_id)
-            # Other keys (a cross-signing master key) are checked by the
-            # cross-signing code when it exists; unknown keys are ignored.
+            elif their_master and key_id == f"ed25519:{their_master}":
+                if mac != self._mac(their_master, base + key_id):
+                    return await self.cancel("m.key_mismatch")
+                verified.append(key_id)
+                self.verified_master = their_master
+            # Keys we do not know are ignored (the spec allows that).
         if device_key_id not in verified:
             return await self.cancel("m.key_mismatch")
         self.verified_keys = verified

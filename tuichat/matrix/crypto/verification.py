@@ -1,10 +1,13 @@
-"""Verifications in progress, over to-device messages.
+"""Verifications in progress: over to-device messages, or in a room.
 
 Routes incoming `m.key.verification.*` to-device events (plain, or
 Olm-decrypted by nio) to the right `SasVerification` by transaction id,
-after checking they come from the user being verified; starts requests;
-times verifications out after 10 minutes; and reports every change as a
-`VerificationView` to the service, which turns it into a domain event.
+and in-room verification events (a request sent as a room message in the
+DM, then events that refer to it with `m.relates_to`) by the request's
+event id, after checking they come from the user being verified; starts
+requests; times verifications out after 10 minutes; and reports every
+change as a `VerificationView` to the service, which turns it into a
+domain event.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from tuichat.matrix.crypto.sas import KeyLookup, SasVerification
+from tuichat.matrix.crypto.sas import KeyLookup, MasterLookup, SasVerification
 from tuichat.model.verification import Phase, VerificationView
 
 log = logging.getLogger(__name__)
@@ -34,8 +37,11 @@ VERIFICATION_TYPES = {
 }
 
 SendToDevice = Callable[[str, dict[str, dict[str, Any]]], Awaitable[bool]]
+# (room id, event type, content) -> the sent event's id, or None.
+SendRoomEvent = Callable[[str, str, dict[str, Any]], Awaitable[str | None]]
 OnChange = Callable[[VerificationView], None]
-OnVerified = Callable[[str, str], None]
+# (user id, device id, their master key if the MAC proved it)
+OnVerified = Callable[[str, str, str | None], None]
 
 
 class Verifications:
@@ -49,6 +55,8 @@ class Verifications:
         device_key: KeyLookup,
         on_change: OnChange,
         on_verified: OnVerified,
+        master_key: MasterLookup | None = None,
+        send_room_event: SendRoomEvent | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.own_user = own_user
@@ -58,6 +66,8 @@ class Verifications:
         self._device_key = device_key
         self._on_change = on_change
         self._on_verified = on_verified
+        self._master_key = master_key
+        self._send_room_event = send_room_event
         self._clock = clock
         self.active: dict[str, SasVerification] = {}
 
@@ -65,12 +75,22 @@ class Verifications:
         return self.active.get(transaction_id)
 
     def _new(
-        self, transaction_id: str, other_user: str, other_device: str | None, we_requested: bool
+        self,
+        transaction_id: str,
+        other_user: str,
+        other_device: str | None,
+        we_requested: bool,
+        room_id: str | None = None,
     ) -> SasVerification:
         holder: dict[str, SasVerification] = {}
 
         async def send(event_type: str, content: dict[str, Any]) -> bool:
             verification = holder["v"]
+            if verification.room_id is not None:
+                if self._send_room_event is None:
+                    return False
+                sent = await self._send_room_event(verification.room_id, event_type, content)
+                return sent is not None
             device = verification.other_device or "*"
             return await self._send_to_device(
                 event_type, {verification.other_user: {device: content}}
@@ -86,6 +106,8 @@ class Verifications:
             we_requested=we_requested,
             send=send,
             device_key=self._device_key,
+            master_key=self._master_key,
+            room_id=room_id,
             clock=self._clock,
         )
         holder["v"] = verification
@@ -94,7 +116,9 @@ class Verifications:
 
     def _report(self, verification: SasVerification, was: Phase) -> None:
         if verification.phase is Phase.DONE and was is not Phase.DONE and verification.other_device:
-            self._on_verified(verification.other_user, verification.other_device)
+            self._on_verified(
+                verification.other_user, verification.other_device, verification.verified_master
+            )
         self._on_change(verification.view())
 
     # -- our actions -------------------------------------------------------------------
@@ -106,6 +130,69 @@ class Verifications:
         await verification.request()
         self._on_change(verification.view())
         return transaction_id
+
+    async def request_in_room(self, room_id: str, user_id: str) -> str | None:
+        """Verify another person in a room you share (their identity, not one
+        device): the request is a room message; its event id names the flow."""
+        if self._send_room_event is None:
+            return None
+        content = {
+            "msgtype": "m.key.verification.request",
+            "body": f"{self.own_user} is asking to verify your identity "
+            "(your client does not support in-room verification).",
+            "to": user_id,
+            "from_device": self.own_device,
+            "methods": ["m.sas.v1"],
+        }
+        event_id = await self._send_room_event(room_id, "m.room.message", content)
+        if event_id is None:
+            return None
+        verification = self._new(event_id, user_id, None, we_requested=True, room_id=room_id)
+        self._on_change(verification.view())
+        return event_id
+
+    async def handle_room_event(self, room_id: str, event: dict[str, Any]) -> None:
+        """A decrypted room event that may belong to an in-room verification:
+        {"type", "content", "sender", "event_id", "origin_server_ts"}."""
+        sender, content = event.get("sender"), event.get("content")
+        event_type, event_id = event.get("type"), event.get("event_id")
+        if not isinstance(sender, str) or not isinstance(content, dict):
+            return
+        if sender == self.own_user:
+            return  # our own messages, echoed by the server
+        if (
+            event_type == "m.room.message"
+            and content.get("msgtype") == "m.key.verification.request"
+        ):
+            timestamp = event.get("origin_server_ts")
+            fresh = isinstance(timestamp, int) and self._fresh({"timestamp": timestamp})
+            if content.get("to") != self.own_user or not isinstance(event_id, str) or not fresh:
+                return
+            if event_id not in self.active:
+                from_device = content.get("from_device")
+                verification = self._new(
+                    event_id,
+                    sender,
+                    from_device if isinstance(from_device, str) else None,
+                    we_requested=False,
+                    room_id=room_id,
+                )
+                self._on_change(verification.view())
+            return
+        if event_type not in VERIFICATION_TYPES:
+            return
+        relation = content.get("m.relates_to")
+        request_id = relation.get("event_id") if isinstance(relation, dict) else None
+        verification = self.active.get(request_id) if isinstance(request_id, str) else None
+        if verification is None or verification.room_id != room_id:
+            return
+        if sender != verification.other_user:
+            return
+        from_device = content.get("from_device")
+        from_device = from_device if isinstance(from_device, str) else None
+        was = verification.phase
+        await verification.handle(str(event_type), content, from_device)
+        self._report(verification, was)
 
     async def start_legacy(self, user_id: str, device_id: str) -> str:
         """The older flow: open directly with `start` (no request)."""

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
+from tuichat.matrix.crypto.cross_signing import SECRET_NAMES
 from tuichat.matrix.crypto.engine import ImportResult
 from tuichat.matrix.crypto.recovery import RecoveryStatus
+from tuichat.matrix.crypto.secret_storage import SecretStorageError
 from tuichat.matrix.events import (
     RecoveryOffered,
 )
@@ -43,19 +46,70 @@ class KeysMixin(ServiceBase):
         assert self.crypto is not None
         recovery = self.crypto.recovery
         key = await recovery.unlock(recovery_key=recovery_key, passphrase=passphrase)
+        await self._adopt_cross_signing(key)
         await recovery.unlock_backup(key)
         result, redecrypted = await self.crypto.restore_backup(progress)
         self._emit_redecrypted(redecrypted)
         self.crypto.extras.flush()
+        self._report_device_news()
         return result
 
-    async def setup_recovery(self, passphrase: str | None = None) -> str:
-        """Create secret storage and a key backup; returns the recovery key,
-        to be shown once."""
+    async def _adopt_cross_signing(self, key: bytes) -> bool:
+        """Take our cross-signing keys from secret storage and sign this
+        device with them, so Element trusts it. Returns whether it did."""
         assert self.crypto is not None
-        recovery_key, _key, _key_id = await self.crypto.recovery.setup(passphrase)
+        found = {}
+        for usage, name in SECRET_NAMES.items():
+            secret = await self.crypto.recovery.read_secret(key, name)
+            if secret is not None:
+                found[usage] = secret
+        if not found:
+            return False
+        return await self.crypto.adopt_cross_signing_secrets(found)
+
+    async def setup_recovery(
+        self, passphrase: str | None = None, password: str | None = None
+    ) -> str:
+        """Create secret storage and a key backup and, on an account without
+        cross-signing keys, create those too (the account password is needed
+        to upload them) and sign this device; their private parts go into
+        secret storage. Returns the recovery key, to be shown once."""
+        assert self.crypto is not None
+        crypto = self.crypto
+        await crypto.refresh_own_identity()
+        bootstrap = not crypto.cross_signing.has_identity(self.user_id)
+        if bootstrap and not password:
+            raise SecretStorageError(
+                "this account has no cross-signing keys yet: the account password is "
+                "needed to create them"
+            )
+        recovery_key, key, key_id = await crypto.recovery.setup(passphrase)
+        if bootstrap:
+            keys = await crypto.cross_signing.bootstrap(
+                crypto.own_device_keys(), self._password_auth(password or "")
+            )
+            for usage, signing_key in keys.items():
+                await crypto.recovery.store_secret(
+                    key, key_id, SECRET_NAMES[usage], signing_key.secret
+                )
         await self._upkeep()
         return recovery_key
+
+    async def has_cross_signing(self) -> bool:
+        assert self.crypto is not None
+        await self.crypto.refresh_own_identity()
+        return self.crypto.cross_signing.has_identity(self.user_id)
+
+    def _password_auth(self, password: str) -> Callable[[str], Awaitable[dict[str, Any]]]:
+        async def authenticate(session: str) -> dict[str, Any]:
+            return {
+                "type": "m.login.password",
+                "identifier": {"type": "m.id.user", "user": self.user_id},
+                "password": password,
+                "session": session,
+            }
+
+        return authenticate
 
     async def _offer_recovery(self) -> None:
         """At the first start of a new device on an account with secret

@@ -53,6 +53,7 @@ class LifecycleMixin(ServiceBase):
         # outbound sessions (they are not rotated by a restart).
         self.crypto.restore()
         self.crypto.on_verification = lambda view: self.emit(VerificationChanged(view))
+        self.crypto.send_room_event = self.send_room_event
         self._decrypt_cached_events()
 
     async def start(self) -> None:

@@ -101,6 +101,19 @@ class SendingMixin(ServiceBase):
             error = getattr(response, "message", "") or str(response)
         self.emit(SendStateChanged(room_id, txn_id, SendState.FAILED, error=error))
 
+    async def send_room_event(
+        self, room_id: str, event_type: str, content: dict[str, Any]
+    ) -> str | None:
+        """Send an event no one types (in-room verification steps), encrypted
+        like any other; returns its event id, or None if it failed."""
+        outgoing = Outgoing(room_id, f"tuichat-{uuid.uuid4().hex}", content, event_type)
+        try:
+            response = await self._send_event(room_id, outgoing)
+        except Exception as error:  # noqa: BLE001 - reported to the caller as None
+            log.warning("sending %s failed: %s", event_type, error)
+            return None
+        return response.event_id if isinstance(response, RoomSendResponse) else None
+
     async def _send_event(self, room_id: str, outgoing: Outgoing) -> Any:
         """Encrypt if *tuichat's* state says the room is encrypted (never
         trusting a second opinion to send plaintext), then PUT the event."""

@@ -66,6 +66,39 @@ BACKOFF_MAX = 30.0
 class _SyncOutcome:
     write: SyncWrite
     changed_rooms: set[str] = field(default_factory=set)
+    # In-room verification steps, (room id, decrypted event), in order.
+    verification_events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+def _collect_verification(
+    room_id: str, event: dict[str, Any], decryption: Decryption | None, outcome: _SyncOutcome
+) -> None:
+    """Keep in-room verification events (decrypted, when they were encrypted)
+    for the verification code, which runs after the room was processed."""
+    if decryption is not None:
+        if decryption.payload is None:
+            return
+        event_type, content = decryption.payload.get("type"), decryption.payload.get("content")
+    else:
+        event_type, content = event.get("type"), event.get("content")
+    if not isinstance(event_type, str) or not isinstance(content, dict):
+        return
+    is_request = (
+        event_type == "m.room.message" and content.get("msgtype") == "m.key.verification.request"
+    )
+    if is_request or event_type.startswith("m.key.verification."):
+        outcome.verification_events.append(
+            (
+                room_id,
+                {
+                    "type": event_type,
+                    "content": content,
+                    "sender": event.get("sender"),
+                    "event_id": event.get("event_id"),
+                    "origin_server_ts": event.get("origin_server_ts"),
+                },
+            )
+        )
 
 
 class SyncHTTPError(Exception):
@@ -175,6 +208,8 @@ class SyncMixin(ServiceBase):
         self.sync_token = next_batch
         self._emit_summaries(outcome.changed_rooms)
         self._report_device_news()
+        for room_id, event in outcome.verification_events:
+            await self.crypto.verifications.handle_room_event(room_id, event)
         self.synced_once = True
         self.first_sync_done.set()
         pending = self.states.get(self._pending_switch or "")
@@ -243,6 +278,7 @@ class SyncMixin(ServiceBase):
             decryption: Decryption | None = None
             if event.get("type") == "m.room.encrypted":
                 decryption = self.crypto.decrypt(room_id, event)
+            _collect_verification(room_id, event, decryption, outcome)
             item = to_item(event, state, self.viewer, decryption)
             if item is not None:
                 items.append(item)

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from tuichat.matrix.events import (
     DevicesChanged,
+    Notice,
     TimelineAppended,
 )
 from tuichat.matrix.service.base import (
@@ -18,6 +19,7 @@ from tuichat.matrix.service.base import (
 )
 from tuichat.model.devices import DeviceInfo
 from tuichat.model.items import TimelineItem
+from tuichat.model.rooms import Membership
 from tuichat.model.sanitize import clean_line
 
 log = logging.getLogger(__name__)
@@ -76,7 +78,7 @@ class TrustMixin(ServiceBase):
         keys changed (tuichat then stops encrypting to it)."""
         if self.crypto is None:
             return
-        users, new_devices = self.crypto.take_device_news()
+        users, new_devices, changed_identities = self.crypto.take_device_news()
         changed_identity = self.crypto.olm.identity_changed - self._reported_identity_changes
         self._reported_identity_changes |= changed_identity
         users |= {user for user, _ in changed_identity}
@@ -108,6 +110,18 @@ class TrustMixin(ServiceBase):
                         highlight=True,
                     )
                 )
+        for user_id in changed_identities:
+            for room_id in self._rooms_with({user_id}):
+                name = self.states[room_id].member_name(user_id)
+                notices.setdefault(room_id, []).append(
+                    _notice(
+                        f"identitychanged:{user_id}:{now}",
+                        f"Warning: {name}'s identity changed since you first saw it. "
+                        "If you did not expect that, verify them again (/devices to review).",
+                        now,
+                        highlight=True,
+                    )
+                )
         for room_id, items in notices.items():
             self.emit(TimelineAppended(room_id, items))
         self._emit_summaries(self._rooms_with(users))
@@ -116,6 +130,49 @@ class TrustMixin(ServiceBase):
         """Start emoji verification with a device (or all devices) of a user."""
         assert self.crypto is not None
         return await self.crypto.verifications.request(user_id, device_id)
+
+    async def request_user_verification(self, user_id: str) -> str | None:
+        """Verify another person (their identity, all their devices at once)
+        in your DM with them, as Element does; None, with a Notice, if there
+        is no DM to do it in."""
+        assert self.crypto is not None
+        room_id = self.direct.find_existing(user_id, self.states)
+        if room_id is None:
+            room_id = next(
+                (
+                    r
+                    for r, state in self.states.items()
+                    if state.encrypted
+                    and state.membership is Membership.JOIN
+                    and state.membership_of(user_id) == "join"
+                    and len(state.members()) == 2
+                ),
+                None,
+            )
+        if room_id is None:
+            self.emit(
+                Notice(f"Open a DM with {user_id} first (/dm {user_id}), then verify.", error=True)
+            )
+            return None
+        return await self.crypto.verifications.request_in_room(room_id, user_id)
+
+    def set_signed_only(self, value: str) -> None:
+        """Keys only to devices their owners cross-signed: "verified" (for
+        people you verified, the default), "all", or "off"."""
+        assert self.crypto is not None
+        self.crypto.set_signed_only(value)
+        self._emit_summaries({r for r, s in self.states.items() if s.encrypted})
+
+    def identity_state(self, user_id: str) -> str:
+        assert self.crypto is not None
+        return self.crypto.identity_state(user_id)
+
+    def acknowledge_identity(self, user_id: str) -> None:
+        """Accept a changed identity (after checking it out of band)."""
+        assert self.crypto is not None
+        self.crypto.cross_signing.acknowledge_change(user_id)
+        self.crypto.devices_changed.add(user_id)
+        self._report_device_news()
 
     async def start_legacy_verification(self, user_id: str, device_id: str) -> str:
         assert self.crypto is not None

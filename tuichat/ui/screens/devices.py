@@ -1,9 +1,9 @@
-"""The Devices screen: a user's devices, their fingerprints and trust.
+"""The Devices screen: a user's identity, devices, fingerprints and trust.
 
 Keys: v verify (after comparing the fingerprint out of band), e emoji
-verification, u unverify, b blacklist, n unblacklist, i ignore, r refresh,
-Escape back. The screen only shows data and reports intent; the App carries
-it out through the service.
+verification, u unverify, b blacklist, n unblacklist, i ignore, a accept
+a changed identity, r refresh, Escape back. The screen only shows data
+and reports intent; the App carries it out through the service.
 """
 
 from __future__ import annotations
@@ -41,10 +41,17 @@ def _last_seen(info: DeviceInfo) -> str:
     return "  ".join(parts)
 
 
+def _signed_text(signed: bool | None) -> Text:
+    if signed is None:
+        return Text("—", style="dim")
+    return Text("✓ yes", style="green") if signed else Text("✗ no", style="yellow")
+
+
 class DevicesScreen(Screen[None]):
     DEFAULT_CSS = """
     DevicesScreen { layout: vertical; }
     DevicesScreen #devices-title { height: auto; padding: 0 1; background: $panel; }
+    DevicesScreen #identity { height: auto; padding: 0 1; margin: 1 1 0 1; }
     DevicesScreen #this-device {
         height: auto; padding: 1 1; border: round $success; margin: 1 1 0 1;
     }
@@ -60,6 +67,7 @@ class DevicesScreen(Screen[None]):
         Binding("b", "trust('blacklist')", "Blacklist"),
         Binding("n", "trust('unblacklist')", "Unblacklist"),
         Binding("i", "trust('ignore')", "Ignore"),
+        Binding("a", "acknowledge", "Accept new identity", show=False),
         Binding("r", "refresh", "Refresh"),
     ]
 
@@ -72,6 +80,11 @@ class DevicesScreen(Screen[None]):
         def __init__(self, user_id: str, device_id: str) -> None:
             super().__init__()
             self.user_id, self.device_id = user_id, device_id
+
+    class IdentityAcknowledged(Message):
+        def __init__(self, user_id: str) -> None:
+            super().__init__()
+            self.user_id = user_id
 
     class RefreshRequested(Message):
         def __init__(self, user_id: str) -> None:
@@ -89,6 +102,7 @@ class DevicesScreen(Screen[None]):
             title = Text.assemble(("Devices of ", "bold"), (self.display_name, "bold"))
             title.append(f"  {self.user_id}", style="dim")
             yield Static(title, id="devices-title")
+            yield Static(id="identity")
             yield Static(Text("Loading…", style="dim"), id="this-device")
             yield DataTable(id="device-table", cursor_type="row", zebra_stripes=True)
             yield Static(id="devices-status")
@@ -96,8 +110,32 @@ class DevicesScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("Device", "Name", "Trust", "Session key (Ed25519)", "Last seen")
+        table.add_columns(
+            "Device", "Name", "Trust", "Signed by owner", "Session key (Ed25519)", "Last seen"
+        )
         table.focus()
+
+    def show_identity(self, state: str) -> None:
+        """The user's cross-signing identity: verified by you, not verified,
+        changed since first seen (shown loudly), or none."""
+        texts = {
+            "verified": Text(
+                "Identity: ✓ verified by you (their signed devices are trusted)", style="green"
+            ),
+            "unverified": Text(
+                "Identity: not verified — press e on a device, or /verify the person, to verify it",
+                style="yellow",
+            ),
+            "changed": Text(
+                " ⚠ This person's identity CHANGED since you first saw it. "
+                "Verify them again; press a to accept the new identity. ",
+                style="bold reverse red",
+            ),
+            "none": Text(
+                "Identity: no cross-signing keys (devices must be verified one by one)", style="dim"
+            ),
+        }
+        self.query_one("#identity", Static).update(texts.get(state, texts["none"]))
 
     def show_devices(self, devices: Sequence[DeviceInfo]) -> None:
         self._devices = [d for d in devices if not d.this_device]
@@ -128,6 +166,7 @@ class DevicesScreen(Screen[None]):
                 Text(device.device_id),
                 Text(device.display_name or "", style="italic"),
                 Text(device.trust.value, style=TRUST_STYLES[device.trust]),
+                _signed_text(device.cross_signed),
                 Text(device.fingerprint),
                 Text(_last_seen(device), style="dim"),
                 key=device.device_id,
@@ -170,6 +209,9 @@ class DevicesScreen(Screen[None]):
         selected = self.selected
         if selected is not None:
             self.post_message(self.VerificationRequested(self.user_id, selected.device_id))
+
+    def action_acknowledge(self) -> None:
+        self.post_message(self.IdentityAcknowledged(self.user_id))
 
     def action_refresh(self) -> None:
         self.post_message(self.RefreshRequested(self.user_id))

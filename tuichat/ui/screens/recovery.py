@@ -41,7 +41,9 @@ class RecoveryDialog(ModalScreen[None]):
             self.secret, self.is_passphrase = secret, is_passphrase
 
     class SetupRequested(Message):
-        pass
+        def __init__(self, password: str) -> None:
+            super().__init__()
+            self.password = password
 
     def __init__(self, *, has_secret_storage: bool, backup_count: int = 0) -> None:
         super().__init__()
@@ -67,9 +69,14 @@ class RecoveryDialog(ModalScreen[None]):
                 yield Static(
                     Text(
                         "Your account has no recovery yet. Setting it up creates a recovery key "
-                        "and a key backup, so a new device (tuichat or Element) can read your "
-                        "encrypted history."
+                        "and a key backup (and cross-signing keys, if you have none), so a new "
+                        "device, tuichat or Element, can read your encrypted history."
                     )
+                )
+                yield Input(
+                    password=True,
+                    placeholder="Account password (needed to create cross-signing keys)",
+                    id="password",
                 )
             yield ProgressBar(total=None, show_eta=False, id="progress")
             yield Static(id="outcome")
@@ -106,7 +113,7 @@ class RecoveryDialog(ModalScreen[None]):
         if not self.busy:
             self.busy = True
             self.show_progress(0, 0)
-            self.post_message(self.SetupRequested())
+            self.post_message(self.SetupRequested(self.query_one("#password", Input).value))
 
     @on(Button.Pressed, "#close")
     def action_close(self) -> None:

@@ -237,7 +237,7 @@ class TimelineView(ScrollView, can_focus=True):
         that is not verified (or not known yet); blank when not encrypted."""
         if not item.encrypted:
             return Text("  ")
-        if item.trust in ("unverified", "unknown_device"):
+        if item.trust in ("unverified", "unknown_device", "unsigned"):
             return Text.styled("⚠ ", self._style("timeline--unverified"))
         return Text.styled("🔒", self._style("timeline--lock"))
 
@@ -311,6 +311,8 @@ class TimelineView(ScrollView, can_focus=True):
             return KEY_SOURCE_LABELS.get(item.key_source, item.key_source)
         if item.trust == "unknown_device":
             return "sent from a device not known yet"
+        if item.trust == "unsigned":
+            return "sent from a device its owner has not verified"
         return ""
 
     def line_texts(self) -> list[str]:
