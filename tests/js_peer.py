@@ -187,6 +187,25 @@ class JsPeer:
     async def restore_from_backup(self, recovery_key: str) -> dict[str, Any]:
         return dict(await self.call("restoreFromBackup", timeout=120, recoveryKey=recovery_key))
 
+    # -- cross-signing ------------------------------------------------------------------
+
+    async def set_isolation(self, mode: str) -> None:
+        """ "onlySigned" (Element's "exclude insecure devices") or "all"."""
+        await self.call("setIsolation", mode=mode)
+
+    async def device_status(self, user_id: str, device_id: str) -> dict[str, Any] | None:
+        result = await self.call("deviceStatus", userId=user_id, deviceId=device_id)
+        return dict(result) if result else None
+
+    async def user_status(self, user_id: str) -> dict[str, Any]:
+        return dict(await self.call("userStatus", userId=user_id))
+
+    async def request_verification_dm(self, user_id: str, room_id: str) -> str:
+        return str(await self.call("requestVerificationDM", userId=user_id, roomId=room_id))
+
+    async def reset_cross_signing(self) -> None:
+        await self.call("resetCrossSigning", timeout=120)
+
     async def close(self) -> None:
         if self.process is None:
             return

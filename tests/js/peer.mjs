@@ -52,6 +52,7 @@ let password = null;
 // The secret storage key, handed to the SDK when it asks for it.
 let secretStorageKey = null;
 const messages = [];
+const undecryptableEvents = [];
 // Verifications by transaction id: {request, verifier, sas, done, cancelled}.
 const verifications = new Map();
 const incomingRequests = [];
@@ -89,6 +90,7 @@ function track(request) {
 
 function recordEvent(event) {
     if (event.isDecryptionFailure()) {
+        undecryptableEvents.push({ room_id: event.getRoomId(), event_id: event.getId() });
         send({
             event: "undecryptable",
             room_id: event.getRoomId(),
@@ -430,6 +432,63 @@ const commands = {
         await crypto.checkKeyBackupAndEnable();
         const result = await crypto.restoreKeyBackup();
         return { total: result.total, imported: result.imported };
+    },
+
+    async setIsolation({ mode }) {
+        const api = await import("matrix-js-sdk/lib/crypto-api/index.js");
+        const isolation =
+            mode === "onlySigned"
+                ? new api.OnlySignedDevicesIsolationMode()
+                : new api.AllDevicesIsolationMode(false);
+        client.getCrypto().setDeviceIsolationMode(isolation);
+        return true;
+    },
+
+    async deviceStatus({ userId, deviceId }) {
+        await client.getCrypto().getUserDeviceInfo([userId], true);
+        const status = await client.getCrypto().getDeviceVerificationStatus(userId, deviceId);
+        if (!status) return null;
+        return {
+            signed_by_owner: status.signedByOwner,
+            cross_signing_verified: status.crossSigningVerified,
+            local_verified: status.localVerified,
+            verified: status.isVerified(),
+        };
+    },
+
+    async userStatus({ userId }) {
+        const status = await client.getCrypto().getUserVerificationStatus(userId);
+        return {
+            cross_signing_verified: status.isCrossSigningVerified(),
+            was_verified: status.wasCrossSigningVerified(),
+            needs_approval: Boolean(status.needsUserApproval),
+        };
+    },
+
+    async requestVerificationDM({ userId, roomId }) {
+        const request = await client.getCrypto().requestVerificationDM(userId, roomId);
+        const entry = track(request);
+        await waitFor(() => request.transactionId, 30000, "the request to be sent");
+        verifications.set(request.transactionId, entry);
+        return request.transactionId;
+    },
+
+    async resetCrossSigning() {
+        await client.getCrypto().bootstrapCrossSigning({
+            setupNewCrossSigning: true,
+            authUploadDeviceSigningKeys: async (makeRequest) => {
+                await makeRequest({
+                    type: "m.login.password",
+                    identifier: { type: "m.id.user", user: client.getUserId() },
+                    password,
+                });
+            },
+        });
+        return true;
+    },
+
+    async undecryptable({ roomId }) {
+        return undecryptableEvents.filter((e) => e.room_id === roomId);
     },
 
     async stop() {

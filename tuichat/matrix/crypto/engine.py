@@ -143,11 +143,13 @@ class CryptoEngine:
 
     def decrypt(self, room_id: str, event: dict[str, Any]) -> Decryption:
         """Decrypt, and remember the event if a later key could help."""
-        decryption = self.decryptor.decrypt(room_id, event)
+        decryption = self._with_withheld(self.decryptor.decrypt(room_id, event))
         session_id = decryption.session_id
         if session_id is None:
             return decryption
-        if decryption.payload is None and decryption.reason in _RETRYABLE:
+        if decryption.payload is None and (
+            decryption.reason in _RETRYABLE or (decryption.reason or "").startswith("withheld:")
+        ):
             waiting = self.waiting.add(room_id, event, session_id, decryption.reason)
             if session_id not in self._backup_asked:
                 self._backup_wanted[session_id] = room_id
@@ -164,10 +166,18 @@ class CryptoEngine:
             self.waiting.add_unknown_device(room_id, event, session_id)
         return decryption
 
+    def _with_withheld(self, decryption: Decryption) -> Decryption:
+        """A missing key the sender said it withholds gets its reason."""
+        if decryption.reason == "missing_key" and decryption.session_id:
+            code = self.extras.withheld_code(decryption.session_id)
+            if code:
+                return Decryption(None, f"withheld:{code}", decryption.session_id)
+        return decryption
+
     def _retry(self, waiting: Iterable[Any]) -> list[Redecrypted]:
         results = []
         for item in waiting:
-            decryption = self.decryptor.decrypt(item.room_id, item.event)
+            decryption = self._with_withheld(self.decryptor.decrypt(item.room_id, item.event))
             if decryption.payload is not None:
                 self.waiting.discard(item.event_id, item.session_id)
                 if decryption.trust == "unknown_device":
@@ -238,6 +248,8 @@ class CryptoEngine:
             session_id, code = content.get("session_id"), content.get("code")
             if not isinstance(session_id, str) or not isinstance(code, str):
                 continue
+            # Kept: the event it explains may come in this sync or later.
+            self.extras.set_withheld(session_id, code)
             for waiting in self.waiting.mark_withheld(session_id, code):
                 results.append(
                     Redecrypted(

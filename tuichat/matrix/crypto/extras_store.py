@@ -43,6 +43,10 @@ CREATE TABLE IF NOT EXISTS backed_up (
     version TEXT NOT NULL,
     PRIMARY KEY (session_id, version)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS withheld (
+    session_id TEXT PRIMARY KEY,
+    code TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS key_sources (
     session_id TEXT PRIMARY KEY,
     room_id TEXT NOT NULL,
@@ -210,6 +214,21 @@ class CryptoExtrasStore:
         self._db.execute("DELETE FROM key_sources WHERE session_id = ?", (session_id,))
         if self._sources is not None:
             self._sources.pop(session_id, None)
+
+    # -- withheld keys -------------------------------------------------------------------
+
+    def withheld_code(self, session_id: str) -> str | None:
+        row = self._db.execute(
+            "SELECT code FROM withheld WHERE session_id = ?", (session_id,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_withheld(self, session_id: str, code: str) -> None:
+        self._db.execute(
+            "INSERT INTO withheld (session_id, code) VALUES (?, ?) "
+            "ON CONFLICT(session_id) DO UPDATE SET code = excluded.code",
+            (session_id, code),
+        )
 
     # -- key backup ----------------------------------------------------------------------
 

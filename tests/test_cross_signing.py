@@ -1,0 +1,264 @@
+"""Cross-signing with Element's stack (matrix-js-sdk + Rust crypto) against
+the real Synapse: a tuichat device Element trusts, and people verified once
+for all their devices."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from tests.conftest import UserFactory, log_in
+from tests.js_peer import JsPeer, requires_js_peer
+from tests.peers import NioPeer, wait_until
+from tests.recorder import Recorder, ServiceFactory
+from tests.test_devices import _views
+from tuichat.demo.synapse import LocalSynapse
+from tuichat.matrix.crypto.cross_signing import MASTER, SELF_SIGNING, USER_SIGNING
+from tuichat.matrix.events import TimelineAppended
+from tuichat.matrix.service import MatrixService
+from tuichat.matrix.session import Profile
+from tuichat.model.items import ItemKind
+from tuichat.model.verification import Phase
+
+pytestmark = requires_js_peer
+JsPeers = Callable[..., Any]
+
+
+async def poll(check: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> Any:
+    """Await `check()` until it returns something truthy."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"condition not met within {timeout} s")
+        await asyncio.sleep(0.3)
+
+
+async def _knows(js: JsPeer, user_id: str, device_id: str) -> bool:
+    return any(d["device_id"] == device_id for d in await js.device_keys(user_id))
+
+
+async def _signed_status(js: JsPeer, user_id: str, device_id: str) -> dict[str, Any] | None:
+    status = await js.device_status(user_id, device_id)
+    return status if status and status["signed_by_owner"] else None
+
+
+async def _verified_user(js: JsPeer, user_id: str) -> bool:
+    return bool((await js.user_status(user_id))["cross_signing_verified"])
+
+
+def _waiting(recorder: Recorder, room_id: str) -> list[Any]:
+    return [i for i in recorder.items(room_id) if i.kind is ItemKind.UNDECRYPTABLE]
+
+
+async def _element_user_with_room(
+    new_user: UserFactory, peer_factory: Callable[..., Any], js_peer_factory: JsPeers
+) -> tuple[Any, JsPeer, str, str, NioPeer]:
+    """Bob in Element (recovery and cross-signing set up) in a room with Carol."""
+    bob, carol = new_user("bob", "Bob"), new_user("carol", "Carol")
+    js: JsPeer = await js_peer_factory(bob)
+    setup = await js.bootstrap_recovery()
+    carol_peer: NioPeer = await peer_factory(carol)
+    room_id = await js.create_room(invite=[carol.user_id], name="Signed only")
+    await carol_peer.join(room_id)
+    await js.wait_for_member(room_id, carol.user_id)
+    return bob, js, setup["recovery_key"], room_id, carol_peer
+
+
+async def test_element_withholds_keys_until_tuichat_signs_itself(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+    js_peer_factory: JsPeers,
+    start_service: ServiceFactory,
+) -> None:
+    bob, js, recovery_key, room_id, _carol = await _element_user_with_room(
+        new_user, peer_factory, js_peer_factory
+    )
+    await js.set_isolation("onlySigned")
+    await log_in(synapse, profile, bob)  # a fresh tuichat device of Bob's
+    recorder = Recorder()
+    service = await start_service(profile, recorder)
+    await wait_until(lambda: room_id in service.states, 30)
+    device_id = service.session.device_id
+    # Element must know the new device before it can withhold keys from it.
+    await poll(lambda: _knows(js, bob.user_id, device_id))
+
+    await js.send(room_id, "not for unsigned devices")
+    withheld = await wait_until(
+        lambda: next(
+            (i for i in _waiting(recorder, room_id) if (i.utd_reason or "").startswith("withheld")),
+            None,
+        ),
+        30,
+    )
+    assert withheld.utd_reason == "withheld:m.unverified"
+    assert "only shares keys with verified devices" in withheld.utd_text
+
+    await service.recover(recovery_key=recovery_key)
+    crypto = service.crypto
+    assert crypto is not None and set(crypto.cross_signing.private) >= {SELF_SIGNING}
+    status = await poll(lambda: _signed_status(js, bob.user_id, device_id))
+    assert status["signed_by_owner"] and status["cross_signing_verified"]
+
+    await js.send(room_id, "now you are signed")
+    item = await wait_until(lambda: recorder.text_from(room_id, "now you are signed"), 30)
+    assert item.encrypted
+    devices = await service.devices(bob.user_id, refresh=True)
+    assert devices[0].this_device and devices[0].cross_signed is True
+    assert service.identity_state(bob.user_id) == "verified"
+
+
+async def test_element_verifies_tuichat_by_emoji_and_shares_the_keys(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+    js_peer_factory: JsPeers,
+    start_service: ServiceFactory,
+) -> None:
+    bob, js, _key, room_id, _carol = await _element_user_with_room(
+        new_user, peer_factory, js_peer_factory
+    )
+    await log_in(synapse, profile, bob)
+    recorder = Recorder()
+    service = await start_service(profile, recorder)
+    await wait_until(lambda: room_id in service.states, 30)
+    await service.devices(bob.user_id, refresh=True)
+
+    txn = await js.request_verification(bob.user_id, service.session.device_id)
+    await wait_until(lambda: _views(recorder, txn), 30)
+    await service.accept_verification(txn)
+    await js.start_sas(txn)
+    view = await wait_until(
+        lambda: next((v for v in _views(recorder, txn) if v.phase is Phase.SHOW_SAS), None), 30
+    )
+    theirs = await js.wait_sas(txn)
+    assert [name for _, name in view.emoji] == [name for _, name in theirs["emoji"]]
+    await js.confirm_sas(txn)
+    await service.confirm_verification(txn)
+    await wait_until(lambda: _views(recorder, txn)[-1].phase is Phase.DONE, 30)
+    await js.verification_state(txn, wait_for="done")
+
+    crypto = service.crypto
+    assert crypto is not None
+    await wait_until(
+        lambda: {MASTER, SELF_SIGNING, USER_SIGNING} <= set(crypto.cross_signing.private), 30
+    )
+    status = await js.device_status(bob.user_id, service.session.device_id)
+    assert status is not None and status["verified"]
+    await wait_until(lambda: crypto.backup.unlocked, 30)
+
+
+async def _two_people_with_cross_signing(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    js_peer_factory: JsPeers,
+    start_service: ServiceFactory,
+) -> tuple[MatrixService, Recorder, JsPeer, Any, Any, str]:
+    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
+    await log_in(synapse, profile, alice)
+    recorder = Recorder()
+    service = await start_service(profile, recorder)
+    await service.first_sync_done.wait()
+    await service.setup_recovery(password=alice.password)
+    js: JsPeer = await js_peer_factory(bob)
+    await js.bootstrap_recovery()
+    room_id = await service.create_dm([bob.user_id])
+    assert room_id is not None
+    await js.join(room_id)
+    await wait_until(lambda: service.states[room_id].membership_of(bob.user_id) == "join", 30)
+    service.send_text(room_id, "hi bob")
+    await js.wait_for_message(room_id, "hi bob")
+    await service.devices(bob.user_id, refresh=True)
+    assert service.identity_state(bob.user_id) == "unverified"
+    return service, recorder, js, alice, bob, room_id
+
+
+async def _finish_sas(service: MatrixService, recorder: Recorder, js: JsPeer, txn: str) -> None:
+    view = await wait_until(
+        lambda: next((v for v in _views(recorder, txn) if v.phase is Phase.SHOW_SAS), None), 30
+    )
+    theirs = await js.wait_sas(txn)
+    assert [name for _, name in view.emoji] == [name for _, name in theirs["emoji"]]
+    await js.confirm_sas(txn)
+    await service.confirm_verification(txn)
+    await wait_until(lambda: _views(recorder, txn)[-1].phase is Phase.DONE, 30)
+    await js.verification_state(txn, wait_for="done")
+
+
+async def test_in_room_verification_started_by_tuichat(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    js_peer_factory: JsPeers,
+    start_service: ServiceFactory,
+) -> None:
+    service, recorder, js, alice, bob, _room_id = await _two_people_with_cross_signing(
+        synapse, new_user, profile, js_peer_factory, start_service
+    )
+    txn = await service.request_user_verification(bob.user_id)
+    assert txn is not None
+    accepted = await js.accept_verification()
+    assert accepted["transaction_id"] == txn
+    await _finish_sas(service, recorder, js, txn)
+    await wait_until(lambda: service.identity_state(bob.user_id) == "verified", 30)
+    await poll(lambda: _verified_user(js, alice.user_id))
+    # Bob's devices are now trusted without verifying each one.
+    devices = await service.devices(bob.user_id, refresh=True)
+    assert all(d.trust.value == "verified" for d in devices if d.cross_signed)
+
+
+async def test_in_room_verification_started_by_element(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    js_peer_factory: JsPeers,
+    start_service: ServiceFactory,
+) -> None:
+    service, recorder, js, alice, bob, room_id = await _two_people_with_cross_signing(
+        synapse, new_user, profile, js_peer_factory, start_service
+    )
+    txn = await js.request_verification_dm(alice.user_id, room_id)
+    incoming = await wait_until(lambda: _views(recorder, txn), 30)
+    assert not incoming[0].we_requested
+    await service.accept_verification(txn)
+    await js.start_sas(txn)
+    await _finish_sas(service, recorder, js, txn)
+    await wait_until(lambda: service.identity_state(bob.user_id) == "verified", 30)
+    await poll(lambda: _verified_user(js, alice.user_id))
+
+
+async def test_an_identity_reset_shows_a_warning(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    js_peer_factory: JsPeers,
+    start_service: ServiceFactory,
+) -> None:
+    service, recorder, js, _alice, bob, room_id = await _two_people_with_cross_signing(
+        synapse, new_user, profile, js_peer_factory, start_service
+    )
+    await js.reset_cross_signing()
+    await wait_until(lambda: service.identity_state(bob.user_id) == "changed", 30)
+    notice = await wait_until(
+        lambda: next(
+            (
+                item
+                for e in recorder.events
+                if isinstance(e, TimelineAppended) and e.room_id == room_id
+                for item in e.items
+                if item.key.startswith("notice:identitychanged")
+            ),
+            None,
+        ),
+        30,
+    )
+    assert "identity changed" in notice.body and notice.highlight
+    service.acknowledge_identity(bob.user_id)
+    assert service.identity_state(bob.user_id) == "unverified"
