@@ -8,7 +8,7 @@ from tuichat.matrix.convert import Viewer, to_item
 from tuichat.matrix.room_state import RoomState
 from tuichat.model.items import ItemKind, TimelineItem
 from tuichat.model.timeline import Timeline
-from tuichat.ui.widgets.timeline_view import GUTTER, TimelineView
+from tuichat.ui.widgets.timeline_view import GUTTER, HistoryState, TimelineView
 
 
 def text_item(n: int, body: str, **kw: object) -> TimelineItem:
@@ -90,9 +90,65 @@ async def test_only_visible_items_are_rendered() -> None:
         timeline.append([text_item(n, f"message {n}") for n in range(2000)])
         view.set_items(timeline)
         await pilot.pause()
-        assert view.virtual_size.height == 2000
+        # One history marker line, then one line per (short) message.
+        assert view.virtual_size.height == 2001
         visible = [view.render_line(y).text for y in range(view.size.height)]
         assert "message 1999" in visible[-1]
+        # Only the items on and around the screen were measured.
+        measured = sum(view._lines.measured(i) for i in range(2000))
+        assert 0 < measured <= 3 * view.size.height
         view.scroll_home(animate=False)
         await pilot.pause()
-        assert "message 0" in view.render_line(0).text
+        assert "older messages" in view.render_line(0).text
+        assert "message 0" in view.render_line(1).text
+
+
+async def test_scrolling_up_into_unmeasured_tall_items_does_not_jump() -> None:
+    app = TimelineApp()
+    async with app.run_test(size=(60, 12)) as pilot:
+        view = app.query_one(TimelineView)
+        timeline = Timeline("!r")
+        timeline.append([text_item(n, f"message {n} " + "word " * 20) for n in range(300)])
+        view.set_items(timeline)
+        await pilot.pause()
+        for _ in range(40):
+            before = [view.render_line(y).text for y in range(view.size.height)]
+            view.scroll_to(y=view.scroll_y - 1, animate=False, immediate=True)
+            await pilot.pause()
+            after = [view.render_line(y).text for y in range(view.size.height)]
+            assert after[1:] == before[:-1]
+
+
+async def test_reaching_the_top_asks_for_older_history_once() -> None:
+    asked: list[TimelineView.NearTop] = []
+
+    class Recording(TimelineApp):
+        def on_timeline_view_near_top(self, message: TimelineView.NearTop) -> None:
+            asked.append(message)
+
+    app = Recording()
+    async with app.run_test(size=(60, 12)) as pilot:
+        view = app.query_one(TimelineView)
+        timeline = Timeline("!r")
+        timeline.append([text_item(n, f"message {n}") for n in range(100)])
+        view.set_items(timeline)
+        await pilot.pause()
+        assert not asked
+        view.scroll_home(animate=False)
+        await pilot.pause()
+        view.scroll_to(y=0, animate=False, immediate=True, force=True)
+        await pilot.pause()
+        assert len(asked) == 1
+        view.set_history(HistoryState.LOADING)
+        await pilot.pause()
+        assert "Loading older messages" in view.render_line(0).text
+        older = [text_item(n, f"old {n}") for n in range(-20, 0)]
+        view.apply_change(timeline.prepend(older))
+        view.set_history(HistoryState.START)
+        await pilot.pause()
+        # The reader still looks at what they looked at before.
+        assert "message 0" in view.render_line(1).text
+        view.scroll_home(animate=False)
+        await pilot.pause()
+        assert "beginning of the room" in view.render_line(0).text
+        assert len(asked) == 1

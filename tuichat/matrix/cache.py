@@ -12,13 +12,13 @@ imports neither nio nor Textual: the UI reads it before nio is loaded.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tuichat.matrix import fastjson
 from tuichat.matrix.session import FILE_MODE, private_umask
 
 SCHEMA_VERSION = 1
@@ -51,8 +51,8 @@ CREATE TABLE IF NOT EXISTS account_data (type TEXT PRIMARY KEY, content TEXT NOT
 """
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+_dumps = fastjson.dumps
+_loads = fastjson.loads
 
 
 @dataclass
@@ -132,13 +132,13 @@ class Cache:
         row = self._db.execute(
             "SELECT content FROM account_data WHERE type = ?", (event_type,)
         ).fetchone()
-        return None if row is None else json.loads(row[0])
+        return None if row is None else _loads(row[0])
 
     def load_rooms(self, events_per_room: int = 100) -> list[CachedRoom]:
         rooms = []
         state_by_room: dict[str, list[dict[str, Any]]] = {}
         for room_id, event in self._db.execute("SELECT room_id, event FROM state"):
-            state_by_room.setdefault(room_id, []).append(json.loads(event))
+            state_by_room.setdefault(room_id, []).append(_loads(event))
         for room_id, membership, summary, marker, prev_batch in self._db.execute(
             "SELECT room_id, membership, summary, read_marker, prev_batch FROM rooms"
         ).fetchall():
@@ -147,7 +147,7 @@ class Cache:
                 CachedRoom(
                     room_id=room_id,
                     membership=membership,
-                    summary=json.loads(summary),
+                    summary=_loads(summary),
                     read_marker=marker,
                     prev_batch=prev_batch,
                     state=state_by_room.get(room_id, []),
@@ -182,7 +182,44 @@ class Cache:
                 (room_id, bound, limit + 1),
             ).fetchall()
         has_older = len(rows) > limit
-        return [json.loads(row[0]) for row in reversed(rows[:limit])], has_older
+        return [_loads(row[0]) for row in reversed(rows[:limit])], has_older
+
+    def prev_batch(self, room_id: str) -> str | None:
+        """The token for /messages before the oldest cached event of the room
+        (None: the cache reaches the room's beginning, or it is unknown)."""
+        row = self._db.execute(
+            "SELECT prev_batch FROM rooms WHERE room_id = ?", (room_id,)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def prepend_events(
+        self, room_id: str, events: list[dict[str, Any]], prev_batch: str | None
+    ) -> None:
+        """Older events (oldest first) from /messages, below the cached ones,
+        and the token for what lies before them, in one transaction."""
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            (bottom,) = db.execute(
+                "SELECT COALESCE(MIN(pos), 1) FROM events WHERE room_id = ?", (room_id,)
+            ).fetchone()
+            rows = []
+            for event in reversed(events):
+                event_id = event.get("event_id")
+                if not isinstance(event_id, str):
+                    continue
+                bottom -= 1
+                rows.append((room_id, bottom, event_id, _dumps(event)))
+            # An event cached already (the pages overlap) stays where it is.
+            db.executemany(
+                "INSERT OR IGNORE INTO events (room_id, pos, event_id, event) VALUES (?, ?, ?, ?)",
+                rows,
+            )
+            db.execute("UPDATE rooms SET prev_batch = ? WHERE room_id = ?", (prev_batch, room_id))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def event_count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
@@ -209,7 +246,7 @@ class Cache:
     def _write_room(self, room_id: str, room: RoomWrite) -> None:
         db = self._db
         row = db.execute("SELECT summary FROM rooms WHERE room_id = ?", (room_id,)).fetchone()
-        summary = json.loads(row[0]) if row else {}
+        summary = _loads(row[0]) if row else {}
         if room.summary:
             summary.update(room.summary)
         db.execute(

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from tuichat.matrix.room_state import RoomState
@@ -33,18 +35,23 @@ class Viewer:
             user_ids = mentions.get("user_ids")
             # With m.mentions present, the body is not searched (spec).
             return isinstance(user_ids, list) and self.user_id in user_ids
+        return self._mention_pattern.search(body) is not None
+
+    @cached_property
+    def _mention_pattern(self) -> re.Pattern[str]:
+        """One pattern for every way we can be named: compiled once per
+        viewer, not once per event."""
         needles = [self.user_id]
         if self.display_name:
             needles.append(self.display_name)
         localpart = self.user_id[1:].split(":", 1)[0]
         if localpart:
             needles.append(localpart)
-        return any(
-            re.search(rf"(?<![\w@]){re.escape(n)}(?![\w])", body, re.IGNORECASE) for n in needles
-        )
+        alternatives = "|".join(re.escape(n) for n in needles)
+        return re.compile(rf"(?<![\w@])(?:{alternatives})(?![\w])", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decryption:
     """The outcome of decrypting an `m.room.encrypted` event."""
 
@@ -234,8 +241,9 @@ def _to_item(
     common = {
         "key": event_id,
         "event_id": event_id,
-        "sender": clean_line(sender),
-        "sender_name": state.member_name(sender),
+        # Interned: thousands of items share a few senders' strings.
+        "sender": sys.intern(clean_line(sender)),
+        "sender_name": sys.intern(state.member_name(sender)),
         "timestamp": _ts(event),
         "txn_id": _txn_id(event),
         "encrypted": encrypted,

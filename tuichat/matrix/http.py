@@ -13,6 +13,8 @@ from urllib.parse import quote, urlencode
 
 from nio import AsyncClient
 
+from tuichat.matrix import fastjson
+
 PREFIX = "/_matrix/client/v3"
 
 
@@ -51,7 +53,7 @@ class MatrixHttp:
         response = await self.client.send(method, url, data, headers)
         raw = await response.read()
         try:
-            reply = json.loads(raw) if raw else {}
+            reply = fastjson.loads(raw) if raw else {}
         except ValueError:
             reply = {"error": "invalid JSON"}
         if not isinstance(reply, dict):

@@ -44,6 +44,13 @@ _SINGLE_LINE_TABLE[ord("\t")] = " "
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
+# Anything either table changes, or a surrogate: text without any (nearly
+# every message) is returned as it is, without a per-character translation.
+_OTHER_SPECIAL = "\\x7f-\\x9f\\u2028\\u2029\\ud800-\\udfff" + _BIDI_CONTROLS
+_NEEDS_LINE_CLEANING = re.compile(f"[\\x00-\\x1f{_OTHER_SPECIAL}]")
+# Newlines are kept as they are in multi-line text.
+_NEEDS_TEXT_CLEANING = re.compile(f"[\\x00-\\x09\\x0b-\\x1f{_OTHER_SPECIAL}]")
+
 
 def _fix_surrogates(text: str) -> str:
     # Lone surrogates (e.g. from "\ud800" escapes in JSON) cannot be encoded
@@ -61,6 +68,8 @@ def clean_text(value: object, *, max_length: int = 65536) -> str:
         return ""
     if len(value) > max_length:
         value = value[:max_length] + "\u2026"
+    if _NEEDS_TEXT_CLEANING.search(value) is None:
+        return value
     return _fix_surrogates(value).translate(_MULTILINE_TABLE)
 
 
@@ -70,4 +79,6 @@ def clean_line(value: object, *, max_length: int = 512) -> str:
         return ""
     if len(value) > max_length:
         value = value[:max_length] + "\u2026"
+    if _NEEDS_LINE_CLEANING.search(value) is None:
+        return value.strip()
     return _fix_surrogates(value).translate(_SINGLE_LINE_TABLE).strip()

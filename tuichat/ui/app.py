@@ -55,6 +55,7 @@ from tuichat.ui.themes import DEFAULT_THEME, builtin_themes
 from tuichat.ui.widgets.composer import Composer
 from tuichat.ui.widgets.room_list import RoomListView
 from tuichat.ui.widgets.status_line import status_text
+from tuichat.ui.widgets.timeline_view import HistoryState, TimelineView
 
 if TYPE_CHECKING:
     from tuichat.matrix.service import MatrixService
@@ -198,6 +199,8 @@ class TuichatApp(App[int]):
             timeline = self._timeline(event.room_id)
             timeline.has_more_history = event.has_more
             self._timeline_changed(event.room_id, timeline.prepend(event.items))
+            if event.room_id == self.current_room_id:
+                self.main.timeline.set_history(self._history_state(timeline))
         elif isinstance(event, LocalEchoAdded):
             change = self._timeline(event.room_id).add_local_echo(event.item)
             self._timeline_changed(event.room_id, change)
@@ -304,10 +307,35 @@ class TuichatApp(App[int]):
             self._answer_invite(summary)
             return
         self.current_room_id = room_id
-        self.main.timeline.set_items(self._timeline(room_id))
+        timeline = self._timeline(room_id)
+        self.main.timeline.set_items(timeline)
+        self.main.timeline.set_history(self._history_state(timeline))
         self._mark_read(room_id)
         self._refresh_header()
         self._refresh_room_list()
+
+    @staticmethod
+    def _history_state(timeline: Timeline) -> HistoryState:
+        return HistoryState.MORE if timeline.has_more_history else HistoryState.START
+
+    @on(TimelineView.NearTop)
+    def _near_top(self, message: TimelineView.NearTop) -> None:
+        room_id = self.current_room_id
+        if room_id is None or self.service is None:
+            return
+        timeline = self._timeline(room_id)
+        if not timeline.has_more_history:
+            return
+        oldest = next((item.event_id for item in timeline if item.event_id), None)
+        self.main.timeline.set_history(HistoryState.LOADING)
+        self._load_older(room_id, oldest)
+
+    @work(group="history", exit_on_error=False)
+    async def _load_older(self, room_id: str, before_event_id: str | None) -> None:
+        """Older history arrives as TimelinePrepended; the marker at the top
+        says "loading" until it has."""
+        if self.service is not None:
+            await self.service.load_older(room_id, before_event_id)
 
     @on(RoomListView.RoomChosen)
     def _room_chosen(self, message: RoomListView.RoomChosen) -> None:

@@ -17,13 +17,13 @@ payload room id equals the room; sender binding and trust.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import vodozemac
 
+from tuichat.matrix import fastjson
 from tuichat.matrix.convert import Decryption
 from tuichat.matrix.crypto.extras_store import CryptoExtrasStore
 from tuichat.matrix.crypto.nio_extensions import MEGOLM, TuichatOlm
@@ -96,7 +96,7 @@ class MegolmDecryptor:
             log.warning("replayed message index in %s (%s)", event_id, session_id)
             return Decryption(None, "replay", session_id)
         try:
-            payload = json.loads(decrypted.plaintext)
+            payload = fastjson.loads(decrypted.plaintext)
         except (ValueError, UnicodeDecodeError):
             return Decryption(None, "undecodable", session_id)
         if not isinstance(payload, dict) or payload.get("room_id") != room_id:

@@ -11,6 +11,7 @@ The service is one class assembled from parts, one module each:
 - `lifecycle.py`: opening the crypto store, replaying the cache, stopping;
 - `syncing.py`: the sync loop and how each response is handled;
 - `sending.py`: messages out, with local echo, in order;
+- `history.py`: older history, from the cache and /messages;
 - `rooms.py`: joining, leaving, creating rooms and DMs, invites;
 - `trust.py`: devices, trust decisions, emoji verification;
 - `keys.py`: recovery, key backup, key export and import.
@@ -22,6 +23,7 @@ service talks to it through `CryptoEngine`.
 from __future__ import annotations
 
 from tuichat.matrix.service.base import SYNC_TIMEOUT_MS, ServiceBase
+from tuichat.matrix.service.history import HistoryMixin
 from tuichat.matrix.service.keys import KeysMixin
 from tuichat.matrix.service.lifecycle import LifecycleMixin
 from tuichat.matrix.service.rooms import RoomsMixin
@@ -31,7 +33,14 @@ from tuichat.matrix.service.trust import TrustMixin
 
 
 class MatrixService(
-    LifecycleMixin, SyncMixin, SendingMixin, RoomsMixin, TrustMixin, KeysMixin, ServiceBase
+    LifecycleMixin,
+    SyncMixin,
+    HistoryMixin,
+    SendingMixin,
+    RoomsMixin,
+    TrustMixin,
+    KeysMixin,
+    ServiceBase,
 ):
     """One logged-in account: sync, decrypt, send, rooms, devices, keys."""
 

@@ -83,6 +83,7 @@ class ServiceBase:
         self._send_workers: dict[str, asyncio.Task[None]] = {}
         self._outgoing: dict[str, Outgoing] = {}
         self._pending_switch: str | None = None
+        self._history_locks: dict[str, asyncio.Lock] = {}
         self.first_sync_done = asyncio.Event()
         self.synced_once = False
         self._state = ConnectionState.CONNECTING

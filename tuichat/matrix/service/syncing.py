@@ -36,6 +36,7 @@ from nio import (
     SyncResponse,
 )
 
+from tuichat.matrix import fastjson
 from tuichat.matrix.cache import RoomWrite, SyncWrite
 from tuichat.matrix.convert import Decryption, Viewer, to_item
 from tuichat.matrix.events import (
@@ -173,7 +174,7 @@ class SyncMixin(ServiceBase):
         )
         body = await response.read()
         try:
-            data = json.loads(body)
+            data = fastjson.loads(body)
         except ValueError:
             raise SyncHTTPError(response.status, {"error": "invalid JSON"}) from None
         if response.status != 200 or not isinstance(data, dict):
@@ -378,6 +379,27 @@ def _nio_view(raw: dict[str, Any]) -> dict[str, Any]:
                         for e in timeline["events"]
                         if not (isinstance(e, dict) and e.get("type") == "m.room.encrypted")
                     ]
+                if _nothing_for_nio(info):
+                    # Only encrypted messages: a room entry would cost nio a
+                    # schema check and a store write for nothing.
+                    continue
             join[room_id] = info
         rooms["join"] = join
     return view
+
+
+def _nothing_for_nio(info: dict[str, Any]) -> bool:
+    """Whether a joined room's entry (encrypted events already left out)
+    carries nothing nio uses: no state, timeline, ephemeral or account data
+    events, and no summary."""
+    for key, value in info.items():
+        if key in ("state", "timeline", "ephemeral", "account_data"):
+            events = value.get("events") if isinstance(value, dict) else None
+            if events:
+                return False
+        elif key == "summary":
+            if value:
+                return False
+        elif key != "unread_notifications" and key != "unread_thread_notifications":
+            return False
+    return True

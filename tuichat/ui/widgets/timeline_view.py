@@ -1,36 +1,55 @@
 """The timeline: a `ScrollView` on Textual's Line API.
 
-Only visible lines are rendered. Each item is wrapped once per width into a
-list of strips, cached by ``(key, version, width)``; a prefix sum of item
-heights maps a scroll line to its item. A change from the model invalidates
-only the items it names, and a prepend shifts the scroll position by the
-inserted height so the view does not jump.
+Only visible lines are rendered, and only items near the viewport are
+measured: cost follows the viewport, not the history length. Each item is
+wrapped once per width into strips, cached by ``(key, version, width)``.
+An item not measured yet counts as one line; measured items' extra lines
+sit in a Fenwick tree (`LineIndex`), so finding the item at a scroll line
+and updating one height are O(log n), and a 100,000-item room costs eight
+bytes per item. When items above the top of the viewport turn out taller
+than estimated, the scroll position moves by the difference, so what the
+reader looks at does not jump.
+
+Line 0 is a marker for history: "Loading older messages…" while a page is
+fetched, or where the room begins; scrolling up to it asks for more
+(`NearTop`).
 """
 
 from __future__ import annotations
 
 import hashlib
-from bisect import bisect_right
 from collections.abc import Sequence
 from datetime import datetime
-from itertools import accumulate
+from enum import StrEnum
 
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.cache import LRUCache
-from textual.geometry import Size
+from textual.geometry import Region, Size
+from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from tuichat.model.items import KEY_SOURCE_LABELS, ItemKind, SendState, TimelineItem
 from tuichat.model.timeline import ChangeKind, TimelineChange
+from tuichat.ui.widgets.line_index import LineIndex
 
 TIME_WIDTH = 5
 LOCK_WIDTH = 2
 SENDER_WIDTH = 14
 GUTTER = TIME_WIDTH + 1 + LOCK_WIDTH + SENDER_WIDTH + 1
 MIN_BODY_WIDTH = 12
+HEADER_LINES = 1  # the history marker
+# How far beyond the viewport (in screens) items are measured ahead.
+MEASURE_AHEAD = 1
+
+
+class HistoryState(StrEnum):
+    MORE = "more"  # older messages exist; scrolling up loads them
+    LOADING = "loading"
+    START = "start"  # the beginning of the room is shown
+
 
 SENDER_COLOURS = (
     "#e06c75",
@@ -102,13 +121,17 @@ class TimelineView(ScrollView, can_focus=True):
     TimelineView > .timeline--unverified { color: $warning; text-style: bold; }
     """
 
+    class NearTop(Message):
+        """The reader scrolled to the top and older history may exist."""
+
     def __init__(self, *, name: str | None = None, id: str | None = None) -> None:
         super().__init__(name=name, id=id)
         self._items: Sequence[TimelineItem] = ()
-        self._heights: list[int] = []
-        self._offsets: list[int] = [0]  # offsets[i] = first line of item i
+        self._lines = LineIndex()
         self._width = 0
         self._strips: LRUCache[tuple[str, int, int], list[Strip]] = LRUCache(4096)
+        self.history = HistoryState.MORE
+        self._asked_for_more = False
 
     # -- data ------------------------------------------------------------------
 
@@ -117,45 +140,54 @@ class TimelineView(ScrollView, can_focus=True):
         return self._items
 
     def set_items(self, items: Sequence[TimelineItem]) -> None:
-        """Show another timeline (a room switch): measure it, show its end."""
+        """Show another timeline (a room switch): show its end."""
         self._items = items
         # Strips are keyed by event id; ids from another room (a hostile
         # server could reuse them) must never show their cached lines here.
         self._strips.clear()
-        self._remeasure(0)
+        self._asked_for_more = False
+        self._width = self._current_width()
+        self._lines.reset(len(items))
         self._scroll_to_end()
         self.refresh()
+
+    def set_history(self, state: HistoryState) -> None:
+        if state is not self.history:
+            self.history = state
+            self._asked_for_more = False
+            self.refresh_line(0)
+            if state is HistoryState.MORE:
+                self.call_after_refresh(self._maybe_near_top)
 
     def apply_change(self, change: TimelineChange) -> None:
         """Bring the view up to date after the model changed."""
         at_bottom = self.is_at_bottom
+        lines = self._lines
         if change.kind is ChangeKind.RESET:
-            self._remeasure(0)
+            lines.reset(len(self._items))
         elif change.kind is ChangeKind.PREPENDED:
             if change.count:
-                added = self._measure_range(0, change.count)
-                self._heights[0:0] = added
-                self._rebuild_offsets(0)
-                self.scroll_to(
-                    y=self.scroll_y + sum(added), animate=False, immediate=True, force=True
-                )
+                lines.insert_front(change.count)
+                # The lines shown move down by the new items (one line each
+                # until measured; measuring them adjusts again).
+                self._set_scroll_y(self.scroll_y + change.count)
+            self._asked_for_more = False
         else:
-            first = len(self._items)
             for index in change.indices:
-                if index < len(self._heights):
-                    self._heights[index] = self._measure(index)
-                    first = min(first, index)
+                if index < len(lines):
+                    lines.forget(index)
             if change.kind is ChangeKind.APPENDED:
-                del self._heights[change.index :]
-                self._heights.extend(self._measure_range(change.index, len(self._items)))
-                first = min(first, change.index)
-            self._rebuild_offsets(first)
+                lines.truncate(min(change.index, len(lines)))
+                lines.extend(len(self._items) - len(lines))
         self._update_virtual_size()
         if at_bottom:
             self._scroll_to_end()
         self.refresh()
 
     def _scroll_to_end(self) -> None:
+        # Measure the last screens first, so the end is where it will stay.
+        self._measure_back_from(len(self._items) - 1, self._viewport_height() * 2)
+        self._update_virtual_size()
         # `force`: right after a size change the scrollbars are not updated
         # yet, and without it Textual would refuse to scroll.
         self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True, force=True)
@@ -166,64 +198,138 @@ class TimelineView(ScrollView, can_focus=True):
 
     # -- measuring -------------------------------------------------------------
 
+    def _current_width(self) -> int:
+        return self.scrollable_content_region.width or self.size.width
+
+    def _viewport_height(self) -> int:
+        return max(1, self.scrollable_content_region.height or self.size.height)
+
     def _body_width(self) -> int:
         return max(MIN_BODY_WIDTH, self._width - GUTTER)
 
-    def _remeasure(self, first: int) -> None:
-        self._width = self.scrollable_content_region.width or self.size.width
-        self._heights = self._measure_range(first, len(self._items))
-        self._rebuild_offsets(0)
-        self._update_virtual_size()
-
-    def _measure_range(self, start: int, end: int) -> list[int]:
-        return [self._measure(index) for index in range(start, end)]
-
     def _measure(self, index: int) -> int:
-        return len(self._render_item(self._items[index]))
+        """Measure item `index` (if not yet); returns the lines it gained
+        over its estimate."""
+        lines = self._lines
+        if lines.measured(index):
+            return 0
+        height = len(self._render_item(self._items[index]))
+        return lines.set_height(index, height)
 
-    def _rebuild_offsets(self, first: int) -> None:
-        """Recompute the prefix sums from item `first` on."""
-        first = max(0, min(first, len(self._heights), len(self._offsets) - 1))
-        head = self._offsets[: first + 1]
-        tail = accumulate(self._heights[first:], initial=head[-1])
-        next(tail)  # `initial` itself is already head[-1]
-        head.extend(tail)
-        self._offsets = head
+    def _measure_back_from(self, index: int, budget: int) -> None:
+        while index >= 0 and budget > 0:
+            self._measure(index)
+            budget -= self._lines.height(index)
+            index -= 1
 
     def _update_virtual_size(self) -> None:
-        self.virtual_size = Size(self._width, self._offsets[-1] if self._offsets else 0)
+        self.virtual_size = Size(self._width, HEADER_LINES + self._lines.total)
+
+    def _set_scroll_y(self, y: float) -> None:
+        self._update_virtual_size()
+        self.scroll_to(y=y, animate=False, immediate=True, force=True)
+
+    def _prepare_viewport(self) -> None:
+        """Measure the items on and around the screen before they are drawn;
+        keep the top line's content in place if items above it grew."""
+        if not self._items:
+            return
+        width = self._current_width()
+        if width != self._width:
+            self._rewidth(width)
+        height = self._viewport_height()
+        top = max(0, round(self.scroll_y) - HEADER_LINES)
+        position = self._lines.locate(top)
+        if position is None:
+            position = (len(self._items) - 1, 0)
+        first = position[0]
+        shift = 0
+        start = max(0, first - height * MEASURE_AHEAD)
+        for index in range(start, first):
+            shift += self._measure(index)
+        self._measure(first)
+        budget = height * (1 + MEASURE_AHEAD)
+        index = first + 1
+        while index < len(self._items) and budget > 0:
+            self._measure(index)
+            budget -= self._lines.height(index)
+            index += 1
+        if shift:
+            self._set_scroll_y(self.scroll_y + shift)
+        else:
+            self._update_virtual_size()
+
+    def _rewidth(self, width: int) -> None:
+        """A new width: every height is unknown again. Keep the item at the
+        top of the screen at the top (or the end in view)."""
+        at_bottom = self.is_at_bottom
+        top = self._lines.locate(max(0, round(self.scroll_y) - HEADER_LINES))
+        self._width = width
+        self._lines.reset(len(self._items))
+        if at_bottom or top is None:
+            self._scroll_to_end()
+        else:
+            self._set_scroll_y(HEADER_LINES + self._lines.line_of(top[0]))
 
     def on_resize(self) -> None:
-        width = self.scrollable_content_region.width
-        if width != self._width:
-            at_bottom = self.is_at_bottom
-            self._remeasure(0)
-            if at_bottom:
-                self._scroll_to_end()
+        self.refresh()
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if new_value < HEADER_LINES + 1:
+            self._maybe_near_top()
+
+    def _maybe_near_top(self) -> None:
+        if (
+            self.history is HistoryState.MORE
+            and not self._asked_for_more
+            and self._items
+            and self.scroll_y < HEADER_LINES + 1
+        ):
+            self._asked_for_more = True
+            self.post_message(self.NearTop())
 
     # -- rendering -------------------------------------------------------------
 
     def item_at_line(self, line: int) -> tuple[int, int] | None:
         """(item index, line within the item) for a virtual line number."""
-        if not self._heights or line < 0 or line >= self._offsets[-1]:
-            return None
-        index = bisect_right(self._offsets, line) - 1
-        return index, line - self._offsets[index]
+        return self._lines.locate(line - HEADER_LINES)
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._prepare_viewport()
+        return super().render_lines(crop)
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
-        position = self.item_at_line(self.scroll_offset.y + y)
+        line = self.scroll_offset.y + y
+        if line < HEADER_LINES:
+            return self._header_line(width)
+        position = self.item_at_line(line)
         if position is None:
-            if not self._items and y == 0:
+            if not self._items and line == HEADER_LINES:
                 style = self.get_component_rich_style("timeline--empty")
                 return Strip([Segment(" No messages yet.", style)]).adjust_cell_length(
                     width, self.rich_style
                 )
             return Strip.blank(width, self.rich_style)
         index, offset = position
+        if not self._lines.measured(index):
+            # Drawn before `_prepare_viewport` saw it (a scroll in between):
+            # measured now; the lines below move, this frame stays coherent.
+            self._measure(index)
         strips = self._render_item(self._items[index])
         strip = strips[offset] if offset < len(strips) else Strip.blank(width)
         return strip.adjust_cell_length(width, self.rich_style)
+
+    def _header_line(self, width: int) -> Strip:
+        style = self.get_component_rich_style("timeline--empty")
+        if self.history is HistoryState.LOADING:
+            text = " ⏳ Loading older messages…"
+        elif self.history is HistoryState.START:
+            text = " ── This is the beginning of the room ──" if self._items else ""
+        else:
+            text = " ↑ Scroll up for older messages" if self._items else ""
+        return Strip([Segment(text, style)]).adjust_cell_length(width, self.rich_style)
 
     def _render_item(self, item: TimelineItem) -> list[Strip]:
         key = (item.key, item.version, self._width)
@@ -316,5 +422,5 @@ class TimelineView(ScrollView, can_focus=True):
         return ""
 
     def line_texts(self) -> list[str]:
-        """Every line's plain text (for tests and screenshots' sake)."""
+        """Every item line's plain text (for tests and screenshots' sake)."""
         return [strip.text for item in self._items for strip in self._render_item(item)]

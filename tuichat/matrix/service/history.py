@@ -1,0 +1,103 @@
+"""Older history: from the cache first, then from the server's /messages.
+
+The UI asks for what lies before the oldest event it shows. Events come
+back oldest first as `TimelinePrepended`, decrypted through the same checks
+as synced ones (undecryptable ones become placeholders that wait for their
+keys). A /messages page arrives newest first; it is decrypted oldest first,
+so each Megolm session's ratchet only moves forward (decrypting backwards
+re-derives the ratchet for every message and is about half as fast).
+Pages from the server are added to the cache with the token for the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from tuichat.matrix.convert import Decryption, to_item
+from tuichat.matrix.events import Notice, TimelinePrepended
+from tuichat.matrix.http import MatrixHttpError, path_segment
+from tuichat.matrix.network import NETWORK_ERRORS
+from tuichat.matrix.service.base import ServiceBase
+from tuichat.model.items import TimelineItem
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 50
+
+
+class HistoryMixin(ServiceBase):
+    """Scrolling back: cached events first, then /messages pages."""
+
+    def _history_lock(self, room_id: str) -> asyncio.Lock:
+        lock = self._history_locks.get(room_id)
+        if lock is None:
+            lock = self._history_locks[room_id] = asyncio.Lock()
+        return lock
+
+    async def load_older(
+        self, room_id: str, before_event_id: str | None, limit: int = PAGE_SIZE
+    ) -> bool:
+        """Emit the events before `before_event_id` (a cached page if there
+        is one, else a page from the server). Returns whether there may be
+        more."""
+        async with self._history_lock(room_id):
+            if before_event_id is not None:
+                events, has_older = self.cache.load_events(room_id, limit, before_event_id)
+                if events:
+                    more = has_older or self.cache.prev_batch(room_id) is not None
+                    self.emit(
+                        TimelinePrepended(room_id, self._history_items(room_id, events), more)
+                    )
+                    return more
+            token = self.cache.prev_batch(room_id)
+            if token is None:
+                self.emit(TimelinePrepended(room_id, [], has_more=False))
+                return False
+            assert self.crypto is not None
+            try:
+                page = await self.crypto.http.request(
+                    "GET",
+                    f"/rooms/{path_segment(room_id)}/messages",
+                    query={"dir": "b", "from": token, "limit": str(limit)},
+                )
+            except (MatrixHttpError, *NETWORK_ERRORS) as error:
+                log.warning("loading older messages of %s failed: %s", room_id, error)
+                self.emit(Notice(f"Could not load older messages: {error}", error=True))
+                self.emit(TimelinePrepended(room_id, [], has_more=True))
+                return True
+            return self.handle_history_page(room_id, page)
+
+    def handle_history_page(self, room_id: str, page: dict[str, Any]) -> bool:
+        """Process one /messages (dir=b) answer; also used by benchmarks."""
+        chunk = page.get("chunk")
+        events = [e for e in chunk if isinstance(e, dict)] if isinstance(chunk, list) else []
+        events.reverse()  # oldest first: each session's ratchet moves forward
+        end = page.get("end")
+        token = end if isinstance(end, str) and events else None
+        items = self._history_items(room_id, events)
+        self.cache.prepend_events(room_id, events, token)
+        assert self.crypto is not None
+        self.crypto.extras.flush()
+        self.emit(TimelinePrepended(room_id, items, has_more=token is not None))
+        return token is not None
+
+    def _history_items(self, room_id: str, events: list[dict[str, Any]]) -> list[TimelineItem]:
+        state = self.states.get(room_id)
+        if state is None:
+            return []
+        items = []
+        crypto = self.crypto
+        for event in events:
+            decryption: Decryption | None = None
+            if event.get("type") == "m.room.encrypted":
+                decryption = (
+                    crypto.decrypt(room_id, event)
+                    if crypto is not None
+                    else Decryption(None, "decrypting")
+                )
+            item = to_item(event, state, self.viewer, decryption)
+            if item is not None:
+                items.append(item)
+        return items
