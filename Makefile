@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint install-dev install-demo clean screenshots
+.PHONY: demo test lint install-dev install-demo clean screenshots bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,3 +44,8 @@ clean:
 
 screenshots: install-dev
 	$(BIN)/python tools/screenshots.py
+
+# Speed and memory figures as ratios against baselines measured in the same
+# run; writes benchmarks/results.json (see README, "Performance").
+bench: install-dev
+	$(BIN)/python -m benchmarks.run

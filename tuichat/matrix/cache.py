@@ -12,8 +12,10 @@ imports neither nio nor Textual: the UI reads it before nio is loaded.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,6 +92,8 @@ class SyncWrite:
 class Cache:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        # Held by writers whose transaction spans awaits.
+        self.write_lock = asyncio.Lock()
         with private_umask():
             self._db = sqlite3.connect(self.path, isolation_level=None)
         self.path.chmod(FILE_MODE)
@@ -134,7 +138,24 @@ class Cache:
         ).fetchone()
         return None if row is None else _loads(row[0])
 
+    def last_timestamps(self) -> dict[str, int]:
+        """Each room's newest cached event's timestamp (its last activity),
+        without loading its timeline."""
+        rows = self._db.execute(
+            "SELECT r.room_id, (SELECT json_extract(e.event, '$.origin_server_ts') "
+            "FROM events e WHERE e.room_id = r.room_id ORDER BY e.pos DESC LIMIT 1) FROM rooms r"
+        )
+        return {room_id: ts for room_id, ts in rows if isinstance(ts, int)}
+
+    def read_marker(self, room_id: str) -> str | None:
+        row = self._db.execute(
+            "SELECT read_marker FROM rooms WHERE room_id = ?", (room_id,)
+        ).fetchone()
+        return None if row is None else row[0]
+
     def load_rooms(self, events_per_room: int = 100) -> list[CachedRoom]:
+        """Every room with its state, and its newest `events_per_room`
+        events (0: no events are read)."""
         rooms = []
         state_by_room: dict[str, list[dict[str, Any]]] = {}
         for room_id, event in self._db.execute("SELECT room_id, event FROM state"):
@@ -142,7 +163,9 @@ class Cache:
         for room_id, membership, summary, marker, prev_batch in self._db.execute(
             "SELECT room_id, membership, summary, read_marker, prev_batch FROM rooms"
         ).fetchall():
-            events, has_older = self.load_events(room_id, events_per_room)
+            events, has_older = (
+                self.load_events(room_id, events_per_room) if events_per_room else ([], True)
+            )
             rooms.append(
                 CachedRoom(
                     room_id=room_id,
@@ -192,11 +215,17 @@ class Cache:
         ).fetchone()
         return None if row is None else row[0]
 
-    def prepend_events(
+    async def prepend_events(
         self, room_id: str, events: list[dict[str, Any]], prev_batch: str | None
     ) -> None:
         """Older events (oldest first) from /messages, below the cached ones,
         and the token for what lies before them, in one transaction."""
+        async with self.write_lock:
+            self._prepend_events(room_id, events, prev_batch)
+
+    def _prepend_events(
+        self, room_id: str, events: list[dict[str, Any]], prev_batch: str | None
+    ) -> None:
         db = self._db
         db.execute("BEGIN")
         try:
@@ -227,11 +256,29 @@ class Cache:
     # -- writing ---------------------------------------------------------------
 
     def commit_sync(self, write: SyncWrite) -> None:
+        for _ in self._commit_steps(write):
+            pass
+
+    async def commit_sync_in_slices(self, write: SyncWrite, slice_seconds: float = 0.006) -> None:
+        """`commit_sync` for the event loop: the same single transaction, but
+        the loop gets to run (draw a frame) between rooms whenever a slice of
+        work took `slice_seconds`. Writers whose transaction spans awaits
+        hold `write_lock`."""
+        async with self.write_lock:
+            deadline = time.perf_counter() + slice_seconds
+            for _ in self._commit_steps(write):
+                if time.perf_counter() > deadline:
+                    await asyncio.sleep(0)
+                    deadline = time.perf_counter() + slice_seconds
+
+    def _commit_steps(self, write: SyncWrite) -> Iterator[None]:
+        """Write one sync response in one transaction, pausing after each room."""
         db = self._db
         db.execute("BEGIN")
         try:
             for room_id, room in write.rooms.items():
                 self._write_room(room_id, room)
+                yield
             for room_id in write.removed_rooms:
                 for table in ("rooms", "state", "events"):
                     db.execute(f"DELETE FROM {table} WHERE room_id = ?", (room_id,))

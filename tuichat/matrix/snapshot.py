@@ -1,8 +1,11 @@
 """What the cache holds, turned into room states and timeline items.
 
 Loaded before nio is imported, so the first frame can show the room list and
-recent history at once. Encrypted events come back as "decrypting…"
-placeholders; the service decrypts them as soon as the crypto store is open.
+the open room's recent history at once. Only that room's events are read at
+start-up: every other room's timeline is read from the cache when it is
+first needed (`load_room`), so start-up does not grow with the history.
+Encrypted events come back as "decrypting…" placeholders; the service
+decrypts them once the crypto store is open.
 """
 
 from __future__ import annotations
@@ -31,29 +34,67 @@ def last_activity(items: list[TimelineItem]) -> int:
 class Snapshot:
     sync_token: str | None
     states: dict[str, RoomState] = field(default_factory=dict)
+    # Rooms whose timelines were read from the cache (or that began empty).
     timelines: dict[str, list[TimelineItem]] = field(default_factory=dict)
+    # Each room's last activity (newest cached event), loaded or not.
+    last_activity: dict[str, int] = field(default_factory=dict)
     # Encrypted events still to decrypt, by room, oldest first.
     encrypted: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     read_markers: dict[str, str] = field(default_factory=dict)
     has_older: dict[str, bool] = field(default_factory=dict)
     m_direct: dict[str, list[str]] = field(default_factory=dict)
     own_display_name: str = ""
+    user_id: str = ""
 
     def summaries(self, own_user_id: str) -> list[RoomSummary]:
         return [
-            state.summary(own_user_id, last_activity(self.timelines.get(room_id, [])))
+            state.summary(own_user_id, self.last_activity.get(room_id, 0))
             for room_id, state in self.states.items()
         ]
 
+    def load_room(
+        self, cache: Cache, room_id: str, events_per_room: int = EVENTS_PER_ROOM
+    ) -> list[TimelineItem] | None:
+        """Read one room's newest events from the cache (once); None if it
+        was loaded before or is unknown. Encrypted ones are queued in
+        `encrypted` for the service to decrypt."""
+        state = self.states.get(room_id)
+        if state is None or room_id in self.timelines:
+            return None
+        events, has_older = cache.load_events(room_id, events_per_room)
+        self.has_older[room_id] = has_older or cache.prev_batch(room_id) is not None
+        marker = cache.read_marker(room_id)
+        if marker:
+            self.read_markers[room_id] = marker
+        viewer = Viewer(self.user_id, self.own_display_name)
+        waiting = Decryption(None, "decrypting")
+        items = []
+        encrypted = []
+        for event in events:
+            is_encrypted = event.get("type") == "m.room.encrypted"
+            item = to_item(event, state, viewer, waiting if is_encrypted else None)
+            if item is None:
+                continue
+            items.append(item)
+            if is_encrypted and item.utd_reason is not None:
+                encrypted.append(event)
+        self.timelines[room_id] = items
+        if encrypted:
+            self.encrypted.setdefault(room_id, []).extend(encrypted)
+        if items:
+            self.last_activity[room_id] = max(
+                self.last_activity.get(room_id, 0), last_activity(items)
+            )
+        return items
 
-def load_snapshot(
-    cache: Cache, own_user_id: str, events_per_room: int = EVENTS_PER_ROOM
-) -> Snapshot:
+
+def load_snapshot(cache: Cache, own_user_id: str, first_room: bool = True) -> Snapshot:
+    """Room states and last activity for every room; the timeline of the
+    room with the latest activity only (when `first_room`)."""
     m_direct = parse_direct(cache.account_data("m.direct"))
     direct = {room for rooms in m_direct.values() for room in rooms}
-    snapshot = Snapshot(sync_token=cache.sync_token, m_direct=m_direct)
-    rooms = []
-    for cached in cache.load_rooms(events_per_room):
+    snapshot = Snapshot(sync_token=cache.sync_token, m_direct=m_direct, user_id=own_user_id)
+    for cached in cache.load_rooms(events_per_room=0):
         try:
             membership = Membership(cached.membership)
         except ValueError:
@@ -67,24 +108,10 @@ def load_snapshot(
         own_name = state.content("m.room.member", own_user_id).get("displayname")
         if isinstance(own_name, str) and own_name and not snapshot.own_display_name:
             snapshot.own_display_name = own_name
-        if cached.read_marker:
-            snapshot.read_markers[cached.room_id] = cached.read_marker
-        snapshot.has_older[cached.room_id] = cached.has_older or bool(cached.prev_batch)
-        rooms.append((cached, state))
-    viewer = Viewer(own_user_id, snapshot.own_display_name)
-    waiting = Decryption(None, "decrypting")
-    for cached, state in rooms:
-        items = []
-        encrypted = []
-        for event in cached.events:
-            is_encrypted = event.get("type") == "m.room.encrypted"
-            item = to_item(event, state, viewer, waiting if is_encrypted else None)
-            if item is None:
-                continue
-            items.append(item)
-            if is_encrypted and item.utd_reason is not None:
-                encrypted.append(event)
-        snapshot.timelines[cached.room_id] = items
-        if encrypted:
-            snapshot.encrypted[cached.room_id] = encrypted
+    snapshot.last_activity = cache.last_timestamps()
+    if first_room:
+        joined = [r for r, s in snapshot.states.items() if s.membership is Membership.JOIN]
+        if joined:
+            newest = max(joined, key=lambda r: snapshot.last_activity.get(r, 0))
+            snapshot.load_room(cache, newest)
     return snapshot

@@ -65,7 +65,8 @@ log = logging.getLogger(__name__)
 
 class TuichatApp(App[int]):
     TITLE = "tuichat"
-    CSS_PATH = "tuichat.tcss"
+    # Absolute: subclasses (benchmarks, tests) live in other directories.
+    CSS_PATH = Path(__file__).with_name("tuichat.tcss")
 
     BINDINGS = [
         Binding("ctrl+k", "switch_room", "Switch room", priority=True),
@@ -124,38 +125,99 @@ class TuichatApp(App[int]):
         self._load_snapshot(self.snapshot)
         self._show_status()
         self.main.composer.focus()
+        # After the first frame: the rest of the cache, then nio.
+        self.call_after_refresh(self._after_first_frame)
+
+    def _after_first_frame(self) -> None:
+        self._load_other_rooms()
         if self.connect:
             self._start_service()
 
     def _load_snapshot(self, snapshot: Snapshot) -> None:
-        for room_id, items in snapshot.timelines.items():
-            timeline = self._timeline(room_id)
-            timeline.append(items)
-            timeline.read_marker = snapshot.read_markers.get(room_id)
-            if timeline.read_marker is None:
-                timeline.mark_read()
-            timeline.has_more_history = snapshot.has_older.get(room_id, True)
+        for room_id in snapshot.timelines:
+            self._adopt_cached_timeline(room_id)
         self.rooms.upsert(snapshot.summaries(self.user_id))
-        for room_id in snapshot.states:
-            self._update_counts(room_id)
         ordered = [r for r in self.rooms.ordered() if r.membership is Membership.JOIN]
         if ordered:
             self.switch_room(ordered[0].room_id)
         else:
             self._refresh_room_list()
 
+    def ensure_timeline_loaded(self, room_id: str) -> None:
+        """Read a room's recent history from the cache if it was not yet."""
+        snapshot, cache = self.snapshot, self.cache
+        if snapshot is None or cache is None or room_id in snapshot.timelines:
+            return
+        if snapshot.load_room(cache, room_id) is None:
+            return
+        self._adopt_cached_timeline(room_id)
+        if self.service is not None:
+            self.service.decrypt_cached_events()
+
+    def _adopt_cached_timeline(self, room_id: str) -> None:
+        assert self.snapshot is not None
+        snapshot = self.snapshot
+        items = snapshot.timelines.get(room_id, [])
+        timeline = self._timeline(room_id)
+        if len(timeline):
+            # Newer events came by sync before the cache was read: the cached
+            # ones they do not repeat are older.
+            change = timeline.prepend(items)
+        else:
+            change = timeline.append(items)
+            timeline.read_marker = snapshot.read_markers.get(room_id)
+            if timeline.read_marker is None:
+                timeline.mark_read()
+        timeline.has_more_history = snapshot.has_older.get(room_id, True)
+        if room_id == self.current_room_id:
+            self.main.timeline.apply_change(change)
+        else:
+            self._update_counts(room_id)
+
+    @work(group="cache", exit_on_error=False)
+    async def _load_other_rooms(self) -> None:
+        """Read the other rooms' recent history in small slices, so unread
+        counts fill in without holding up a frame; then freeze what was
+        loaded so the garbage collector stops walking it."""
+        import gc
+        import time
+
+        if self.snapshot is None:
+            return
+        pending = [
+            r.room_id for r in self.rooms.ordered() if r.room_id not in self.snapshot.timelines
+        ]
+        deadline = time.perf_counter() + 0.008
+        changed = False
+        for room_id in pending:
+            self.ensure_timeline_loaded(room_id)
+            changed = True
+            if time.perf_counter() > deadline:
+                if changed:
+                    self._refresh_room_list()
+                    changed = False
+                await asyncio.sleep(0)
+                deadline = time.perf_counter() + 0.008
+        if changed:
+            self._refresh_room_list()
+        gc.collect()
+        gc.freeze()
+
     @work(exclusive=True, group="service")
     async def _start_service(self) -> None:
-        # Imported here: nio costs half a second, and the first frame is
-        # painted from the cache without it.
-        from tuichat.matrix.service import MatrixService
+        # Imported in a thread: nio costs half a second, and the UI keeps
+        # drawing meanwhile (the first frame was painted from the cache).
+        import importlib
+
+        module = await asyncio.to_thread(importlib.import_module, "tuichat.matrix.service")
+        service_class: type[MatrixService] = module.MatrixService
 
         assert self.snapshot is not None and self.cache is not None
         kwargs = {}
         if self.sync_timeout_ms is not None:
             kwargs["sync_timeout_ms"] = self.sync_timeout_ms
         try:
-            service = MatrixService(
+            service = service_class(
                 self.profile,
                 self._sink,
                 snapshot=self.snapshot,
@@ -307,6 +369,7 @@ class TuichatApp(App[int]):
             self._answer_invite(summary)
             return
         self.current_room_id = room_id
+        self.ensure_timeline_loaded(room_id)
         timeline = self._timeline(room_id)
         self.main.timeline.set_items(timeline)
         self.main.timeline.set_history(self._history_state(timeline))

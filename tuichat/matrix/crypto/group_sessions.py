@@ -248,9 +248,10 @@ class GroupSessions:
         }
         for chunk in _chunks(ready, self.batch_size):
             messages: dict[str, dict[str, Any]] = {}
-            for device in chunk:
-                payload = self.client.olm_encrypt_for(device, "m.room_key", key_content)
-                messages.setdefault(device.user_id, {})[device.id] = payload
+            with olm.store_batch():
+                for device in chunk:
+                    payload = self.client.olm_encrypt_for(device, "m.room_key", key_content)
+                    messages.setdefault(device.user_id, {})[device.id] = payload
             if await self.send_to_device("m.room.encrypted", messages):
                 session.users_shared_with.update((d.user_id, d.id) for d in chunk)
 

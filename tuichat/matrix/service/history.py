@@ -67,9 +67,9 @@ class HistoryMixin(ServiceBase):
                 self.emit(Notice(f"Could not load older messages: {error}", error=True))
                 self.emit(TimelinePrepended(room_id, [], has_more=True))
                 return True
-            return self.handle_history_page(room_id, page)
+            return await self.handle_history_page(room_id, page)
 
-    def handle_history_page(self, room_id: str, page: dict[str, Any]) -> bool:
+    async def handle_history_page(self, room_id: str, page: dict[str, Any]) -> bool:
         """Process one /messages (dir=b) answer; also used by benchmarks."""
         chunk = page.get("chunk")
         events = [e for e in chunk if isinstance(e, dict)] if isinstance(chunk, list) else []
@@ -77,7 +77,7 @@ class HistoryMixin(ServiceBase):
         end = page.get("end")
         token = end if isinstance(end, str) and events else None
         items = self._history_items(room_id, events)
-        self.cache.prepend_events(room_id, events, token)
+        await self.cache.prepend_events(room_id, events, token)
         assert self.crypto is not None
         self.crypto.extras.flush()
         self.emit(TimelinePrepended(room_id, items, has_more=token is not None))

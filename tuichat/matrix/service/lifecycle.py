@@ -54,7 +54,7 @@ class LifecycleMixin(ServiceBase):
         self.crypto.restore()
         self.crypto.on_verification = lambda view: self.emit(VerificationChanged(view))
         self.crypto.send_room_event = self.send_room_event
-        self._decrypt_cached_events()
+        self.decrypt_cached_events()
 
     async def start(self) -> None:
         """Open the store (if needed) and run the sync loop in the background."""
@@ -110,15 +110,19 @@ class LifecycleMixin(ServiceBase):
             await self.client.receive_response(response)
         self.client.next_batch = self.sync_token or ""
 
-    def _decrypt_cached_events(self) -> None:
-        assert self.crypto is not None
+    def decrypt_cached_events(self) -> None:
+        """Decrypt the encrypted events read from the cache (at start-up, or
+        when a room's timeline was first loaded); emits ItemsReplaced."""
+        if self.crypto is None:
+            return  # done when the store opens
         for room_id, events in self.snapshot.encrypted.items():
             state = self.states.get(room_id)
             if state is None:
                 continue
             items = []
             for event in events:
-                item = to_item(event, state, self.viewer, self.crypto.decrypt(room_id, event))
+                decryption = self.crypto.decrypt(room_id, event)
+                item = to_item(event, state, self.viewer, decryption)
                 if item is not None:
                     items.append(item)
             if items:

@@ -28,6 +28,7 @@ import asyncio
 import copy
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -61,6 +62,8 @@ log = logging.getLogger(__name__)
 TIMELINE_LIMIT = 50
 BACKOFF_START = 1.0
 BACKOFF_MAX = 30.0
+# Work done between two chances for the event loop to draw a frame.
+SLICE_SECONDS = 0.006
 
 
 @dataclass
@@ -199,12 +202,18 @@ class SyncMixin(ServiceBase):
         rooms = raw.get("rooms") if isinstance(raw.get("rooms"), dict) else {}
         for room_id, info in _dict_items(rooms.get("invite")):
             self._handle_invite(room_id, info, outcome)
+        deadline = time.perf_counter() + SLICE_SECONDS
         for room_id, info in _dict_items(rooms.get("join")):
             self._handle_joined(room_id, info, outcome)
+            if time.perf_counter() > deadline:
+                # A large sync (thousands of events) is cut into slices, so
+                # the UI draws frames while it is decrypted.
+                await asyncio.sleep(0)
+                deadline = time.perf_counter() + SLICE_SECONDS
         for room_id, _info in _dict_items(rooms.get("leave")):
             self._handle_left(room_id, outcome)
         self._emit_redecrypted(redecrypted)
-        self.cache.commit_sync(outcome.write)
+        await self.cache.commit_sync_in_slices(outcome.write)
         self.crypto.extras.flush()
         self.sync_token = next_batch
         self._emit_summaries(outcome.changed_rooms)
@@ -302,8 +311,10 @@ class SyncMixin(ServiceBase):
                 self._last_activity[room_id] = activity
                 outcome.changed_rooms.add(room_id)
             self.emit(TimelineAppended(room_id, items, limited=limited))
-        if room_id not in self.snapshot.timelines:
+        if room_id not in self.snapshot.timelines and room_id not in self._last_activity:
+            # A room new to this device: nothing is cached to load later.
             self.snapshot.timelines[room_id] = []
+            self._last_activity[room_id] = 0
             outcome.changed_rooms.add(room_id)
 
     def _rotate_if_needed(self, room_id: str, state_events: list[dict[str, Any]]) -> None:

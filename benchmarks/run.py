@@ -1,0 +1,509 @@
+"""`make bench`: every figure as a ratio against a baseline measured in the
+same run, its target, and the numbers behind it; written to
+benchmarks/results.json. Each figure makes its own synthetic data."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import vodozemac
+
+from benchmarks.offline import offline_service
+from benchmarks.synthetic import (
+    PEER_USER,
+    PeerDevice,
+    fill_cache,
+    make_profile,
+    room_id,
+    sync_response,
+)
+from tuichat.matrix import fastjson
+
+RESULTS = Path(__file__).with_name("results.json")
+Figure = dict[str, Any]
+
+
+def figure(ratio: float, target: float, at_most: bool, **numbers: Any) -> Figure:
+    ok = ratio <= target if at_most else ratio >= target
+    return {"ratio": round(ratio, 3), "target": target, "ok": ok, **numbers}
+
+
+def raw_decrypt(keys: dict[str, Any], ciphertexts: list[tuple[str, str]]) -> float:
+    sessions = {room: vodozemac.InboundGroupSession(key) for room, key in keys.items()}
+    gc.collect()
+    started = time.perf_counter()
+    for room, ciphertext in ciphertexts:
+        sessions[room].decrypt(vodozemac.MegolmMessage.from_base64(ciphertext))
+    return time.perf_counter() - started
+
+
+# -- 1. decrypt_pipeline -------------------------------------------------------------
+
+
+async def decrypt_pipeline(tmp: Path) -> Figure:
+    rooms = [room_id(n) for n in range(10)]
+    peer = PeerDevice()
+    service, sink = await offline_service(tmp / "decrypt", rooms, peer)
+    keys = {room: peer.outbound(room).session_key for room in rooms}
+    bodies, ciphertexts, number = [], [], 0
+    for batch in range(40):  # 40 syncs x 10 rooms x 50 events
+        per_room = {}
+        for room in rooms:
+            events = [peer.encrypt(room, number + n) for n in range(50)]
+            number += 50
+            per_room[room] = events
+            ciphertexts += [(room, e["content"]["ciphertext"]) for e in events]
+        bodies.append(json.dumps(sync_response(per_room, f"s{batch}")).encode())
+    raw = raw_decrypt(keys, ciphertexts)
+    gc.collect()
+    started = time.perf_counter()
+    for body in bodies:
+        await service.handle_sync(fastjson.loads(body))
+    pipeline = time.perf_counter() - started
+    items = [i for e in sink.events for i in getattr(e, "items", ())]
+    decrypted = sum(1 for i in items if i.trust == "verified" and i.body)
+    await service.stop()
+    assert decrypted == len(ciphertexts), (decrypted, len(ciphertexts))
+    return figure(
+        raw / pipeline,
+        0.5,
+        False,
+        events=len(ciphertexts),
+        raw_us_per_event=round(raw / len(ciphertexts) * 1e6, 1),
+        pipeline_us_per_event=round(pipeline / len(ciphertexts) * 1e6, 1),
+    )
+
+
+# -- 2. history_decrypt ----------------------------------------------------------------
+
+
+async def history_decrypt(tmp: Path) -> Figure:
+    room = room_id(0)
+    peer = PeerDevice()
+    service, sink = await offline_service(tmp / "history", [room], peer)
+    key = peer.outbound(room).session_key
+    events = [peer.encrypt(room, n) for n in range(5000)]
+    ciphertexts = [(room, e["content"]["ciphertext"]) for e in events]
+    pages = []
+    for end in range(len(events), 0, -50):  # newest page first, newest event first
+        chunk = list(reversed(events[end - 50 : end]))
+        pages.append(json.dumps({"chunk": chunk, "start": f"t{end}", "end": f"t{end - 50}"}))
+    raw = raw_decrypt({room: key}, ciphertexts)
+    gc.collect()
+    started = time.perf_counter()
+    for page in pages:
+        await service.handle_history_page(room, fastjson.loads(page.encode()))
+    pipeline = time.perf_counter() - started
+    items = [i for e in sink.events for i in getattr(e, "items", ())]
+    await service.stop()
+    assert sum(1 for i in items if i.body) == len(events)
+    return figure(
+        raw / pipeline,
+        0.5,
+        False,
+        events=len(events),
+        raw_us_per_event=round(raw / len(events) * 1e6, 1),
+        pipeline_us_per_event=round(pipeline / len(events) * 1e6, 1),
+    )
+
+
+# -- 3. cold_start and 7. memory (separate processes) -----------------------------------
+
+
+def _child(*args: str) -> dict[str, Any]:
+    started = time.monotonic()
+    output = subprocess.run(
+        [sys.executable, "-m", "benchmarks.child", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent.parent,
+    ).stdout
+    result = json.loads(output.strip().splitlines()[-1])
+    result["elapsed"] = result["painted"] - started
+    return result
+
+
+def cold_start(tmp: Path) -> Figure:
+    profile = make_profile(tmp / "cold")
+    fill_cache(profile, rooms=1000, events_per_room=100, encrypted_share=0.2)
+    bare = statistics.median(_child("start", "bare")["elapsed"] for _ in range(5))
+    app = statistics.median(
+        _child("start", "tuichat", str(profile.root))["elapsed"] for _ in range(5)
+    )
+    return figure(
+        app / bare,
+        1.3,
+        True,
+        rooms=1000,
+        cached_events=100_000,
+        bare_ms=round(bare * 1000, 1),
+        tuichat_ms=round(app * 1000, 1),
+    )
+
+
+def memory(tmp: Path) -> Figure:
+    profile = make_profile(tmp / "memory")
+    fill_cache(profile, rooms=1000, events_per_room=50, encrypted_share=0.0)
+    bare = _child("memory", "bare")
+    app = _child("memory", "tuichat", str(profile.root))
+    widget = widget_bytes_per_event()
+    ratio = app["rss_kb"] / bare["rss_kb"]
+    result = figure(
+        ratio,
+        1.5,
+        True,
+        rooms=1000,
+        items_loaded=app.get("items"),
+        bare_rss_mb=round(bare["rss_kb"] / 1024, 1),
+        tuichat_rss_mb=round(app["rss_kb"] / 1024, 1),
+        widget_bytes_per_event=round(widget, 1),
+        widget_target_bytes=100,
+    )
+    result["ok"] = result["ok"] and widget <= 100
+    return result
+
+
+# -- timeline figures (in-process, headless Textual) ---------------------------------------
+
+
+def _items(count: int, prefix: str = "") -> Any:
+    from tuichat.model.items import ItemKind, TimelineItem
+    from tuichat.model.timeline import Timeline
+
+    timeline = Timeline("!bench")
+    timeline.append(
+        TimelineItem(
+            key=f"${prefix}{n}",
+            event_id=f"${prefix}{n}",
+            sender=PEER_USER,
+            sender_name="Ada",
+            timestamp=1_700_000_000_000 + n,
+            kind=ItemKind.TEXT,
+            body=f"message {n}: " + "lorem ipsum " * (n % 7),
+        )
+        for n in range(count)
+    )
+    return timeline
+
+
+def _frame(view: Any) -> float:
+    """Time to draw the view's visible lines once (what a frame costs it)."""
+    from textual.geometry import Region
+
+    started = time.perf_counter()
+    view.render_lines(Region(0, 0, view.size.width, view.size.height))
+    return time.perf_counter() - started
+
+
+def widget_bytes_per_event() -> float:
+    from textual.app import App, ComposeResult
+
+    from tuichat.ui.widgets.timeline_view import TimelineView
+
+    timeline = _items(100_000)
+    measured: list[float] = []
+
+    class Host(App[None]):
+        def compose(self) -> ComposeResult:
+            yield TimelineView()
+
+    async def run() -> None:
+        app = Host()
+        async with app.run_test(size=(120, 40)) as pilot:
+            view = app.query_one(TimelineView)
+            await pilot.pause()
+            gc.collect()
+            tracemalloc.start()
+            before = tracemalloc.get_traced_memory()[0]
+            view.set_items(timeline)
+            _frame(view)
+            after = tracemalloc.get_traced_memory()[0]
+            tracemalloc.stop()
+            measured.append((after - before) / len(timeline))
+
+    asyncio.run(run())
+    return measured[0]
+
+
+async def room_switch(tmp: Path) -> Figure:
+    from textual.app import App
+
+    from tuichat.ui.app import TuichatApp
+    from tuichat.ui.widgets.timeline_view import TimelineView
+
+    profile = make_profile(tmp / "switch")
+    fill_cache(profile, rooms=1, events_per_room=100_000)  # room 0: the big one
+    small = make_profile(tmp / "small")
+    fill_cache(small, rooms=2, events_per_room=100)
+    # The small room goes into the same profile under another id.
+    from benchmarks.synthetic import plain_event, state_events
+    from tuichat.matrix.cache import Cache, RoomWrite, SyncWrite
+
+    cache = Cache(profile.cache_file)
+    small_room = "!small:bench.test"
+    cache.commit_sync(
+        SyncWrite(
+            "s2",
+            rooms={
+                small_room: RoomWrite(
+                    "join",
+                    state=state_events(small_room),
+                    events=[plain_event(small_room, n) for n in range(100)],
+                )
+            },
+        )
+    )
+    cache.close()
+    app: App[Any] = TuichatApp(profile, connect=False)
+    switches, pages = [], []
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        view = app.query_one(TimelineView)
+        big = room_id(0)
+        for _ in range(7):
+            app.switch_room(small_room)  # type: ignore[attr-defined]
+            await pilot.pause()
+            for _ in range(3):
+                view.scroll_page_up(animate=False)
+                pages.append(_frame(view))
+            app.snapshot.timelines.pop(big, None)  # type: ignore[attr-defined]
+            app.timelines.pop(big, None)  # type: ignore[attr-defined]
+            gc.collect()
+            started = time.perf_counter()
+            app.switch_room(big)  # type: ignore[attr-defined]
+            view.render_lines(view.region.reset_offset)
+            switches.append(time.perf_counter() - started)
+            await pilot.pause()
+            shown = [view.render_line(y).text for y in range(view.size.height)]
+            assert any("#99999" in line for line in shown), shown[-3:]
+    switch, page = statistics.median(switches), statistics.median(pages)
+    result = figure(
+        switch / page,
+        3.0,
+        True,
+        cached_events=100_000,
+        switch_ms=round(switch * 1000, 2),
+        page_scroll_ms=round(page * 1000, 2),
+        absolute_target_ms=33,
+    )
+    result["ok"] = result["ok"] and switch <= 0.033
+    return result
+
+
+async def scroll_depth(tmp: Path) -> Figure:
+    from textual.app import App, ComposeResult
+
+    from tuichat.ui.widgets.timeline_view import TimelineView
+
+    class Host(App[None]):
+        def compose(self) -> ComposeResult:
+            yield TimelineView()
+
+    timings: dict[int, float] = {}
+    for size in (1000, 100_000):
+        app = Host()
+        async with app.run_test(size=(120, 40)) as pilot:
+            view = app.query_one(TimelineView)
+            view.set_items(_items(size))
+            await pilot.pause()
+            samples = []
+            for _ in range(300):
+                started = time.perf_counter()
+                view.scroll_to(y=view.scroll_y - 1, animate=False, immediate=True)
+                view.render_lines(view.region.reset_offset)
+                samples.append(time.perf_counter() - started)
+            timings[size] = statistics.median(samples)
+    return figure(
+        timings[100_000] / timings[1000],
+        1.2,
+        True,
+        frame_ms_1k=round(timings[1000] * 1000, 3),
+        frame_ms_100k=round(timings[100_000] * 1000, 3),
+    )
+
+
+async def frame_gap(tmp: Path) -> Figure:
+    from textual.app import App
+
+    from tuichat.ui.app import TuichatApp
+    from tuichat.ui.messages import MatrixEvent
+
+    rooms = [room_id(n) for n in range(200)]
+    peer = PeerDevice()
+    service, _sink = await offline_service(tmp / "gap", rooms, peer)
+    per_room = {room: [peer.encrypt(room, n) for n in range(50)] for room in rooms}
+    body = json.dumps(sync_response(per_room, "s_big")).encode()
+    profile_app = make_profile(tmp / "gap-ui")
+    fill_cache(profile_app, rooms=0, events_per_room=0)
+    app: App[Any] = TuichatApp(profile_app, connect=False)
+    gaps: list[float] = []
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        service._sink = lambda event: app.post_message(MatrixEvent(event))
+        gc.collect()
+        gc.freeze()
+        done = False
+
+        async def ticker() -> None:
+            last = time.perf_counter()
+            while not done:
+                await asyncio.sleep(0.001)
+                now = time.perf_counter()
+                gaps.append(now - last)
+                last = now
+
+        task = asyncio.create_task(ticker())
+        await asyncio.sleep(0.05)
+        await service.handle_sync(fastjson.loads(body))
+        for _ in range(50):
+            await pilot.pause()
+        done = True
+        await task
+        gc.unfreeze()
+    await service.stop()
+    worst = max(gaps)
+    return figure(
+        worst / (1 / 60),
+        2.0,
+        True,
+        events=10_000,
+        worst_gap_ms=round(worst * 1000, 1),
+        budget_ms=16.7,
+    )
+
+
+# -- 8. key_share --------------------------------------------------------------------------
+
+
+async def key_share(tmp: Path) -> Figure:
+    from nio.crypto.device import OlmDevice
+    from nio.responses import KeysClaimResponse
+
+    from tuichat.matrix.crypto.group_sessions import RotationPolicy
+
+    room = room_id(0)
+    service, _sink = await offline_service(tmp / "share", [room], PeerDevice())
+    olm = service.client.tuichat_olm  # type: ignore[union-attr]
+    accounts, claimed, members = [], {}, []
+    for number in range(200):
+        user, device_id = f"@peer{number // 10}:bench.test", f"PEER{number}"
+        account = vodozemac.Account()
+        account.generate_one_time_keys(1)
+        otk = next(iter(account.one_time_keys.values())).to_base64()
+        key_object = {"key": otk}
+        canonical = json.dumps(key_object, sort_keys=True, separators=(",", ":"))
+        key_object["signatures"] = {
+            user: {f"ed25519:{device_id}": account.sign(canonical.encode()).to_base64()}
+        }
+        claimed.setdefault(user, {})[device_id] = {f"signed_curve25519:{number}": key_object}
+        device = OlmDevice(
+            user,
+            device_id,
+            {
+                "ed25519": account.ed25519_key.to_base64(),
+                "curve25519": account.curve25519_key.to_base64(),
+            },
+        )
+        olm.device_store.add(device)
+        accounts.append((account, otk))
+        if user not in members:
+            members.append(user)
+    response = KeysClaimResponse.from_dict({"one_time_keys": claimed, "failures": {}})
+    client = service.client
+    assert client is not None
+
+    async def keys_claim(users: Any) -> Any:
+        await client.receive_response(response)
+        return response
+
+    async def send_to_device(event_type: str, messages: Any) -> bool:
+        return True
+
+    client.keys_claim = keys_claim  # type: ignore[method-assign]
+    service.crypto.groups.send_to_device = send_to_device  # type: ignore[union-attr,method-assign]
+    # Raw: one outbound Olm session and one encryption per device.
+    ours = vodozemac.Account()
+    payload = json.dumps({"type": "m.room_key", "content": {"session_key": "x" * 300}})
+    gc.collect()
+    started = time.perf_counter()
+    for account, otk in accounts:
+        session = ours.create_outbound_session(
+            account.curve25519_key, vodozemac.Curve25519PublicKey.from_base64(otk)
+        )
+        session.encrypt(payload.encode())
+    raw = time.perf_counter() - started
+    gc.collect()
+    started = time.perf_counter()
+    session = await service.crypto.groups.ensure_shared(  # type: ignore[union-attr]
+        room, members, RotationPolicy(), lambda device: True
+    )
+    shared = time.perf_counter() - started
+    await service.stop()
+    assert len(session.users_shared_with) == 200, len(session.users_shared_with)
+    return figure(
+        shared / raw,
+        1.5,
+        True,
+        devices=200,
+        raw_ms=round(raw * 1000, 1),
+        share_ms=round(shared * 1000, 1),
+    )
+
+
+FIGURES: list[tuple[str, Callable[[Path], Any]]] = [
+    ("decrypt_pipeline", decrypt_pipeline),
+    ("history_decrypt", history_decrypt),
+    ("cold_start", cold_start),
+    ("room_switch", room_switch),
+    ("scroll_depth", scroll_depth),
+    ("frame_gap", frame_gap),
+    ("memory", memory),
+    ("key_share", key_share),
+]
+
+
+def main(argv: list[str]) -> int:
+    wanted = set(argv) or {name for name, _ in FIGURES}
+    results: dict[str, Figure] = {}
+    if RESULTS.exists() and set(argv):
+        results = json.loads(RESULTS.read_text())
+    with tempfile.TemporaryDirectory(prefix="tuichat-bench-") as tmp:
+        for name, run in FIGURES:
+            if name not in wanted:
+                continue
+            directory = Path(tmp) / name
+            directory.mkdir()
+            started = time.perf_counter()
+            outcome = run(directory)
+            if asyncio.iscoroutine(outcome):
+                outcome = asyncio.run(outcome)
+            outcome["seconds"] = round(time.perf_counter() - started, 1)
+            results[name] = outcome
+            relation = "<=" if name not in ("decrypt_pipeline", "history_decrypt") else ">="
+            numbers = ", ".join(
+                f"{k}={v}" for k, v in outcome.items() if k not in ("ratio", "target", "ok")
+            )
+            mark = "ok  " if outcome["ok"] else "FAIL"
+            print(
+                f"{mark} {name:17} {outcome['ratio']:7.3f} (target {relation} "
+                f"{outcome['target']})  {numbers}",
+                flush=True,
+            )
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    return 0 if all(r["ok"] for r in results.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
