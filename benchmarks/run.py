@@ -98,12 +98,17 @@ async def history_decrypt(tmp: Path) -> Figure:
     pages = []
     for end in range(len(events), 0, -50):  # newest page first, newest event first
         chunk = list(reversed(events[end - 50 : end]))
-        pages.append(json.dumps({"chunk": chunk, "start": f"t{end}", "end": f"t{end - 50}"}))
+        page = {"chunk": chunk, "start": f"t{end}", "end": f"t{end - 50}"}
+        pages.append((f"t{end}", json.dumps(page)))
+    # The room's gap token, as a limited sync would have left it.
+    service.cache._db.execute(
+        "UPDATE rooms SET prev_batch = ? WHERE room_id = ?", (f"t{len(events)}", room)
+    )
     raw = raw_decrypt({room: key}, ciphertexts)
     gc.collect()
     started = time.perf_counter()
-    for page in pages:
-        await service.handle_history_page(room, fastjson.loads(page.encode()))
+    for token, page in pages:
+        await service.handle_history_page(room, fastjson.loads(page.encode()), token)
     pipeline = time.perf_counter() - started
     items = [i for e in sink.events for i in getattr(e, "items", ())]
     await service.stop()

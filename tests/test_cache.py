@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import stat
 from pathlib import Path
 
@@ -87,3 +88,21 @@ def test_encrypted_events_load_as_decrypting_placeholders(tmp_path: Path) -> Non
     snapshot = load_snapshot(cache, ME)
     assert snapshot.timelines["!r"][0].utd_reason == "decrypting"
     assert snapshot.encrypted["!r"] == [encrypted]
+
+
+def test_a_cache_from_an_older_schema_starts_over(tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "INSERT INTO meta VALUES ('schema_version', '1'), ('sync_token', 'old');"
+        "CREATE TABLE rooms (room_id TEXT PRIMARY KEY, membership TEXT NOT NULL,"
+        " summary TEXT NOT NULL DEFAULT '{}', read_marker TEXT, prev_batch TEXT);"
+        "INSERT INTO rooms (room_id, membership) VALUES ('!old', 'join');"
+    )
+    db.close()
+    cache = Cache(path)
+    assert cache.sync_token is None
+    assert cache.load_rooms() == []
+    cache.commit_sync(SyncWrite("t1", rooms={"!r": RoomWrite("join", events=[event(1)])}))
+    assert cache.last_timestamps() == {"!r": event(1)["origin_server_ts"]}

@@ -21,6 +21,7 @@ from tuichat.model.rooms import Membership
 from tuichat.ui.app import TuichatApp
 from tuichat.ui.screens.invite import InviteDialog
 from tuichat.ui.screens.new_dm import NewDmDialog
+from tuichat.ui.widgets.room_list import RoomListView
 from tuichat.ui.widgets.timeline_view import TimelineView
 
 
@@ -286,11 +287,11 @@ async def test_new_dm_dialog_and_invite_dialog(
         # An incoming DM invite: shown in Invites; Enter opens the dialog; A accepts.
         invited = await peer_carol.create_room(invite=[alice.user_id], direct=True)
         await wait_ui(pilot, lambda: app.rooms.get(invited))
-        rooms = app.query_one("#rooms")
-        assert "Invites" in str(rooms.get_option_at_index(0).prompt)
-        assert "invited by Carol" in str(rooms.get_option_at_index(1).prompt)
+        rooms = app.query_one(RoomListView)
+        await wait_ui(pilot, lambda: rooms.row_texts() and "Invites" in rooms.row_texts()[0])
+        assert "invited by Carol" in rooms.row_texts()[2]
         rooms.focus()
-        rooms.highlighted = 1
+        rooms.action_cursor_to(0)  # the invite is the first room
         await pilot.press("enter")
         await wait_ui(pilot, lambda: isinstance(app.screen, InviteDialog))
         await pilot.press("a")

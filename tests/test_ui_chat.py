@@ -15,6 +15,7 @@ from tuichat.matrix.session import Profile
 from tuichat.model.items import SendState
 from tuichat.ui.app import TuichatApp
 from tuichat.ui.widgets.composer import Composer
+from tuichat.ui.widgets.room_list import RoomListView
 from tuichat.ui.widgets.status_line import Feedback
 from tuichat.ui.widgets.timeline_view import TimelineView
 
@@ -70,7 +71,8 @@ async def test_message_is_echoed_then_confirmed_and_encrypted_reply_appears(
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_ui(pilot, lambda: app.connection is ConnectionState.SYNCED)
         await wait_ui(pilot, lambda: app.rooms.get(room_id))
-        assert "Invites" in str(app.query_one("#rooms").get_option_at_index(0).prompt)
+        rooms = app.query_one(RoomListView)
+        await wait_ui(pilot, lambda: rooms.row_texts() and "Invites" in rooms.row_texts()[0])
 
         await type_text(pilot, f"/join {room_id}")
         await wait_ui(pilot, lambda: app.current_room_id == room_id)
@@ -197,5 +199,4 @@ async def test_restart_shows_cached_rooms_and_messages_before_the_first_sync(
             pilot, lambda: any("a secret worth caching" in line for line in view.line_texts())
         )
         assert app.connection is ConnectionState.SYNCING  # the first sync is still pending
-        room_list_text = str(app.query_one("#rooms").get_option_at_index(0).prompt)
-        assert "Cached room" in room_list_text
+        assert "Cached room" in app.query_one(RoomListView).row_texts()[0]

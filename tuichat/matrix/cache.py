@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from typing import Any
 from tuichat.matrix import fastjson
 from tuichat.matrix.session import FILE_MODE, private_umask
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: rooms.last_ts
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS rooms (
     membership TEXT NOT NULL,
     summary TEXT NOT NULL DEFAULT '{}',
     read_marker TEXT,
-    prev_batch TEXT
+    prev_batch TEXT,
+    last_ts INTEGER NOT NULL DEFAULT 0  -- newest event's timestamp
 );
 CREATE TABLE IF NOT EXISTS state (
     room_id TEXT NOT NULL,
@@ -110,9 +111,10 @@ class Cache:
         self._db.close()
 
     def _reset(self) -> None:
-        with self._db:
-            for table in ("meta", "rooms", "state", "events", "account_data"):
-                self._db.execute(f"DELETE FROM {table}")
+        """Another schema: the cache starts over (the next sync refills it)."""
+        for table in ("meta", "rooms", "state", "events", "account_data"):
+            self._db.execute(f"DROP TABLE IF EXISTS {table}")
+        self._db.executescript(_SCHEMA)
         self._set_meta("schema_version", str(SCHEMA_VERSION))
 
     def _meta(self, key: str) -> str | None:
@@ -141,11 +143,8 @@ class Cache:
     def last_timestamps(self) -> dict[str, int]:
         """Each room's newest cached event's timestamp (its last activity),
         without loading its timeline."""
-        rows = self._db.execute(
-            "SELECT r.room_id, (SELECT json_extract(e.event, '$.origin_server_ts') "
-            "FROM events e WHERE e.room_id = r.room_id ORDER BY e.pos DESC LIMIT 1) FROM rooms r"
-        )
-        return {room_id: ts for room_id, ts in rows if isinstance(ts, int)}
+        rows = self._db.execute("SELECT room_id, last_ts FROM rooms WHERE last_ts > 0")
+        return dict(rows)
 
     def read_marker(self, room_id: str) -> str | None:
         row = self._db.execute(
@@ -216,19 +215,33 @@ class Cache:
         return None if row is None else row[0]
 
     async def prepend_events(
-        self, room_id: str, events: list[dict[str, Any]], prev_batch: str | None
-    ) -> None:
-        """Older events (oldest first) from /messages, below the cached ones,
-        and the token for what lies before them, in one transaction."""
+        self,
+        room_id: str,
+        events: list[dict[str, Any]],
+        from_token: str,
+        prev_batch: str | None,
+    ) -> bool:
+        """Older events (oldest first) from the /messages page fetched with
+        `from_token`, below the cached ones, and the token for what lies
+        before them, in one transaction. False (nothing written) when the
+        room's token changed meanwhile: a limited sync replaced the cached
+        timeline, and the page belongs to a gap that is gone."""
         async with self.write_lock:
-            self._prepend_events(room_id, events, prev_batch)
+            return self._prepend_events(room_id, events, from_token, prev_batch)
 
     def _prepend_events(
-        self, room_id: str, events: list[dict[str, Any]], prev_batch: str | None
-    ) -> None:
+        self,
+        room_id: str,
+        events: list[dict[str, Any]],
+        from_token: str,
+        prev_batch: str | None,
+    ) -> bool:
         db = self._db
         db.execute("BEGIN")
         try:
+            if self.prev_batch(room_id) != from_token:
+                db.execute("ROLLBACK")
+                return False
             (bottom,) = db.execute(
                 "SELECT COALESCE(MIN(pos), 1) FROM events WHERE room_id = ?", (room_id,)
             ).fetchone()
@@ -246,6 +259,7 @@ class Cache:
             )
             db.execute("UPDATE rooms SET prev_batch = ? WHERE room_id = ?", (prev_batch, room_id))
             db.execute("COMMIT")
+            return True
         except BaseException:
             db.execute("ROLLBACK")
             raise
@@ -256,39 +270,52 @@ class Cache:
     # -- writing ---------------------------------------------------------------
 
     def commit_sync(self, write: SyncWrite) -> None:
-        for _ in self._commit_steps(write):
-            pass
-
-    async def commit_sync_in_slices(self, write: SyncWrite, slice_seconds: float = 0.006) -> None:
-        """`commit_sync` for the event loop: the same single transaction, but
-        the loop gets to run (draw a frame) between rooms whenever a slice of
-        work took `slice_seconds`. Writers whose transaction spans awaits
-        hold `write_lock`."""
-        async with self.write_lock:
-            deadline = time.perf_counter() + slice_seconds
-            for _ in self._commit_steps(write):
-                if time.perf_counter() > deadline:
-                    await asyncio.sleep(0)
-                    deadline = time.perf_counter() + slice_seconds
-
-    def _commit_steps(self, write: SyncWrite) -> Iterator[None]:
-        """Write one sync response in one transaction, pausing after each room."""
+        """Write one sync response and its token in one transaction."""
         db = self._db
         db.execute("BEGIN")
         try:
             for room_id, room in write.rooms.items():
                 self._write_room(room_id, room)
-                yield
-            for room_id in write.removed_rooms:
-                for table in ("rooms", "state", "events"):
-                    db.execute(f"DELETE FROM {table} WHERE room_id = ?", (room_id,))
-            for event_type, content in write.account_data.items():
-                self.set_account_data(event_type, content)
-            self._set_meta("sync_token", write.next_batch)
+            self._finish_sync(write)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    async def commit_sync_in_slices(self, write: SyncWrite, slice_seconds: float = 0.006) -> None:
+        """`commit_sync` for the event loop: whenever writing took
+        `slice_seconds`, what is written so far is committed and the loop
+        runs (draws a frame) before the next rooms. The token goes in the
+        last transaction, so a crash in between repeats this sync on the
+        next start, and writing a sync twice changes nothing (events are
+        keyed by id, state by type and key). Writers whose transaction
+        spans awaits hold `write_lock`."""
+        async with self.write_lock:
+            db = self._db
+            db.execute("BEGIN")
+            try:
+                deadline = time.perf_counter() + slice_seconds
+                for room_id, room in write.rooms.items():
+                    self._write_room(room_id, room)
+                    if time.perf_counter() > deadline:
+                        db.execute("COMMIT")
+                        await asyncio.sleep(0)
+                        db.execute("BEGIN")
+                        deadline = time.perf_counter() + slice_seconds
+                self._finish_sync(write)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def _finish_sync(self, write: SyncWrite) -> None:
+        db = self._db
+        for room_id in write.removed_rooms:
+            for table in ("rooms", "state", "events"):
+                db.execute(f"DELETE FROM {table} WHERE room_id = ?", (room_id,))
+        for event_type, content in write.account_data.items():
+            self.set_account_data(event_type, content)
+        self._set_meta("sync_token", write.next_batch)
 
     def _write_room(self, room_id: str, room: RoomWrite) -> None:
         db = self._db
@@ -322,6 +349,12 @@ class Cache:
                 (room.prev_batch, room_id),
             )
         self._append_events(room_id, room.events)
+        stamps = [e.get("origin_server_ts") for e in room.events]
+        newest = max((t for t in stamps if isinstance(t, int)), default=0)
+        if newest:
+            db.execute(
+                "UPDATE rooms SET last_ts = MAX(last_ts, ?) WHERE room_id = ?", (newest, room_id)
+            )
 
     def _append_events(self, room_id: str, events: Iterable[dict[str, Any]]) -> None:
         db = self._db

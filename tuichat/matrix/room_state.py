@@ -145,11 +145,15 @@ class RoomState:
         return bool(self.content("m.room.member", own_user_id).get("is_direct"))
 
     def display_name(self, own_user_id: str) -> str:
+        name, alias = self.name, self.canonical_alias
+        if name or alias:
+            # What the spec's algorithm returns first; members are not needed.
+            return name or alias
         joined, invited = self.member_counts()
         heroes = self.heroes(own_user_id)
         return room_display_name(
-            name=self.name,
-            canonical_alias=self.canonical_alias,
+            name=name,
+            canonical_alias=alias,
             heroes=heroes,
             hero_names={hero: self.member_name(hero) for hero in heroes},
             joined_count=joined,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,7 +42,7 @@ from tuichat.model.items import SendState
 from tuichat.model.rooms import Membership, RoomList, RoomSummary
 from tuichat.model.timeline import Timeline, TimelineChange
 from tuichat.model.verification import Phase, VerificationView
-from tuichat.ui.messages import MatrixEvent
+from tuichat.ui.messages import MatrixEvent, MatrixEventsReady
 from tuichat.ui.screens.devices import DevicesScreen
 from tuichat.ui.screens.invite import InviteDialog
 from tuichat.ui.screens.main import MainScreen
@@ -61,6 +62,9 @@ if TYPE_CHECKING:
     from tuichat.matrix.service import MatrixService
 
 log = logging.getLogger(__name__)
+
+# UI work done between two chances to draw a frame.
+SLICE_SECONDS = 0.006
 
 
 class TuichatApp(App[int]):
@@ -103,6 +107,16 @@ class TuichatApp(App[int]):
         self.cache: Cache | None = None
         self.snapshot: Snapshot | None = None
         self.main = MainScreen()
+        self._inbox: list[DomainEvent] = []
+        self._inbox_posted = False
+        self._room_list_due = False
+        # Themes before the first style pass: setting one after mounting
+        # would restyle every widget once more.
+        loaded = builtin_themes()
+        for theme in loaded.themes:
+            self.register_theme(theme)
+        self._theme_errors = loaded.errors
+        self.theme = DEFAULT_THEME
 
     # -- start-up ----------------------------------------------------------------
 
@@ -110,14 +124,13 @@ class TuichatApp(App[int]):
         return self.main
 
     def on_mount(self) -> None:
-        loaded = builtin_themes()
-        for theme in loaded.themes:
-            self.register_theme(theme)
-        for error in loaded.errors:
+        for error in self._theme_errors:
             self.notify(error, title="Theme not loaded", severity="warning")
-        self.theme = DEFAULT_THEME
-        # The default screen composes after the App mounts: load once it has.
-        self.main.call_after_refresh(self._load)
+
+    @on(MainScreen.Composed)
+    def _main_composed(self) -> None:
+        # Filled from the cache before the first frame is drawn.
+        self._load()
 
     def _load(self) -> None:
         self.cache = Cache(self.profile.cache_file)
@@ -226,6 +239,7 @@ class TuichatApp(App[int]):
             )
             self.service = service
             await service.start()
+            self.main.timeline.ask_again()
         except ProfileError as error:
             self.connection = ConnectionState.STOPPED
             self.connection_detail = str(error)
@@ -233,7 +247,24 @@ class TuichatApp(App[int]):
             self.main.feedback.show(str(error), error=True)
 
     def _sink(self, event: DomainEvent) -> None:
-        self.post_message(MatrixEvent(event))
+        """Service events queue in an inbox that one message drains: a sync
+        with hundreds of rooms must not become hundreds of messages handled
+        back to back without a frame in between."""
+        self._inbox.append(event)
+        if not self._inbox_posted:
+            self._inbox_posted = True
+            self.post_message(MatrixEventsReady())
+
+    @on(MatrixEventsReady)
+    async def _drain_inbox(self, message: MatrixEventsReady) -> None:
+        self._inbox_posted = False
+        events, self._inbox = self._inbox, []
+        deadline = time.perf_counter() + SLICE_SECONDS
+        for event in events:
+            self._apply(event)
+            if time.perf_counter() > deadline:
+                await asyncio.sleep(0)  # a frame may be drawn
+                deadline = time.perf_counter() + SLICE_SECONDS
 
     async def on_unmount(self) -> None:
         if self.service is not None:
@@ -245,11 +276,16 @@ class TuichatApp(App[int]):
 
     @on(MatrixEvent)
     def _on_matrix_event(self, message: MatrixEvent) -> None:
-        event = message.event
+        self._apply(message.event)
+
+    def _apply(self, event: DomainEvent) -> None:
         if isinstance(event, TimelineAppended):
             timeline = self._timeline(event.room_id)
             change = timeline.reset(event.items) if event.limited else timeline.append(event.items)
             self._timeline_changed(event.room_id, change)
+            if event.limited and event.room_id == self.current_room_id:
+                # A gap: what came before is to be loaded again.
+                self.main.timeline.set_history(self._history_state(timeline))
             for item in event.items:
                 self.rooms.touch(event.room_id, item.timestamp)
             self._refresh_room_list()
@@ -353,6 +389,13 @@ class TuichatApp(App[int]):
         return self.rooms.get(self.current_room_id) if self.current_room_id else None
 
     def _refresh_room_list(self) -> None:
+        """Redraw the room list once, after the events at hand are applied."""
+        if not self._room_list_due:
+            self._room_list_due = True
+            self.call_after_refresh(self._show_room_list)
+
+    def _show_room_list(self) -> None:
+        self._room_list_due = False
         self.main.room_list.show_rooms(self.rooms.ordered(), self.current_room_id)
 
     def _refresh_header(self) -> None:

@@ -13,3 +13,7 @@ class MatrixEvent(Message):
     def __init__(self, event: DomainEvent) -> None:
         super().__init__()
         self.event = event
+
+
+class MatrixEventsReady(Message):
+    """Domain events wait in the App's inbox (see `TuichatApp._sink`)."""

@@ -141,9 +141,20 @@ class CryptoEngine:
 
     # -- decrypting -----------------------------------------------------------------
 
-    def decrypt(self, room_id: str, event: dict[str, Any]) -> Decryption:
+    def decrypt_page(self, room_id: str, events: list[dict[str, Any]]) -> list[Decryption]:
+        """Decrypt a page of older history (oldest first), as `decrypt` does
+        one event; see `MegolmDecryptor.history_sessions`."""
+        copies = self.decryptor.history_sessions(room_id, events)
+        return [self.decrypt(room_id, event, copies) for event in events]
+
+    def decrypt(
+        self,
+        room_id: str,
+        event: dict[str, Any],
+        copies: dict[tuple[str, str], Any] | None = None,
+    ) -> Decryption:
         """Decrypt, and remember the event if a later key could help."""
-        decryption = self._with_withheld(self.decryptor.decrypt(room_id, event))
+        decryption = self._with_withheld(self.decryptor.decrypt(room_id, event, copies))
         session_id = decryption.session_id
         if session_id is None:
             return decryption

@@ -13,6 +13,7 @@ The file lives in the profile's crypto directory (0700) with mode 0600.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import Iterable
@@ -76,6 +77,12 @@ class CryptoExtrasStore:
             self._db = sqlite3.connect(self.path, isolation_level=None)
         self.path.chmod(FILE_MODE)
         self._db.execute("PRAGMA journal_mode=WAL")
+        # Commits reach the disk at checkpoints (safe against a crash of
+        # tuichat, not of the machine): replay records and key provenance
+        # are written per sync and per history page, and a synced commit
+        # costs a millisecond or more. Outbound sessions are the exception
+        # (`save_outbound`): a lost one would reuse message indices.
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         # Replay protection: message indices seen, by session, loaded lazily.
         self._indices: dict[tuple[str, str], dict[int, tuple[str, int]]] = {}
@@ -102,6 +109,13 @@ class CryptoExtrasStore:
     # -- outbound sessions -------------------------------------------------------
 
     def save_outbound(self, session: StoredOutboundSession) -> None:
+        self._db.execute("PRAGMA synchronous=FULL")
+        try:
+            self._save_outbound(session)
+        finally:
+            self._db.execute("PRAGMA synchronous=NORMAL")
+
+    def _save_outbound(self, session: StoredOutboundSession) -> None:
         self._db.execute(
             "INSERT INTO outbound_sessions "
             "(room_id, pickle, created_ms, message_count, shared_with) VALUES (?, ?, ?, ?, ?) "
@@ -165,11 +179,25 @@ class CryptoExtrasStore:
             return True
         return seen == (event_id, origin_ts)
 
+    async def flush_in_slices(self, rows_per_slice: int = 2000) -> None:
+        """`flush` for the event loop: thousands of records (a large sync)
+        are written a slice per transaction, letting the loop run between.
+        Each record stands alone, so slices need not commit together."""
+        while len(self._unsaved_indices) > rows_per_slice:
+            rows = self._unsaved_indices[:rows_per_slice]
+            del self._unsaved_indices[:rows_per_slice]
+            self._write_indices(rows)
+            await asyncio.sleep(0)
+        self.flush()
+
     def flush(self) -> None:
         """Write the indices recorded since the last flush (one transaction)."""
         if not self._unsaved_indices:
             return
         rows, self._unsaved_indices = self._unsaved_indices, []
+        self._write_indices(rows)
+
+    def _write_indices(self, rows: list[tuple[str, str, int, str, int]]) -> None:
         self._db.execute("BEGIN")
         try:
             self._db.executemany(

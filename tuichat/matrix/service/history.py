@@ -67,17 +67,25 @@ class HistoryMixin(ServiceBase):
                 self.emit(Notice(f"Could not load older messages: {error}", error=True))
                 self.emit(TimelinePrepended(room_id, [], has_more=True))
                 return True
-            return await self.handle_history_page(room_id, page)
+            return await self.handle_history_page(room_id, page, token)
 
-    async def handle_history_page(self, room_id: str, page: dict[str, Any]) -> bool:
-        """Process one /messages (dir=b) answer; also used by benchmarks."""
+    async def handle_history_page(
+        self, room_id: str, page: dict[str, Any], from_token: str
+    ) -> bool:
+        """Process one /messages (dir=b) answer, fetched with `from_token`;
+        also used by benchmarks."""
         chunk = page.get("chunk")
         events = [e for e in chunk if isinstance(e, dict)] if isinstance(chunk, list) else []
         events.reverse()  # oldest first: each session's ratchet moves forward
         end = page.get("end")
         token = end if isinstance(end, str) and events else None
+        if not await self.cache.prepend_events(room_id, events, from_token, token):
+            # A limited sync replaced the timeline while this page was on its
+            # way; the UI asks again from the new gap.
+            log.info("dropped a stale history page of %s", room_id)
+            self.emit(TimelinePrepended(room_id, [], has_more=True))
+            return True
         items = self._history_items(room_id, events)
-        await self.cache.prepend_events(room_id, events, token)
         assert self.crypto is not None
         self.crypto.extras.flush()
         self.emit(TimelinePrepended(room_id, items, has_more=token is not None))
@@ -87,17 +95,17 @@ class HistoryMixin(ServiceBase):
         state = self.states.get(room_id)
         if state is None:
             return []
+        encrypted = [e for e in events if e.get("type") == "m.room.encrypted"]
+        decryptions: dict[int, Decryption] = {}
+        if encrypted:
+            if self.crypto is not None:
+                results = self.crypto.decrypt_page(room_id, encrypted)
+            else:
+                results = [Decryption(None, "decrypting")] * len(encrypted)
+            decryptions = {id(e): d for e, d in zip(encrypted, results, strict=True)}
         items = []
-        crypto = self.crypto
         for event in events:
-            decryption: Decryption | None = None
-            if event.get("type") == "m.room.encrypted":
-                decryption = (
-                    crypto.decrypt(room_id, event)
-                    if crypto is not None
-                    else Decryption(None, "decrypting")
-                )
-            item = to_item(event, state, self.viewer, decryption)
+            item = to_item(event, state, self.viewer, decryptions.get(id(event)))
             if item is not None:
                 items.append(item)
         return items

@@ -214,7 +214,7 @@ class SyncMixin(ServiceBase):
             self._handle_left(room_id, outcome)
         self._emit_redecrypted(redecrypted)
         await self.cache.commit_sync_in_slices(outcome.write)
-        self.crypto.extras.flush()
+        await self.crypto.extras.flush_in_slices()
         self.sync_token = next_batch
         self._emit_summaries(outcome.changed_rooms)
         self._report_device_news()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from textual import getters
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer
 
@@ -25,6 +26,12 @@ class MainScreen(Screen[None]):
     feedback = getters.query_one(Feedback)
     composer = getters.query_one(Composer)
     status = getters.query_one(StatusLine)
+
+    class Composed(Message):
+        """The widgets exist: the App can fill them before the first frame."""
+
+    def on_mount(self) -> None:
+        self.app.post_message(self.Composed())
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="body"):

@@ -159,12 +159,19 @@ class TimelineView(ScrollView, can_focus=True):
             if state is HistoryState.MORE:
                 self.call_after_refresh(self._maybe_near_top)
 
+    def ask_again(self) -> None:
+        """Older history can be loaded now (an earlier NearTop came too
+        early): ask again if the top is still in view."""
+        self._asked_for_more = False
+        self._maybe_near_top()
+
     def apply_change(self, change: TimelineChange) -> None:
         """Bring the view up to date after the model changed."""
         at_bottom = self.is_at_bottom
         lines = self._lines
         if change.kind is ChangeKind.RESET:
             lines.reset(len(self._items))
+            self._asked_for_more = False
         elif change.kind is ChangeKind.PREPENDED:
             if change.count:
                 lines.insert_front(change.count)

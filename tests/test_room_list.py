@@ -1,0 +1,66 @@
+"""The room list renders only its visible rows and is driven by keys and clicks."""
+
+from __future__ import annotations
+
+from textual.app import App, ComposeResult
+
+from tuichat.model.rooms import Membership, RoomSummary
+from tuichat.ui.widgets.room_list import RoomListView
+
+
+def summary(n: int, **kw: object) -> RoomSummary:
+    fields: dict[str, object] = {
+        "room_id": f"!r{n}:x",
+        "name": f"Room {n}",
+        "membership": Membership.JOIN,
+        "last_activity": 10_000 - n,
+    }
+    fields.update(kw)
+    return RoomSummary(**fields)  # type: ignore[arg-type]
+
+
+class Host(App[None]):
+    def __init__(self) -> None:
+        super().__init__()
+        self.chosen: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        yield RoomListView()
+
+    def on_room_list_view_room_chosen(self, message: RoomListView.RoomChosen) -> None:
+        self.chosen.append(message.room_id)
+
+
+async def test_a_thousand_rooms_render_only_the_visible_rows() -> None:
+    app = Host()
+    async with app.run_test(size=(40, 20)) as pilot:
+        view = app.query_one(RoomListView)
+        rooms = [summary(n, name=f"[b]Room {n}[/b]") for n in range(1000)]
+        view.show_rooms(rooms, rooms[0].room_id)
+        await pilot.pause()
+        assert view.virtual_size.height == 1000
+        lines = [view.render_line(y).text for y in range(view.size.height)]
+        assert "[b]Room 0[/b]" in lines[0]  # names are text, never markup
+        view.focus()
+        await pilot.press("end")
+        await pilot.pause()
+        assert view.highlighted == 999
+        assert any("Room 999" in view.render_line(y).text for y in range(view.size.height))
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.chosen == ["!r999:x"]
+
+
+async def test_invites_come_first_and_a_click_chooses_a_room() -> None:
+    app = Host()
+    async with app.run_test(size=(40, 20)) as pilot:
+        view = app.query_one(RoomListView)
+        invite = summary(7, membership=Membership.INVITE, inviter="Carol")
+        view.show_rooms([invite, summary(1), summary(2)], None)
+        await pilot.pause()
+        rows = view.row_texts()
+        assert rows[0] == "Invites" and "Room 7" in rows[1] and "invited by Carol" in rows[2]
+        assert rows[3] == "Rooms" and "Room 1" in rows[4]
+        await pilot.click(RoomListView, offset=(5, 5))
+        await pilot.pause()
+        assert app.chosen == ["!r2:x"]
