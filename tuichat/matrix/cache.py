@@ -90,6 +90,14 @@ class SyncWrite:
     account_data: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+def _checkpoint(path: Path) -> None:
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    finally:
+        db.close()
+
+
 class Cache:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -100,6 +108,9 @@ class Cache:
         self.path.chmod(FILE_MODE)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        # No checkpoints inside a commit on the UI loop (one can take tens
+        # of milliseconds): `checkpoint()` runs them in a thread instead.
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._db.executescript(_SCHEMA)
         version = self._meta("schema_version")
         if version is None:
@@ -109,6 +120,15 @@ class Cache:
 
     def close(self) -> None:
         self._db.close()
+
+    async def checkpoint(self, min_pages: int = 1000) -> None:
+        """Move the write-ahead log into the database file when it has grown
+        past `min_pages`, on a connection of its own in a worker thread
+        (SQLite releases the GIL while it copies and syncs)."""
+        log_pages = self._db.execute("PRAGMA wal_checkpoint(NOOP)").fetchone()
+        if log_pages is None or log_pages[1] < min_pages:
+            return
+        await asyncio.to_thread(_checkpoint, self.path)
 
     def _reset(self) -> None:
         """Another schema: the cache starts over (the next sync refills it)."""

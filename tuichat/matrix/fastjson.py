@@ -10,6 +10,7 @@ never fails here that would have parsed before.
 
 from __future__ import annotations
 
+import gc
 import json
 from typing import Any
 
@@ -18,11 +19,23 @@ import orjson
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
+# Above this size the garbage collector is paused while parsing: a parse
+# creates only acyclic containers, yet their number triggers collections
+# that walk the whole heap (several milliseconds each, mid-parse).
+_LARGE = 256 * 1024
+
+
 def loads(data: bytes | str) -> Any:
+    paused = len(data) > _LARGE and gc.isenabled()
+    if paused:
+        gc.disable()
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
         return json.loads(data)
+    finally:
+        if paused:
+            gc.enable()
 
 
 def dumps(value: Any) -> str:

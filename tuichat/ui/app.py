@@ -64,7 +64,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # UI work done between two chances to draw a frame.
-SLICE_SECONDS = 0.006
+SLICE_SECONDS = 0.004
 
 
 class TuichatApp(App[int]):

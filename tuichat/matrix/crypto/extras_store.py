@@ -68,6 +68,14 @@ class StoredOutboundSession:
 IndexKey = tuple[str, str, int]  # (sender key, session id, message index)
 
 
+def _checkpoint(path: Path) -> None:
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    finally:
+        db.close()
+
+
 class CryptoExtrasStore:
     FILE_NAME = "tuichat-crypto.sqlite3"
 
@@ -83,6 +91,7 @@ class CryptoExtrasStore:
         # costs a millisecond or more. Outbound sessions are the exception
         # (`save_outbound`): a lost one would reuse message indices.
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA wal_autocheckpoint=0")  # see `checkpoint`
         self._db.executescript(_SCHEMA)
         # Replay protection: message indices seen, by session, loaded lazily.
         self._indices: dict[tuple[str, str], dict[int, tuple[str, int]]] = {}
@@ -178,6 +187,14 @@ class CryptoExtrasStore:
             self._unsaved_indices.append((sender_key, session_id, index, event_id, origin_ts))
             return True
         return seen == (event_id, origin_ts)
+
+    async def checkpoint(self, min_pages: int = 1000) -> None:
+        """Checkpoint the write-ahead log in a worker thread (as the cache
+        does), not inside a commit on the UI loop."""
+        log_pages = self._db.execute("PRAGMA wal_checkpoint(NOOP)").fetchone()
+        if log_pages is None or log_pages[1] < min_pages:
+            return
+        await asyncio.to_thread(_checkpoint, self.path)
 
     async def flush_in_slices(self, rows_per_slice: int = 2000) -> None:
         """`flush` for the event loop: thousands of records (a large sync)

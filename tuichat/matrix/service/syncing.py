@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import gc
 import json
 import logging
 import time
@@ -63,7 +64,10 @@ TIMELINE_LIMIT = 50
 BACKOFF_START = 1.0
 BACKOFF_MAX = 30.0
 # Work done between two chances for the event loop to draw a frame.
-SLICE_SECONDS = 0.006
+SLICE_SECONDS = 0.004
+# A sync with this many timeline events leaves its objects frozen (see
+# `handle_sync`).
+LARGE_SYNC_EVENTS = 1000
 
 
 @dataclass
@@ -185,11 +189,31 @@ class SyncMixin(ServiceBase):
         return data
 
     async def handle_sync(self, raw: dict[str, Any]) -> None:
-        """Process one raw sync response (also used by tests and benchmarks)."""
+        """Process one raw sync response (also used by tests and benchmarks).
+
+        The cyclic garbage collector is paused meanwhile: what a sync creates
+        is freed by reference counting, and a full collection in the middle
+        (tens of milliseconds with a large heap) would stall a frame. After
+        a large sync its survivors are frozen, so later collections do not
+        walk them again."""
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            events = await self._handle_sync(raw)
+        finally:
+            if collecting:
+                if events >= LARGE_SYNC_EVENTS:
+                    gc.freeze()
+                gc.enable()
+
+    async def _handle_sync(self, raw: dict[str, Any]) -> int:
+        """Returns the number of timeline events handled."""
         assert self.client is not None
         next_batch = raw.get("next_batch")
         if not isinstance(next_batch, str):
             raise ValueError("sync response without next_batch")
+        # Parsing a large body was one slice of work already.
+        await asyncio.sleep(0)
         response = SyncResponse.from_dict(_nio_view(raw))
         if isinstance(response, SyncResponse):
             await self.client.receive_response(response)
@@ -203,8 +227,9 @@ class SyncMixin(ServiceBase):
         for room_id, info in _dict_items(rooms.get("invite")):
             self._handle_invite(room_id, info, outcome)
         deadline = time.perf_counter() + SLICE_SECONDS
+        events = 0
         for room_id, info in _dict_items(rooms.get("join")):
-            self._handle_joined(room_id, info, outcome)
+            events += self._handle_joined(room_id, info, outcome)
             if time.perf_counter() > deadline:
                 # A large sync (thousands of events) is cut into slices, so
                 # the UI draws frames while it is decrypted.
@@ -215,6 +240,8 @@ class SyncMixin(ServiceBase):
         self._emit_redecrypted(redecrypted)
         await self.cache.commit_sync_in_slices(outcome.write)
         await self.crypto.extras.flush_in_slices()
+        await self.cache.checkpoint()
+        await self.crypto.extras.checkpoint()
         self.sync_token = next_batch
         self._emit_summaries(outcome.changed_rooms)
         self._report_device_news()
@@ -226,6 +253,7 @@ class SyncMixin(ServiceBase):
         if pending is not None and pending.membership is Membership.JOIN:
             self.emit(SwitchToRoom(pending.room_id))
             self._pending_switch = None
+        return events
 
     def _handle_account_data(self, raw: dict[str, Any], outcome: _SyncOutcome) -> None:
         account_data = raw.get("account_data")
@@ -263,7 +291,8 @@ class SyncMixin(ServiceBase):
         outcome.write.rooms[room_id] = RoomWrite(membership="invite", state=state_events)
         outcome.changed_rooms.add(room_id)
 
-    def _handle_joined(self, room_id: str, info: dict[str, Any], outcome: _SyncOutcome) -> None:
+    def _handle_joined(self, room_id: str, info: dict[str, Any], outcome: _SyncOutcome) -> int:
+        """Returns the number of timeline events."""
         assert self.client is not None
         state = self._state_for(room_id, Membership.JOIN)
         summary = info.get("summary")
@@ -316,6 +345,7 @@ class SyncMixin(ServiceBase):
             self.snapshot.timelines[room_id] = []
             self._last_activity[room_id] = 0
             outcome.changed_rooms.add(room_id)
+        return len(events)
 
     def _rotate_if_needed(self, room_id: str, state_events: list[dict[str, Any]]) -> None:
         """Start a new outbound session when someone may no longer read along:
