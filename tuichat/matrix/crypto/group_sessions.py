@@ -231,27 +231,32 @@ class GroupSessions:
     async def _share(
         self, room_id: str, session: OutboundGroupSession, devices: Sequence[Any]
     ) -> None:
-        await self._claim_missing(devices)
         olm = self._olm
-        ready = [d for d in devices if olm.session_store.get(d.curve25519) is not None]
-        if len(ready) < len(devices):
-            log.warning(
-                "no Olm session (no one-time key) for %d device(s) in %s; they get no key",
-                len(devices) - len(ready),
-                room_id,
-            )
         key_content = {
             "algorithm": MEGOLM,
             "room_id": room_id,
             "session_id": session.id,
             "session_key": session.session_key,  # from the current message index
         }
-        for chunk in _chunks(ready, self.batch_size):
-            messages: dict[str, dict[str, Any]] = {}
-            with olm.store_batch():
+        batches: list[tuple[Sequence[Any], dict[str, dict[str, Any]]]] = []
+        # New Olm sessions (from the claim) and their use (encryption) are
+        # saved once, together, before anything is sent.
+        with olm.store_batch():
+            await self._claim_missing(devices)
+            ready = [d for d in devices if olm.session_store.get(d.curve25519) is not None]
+            if len(ready) < len(devices):
+                log.warning(
+                    "no Olm session (no one-time key) for %d device(s) in %s; they get no key",
+                    len(devices) - len(ready),
+                    room_id,
+                )
+            for chunk in _chunks(ready, self.batch_size):
+                messages: dict[str, dict[str, Any]] = {}
                 for device in chunk:
                     payload = self.client.olm_encrypt_for(device, "m.room_key", key_content)
                     messages.setdefault(device.user_id, {})[device.id] = payload
+                batches.append((chunk, messages))
+        for chunk, messages in batches:
             if await self.send_to_device("m.room.encrypted", messages):
                 session.users_shared_with.update((d.user_id, d.id) for d in chunk)
 
