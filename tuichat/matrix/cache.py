@@ -13,15 +13,19 @@ imports neither nio nor Textual: the UI reads it before nio is loaded.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import logging
 import sqlite3
-import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from tuichat.matrix import fastjson
+from tuichat.matrix import fastjson, wal_checkpoints
 from tuichat.matrix.session import FILE_MODE, private_umask
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 SCHEMA_VERSION = 2  # 2: rooms.last_ts
 
@@ -90,27 +94,22 @@ class SyncWrite:
     account_data: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def _checkpoint(path: Path) -> None:
-    db = sqlite3.connect(path, isolation_level=None)
-    try:
-        db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-    finally:
-        db.close()
-
-
 class Cache:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        # Held by writers whose transaction spans awaits.
-        self.write_lock = asyncio.Lock()
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="tuichat-cache"
+        )
+        self._writer: _Writer | None = None
+        self._pending: concurrent.futures.Future[Any] | None = None
+        self._closed = False
         with private_umask():
             self._db = sqlite3.connect(self.path, isolation_level=None)
         self.path.chmod(FILE_MODE)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        # No checkpoints inside a commit on the UI loop (one can take tens
-        # of milliseconds): `checkpoint()` runs them in a thread instead.
-        self._db.execute("PRAGMA wal_autocheckpoint=0")
+        wal_checkpoints.disable_automatic(self._db)
+        self.checkpoints = wal_checkpoints.BackgroundCheckpoints(self.path)
         self._db.executescript(_SCHEMA)
         version = self._meta("schema_version")
         if version is None:
@@ -119,16 +118,18 @@ class Cache:
             self._reset()
 
     def close(self) -> None:
-        self._db.close()
-
-    async def checkpoint(self, min_pages: int = 1000) -> None:
-        """Move the write-ahead log into the database file when it has grown
-        past `min_pages`, on a connection of its own in a worker thread
-        (SQLite releases the GIL while it copies and syncs)."""
-        log_pages = self._db.execute("PRAGMA wal_checkpoint(NOOP)").fetchone()
-        if log_pages is None or log_pages[1] < min_pages:
+        """Finish the queued writes, then close both connections (once)."""
+        if self._closed:
             return
-        await asyncio.to_thread(_checkpoint, self.path)
+        self._closed = True
+
+        def close_writer(writer: _Writer) -> None:
+            writer.close()
+
+        if self._writer is not None:
+            self._submit(close_writer)
+        self._executor.shutdown(wait=True)
+        self._db.close()
 
     def _reset(self) -> None:
         """Another schema: the cache starts over (the next sync refills it)."""
@@ -234,22 +235,136 @@ class Cache:
         ).fetchone()
         return None if row is None else row[0]
 
-    async def prepend_events(
+    def event_count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+    # -- writing ---------------------------------------------------------------
+    #
+    # Every write runs on one worker thread with a connection of its own, in
+    # the order it was asked for: SQLite releases the GIL while it updates
+    # its pages, so the UI loop decrypts and draws while a sync is written.
+    # A sync's events and its token still commit in one transaction. Reads
+    # (on this thread's connection) see what was committed; `flushed()`
+    # waits for every write asked for so far.
+
+    def _submit(self, job: Callable[[_Writer], _T]) -> concurrent.futures.Future[_T]:
+        future = self._executor.submit(self._run_job, job)
+        self._pending = future
+        return future
+
+    def _run_job(self, job: Callable[[_Writer], _T]) -> _T:
+        if self._writer is None:
+            self._writer = _Writer(_connect(self.path), self.checkpoints)
+        return job(self._writer)
+
+    def queue_sync(self, write: SyncWrite) -> concurrent.futures.Future[None]:
+        """Write one sync response and its token (one transaction) behind the
+        writes already queued; returns at once. A failed write is logged and
+        the stored token removed, so the next start syncs from scratch
+        rather than over a hole in the cache."""
+        future = self._submit(lambda writer: writer.commit_sync(write))
+        future.add_done_callback(self._check_write)
+        return future
+
+    def _check_write(self, future: concurrent.futures.Future[Any]) -> None:
+        error = future.exception()
+        if error is not None:
+            log.error("writing the cache failed: %s", error)
+            self._submit(lambda writer: writer.forget_token())
+
+    def commit_sync(self, write: SyncWrite) -> None:
+        """`queue_sync`, waiting until it is written (tools and tests)."""
+        self._submit(lambda writer: writer.commit_sync(write)).result()
+
+    async def flushed(self) -> None:
+        """Wait until every write queued so far is on disk."""
+        pending = self._pending
+        if pending is not None and not pending.done():
+            await asyncio.wrap_future(pending)
+
+    def prepend_events(
         self,
         room_id: str,
         events: list[dict[str, Any]],
         from_token: str,
         prev_batch: str | None,
-    ) -> bool:
-        """Older events (oldest first) from the /messages page fetched with
-        `from_token`, below the cached ones, and the token for what lies
-        before them, in one transaction. False (nothing written) when the
-        room's token changed meanwhile: a limited sync replaced the cached
-        timeline, and the page belongs to a gap that is gone."""
-        async with self.write_lock:
-            return self._prepend_events(room_id, events, from_token, prev_batch)
+    ) -> concurrent.futures.Future[bool]:
+        """Queue older events (oldest first) from the /messages page fetched
+        with `from_token`, below the cached ones, and the token for what lies
+        before them, in one transaction. Nothing is written (the result is
+        False) when the room's token changed before the write: a limited
+        sync replaced the cached timeline, and the page belongs to a gap
+        that is gone."""
+        return self._submit(
+            lambda writer: writer.prepend_events(room_id, events, from_token, prev_batch)
+        )
 
-    def _prepend_events(
+    def set_account_data(self, event_type: str, content: dict[str, Any]) -> None:
+        self._submit(lambda writer: writer.set_account_data(event_type, content))
+
+    def set_read_marker(self, room_id: str, event_id: str) -> None:
+        self._submit(lambda writer: writer.set_read_marker(room_id, event_id))
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA busy_timeout=10000")
+    wal_checkpoints.disable_automatic(db)
+    return db
+
+
+class _Writer:
+    """The writes, on the writer thread's connection."""
+
+    def __init__(
+        self, db: sqlite3.Connection, checkpoints: wal_checkpoints.BackgroundCheckpoints
+    ) -> None:
+        self._db = db
+        self.checkpoints = checkpoints
+
+    def close(self) -> None:
+        """Finish the queued writes, then close both connections (once)."""
+        if self._closed:
+            return
+        self._closed = True
+
+        def close_writer(writer: _Writer) -> None:
+            writer.close()
+
+        if self._writer is not None:
+            self._submit(close_writer)
+        self._executor.shutdown(wait=True)
+        self._db.close()
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def forget_token(self) -> None:
+        self._db.execute("DELETE FROM meta WHERE key = 'sync_token'")
+
+    def commit_sync(self, write: SyncWrite) -> None:
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            for room_id, room in write.rooms.items():
+                self._write_room(room_id, room)
+            for room_id in write.removed_rooms:
+                for table in ("rooms", "state", "events"):
+                    db.execute(f"DELETE FROM {table} WHERE room_id = ?", (room_id,))
+            for event_type, content in write.account_data.items():
+                self.set_account_data(event_type, content)
+            self._set_meta("sync_token", write.next_batch)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def prepend_events(
         self,
         room_id: str,
         events: list[dict[str, Any]],
@@ -259,7 +374,10 @@ class Cache:
         db = self._db
         db.execute("BEGIN")
         try:
-            if self.prev_batch(room_id) != from_token:
+            row = db.execute(
+                "SELECT prev_batch FROM rooms WHERE room_id = ?", (room_id,)
+            ).fetchone()
+            if (row[0] if row else None) != from_token:
                 db.execute("ROLLBACK")
                 return False
             (bottom,) = db.execute(
@@ -279,63 +397,11 @@ class Cache:
             )
             db.execute("UPDATE rooms SET prev_batch = ? WHERE room_id = ?", (prev_batch, room_id))
             db.execute("COMMIT")
+            self.checkpoints.wrote(len(rows))
             return True
         except BaseException:
             db.execute("ROLLBACK")
             raise
-
-    def event_count(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
-
-    # -- writing ---------------------------------------------------------------
-
-    def commit_sync(self, write: SyncWrite) -> None:
-        """Write one sync response and its token in one transaction."""
-        db = self._db
-        db.execute("BEGIN")
-        try:
-            for room_id, room in write.rooms.items():
-                self._write_room(room_id, room)
-            self._finish_sync(write)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-
-    async def commit_sync_in_slices(self, write: SyncWrite, slice_seconds: float = 0.006) -> None:
-        """`commit_sync` for the event loop: whenever writing took
-        `slice_seconds`, what is written so far is committed and the loop
-        runs (draws a frame) before the next rooms. The token goes in the
-        last transaction, so a crash in between repeats this sync on the
-        next start, and writing a sync twice changes nothing (events are
-        keyed by id, state by type and key). Writers whose transaction
-        spans awaits hold `write_lock`."""
-        async with self.write_lock:
-            db = self._db
-            db.execute("BEGIN")
-            try:
-                deadline = time.perf_counter() + slice_seconds
-                for room_id, room in write.rooms.items():
-                    self._write_room(room_id, room)
-                    if time.perf_counter() > deadline:
-                        db.execute("COMMIT")
-                        await asyncio.sleep(0)
-                        db.execute("BEGIN")
-                        deadline = time.perf_counter() + slice_seconds
-                self._finish_sync(write)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-
-    def _finish_sync(self, write: SyncWrite) -> None:
-        db = self._db
-        for room_id in write.removed_rooms:
-            for table in ("rooms", "state", "events"):
-                db.execute(f"DELETE FROM {table} WHERE room_id = ?", (room_id,))
-        for event_type, content in write.account_data.items():
-            self.set_account_data(event_type, content)
-        self._set_meta("sync_token", write.next_batch)
 
     def _write_room(self, room_id: str, room: RoomWrite) -> None:
         db = self._db
@@ -393,6 +459,7 @@ class Cache:
             "ON CONFLICT(room_id, event_id) DO UPDATE SET event = excluded.event",
             rows,
         )
+        self.checkpoints.wrote(len(rows))
 
     def set_account_data(self, event_type: str, content: dict[str, Any]) -> None:
         self._db.execute(

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tuichat.matrix import wal_checkpoints
 from tuichat.matrix.session import FILE_MODE, private_umask
 
 _SCHEMA = """
@@ -68,14 +69,6 @@ class StoredOutboundSession:
 IndexKey = tuple[str, str, int]  # (sender key, session id, message index)
 
 
-def _checkpoint(path: Path) -> None:
-    db = sqlite3.connect(path, isolation_level=None)
-    try:
-        db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-    finally:
-        db.close()
-
-
 class CryptoExtrasStore:
     FILE_NAME = "tuichat-crypto.sqlite3"
 
@@ -91,7 +84,8 @@ class CryptoExtrasStore:
         # costs a millisecond or more. Outbound sessions are the exception
         # (`save_outbound`): a lost one would reuse message indices.
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA wal_autocheckpoint=0")  # see `checkpoint`
+        wal_checkpoints.disable_automatic(self._db)
+        self.checkpoints = wal_checkpoints.BackgroundCheckpoints(self.path)
         self._db.executescript(_SCHEMA)
         # Replay protection: message indices seen, by session, loaded lazily.
         self._indices: dict[tuple[str, str], dict[int, tuple[str, int]]] = {}
@@ -188,14 +182,6 @@ class CryptoExtrasStore:
             return True
         return seen == (event_id, origin_ts)
 
-    async def checkpoint(self, min_pages: int = 1000) -> None:
-        """Checkpoint the write-ahead log in a worker thread (as the cache
-        does), not inside a commit on the UI loop."""
-        log_pages = self._db.execute("PRAGMA wal_checkpoint(NOOP)").fetchone()
-        if log_pages is None or log_pages[1] < min_pages:
-            return
-        await asyncio.to_thread(_checkpoint, self.path)
-
     async def flush_in_slices(self, rows_per_slice: int = 2000) -> None:
         """`flush` for the event loop: thousands of records (a large sync)
         are written a slice per transaction, letting the loop run between.
@@ -221,6 +207,7 @@ class CryptoExtrasStore:
                 "INSERT OR IGNORE INTO message_indices VALUES (?, ?, ?, ?, ?)", rows
             )
             self._db.execute("COMMIT")
+            self.checkpoints.wrote(len(rows))
         except BaseException:
             self._db.execute("ROLLBACK")
             self._unsaved_indices[:0] = rows

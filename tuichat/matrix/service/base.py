@@ -84,6 +84,9 @@ class ServiceBase:
         self._outgoing: dict[str, Outgoing] = {}
         self._pending_switch: str | None = None
         self._history_locks: dict[str, asyncio.Lock] = {}
+        # Limited syncs (gaps) seen per room: a history page fetched before
+        # the latest gap belongs to a timeline that was replaced.
+        self._gaps: dict[str, int] = {}
         self.first_sync_done = asyncio.Event()
         self.synced_once = False
         self._state = ConnectionState.CONNECTING

@@ -43,6 +43,7 @@ class HistoryMixin(ServiceBase):
         is one, else a page from the server). Returns whether there may be
         more."""
         async with self._history_lock(room_id):
+            await self.cache.flushed()  # reads below see every sync written
             if before_event_id is not None:
                 events, has_older = self.cache.load_events(room_id, limit, before_event_id)
                 if events:
@@ -56,6 +57,7 @@ class HistoryMixin(ServiceBase):
                 self.emit(TimelinePrepended(room_id, [], has_more=False))
                 return False
             assert self.crypto is not None
+            generation = self._gaps.get(room_id, 0)
             try:
                 page = await self.crypto.http.request(
                     "GET",
@@ -67,24 +69,31 @@ class HistoryMixin(ServiceBase):
                 self.emit(Notice(f"Could not load older messages: {error}", error=True))
                 self.emit(TimelinePrepended(room_id, [], has_more=True))
                 return True
-            return await self.handle_history_page(room_id, page, token)
+            return self.handle_history_page(room_id, page, token, generation)
 
-    async def handle_history_page(
-        self, room_id: str, page: dict[str, Any], from_token: str
+    def handle_history_page(
+        self,
+        room_id: str,
+        page: dict[str, Any],
+        from_token: str,
+        generation: int | None = None,
     ) -> bool:
-        """Process one /messages (dir=b) answer, fetched with `from_token`;
-        also used by benchmarks."""
+        """Process one /messages (dir=b) answer, fetched with `from_token`
+        when the room had seen `generation` gaps; also used by benchmarks."""
         chunk = page.get("chunk")
         events = [e for e in chunk if isinstance(e, dict)] if isinstance(chunk, list) else []
         events.reverse()  # oldest first: each session's ratchet moves forward
         end = page.get("end")
         token = end if isinstance(end, str) and events else None
-        if not await self.cache.prepend_events(room_id, events, from_token, token):
+        if generation is not None and generation != self._gaps.get(room_id, 0):
             # A limited sync replaced the timeline while this page was on its
             # way; the UI asks again from the new gap.
             log.info("dropped a stale history page of %s", room_id)
             self.emit(TimelinePrepended(room_id, [], has_more=True))
             return True
+        # Written behind the syncs already queued; the writer checks the
+        # token again, so a gap that opens meanwhile is not written over.
+        self.cache.prepend_events(room_id, events, from_token, token)
         items = self._history_items(room_id, events)
         assert self.crypto is not None
         self.crypto.extras.flush()

@@ -17,7 +17,8 @@ How a sync response is handled:
    import, or a later upkeep round) are decrypted again and replaced in
    place (`ItemsReplaced`), in every room, shown or not.
 5. The raw events (ciphertext for encrypted ones) and the sync token are
-   written to the cache in one transaction, after nio has stored the keys.
+   written to the cache in one transaction (on the cache's writer thread,
+   while the next response is handled), after nio has stored the keys.
 
 End-to-end encryption beyond nio lives in `tuichat/matrix/crypto/`; the
 service talks to it through `CryptoEngine`."""
@@ -238,10 +239,9 @@ class SyncMixin(ServiceBase):
         for room_id, _info in _dict_items(rooms.get("leave")):
             self._handle_left(room_id, outcome)
         self._emit_redecrypted(redecrypted)
-        await self.cache.commit_sync_in_slices(outcome.write)
+        # Written on the cache's thread, after nio stored the keys above.
+        self.cache.queue_sync(outcome.write)
         await self.crypto.extras.flush_in_slices()
-        await self.cache.checkpoint()
-        await self.crypto.extras.checkpoint()
         self.sync_token = next_batch
         self._emit_summaries(outcome.changed_rooms)
         self._report_device_news()
@@ -325,6 +325,8 @@ class SyncMixin(ServiceBase):
             outcome.changed_rooms.add(room_id)
             self._note_own_name(state)
         limited = bool(timeline.get("limited"))
+        if limited:
+            self._gaps[room_id] = self._gaps.get(room_id, 0) + 1
         prev_batch = timeline.get("prev_batch")
         outcome.write.rooms[room_id] = RoomWrite(
             membership="join",
