@@ -365,6 +365,21 @@ async def scroll_depth(tmp: Path) -> Figure:
 
 
 async def frame_gap(tmp: Path) -> Figure:
+    """The median, over three runs, of the worst gap of each run."""
+    worst = [await _worst_frame_gap(tmp / f"run{n}") for n in range(3)]
+    median = statistics.median(worst)
+    return figure(
+        median / (1 / 60),
+        2.0,
+        True,
+        events=10_000,
+        worst_gap_ms=round(median * 1000, 1),
+        runs_ms=[round(w * 1000, 1) for w in worst],
+        budget_ms=16.7,
+    )
+
+
+async def _worst_frame_gap(tmp: Path) -> float:
     from textual.app import App
 
     from tuichat.ui.app import TuichatApp
@@ -403,15 +418,7 @@ async def frame_gap(tmp: Path) -> Figure:
         await task
         gc.unfreeze()
     await service.stop()
-    worst = max(gaps)
-    return figure(
-        worst / (1 / 60),
-        2.0,
-        True,
-        events=10_000,
-        worst_gap_ms=round(worst * 1000, 1),
-        budget_ms=16.7,
-    )
+    return max(gaps)
 
 
 # -- 8. key_share --------------------------------------------------------------------------

@@ -13,8 +13,9 @@ The file lives in the profile's crypto directory (0700) with mode 0600.
 
 from __future__ import annotations
 
-import asyncio
+import concurrent.futures
 import json
+import logging
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from pathlib import Path
 
 from tuichat.matrix import wal_checkpoints
 from tuichat.matrix.session import FILE_MODE, private_umask
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -91,9 +94,25 @@ class CryptoExtrasStore:
         self._indices: dict[tuple[str, str], dict[int, tuple[str, int]]] = {}
         self._unsaved_indices: list[tuple[str, str, int, str, int]] = []
         self._sources: dict[str, str] | None = None
+        self._writer = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="tuichat-extras"
+        )
+        self._writer_db: sqlite3.Connection | None = None
+        self._last_flush: concurrent.futures.Future[None] | None = None
+        self._closed = False
 
     def close(self) -> None:
-        self.flush()
+        if self._closed:
+            return
+        self._closed = True
+        self.flush(wait=True)
+
+        def close_writer() -> None:
+            if self._writer_db is not None:
+                self._writer_db.close()
+
+        self._writer.submit(close_writer)
+        self._writer.shutdown(wait=True)
         self._db.close()
 
     # -- meta ------------------------------------------------------------------
@@ -182,35 +201,35 @@ class CryptoExtrasStore:
             return True
         return seen == (event_id, origin_ts)
 
-    async def flush_in_slices(self, rows_per_slice: int = 2000) -> None:
-        """`flush` for the event loop: thousands of records (a large sync)
-        are written a slice per transaction, letting the loop run between.
-        Each record stands alone, so slices need not commit together."""
-        while len(self._unsaved_indices) > rows_per_slice:
-            rows = self._unsaved_indices[:rows_per_slice]
-            del self._unsaved_indices[:rows_per_slice]
-            self._write_indices(rows)
-            await asyncio.sleep(0)
-        self.flush()
-
-    def flush(self) -> None:
-        """Write the indices recorded since the last flush (one transaction)."""
-        if not self._unsaved_indices:
-            return
-        rows, self._unsaved_indices = self._unsaved_indices, []
-        self._write_indices(rows)
+    def flush(self, *, wait: bool = False) -> None:
+        """Write the replay records gathered since the last flush, in one
+        transaction on the writer thread (with a connection of its own): a
+        large sync's ten thousand records then cost the UI loop nothing.
+        Each record stands alone; one lost to a crash only weakens replay
+        detection for that index. `wait`: return once it is written."""
+        if self._unsaved_indices:
+            rows, self._unsaved_indices = self._unsaved_indices, []
+            self._last_flush = self._writer.submit(self._write_indices, rows)
+        if wait and self._last_flush is not None:
+            self._last_flush.result()
 
     def _write_indices(self, rows: list[tuple[str, str, int, str, int]]) -> None:
-        self._db.execute("BEGIN")
-        try:
-            self._db.executemany(
-                "INSERT OR IGNORE INTO message_indices VALUES (?, ?, ?, ?, ?)", rows
+        if self._writer_db is None:
+            self._writer_db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False
             )
-            self._db.execute("COMMIT")
+            self._writer_db.execute("PRAGMA synchronous=NORMAL")
+            self._writer_db.execute("PRAGMA busy_timeout=10000")
+            wal_checkpoints.disable_automatic(self._writer_db)
+        db = self._writer_db
+        db.execute("BEGIN")
+        try:
+            db.executemany("INSERT OR IGNORE INTO message_indices VALUES (?, ?, ?, ?, ?)", rows)
+            db.execute("COMMIT")
             self.checkpoints.wrote(len(rows))
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            self._unsaved_indices[:0] = rows
+        except BaseException as error:
+            db.execute("ROLLBACK")
+            log.error("writing %d replay records failed: %s", len(rows), error)
             raise
 
     # -- key provenance ----------------------------------------------------------

@@ -127,6 +127,15 @@ class ServiceBase:
         if changed:
             self.emit(RoomsChanged(changed))
 
+    async def _emit_summaries_in_slices(self, room_ids: set[str], batch: int = 50) -> None:
+        """`_emit_summaries` for hundreds of rooms (a large sync): a batch at
+        a time, with the loop free to draw between batches."""
+        pending = [r for r in room_ids if r in self.states]
+        for start in range(0, len(pending), batch):
+            if start:
+                await asyncio.sleep(0)
+            self.emit(RoomsChanged([self.summary(r) for r in pending[start : start + batch]]))
+
     def _rooms_with(self, users: set[str]) -> set[str]:
         return {
             room_id

@@ -241,9 +241,9 @@ class SyncMixin(ServiceBase):
         self._emit_redecrypted(redecrypted)
         # Written on the cache's thread, after nio stored the keys above.
         self.cache.queue_sync(outcome.write)
-        await self.crypto.extras.flush_in_slices()
+        self.crypto.extras.flush()
         self.sync_token = next_batch
-        self._emit_summaries(outcome.changed_rooms)
+        await self._emit_summaries_in_slices(outcome.changed_rooms)
         self._report_device_news()
         for room_id, event in outcome.verification_events:
             await self.crypto.verifications.handle_room_event(room_id, event)
