@@ -21,6 +21,7 @@ from tuichat.matrix.events import (
     Sink,
 )
 from tuichat.matrix.network import NETWORK_ERRORS
+from tuichat.matrix.outbox import Outbox
 from tuichat.matrix.room_state import RoomState
 from tuichat.matrix.session import Profile
 from tuichat.matrix.snapshot import Snapshot, load_snapshot
@@ -84,6 +85,7 @@ class ServiceBase:
         self._outgoing: dict[str, Outgoing] = {}
         self._pending_switch: str | None = None
         self._history_locks: dict[str, asyncio.Lock] = {}
+        self.outbox = Outbox(profile.root, profile.pickle_key())
         # Limited syncs (gaps) seen per room: a history page fetched before
         # the latest gap belongs to a timeline that was replaced.
         self._gaps: dict[str, int] = {}

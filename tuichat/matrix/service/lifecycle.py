@@ -61,6 +61,7 @@ class LifecycleMixin(ServiceBase):
         if self.client is None:
             await self.open()
         self._sync_task = asyncio.create_task(self._sync_loop(), name="tuichat-sync")
+        self.resume_outbox()
         self._watch_task = asyncio.create_task(self._watch_other_processes(), name="tuichat-watch")
 
     async def stop(self) -> None:
@@ -80,6 +81,7 @@ class LifecycleMixin(ServiceBase):
         elif self.client is not None:
             self.client.extras.close()
         self.cache.close()
+        self.outbox.close()
         self._set_state(ConnectionState.STOPPED)
 
     async def _prime_nio_rooms(self) -> None:

@@ -1,4 +1,15 @@
-"""Sending messages."""
+"""Sending messages: local echo, the outbox, one room's messages in order.
+
+Every message goes into the outbox (`tuichat/matrix/outbox.py`) before it
+is first sent and leaves it when the server confirms it. While the server
+cannot be reached (connection refused, timeouts, 5xx) the message stays
+pending and is tried again with capped exponential back-off, holding back
+the room's later messages so they arrive in order; 429 answers are waited
+out by nio with the server's `retry_after_ms`. Only a refusal (4xx: not in
+the room, forbidden, too large) marks it failed; Ctrl+R sends it again.
+Whatever is still in the outbox at start-up is sent again with its
+original transaction id, so nothing is lost or doubled by a crash.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +26,10 @@ from nio.api import Api
 
 from tuichat.matrix.events import (
     LocalEchoAdded,
+    Notice,
     SendStateChanged,
 )
+from tuichat.matrix.network import NETWORK_ERRORS
 from tuichat.matrix.service.base import (
     Outgoing,
     ServiceBase,
@@ -26,6 +39,13 @@ from tuichat.model.rooms import Membership
 from tuichat.model.sanitize import clean_text
 
 log = logging.getLogger(__name__)
+
+RETRY_START = 1.0
+RETRY_MAX = 30.0
+
+
+class NotConnected(RuntimeError):
+    """The service has not opened its store yet: a message waits."""
 
 
 class SendingMixin(ServiceBase):
@@ -39,21 +59,46 @@ class SendingMixin(ServiceBase):
         """Send a text message with a local echo; returns its transaction id."""
         content = {"msgtype": "m.emote" if emote else "m.text", "body": body}
         txn_id = f"tuichat-{uuid.uuid4().hex}"
+        self.outbox.add(room_id, txn_id, "m.room.message", content)
+        self.emit(LocalEchoAdded(room_id, self._echo(room_id, txn_id, content)))
+        self._enqueue(Outgoing(room_id, txn_id, content))
+        return txn_id
+
+    def _echo(
+        self, room_id: str, txn_id: str, content: dict[str, Any], timestamp: int | None = None
+    ) -> TimelineItem:
         state = self.states.get(room_id)
-        echo = TimelineItem(
+        emote = content.get("msgtype") == "m.emote"
+        return TimelineItem(
             key=f"txn:{txn_id}",
             sender=self.user_id,
             sender_name=self.own_name(room_id),
-            timestamp=int(time.time() * 1000),
+            timestamp=timestamp or int(time.time() * 1000),
             kind=ItemKind.EMOTE if emote else ItemKind.TEXT,
-            body=clean_text(body),
+            body=clean_text(content.get("body")),
             txn_id=txn_id,
             encrypted=bool(state and state.encrypted),
             send_state=SendState.PENDING,
         )
-        self.emit(LocalEchoAdded(room_id, echo))
-        self._enqueue(Outgoing(room_id, txn_id, content))
-        return txn_id
+
+    def resume_outbox(self) -> None:
+        """Show and send what an earlier run left unsent, in order."""
+        entries, unreadable = self.outbox.pending()
+        if unreadable:
+            self.emit(
+                Notice(
+                    f"{unreadable} unsent message(s) from an earlier run could not be read "
+                    "(the profile's key changed) and were dropped.",
+                    error=True,
+                )
+            )
+        for entry in entries:
+            if entry.event_type != "m.room.message":
+                self.outbox.remove(entry.txn_id)
+                continue
+            echo = self._echo(entry.room_id, entry.txn_id, entry.content, entry.created_ms)
+            self.emit(LocalEchoAdded(entry.room_id, echo))
+            self._enqueue(Outgoing(entry.room_id, entry.txn_id, entry.content))
 
     def retry(self, room_id: str, txn_id: str) -> bool:
         """Send a failed message again, with the same transaction id, so a
@@ -61,6 +106,7 @@ class SendingMixin(ServiceBase):
         outgoing = self._outgoing.get(txn_id)
         if outgoing is None:
             return False
+        self.outbox.add(outgoing.room_id, txn_id, outgoing.event_type, outgoing.content)
         self.emit(SendStateChanged(room_id, txn_id, SendState.PENDING))
         self._enqueue(outgoing)
         return True
@@ -84,21 +130,37 @@ class SendingMixin(ServiceBase):
             await self._send_one(outgoing)
 
     async def _send_one(self, outgoing: Outgoing) -> None:
+        """Send until the server confirms or refuses; while it cannot be
+        reached, wait and try again (the room's later messages wait too)."""
         room_id, txn_id = outgoing.room_id, outgoing.txn_id
-        error = ""
-        try:
-            response = await self._send_event(room_id, outgoing)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any failure is shown, retryable
-            log.warning("sending %s failed: %s", txn_id, exc)
-            error = str(exc) or type(exc).__name__
-        else:
-            if isinstance(response, RoomSendResponse):
-                self._outgoing.pop(txn_id, None)
-                self.emit(SendStateChanged(room_id, txn_id, SendState.SENT, response.event_id))
-                return
-            error = getattr(response, "message", "") or str(response)
+        delay = RETRY_START
+        while True:
+            try:
+                response = await self._send_event(room_id, outgoing)
+            except asyncio.CancelledError:
+                raise
+            except NotConnected as exc:
+                error, transient = str(exc), True
+            except NETWORK_ERRORS as exc:
+                error, transient = str(exc) or type(exc).__name__, True
+            except Exception as exc:  # noqa: BLE001 - any other failure is shown, retryable
+                error, transient = str(exc) or type(exc).__name__, False
+            else:
+                if isinstance(response, RoomSendResponse):
+                    self._outgoing.pop(txn_id, None)
+                    self.outbox.remove(txn_id)
+                    self.emit(SendStateChanged(room_id, txn_id, SendState.SENT, response.event_id))
+                    return
+                error = getattr(response, "message", "") or str(response)
+                status = getattr(getattr(response, "transport_response", None), "status", 0)
+                transient = not status or status >= 500
+            if not transient:
+                break
+            log.info("sending %s: %s; trying again in %.0f s", txn_id, error, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)
+        log.warning("sending %s failed: %s", txn_id, error)
+        self.outbox.remove(txn_id)
         self.emit(SendStateChanged(room_id, txn_id, SendState.FAILED, error=error))
 
     async def send_room_event(
@@ -119,7 +181,7 @@ class SendingMixin(ServiceBase):
         trusting a second opinion to send plaintext), then PUT the event."""
         client, crypto = self.client, self.crypto
         if client is None or crypto is None:
-            raise RuntimeError("not connected yet")
+            raise NotConnected("not connected yet")
         if room_id not in self.states:
             await asyncio.wait_for(self.first_sync_done.wait(), timeout=60)
         state = self.states.get(room_id)
