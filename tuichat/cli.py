@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tuichat import __version__
+from tuichat.log_redaction import RedactingFilter
+from tuichat.matrix.session import private_umask
 from tuichat.paths import PROFILE_ENV, resolve_profile_dir
 
 
@@ -316,8 +318,10 @@ def _configure_logging(log_file: str | None) -> None:
     root = logging.getLogger()
     root.handlers.clear()
     if log_file:
-        handler: logging.Handler = logging.FileHandler(log_file, encoding="utf-8")
+        with private_umask():
+            handler: logging.Handler = logging.FileHandler(log_file, encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(RedactingFilter())
         root.setLevel(logging.INFO)
     else:
         handler = logging.NullHandler()

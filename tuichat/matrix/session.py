@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tuichat.log_redaction import register_secret
+
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 
@@ -131,17 +133,20 @@ class Profile:
         except (OSError, ValueError) as error:
             raise ProfileError(f"cannot read {self.session_file}: {error}") from None
         try:
-            return Session(
+            session = Session(
                 homeserver=str(data["homeserver"]),
                 user_id=str(data["user_id"]),
                 device_id=str(data["device_id"]),
                 access_token=str(data["access_token"]),
                 created_ms=int(data.get("created_ms", 0)),
             )
+            register_secret(session.access_token)
+            return session
         except KeyError as missing:
             raise ProfileError(f"{self.session_file} lacks {missing}; log in again") from None
 
     def save_session(self, session: Session) -> None:
+        register_secret(session.access_token)
         self.ensure()
         write_private(self.session_file, json.dumps(asdict(session), indent=2).encode())
 
@@ -162,6 +167,7 @@ class Profile:
         """Create this profile's random 32-byte pickle key (once per login)."""
         self.ensure()
         key = base64.b64encode(secrets.token_bytes(32)).decode()
+        register_secret(key)
         write_private(self.pickle_key_file, key.encode())
         return key
 
@@ -177,6 +183,7 @@ class Profile:
             ) from None
         if len(base64.b64decode(key, validate=True)) != 32:
             raise ProfileError(f"the pickle key {self.pickle_key_file} is malformed")
+        register_secret(key)
         return key
 
     def crypto_store_files(self) -> list[Path]:

@@ -115,6 +115,8 @@ class SyncHTTPError(Exception):
         self.status = status
         self.errcode = str(body.get("errcode", ""))
         self.error = str(body.get("error", ""))
+        retry = body.get("retry_after_ms")
+        self.retry_after = retry / 1000 if isinstance(retry, int) and retry > 0 else None
         super().__init__(f"HTTP {status} {self.errcode} {self.error}".strip())
 
 
@@ -151,6 +153,10 @@ class SyncMixin(ServiceBase):
                         "the server logged this device out; run `tuichat login` again",
                     )
                     return
+                if error.status == 429 and error.retry_after is not None:
+                    # Rate-limited: wait as long as the server asks.
+                    await self._back_off(str(error), min(error.retry_after, 300.0))
+                    continue
                 await self._back_off(str(error), backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
                 continue

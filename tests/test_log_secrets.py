@@ -1,0 +1,75 @@
+"""The log file never holds the access token, the pickle key or message
+text, even at DEBUG level with nio logging everything it does."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import ServiceFactory, UserFactory, log_in
+from tests.peers import NioPeer, wait_until
+from tests.recorder import Recorder
+from tuichat.cli import _configure_logging
+from tuichat.demo.synapse import LocalSynapse
+from tuichat.log_redaction import redact
+from tuichat.matrix.session import Profile
+
+
+def test_redaction_removes_token_shapes() -> None:
+    assert "abc123" not in redact("GET /sync?access_token=abc123&since=s1")
+    assert "abc123" not in redact("Authorization: Bearer abc123")
+    assert "abc123" not in redact('{"access_token": "abc123"}')
+    assert "abc123" not in redact("{'access_token': 'abc123', 'device_id': 'D'}")
+
+
+async def test_a_logged_session_keeps_secrets_and_plaintext_out_of_the_log(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+    start_service: ServiceFactory,
+    tmp_path: Path,
+) -> None:
+    log_file = tmp_path / "tuichat.log"
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))
+    try:
+        _configure_logging(str(log_file))
+        root.setLevel(logging.DEBUG)  # more than the CLI's INFO: the worst case
+        alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
+        await log_in(synapse, profile, alice)
+        peer: NioPeer = await peer_factory(bob)
+        room_id = await peer.create_room(invite=[alice.user_id], encrypted=True)
+        recorder = Recorder()
+        service = await start_service(profile, recorder)
+        await wait_until(lambda: room_id in recorder.rooms(), 30)
+        assert await service.join(room_id)
+        await peer.wait_for_member(room_id, alice.user_id)
+        await wait_until(
+            lambda: (r := recorder.rooms().get(room_id)) and r.membership.value == "join", 30
+        )
+        service.send_text(room_id, "plaintext-canary-from-alice")
+        await peer.wait_for_text(room_id, "plaintext-canary-from-alice", timeout=30)
+        await peer.send_text(room_id, "plaintext-canary-from-bob")
+        await wait_until(lambda: recorder.text_from(room_id, "plaintext-canary-from-bob"), 30)
+        session = profile.load_session()
+        assert session is not None
+        secrets = {
+            "access token": session.access_token,
+            "pickle key": profile.pickle_key(),
+        }
+        await service.stop()
+    finally:
+        for handler in root.handlers:
+            handler.close()
+        root.handlers[:] = saved[1]
+        root.setLevel(saved[0])
+    text = log_file.read_text()
+    assert "sync" in text.lower() and len(text) > 1000  # it did log the session
+    for name, secret in secrets.items():
+        assert secret not in text, f"the {name} is in the log"
+    leaked = [line for line in text.splitlines() if "plaintext-canary" in line]
+    assert not leaked, leaked[:3]
+    assert oct(log_file.stat().st_mode & 0o777) == "0o600"
