@@ -14,15 +14,18 @@ from nio import (
 from tuichat.matrix.client import build_client
 from tuichat.matrix.convert import to_item
 from tuichat.matrix.crypto.engine import CryptoEngine
+from tuichat.matrix.crypto.nio_extensions import TuichatClient
 from tuichat.matrix.events import (
     ConnectionState,
     ItemsReplaced,
+    Notice,
     VerificationChanged,
 )
 from tuichat.matrix.service.base import (
     ServiceBase,
 )
 from tuichat.matrix.service.syncing import _nio_view
+from tuichat.matrix.session import ProfileError
 from tuichat.model.rooms import Membership
 
 log = logging.getLogger(__name__)
@@ -36,9 +39,18 @@ class LifecycleMixin(ServiceBase):
         self._set_state(ConnectionState.LOADING)
         self.profile.ensure()
         client = build_client(self.profile, self.session)
+        try:
+            self._restore_identity(client)
+        except BaseException:
+            await client.close()
+            client.extras.close()
+            raise
         session = self.session
-        client.restore_login(session.user_id, session.device_id, session.access_token)
-        self.profile.fix_permissions()
+        fixed = self.profile.fix_permissions()
+        if fixed:
+            self.emit(
+                Notice(f"Tightened permissions of {len(fixed)} file(s) in the profile.", error=True)
+            )
         self.client = client
         await self._prime_nio_rooms()
         self.crypto = CryptoEngine(
@@ -55,6 +67,39 @@ class LifecycleMixin(ServiceBase):
         self.crypto.on_verification = lambda view: self.emit(VerificationChanged(view))
         self.crypto.send_room_event = self.send_room_event
         self.decrypt_cached_events()
+
+    def _restore_identity(self, client: TuichatClient) -> None:
+        """Open this device's identity, or explain why not. Never lets nio
+        create a new identity for a device that had one: other devices and
+        people would see its keys change (and a server refuses new keys for
+        a known device id), and the old identity's sessions would be lost."""
+        session, profile = self.session, self.profile
+        known = client.extras.get("identity_ed25519")
+        store = profile.store_dir / f"{session.user_id}_{session.device_id}.db"
+        choice = (
+            "tuichat will not make a new identity for this device on its own. Restore the "
+            f"profile ({profile.root}) from a backup, or run `tuichat logout` and log in "
+            "again as a new device (encrypted history then comes back through key backup "
+            "or your other sessions)."
+        )
+        if known and not store.exists():
+            raise ProfileError(f"the crypto store of this device is missing ({store}). {choice}")
+        try:
+            client.restore_login(session.user_id, session.device_id, session.access_token)
+        except Exception as error:  # noqa: BLE001 - every failure here means the same
+            log.error("opening the crypto store failed: %s", type(error).__name__)
+            raise ProfileError(
+                "the crypto store of this device cannot be opened: the pickle key "
+                f"({profile.pickle_key_file}) does not match it, or it is damaged. {choice}"
+            ) from None
+        identity = client.olm.account.identity_keys["ed25519"]
+        if known and identity != known:
+            raise ProfileError(
+                f"the crypto store in {profile.store_dir} holds another identity than this "
+                f"device had. {choice}"
+            )
+        if not known:
+            client.extras.set("identity_ed25519", identity)
 
     async def start(self) -> None:
         """Open the store (if needed) and run the sync loop in the background."""

@@ -1,0 +1,85 @@
+"""A wrong pickle key, a missing or a damaged crypto store is explained,
+never answered by silently making a new identity for the device."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from pathlib import Path
+
+import pytest
+
+from tests.recorder import Recorder
+from tuichat.matrix.service import MatrixService
+from tuichat.matrix.session import Profile, ProfileError, Session
+from tuichat.ui.app import TuichatApp
+from tuichat.ui.widgets.status_line import Feedback
+
+SESSION = Session("http://127.0.0.1:9", "@me:x", "DEVICE", "token-123456")
+
+
+async def _first_open(root: Path) -> tuple[Profile, str]:
+    profile = Profile(root)
+    profile.ensure()
+    profile.create_pickle_key()
+    profile.save_session(SESSION)
+    service = MatrixService(profile, Recorder())
+    await service.open()
+    assert service.client is not None
+    identity = service.client.olm.account.identity_keys["ed25519"]
+    await service.stop()
+    return profile, identity
+
+
+async def _open(profile: Profile) -> str:
+    service = MatrixService(profile, Recorder())
+    try:
+        await service.open()
+        assert service.client is not None
+        return str(service.client.olm.account.identity_keys["ed25519"])
+    finally:
+        await service.stop()
+
+
+async def test_a_wrong_pickle_key_is_explained_and_the_identity_kept(tmp_path: Path) -> None:
+    profile, identity = await _first_open(tmp_path / "p")
+    right_key = profile.pickle_key_file.read_text()
+    profile.pickle_key_file.write_text(base64.b64encode(secrets.token_bytes(32)).decode())
+    with pytest.raises(ProfileError, match=r"pickle key .* does not match") as raised:
+        await _open(profile)
+    assert "will not make a new identity" in str(raised.value)
+    profile.pickle_key_file.write_text(right_key)
+    assert await _open(profile) == identity
+
+
+async def test_a_missing_store_is_explained_not_recreated(tmp_path: Path) -> None:
+    profile, _ = await _first_open(tmp_path / "p")
+    store = profile.store_dir / f"{SESSION.user_id}_{SESSION.device_id}.db"
+    store.unlink()
+    with pytest.raises(ProfileError, match="missing"):
+        await _open(profile)
+    assert not store.exists()
+
+
+async def test_a_damaged_store_is_explained(tmp_path: Path) -> None:
+    profile, _ = await _first_open(tmp_path / "p")
+    store = profile.store_dir / f"{SESSION.user_id}_{SESSION.device_id}.db"
+    store.write_bytes(b"this is not a database" * 100)
+    for leftover in store.parent.glob(store.name + "-*"):
+        leftover.unlink()
+    with pytest.raises(ProfileError, match="damaged"):
+        await _open(profile)
+
+
+async def test_the_app_shows_the_explanation_instead_of_a_traceback(tmp_path: Path) -> None:
+    profile, _ = await _first_open(tmp_path / "p")
+    profile.pickle_key_file.write_text(base64.b64encode(secrets.token_bytes(32)).decode())
+    app = TuichatApp(profile)
+    async with app.run_test(size=(120, 30)) as pilot:
+        feedback = app.query_one(Feedback)
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if "will not make a new identity" in str(feedback.render()):
+                break
+        assert "does not match" in str(feedback.render())
+        assert app.is_running
