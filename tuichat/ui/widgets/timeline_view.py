@@ -76,7 +76,10 @@ def sender_colour(user_id: str) -> str:
 def _clock(timestamp_ms: int) -> str:
     if timestamp_ms <= 0:
         return "--:--"
-    return datetime.fromtimestamp(timestamp_ms / 1000).strftime("%H:%M")
+    try:
+        return datetime.fromtimestamp(timestamp_ms / 1000).strftime("%H:%M")
+    except (ValueError, OverflowError, OSError):
+        return "--:--"  # a server may send any number (year 10000, 2**70, …)
 
 
 def _fit(text: str, width: int) -> Text:
