@@ -106,3 +106,14 @@ def test_a_cache_from_an_older_schema_starts_over(tmp_path: Path) -> None:
     assert cache.load_rooms() == []
     cache.commit_sync(SyncWrite("t1", rooms={"!r": RoomWrite("join", events=[event(1)])}))
     assert cache.last_timestamps() == {"!r": event(1)["origin_server_ts"]}
+
+
+def test_closing_the_cache_closes_its_writer_and_folds_the_log(tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite3"
+    cache = Cache(path)
+    cache.commit_sync(SyncWrite("t1", rooms={"!r": RoomWrite("join", events=[event(1)])}))
+    cache.close()
+    cache.close()  # twice is harmless
+    # The last connection to close checkpoints and removes the write-ahead log.
+    assert not path.with_name(path.name + "-wal").exists()
+    assert Cache(path).sync_token == "t1"

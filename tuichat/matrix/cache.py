@@ -324,17 +324,6 @@ class _Writer:
         self.checkpoints = checkpoints
 
     def close(self) -> None:
-        """Finish the queued writes, then close both connections (once)."""
-        if self._closed:
-            return
-        self._closed = True
-
-        def close_writer(writer: _Writer) -> None:
-            writer.close()
-
-        if self._writer is not None:
-            self._submit(close_writer)
-        self._executor.shutdown(wait=True)
         self._db.close()
 
     def _set_meta(self, key: str, value: str) -> None:
