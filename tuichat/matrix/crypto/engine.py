@@ -23,7 +23,7 @@ from nio.crypto.sessions import InboundGroupSession
 from tuichat.matrix.convert import Decryption
 from tuichat.matrix.crypto.cross_signing import SECRET_NAMES, CrossSigning
 from tuichat.matrix.crypto.extras_store import CryptoExtrasStore
-from tuichat.matrix.crypto.group_sessions import GroupSessions, RotationPolicy
+from tuichat.matrix.crypto.group_sessions import GroupSessions, KeyShareError, RotationPolicy
 from tuichat.matrix.crypto.key_backup import BACKUP_SECRET, BackupError, KeyBackup
 from tuichat.matrix.crypto.key_export import (
     EXPORT_ROUNDS,
@@ -420,8 +420,14 @@ class CryptoEngine:
         event_type: str,
         content: dict[str, Any],
     ) -> dict[str, Any]:
-        """Share the room key as needed and encrypt one event for the room."""
+        """Share the room key as needed and encrypt one event for the room.
+        Raises KeyShareError when a member's devices or the key exchange
+        cannot be completed now (the caller tries again later)."""
+        members = list(members)
         await self.query_keys()
+        outdated = self.olm.users_for_key_query.intersection(members)
+        if outdated:
+            raise KeyShareError(f"the device lists of {len(outdated)} member(s) are not known yet")
         await self.groups.ensure_shared(
             room_id,
             members,

@@ -69,6 +69,12 @@ def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
+class KeyShareError(RuntimeError):
+    """The room key could not reach every device that should have it (the
+    server failed a claim or a to-device request). The message must wait and
+    be tried again: sent now, those devices could never read it."""
+
+
 # Decides whether a device may receive room keys (blacklisting, and later
 # "send only to verified devices"); called per device.
 DeviceFilter = Callable[[Any], bool]
@@ -223,10 +229,9 @@ class GroupSessions:
         try:
             response = await self.client.keys_claim(missing)
         except NETWORK_ERRORS as error:
-            log.warning("claiming one-time keys failed: %s", error)
-            return
+            raise KeyShareError(f"claiming one-time keys failed: {error}") from None
         if isinstance(response, KeysClaimError):
-            log.warning("claiming one-time keys failed: %s", response.message)
+            raise KeyShareError(f"claiming one-time keys failed: {response.message}")
 
     async def _share(
         self, room_id: str, session: OutboundGroupSession, devices: Sequence[Any]
@@ -256,9 +261,15 @@ class GroupSessions:
                     payload = self.client.olm_encrypt_for(device, "m.room_key", key_content)
                     messages.setdefault(device.user_id, {})[device.id] = payload
                 batches.append((chunk, messages))
+        failed = 0
         for chunk, messages in batches:
             if await self.send_to_device("m.room.encrypted", messages):
                 session.users_shared_with.update((d.user_id, d.id) for d in chunk)
+            else:
+                failed += len(chunk)
+        if failed:
+            self.save(room_id)  # what did go out stays recorded
+            raise KeyShareError(f"the room key did not reach {failed} device(s)")
 
     async def send_to_device(self, event_type: str, messages: dict[str, dict[str, Any]]) -> bool:
         """PUT /sendToDevice with one transaction id, retried on failure (the

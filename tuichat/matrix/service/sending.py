@@ -24,6 +24,7 @@ from nio import (
 )
 from nio.api import Api
 
+from tuichat.matrix.crypto.group_sessions import KeyShareError
 from tuichat.matrix.events import (
     LocalEchoAdded,
     Notice,
@@ -139,7 +140,7 @@ class SendingMixin(ServiceBase):
                 response = await self._send_event(room_id, outgoing)
             except asyncio.CancelledError:
                 raise
-            except NotConnected as exc:
+            except (NotConnected, KeyShareError) as exc:
                 error, transient = str(exc), True
             except NETWORK_ERRORS as exc:
                 error, transient = str(exc) or type(exc).__name__, True

@@ -1,0 +1,107 @@
+"""Faults injected between tuichat and Synapse by a loopback proxy: failed
+key uploads, queries, claims and to-device sends, and a sync answer that
+carried a room key lost with the client. Every message decrypts in the end."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from tests.conftest import UserFactory
+from tests.fault_proxy import FaultProxy
+from tests.peers import NioPeer, wait_until
+from tests.recorder import Recorder
+from tuichat.demo.synapse import LocalSynapse
+from tuichat.matrix.login import login
+from tuichat.matrix.service import MatrixService
+from tuichat.matrix.session import Profile
+
+
+@pytest.fixture
+async def proxy(synapse: LocalSynapse) -> AsyncIterator[tuple[FaultProxy, str]]:
+    fault_proxy = FaultProxy(synapse.url)
+    url = await fault_proxy.start()
+    yield fault_proxy, url
+    await fault_proxy.close()
+
+
+async def _joined(service: MatrixService, recorder: Recorder, peer: NioPeer, room_id: str) -> None:
+    await wait_until(lambda: room_id in recorder.rooms(), 30)
+    assert await service.join(room_id)
+    await peer.wait_for_member(room_id, service.user_id)
+    await wait_until(
+        lambda: (r := recorder.rooms().get(room_id)) and r.membership.value == "join", 30
+    )
+
+
+async def test_failed_key_endpoints_delay_but_never_lose_messages(
+    proxy: tuple[FaultProxy, str],
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+) -> None:
+    fault_proxy, url = proxy
+    rules = [
+        fault_proxy.fail("/keys/upload", 2),
+        fault_proxy.fail("/keys/query", 2),
+        fault_proxy.fail("/keys/claim", 2),
+        fault_proxy.fail("/sendToDevice", 2),
+    ]
+    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
+    await login(profile, homeserver=url, user=alice.user_id, password=alice.password)
+    peer: NioPeer = await peer_factory(bob)
+    room_id = await peer.create_room(invite=[alice.user_id], encrypted=True)
+    recorder = Recorder()
+    service = MatrixService(profile, recorder, sync_timeout_ms=1000)
+    await service.start()
+    try:
+        await _joined(service, recorder, peer, room_id)
+        sent = [f"from alice {n}" for n in range(3)]
+        for body in sent:
+            service.send_text(room_id, body)
+        for body in sent:
+            await peer.wait_for_text(room_id, body, timeout=60)
+        assert not peer.undecryptable
+        for n in range(3):
+            await peer.send_text(room_id, f"from bob {n}")
+        for n in range(3):
+            await wait_until(lambda n=n: recorder.text_from(room_id, f"from bob {n}"), 60)
+        assert [rule.served for rule in rules] == [2, 2, 2, 2]
+    finally:
+        await service.stop()
+
+
+async def test_a_room_key_lost_with_the_client_comes_again(
+    proxy: tuple[FaultProxy, str],
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+) -> None:
+    fault_proxy, url = proxy
+    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
+    await login(profile, homeserver=url, user=alice.user_id, password=alice.password)
+    peer: NioPeer = await peer_factory(bob)
+    room_id = await peer.create_room(invite=[alice.user_id], encrypted=True)
+    recorder = Recorder()
+    service = MatrixService(profile, recorder, sync_timeout_ms=1000)
+    await service.start()
+    try:
+        await _joined(service, recorder, peer, room_id)
+        fault_proxy.hold_to_device_syncs = True
+        await peer.send_text(room_id, "the key of this one is held")
+        await wait_until(lambda: fault_proxy.held > 0, 30)
+    finally:
+        await service.stop()  # the held answer never arrives
+    fault_proxy.hold_to_device_syncs = False
+    recorder = Recorder()
+    service = MatrixService(profile, recorder, sync_timeout_ms=1000)
+    await service.start()
+    try:
+        item = await wait_until(
+            lambda: recorder.text_from(room_id, "the key of this one is held"), 60
+        )
+        assert item.trust in ("verified", "unverified")
+    finally:
+        await service.stop()
