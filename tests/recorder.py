@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuichat.matrix.events import (
     ItemsReplaced,
@@ -11,6 +11,11 @@ from tuichat.matrix.events import (
     TimelineAppended,
 )
 from tuichat.model.items import ItemKind, TimelineItem
+from tuichat.model.rooms import Membership
+
+if TYPE_CHECKING:
+    from tests.peers import NioPeer
+    from tuichat.matrix.service import MatrixService
 
 
 class Recorder:
@@ -51,3 +56,18 @@ class Recorder:
 
 
 ServiceFactory = Callable[..., Any]
+
+
+async def join_invite(
+    service: MatrixService, recorder: Recorder, peer: NioPeer, room_id: str
+) -> None:
+    """Accept `peer`'s invite to `room_id` and wait until both sides see the
+    service's user joined."""
+    from tests.peers import wait_until
+
+    await wait_until(lambda: room_id in recorder.rooms(), 30)
+    assert await service.join(room_id)
+    await peer.wait_for_member(room_id, service.user_id)
+    await wait_until(
+        lambda: (r := recorder.rooms().get(room_id)) and r.membership is Membership.JOIN, 30
+    )

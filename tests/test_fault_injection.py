@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import UserFactory
 from tests.fault_proxy import FaultProxy
 from tests.peers import NioPeer, wait_until
-from tests.recorder import Recorder
+from tests.recorder import Recorder, join_invite
 from tuichat.demo.synapse import LocalSynapse
 from tuichat.matrix.login import login
 from tuichat.matrix.service import MatrixService
@@ -27,13 +27,15 @@ async def proxy(synapse: LocalSynapse) -> AsyncIterator[tuple[FaultProxy, str]]:
     await fault_proxy.close()
 
 
-async def _joined(service: MatrixService, recorder: Recorder, peer: NioPeer, room_id: str) -> None:
-    await wait_until(lambda: room_id in recorder.rooms(), 30)
-    assert await service.join(room_id)
-    await peer.wait_for_member(room_id, service.user_id)
-    await wait_until(
-        lambda: (r := recorder.rooms().get(room_id)) and r.membership.value == "join", 30
-    )
+async def _invited_behind_proxy(
+    url: str, new_user: UserFactory, profile: Profile, peer_factory: Callable[..., Any]
+) -> tuple[NioPeer, str]:
+    """Alice logs in through the proxy; Bob (straight to Synapse) invites her
+    to an encrypted room."""
+    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
+    await login(profile, homeserver=url, user=alice.user_id, password=alice.password)
+    peer: NioPeer = await peer_factory(bob)
+    return peer, await peer.create_room(invite=[alice.user_id], encrypted=True)
 
 
 async def test_failed_key_endpoints_delay_but_never_lose_messages(
@@ -49,15 +51,12 @@ async def test_failed_key_endpoints_delay_but_never_lose_messages(
         fault_proxy.fail("/keys/claim", 2),
         fault_proxy.fail("/sendToDevice", 2),
     ]
-    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
-    await login(profile, homeserver=url, user=alice.user_id, password=alice.password)
-    peer: NioPeer = await peer_factory(bob)
-    room_id = await peer.create_room(invite=[alice.user_id], encrypted=True)
+    peer, room_id = await _invited_behind_proxy(url, new_user, profile, peer_factory)
     recorder = Recorder()
     service = MatrixService(profile, recorder, sync_timeout_ms=1000)
     await service.start()
     try:
-        await _joined(service, recorder, peer, room_id)
+        await join_invite(service, recorder, peer, room_id)
         sent = [f"from alice {n}" for n in range(3)]
         for body in sent:
             service.send_text(room_id, body)
@@ -80,15 +79,12 @@ async def test_a_room_key_lost_with_the_client_comes_again(
     peer_factory: Callable[..., Any],
 ) -> None:
     fault_proxy, url = proxy
-    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
-    await login(profile, homeserver=url, user=alice.user_id, password=alice.password)
-    peer: NioPeer = await peer_factory(bob)
-    room_id = await peer.create_room(invite=[alice.user_id], encrypted=True)
+    peer, room_id = await _invited_behind_proxy(url, new_user, profile, peer_factory)
     recorder = Recorder()
     service = MatrixService(profile, recorder, sync_timeout_ms=1000)
     await service.start()
     try:
-        await _joined(service, recorder, peer, room_id)
+        await join_invite(service, recorder, peer, room_id)
         fault_proxy.hold_to_device_syncs = True
         await peer.send_text(room_id, "the key of this one is held")
         await wait_until(lambda: fault_proxy.held > 0, 30)

@@ -10,7 +10,7 @@ from typing import Any
 
 from tests.conftest import ServiceFactory, UserFactory, log_in
 from tests.peers import NioPeer, wait_until
-from tests.recorder import Recorder
+from tests.recorder import Recorder, join_invite
 from tuichat.cli import _configure_logging
 from tuichat.demo.synapse import LocalSynapse
 from tuichat.log_redaction import redact
@@ -44,12 +44,7 @@ async def test_a_logged_session_keeps_secrets_and_plaintext_out_of_the_log(
         room_id = await peer.create_room(invite=[alice.user_id], encrypted=True)
         recorder = Recorder()
         service = await start_service(profile, recorder)
-        await wait_until(lambda: room_id in recorder.rooms(), 30)
-        assert await service.join(room_id)
-        await peer.wait_for_member(room_id, alice.user_id)
-        await wait_until(
-            lambda: (r := recorder.rooms().get(room_id)) and r.membership.value == "join", 30
-        )
+        await join_invite(service, recorder, peer, room_id)
         service.send_text(room_id, "plaintext-canary-from-alice")
         await peer.wait_for_text(room_id, "plaintext-canary-from-alice", timeout=30)
         await peer.send_text(room_id, "plaintext-canary-from-bob")

@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import log_in
 from tests.peers import NioPeer, wait_until
-from tests.recorder import Recorder
+from tests.recorder import Recorder, join_invite
 from tuichat.demo.synapse import LocalSynapse
 from tuichat.matrix.events import SendStateChanged
 from tuichat.matrix.outbox import Outbox
@@ -74,12 +74,7 @@ async def conversation(
     recorder = Recorder()
     service = MatrixService(profile, recorder, sync_timeout_ms=1000)
     await service.start()
-    await wait_until(lambda: room_id in recorder.rooms(), 30)
-    assert await service.join(room_id)
-    await peer.wait_for_member(room_id, alice.user_id)
-    await wait_until(
-        lambda: (room := recorder.rooms().get(room_id)) and room.membership.value == "join", 30
-    )
+    await join_invite(service, recorder, peer, room_id)
     service.send_text(room_id, "hello before")
     await peer.wait_for_text(room_id, "hello before", timeout=30)
     await service.stop()

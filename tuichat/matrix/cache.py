@@ -64,14 +64,13 @@ _loads = fastjson.loads
 
 @dataclass
 class CachedRoom:
+    """A room's membership, sync summary and state; its events are read
+    separately (`load_events`), when the room is first shown."""
+
     room_id: str
     membership: str
     summary: dict[str, Any]
-    read_marker: str | None
-    prev_batch: str | None
     state: list[dict[str, Any]]
-    events: list[dict[str, Any]]  # oldest first
-    has_older: bool = False
 
 
 @dataclass
@@ -173,32 +172,22 @@ class Cache:
         ).fetchone()
         return None if row is None else row[0]
 
-    def load_rooms(self, events_per_room: int = 100) -> list[CachedRoom]:
-        """Every room with its state, and its newest `events_per_room`
-        events (0: no events are read)."""
-        rooms = []
+    def load_rooms(self) -> list[CachedRoom]:
+        """Every room with its state."""
         state_by_room: dict[str, list[dict[str, Any]]] = {}
         for room_id, event in self._db.execute("SELECT room_id, event FROM state"):
             state_by_room.setdefault(room_id, []).append(_loads(event))
-        for room_id, membership, summary, marker, prev_batch in self._db.execute(
-            "SELECT room_id, membership, summary, read_marker, prev_batch FROM rooms"
-        ).fetchall():
-            events, has_older = (
-                self.load_events(room_id, events_per_room) if events_per_room else ([], True)
+        return [
+            CachedRoom(
+                room_id=room_id,
+                membership=membership,
+                summary=_loads(summary),
+                state=state_by_room.get(room_id, []),
             )
-            rooms.append(
-                CachedRoom(
-                    room_id=room_id,
-                    membership=membership,
-                    summary=_loads(summary),
-                    read_marker=marker,
-                    prev_batch=prev_batch,
-                    state=state_by_room.get(room_id, []),
-                    events=events,
-                    has_older=has_older,
-                )
-            )
-        return rooms
+            for room_id, membership, summary in self._db.execute(
+                "SELECT room_id, membership, summary FROM rooms"
+            ).fetchall()
+        ]
 
     def load_events(
         self, room_id: str, limit: int, before_event: str | None = None
@@ -254,7 +243,7 @@ class Cache:
 
     def _run_job(self, job: Callable[[_Writer], _T]) -> _T:
         if self._writer is None:
-            self._writer = _Writer(_connect(self.path), self.checkpoints)
+            self._writer = _Writer(wal_checkpoints.writer_connection(self.path), self.checkpoints)
         return job(self._writer)
 
     def queue_sync(self, write: SyncWrite) -> concurrent.futures.Future[None]:
@@ -304,14 +293,6 @@ class Cache:
 
     def set_read_marker(self, room_id: str, event_id: str) -> None:
         self._submit(lambda writer: writer.set_read_marker(room_id, event_id))
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("PRAGMA busy_timeout=10000")
-    wal_checkpoints.disable_automatic(db)
-    return db
 
 
 class _Writer:

@@ -88,13 +88,13 @@ class Snapshot:
         return items
 
 
-def load_snapshot(cache: Cache, own_user_id: str, first_room: bool = True) -> Snapshot:
+def load_snapshot(cache: Cache, own_user_id: str) -> Snapshot:
     """Room states and last activity for every room; the timeline of the
-    room with the latest activity only (when `first_room`)."""
+    room with the latest activity only."""
     m_direct = parse_direct(cache.account_data("m.direct"))
     direct = {room for rooms in m_direct.values() for room in rooms}
     snapshot = Snapshot(sync_token=cache.sync_token, m_direct=m_direct, user_id=own_user_id)
-    for cached in cache.load_rooms(events_per_room=0):
+    for cached in cache.load_rooms():
         try:
             membership = Membership(cached.membership)
         except ValueError:
@@ -109,9 +109,8 @@ def load_snapshot(cache: Cache, own_user_id: str, first_room: bool = True) -> Sn
         if isinstance(own_name, str) and own_name and not snapshot.own_display_name:
             snapshot.own_display_name = own_name
     snapshot.last_activity = cache.last_timestamps()
-    if first_room:
-        joined = [r for r, s in snapshot.states.items() if s.membership is Membership.JOIN]
-        if joined:
-            newest = max(joined, key=lambda r: snapshot.last_activity.get(r, 0))
-            snapshot.load_room(cache, newest)
+    joined = [r for r, s in snapshot.states.items() if s.membership is Membership.JOIN]
+    if joined:
+        newest = max(joined, key=lambda r: snapshot.last_activity.get(r, 0))
+        snapshot.load_room(cache, newest)
     return snapshot

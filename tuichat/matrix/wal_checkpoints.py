@@ -25,6 +25,17 @@ def disable_automatic(db: sqlite3.Connection) -> None:
     db.execute("PRAGMA wal_autocheckpoint=0")
 
 
+def writer_connection(path: Path) -> sqlite3.Connection:
+    """A connection for a store's writer thread: commits reach the disk at
+    checkpoints, it waits for a lock rather than failing, and it leaves
+    checkpoints to `BackgroundCheckpoints`."""
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA busy_timeout=10000")
+    disable_automatic(db)
+    return db
+
+
 def _checkpoint(path: Path) -> None:
     db = sqlite3.connect(path, isolation_level=None)
     try:

@@ -8,6 +8,7 @@ worker imports and starts the Matrix service. The service reports through
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from pathlib import Path
@@ -192,26 +193,19 @@ class TuichatApp(App[int]):
         """Read the other rooms' recent history in small slices, so unread
         counts fill in without holding up a frame; then freeze what was
         loaded so the garbage collector stops walking it."""
-        import gc
-        import time
-
         if self.snapshot is None:
             return
         pending = [
             r.room_id for r in self.rooms.ordered() if r.room_id not in self.snapshot.timelines
         ]
-        deadline = time.perf_counter() + 0.008
-        changed = False
+        deadline = time.perf_counter() + SLICE_SECONDS
         for room_id in pending:
             self.ensure_timeline_loaded(room_id)
-            changed = True
             if time.perf_counter() > deadline:
-                if changed:
-                    self._refresh_room_list()
-                    changed = False
+                self._refresh_room_list()
                 await asyncio.sleep(0)
-                deadline = time.perf_counter() + 0.008
-        if changed:
+                deadline = time.perf_counter() + SLICE_SECONDS
+        if pending:
             self._refresh_room_list()
         gc.collect()
         gc.freeze()
@@ -283,9 +277,8 @@ class TuichatApp(App[int]):
             timeline = self._timeline(event.room_id)
             change = timeline.reset(event.items) if event.limited else timeline.append(event.items)
             self._timeline_changed(event.room_id, change)
-            if event.limited and event.room_id == self.current_room_id:
-                # A gap: what came before is to be loaded again.
-                self.main.timeline.set_history(self._history_state(timeline))
+            if event.limited:
+                self._show_history_state(event.room_id)  # a gap: load what came before
             for item in event.items:
                 self.rooms.touch(event.room_id, item.timestamp)
             self._refresh_room_list()
@@ -297,8 +290,7 @@ class TuichatApp(App[int]):
             timeline = self._timeline(event.room_id)
             timeline.has_more_history = event.has_more
             self._timeline_changed(event.room_id, timeline.prepend(event.items))
-            if event.room_id == self.current_room_id:
-                self.main.timeline.set_history(self._history_state(timeline))
+            self._show_history_state(event.room_id)
         elif isinstance(event, LocalEchoAdded):
             change = self._timeline(event.room_id).add_local_echo(event.item)
             self._timeline_changed(event.room_id, change)
@@ -413,16 +405,17 @@ class TuichatApp(App[int]):
             return
         self.current_room_id = room_id
         self.ensure_timeline_loaded(room_id)
-        timeline = self._timeline(room_id)
-        self.main.timeline.set_items(timeline)
-        self.main.timeline.set_history(self._history_state(timeline))
+        self.main.timeline.set_items(self._timeline(room_id))
+        self._show_history_state(room_id)
         self._mark_read(room_id)
         self._refresh_header()
         self._refresh_room_list()
 
-    @staticmethod
-    def _history_state(timeline: Timeline) -> HistoryState:
-        return HistoryState.MORE if timeline.has_more_history else HistoryState.START
+    def _show_history_state(self, room_id: str) -> None:
+        """The marker above the shown room's timeline: more to load, or its start."""
+        if room_id == self.current_room_id:
+            more = self._timeline(room_id).has_more_history
+            self.main.timeline.set_history(HistoryState.MORE if more else HistoryState.START)
 
     @on(TimelineView.NearTop)
     def _near_top(self, message: TimelineView.NearTop) -> None:

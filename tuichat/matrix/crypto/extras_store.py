@@ -215,12 +215,7 @@ class CryptoExtrasStore:
 
     def _write_indices(self, rows: list[tuple[str, str, int, str, int]]) -> None:
         if self._writer_db is None:
-            self._writer_db = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False
-            )
-            self._writer_db.execute("PRAGMA synchronous=NORMAL")
-            self._writer_db.execute("PRAGMA busy_timeout=10000")
-            wal_checkpoints.disable_automatic(self._writer_db)
+            self._writer_db = wal_checkpoints.writer_connection(self.path)
         db = self._writer_db
         db.execute("BEGIN")
         try:

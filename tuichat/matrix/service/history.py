@@ -105,16 +105,14 @@ class HistoryMixin(ServiceBase):
         if state is None:
             return []
         encrypted = [e for e in events if e.get("type") == "m.room.encrypted"]
-        decryptions: dict[int, Decryption] = {}
-        if encrypted:
-            if self.crypto is not None:
-                results = self.crypto.decrypt_page(room_id, encrypted)
-            else:
-                results = [Decryption(None, "decrypting")] * len(encrypted)
-            decryptions = {id(e): d for e, d in zip(encrypted, results, strict=True)}
+        if self.crypto is not None:
+            decryptions = iter(self.crypto.decrypt_page(room_id, encrypted))
+        else:
+            decryptions = iter([Decryption(None, "decrypting")] * len(encrypted))
         items = []
         for event in events:
-            item = to_item(event, state, self.viewer, decryptions.get(id(event)))
+            decryption = next(decryptions) if event.get("type") == "m.room.encrypted" else None
+            item = to_item(event, state, self.viewer, decryption)
             if item is not None:
                 items.append(item)
         return items

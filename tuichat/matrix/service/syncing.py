@@ -449,6 +449,6 @@ def _nothing_for_nio(info: dict[str, Any]) -> bool:
         elif key == "summary":
             if value:
                 return False
-        elif key != "unread_notifications" and key != "unread_thread_notifications":
+        elif key not in ("unread_notifications", "unread_thread_notifications"):
             return False
     return True
