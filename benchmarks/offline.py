@@ -32,6 +32,7 @@ async def offline_service(
     service = MatrixService(profile, sink)
     await service.open()
     await service.handle_sync(state_sync(rooms))
+    await service.cache.flushed()  # the rooms exist in the cache from here on
     olm = service.client.tuichat_olm  # type: ignore[union-attr]
     device = OlmDevice(
         PEER_USER, PEER_DEVICE, {"ed25519": peer.ed25519, "curve25519": peer.curve25519}
