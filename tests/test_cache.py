@@ -117,3 +117,31 @@ def test_closing_the_cache_closes_its_writer_and_folds_the_log(tmp_path: Path) -
     # The last connection to close checkpoints and removes the write-ahead log.
     assert not path.with_name(path.name + "-wal").exists()
     assert Cache(path).sync_token == "t1"
+
+
+def test_a_redacted_message_is_not_kept_in_the_cache(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "c")
+    secret = event(1)
+    secret["content"]["body"] = "my password is hunter2"
+    cache.commit_sync(SyncWrite("t1", rooms={"!r": RoomWrite("join", events=[secret])}))
+    redaction = {
+        "type": "m.room.redaction",
+        "event_id": "$2",
+        "sender": "@bob:x",
+        "origin_server_ts": 2,
+        "redacts": "$1",
+        "content": {"redacts": "$1"},
+    }
+    cache.commit_sync(SyncWrite("t2", rooms={"!r": RoomWrite("join", events=[redaction])}))
+    cache.close()
+    # Nowhere on disk: not in the rows, not in freed space, not in the log.
+    for path in tmp_path.iterdir():
+        assert b"hunter2" not in path.read_bytes(), path.name
+    cache = Cache(tmp_path / "c")
+    events, _ = cache.load_events("!r", 10)
+    assert (
+        events[0]["content"] == {} and events[0]["unsigned"]["redacted_because"]["event_id"] == "$2"
+    )
+    snapshot = load_snapshot(cache, ME)
+    shown = [i.body for i in snapshot.timelines["!r"] if i.relation is None]
+    assert shown == ["message deleted"]

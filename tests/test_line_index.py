@@ -8,21 +8,22 @@ import random
 from tuichat.ui.widgets.line_index import LineIndex
 
 
-def test_line_index_matches_a_list_of_heights_under_random_changes() -> None:
+def test_line_index_matches_a_list_of_heights_including_zero_under_random_changes() -> None:
     rng = random.Random(7)
     for _ in range(150):
-        heights = [0] * rng.randint(0, 40)
+        heights: list[int | None] = [None] * rng.randint(0, 40)
         index = LineIndex(len(heights))
         for _ in range(60):
             roll = rng.random()
             if roll < 0.4 and heights:
-                i, value = rng.randrange(len(heights)), rng.randint(1, 5)
+                # Zero: a hidden item (a condensed membership change).
+                i, value = rng.randrange(len(heights)), rng.randint(0, 5)
                 index.set_height(i, value)
                 heights[i] = value
             elif roll < 0.5 and heights:
                 i = rng.randrange(len(heights))
                 index.forget(i)
-                heights[i] = 0
+                heights[i] = None
             elif roll < 0.6:
                 keep = rng.randint(0, len(heights))
                 index.truncate(keep)
@@ -30,12 +31,12 @@ def test_line_index_matches_a_list_of_heights_under_random_changes() -> None:
             elif roll < 0.75:
                 count = rng.randint(0, 5)
                 index.extend(count)
-                heights += [0] * count
+                heights += [None] * count
             elif roll < 0.85:
                 count = rng.randint(0, 5)
                 index.insert_front(count)
-                heights = [0] * count + heights
-            effective = [h or 1 for h in heights]
+                heights = [None] * count + heights
+            effective = [1 if h is None else h for h in heights]
             assert index.total == sum(effective)
             lines = [(i, o) for i, h in enumerate(effective) for o in range(h)]
             for line in range(-1, len(lines) + 1):

@@ -216,6 +216,13 @@ class Cache:
         has_older = len(rows) > limit
         return [_loads(row[0]) for row in reversed(rows[:limit])], has_older
 
+    def load_event(self, room_id: str, event_id: str) -> dict[str, Any] | None:
+        """One cached event of the room, by id."""
+        row = self._db.execute(
+            "SELECT event FROM events WHERE room_id = ? AND event_id = ?", (room_id, event_id)
+        ).fetchone()
+        return None if row is None else _loads(row[0])
+
     def prev_batch(self, room_id: str) -> str | None:
         """The token for /messages before the oldest cached event of the room
         (None: the cache reaches the room's beginning, or it is unknown)."""
@@ -405,6 +412,7 @@ class _Writer:
                 (room.prev_batch, room_id),
             )
         self._append_events(room_id, room.events)
+        self._forget_redacted(room_id, room.events)
         stamps = [e.get("origin_server_ts") for e in room.events]
         newest = max((t for t in stamps if isinstance(t, int)), default=0)
         if newest:
@@ -430,6 +438,39 @@ class _Writer:
             rows,
         )
         self.checkpoints.wrote(len(rows))
+
+    def _forget_redacted(self, room_id: str, events: Iterable[dict[str, Any]]) -> None:
+        """A redacted message's content (or ciphertext) is not kept on disk:
+        the cached copy becomes what the server now serves, an empty
+        content with the redaction in `unsigned`."""
+        for event in events:
+            if event.get("type") != "m.room.redaction":
+                continue
+            content = event.get("content")
+            target = (content.get("redacts") if isinstance(content, dict) else None) or event.get(
+                "redacts"
+            )
+            if not isinstance(target, str):
+                continue
+            row = self._db.execute(
+                "SELECT event FROM events WHERE room_id = ? AND event_id = ?", (room_id, target)
+            ).fetchone()
+            if row is None:
+                continue
+            stored = _loads(row[0])
+            if "state_key" in stored:
+                continue  # state keeps some content (spec); the state table has it
+            pruned = {
+                key: stored[key]
+                for key in ("event_id", "type", "sender", "origin_server_ts", "room_id")
+                if key in stored
+            }
+            pruned["content"] = {}
+            pruned["unsigned"] = {"redacted_because": event}
+            self._db.execute(
+                "UPDATE events SET event = ? WHERE room_id = ? AND event_id = ?",
+                (_dumps(pruned), room_id, target),
+            )
 
     def set_account_data(self, event_type: str, content: dict[str, Any]) -> None:
         self._db.execute(

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from tuichat.matrix.formatted_body import parse_formatted_body
 from tuichat.matrix.room_state import RoomState
-from tuichat.model.items import ItemKind, TimelineItem
+from tuichat.model.items import ItemKind, Relation, RelationKind, TimelineItem
 from tuichat.model.sanitize import clean_line, clean_text
 
 log = logging.getLogger(__name__)
@@ -80,32 +81,126 @@ def _txn_id(event: dict[str, Any]) -> str | None:
     return None
 
 
-Converter = Callable[
-    [dict[str, Any], dict[str, Any], RoomState, Viewer], tuple[ItemKind, str, bool] | None
-]
+Fields = dict[str, Any]
+Converter = Callable[[dict[str, Any], dict[str, Any], RoomState, Viewer], Fields | None]
+
+HTML_FORMAT = "org.matrix.custom.html"
+_ATTACHMENTS = {"m.image": "image", "m.file": "file", "m.video": "video", "m.audio": "audio"}
+
+
+def human_size(size: object) -> str:
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        return ""
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return ""
+
+
+def _relates_to(content: dict[str, Any]) -> dict[str, Any]:
+    relates = content.get("m.relates_to")
+    return relates if isinstance(relates, dict) else {}
+
+
+def strip_reply_fallback(body: str) -> str:
+    """A reply's body may start with a quote of its parent ("> <@a:b> …"
+    lines, then an empty line); the parent is shown from the event."""
+    if not body.startswith("> "):
+        return body
+    lines = body.split("\n")
+    index = 0
+    while index < len(lines) and lines[index].startswith(">"):
+        index += 1
+    if index < len(lines) and not lines[index].strip():
+        index += 1
+    return "\n".join(lines[index:])
+
+
+def _message_fields(
+    event: dict[str, Any], content: dict[str, Any], state: RoomState, viewer: Viewer
+) -> Fields:
+    body = clean_text(content.get("body"))
+    msgtype = _str(content.get("msgtype"))
+    formatted = None
+    if content.get("format") == HTML_FORMAT:
+        formatted = parse_formatted_body(content.get("formatted_body"), state.member_name)
+    highlight = event.get("sender") != viewer.user_id and viewer.mentioned_in(content, body)
+    kind = ItemKind.TEXT
+    if msgtype == "m.emote":
+        kind = ItemKind.EMOTE
+    elif msgtype == "m.notice":
+        kind, highlight = ItemKind.NOTICE, False
+    elif msgtype in _ATTACHMENTS:
+        info = content.get("info")
+        size = human_size(info.get("size")) if isinstance(info, dict) else ""
+        name = clean_line(content.get("filename")) or clean_line(body) or "attachment"
+        body = f"[{_ATTACHMENTS[msgtype]}] {name}" + (f" ({size})" if size else "")
+        formatted = None
+    fields: Fields = {"kind": kind, "body": body, "highlight": highlight}
+    if formatted is not None:
+        fields["formatted"] = formatted
+    return fields
 
 
 def _message(
     event: dict[str, Any], content: dict[str, Any], state: RoomState, viewer: Viewer
-) -> tuple[ItemKind, str, bool] | None:
+) -> Fields | None:
     if not content:
-        return ItemKind.REDACTED, "message deleted", False
-    body = clean_text(content.get("body"))
-    msgtype = _str(content.get("msgtype"))
-    highlight = event.get("sender") != viewer.user_id and viewer.mentioned_in(content, body)
-    if msgtype == "m.emote":
-        return ItemKind.EMOTE, body, highlight
-    if msgtype == "m.notice":
-        return ItemKind.NOTICE, body, False
-    if msgtype in ("m.image", "m.file", "m.video", "m.audio"):
-        label = msgtype.removeprefix("m.")
-        return ItemKind.TEXT, f"[{label}] {body}", highlight
-    return ItemKind.TEXT, body, highlight
+        return {"kind": ItemKind.REDACTED, "body": "message deleted"}
+    relates = _relates_to(content)
+    target = relates.get("event_id")
+    if relates.get("rel_type") == "m.replace" and isinstance(target, str):
+        new_content = content.get("m.new_content")
+        if not isinstance(new_content, dict):
+            return None  # an edit without its new content: nothing to apply
+        fields = _message_fields(event, new_content, state, viewer)
+        fields["relation"] = Relation(RelationKind.EDIT, target)
+        return fields
+    fields = _message_fields(event, content, state, viewer)
+    reply = relates.get("m.in_reply_to")
+    parent = reply.get("event_id") if isinstance(reply, dict) else None
+    if isinstance(parent, str):
+        fields["reply_to"] = parent
+        fields["body"] = strip_reply_fallback(fields["body"])
+    return fields
+
+
+def _reaction(
+    event: dict[str, Any], content: dict[str, Any], state: RoomState, viewer: Viewer
+) -> Fields | None:
+    relates = _relates_to(content)
+    target, key = relates.get("event_id"), relates.get("key")
+    if relates.get("rel_type") != "m.annotation" or not isinstance(target, str):
+        return None
+    key = clean_line(key, max_length=64)
+    if not key:
+        return None
+    return {
+        "kind": ItemKind.STATE,
+        "body": "",
+        "relation": Relation(RelationKind.REACTION, target, key),
+    }
+
+
+def _redaction(
+    event: dict[str, Any], content: dict[str, Any], state: RoomState, viewer: Viewer
+) -> Fields | None:
+    # Room versions up to 10 put `redacts` at the top level, 11 in content.
+    target = content.get("redacts") or event.get("redacts")
+    if not isinstance(target, str):
+        return None
+    return {
+        "kind": ItemKind.STATE,
+        "body": "",
+        "relation": Relation(RelationKind.REDACTION, target),
+    }
 
 
 def _member(
     event: dict[str, Any], content: dict[str, Any], state: RoomState, viewer: Viewer
-) -> tuple[ItemKind, str, bool] | None:
+) -> Fields | None:
     target = _str(event.get("state_key"))
     sender = _str(event.get("sender"))
     membership = _str(content.get("membership"))
@@ -115,37 +210,39 @@ def _member(
     prev_membership = _str(prev.get("membership"))
     name = clean_line(content.get("displayname")) or clean_line(target)
     actor = state.member_name(sender) if sender else "someone"
+    subject = name
     if membership == "join" and prev_membership == "join":
         old = clean_line(prev.get("displayname"))
         if old and old != name:
-            text = f"{old} changed their name to {name}"
+            text, action, subject = f"{old} changed their name to {name}", "changed their name", old
         elif not old:
-            text = f"{target} set their name to {name}"
+            text, action = f"{target} set their name to {name}", "changed their name"
         else:
-            text = f"{name} changed their avatar"
+            text, action = f"{name} changed their avatar", "changed their avatar"
     elif membership == "join":
-        text = f"{name} joined"
+        text, action = f"{name} joined", "joined"
     elif membership == "invite":
-        text = f"{actor} invited {name}"
+        text, action = f"{actor} invited {name}", "were invited"
     elif membership == "leave":
-        old_name = clean_line(prev.get("displayname")) or clean_line(target)
+        subject = clean_line(prev.get("displayname")) or clean_line(target)
         if sender and sender != target:
             verb = "withdrew the invite for" if prev_membership == "invite" else "removed"
-            text = f"{actor} {verb} {old_name}"
+            text = f"{actor} {verb} {subject}"
+            action = "had their invite withdrawn" if prev_membership == "invite" else "were removed"
         elif prev_membership == "invite":
-            text = f"{old_name} declined the invite"
+            text, action = f"{subject} declined the invite", "declined the invite"
         else:
-            text = f"{old_name} left"
+            text, action = f"{subject} left", "left"
     elif membership == "ban":
-        text = f"{actor} banned {name}"
+        text, action = f"{actor} banned {name}", "were banned"
     elif membership == "knock":
-        text = f"{name} asked to join"
+        text, action = f"{name} asked to join", "asked to join"
     else:
         return None
     reason = clean_line(content.get("reason"))
     if reason:
         text += f": {reason}"
-    return ItemKind.STATE, text, False
+    return {"kind": ItemKind.STATE, "body": text, "membership": (action, subject)}
 
 
 def _state_change(
@@ -153,10 +250,10 @@ def _state_change(
 ) -> Converter:
     def convert(
         event: dict[str, Any], content: dict[str, Any], state: RoomState, viewer: Viewer
-    ) -> tuple[ItemKind, str, bool] | None:
+    ) -> Fields | None:
         actor = state.member_name(_str(event.get("sender"), "someone"))
         text = describe(actor, content)
-        return None if text is None else (ItemKind.STATE, text, False)
+        return None if text is None else {"kind": ItemKind.STATE, "body": text}
 
     return convert
 
@@ -197,6 +294,8 @@ def _describe_join_rules(actor: str, content: dict[str, Any]) -> str:
 CONVERTERS: dict[str, Converter] = {
     "m.room.message": _message,
     "m.room.member": _member,
+    "m.reaction": _reaction,
+    "m.room.redaction": _redaction,
     "m.room.name": _state_change(_describe_name),
     "m.room.topic": _state_change(_describe_topic),
     "m.room.encryption": _state_change(_describe_encryption),
@@ -255,6 +354,18 @@ def _to_item(
             return TimelineItem(kind=ItemKind.REDACTED, body="message deleted", **common)
         session_id = _str(content.get("session_id")) or None
         if decryption is None or decryption.payload is None:
+            relates = _relates_to(content)
+            target = relates.get("event_id")
+            if relates.get("rel_type") in ("m.replace", "m.annotation") and isinstance(target, str):
+                # An edit or reaction: nothing to show until it decrypts.
+                return TimelineItem(
+                    kind=ItemKind.UNDECRYPTABLE,
+                    body="",
+                    relation=Relation(RelationKind.HIDDEN, target),
+                    utd_reason=decryption.reason if decryption else "missing_key",
+                    session_id=session_id,
+                    **common,
+                )
             return TimelineItem(
                 kind=ItemKind.UNDECRYPTABLE,
                 body="",
@@ -265,15 +376,18 @@ def _to_item(
         payload = decryption.payload
         event_type = _str(payload.get("type"))
         inner = payload.get("content")
+        outer_relation = content.get("m.relates_to")
         content = inner if isinstance(inner, dict) else {}
+        if isinstance(outer_relation, dict) and "m.relates_to" not in content:
+            # Relations of encrypted events sit in the clear (spec).
+            content = {**content, "m.relates_to": outer_relation}
         common["session_id"] = session_id
         common["trust"] = decryption.trust
         common["key_source"] = decryption.key_source
     converter = CONVERTERS.get(event_type)
     if converter is None:
         return None
-    converted = converter(event, content, state, viewer)
-    if converted is None:
+    fields = converter(event, content, state, viewer)
+    if fields is None:
         return None
-    kind, body, highlight = converted
-    return TimelineItem(kind=kind, body=body, highlight=highlight, **common)
+    return TimelineItem(**common, **fields)

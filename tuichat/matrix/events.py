@@ -103,9 +103,34 @@ class SwitchToRoom:
 
 @dataclass(frozen=True)
 class ReadMarkers:
-    """Read markers restored from the cache, by room id."""
+    """Fully-read markers (`m.fully_read`, set by any of our devices), by
+    room id: the user read up to there."""
 
     markers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReceiptsChanged:
+    """Other members' read receipts moved: user id -> (event id, name)."""
+
+    room_id: str
+    receipts: dict[str, tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class TypingChanged:
+    """Who is typing in a room now (names, not counting us)."""
+
+    room_id: str
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ContextFetched:
+    """Events fetched to quote them (the parents of replies)."""
+
+    room_id: str
+    items: list[TimelineItem]
 
 
 @dataclass(frozen=True)
@@ -142,6 +167,9 @@ DomainEvent = (
     | Notice
     | SwitchToRoom
     | ReadMarkers
+    | ReceiptsChanged
+    | TypingChanged
+    | ContextFetched
     | DevicesChanged
     | VerificationChanged
     | RecoveryOffered

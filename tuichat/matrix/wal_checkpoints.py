@@ -28,9 +28,12 @@ def disable_automatic(db: sqlite3.Connection) -> None:
 def writer_connection(path: Path) -> sqlite3.Connection:
     """A connection for a store's writer thread: commits reach the disk at
     checkpoints, it waits for a lock rather than failing, and it leaves
-    checkpoints to `BackgroundCheckpoints`."""
+    checkpoints to `BackgroundCheckpoints`. What it deletes or overwrites
+    (a redacted message, a replaced key) is zeroed in the file, not left in
+    free pages (`secure_delete`)."""
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA secure_delete=ON")
     db.execute("PRAGMA busy_timeout=10000")
     disable_automatic(db)
     return db

@@ -25,6 +25,12 @@ COMMANDS: dict[str, CommandSpec] = {
         CommandSpec("dm", "/dm @user:server [@user2 …]", "open an encrypted direct message"),
         CommandSpec("invite", "/invite @user:server", "invite someone to this room"),
         CommandSpec("me", "/me TEXT", "send an action (emote)"),
+        CommandSpec("plain", "/plain TEXT", "send TEXT as it is, without Markdown"),
+        CommandSpec(
+            "membership",
+            "/membership show|condense|hide",
+            "how joins, leaves and name changes appear in the timeline",
+        ),
         CommandSpec("members", "/members", "list this room's members (Enter: their devices)"),
         CommandSpec("devices", "/devices [@user:server]", "show devices, fingerprints and trust"),
         CommandSpec(
@@ -117,7 +123,10 @@ def parse(text: str) -> Parsed:
         words = argument.split()
         if not words or words[0] not in ("on", "off") or words[1:] not in ([], ["global"]):
             return CommandError(f"Usage: {spec.usage}")
-    elif name in ("me", "export-keys", "import-keys"):
+    elif name == "membership":
+        if argument not in ("show", "condense", "hide"):
+            return CommandError(f"Usage: {spec.usage}")
+    elif name in ("me", "plain", "export-keys", "import-keys"):
         if not argument:
             return CommandError(f"Usage: {spec.usage}")
     elif argument:

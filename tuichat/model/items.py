@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from tuichat.model.rich_body import RichBody
+
 
 class ItemKind(StrEnum):
     TEXT = "text"
@@ -61,6 +63,32 @@ KEY_SOURCE_LABELS: dict[str, str] = {
     "backup": "key restored from backup",
 }
 
+
+class RelationKind(StrEnum):
+    """Events that change another event instead of being shown themselves."""
+
+    EDIT = "edit"  # m.replace: the item carries the new content
+    REACTION = "reaction"  # m.annotation: `key` is the reaction
+    REDACTION = "redaction"
+    HIDDEN = "hidden"  # an edit or reaction that could not be decrypted (yet)
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    kind: RelationKind
+    target: str  # the event id it relates to
+    key: str = ""  # the reaction's key (an emoji or short text)
+
+
+@dataclass(frozen=True, slots=True)
+class Reaction:
+    """One reaction key under a message, aggregated."""
+
+    key: str
+    count: int
+    mine: bool = False
+
+
 # Kinds that count as messages for unread counters.
 MESSAGE_KINDS = frozenset({ItemKind.TEXT, ItemKind.EMOTE, ItemKind.NOTICE, ItemKind.UNDECRYPTABLE})
 
@@ -84,6 +112,17 @@ class TimelineItem:
     trust: str | None = None
     # Set when the key did not come directly from the sender (see above).
     key_source: str | None = None
+    # The sanitised formatted body (HTML through the whitelist), if any.
+    formatted: RichBody | None = None
+    reply_to: str | None = None  # the event id this message answers
+    # Set on edits, reactions and redactions, which the timeline applies to
+    # their target instead of showing.
+    relation: Relation | None = None
+    edited: bool = False
+    reactions: tuple[Reaction, ...] = ()
+    read_by: tuple[str, ...] = ()  # names of members whose read receipt is here
+    # Membership changes, for condensing runs of them: (action, name).
+    membership: tuple[str, str] | None = None
     version: int = 0
 
     @property
@@ -93,6 +132,10 @@ class TimelineItem:
     def evolve(self, **changes: object) -> TimelineItem:
         """A copy with `changes` applied and the version bumped."""
         return replace(self, version=self.version + 1, **changes)  # type: ignore[arg-type]
+
+    @property
+    def is_message(self) -> bool:
+        return self.kind in MESSAGE_KINDS
 
     @property
     def utd_text(self) -> str:

@@ -1,9 +1,16 @@
-"""One room's timeline: ordered items, local echoes, replacements, read marker.
+"""One room's timeline: ordered items, local echoes, relations, read marker.
 
 Remote items (those with an event id, in server order) come first; local
 echoes (messages being sent, or failed) follow at the bottom, as Element
 shows them. Each mutation returns a `TimelineChange` saying which part of the
 list changed, so the view can invalidate only that part.
+
+Edits, reactions and redactions are not shown as items of their own: they
+are kept by the event they relate to and *decorate* it (latest valid edit,
+aggregated reactions, "message deleted"), whichever arrives first; read
+receipts decorate the item they point at the same way. Replies register
+with their parent, so a parent that changes (decrypted, edited, fetched)
+redraws the quotes of its replies.
 """
 
 from __future__ import annotations
@@ -12,7 +19,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from tuichat.model.items import MESSAGE_KINDS, SendState, TimelineItem
+from tuichat.model.items import (
+    MESSAGE_KINDS,
+    ItemKind,
+    Reaction,
+    RelationKind,
+    SendState,
+    TimelineItem,
+)
+
+# Kinds whose content an edit may replace.
+EDITABLE_KINDS = frozenset({ItemKind.TEXT, ItemKind.EMOTE, ItemKind.NOTICE})
 
 
 class ChangeKind(StrEnum):
@@ -37,8 +54,12 @@ class TimelineChange:
 class Timeline(Sequence[TimelineItem]):
     """Items of one room. Indexing covers remote items, then local echoes."""
 
-    def __init__(self, room_id: str) -> None:
+    def __init__(self, room_id: str, own_user_id: str = "") -> None:
         self.room_id = room_id
+        self.own_user_id = own_user_id
+        self._clear_relations()
+        self._receipts: dict[str, tuple[str, str]] = {}  # user id -> (event id, name)
+        self._readers: dict[str, list[str]] = {}  # event id -> names read up to it
         self._remote: list[TimelineItem] = []
         # item key (the event id for events) -> sequence number;
         # index = seq - self._first_seq. Local notices (not events) have keys
@@ -83,11 +104,36 @@ class Timeline(Sequence[TimelineItem]):
     def last_event_id(self) -> str | None:
         return next((i.event_id for i in reversed(self._remote) if i.event_id), None)
 
+    def lookup(self, event_id: str) -> TimelineItem | None:
+        """An event shown here, or one fetched to quote it (a reply's parent)."""
+        return self.get(event_id) or self._context.get(event_id)
+
+    def own_reaction(self, event_id: str, key: str) -> str | None:
+        """The event id of our reaction `key` to `event_id`, if we reacted."""
+        for reaction_id, (reaction_key, sender) in self._reactions.get(event_id, {}).items():
+            if reaction_key == key and sender == self.own_user_id:
+                return reaction_id
+        return None
+
     # -- mutations -----------------------------------------------------------
+
+    def _clear_relations(self) -> None:
+        self._edits: dict[str, list[TimelineItem]] = {}  # target -> edit items
+        self._edit_target: dict[str, str] = {}  # edit event id -> target
+        self._reactions: dict[str, dict[str, tuple[str, str]]] = {}  # target -> {id: (key, sender)}
+        self._reaction_target: dict[str, str] = {}  # reaction event id -> target
+        self._redacted: set[str] = set()
+        self._base: dict[str, TimelineItem] = {}  # edited items as first received
+        self._replies: dict[str, set[str]] = {}  # parent event id -> keys of replies
+        self._context: dict[str, TimelineItem] = {}  # parents fetched for quotes
+        # A hidden event (a relation) -> the item shown last when it came:
+        # a read receipt on the hidden event shows there.
+        self._anchor: dict[str, str] = {}
 
     def append(self, items: Iterable[TimelineItem]) -> TimelineChange:
         """Add newer remote items. Known event ids are replaced in place, and a
-        remote echo of our own message removes its local echo.
+        remote echo of our own message removes its local echo. Relations are
+        applied to their targets.
 
         The change covers everything from the old end of the remote items
         down (local echoes move below new items), plus `indices` of items
@@ -97,32 +143,165 @@ class Timeline(Sequence[TimelineItem]):
         length_before = len(self)
         replaced: list[int] = []
         for item in items:
+            if item.relation is not None:
+                if item.event_id is not None and self._remote:
+                    self._anchor[item.event_id] = self._remote[-1].key
+                replaced.extend(self._relate(item))
+                continue
             if item.event_id is None and not item.key.startswith("notice:"):
                 continue
             known = self.index_of(item.key)
             if known is not None:
-                self._put(known, item)
-                replaced.append(known)
+                replaced.extend(self._put(known, item))
                 continue
             if item.txn_id and item.event_id:
                 self._drop_echo(item.txn_id, item.event_id)
             self._seq[item.key] = self._first_seq + len(self._remote)
-            self._remote.append(item)
+            self._remote.append(self._admit(item))
         moved = len(self._remote) != remote_before or len(self) != length_before
         return TimelineChange(
             ChangeKind.APPENDED if moved else ChangeKind.REPLACED,
             index=remote_before,
             count=max(len(self), length_before) - remote_before if moved else 0,
-            indices=tuple(sorted(i for i in replaced if i < remote_before)),
+            indices=tuple(sorted({i for i in replaced if i < remote_before})),
         )
 
-    def _put(self, index: int, item: TimelineItem) -> None:
-        """Replace the item at `index`; the new one always has a higher
-        version than the old, so caches keyed by version see the change."""
+    def _admit(self, item: TimelineItem) -> TimelineItem:
+        """A new item as shown: decorated, and known to its parent."""
+        if item.reply_to is not None:
+            self._replies.setdefault(item.reply_to, set()).add(item.key)
+        return self._decorate(item)
+
+    def _put(self, index: int, item: TimelineItem) -> list[int]:
+        """Replace the item at `index` (a new version of the event, e.g.
+        decrypted). The new one always has a higher version than the old, so
+        caches keyed by version see the change. Returns the indices changed
+        (with replies quoting it)."""
         old = self._remote[index]
+        if item.event_id is not None:
+            self._base.pop(item.event_id, None)
+            item = self._decorate(item)
         if item.version <= old.version:
             item = replace(item, version=old.version + 1)
         self._remote[index] = item
+        if item.reply_to is not None:
+            self._replies.setdefault(item.reply_to, set()).add(item.key)
+        return [index, *self._touch_replies(item.key)]
+
+    def _touch_replies(self, parent: str) -> list[int]:
+        """New versions of the replies quoting `parent` (their quote changed)."""
+        touched = []
+        for key in self._replies.get(parent, ()):
+            index = self.index_of(key)
+            if index is not None:
+                self._remote[index] = self._remote[index].evolve()
+                touched.append(index)
+        return touched
+
+    def _redecorate(self, event_id: str) -> list[int]:
+        index = self.index_of(event_id)
+        if index is None:
+            return []
+        return self._put(index, self._base.get(event_id, self._remote[index]))
+
+    def _relate(self, item: TimelineItem) -> list[int]:
+        """Apply an edit, reaction or redaction; returns the indices changed."""
+        relation, event_id = item.relation, item.event_id
+        if relation is None or event_id is None or event_id in self._redacted:
+            return []
+        target = relation.target
+        if relation.kind is RelationKind.EDIT:
+            edits = self._edits.setdefault(target, [])
+            edits[:] = [edit for edit in edits if edit.event_id != event_id]
+            edits.append(item)
+            self._edit_target[event_id] = target
+            return self._redecorate(target)
+        if relation.kind is RelationKind.REACTION:
+            if event_id in self._reaction_target:
+                return []
+            self._reactions.setdefault(target, {})[event_id] = (relation.key, item.sender)
+            self._reaction_target[event_id] = target
+            return self._redecorate(target)
+        if relation.kind is RelationKind.REDACTION:
+            self._redacted.add(target)
+            if target in self._reaction_target:
+                parent = self._reaction_target.pop(target)
+                self._reactions.get(parent, {}).pop(target, None)
+                return self._redecorate(parent)
+            if target in self._edit_target:
+                parent = self._edit_target.pop(target)
+                self._edits[parent] = [e for e in self._edits.get(parent, []) if e.key != target]
+                return self._redecorate(parent)
+            return self._redecorate(target)
+        return []  # HIDDEN: applied once it decrypts (an ItemsReplaced)
+
+    def _decorate(self, base: TimelineItem) -> TimelineItem:
+        """`base` with what relates to it applied: redaction, latest valid
+        edit, reactions and read receipts."""
+        key = base.event_id
+        if key is None or (
+            key not in self._edits
+            and key not in self._reactions
+            and key not in self._readers
+            and key not in self._redacted
+        ):
+            return base
+        readers = tuple(self._readers.get(key, ()))
+        if key in self._redacted:
+            if base.kind is ItemKind.REDACTED and base.read_by == readers:
+                return base
+            return replace(
+                base,
+                kind=ItemKind.REDACTED,
+                body="message deleted",
+                formatted=None,
+                reply_to=None,
+                highlight=False,
+                edited=False,
+                reactions=(),
+                read_by=readers,
+            )
+        item = base
+        edit = self._latest_edit(base)
+        if edit is not None:
+            self._base[key] = base
+            item = replace(
+                item,
+                kind=edit.kind,
+                body=edit.body,
+                formatted=edit.formatted,
+                highlight=edit.highlight,
+                edited=True,
+            )
+        reactions = self._aggregate(key)
+        if reactions != item.reactions or readers != item.read_by:
+            item = replace(item, reactions=reactions, read_by=readers)
+        return item
+
+    def _latest_edit(self, original: TimelineItem) -> TimelineItem | None:
+        """The newest edit by the original's sender (spec: by timestamp, then
+        event id). An encrypted original takes only encrypted edits."""
+        if original.kind not in EDITABLE_KINDS or original.event_id is None:
+            return None
+        valid = [
+            edit
+            for edit in self._edits.get(original.event_id, ())
+            if edit.sender == original.sender
+            and edit.kind in EDITABLE_KINDS
+            and (edit.encrypted or not original.encrypted)
+        ]
+        if not valid:
+            return None
+        return max(valid, key=lambda edit: (edit.timestamp, edit.event_id or ""))
+
+    def _aggregate(self, event_id: str) -> tuple[Reaction, ...]:
+        counts: dict[str, list[int]] = {}  # key -> [count, mine]
+        for key, sender in self._reactions.get(event_id, {}).values():
+            entry = counts.setdefault(key, [0, 0])
+            entry[0] += 1
+            if sender == self.own_user_id:
+                entry[1] = 1
+        return tuple(Reaction(key, count, bool(mine)) for key, (count, mine) in counts.items())
 
     def _drop_echo(self, txn_id: str, event_id: str | None = None) -> None:
         self._echoes = [
@@ -132,28 +311,90 @@ class Timeline(Sequence[TimelineItem]):
         ]
 
     def prepend(self, items: Sequence[TimelineItem]) -> TimelineChange:
-        """Add older remote items (oldest first) above the current ones."""
+        """Add older remote items (oldest first) above the current ones.
+        Relations among them are recorded first, so the items they concern
+        come in decorated."""
+        changed: list[int] = []
+        for item in items:
+            if item.relation is not None:
+                changed.extend(self._relate(item))
         fresh = [
-            item for item in items if item.event_id is not None and item.event_id not in self._seq
+            item
+            for item in items
+            if item.relation is None
+            and item.event_id is not None
+            and item.event_id not in self._seq
         ]
         if not fresh:
-            return TimelineChange(ChangeKind.PREPENDED, count=0)
+            return TimelineChange(ChangeKind.PREPENDED, count=0, indices=tuple(sorted(changed)))
         self._first_seq -= len(fresh)
         for offset, item in enumerate(fresh):
             assert item.event_id is not None
             self._seq[item.event_id] = self._first_seq + offset
-        self._remote[:0] = fresh
-        return TimelineChange(ChangeKind.PREPENDED, count=len(fresh))
+        self._remote[:0] = [self._admit(item) for item in fresh]
+        # Replies below may quote what just arrived.
+        shifted = {index + len(fresh) for index in changed}
+        for item in fresh:
+            shifted.update(self._touch_replies(item.key))
+        return TimelineChange(
+            ChangeKind.PREPENDED, count=len(fresh), indices=tuple(sorted(shifted))
+        )
 
     def replace(self, items: Iterable[TimelineItem]) -> TimelineChange:
-        """Replace known remote items (matched by event id) in place."""
-        indices = []
+        """Replace known remote items (matched by event id) in place; apply
+        relations that could be decrypted now; update quoted parents."""
+        indices: list[int] = []
         for item in items:
+            if item.relation is not None:
+                indices.extend(self._relate(item))
+                continue
             index = self.index_of(item.key)
             if index is not None:
-                self._put(index, item)
-                indices.append(index)
-        return TimelineChange(ChangeKind.REPLACED, indices=tuple(sorted(indices)))
+                indices.extend(self._put(index, item))
+            elif item.event_id is not None and item.event_id in self._context:
+                self._context[item.event_id] = item
+                indices.extend(self._touch_replies(item.event_id))
+        return TimelineChange(ChangeKind.REPLACED, indices=tuple(sorted(set(indices))))
+
+    def add_context(self, items: Iterable[TimelineItem]) -> TimelineChange:
+        """Events fetched to quote them (reply parents not loaded here)."""
+        indices: list[int] = []
+        for item in items:
+            if item.event_id is None or item.event_id in self._seq:
+                continue
+            self._context[item.event_id] = item
+            indices.extend(self._touch_replies(item.event_id))
+        return TimelineChange(ChangeKind.REPLACED, indices=tuple(sorted(set(indices))))
+
+    def set_receipts(self, receipts: dict[str, tuple[str, str]]) -> TimelineChange:
+        """Other members' read receipts: user id -> (event id, name). A
+        receipt on a hidden event (a reaction, an edit) shows on the item
+        shown before it; a receipt never moves back up the timeline."""
+        changed: set[str] = set()
+        for user_id, (event_id, name) in receipts.items():
+            if user_id == self.own_user_id:
+                continue
+            event_id = self._anchor.get(event_id, event_id)
+            old = self._receipts.get(user_id)
+            if old is not None:
+                if old[0] == event_id and old[1] == name:
+                    continue
+                old_index, new_index = self.index_of(old[0]), self.index_of(event_id)
+                if old_index is not None and (new_index is None or new_index < old_index):
+                    continue
+                readers = self._readers.get(old[0], [])
+                if old[1] in readers:
+                    readers.remove(old[1])
+                if not readers:
+                    self._readers.pop(old[0], None)
+                changed.add(old[0])
+            self._receipts[user_id] = (event_id, name)
+            self._readers.setdefault(event_id, []).append(name)
+            changed.add(event_id)
+        indices: list[int] = []
+        for event_id in changed:
+            indices.extend(self._redecorate(event_id))
+        return TimelineChange(ChangeKind.REPLACED, indices=tuple(sorted(set(indices))))
 
     def add_local_echo(self, item: TimelineItem) -> TimelineChange:
         self._echoes.append(item)
@@ -186,6 +427,7 @@ class Timeline(Sequence[TimelineItem]):
         self._remote = []
         self._seq = {}
         self._first_seq = 0
+        self._clear_relations()
         self.has_more_history = True
         self.append(items)
         return TimelineChange(ChangeKind.RESET)

@@ -11,7 +11,8 @@ The service is one class assembled from parts, one module each:
 - `lifecycle.py`: opening the crypto store, replaying the cache, stopping;
 - `syncing.py`: the sync loop and how each response is handled;
 - `sending.py`: messages out, with local echo, in order;
-- `history.py`: older history, from the cache and /messages;
+- `history.py`: older history, from the cache and /messages; reply parents;
+- `read_state.py`: read receipts, the fully-read marker, typing;
 - `rooms.py`: joining, leaving, creating rooms and DMs, invites;
 - `trust.py`: devices, trust decisions, emoji verification;
 - `keys.py`: recovery, key backup, key export and import.
@@ -26,6 +27,7 @@ from tuichat.matrix.service.base import SYNC_TIMEOUT_MS, ServiceBase
 from tuichat.matrix.service.history import HistoryMixin
 from tuichat.matrix.service.keys import KeysMixin
 from tuichat.matrix.service.lifecycle import LifecycleMixin
+from tuichat.matrix.service.read_state import ReadStateMixin
 from tuichat.matrix.service.rooms import RoomsMixin
 from tuichat.matrix.service.sending import SendingMixin
 from tuichat.matrix.service.syncing import SyncHTTPError, SyncMixin, sync_filter
@@ -37,6 +39,7 @@ class MatrixService(
     SyncMixin,
     HistoryMixin,
     SendingMixin,
+    ReadStateMixin,
     RoomsMixin,
     TrustMixin,
     KeysMixin,

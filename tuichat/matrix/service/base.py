@@ -85,6 +85,9 @@ class ServiceBase:
         self._outgoing: dict[str, Outgoing] = {}
         self._pending_switch: str | None = None
         self._history_locks: dict[str, asyncio.Lock] = {}
+        # Read markers to send, and the task sending them, per room.
+        self._read_wanted: dict[str, str] = {}
+        self._read_tasks: dict[str, asyncio.Task[None]] = {}
         self.outbox = Outbox(profile.root, profile.pickle_key())
         # Limited syncs (gaps) seen per room: a history page fetched before
         # the latest gap belongs to a timeline that was replaced.
@@ -163,14 +166,14 @@ class ServiceBase:
     def room_state(self, room_id: str) -> RoomState | None:
         return self.states.get(room_id)
 
-    def set_read_marker(self, room_id: str, event_id: str) -> None:
-        self.cache.set_read_marker(room_id, event_id)
-
     async def _upkeep(self) -> None:
         raise NotImplementedError  # syncing.py
 
     def _report_device_news(self) -> None:
         raise NotImplementedError  # trust.py
+
+    def _handle_ephemeral(self, room_id: str, info: dict[str, Any], state: RoomState) -> None:
+        raise NotImplementedError  # read_state.py
 
 
 def _notice(key: str, text: str, timestamp: int, *, highlight: bool = False) -> TimelineItem:

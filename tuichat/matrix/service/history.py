@@ -16,7 +16,7 @@ import logging
 from typing import Any
 
 from tuichat.matrix.convert import Decryption, to_item
-from tuichat.matrix.events import Notice, TimelinePrepended
+from tuichat.matrix.events import ContextFetched, Notice, TimelinePrepended
 from tuichat.matrix.http import MatrixHttpError, path_segment
 from tuichat.matrix.network import NETWORK_ERRORS
 from tuichat.matrix.service.base import ServiceBase
@@ -116,3 +116,30 @@ class HistoryMixin(ServiceBase):
             if item is not None:
                 items.append(item)
         return items
+
+    async def fetch_event(self, room_id: str, event_id: str) -> TimelineItem | None:
+        """One event by id (a reply's parent not loaded here), decrypted if
+        it can be; emitted as `ContextFetched`. Looked up in the cache
+        first, then asked of the server."""
+        state = self.states.get(room_id)
+        if state is None or self.crypto is None:
+            return None
+        await self.cache.flushed()
+        event = self.cache.load_event(room_id, event_id)
+        if event is None:
+            try:
+                event = await self.crypto.http.request(
+                    "GET", f"/rooms/{path_segment(room_id)}/event/{path_segment(event_id)}"
+                )
+            except (MatrixHttpError, *NETWORK_ERRORS) as error:
+                log.info("fetching %s failed: %s", event_id, error)
+                return None
+        if not isinstance(event, dict) or event.get("event_id") != event_id:
+            return None
+        decryption = None
+        if event.get("type") == "m.room.encrypted":
+            decryption = self.crypto.decrypt(room_id, event)
+        item = to_item(event, state, self.viewer, decryption)
+        if item is not None:
+            self.emit(ContextFetched(room_id, [item]))
+        return item

@@ -17,13 +17,14 @@ import asyncio
 import logging
 import time
 import uuid
+from dataclasses import replace
 from typing import Any
 
-from nio import (
-    RoomSendResponse,
-)
+from nio import RoomRedactResponse, RoomSendResponse
 from nio.api import Api
 
+from tuichat.matrix.compose import edit_content, message_content, reaction_content
+from tuichat.matrix.convert import to_item
 from tuichat.matrix.crypto.group_sessions import KeyShareError
 from tuichat.matrix.events import (
     LocalEchoAdded,
@@ -31,13 +32,13 @@ from tuichat.matrix.events import (
     SendStateChanged,
 )
 from tuichat.matrix.network import NETWORK_ERRORS
+from tuichat.matrix.room_state import RoomState
 from tuichat.matrix.service.base import (
     Outgoing,
     ServiceBase,
 )
-from tuichat.model.items import ItemKind, SendState, TimelineItem
+from tuichat.model.items import SendState, TimelineItem
 from tuichat.model.rooms import Membership
-from tuichat.model.sanitize import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -57,29 +58,110 @@ class SendingMixin(ServiceBase):
         return state.member_name(self.user_id) if state else self.user_id
 
     def send_text(self, room_id: str, body: str, *, emote: bool = False) -> str:
-        """Send a text message with a local echo; returns its transaction id."""
-        content = {"msgtype": "m.emote" if emote else "m.text", "body": body}
+        """Send plain text (no Markdown) with a local echo; returns its
+        transaction id."""
+        return self.send_message(room_id, body, emote=emote, markdown=False)
+
+    def send_message(
+        self,
+        room_id: str,
+        text: str,
+        *,
+        emote: bool = False,
+        markdown: bool = True,
+        mentions: dict[str, str] | None = None,
+        reply_to: str | None = None,
+        reply_sender: str | None = None,
+    ) -> str:
+        """Send what the user typed (Markdown unless `markdown` is off), as
+        a reply if `reply_to` is set; returns the transaction id."""
+        content = message_content(
+            text,
+            emote=emote,
+            markdown=markdown,
+            mentions=mentions,
+            reply_to=reply_to,
+            reply_sender=reply_sender,
+            own_user_id=self.user_id,
+        )
+        return self._send_content(room_id, "m.room.message", content)
+
+    def edit_message(
+        self,
+        room_id: str,
+        event_id: str,
+        text: str,
+        *,
+        emote: bool = False,
+        markdown: bool = True,
+        mentions: dict[str, str] | None = None,
+    ) -> str:
+        """Replace the content of our message `event_id` (`m.replace`)."""
+        content = edit_content(event_id, text, emote=emote, markdown=markdown, mentions=mentions)
+        return self._send_content(room_id, "m.room.message", content)
+
+    def react(self, room_id: str, event_id: str, key: str) -> str:
+        """Annotate `event_id` with `key` (an emoji, or short text)."""
+        return self._send_content(room_id, "m.reaction", reaction_content(event_id, key))
+
+    def _send_content(self, room_id: str, event_type: str, content: dict[str, Any]) -> str:
+        """Through the outbox, in order with the room's other messages; new
+        messages get a local echo (edits and reactions show when they come
+        back)."""
         txn_id = f"tuichat-{uuid.uuid4().hex}"
-        self.outbox.add(room_id, txn_id, "m.room.message", content)
-        self.emit(LocalEchoAdded(room_id, self._echo(room_id, txn_id, content)))
-        self._enqueue(Outgoing(room_id, txn_id, content))
+        self.outbox.add(room_id, txn_id, event_type, content)
+        echo = self._echo(room_id, txn_id, event_type, content)
+        if echo is not None:
+            self.emit(LocalEchoAdded(room_id, echo))
+        self._enqueue(Outgoing(room_id, txn_id, content, event_type))
         return txn_id
 
+    async def redact(self, room_id: str, event_id: str, reason: str | None = None) -> bool:
+        """Delete an event (our message, or our reaction to take it back)."""
+        if self.client is None:
+            self.emit(Notice("Not connected yet.", error=True))
+            return False
+        try:
+            response = await self.client.room_redact(
+                room_id, event_id, reason, tx_id=f"tuichat-{uuid.uuid4().hex}"
+            )
+        except NETWORK_ERRORS as error:
+            self.emit(Notice(f"Could not delete: {error}", error=True, room_id=room_id))
+            return False
+        if not isinstance(response, RoomRedactResponse):
+            message = getattr(response, "message", "") or str(response)
+            self.emit(Notice(f"Could not delete: {message}", error=True, room_id=room_id))
+            return False
+        return True
+
     def _echo(
-        self, room_id: str, txn_id: str, content: dict[str, Any], timestamp: int | None = None
-    ) -> TimelineItem:
-        state = self.states.get(room_id)
-        emote = content.get("msgtype") == "m.emote"
-        return TimelineItem(
-            key=f"txn:{txn_id}",
-            sender=self.user_id,
-            sender_name=self.own_name(room_id),
-            timestamp=timestamp or int(time.time() * 1000),
-            kind=ItemKind.EMOTE if emote else ItemKind.TEXT,
-            body=clean_text(content.get("body")),
+        self,
+        room_id: str,
+        txn_id: str,
+        event_type: str,
+        content: dict[str, Any],
+        timestamp: int | None = None,
+    ) -> TimelineItem | None:
+        """The local echo of an outgoing event, converted like a received
+        one; None for edits and reactions (not shown on their own)."""
+        state = self.states.get(room_id) or RoomState(room_id, Membership.JOIN)
+        event = {
+            "type": event_type,
+            "event_id": f"txn:{txn_id}",
+            "sender": self.user_id,
+            "origin_server_ts": timestamp or int(time.time() * 1000),
+            "content": content,
+        }
+        item = to_item(event, state, self.viewer)
+        if item is None or item.relation is not None:
+            return None
+        return replace(
+            item,
+            event_id=None,
             txn_id=txn_id,
-            encrypted=bool(state and state.encrypted),
+            encrypted=state.encrypted,
             send_state=SendState.PENDING,
+            highlight=False,
         )
 
     def resume_outbox(self) -> None:
@@ -94,12 +176,15 @@ class SendingMixin(ServiceBase):
                 )
             )
         for entry in entries:
-            if entry.event_type != "m.room.message":
+            if entry.event_type not in ("m.room.message", "m.reaction"):
                 self.outbox.remove(entry.txn_id)
                 continue
-            echo = self._echo(entry.room_id, entry.txn_id, entry.content, entry.created_ms)
-            self.emit(LocalEchoAdded(entry.room_id, echo))
-            self._enqueue(Outgoing(entry.room_id, entry.txn_id, entry.content))
+            echo = self._echo(
+                entry.room_id, entry.txn_id, entry.event_type, entry.content, entry.created_ms
+            )
+            if echo is not None:
+                self.emit(LocalEchoAdded(entry.room_id, echo))
+            self._enqueue(Outgoing(entry.room_id, entry.txn_id, entry.content, entry.event_type))
 
     def retry(self, room_id: str, txn_id: str) -> bool:
         """Send a failed message again, with the same transaction id, so a

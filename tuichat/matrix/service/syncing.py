@@ -330,6 +330,7 @@ class SyncMixin(ServiceBase):
         if state_events:
             outcome.changed_rooms.add(room_id)
             self._note_own_name(state)
+        self._handle_ephemeral(room_id, info, state)
         limited = bool(timeline.get("limited"))
         if limited:
             self._gaps[room_id] = self._gaps.get(room_id, 0) + 1

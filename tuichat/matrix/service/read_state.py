@@ -1,0 +1,101 @@
+"""Who read what and who is typing: receipts, the fully-read marker, typing.
+
+Out: the room on screen sends a read receipt and moves the fully-read
+marker (`/read_markers`, one request in flight per room, the latest event
+wins); the composer sends typing notifications. In: `m.receipt` and
+`m.typing` ephemeral events and the `m.fully_read` room account data come
+in sync responses and become `ReceiptsChanged`, `TypingChanged` and
+`ReadMarkers`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from tuichat.matrix.events import ReadMarkers, ReceiptsChanged, TypingChanged
+from tuichat.matrix.network import NETWORK_ERRORS
+from tuichat.matrix.room_state import RoomState
+from tuichat.matrix.service.base import ServiceBase
+
+log = logging.getLogger(__name__)
+
+TYPING_TIMEOUT_MS = 30_000
+
+
+def _events(block: object) -> list[dict[str, Any]]:
+    events = block.get("events") if isinstance(block, dict) else None
+    return [e for e in events if isinstance(e, dict)] if isinstance(events, list) else []
+
+
+class ReadStateMixin(ServiceBase):
+    """Receipts, read markers and typing notifications, both ways."""
+
+    def set_read_marker(self, room_id: str, event_id: str) -> None:
+        """The user has read up to `event_id`: remember it, and tell the
+        server (receipt + fully-read marker) when connected."""
+        self.cache.set_read_marker(room_id, event_id)
+        if not event_id.startswith("$"):
+            return
+        self._read_wanted[room_id] = event_id
+        task = self._read_tasks.get(room_id)
+        if self.client is not None and (task is None or task.done()):
+            self._read_tasks[room_id] = asyncio.create_task(
+                self._send_read_markers(room_id), name=f"tuichat-read-{room_id}"
+            )
+
+    async def _send_read_markers(self, room_id: str) -> None:
+        sent = None
+        while self.client is not None and self._read_wanted.get(room_id) != sent:
+            event_id = self._read_wanted[room_id]
+            try:
+                response = await self.client.room_read_markers(
+                    room_id, fully_read_event=event_id, read_event=event_id
+                )
+            except NETWORK_ERRORS as error:
+                log.info("read markers for %s not sent: %s", room_id, error)
+                return
+            if getattr(response, "status_code", None):
+                log.info("read markers for %s refused: %s", room_id, response)
+            sent = event_id
+
+    async def set_typing(self, room_id: str, typing: bool) -> None:
+        if self.client is None:
+            return
+        try:
+            await self.client.room_typing(room_id, typing, timeout=TYPING_TIMEOUT_MS)
+        except NETWORK_ERRORS as error:
+            log.info("typing notification not sent: %s", error)
+
+    def _handle_ephemeral(self, room_id: str, info: dict[str, Any], state: RoomState) -> None:
+        """`m.typing` and `m.receipt` of one joined room in a sync."""
+        receipts: dict[str, tuple[str, str]] = {}
+        for event in _events(info.get("ephemeral")):
+            content = event.get("content")
+            if not isinstance(content, dict):
+                continue
+            if event.get("type") == "m.typing":
+                user_ids = content.get("user_ids")
+                typing = (
+                    [u for u in user_ids or [] if isinstance(u, str) and u != self.user_id]
+                    if isinstance(user_ids, list)
+                    else []
+                )
+                self.emit(TypingChanged(room_id, tuple(state.member_name(u) for u in typing)))
+            elif event.get("type") == "m.receipt":
+                for event_id, kinds in content.items():
+                    readers = kinds.get("m.read") if isinstance(kinds, dict) else None
+                    if not isinstance(event_id, str) or not isinstance(readers, dict):
+                        continue
+                    for user_id, data in readers.items():
+                        thread = data.get("thread_id") if isinstance(data, dict) else None
+                        if isinstance(user_id, str) and thread in (None, "main"):
+                            receipts[user_id] = (event_id, state.member_name(user_id))
+        if receipts:
+            self.emit(ReceiptsChanged(room_id, receipts))
+        for event in _events(info.get("account_data")):
+            content = event.get("content")
+            event_id = content.get("event_id") if isinstance(content, dict) else None
+            if event.get("type") == "m.fully_read" and isinstance(event_id, str):
+                self.emit(ReadMarkers({room_id: event_id}))
