@@ -142,6 +142,31 @@ class JsPeer:
             )
         )
 
+    async def send_event(self, room_id: str, event_type: str, content: dict[str, Any]) -> str:
+        return str(await self.call("sendEvent", roomId=room_id, type=event_type, content=content))
+
+    async def wait_for_event(
+        self,
+        room_id: str,
+        event_type: str,
+        rel_type: str | None = None,
+        sender: str | None = None,
+        timeout: float = 30.0,
+    ) -> dict[str, Any]:
+        """The first event of `event_type` (with that relation, from that
+        sender) the peer received, decrypted: type, content, relation."""
+        return dict(
+            await self.call(
+                "waitForEvent",
+                timeout=timeout + 5,
+                roomId=room_id,
+                type=event_type,
+                relType=rel_type,
+                sender=sender,
+                timeoutMs=int(timeout * 1000),
+            )
+        )
+
     async def export_keys(self, passphrase: str, rounds: int = 500_000) -> str:
         return str(await self.call("exportKeys", passphrase=passphrase, rounds=rounds))
 

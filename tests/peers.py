@@ -12,13 +12,16 @@ from typing import Any
 from nio import (
     AsyncClient,
     AsyncClientConfig,
+    Event,
     InviteMemberEvent,
     LoginResponse,
     MatrixRoom,
     MegolmEvent,
+    ReceiptEvent,
     RoomCreateResponse,
     RoomMessageText,
     RoomSendResponse,
+    TypingNoticeEvent,
 )
 from nio.api import RoomPreset
 from nio.event_builders import ToDeviceMessage
@@ -62,12 +65,17 @@ class NioPeer:
             ),
         )
         self.messages: list[tuple[str, str, str]] = []  # (room_id, sender, body)
+        # Every room event as received (decrypted when it was encrypted).
+        self.events: list[tuple[str, dict[str, Any]]] = []
         self.undecryptable: list[MegolmEvent] = []
         self.invites: list[str] = []
         self._task: asyncio.Task[None] | None = None
         self.client.add_event_callback(self._on_text, RoomMessageText)
         self.client.add_event_callback(self._on_megolm, MegolmEvent)
         self.client.add_event_callback(self._on_invite, InviteMemberEvent)
+        self.client.add_event_callback(self._on_event, Event)
+        self.ephemeral: list[tuple[str, Any]] = []
+        self.client.add_ephemeral_callback(self._on_ephemeral, (TypingNoticeEvent, ReceiptEvent))
 
     @property
     def user_id(self) -> str:
@@ -75,6 +83,29 @@ class NioPeer:
 
     async def _on_text(self, room: MatrixRoom, event: RoomMessageText) -> None:
         self.messages.append((room.room_id, event.sender, event.body))
+
+    async def _on_event(self, room: MatrixRoom, event: Event) -> None:
+        # For a decrypted event nio's `source` is the decrypted payload.
+        self.events.append((room.room_id, dict(event.source)))
+
+    async def _on_ephemeral(self, room: MatrixRoom, event: Any) -> None:
+        self.ephemeral.append((room.room_id, event))
+
+    def find_event(
+        self, room_id: str, predicate: Callable[[dict[str, Any]], bool]
+    ) -> dict[str, Any] | None:
+        for room, source in reversed(self.events):
+            if room == room_id and predicate(source):
+                return source
+        return None
+
+    async def send_event(self, room_id: str, event_type: str, content: dict[str, Any]) -> str:
+        await wait_until(lambda: room_id in self.client.rooms)
+        response = await self.client.room_send(
+            room_id, event_type, content, ignore_unverified_devices=True
+        )
+        assert isinstance(response, RoomSendResponse), response
+        return response.event_id
 
     async def _on_megolm(self, room: MatrixRoom, event: MegolmEvent) -> None:
         self.undecryptable.append(event)

@@ -37,7 +37,8 @@ async def test_long_messages_wrap_under_the_body_column() -> None:
         timeline.append([text_item(1, "word " * 30)])
         view.set_items(timeline)
         await pilot.pause()
-        lines = view.line_texts()
+        date_line, *lines = view.line_texts()
+        assert "──" in date_line
         assert len(lines) > 1
         assert all(line[:GUTTER].strip() == "" for line in lines[1:])
         assert all(len(line.rstrip()) <= 60 for line in lines)
@@ -100,7 +101,8 @@ async def test_only_visible_items_are_rendered() -> None:
         view.scroll_home(animate=False)
         await pilot.pause()
         assert "older messages" in view.render_line(0).text
-        assert "message 0" in view.render_line(1).text
+        assert "2023" in view.render_line(1).text  # the first day's date line
+        assert "message 0" in view.render_line(2).text
 
 
 async def test_scrolling_up_into_unmeasured_tall_items_does_not_jump() -> None:

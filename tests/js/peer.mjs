@@ -52,6 +52,8 @@ let password = null;
 // The secret storage key, handed to the SDK when it asks for it.
 let secretStorageKey = null;
 const messages = [];
+// Every non-state room event, decrypted (type, content, relation).
+const roomEvents = [];
 const undecryptableEvents = [];
 // Verifications by transaction id: {request, verifier, sas, done, cancelled}.
 const verifications = new Map();
@@ -99,6 +101,20 @@ function recordEvent(event) {
             reason: String(event.decryptionFailureReason ?? ""),
         });
         return;
+    }
+    if (!event.isState() && !roomEvents.some((e) => e.event_id === event.getId())) {
+        roomEvents.push({
+            room_id: event.getRoomId(),
+            event_id: event.getId(),
+            sender: event.getSender(),
+            type: event.getType(),
+            content: event.getContent(),
+            // Replies are not "relations" to the SDK's getRelation().
+            relation:
+                event.getContent()?.["m.relates_to"] ?? event.getWireContent()?.["m.relates_to"] ?? null,
+            redacts: event.event?.redacts ?? event.getContent()?.redacts ?? null,
+            encrypted: event.isEncrypted(),
+        });
     }
     if (event.getType() !== "m.room.message") return;
     if (messages.some((m) => m.event_id === event.getId())) return;
@@ -296,6 +312,29 @@ const commands = {
             () => messages.find((m) => m.room_id === roomId && m.body === body),
             timeoutMs,
             `message "${body}"`,
+        );
+    },
+
+    async sendEvent({ roomId, type, content }) {
+        await roomReady(roomId);
+        const { event_id } = await client.sendEvent(roomId, type, content);
+        return event_id;
+    },
+
+    async waitForEvent({ roomId, type, relType = null, sender = null, timeoutMs = 30000 }) {
+        return await waitFor(
+            () =>
+                roomEvents.find(
+                    (e) =>
+                        e.room_id === roomId &&
+                        e.type === type &&
+                        (sender === null || e.sender === sender) &&
+                        (relType === null ||
+                            e.relation?.rel_type === relType ||
+                            (relType === "m.in_reply_to" && e.relation?.["m.in_reply_to"])),
+                ),
+            timeoutMs,
+            `a ${type} event`,
         );
     },
 

@@ -22,11 +22,14 @@ from tuichat.matrix.cache import Cache
 from tuichat.matrix.events import (
     ConnectionChanged,
     ConnectionState,
+    ContextFetched,
     DevicesChanged,
     DomainEvent,
     ItemsReplaced,
     LocalEchoAdded,
     Notice,
+    ReadMarkers,
+    ReceiptsChanged,
     RecoveryOffered,
     RoomRemoved,
     RoomsChanged,
@@ -34,22 +37,25 @@ from tuichat.matrix.events import (
     SwitchToRoom,
     TimelineAppended,
     TimelinePrepended,
+    TypingChanged,
     VerificationChanged,
 )
 from tuichat.matrix.session import Profile, ProfileError
 from tuichat.matrix.snapshot import Snapshot, load_snapshot
 from tuichat.model import commands
-from tuichat.model.items import SendState
+from tuichat.model.items import ItemKind, SendState, TimelineItem
 from tuichat.model.rooms import Membership, RoomList, RoomSummary
 from tuichat.model.timeline import Timeline, TimelineChange
 from tuichat.model.verification import Phase, VerificationView
 from tuichat.ui.messages import MatrixEvent, MatrixEventsReady
+from tuichat.ui.screens.confirm import ConfirmDialog
 from tuichat.ui.screens.devices import DevicesScreen
 from tuichat.ui.screens.invite import InviteDialog
 from tuichat.ui.screens.main import MainScreen
 from tuichat.ui.screens.members import MembersDialog
 from tuichat.ui.screens.new_dm import NewDmDialog
 from tuichat.ui.screens.passphrase import PassphraseDialog
+from tuichat.ui.screens.reaction_picker import ReactionPicker
 from tuichat.ui.screens.recovery import RecoveryDialog
 from tuichat.ui.screens.room_switcher import RoomSwitcher
 from tuichat.ui.screens.verification import VerificationDialog
@@ -57,7 +63,7 @@ from tuichat.ui.themes import DEFAULT_THEME, builtin_themes
 from tuichat.ui.widgets.composer import Composer
 from tuichat.ui.widgets.room_list import RoomListView
 from tuichat.ui.widgets.status_line import status_text
-from tuichat.ui.widgets.timeline_view import HistoryState, TimelineView
+from tuichat.ui.widgets.timeline_view import HistoryState, MembershipDisplay, TimelineView
 
 if TYPE_CHECKING:
     from tuichat.matrix.service import MatrixService
@@ -66,6 +72,9 @@ log = logging.getLogger(__name__)
 
 # UI work done between two chances to draw a frame.
 SLICE_SECONDS = 0.004
+# While the user types, "typing" is sent again this often (it lasts 30 s).
+TYPING_REFRESH_SECONDS = 20.0
+EDITABLE = (ItemKind.TEXT, ItemKind.EMOTE, ItemKind.NOTICE)
 
 
 class TuichatApp(App[int]):
@@ -80,6 +89,7 @@ class TuichatApp(App[int]):
         Binding("f2", "members", "Members"),
         Binding("f3", "own_devices", "Devices"),
         Binding("ctrl+r", "retry_failed", "Retry failed"),
+        Binding("ctrl+s", "select_message", "Select message"),
         Binding("alt+down,ctrl+pagedown", "next_room", "Next room", show=False),
         Binding("alt+up,ctrl+pageup", "previous_room", "Previous room", show=False),
     ]
@@ -108,6 +118,11 @@ class TuichatApp(App[int]):
         self.cache: Cache | None = None
         self.snapshot: Snapshot | None = None
         self.main = MainScreen()
+        # A reply or edit being written: ("reply" | "edit", the message).
+        self.draft: tuple[str, TimelineItem] | None = None
+        self.typing: dict[str, tuple[str, ...]] = {}  # room id -> names typing
+        self._typing_sent: tuple[str, float] | None = None  # (room id, when)
+        self._parents_wanted: set[tuple[str, str]] = set()
         self._inbox: list[DomainEvent] = []
         self._inbox_posted = False
         self._room_list_due = False
@@ -312,6 +327,8 @@ class TuichatApp(App[int]):
                     self.switch_room(joined[0].room_id)
             self._refresh_room_list()
             self._refresh_header()
+            if any(r.room_id == self.current_room_id for r in event.rooms):
+                self._update_members(self.current_room_id or "")
         elif isinstance(event, RoomRemoved):
             self._remove_room(event.room_id)
         elif isinstance(event, ConnectionChanged):
@@ -330,12 +347,39 @@ class TuichatApp(App[int]):
             self._verification_changed(event.view)
         elif isinstance(event, RecoveryOffered):
             self.push_screen(RecoveryDialog(has_secret_storage=True, backup_count=event.count))
+        elif isinstance(event, ReceiptsChanged):
+            change = self._timeline(event.room_id).set_receipts(event.receipts)
+            if event.room_id == self.current_room_id:
+                self.main.timeline.apply_change(change)
+        elif isinstance(event, TypingChanged):
+            self.typing[event.room_id] = event.names
+            if event.room_id == self.current_room_id:
+                self.main.typing.show(event.names)
+        elif isinstance(event, ContextFetched):
+            change = self._timeline(event.room_id).add_context(event.items)
+            if event.room_id == self.current_room_id:
+                self.main.timeline.apply_change(change)
+        elif isinstance(event, ReadMarkers):
+            for room_id, event_id in event.markers.items():
+                self._read_elsewhere(room_id, event_id)
 
     def _timeline(self, room_id: str) -> Timeline:
         timeline = self.timelines.get(room_id)
         if timeline is None:
-            timeline = self.timelines[room_id] = Timeline(room_id)
+            timeline = self.timelines[room_id] = Timeline(room_id, self.user_id)
         return timeline
+
+    def _read_elsewhere(self, room_id: str, event_id: str) -> None:
+        """Another of our devices read up to `event_id`: the room's unread
+        count follows, if that is further than read here."""
+        timeline = self._timeline(room_id)
+        new = timeline.index_of(event_id)
+        old = timeline.index_of(timeline.read_marker) if timeline.read_marker else None
+        if new is not None and (old is None or new > old):
+            timeline.read_marker = event_id
+            if room_id != self.current_room_id:
+                self._update_counts(room_id)
+                self._refresh_room_list()
 
     def _timeline_changed(self, room_id: str, change: TimelineChange) -> None:
         if room_id == self.current_room_id:
@@ -403,9 +447,16 @@ class TuichatApp(App[int]):
         if summary.membership is Membership.INVITE:
             self._answer_invite(summary)
             return
+        previous = self.current_room_id
+        if previous != room_id:
+            self._stop_typing()
+            self._set_draft(None)
         self.current_room_id = room_id
         self.ensure_timeline_loaded(room_id)
-        self.main.timeline.set_items(self._timeline(room_id))
+        timeline = self._timeline(room_id)
+        self.main.timeline.set_items(timeline, unread_after=timeline.read_marker)
+        self.main.typing.show(self.typing.get(room_id, ()))
+        self._update_members(room_id)
         self._show_history_state(room_id)
         self._mark_read(room_id)
         self._refresh_header()
@@ -653,6 +704,121 @@ class TuichatApp(App[int]):
             return
         dialog.show_recovery_key(recovery_key)
 
+    # -- selecting, replying, editing, reacting, deleting -----------------------------
+
+    def _update_members(self, room_id: str) -> None:
+        """The composer completes the names of the room's members."""
+        state = self.service.room_state(room_id) if self.service else None
+        members = state.members(("join", "invite")) if state is not None else []
+        self.main.composer.members = (
+            sorted(
+                ((state.member_name(user), user) for user in members if user != self.user_id),
+                key=lambda pair: pair[0].lower(),
+            )
+            if state is not None
+            else []
+        )
+
+    def action_select_message(self) -> None:
+        view = self.main.timeline
+        view.focus()
+        view.select_last()
+
+    @on(TimelineView.Left)
+    def _timeline_left(self, message: TimelineView.Left) -> None:
+        self.main.composer.focus()
+
+    @on(TimelineView.ParentMissing)
+    def _parent_missing(self, message: TimelineView.ParentMissing) -> None:
+        room_id = self.current_room_id
+        if room_id is None or self.service is None:
+            return
+        wanted = (room_id, message.event_id)
+        if wanted not in self._parents_wanted:
+            self._parents_wanted.add(wanted)
+            self._run_service_call(self.service.fetch_event(room_id, message.event_id))
+
+    @on(TimelineView.ItemAction)
+    def _item_action(self, message: TimelineView.ItemAction) -> None:
+        item, feedback = message.item, self.main.feedback
+        own = item.sender == self.user_id
+        if message.action == "reply":
+            self._set_draft(("reply", item))
+        elif message.action == "edit":
+            if not own or item.kind not in EDITABLE:
+                feedback.show("Only your own messages can be edited.", error=True)
+                return
+            self._set_draft(("edit", item))
+            composer = self.main.composer
+            composer.text = item.body
+            composer.move_cursor(composer.document.end)
+        elif message.action == "react":
+            if item.kind not in EDITABLE:
+                feedback.show("Only messages can be reacted to.", error=True)
+                return
+            self.push_screen(ReactionPicker(), lambda key: self._react(item, key))
+        elif message.action == "delete":
+            if not own or item.kind is ItemKind.REDACTED:
+                feedback.show("Only your own messages can be deleted.", error=True)
+                return
+            preview = item.body if len(item.body) < 200 else item.body[:200] + "…"
+            self.push_screen(
+                ConfirmDialog("Delete this message for everyone?", preview),
+                lambda yes: self._delete(item, bool(yes)),
+            )
+
+    def _set_draft(self, draft: tuple[str, TimelineItem] | None) -> None:
+        if draft is None and self.draft is not None and self.draft[0] == "edit":
+            self.main.composer.clear()
+        self.draft = draft
+        if draft is None:
+            self.main.draft_bar.hide()
+        else:
+            self.main.draft_bar.show(*draft)
+            self.main.composer.focus()
+
+    @on(Composer.Cancelled)
+    def _composer_cancelled(self, message: Composer.Cancelled) -> None:
+        self._set_draft(None)
+
+    def _react(self, item: TimelineItem, key: str | None) -> None:
+        room_id, service = self.current_room_id, self.service
+        if key and room_id and service and item.event_id:
+            mine = self._timeline(room_id).own_reaction(item.event_id, key)
+            if mine is not None:
+                self._run_service_call(service.redact(room_id, mine))  # reacting again: undo
+            else:
+                service.react(room_id, item.event_id, key)
+        self.main.timeline.focus()
+
+    def _delete(self, item: TimelineItem, yes: bool) -> None:
+        room_id, service = self.current_room_id, self.service
+        if yes and room_id and service and item.event_id:
+            self._run_service_call(service.redact(room_id, item.event_id))
+        self.main.timeline.focus()
+
+    @on(Composer.Changed, "#composer")
+    def _composer_changed(self, message: Composer.Changed) -> None:
+        """Typing notifications: on while there is text (sent again every 20
+        s), off when the composer is emptied."""
+        room_id, service = self.current_room_id, self.service
+        if room_id is None or service is None:
+            return
+        text = self.main.composer.text
+        if not text or text.startswith("/"):
+            self._stop_typing()
+            return
+        now = time.monotonic()
+        sent = self._typing_sent
+        if sent is None or sent[0] != room_id or now - sent[1] > TYPING_REFRESH_SECONDS:
+            self._typing_sent = (room_id, now)
+            self._run_service_call(service.set_typing(room_id, True))
+
+    def _stop_typing(self) -> None:
+        if self._typing_sent is not None and self.service is not None:
+            self._run_service_call(self.service.set_typing(self._typing_sent[0], False))
+        self._typing_sent = None
+
     def _step_room(self, step: int) -> None:
         order = [r.room_id for r in self.rooms.ordered() if r.membership is Membership.JOIN]
         if not order:
@@ -698,11 +864,15 @@ class TuichatApp(App[int]):
             feedback.show("Not connected yet.", error=True)
             return
         room_id = self.current_room_id
-        if isinstance(parsed, commands.Message):
+        if isinstance(parsed, commands.Message) or parsed.name in ("me", "plain"):
             if room_id is None:
                 feedback.show("Choose a room first (Ctrl+K).", error=True)
                 return
-            self.service.send_text(room_id, parsed.text)
+            self._stop_typing()
+            text = parsed.text if isinstance(parsed, commands.Message) else parsed.argument
+            emote = isinstance(parsed, commands.Command) and parsed.name == "me"
+            markdown = not (isinstance(parsed, commands.Command) and parsed.name == "plain")
+            self._send(room_id, text, message.mentions, emote=emote, markdown=markdown)
             return
         if parsed.name == "join":
             self._run_service_call(self.service.join(parsed.argument))
@@ -739,6 +909,11 @@ class TuichatApp(App[int]):
             feedback.show(f"Room keys only to devices their owners signed: {parsed.argument}.")
         elif parsed.name == "members":
             self.action_members()
+        elif parsed.name == "membership":
+            view = self.main.timeline
+            view.membership_display = MembershipDisplay(parsed.argument)
+            view.set_items(view.items)
+            feedback.show(f"Membership changes: {parsed.argument}.")
         elif parsed.name == "dm":
             self.main.feedback.show("Opening an encrypted DM…")
             self._run_service_call(self.service.create_dm(parsed.argument.split()))
@@ -752,8 +927,35 @@ class TuichatApp(App[int]):
             self._run_service_call(self.service.leave(room_id))
         elif parsed.name == "invite":
             self._run_service_call(self.service.invite(room_id, parsed.argument))
-        elif parsed.name == "me":
-            self.service.send_text(room_id, parsed.argument, emote=True)
+
+    def _send(
+        self, room_id: str, text: str, mentions: dict[str, str], *, emote: bool, markdown: bool
+    ) -> None:
+        """A new message, a reply, or an edit (whatever the draft bar says)."""
+        assert self.service is not None
+        draft, self.draft = self.draft, None
+        self.main.draft_bar.hide()
+        if draft is not None and draft[0] == "edit" and draft[1].event_id:
+            original = draft[1]
+            self.service.edit_message(
+                room_id,
+                original.event_id,
+                text,
+                emote=emote or original.kind is ItemKind.EMOTE,
+                markdown=markdown,
+                mentions=mentions,
+            )
+            return
+        reply = draft[1] if draft is not None and draft[0] == "reply" else None
+        self.service.send_message(
+            room_id,
+            text,
+            emote=emote,
+            markdown=markdown,
+            mentions=mentions,
+            reply_to=reply.event_id if reply else None,
+            reply_sender=reply.sender if reply else None,
+        )
 
     def _handle_keys_command(self, name: str, argument: str) -> None:
         path = Path(argument).expanduser()

@@ -10,10 +10,12 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from tuichat.ui.widgets.composer import Composer
+from tuichat.ui.widgets.draft_bar import DraftBar
 from tuichat.ui.widgets.room_header import RoomHeader
 from tuichat.ui.widgets.room_list import RoomListView
 from tuichat.ui.widgets.status_line import Feedback, StatusLine
 from tuichat.ui.widgets.timeline_view import TimelineView
+from tuichat.ui.widgets.typing_line import TypingLine
 
 
 class MainScreen(Screen[None]):
@@ -25,6 +27,8 @@ class MainScreen(Screen[None]):
     timeline = getters.query_one(TimelineView)
     feedback = getters.query_one(Feedback)
     composer = getters.query_one(Composer)
+    draft_bar = getters.query_one(DraftBar)
+    typing = getters.query_one(TypingLine)
     status = getters.query_one(StatusLine)
 
     class Composed(Message):
@@ -39,7 +43,9 @@ class MainScreen(Screen[None]):
             with Vertical(id="conversation"):
                 yield RoomHeader(id="room-header")
                 yield TimelineView(id="timeline")
+                yield TypingLine(id="typing")
                 yield Feedback(id="feedback")
+                yield DraftBar(id="draft-bar")
                 yield Composer(id="composer")
         yield StatusLine(id="status")
         yield Footer()

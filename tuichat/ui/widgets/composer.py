@@ -1,5 +1,6 @@
 """The composer: Enter sends, Alt+Enter (or Ctrl+J) inserts a newline, Up on
-an empty composer recalls the last message sent."""
+an empty composer recalls the last message sent, Tab after `@` completes a
+member's name (a mention), Escape cancels a reply or edit."""
 
 from __future__ import annotations
 
@@ -24,17 +25,27 @@ class Composer(TextArea):
 
     BINDINGS = [
         Binding("alt+enter,ctrl+j,shift+enter", "newline", "Newline", show=False),
+        Binding("escape", "cancel", "Cancel reply/edit", show=False),
     ]
 
     class Submitted(Message):
-        def __init__(self, text: str) -> None:
+        def __init__(self, text: str, mentions: dict[str, str] | None = None) -> None:
             super().__init__()
             self.text = text
+            # Names completed with Tab that are still in the text -> user ids.
+            self.mentions = mentions or {}
+
+    class Cancelled(Message):
+        """Escape: drop the reply or edit being written."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
         self.last_sent: str | None = None
         self.placeholder = "Message — Enter sends, Alt+Enter for a new line, /help for commands"
+        # (display name, user id) of the room's members, for completion.
+        self.members: list[tuple[str, str]] = []
+        self.mentions: dict[str, str] = {}
+        self._completion: tuple[str, list[tuple[str, str]], int] | None = None
 
     async def _on_key(self, event: events.Key) -> None:
         if event.key == "enter":
@@ -48,15 +59,57 @@ class Composer(TextArea):
             self.text = self.last_sent
             self.move_cursor(self.document.end)
             return
+        if event.key == "tab" and self.complete_mention():
+            event.stop()
+            event.prevent_default()
+            return
+        if event.key != "tab":
+            self._completion = None
         await super()._on_key(event)
+
+    def complete_mention(self) -> bool:
+        """Complete the `@word` before the cursor to a member's name; Tab
+        again cycles through the other matches. Returns False (Tab moves
+        focus as usual) when there is nothing to complete."""
+        row, column = self.cursor_location
+        line = self.document.get_line(row)
+        if self._completion is not None:
+            prefix, matches, number = self._completion
+            start = column - len(matches[number][0])
+            number = (number + 1) % len(matches)
+        else:
+            start = line.rfind("@", 0, column)
+            prefix = line[start + 1 : column] if start >= 0 else ""
+            if start < 0 or " " in prefix or (start > 0 and not line[start - 1].isspace()):
+                return False
+            wanted = prefix.lower()
+            matches = [
+                (name, user_id)
+                for name, user_id in self.members
+                if name.lower().startswith(wanted) or user_id[1:].lower().startswith(wanted)
+            ]
+            if not matches:
+                return False
+            number = 0
+        name, user_id = matches[number]
+        self.replace(name, (row, start), (row, column))
+        self.mentions[name] = user_id
+        self._completion = (prefix, matches, number)
+        return True
 
     def action_newline(self) -> None:
         self.insert("\n")
+
+    def action_cancel(self) -> None:
+        self.post_message(self.Cancelled())
 
     def submit(self) -> None:
         text = self.text
         if not text.strip():
             return
+        mentions = {name: user for name, user in self.mentions.items() if name in text}
         self.last_sent = text
+        self.mentions = {}
+        self._completion = None
         self.clear()
-        self.post_message(self.Submitted(text))
+        self.post_message(self.Submitted(text, mentions))

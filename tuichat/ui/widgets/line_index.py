@@ -1,11 +1,13 @@
 """Where each timeline item starts, for a timeline of any length.
 
-Every item counts as one line until it is measured; measured items' extra
-lines are kept in a Fenwick (binary indexed) tree, so the line where an item
-starts, the item at a given line, and a change of one item's height each
-cost O(log n). Appending items costs O(log n) each, and a new timeline of n
-items is two zero-filled arrays: nothing is measured or summed up front.
-Both arrays hold C ints (4 bytes), so 100,000 items cost 800 KB.
+Every item counts as one line until it is measured; a measured item may
+have any height, zero included (a hidden item). Measured items' extra
+lines (height - 1, possibly -1) are kept in a Fenwick (binary indexed)
+tree, so the line where an item starts, the item at a given line, and a
+change of one item's height each cost O(log n). Appending items costs
+O(log n) each, and a new timeline of n items is two zero-filled arrays:
+nothing is measured or summed up front. Both arrays hold C ints (4 bytes),
+so 100,000 items cost 800 KB.
 
 Written here because no library offers a prefix-sum index over a growable
 array (the standard library's `bisect` needs the sums materialised, which
@@ -27,7 +29,7 @@ class LineIndex:
 
     def reset(self, count: int) -> None:
         """`count` items, none measured."""
-        self._heights = _zeros(count)  # 0: not measured (counts as 1)
+        self._heights = _zeros(count)  # height + 1; 0: not measured (counts as 1)
         self._tree = _zeros(count + 1)  # extra lines (height - 1), 1-based
         self._extra = 0
 
@@ -43,24 +45,25 @@ class LineIndex:
         return self._heights[index] != 0
 
     def height(self, index: int) -> int:
-        return self._heights[index] or 1
+        stored = self._heights[index]
+        return stored - 1 if stored else 1
 
     def set_height(self, index: int, height: int) -> int:
         """Record a measured height; returns the change in lines."""
-        height = max(1, height)
-        delta = height - (self._heights[index] or 1)
-        self._heights[index] = height
+        height = max(0, height)
+        delta = height - self.height(index)
+        self._heights[index] = height + 1
         if delta:
             self._add(index, delta)
         return delta
 
     def forget(self, index: int) -> None:
         """The item changed: its height is unknown (one line) again."""
-        old = self._heights[index]
-        if old:
+        if self._heights[index]:
+            delta = 1 - self.height(index)
             self._heights[index] = 0
-            if old != 1:
-                self._add(index, 1 - old)
+            if delta:
+                self._add(index, delta)
 
     def _add(self, index: int, delta: int) -> None:
         tree = self._tree
@@ -125,6 +128,6 @@ class LineIndex:
         self.reset(0)
         self._heights = heights
         self._tree = _zeros(len(heights) + 1)
-        for index, height in enumerate(heights):
-            if height > 1:
-                self._add(index, height - 1)
+        for index, stored in enumerate(heights):
+            if stored and stored != 2:
+                self._add(index, stored - 2)

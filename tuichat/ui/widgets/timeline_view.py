@@ -13,18 +13,30 @@ reader looks at does not jump.
 Line 0 is a marker for history: "Loading older messages…" while a page is
 fetched, or where the room begins; scrolling up to it asks for more
 (`NearTop`).
+
+What an item shows can depend on its neighbours: a day separator above
+the first item of a day, the "new messages" line below the last item read,
+and runs of membership changes condensed into one line (the run's first
+item shows the summary, the others are zero lines high). These facts are
+part of the strip cache key. A message is selected with the keyboard
+(`Ctrl+S`, then up/down) or the mouse; the selection is drawn on top of the
+cached strips.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual import events
+from textual.binding import Binding
 from textual.cache import LRUCache
 from textual.geometry import Region, Size
 from textual.message import Message
@@ -32,8 +44,10 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from tuichat.model.items import KEY_SOURCE_LABELS, ItemKind, SendState, TimelineItem
+from tuichat.model.rich_body import plain_text
 from tuichat.model.timeline import ChangeKind, TimelineChange
 from tuichat.ui.widgets.line_index import LineIndex
+from tuichat.ui.widgets.rich_body import BodyStyles, render_body
 
 TIME_WIDTH = 5
 LOCK_WIDTH = 2
@@ -43,6 +57,67 @@ MIN_BODY_WIDTH = 12
 HEADER_LINES = 1  # the history marker
 # How far beyond the viewport (in screens) items are measured ahead.
 MEASURE_AHEAD = 1
+
+
+# Facts about an item's neighbours that change what it shows.
+DAY_BREAK = 1  # the first item of its day: a date line above it
+NEW_BELOW = 2  # the last item read: the "new messages" line below it
+RUN_HEAD = 4  # the first of several membership changes: their summary
+HIDDEN = 8  # condensed into the run's summary, or membership hidden
+# A run of membership changes is summarised up to this many items.
+MAX_RUN = 500
+
+
+class MembershipDisplay(StrEnum):
+    SHOW = "show"  # one line each
+    CONDENSE = "condense"  # runs become one summary line
+    HIDE = "hide"
+
+
+@lru_cache(maxsize=4096)
+def _day_of_minute(minute: int) -> tuple[int, int, int]:
+    try:
+        return time.localtime(minute * 60)[:3]
+    except (ValueError, OverflowError, OSError):
+        return (0, 0, 0)
+
+
+def _day(timestamp_ms: int) -> tuple[int, int, int]:
+    return _day_of_minute(timestamp_ms // 60000) if timestamp_ms > 0 else (0, 0, 0)
+
+
+def _date_line(timestamp_ms: int) -> str:
+    year, month, day = _day(timestamp_ms)
+    if not year:
+        return "unknown date"
+    return datetime(year, month, day).strftime("%A, %-d %B %Y")
+
+
+def _names(names: list[str]) -> str:
+    if len(names) == 1:
+        return names[0]
+    if len(names) <= 3:
+        return ", ".join(names[:-1]) + f" and {names[-1]}"
+    return f"{', '.join(names[:2])} and {len(names) - 2} others"
+
+
+def membership_summary(items: Sequence[TimelineItem]) -> str:
+    """ "alice, bob and 3 others joined; carol left" for a run of changes."""
+    groups: dict[str, list[str]] = {}
+    for item in items:
+        if item.membership is None:
+            continue
+        action, name = item.membership
+        names = groups.setdefault(action, [])
+        if name not in names:
+            names.append(name)
+    parts = []
+    for action, names in groups.items():
+        verb = action
+        if len(names) == 1 and action.startswith("were "):
+            verb = "was " + action.removeprefix("were ")
+        parts.append(f"{_names(names)} {verb}")
+    return "; ".join(parts)
 
 
 class HistoryState(StrEnum):
@@ -104,7 +179,26 @@ class TimelineView(ScrollView, can_focus=True):
         "timeline--empty",
         "timeline--note",
         "timeline--unverified",
+        "timeline--code",
+        "timeline--link",
+        "timeline--mention",
+        "timeline--quote",
+        "timeline--reaction",
+        "timeline--own-reaction",
+        "timeline--day",
+        "timeline--new",
+        "timeline--selected",
     }
+
+    BINDINGS = [
+        Binding("up,k", "select(-1)", "Previous", show=False),
+        Binding("down,j", "select(1)", "Next", show=False),
+        Binding("r", "act('reply')", "Reply"),
+        Binding("e", "act('edit')", "Edit"),
+        Binding("plus,equals_sign", "act('react')", "React"),
+        Binding("d,delete", "act('delete')", "Delete"),
+        Binding("escape", "leave", "Back to composer"),
+    ]
 
     DEFAULT_CSS = """
     TimelineView {
@@ -122,10 +216,37 @@ class TimelineView(ScrollView, can_focus=True):
     TimelineView > .timeline--empty { color: $text-muted; text-style: italic; }
     TimelineView > .timeline--note { color: $warning; text-style: dim italic; }
     TimelineView > .timeline--unverified { color: $warning; text-style: bold; }
+    TimelineView > .timeline--code { color: $accent; background: $boost; }
+    TimelineView > .timeline--link { color: $primary; text-style: underline; }
+    TimelineView > .timeline--mention { color: $accent; text-style: bold; }
+    TimelineView > .timeline--quote { color: $text-muted; }
+    TimelineView > .timeline--reaction { color: $text-muted; }
+    TimelineView > .timeline--own-reaction { color: $accent; text-style: bold; }
+    TimelineView > .timeline--day { color: $text-muted; }
+    TimelineView > .timeline--new { color: $error; }
+    TimelineView > .timeline--selected { background: $primary 30%; }
     """
 
     class NearTop(Message):
         """The reader scrolled to the top and older history may exist."""
+
+    class ParentMissing(Message):
+        """A reply quotes an event that is not loaded: fetch it."""
+
+        def __init__(self, event_id: str) -> None:
+            super().__init__()
+            self.event_id = event_id
+
+    class ItemAction(Message):
+        """The reader wants to do something with the selected item."""
+
+        def __init__(self, action: str, item: TimelineItem) -> None:
+            super().__init__()
+            self.action = action
+            self.item = item
+
+    class Left(Message):
+        """The reader left the timeline (Escape): back to the composer."""
 
     def __init__(self, *, name: str | None = None, id: str | None = None) -> None:
         super().__init__(name=name, id=id)
@@ -135,6 +256,10 @@ class TimelineView(ScrollView, can_focus=True):
         self._strips: LRUCache[tuple[str, int, int], list[Strip]] = LRUCache(4096)
         self.history = HistoryState.MORE
         self._asked_for_more = False
+        self.membership_display = MembershipDisplay.CONDENSE
+        self._unread_after: str | None = None  # the "new messages" line's item
+        self._selected: str | None = None  # key of the selected item
+        self._parents_asked: set[str] = set()
 
     # -- data ------------------------------------------------------------------
 
@@ -142,9 +267,13 @@ class TimelineView(ScrollView, can_focus=True):
     def items(self) -> Sequence[TimelineItem]:
         return self._items
 
-    def set_items(self, items: Sequence[TimelineItem]) -> None:
-        """Show another timeline (a room switch): show its end."""
+    def set_items(self, items: Sequence[TimelineItem], unread_after: str | None = None) -> None:
+        """Show another timeline (a room switch): show its end. A "new
+        messages" line goes below the item `unread_after` (the last read),
+        unless it is the last one."""
         self._items = items
+        self._unread_after = unread_after
+        self._selected = None
         # Strips are keyed by event id; ids from another room (a hostile
         # server could reuse them) must never show their cached lines here.
         self._strips.clear()
@@ -178,21 +307,45 @@ class TimelineView(ScrollView, can_focus=True):
         elif change.kind is ChangeKind.PREPENDED:
             if change.count:
                 lines.insert_front(change.count)
+                # The old first item may lose its date line or join a run.
+                self._forget_around(change.count)
                 # The lines shown move down by the new items (one line each
                 # until measured; measuring them adjusts again).
                 self._set_scroll_y(self.scroll_y + change.count)
+            for index in change.indices:
+                self._forget_around(index)
             self._asked_for_more = False
         else:
             for index in change.indices:
-                if index < len(lines):
-                    lines.forget(index)
+                self._forget_around(index)
             if change.kind is ChangeKind.APPENDED:
                 lines.truncate(min(change.index, len(lines)))
                 lines.extend(len(self._items) - len(lines))
+                # A membership change may extend the run above it.
+                self._forget_run_head(change.index - 1)
         self._update_virtual_size()
         if at_bottom:
             self._scroll_to_end()
         self.refresh()
+
+    def _forget_around(self, index: int) -> None:
+        """Item `index` changed: its height, and the summary of a run of
+        membership changes it belongs to, are unknown again."""
+        if 0 <= index < len(self._lines):
+            self._lines.forget(index)
+            self._forget_run_head(index)
+            if index + 1 < len(self._lines):
+                self._lines.forget(index + 1)  # its date line may come or go
+
+    def _forget_run_head(self, index: int) -> None:
+        items = self._items
+        start = index
+        while 0 <= start < len(items) and items[start].membership is not None:
+            if start == 0 or items[start - 1].membership is None or index - start > MAX_RUN:
+                break
+            start -= 1
+        if 0 <= start < len(self._lines):
+            self._lines.forget(start)
 
     def _scroll_to_end(self) -> None:
         # Measure the last screens first, so the end is where it will stay.
@@ -223,7 +376,7 @@ class TimelineView(ScrollView, can_focus=True):
         lines = self._lines
         if lines.measured(index):
             return 0
-        height = len(self._render_item(self._items[index]))
+        height = len(self._render_at(index))
         return lines.set_height(index, height)
 
     def _measure_back_from(self, index: int, budget: int) -> None:
@@ -327,9 +480,12 @@ class TimelineView(ScrollView, can_focus=True):
             # Drawn before `_prepare_viewport` saw it (a scroll in between):
             # measured now; the lines below move, this frame stays coherent.
             self._measure(index)
-        strips = self._render_item(self._items[index])
+        strips = self._render_at(index)
         strip = strips[offset] if offset < len(strips) else Strip.blank(width)
-        return strip.adjust_cell_length(width, self.rich_style)
+        strip = strip.adjust_cell_length(width, self.rich_style)
+        if self._selected is not None and self._items[index].key == self._selected:
+            strip = strip.apply_style(self._style("timeline--selected"))
+        return strip
 
     def _header_line(self, width: int) -> Strip:
         style = self.get_component_rich_style("timeline--empty")
@@ -341,12 +497,93 @@ class TimelineView(ScrollView, can_focus=True):
             text = " ↑ Scroll up for older messages" if self._items else ""
         return Strip([Segment(text, style)]).adjust_cell_length(width, self.rich_style)
 
-    def _render_item(self, item: TimelineItem) -> list[Strip]:
-        key = (item.key, item.version, self._width)
+    def _flags(self, index: int) -> int:
+        items = self._items
+        item = items[index]
+        previous = items[index - 1] if index > 0 else None
+        flags = 0
+        if previous is None or _day(previous.timestamp) != _day(item.timestamp):
+            flags |= DAY_BREAK
+        if (
+            self._unread_after is not None
+            and item.key == self._unread_after
+            and index + 1 < len(items)
+        ):
+            flags |= NEW_BELOW
+        if item.membership is not None:
+            mode = self.membership_display
+            if mode is MembershipDisplay.HIDE:
+                flags |= HIDDEN
+            elif mode is MembershipDisplay.CONDENSE:
+                continues = (
+                    previous is not None
+                    and previous.membership is not None
+                    and not flags & DAY_BREAK
+                    and previous.key != self._unread_after
+                )
+                if continues and self._run_start(index) is not None:
+                    flags |= HIDDEN
+                elif self._run(index)[1] > 1:
+                    flags |= RUN_HEAD
+        return flags
+
+    def _run_start(self, index: int) -> int | None:
+        """The first item of the run `index` is in, if within MAX_RUN."""
+        items = self._items
+        start = index
+        while start > 0 and index - start < MAX_RUN:
+            previous, current = items[start - 1], items[start]
+            if previous.membership is None or _day(previous.timestamp) != _day(current.timestamp):
+                return start
+            start -= 1
+        return start if start == 0 else None
+
+    def _run(self, index: int) -> tuple[int, int]:
+        """(start, length) of the run of membership changes from `index`."""
+        items = self._items
+        end = index + 1
+        day = _day(items[index].timestamp)
+        while (
+            end < len(items)
+            and end - index < MAX_RUN
+            and items[end].membership is not None
+            and _day(items[end].timestamp) == day
+            and items[end - 1].key != self._unread_after
+        ):
+            end += 1
+        return index, end - index
+
+    def _render_at(self, index: int) -> list[Strip]:
+        item = self._items[index]
+        flags = self._flags(index)
+        run = self._run(index)[1] if flags & RUN_HEAD else 0
+        key = (item.key, item.version, self._width, flags, run)
         cached = self._strips.get(key)
         if cached is None:
-            cached = self._strips[key] = self._build_strips(item)
+            cached = self._strips[key] = self._build(index, item, flags, run)
         return cached
+
+    def _build(self, index: int, item: TimelineItem, flags: int, run: int) -> list[Strip]:
+        if flags & HIDDEN:
+            return []
+        strips: list[Strip] = []
+        if flags & DAY_BREAK:
+            strips.append(self._rule_strip(_date_line(item.timestamp), "timeline--day"))
+        if flags & RUN_HEAD:
+            summary = membership_summary([self._items[i] for i in range(index, index + run)])
+            strips += self._build_strips(item.evolve(body=summary))
+        else:
+            strips += self._build_strips(item)
+        if flags & NEW_BELOW:
+            strips.append(self._rule_strip("new messages", "timeline--new"))
+        return strips
+
+    def _rule_strip(self, label: str, style_name: str) -> Strip:
+        width = max(len(label) + 4, self._width or 40)
+        text = Text(f" {label} ".center(width, "─"), style=self._style(style_name))
+        text.truncate(width)
+        segments = list(text.render(self.app.console))
+        return Strip(Segment.apply_style(segments, self.rich_style))
 
     def _lock(self, item: TimelineItem) -> Text:
         """The 2-cell marker: 🔒 encrypted; ⚠ encrypted, but from a device
@@ -373,9 +610,7 @@ class TimelineView(ScrollView, can_focus=True):
         else:
             sender = _fit(item.sender_name, SENDER_WIDTH)
             sender.stylize(Style(color=sender_colour(item.sender), bold=True))
-        lines = body.wrap(console, self._body_width())
-        if not lines:
-            lines.append(Text(""))
+        lines = self._body_lines(item, body)
         first_prefix = Text.assemble(time_text, " ", lock, sender, " ")
         blank_prefix = Text(" " * GUTTER)
         strips = []
@@ -384,6 +619,88 @@ class TimelineView(ScrollView, can_focus=True):
             segments = list(prefix.render(console)) + list(line.render(console))
             strips.append(Strip(Segment.apply_style(segments, base)))
         return strips
+
+    def _body_lines(self, item: TimelineItem, body: Text) -> list[Text]:
+        """The body's lines: a quote of the parent of a reply, the text (or
+        formatted blocks), reactions and read receipts."""
+        console = self.app.console
+        width = self._body_width()
+        lines: list[Text] = []
+        if item.reply_to is not None:
+            lines.append(self._quote_line(item.reply_to, width))
+        if item.formatted is not None and item.kind in (ItemKind.TEXT, ItemKind.NOTICE):
+            lines += render_body(item.formatted, width, console, self._body_styles())
+            if lines and body.plain:
+                # The markers ("(edited)", "sending…") follow the last line.
+                lines[-1:] = list(Text.assemble(lines[-1], body).wrap(console, width))
+        elif item.formatted is not None and item.kind is ItemKind.EMOTE:
+            styles = self._body_styles()
+            rendered = render_body(
+                item.formatted, width - len(item.sender_name) - 1, console, styles
+            )
+            name = Text(item.sender_name + " ", Style(color=sender_colour(item.sender), bold=True))
+            for number, line in enumerate(rendered):
+                prefix = name if number == 0 else Text(" " * name.cell_len)
+                lines.append(Text.assemble(prefix, line))
+            if body.plain:
+                lines.append(body)
+        else:
+            lines += body.wrap(console, width)
+        if item.reactions:
+            lines += self._reactions_text(item).wrap(console, width)
+        if item.read_by:
+            seen = _fit("✓ " + ", ".join(item.read_by), width)
+            seen.stylize(self._style("timeline--reaction"))
+            lines.append(seen)
+        if not lines:
+            lines.append(Text(""))
+        return lines
+
+    def _body_styles(self) -> BodyStyles:
+        return BodyStyles(
+            code=self._style("timeline--code"),
+            link=self._style("timeline--link"),
+            link_target=self._style("timeline--state"),
+            mention=self._style("timeline--mention"),
+            quote=self._style("timeline--quote"),
+            muted=self._style("timeline--time"),
+            dark=self.app.current_theme.dark,
+        )
+
+    def _quote_line(self, event_id: str, width: int) -> Text:
+        items = self._items
+        lookup = getattr(items, "lookup", None)
+        parent = lookup(event_id) if lookup is not None else None
+        style = self._style("timeline--quote")
+        if parent is None:
+            if event_id not in self._parents_asked:
+                self._parents_asked.add(event_id)
+                self.post_message(self.ParentMissing(event_id))
+            text = Text("↳ in reply to a message not loaded", style)
+        else:
+            if parent.kind is ItemKind.UNDECRYPTABLE:
+                what = "🔒 unable to decrypt"
+            elif parent.formatted is not None:
+                what = plain_text(parent.formatted)
+            else:
+                what = parent.body
+            what = " ".join(what.split())
+            text = Text.assemble(
+                ("↳ ", style),
+                (parent.sender_name, Style(color=sender_colour(parent.sender), bold=True)),
+                (": " + what, style),
+            )
+        text.truncate(width, overflow="ellipsis")
+        return text
+
+    def _reactions_text(self, item: TimelineItem) -> Text:
+        text = Text()
+        for reaction in item.reactions:
+            name = "timeline--own-reaction" if reaction.mine else "timeline--reaction"
+            if text:
+                text.append("  ")
+            text.append(f"{reaction.key} {reaction.count}", self._style(name))
+        return text
 
     def _body(self, item: TimelineItem) -> Text:
         """The item's body as Text. Remote strings are placed as plain Text,
@@ -407,8 +724,12 @@ class TimelineView(ScrollView, can_focus=True):
             text = Text.styled(item.body, self._style("timeline--notice"))
         else:
             text = Text(item.body)
+        if item.formatted is not None:
+            text = Text()  # the blocks are the body; only the markers follow
         if item.highlight:
             text.stylize(Style(bold=True))
+        if item.edited:
+            text.append("  (edited)", style=self._style("timeline--time"))
         note = self._trust_note(item)
         if note:
             text.append(f"  · {note}", style=self._style("timeline--note"))
@@ -433,4 +754,93 @@ class TimelineView(ScrollView, can_focus=True):
 
     def line_texts(self) -> list[str]:
         """Every item line's plain text (for tests and screenshots' sake)."""
-        return [strip.text for item in self._items for strip in self._render_item(item)]
+        return [strip.text for index in range(len(self._items)) for strip in self._render_at(index)]
+
+    # -- selection -------------------------------------------------------------
+
+    @property
+    def selected_item(self) -> TimelineItem | None:
+        if self._selected is None:
+            return None
+        index = self._index_of(self._selected)
+        return None if index is None else self._items[index]
+
+    def _index_of(self, key: str) -> int | None:
+        index_of = getattr(self._items, "index_of", None)
+        if index_of is not None:
+            found = index_of(key)
+            if found is not None:
+                return found
+        for index in range(len(self._items) - 1, -1, -1):
+            if self._items[index].key == key:
+                return index
+        return None
+
+    def select_last(self) -> None:
+        """Start selecting: the newest message."""
+        for index in range(len(self._items) - 1, -1, -1):
+            if self._selectable(index):
+                self._select(index)
+                return
+
+    def _selectable(self, index: int) -> bool:
+        item = self._items[index]
+        return (
+            item.event_id is not None
+            and item.membership is None
+            and item.kind
+            in (
+                ItemKind.TEXT,
+                ItemKind.EMOTE,
+                ItemKind.NOTICE,
+                ItemKind.UNDECRYPTABLE,
+                ItemKind.REDACTED,
+            )
+        )
+
+    def _select(self, index: int | None) -> None:
+        self._selected = None if index is None else self._items[index].key
+        if index is not None:
+            self._measure(index)
+            top = HEADER_LINES + self._lines.line_of(index)
+            bottom = top + self._lines.height(index)
+            if top < self.scroll_y:
+                self._set_scroll_y(top)
+            elif bottom > self.scroll_y + self._viewport_height():
+                self._set_scroll_y(bottom - self._viewport_height())
+        self.refresh()
+
+    def action_select(self, step: int) -> None:
+        current = self._index_of(self._selected) if self._selected else None
+        if current is None:
+            self.select_last()
+            return
+        index = current + step
+        while 0 <= index < len(self._items) and not self._selectable(index):
+            index += step
+        if 0 <= index < len(self._items):
+            self._select(index)
+        elif step > 0:
+            self.action_leave()
+
+    def action_act(self, action: str) -> None:
+        item = self.selected_item
+        if item is not None:
+            self.post_message(self.ItemAction(action, item))
+
+    def action_leave(self) -> None:
+        self._select(None)
+        self.post_message(self.Left())
+
+    def clear_selection(self) -> None:
+        if self._selected is not None:
+            self._select(None)
+
+    def on_click(self, event: events.Click) -> None:
+        position = self.item_at_line(round(self.scroll_y) + event.y)
+        if position is not None and self._selectable(position[0]):
+            self.focus()
+            self._select(position[0])
+
+    def on_blur(self) -> None:
+        self.clear_selection()

@@ -1,0 +1,43 @@
+"""The line above the composer while replying to or editing a message."""
+
+from __future__ import annotations
+
+from rich.style import Style
+from rich.text import Text
+from textual.widgets import Static
+
+from tuichat.model.items import TimelineItem
+from tuichat.model.rich_body import plain_text
+
+
+class DraftBar(Static):
+    DEFAULT_CSS = """
+    DraftBar {
+        height: 1;
+        padding: 0 1;
+        color: $text-muted;
+        background: $boost;
+        display: none;
+    }
+    DraftBar.-visible { display: block; }
+    """
+
+    def show(self, mode: str, item: TimelineItem) -> None:
+        """`mode` is "reply" or "edit"; the item's text is remote and goes
+        in as Text, never as markup."""
+        what = plain_text(item.formatted) if item.formatted is not None else item.body
+        what = " ".join(what.split())
+        text = Text(no_wrap=True, overflow="ellipsis")
+        if mode == "reply":
+            text.append("↳ Replying to ")
+            text.append(item.sender_name, Style(bold=True))
+            text.append(f": {what}")
+        else:
+            text.append("✎ Editing: ")
+            text.append(what)
+        text.append("   Esc cancels", Style(dim=True))
+        self.update(text)
+        self.add_class("-visible")
+
+    def hide(self) -> None:
+        self.remove_class("-visible")
