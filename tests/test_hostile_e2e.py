@@ -57,3 +57,58 @@ async def test_hostile_names_and_bodies_reach_the_screen_defused(
         await pilot.click(TimelineView, offset=(GUTTER + 3, line - int(view.scroll_y) + 1))
         await pilot.pause()
         assert app.is_running
+
+
+async def test_hostile_formatted_bodies_go_through_the_whitelist_on_screen(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+) -> None:
+    alice, mallory = new_user("alice", "Alice"), new_user("mallory", "Mallory")
+    await log_in(synapse, profile, alice)
+    peer: NioPeer = await peer_factory(mallory)
+    room_id = await peer.create_room(invite=[alice.user_id], encrypted=True, name="Links")
+    html = (
+        '<a href="https://evil.example/steal">https://bank.example/login</a> '
+        '<a href="javascript:alert(1)">[@click=app.quit]run[/]</a> '
+        "<script>document.write('x')</script><b>&#27;]8;;https://evil&#27;\\bold</b> "
+        '<img src="https://tracker.example/p.png" alt="pic"> '
+        + "<blockquote>" * 150
+        + "deep"
+        + "</blockquote>" * 150
+    )
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(140, 30)) as pilot:
+        await wait_ui(pilot, lambda: app.rooms.get(room_id))
+        await type_text(pilot, f"/join {room_id}")
+        await wait_ui(pilot, lambda: app.current_room_id == room_id)
+        await peer.wait_for_member(room_id, alice.user_id)
+        await peer.send_event(
+            room_id,
+            "m.room.message",
+            {
+                "msgtype": "m.text",
+                "body": "plain fallback",
+                "format": "org.matrix.custom.html",
+                "formatted_body": html,
+            },
+        )
+        view = app.query_one(TimelineView)
+        await wait_ui(pilot, lambda: any("bank.example" in line for line in view.line_texts()))
+        await pilot.pause()
+        screen = app.export_screenshot()
+        assert not FORBIDDEN.search(screen), FORBIDDEN.findall(screen)[:5]
+        shown = "\n".join(view.line_texts())
+        # The link shows where it really goes; the javascript: one goes nowhere.
+        assert "https://bank.example/login <https://evil.example/steal>" in shown
+        assert "javascript" not in shown and "[@click=app.quit]run[/]" in shown
+        assert "document.write" not in shown and "[image: pic]" in shown
+        assert "tracker.example" not in shown
+        # 150 nested quotes: drawn a few bars deep, the text still on screen.
+        assert "deep" in screen
+        line = next(n for n, text in enumerate(view.line_texts()) if "run[/]" in text)
+        column = view.line_texts()[line].index("run[/]")
+        await pilot.click(TimelineView, offset=(column, line - int(view.scroll_y) + 1))
+        await pilot.pause()
+        assert app.is_running

@@ -354,3 +354,37 @@ async def test_replies_edits_and_reactions_with_the_matrix_js_sdk_peer(
         await pilot.press("4")
         reaction = await js.wait_for_event(room_id, "m.reaction", "m.annotation", alice.user_id)
         assert reaction["relation"]["key"] == "🎉"
+
+
+async def test_a_reply_whose_parent_is_not_loaded_fetches_it(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+) -> None:
+    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
+    await log_in(synapse, profile, alice)
+    peer: NioPeer = await peer_factory(bob)
+    room_id = await peer.create_room(invite=[alice.user_id], encrypted=False, name="Long room")
+    original = await peer.send_text(room_id, "the very first question")
+    for number in range(60):
+        await peer.send_text(room_id, f"filler {number}")
+    await peer.send_event(
+        room_id,
+        "m.room.message",
+        {
+            "msgtype": "m.text",
+            "body": "answering the first question",
+            "m.relates_to": {"m.in_reply_to": {"event_id": original}},
+        },
+    )
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_ui(pilot, lambda: app.connection is ConnectionState.SYNCED)
+        await wait_ui(pilot, lambda: app.rooms.get(room_id))
+        await type_text(pilot, f"/join {room_id}")
+        await wait_ui(pilot, lambda: app.current_room_id == room_id)
+        await wait_ui(pilot, lambda: "answering the first question" in _shown(app))
+        # Only the last page came with the join: the parent is fetched.
+        assert app.timelines[room_id].get(original) is None
+        await wait_ui(pilot, lambda: "↳ Bob: the very first question" in _shown(app))

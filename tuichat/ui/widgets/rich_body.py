@@ -10,22 +10,24 @@ from __future__ import annotations
 import json
 import re
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from pygments.lexer import Lexer
-from pygments.lexers import get_lexer_by_name
-from pygments.lexers.special import TextLexer
-from pygments.util import ClassNotFound
-from rich import box
 from rich.console import Console
-from rich.panel import Panel
 from rich.segment import Segment
 from rich.style import Style
-from rich.syntax import Syntax
 from rich.text import Text
 
 from tuichat.model.rich_body import Block, BlockKind, Mark, RichBody
 
+if TYPE_CHECKING:
+    from pygments.lexer import Lexer
+
+# Pygments and Rich's Syntax are imported on the first code block, not at
+# start-up (they cost ~10 ms of the first frame otherwise).
+
 QUOTE_BAR = "▌ "
+# Deeper quotes and lists are drawn at this depth, so text keeps its room.
+MAX_DRAWN_DEPTH = 6
 # Languages tried when a code block names none. Pygments' own
 # `guess_lexer` tries every lexer it has (a quarter of a second on first
 # use) and often picks an exotic one; this short list covers what people
@@ -62,6 +64,9 @@ MAX_GUESS = 4000  # characters looked at when guessing
 
 @lru_cache(maxsize=64)
 def _lexer_by_name(name: str) -> Lexer | None:
+    from pygments.lexers import get_lexer_by_name
+    from pygments.util import ClassNotFound
+
     try:
         return get_lexer_by_name(name)
     except ClassNotFound:
@@ -70,6 +75,8 @@ def _lexer_by_name(name: str) -> Lexer | None:
 
 def choose_lexer(language: str, code: str) -> Lexer:
     """The lexer for a code block: the named language, or a guess."""
+    from pygments.lexers.special import TextLexer
+
     if language:
         named = _lexer_by_name(language)
         if named is not None:
@@ -159,9 +166,9 @@ def _spans_text(block: Block, styles: BodyStyles) -> Text:
 def _prefix(block: Block, first: bool, styles: BodyStyles) -> Text:
     prefix = Text()
     if block.quote:
-        prefix.append(QUOTE_BAR * block.quote, styles.quote)
+        prefix.append(QUOTE_BAR * min(block.quote, MAX_DRAWN_DEPTH), styles.quote)
     if block.indent:
-        prefix.append("  " * (block.indent - 1))
+        prefix.append("  " * (min(block.indent, MAX_DRAWN_DEPTH) - 1))
         if first and block.bullet:
             prefix.append(
                 block.bullet.rjust(3) if block.bullet[0].isdigit() else " " + block.bullet
@@ -193,6 +200,11 @@ def render_body(body: RichBody, width: int, console: Console, styles: BodyStyles
 
 
 def _code_lines(block: Block, width: int, console: Console, styles: BodyStyles) -> list[Text]:
+    from pygments.lexers.special import TextLexer
+    from rich import box
+    from rich.panel import Panel
+    from rich.syntax import Syntax
+
     lexer = choose_lexer(block.language, block.code)
     syntax = Syntax(
         block.code,
