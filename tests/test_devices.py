@@ -434,7 +434,11 @@ async def test_devices_screen_and_verification_dialog(
         dialog = await wait_ui(
             pilot, lambda: isinstance(app.screen, VerificationDialog) and app.screen, 30
         )
-        await wait_ui(pilot, lambda: "wants to verify" in str(dialog.query_one("#state").render()))
+        # The dialog may be on the stack a moment before its widgets exist.
+        await wait_ui(
+            pilot,
+            lambda: any("wants to verify" in str(w.render()) for w in dialog.query("#state")),
+        )
         await pilot.click("#accept")
         await js.start_sas(txn)
         theirs = await js.wait_sas(txn)

@@ -73,7 +73,33 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "demo", help="run against a local homeserver with a chatting peer (needs Synapse)"
     )
+    config = commands.add_parser("config", help="where the config file is; write or check it")
+    config_actions = config.add_subparsers(dest="config_action", metavar="ACTION", required=True)
+    config_actions.add_parser("path", help="print the config file's path")
+    init = config_actions.add_parser("init", help="write a commented default config file")
+    init.add_argument("--force", action="store_true", help="replace an existing config file")
+    config_actions.add_parser("check", help="report mistakes in the config file and exit")
     return parser
+
+
+def _config(args: argparse.Namespace) -> int:
+    from tuichat.config import default_config_path, load_config, write_default
+
+    path = default_config_path()
+    if args.config_action == "path":
+        print(path)
+        return 0
+    if args.config_action == "init":
+        if not write_default(path, force=args.force):
+            return _fail(f"{path} exists already (--force replaces it)")
+        print(f"Wrote {path}")
+        return 0
+    _config, errors = load_config(path)
+    for error in errors:
+        print(error, file=sys.stderr)
+    if not errors:
+        print(f"{path}: fine" if path.exists() else f"{path}: not there (defaults apply)")
+    return 1 if errors else 0
 
 
 def _fail(message: str) -> int:
@@ -305,9 +331,11 @@ def _run_tui(profile_dir: Path) -> int:
         )
     for fixed in profile.ensure():
         print(f"tuichat: tightened permissions of {fixed}", file=sys.stderr)
+    from tuichat.config import load_config
     from tuichat.ui.app import TuichatApp
 
-    app = TuichatApp(profile)
+    config, errors = load_config()
+    app = TuichatApp(profile, config=config, config_errors=errors)
     app.run()
     return app.return_code or 0
 
@@ -342,6 +370,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _devices(profile_dir)
     if args.command == "keys":
         return _keys(args, profile_dir)
+    if args.command == "config":
+        return _config(args)
     if args.command == "demo":
         from tuichat.demo.runner import run_demo
 

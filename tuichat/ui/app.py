@@ -11,13 +11,16 @@ import asyncio
 import gc
 import logging
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from textual import on, work
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.screen import Screen
 
+from tuichat.config import Config, user_theme_dir
 from tuichat.matrix.cache import Cache
 from tuichat.matrix.events import (
     ConnectionChanged,
@@ -48,6 +51,7 @@ from tuichat.model.rooms import Membership, RoomList, RoomSummary
 from tuichat.model.timeline import Timeline, TimelineChange
 from tuichat.model.verification import Phase, VerificationView
 from tuichat.ui.messages import MatrixEvent, MatrixEventsReady
+from tuichat.ui.notifications import Notifier
 from tuichat.ui.screens.confirm import ConfirmDialog
 from tuichat.ui.screens.devices import DevicesScreen
 from tuichat.ui.screens.invite import InviteDialog
@@ -59,7 +63,7 @@ from tuichat.ui.screens.reaction_picker import ReactionPicker
 from tuichat.ui.screens.recovery import RecoveryDialog
 from tuichat.ui.screens.room_switcher import RoomSwitcher
 from tuichat.ui.screens.verification import VerificationDialog
-from tuichat.ui.themes import DEFAULT_THEME, builtin_themes
+from tuichat.ui.themes import DEFAULT_THEME, load_themes
 from tuichat.ui.widgets.composer import Composer
 from tuichat.ui.widgets.room_list import RoomListView
 from tuichat.ui.widgets.status_line import status_text
@@ -82,16 +86,19 @@ class TuichatApp(App[int]):
     # Absolute: subclasses (benchmarks, tests) live in other directories.
     CSS_PATH = Path(__file__).with_name("tuichat.tcss")
 
+    # Every binding has an id: `[keys]` in the config changes its keys.
     BINDINGS = [
-        Binding("ctrl+k", "switch_room", "Switch room", priority=True),
-        Binding("ctrl+q", "quit", "Quit", priority=True),
-        Binding("ctrl+n", "new_dm", "New DM"),
-        Binding("f2", "members", "Members"),
-        Binding("f3", "own_devices", "Devices"),
-        Binding("ctrl+r", "retry_failed", "Retry failed"),
-        Binding("ctrl+s", "select_message", "Select message"),
-        Binding("alt+down,ctrl+pagedown", "next_room", "Next room", show=False),
-        Binding("alt+up,ctrl+pageup", "previous_room", "Previous room", show=False),
+        Binding("ctrl+k", "switch_room", "Switch room", priority=True, id="switch_room"),
+        Binding("ctrl+q", "quit", "Quit", priority=True, id="quit"),
+        Binding("ctrl+n", "new_dm", "New DM", id="new_dm"),
+        Binding("f2", "members", "Members", id="members"),
+        Binding("f3", "own_devices", "Devices", id="own_devices"),
+        Binding("ctrl+r", "retry_failed", "Retry failed", id="retry_failed"),
+        Binding("ctrl+s", "select_message", "Select message", id="select_message"),
+        Binding("alt+down,ctrl+pagedown", "next_room", "Next room", show=False, id="next_room"),
+        Binding(
+            "alt+up,ctrl+pageup", "previous_room", "Previous room", show=False, id="previous_room"
+        ),
     ]
 
     def __init__(
@@ -100,8 +107,12 @@ class TuichatApp(App[int]):
         *,
         connect: bool = True,
         sync_timeout_ms: int | None = None,
+        config: Config | None = None,
+        config_errors: Sequence[str] = (),
     ) -> None:
         super().__init__()
+        self.config = config or Config()
+        self._startup_errors = list(config_errors)
         self.profile = profile
         session = profile.load_session()
         if session is None:
@@ -128,11 +139,22 @@ class TuichatApp(App[int]):
         self._room_list_due = False
         # Themes before the first style pass: setting one after mounting
         # would restyle every widget once more.
-        loaded = builtin_themes()
+        user_dir = user_theme_dir(self.config.path) if self.config.path else None
+        loaded = load_themes(user_dir)
         for theme in loaded.themes:
             self.register_theme(theme)
-        self._theme_errors = loaded.errors
-        self.theme = DEFAULT_THEME
+        self._startup_errors += loaded.errors
+        if self.config.theme in self.available_themes:
+            self.theme = self.config.theme
+        else:
+            self._startup_errors.append(
+                f"theme {self.config.theme!r} not found; using {DEFAULT_THEME} "
+                f"(themes: {', '.join(t.name for t in loaded.themes)})"
+            )
+            self.theme = DEFAULT_THEME
+        if self.config.keys:
+            self.set_keymap(self.config.keys)
+        self.notifier = Notifier(self.config, self._write_to_terminal)
 
     # -- start-up ----------------------------------------------------------------
 
@@ -140,8 +162,44 @@ class TuichatApp(App[int]):
         return self.main
 
     def on_mount(self) -> None:
-        for error in self._theme_errors:
-            self.notify(error, title="Theme not loaded", severity="warning")
+        for error in self._startup_errors:
+            self.notify(error, title="Config", severity="warning", timeout=15)
+
+    def _write_to_terminal(self, sequence: str) -> None:
+        """Escape sequences of tuichat's own (bell, desktop notifications),
+        written between frames."""
+        driver = self._driver
+        if driver is not None and not self.is_headless:
+            driver.write(sequence)
+            driver.flush()
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """The command palette (Ctrl+P) lists every action, with its key."""
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Switch room", "Go to another room (Ctrl+K)", self.action_switch_room)
+        yield SystemCommand("New DM", "Start an encrypted direct message", self.action_new_dm)
+        yield SystemCommand("Members", "This room's members and their devices", self.action_members)
+        yield SystemCommand("Devices", "Your devices and fingerprints", self.action_own_devices)
+        yield SystemCommand(
+            "Select message", "Reply, edit, react or delete", self.action_select_message
+        )
+        yield SystemCommand("Retry failed", "Send failed messages again", self.action_retry_failed)
+        yield SystemCommand("Next room", "The next room in the list", self.action_next_room)
+        yield SystemCommand("Previous room", "The room above", self.action_previous_room)
+        yield SystemCommand(
+            "Recover encrypted history", "Recovery key or passphrase", self._open_recovery
+        )
+        for mode in MembershipDisplay:
+            yield SystemCommand(
+                f"Membership changes: {mode.value}",
+                "How joins and leaves appear in the timeline",
+                lambda mode=mode: self._set_membership_display(mode),
+            )
+
+    def _set_membership_display(self, mode: MembershipDisplay) -> None:
+        view = self.main.timeline
+        view.membership_display = mode
+        view.set_items(view.items)
 
     @on(MainScreen.Composed)
     def _main_composed(self) -> None:
@@ -149,6 +207,9 @@ class TuichatApp(App[int]):
         self._load()
 
     def _load(self) -> None:
+        view = self.main.timeline
+        view.time_format = self.config.time_format
+        view.membership_display = MembershipDisplay(self.config.membership)
         self.cache = Cache(self.profile.cache_file)
         self.snapshot = load_snapshot(self.cache, self.user_id)
         self._load_snapshot(self.snapshot)
@@ -289,6 +350,7 @@ class TuichatApp(App[int]):
 
     def _apply(self, event: DomainEvent) -> None:
         if isinstance(event, TimelineAppended):
+            self._notify_new(event)
             timeline = self._timeline(event.room_id)
             change = timeline.reset(event.items) if event.limited else timeline.append(event.items)
             self._timeline_changed(event.room_id, change)
@@ -362,6 +424,28 @@ class TuichatApp(App[int]):
         elif isinstance(event, ReadMarkers):
             for room_id, event_id in event.markers.items():
                 self._read_elsewhere(room_id, event_id)
+
+    def _notify_new(self, event: TimelineAppended) -> None:
+        """Bell / desktop notification for a mention or a direct message in
+        a room not on screen, once synced (not for the backlog)."""
+        if event.room_id == self.current_room_id and self.app_focus:
+            return
+        if self.connection is not ConnectionState.SYNCED:
+            return
+        summary = self.rooms.get(event.room_id)
+        if summary is None:
+            return
+        known = self._timeline(event.room_id)
+        for item in event.items:
+            if (
+                item.sender != self.user_id
+                and item.is_message
+                and item.relation is None
+                and (item.highlight or summary.is_direct)
+                and (item.event_id is None or known.index_of(item.event_id) is None)
+            ):
+                self.notifier.message(summary.name, item)
+                return
 
     def _timeline(self, room_id: str) -> Timeline:
         timeline = self.timelines.get(room_id)
@@ -910,9 +994,7 @@ class TuichatApp(App[int]):
         elif parsed.name == "members":
             self.action_members()
         elif parsed.name == "membership":
-            view = self.main.timeline
-            view.membership_display = MembershipDisplay(parsed.argument)
-            view.set_items(view.items)
+            self._set_membership_display(MembershipDisplay(parsed.argument))
             feedback.show(f"Membership changes: {parsed.argument}.")
         elif parsed.name == "dm":
             self.main.feedback.show("Opening an encrypted DM…")

@@ -11,6 +11,7 @@ import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
+from pathlib import Path
 
 from textual.color import Color, ColorParseError
 from textual.theme import Theme
@@ -88,6 +89,19 @@ def _theme_files(directory: Traversable) -> list[Traversable]:
 
 def builtin_themes() -> LoadedThemes:
     return load_theme_dir(resources.files("tuichat.themes"))
+
+
+def load_themes(user_dir: Path | None) -> LoadedThemes:
+    """tuichat's themes, then the user's own (from `user_dir`, if it
+    exists): a user theme with a built-in name replaces it."""
+    loaded = builtin_themes()
+    if user_dir is None or not user_dir.is_dir():
+        return loaded
+    users = load_theme_dir(user_dir)
+    names = {theme.name for theme in users.themes}
+    themes = [t for t in loaded.themes if t.name not in names] + users.themes
+    errors = loaded.errors + [f"{user_dir}/{error}" for error in users.errors]
+    return LoadedThemes(themes, errors)
 
 
 def load_theme_dir(directory: Traversable) -> LoadedThemes:

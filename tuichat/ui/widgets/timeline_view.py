@@ -49,7 +49,7 @@ from tuichat.model.timeline import ChangeKind, TimelineChange
 from tuichat.ui.widgets.line_index import LineIndex
 from tuichat.ui.widgets.rich_body import BodyStyles, render_body
 
-TIME_WIDTH = 5
+TIME_WIDTH = 5  # "%H:%M", the default time format
 LOCK_WIDTH = 2
 SENDER_WIDTH = 14
 GUTTER = TIME_WIDTH + 1 + LOCK_WIDTH + SENDER_WIDTH + 1
@@ -148,13 +148,19 @@ def sender_colour(user_id: str) -> str:
     return SENDER_COLOURS[digest[0] % len(SENDER_COLOURS)]
 
 
-def _clock(timestamp_ms: int) -> str:
+def _clock(timestamp_ms: int, time_format: str = "%H:%M") -> str:
     if timestamp_ms <= 0:
         return "--:--"
     try:
-        return datetime.fromtimestamp(timestamp_ms / 1000).strftime("%H:%M")
+        return datetime.fromtimestamp(timestamp_ms / 1000).strftime(time_format)
     except (ValueError, OverflowError, OSError):
         return "--:--"  # a server may send any number (year 10000, 2**70, …)
+
+
+def time_width(time_format: str) -> int:
+    """Cells the time column needs for `time_format` (its longest forms)."""
+    samples = (datetime(2026, 12, 30, 23, 59), datetime(2026, 9, 3, 9, 5))
+    return max(5, *(len(moment.strftime(time_format)) for moment in samples))
 
 
 def _fit(text: str, width: int) -> Text:
@@ -193,10 +199,11 @@ class TimelineView(ScrollView, can_focus=True):
     BINDINGS = [
         Binding("up,k", "select(-1)", "Previous", show=False),
         Binding("down,j", "select(1)", "Next", show=False),
-        Binding("r", "act('reply')", "Reply"),
-        Binding("e", "act('edit')", "Edit"),
-        Binding("plus,equals_sign", "act('react')", "React"),
-        Binding("d,delete", "act('delete')", "Delete"),
+        # Ids: `[keys]` in the config changes these keys.
+        Binding("r", "act('reply')", "Reply", id="reply"),
+        Binding("e", "act('edit')", "Edit", id="edit"),
+        Binding("plus,equals_sign", "act('react')", "React", id="react"),
+        Binding("d,delete", "act('delete')", "Delete", id="delete"),
         Binding("escape", "leave", "Back to composer"),
     ]
 
@@ -257,6 +264,9 @@ class TimelineView(ScrollView, can_focus=True):
         self.history = HistoryState.MORE
         self._asked_for_more = False
         self.membership_display = MembershipDisplay.CONDENSE
+        self._time_format = "%H:%M"
+        self._time_width = TIME_WIDTH
+        self._gutter = GUTTER
         self._unread_after: str | None = None  # the "new messages" line's item
         self._selected: str | None = None  # key of the selected item
         self._parents_asked: set[str] = set()
@@ -266,6 +276,20 @@ class TimelineView(ScrollView, can_focus=True):
     @property
     def items(self) -> Sequence[TimelineItem]:
         return self._items
+
+    @property
+    def time_format(self) -> str:
+        return self._time_format
+
+    @time_format.setter
+    def time_format(self, value: str) -> None:
+        """A strftime format for message times (from the config)."""
+        self._time_format = value
+        self._time_width = time_width(value)
+        self._gutter = GUTTER - TIME_WIDTH + self._time_width
+        self._strips.clear()
+        self._lines.reset(len(self._items))
+        self.refresh()
 
     def set_items(self, items: Sequence[TimelineItem], unread_after: str | None = None) -> None:
         """Show another timeline (a room switch): show its end. A "new
@@ -368,7 +392,7 @@ class TimelineView(ScrollView, can_focus=True):
         return max(1, self.scrollable_content_region.height or self.size.height)
 
     def _body_width(self) -> int:
-        return max(MIN_BODY_WIDTH, self._width - GUTTER)
+        return max(MIN_BODY_WIDTH, self._width - self._gutter)
 
     def _measure(self, index: int) -> int:
         """Measure item `index` (if not yet); returns the lines it gained
@@ -600,7 +624,7 @@ class TimelineView(ScrollView, can_focus=True):
     def _build_strips(self, item: TimelineItem) -> list[Strip]:
         console = self.app.console
         base = self.rich_style
-        clock = _clock(item.timestamp).ljust(TIME_WIDTH)
+        clock = _clock(item.timestamp, self._time_format).ljust(self._time_width)
         time_text = Text.styled(clock, self._style("timeline--time"))
         lock = self._lock(item)
         body = self._body(item)
@@ -612,7 +636,7 @@ class TimelineView(ScrollView, can_focus=True):
             sender.stylize(Style(color=sender_colour(item.sender), bold=True))
         lines = self._body_lines(item, body)
         first_prefix = Text.assemble(time_text, " ", lock, sender, " ")
-        blank_prefix = Text(" " * GUTTER)
+        blank_prefix = Text(" " * self._gutter)
         strips = []
         for number, line in enumerate(lines):
             prefix = first_prefix if number == 0 else blank_prefix
