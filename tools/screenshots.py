@@ -36,6 +36,7 @@ from tuichat.ui.screens.devices import DevicesScreen
 from tuichat.ui.screens.verification import VerificationDialog
 
 OUT = Path(__file__).resolve().parent.parent / "screenshots"
+THEMES = ("tuichat-dark", "tuichat-light", "tuichat-high-contrast", "tuichat-solarized")
 ME = "@sam:example.org"
 BASE_TS = 1_763_800_000_000  # a fixed moment, so the screenshots are stable
 
@@ -148,8 +149,102 @@ PLACEHOLDERS = [
 ]
 
 
-async def _shoot(app: TuichatApp, events: list[DomainEvent], room_id: str, name: str) -> None:
+def _rich_items(room_id: str) -> list[TimelineItem]:
+    """A conversation with formatting, code, a reply, an edit and reactions."""
+    state = _state(room_id)
+    viewer = Viewer(ME, "Sam")
+    html = "org.matrix.custom.html"
+    ada, grace = "@ada:example.org", "@grace:example.org"
+    script: list[tuple[str, str, dict[str, Any]]] = [
+        (
+            ada,
+            "m.room.message",
+            {
+                "msgtype": "m.text",
+                "body": "How do I check a session's key?",
+                "format": html,
+                "formatted_body": "How do I check a <b>session's</b> key?",
+            },
+        ),
+        (
+            ME,
+            "m.room.message",
+            {
+                "msgtype": "m.text",
+                "body": "Like this:",
+                "format": html,
+                "formatted_body": 'Like this:<pre><code class="language-python">'
+                "session = store.get(room_id, session_id)\n"
+                "if session.first_known_index &gt; index:\n"
+                "    request_key(session_id)</code></pre>",
+            },
+        ),
+        (
+            grace,
+            "m.room.message",
+            {
+                "msgtype": "m.text",
+                "body": "neat",
+                "m.relates_to": {"m.in_reply_to": {"event_id": "$rich-1"}},
+            },
+        ),
+        (
+            grace,
+            "m.room.message",
+            {
+                "msgtype": "m.text",
+                "body": "* neat, and the ~~key~~ index check too",
+                "m.new_content": {
+                    "msgtype": "m.text",
+                    "body": "neat, and the index check too",
+                    "format": html,
+                    "formatted_body": "neat, and the <code>index</code> check too",
+                },
+                "m.relates_to": {"rel_type": "m.replace", "event_id": "$rich-2"},
+            },
+        ),
+        (
+            ada,
+            "m.reaction",
+            {"m.relates_to": {"rel_type": "m.annotation", "event_id": "$rich-1", "key": "🎉"}},
+        ),
+        (
+            ME,
+            "m.reaction",
+            {"m.relates_to": {"rel_type": "m.annotation", "event_id": "$rich-1", "key": "🎉"}},
+        ),
+        (
+            ada,
+            "m.room.message",
+            {
+                "msgtype": "m.text",
+                "body": "Docs: https://spec.matrix.org",
+                "format": html,
+                "formatted_body": 'Docs: <a href="https://spec.matrix.org/latest/">the spec</a>',
+            },
+        ),
+    ]
+    items = []
+    for n, (sender, event_type, content) in enumerate(script):
+        event = {
+            "type": event_type,
+            "event_id": f"$rich-{n}",
+            "sender": sender,
+            "origin_server_ts": BASE_TS + 1_000_000 + n * 53_000,
+            "content": content,
+        }
+        item = to_item(event, state, viewer)
+        assert item is not None
+        items.append(item)
+    return items
+
+
+async def _shoot(
+    app: TuichatApp, events: list[DomainEvent], room_id: str, name: str, theme: str | None = None
+) -> None:
     async with app.run_test(size=(110, 30)) as pilot:
+        if theme is not None:
+            app.theme = theme
         await pilot.pause()
         for event in events:
             app.post_message(MatrixEvent(event))
@@ -234,6 +329,12 @@ async def main() -> int:
         ada = TimelineAppended("!ada", _items("!ada", CONVERSATION))
         app = TuichatApp(profile, connect=False)
         await _shoot(app, [*common, ada], "!ada", "main")
+        rich = TimelineAppended("!e2ee", _rich_items("!e2ee"))
+        app = TuichatApp(profile, connect=False)
+        await _shoot(app, [*common, ada, rich], "!e2ee", "rich-timeline")
+        for theme in THEMES:
+            app = TuichatApp(profile, connect=False)
+            await _shoot(app, [*common, ada, rich], "!e2ee", f"theme-{theme}", theme)
         grace = TimelineAppended("!grace", _items("!grace", PLACEHOLDERS))
         app = TuichatApp(profile, connect=False)
         await _shoot(app, [*common, ada, grace], "!grace", "undecryptable")

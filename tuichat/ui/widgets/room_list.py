@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import events
@@ -160,7 +161,9 @@ class RoomListView(ScrollView, can_focus=True):
             elif room.room_id == self._current:
                 text.stylize(self.get_component_rich_style("room-list--current"))
         text.truncate(width, overflow="ellipsis", pad=True)
-        strip = Strip(list(text.render(self.app.console)))
+        # The widget's colours under the text's own: without them the rows
+        # took the terminal's default colours, not the theme's.
+        strip = Strip(Segment.apply_style(list(text.render(self.app.console)), self.rich_style))
         return strip.adjust_cell_length(width, self.rich_style)
 
     # -- moving and choosing --------------------------------------------------------

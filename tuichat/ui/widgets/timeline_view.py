@@ -508,7 +508,9 @@ class TimelineView(ScrollView, can_focus=True):
         strip = strips[offset] if offset < len(strips) else Strip.blank(width)
         strip = strip.adjust_cell_length(width, self.rich_style)
         if self._selected is not None and self._items[index].key == self._selected:
-            strip = strip.apply_style(self._style("timeline--selected"))
+            # Over the segments' own background, not under it.
+            selected = self._style("timeline--selected")
+            strip = Strip(Segment.apply_style(list(strip), post_style=selected), width)
         return strip
 
     def _header_line(self, width: int) -> Strip:
@@ -619,7 +621,10 @@ class TimelineView(ScrollView, can_focus=True):
         return Text.styled("🔒", self._style("timeline--lock"))
 
     def _style(self, name: str) -> Style:
-        return self.get_component_rich_style(name, partial=True)
+        # Not `partial`: a partial style drops the alpha of colours such as
+        # $text-muted instead of blending them, which made muted text the
+        # background colour in light themes.
+        return self.get_component_rich_style(name)
 
     def _build_strips(self, item: TimelineItem) -> list[Strip]:
         console = self.app.console
