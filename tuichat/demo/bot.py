@@ -40,6 +40,8 @@ _SMALL_TALK = (
     "Interesting! Nobody but the two of us can read that.",
     "I read that with a Megolm session only our devices hold.",
     "Try Ctrl+K to switch rooms, or /help for the commands.",
+    "Try **Markdown** or a code block in ```backticks```; Ctrl+S selects a message "
+    "to reply (r), edit (e), react (+) or delete (d).",
 )
 
 
@@ -132,9 +134,21 @@ class DemoBot:
             return
         if not self.greeted:
             return
+        # Read, a reaction, typing, then the answer: what a person would do.
+        await self.client.room_read_markers(room.room_id, event.event_id, event.event_id)
+        await self._react(event.event_id, "👍")
         await self.client.room_typing(room.room_id, True, timeout=2000)
         await asyncio.sleep(0.6)
         await self.say(reply_to(event.body))
+
+    async def _react(self, event_id: str, key: str) -> None:
+        assert self.room_id is not None
+        await self.client.room_send(
+            self.room_id,
+            "m.reaction",
+            {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}},
+            ignore_unverified_devices=True,
+        )
 
     async def say(self, text: str) -> None:
         assert self.room_id is not None
