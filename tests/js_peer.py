@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
 import json
@@ -166,6 +167,22 @@ class JsPeer:
                 timeoutMs=int(timeout * 1000),
             )
         )
+
+    async def send_file(self, room_id: str, data: bytes, name: str, mimetype: str) -> str:
+        """Upload (encrypted with WebCrypto in an encrypted room) and send."""
+        return str(
+            await self.call(
+                "sendFile",
+                roomId=room_id,
+                dataB64=base64.b64encode(data).decode(),
+                name=name,
+                mimetype=mimetype,
+            )
+        )
+
+    async def download_file(self, content: dict[str, Any]) -> bytes:
+        """The bytes of an attachment event's file, decrypted and checked."""
+        return base64.b64decode(await self.call("downloadFile", content=content))
 
     async def export_keys(self, passphrase: str, rounds: int = 500_000) -> str:
         return str(await self.call("exportKeys", passphrase=passphrase, rounds=rounds))

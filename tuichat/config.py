@@ -42,6 +42,9 @@ DEFAULT_KEYS: dict[str, str] = {
     "edit": "e",
     "react": "plus,equals_sign",
     "delete": "d,delete",
+    "open": "enter",
+    "view": "v",
+    "upload": "ctrl+u",
 }
 
 DEFAULT_CONFIG = """\
@@ -57,6 +60,13 @@ time_format = "%H:%M"
 
 # Joins, leaves and name changes in the timeline: show, condense or hide.
 membership = "condense"
+
+# Small previews of images in the timeline (Enter on an image saves it,
+# v shows it large).
+previews = true
+
+# Where downloaded files go (default: your Downloads directory).
+# download_dir = "~/Downloads"
 
 [notifications]
 # A mention, or a message in a direct chat, in a room you are not looking at:
@@ -79,6 +89,8 @@ class Config:
     bell: bool = True
     desktop: str = "off"
     show_text: bool = False
+    previews: bool = True
+    download_dir: Path | None = None
     keys: dict[str, str] = field(default_factory=dict)
     path: Path | None = None
 
@@ -171,6 +183,15 @@ def _validate(raw: dict[str, Any], path: Path, lines: _Lines) -> tuple[Config, l
                         value = None
             if value is not None:
                 values[key] = value
+        elif key == "previews":
+            if isinstance(raw[key], bool):
+                values[key] = raw[key]
+            else:
+                problem("", key, "'previews' must be true or false")
+        elif key == "download_dir":
+            value = text_choice("", key, None, raw)
+            if value is not None:
+                values[key] = Path(value).expanduser()
         elif key == "notifications":
             section = raw[key]
             if not isinstance(section, dict):

@@ -269,8 +269,70 @@ async function decryptKeyFile(text, passphrase) {
     return new TextDecoder().decode(plaintext);
 }
 
+// Encrypted attachments (spec: AES-256-CTR, SHA-256 of the ciphertext),
+// with WebCrypto, as Element's matrix-encrypt-attachment does them.
+const unpadded = (bytes) => Buffer.from(bytes).toString("base64").replace(/=+$/, "");
+
+async function encryptAttachment(data) {
+    const iv = new Uint8Array(16);
+    globalThis.crypto.getRandomValues(iv.subarray(0, 8));
+    const key = await subtle.generateKey({ name: "AES-CTR", length: 256 }, true, ["encrypt", "decrypt"]);
+    const ciphertext = new Uint8Array(await subtle.encrypt({ name: "AES-CTR", counter: iv, length: 64 }, key, data));
+    const jwk = await subtle.exportKey("jwk", key);
+    const sha256 = new Uint8Array(await subtle.digest("SHA-256", ciphertext));
+    return {
+        ciphertext,
+        file: {
+            v: "v2",
+            key: { kty: "oct", alg: "A256CTR", k: jwk.k, ext: true, key_ops: ["encrypt", "decrypt"] },
+            iv: unpadded(iv),
+            hashes: { sha256: unpadded(sha256) },
+        },
+    };
+}
+
+async function decryptAttachment(ciphertext, file) {
+    const sha256 = unpadded(new Uint8Array(await subtle.digest("SHA-256", ciphertext)));
+    if (sha256 !== file.hashes.sha256) throw new Error("attachment hash mismatch");
+    const key = await subtle.importKey("jwk", { ...file.key, key_ops: ["encrypt", "decrypt"] }, { name: "AES-CTR" }, false, ["decrypt"]);
+    const iv = Buffer.from(file.iv, "base64");
+    return new Uint8Array(await subtle.decrypt({ name: "AES-CTR", counter: iv, length: 64 }, key, ciphertext));
+}
+
 const commands = {
     login,
+
+    async sendFile({ roomId, dataB64, name, mimetype }) {
+        await roomReady(roomId);
+        const data = Buffer.from(dataB64, "base64");
+        const encrypted = client.getRoom(roomId)?.hasEncryptionStateEvent();
+        let body = data;
+        let file = null;
+        if (encrypted) {
+            const result = await encryptAttachment(data);
+            body = Buffer.from(result.ciphertext);
+            file = result.file;
+        }
+        const { content_uri } = await client.uploadContent(body, {
+            name,
+            type: encrypted ? "application/octet-stream" : mimetype,
+        });
+        const content = { msgtype: "m.file", body: name, info: { mimetype, size: data.length } };
+        if (file) content.file = { ...file, url: content_uri };
+        else content.url = content_uri;
+        const { event_id } = await client.sendEvent(roomId, "m.room.message", content);
+        return event_id;
+    },
+
+    async downloadFile({ content }) {
+        const url = content.file ? content.file.url : content.url;
+        const http = client.mxcUrlToHttp(url, undefined, undefined, undefined, false, true, true);
+        const response = await fetch(http, { headers: { Authorization: `Bearer ${client.getAccessToken()}` } });
+        if (!response.ok) throw new Error(`download failed: ${response.status}`);
+        let data = new Uint8Array(await response.arrayBuffer());
+        if (content.file) data = await decryptAttachment(data, content.file);
+        return Buffer.from(data).toString("base64");
+    },
 
     async createRoom({ invite = [], encrypted = true, name, isDirect = false }) {
         const initialState = encrypted

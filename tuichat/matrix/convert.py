@@ -16,8 +16,9 @@ from functools import cached_property
 from typing import Any
 
 from tuichat.matrix.formatted_body import parse_formatted_body
+from tuichat.matrix.media import parse_mxc
 from tuichat.matrix.room_state import RoomState
-from tuichat.model.items import ItemKind, Relation, RelationKind, TimelineItem
+from tuichat.model.items import Attachment, ItemKind, Relation, RelationKind, TimelineItem
 from tuichat.model.sanitize import clean_line, clean_text
 
 log = logging.getLogger(__name__)
@@ -132,16 +133,53 @@ def _message_fields(
         kind = ItemKind.EMOTE
     elif msgtype == "m.notice":
         kind, highlight = ItemKind.NOTICE, False
-    elif msgtype in _ATTACHMENTS:
-        info = content.get("info")
-        size = human_size(info.get("size")) if isinstance(info, dict) else ""
-        name = clean_line(content.get("filename")) or clean_line(body) or "attachment"
-        body = f"[{_ATTACHMENTS[msgtype]}] {name}" + (f" ({size})" if size else "")
+    attachment = None
+    if msgtype in _ATTACHMENTS:
+        attachment = _attachment(msgtype, content, body)
+        size = human_size(attachment.size)
+        detail = ", ".join(part for part in (attachment.mimetype, size) if part)
+        body = f"[{_ATTACHMENTS[msgtype]}] {attachment.name}" + (f" ({detail})" if detail else "")
+        if attachment.url is None:
+            body += " — unavailable"
         formatted = None
     fields: Fields = {"kind": kind, "body": body, "highlight": highlight}
+    if attachment is not None:
+        fields["attachment"] = attachment
     if formatted is not None:
         fields["formatted"] = formatted
     return fields
+
+
+def _media(url: object, file: object) -> tuple[str | None, dict[str, Any] | None]:
+    """A validated (url, encrypted file) pair from `url` or `file`."""
+    if isinstance(file, dict):
+        file_url = file.get("url")
+        return (file_url, file) if parse_mxc(file_url) else (None, None)
+    return (url, None) if parse_mxc(url) else (None, None)
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _attachment(msgtype: str, content: dict[str, Any], body: str) -> Attachment:
+    info = content.get("info")
+    info = info if isinstance(info, dict) else {}
+    url, file = _media(content.get("url"), content.get("file"))
+    thumbnail_url, thumbnail_file = _media(info.get("thumbnail_url"), info.get("thumbnail_file"))
+    name = clean_line(content.get("filename"), max_length=200) or clean_line(body, max_length=200)
+    return Attachment(
+        msgtype=msgtype,
+        name=name or "attachment",
+        mimetype=clean_line(info.get("mimetype"), max_length=100),
+        size=_int(info.get("size")),
+        url=url,
+        file=file,
+        thumbnail_url=thumbnail_url,
+        thumbnail_file=thumbnail_file,
+        width=_int(info.get("w")),
+        height=_int(info.get("h")),
+    )
 
 
 def _message(

@@ -26,6 +26,10 @@ COMMANDS: dict[str, CommandSpec] = {
         CommandSpec("invite", "/invite @user:server", "invite someone to this room"),
         CommandSpec("me", "/me TEXT", "send an action (emote)"),
         CommandSpec("plain", "/plain TEXT", "send TEXT as it is, without Markdown"),
+        CommandSpec("upload", "/upload PATH", "send a file (Tab completes the path; Ctrl+U: pick)"),
+        CommandSpec(
+            "download", "/download", "save the selected (or the latest) file to your downloads"
+        ),
         CommandSpec(
             "membership",
             "/membership show|condense|hide",
@@ -126,7 +130,7 @@ def parse(text: str) -> Parsed:
     elif name == "membership":
         if argument not in ("show", "condense", "hide"):
             return CommandError(f"Usage: {spec.usage}")
-    elif name in ("me", "plain", "export-keys", "import-keys"):
+    elif name in ("me", "plain", "upload", "export-keys", "import-keys"):
         if not argument:
             return CommandError(f"Usage: {spec.usage}")
     elif argument:

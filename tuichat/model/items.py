@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import Any
 
 from tuichat.model.rich_body import RichBody
 
@@ -89,6 +90,32 @@ class Reaction:
     mine: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file, image, video or audio message: what is needed to show and
+    fetch it. `url` is a validated `mxc://` URI (None: unusable); `file`
+    holds the encryption details of an encrypted one (its key included)."""
+
+    msgtype: str  # "m.image", "m.file", "m.video", "m.audio"
+    name: str  # sanitised for display; made safe again before saving
+    mimetype: str = ""
+    size: int | None = None
+    url: str | None = None
+    file: dict[str, Any] | None = None
+    thumbnail_url: str | None = None
+    thumbnail_file: dict[str, Any] | None = None
+    width: int | None = None
+    height: int | None = None
+
+    @property
+    def encrypted(self) -> bool:
+        return self.file is not None
+
+    @property
+    def is_image(self) -> bool:
+        return self.msgtype == "m.image"
+
+
 # Kinds that count as messages for unread counters.
 MESSAGE_KINDS = frozenset({ItemKind.TEXT, ItemKind.EMOTE, ItemKind.NOTICE, ItemKind.UNDECRYPTABLE})
 
@@ -123,6 +150,7 @@ class TimelineItem:
     read_by: tuple[str, ...] = ()  # names of members whose read receipt is here
     # Membership changes, for condensing runs of them: (action, name).
     membership: tuple[str, str] | None = None
+    attachment: Attachment | None = None
     version: int = 0
 
     @property

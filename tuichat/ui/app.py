@@ -95,6 +95,7 @@ class TuichatApp(App[int]):
         Binding("f3", "own_devices", "Devices", id="own_devices"),
         Binding("ctrl+r", "retry_failed", "Retry failed", id="retry_failed"),
         Binding("ctrl+s", "select_message", "Select message", id="select_message"),
+        Binding("ctrl+u", "upload", "Upload file", id="upload"),
         Binding("alt+down,ctrl+pagedown", "next_room", "Next room", show=False, id="next_room"),
         Binding(
             "alt+up,ctrl+pageup", "previous_room", "Previous room", show=False, id="previous_room"
@@ -134,6 +135,10 @@ class TuichatApp(App[int]):
         self.typing: dict[str, tuple[str, ...]] = {}  # room id -> names typing
         self._typing_sent: tuple[str, float] | None = None  # (room id, when)
         self._parents_wanted: set[tuple[str, str]] = set()
+        # Image previews made so far, by (room id, event id): a room switch
+        # does not fetch them again.
+        self._previews: dict[tuple[str, str], list[Any]] = {}
+        self._failed_uploads: list[tuple[str, Path]] = []
         self._inbox: list[DomainEvent] = []
         self._inbox_posted = False
         self._room_list_due = False
@@ -184,6 +189,7 @@ class TuichatApp(App[int]):
             "Select message", "Reply, edit, react or delete", self.action_select_message
         )
         yield SystemCommand("Retry failed", "Send failed messages again", self.action_retry_failed)
+        yield SystemCommand("Upload file", "Send a file to this room", self.action_upload)
         yield SystemCommand("Next room", "The next room in the list", self.action_next_room)
         yield SystemCommand("Previous room", "The room above", self.action_previous_room)
         yield SystemCommand(
@@ -210,6 +216,7 @@ class TuichatApp(App[int]):
         view = self.main.timeline
         view.time_format = self.config.time_format
         view.membership_display = MembershipDisplay(self.config.membership)
+        view.previews_enabled = self.config.previews
         self.cache = Cache(self.profile.cache_file)
         self.snapshot = load_snapshot(self.cache, self.user_id)
         self._load_snapshot(self.snapshot)
@@ -841,6 +848,15 @@ class TuichatApp(App[int]):
                 feedback.show("Only messages can be reacted to.", error=True)
                 return
             self.push_screen(ReactionPicker(), lambda key: self._react(item, key))
+        elif message.action in ("open", "view"):
+            if item.attachment is None:
+                if message.action == "open":
+                    self._set_draft(("reply", item))  # Enter on a message: answer it
+                return
+            if message.action == "view" and item.attachment.is_image:
+                self._view_image(item)
+            else:
+                self._download(item)
         elif message.action == "delete":
             if not own or item.kind is ItemKind.REDACTED:
                 feedback.show("Only your own messages can be deleted.", error=True)
@@ -850,6 +866,117 @@ class TuichatApp(App[int]):
                 ConfirmDialog("Delete this message for everyone?", preview),
                 lambda yes: self._delete(item, bool(yes)),
             )
+
+    # -- attachments -------------------------------------------------------------------
+
+    def download_dir(self) -> Path:
+        from platformdirs import user_downloads_path
+
+        return self.config.download_dir or user_downloads_path()
+
+    @on(TimelineView.PreviewWanted)
+    def _preview_wanted(self, message: TimelineView.PreviewWanted) -> None:
+        room_id, item = self.current_room_id, message.item
+        if room_id is None or item.event_id is None:
+            return
+        cached = self._previews.get((room_id, item.event_id))
+        if cached is not None:
+            self.main.timeline.set_preview(item.key, cached)
+        else:
+            self._fetch_preview(room_id, item)
+
+    @work(group="previews", exit_on_error=False)
+    async def _fetch_preview(self, room_id: str, item: TimelineItem) -> None:
+        from tuichat.ui.widgets.image_preview import preview_lines
+
+        if self.service is None or item.attachment is None or item.event_id is None:
+            return
+        data = await self.service.preview_data(item.attachment)
+        lines = await asyncio.to_thread(preview_lines, data) if data else None
+        if lines:
+            self._previews[(room_id, item.event_id)] = lines
+            if room_id == self.current_room_id:
+                self.main.timeline.set_preview(item.key, lines)
+
+    @work(group="downloads", exit_on_error=False)
+    async def _download(self, item: TimelineItem) -> None:
+        from tuichat.matrix.attachments import AttachmentError
+
+        feedback = self.main.feedback
+        if self.service is None or item.attachment is None:
+            feedback.show("Not connected yet.", error=True)
+            return
+        feedback.show(f"Downloading {item.attachment.name}…")
+        try:
+            path = await self.service.download(item.attachment, self.download_dir())
+        except (AttachmentError, OSError) as error:
+            feedback.show(f"Not saved: {error}", error=True)
+            return
+        feedback.show(f"Saved to {path}")
+        self.push_screen(
+            ConfirmDialog(f"Saved {path.name}. Open it?", str(path), yes="Open"),
+            lambda yes: open_with_system(path) if yes else None,
+        )
+
+    @work(group="downloads", exit_on_error=False)
+    async def _view_image(self, item: TimelineItem) -> None:
+        from tuichat.matrix.attachments import AttachmentError
+        from tuichat.ui.screens.image_viewer import ImageViewer
+
+        if self.service is None or item.attachment is None:
+            return
+        try:
+            data = await self.service.fetch_attachment(item.attachment)
+        except AttachmentError as error:
+            self.main.feedback.show(f"Cannot show the image: {error}", error=True)
+            return
+        choice = await self.push_screen_wait(ImageViewer(item.attachment.name, data))
+        if choice == "save":
+            self._download(item)
+
+    def action_upload(self) -> None:
+        from tuichat.ui.screens.file_picker import FilePicker
+
+        def chosen(path: Path | None) -> None:
+            self.main.composer.focus()
+            if path is not None and self.current_room_id is not None:
+                self._upload(self.current_room_id, path)
+
+        self.push_screen(FilePicker(Path.cwd()), chosen)
+
+    @work(group="uploads", exit_on_error=False)
+    async def _upload(self, room_id: str, path: Path) -> None:
+        from tuichat.matrix.attachments import AttachmentError
+
+        feedback, bar = self.main.feedback, self.main.upload_bar
+        if self.service is None:
+            feedback.show("Not connected yet.", error=True)
+            return
+        bar.start(path.name, 1)
+        try:
+            await self.service.send_file(room_id, path, bar.advance)
+        except AttachmentError as error:
+            self._failed_uploads.append((room_id, path))
+            feedback.show(f"Upload failed: {error}. Ctrl+R tries again.", error=True)
+        else:
+            feedback.hide()
+        finally:
+            bar.finish()
+
+    def _upload_command(self, room_id: str, argument: str) -> None:
+        self._upload(room_id, Path(argument).expanduser())
+
+    def _latest_attachment(self) -> TimelineItem | None:
+        selected = self.main.timeline.selected_item
+        if selected is not None and selected.attachment is not None:
+            return selected
+        if self.current_room_id is None:
+            return None
+        timeline = self._timeline(self.current_room_id)
+        for index in range(len(timeline) - 1, -1, -1):
+            if timeline[index].attachment is not None:
+                return timeline[index]
+        return None
 
     def _set_draft(self, draft: tuple[str, TimelineItem] | None) -> None:
         if draft is None and self.draft is not None and self.draft[0] == "edit":
@@ -927,6 +1054,11 @@ class TuichatApp(App[int]):
         ]
         for txn_id in failed:
             self.service.retry(room_id, txn_id)
+        uploads = [path for room, path in self._failed_uploads if room == room_id]
+        self._failed_uploads = [(r, p) for r, p in self._failed_uploads if r != room_id]
+        for path in uploads:
+            self._upload(room_id, path)
+        failed += [str(path) for path in uploads]
         feedback = self.main.feedback
         if failed:
             feedback.show(f"Sending {len(failed)} message(s) again…")
@@ -1007,6 +1139,14 @@ class TuichatApp(App[int]):
             feedback.show("Choose a room first (Ctrl+K).", error=True)
         elif parsed.name == "leave":
             self._run_service_call(self.service.leave(room_id))
+        elif parsed.name == "upload":
+            self._upload_command(room_id, parsed.argument)
+        elif parsed.name == "download":
+            item = self._latest_attachment()
+            if item is None:
+                feedback.show("No file in this room to download.", error=True)
+            else:
+                self._download(item)
         elif parsed.name == "invite":
             self._run_service_call(self.service.invite(room_id, parsed.argument))
 
@@ -1096,3 +1236,25 @@ class TuichatApp(App[int]):
 
     def _run_service_call(self, call: object) -> None:
         self.run_worker(call, group="commands", exit_on_error=False)  # type: ignore[arg-type]
+
+
+def open_with_system(path: Path) -> None:
+    """Open a downloaded file with the desktop's opener (never a shell)."""
+    import os
+    import subprocess
+    import sys
+
+    if sys.platform == "win32":
+        os.startfile(path)  # type: ignore[attr-defined]
+        return
+    opener = "open" if sys.platform == "darwin" else "xdg-open"
+    try:
+        subprocess.Popen(
+            [opener, str(path)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError as error:
+        log.info("could not open %s: %s", path, error)

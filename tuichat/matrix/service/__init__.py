@@ -13,6 +13,7 @@ The service is one class assembled from parts, one module each:
 - `sending.py`: messages out, with local echo, in order;
 - `history.py`: older history, from the cache and /messages; reply parents;
 - `read_state.py`: read receipts, the fully-read marker, typing;
+- `attachments.py`: files in and out, encrypted in encrypted rooms;
 - `rooms.py`: joining, leaving, creating rooms and DMs, invites;
 - `trust.py`: devices, trust decisions, emoji verification;
 - `keys.py`: recovery, key backup, key export and import.
@@ -23,6 +24,7 @@ service talks to it through `CryptoEngine`.
 
 from __future__ import annotations
 
+from tuichat.matrix.service.attachments import AttachmentsMixin
 from tuichat.matrix.service.base import SYNC_TIMEOUT_MS, ServiceBase
 from tuichat.matrix.service.history import HistoryMixin
 from tuichat.matrix.service.keys import KeysMixin
@@ -40,6 +42,7 @@ class MatrixService(
     HistoryMixin,
     SendingMixin,
     ReadStateMixin,
+    AttachmentsMixin,
     RoomsMixin,
     TrustMixin,
     KeysMixin,

@@ -172,6 +172,9 @@ class ServiceBase:
     def _report_device_news(self) -> None:
         raise NotImplementedError  # trust.py
 
+    def _send_content(self, room_id: str, event_type: str, content: dict[str, Any]) -> str:
+        raise NotImplementedError  # sending.py
+
     def _handle_ephemeral(self, room_id: str, info: dict[str, Any], state: RoomState) -> None:
         raise NotImplementedError  # read_state.py
 

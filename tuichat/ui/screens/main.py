@@ -16,6 +16,7 @@ from tuichat.ui.widgets.room_list import RoomListView
 from tuichat.ui.widgets.status_line import Feedback, StatusLine
 from tuichat.ui.widgets.timeline_view import TimelineView
 from tuichat.ui.widgets.typing_line import TypingLine
+from tuichat.ui.widgets.upload_bar import UploadBar
 
 
 class MainScreen(Screen[None]):
@@ -29,6 +30,7 @@ class MainScreen(Screen[None]):
     composer = getters.query_one(Composer)
     draft_bar = getters.query_one(DraftBar)
     typing = getters.query_one(TypingLine)
+    upload_bar = getters.query_one(UploadBar)
     status = getters.query_one(StatusLine)
 
     class Composed(Message):
@@ -45,6 +47,7 @@ class MainScreen(Screen[None]):
                 yield TimelineView(id="timeline")
                 yield TypingLine(id="typing")
                 yield Feedback(id="feedback")
+                yield UploadBar(id="upload-bar")
                 yield DraftBar(id="draft-bar")
                 yield Composer(id="composer")
         yield StatusLine(id="status")

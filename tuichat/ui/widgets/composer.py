@@ -4,6 +4,9 @@ member's name (a mention), Escape cancels a reply or edit."""
 
 from __future__ import annotations
 
+import glob
+import os
+
 from textual import events
 from textual.binding import Binding
 from textual.message import Message
@@ -59,13 +62,32 @@ class Composer(TextArea):
             self.text = self.last_sent
             self.move_cursor(self.document.end)
             return
-        if event.key == "tab" and self.complete_mention():
+        if event.key == "tab" and (self.complete_path() or self.complete_mention()):
             event.stop()
             event.prevent_default()
             return
         if event.key != "tab":
             self._completion = None
         await super()._on_key(event)
+
+    def complete_path(self) -> bool:
+        """After `/upload `, Tab completes the path: the common part of the
+        matches, a "/" after a directory."""
+        text = self.text
+        if not text.startswith("/upload ") or "\n" in text:
+            return False
+        fragment = text[len("/upload ") :]
+        matches = path_matches(fragment)
+        if not matches:
+            return False
+        # Character by character on purpose: "rep" completes to "report".
+        completed = os.path.commonprefix(matches)  # noqa: RUF071
+        if len(matches) == 1 and os.path.isdir(os.path.expanduser(completed)):
+            completed += "/"
+        if completed != fragment:
+            self.text = "/upload " + completed
+            self.move_cursor(self.document.end)
+        return True
 
     def complete_mention(self) -> bool:
         """Complete the `@word` before the cursor to a member's name; Tab
@@ -113,3 +135,14 @@ class Composer(TextArea):
         self._completion = None
         self.clear()
         self.post_message(self.Submitted(text, mentions))
+
+
+def path_matches(fragment: str, limit: int = 200) -> list[str]:
+    """Paths starting with `fragment` (as typed: `~` kept), sorted."""
+    expanded = os.path.expanduser(fragment)
+    pattern = glob.escape(expanded) + "*"
+    found = sorted(glob.glob(pattern))[:limit]
+    if fragment.startswith("~"):
+        home = os.path.expanduser("~")
+        found = ["~" + match[len(home) :] for match in found]
+    return found

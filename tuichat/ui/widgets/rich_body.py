@@ -225,10 +225,10 @@ def _code_lines(block: Block, width: int, console: Console, styles: BodyStyles) 
     )
     options = console.options.update(width=width, height=None)
     rendered = console.render_lines(panel, options, pad=False)
-    return [_segments_text(line) for line in rendered]
+    return [segments_text(line) for line in rendered]
 
 
-def _segments_text(segments: list[Segment]) -> Text:
+def segments_text(segments: list[Segment]) -> Text:
     text = Text()
     for segment in segments:
         if not segment.control:

@@ -47,7 +47,7 @@ from tuichat.model.items import KEY_SOURCE_LABELS, ItemKind, SendState, Timeline
 from tuichat.model.rich_body import plain_text
 from tuichat.model.timeline import ChangeKind, TimelineChange
 from tuichat.ui.widgets.line_index import LineIndex
-from tuichat.ui.widgets.rich_body import BodyStyles, render_body
+from tuichat.ui.widgets.rich_body import BodyStyles, render_body, segments_text
 
 TIME_WIDTH = 5  # "%H:%M", the default time format
 LOCK_WIDTH = 2
@@ -64,6 +64,7 @@ DAY_BREAK = 1  # the first item of its day: a date line above it
 NEW_BELOW = 2  # the last item read: the "new messages" line below it
 RUN_HEAD = 4  # the first of several membership changes: their summary
 HIDDEN = 8  # condensed into the run's summary, or membership hidden
+PREVIEW = 16  # an image whose preview has arrived
 # A run of membership changes is summarised up to this many items.
 MAX_RUN = 500
 
@@ -204,6 +205,8 @@ class TimelineView(ScrollView, can_focus=True):
         Binding("e", "act('edit')", "Edit", id="edit"),
         Binding("plus,equals_sign", "act('react')", "React", id="react"),
         Binding("d,delete", "act('delete')", "Delete", id="delete"),
+        Binding("enter", "act('open')", "Save file", id="open"),
+        Binding("v", "act('view')", "View image", id="view"),
         Binding("escape", "leave", "Back to composer"),
     ]
 
@@ -255,6 +258,13 @@ class TimelineView(ScrollView, can_focus=True):
     class Left(Message):
         """The reader left the timeline (Escape): back to the composer."""
 
+    class PreviewWanted(Message):
+        """An image item came into view: fetch its preview."""
+
+        def __init__(self, item: TimelineItem) -> None:
+            super().__init__()
+            self.item = item
+
     def __init__(self, *, name: str | None = None, id: str | None = None) -> None:
         super().__init__(name=name, id=id)
         self._items: Sequence[TimelineItem] = ()
@@ -270,6 +280,9 @@ class TimelineView(ScrollView, can_focus=True):
         self._unread_after: str | None = None  # the "new messages" line's item
         self._selected: str | None = None  # key of the selected item
         self._parents_asked: set[str] = set()
+        self.previews_enabled = True
+        self._previews: dict[str, list[list[Segment]]] = {}
+        self._previews_asked: set[str] = set()
 
     # -- data ------------------------------------------------------------------
 
@@ -298,6 +311,9 @@ class TimelineView(ScrollView, can_focus=True):
         self._items = items
         self._unread_after = unread_after
         self._selected = None
+        # Keyed by event id like the strips: another room's must not show.
+        self._previews.clear()
+        self._previews_asked.clear()
         # Strips are keyed by event id; ids from another room (a hostile
         # server could reuse them) must never show their cached lines here.
         self._strips.clear()
@@ -536,6 +552,8 @@ class TimelineView(ScrollView, can_focus=True):
             and index + 1 < len(items)
         ):
             flags |= NEW_BELOW
+        if item.attachment is not None and item.key in self._previews:
+            flags |= PREVIEW
         if item.membership is not None:
             mode = self.membership_display
             if mode is MembershipDisplay.HIDE:
@@ -675,6 +693,13 @@ class TimelineView(ScrollView, can_focus=True):
                 lines.append(body)
         else:
             lines += body.wrap(console, width)
+        if item.attachment is not None and item.attachment.is_image and self.previews_enabled:
+            preview = self._previews.get(item.key)
+            if preview is not None:
+                lines += [segments_text(line) for line in preview]
+            elif item.key not in self._previews_asked and item.attachment.url is not None:
+                self._previews_asked.add(item.key)
+                self.post_message(self.PreviewWanted(item))
         if item.reactions:
             lines += self._reactions_text(item).wrap(console, width)
         if item.read_by:
@@ -684,6 +709,14 @@ class TimelineView(ScrollView, can_focus=True):
         if not lines:
             lines.append(Text(""))
         return lines
+
+    def set_preview(self, key: str, lines: list[list[Segment]]) -> None:
+        """An image's preview arrived: its item grows by the preview."""
+        self._previews[key] = lines
+        index = self._index_of(key)
+        if index is not None and index < len(self._lines):
+            self._lines.forget(index)
+            self.refresh()
 
     def _body_styles(self) -> BodyStyles:
         return BodyStyles(

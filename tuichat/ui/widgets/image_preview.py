@@ -1,0 +1,44 @@
+"""Images as half-block character cells, for previews in the timeline.
+
+Each cell is "▀" with the upper pixel as foreground and the lower as
+background (rich-pixels), so a preview works in any colour terminal and
+sits in the Line API timeline like text. The viewer screen shows images
+large with the Kitty or Sixel protocols where the terminal has them.
+Decoding runs in a worker thread (Pillow), never on the UI loop.
+"""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+from rich.segment import Segment
+
+PREVIEW_COLUMNS = 40
+PREVIEW_ROWS = 10
+# Images larger than this are not decoded (a decompression bomb).
+MAX_PIXELS = 40_000_000
+
+
+def preview_lines(
+    data: bytes, columns: int = PREVIEW_COLUMNS, rows: int = PREVIEW_ROWS
+) -> list[list[Segment]] | None:
+    """The image as at most `rows` lines of `columns` cells, or None if it
+    cannot be decoded."""
+    from PIL import Image, UnidentifiedImageError
+    from rich_pixels import Pixels
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            if width * height > MAX_PIXELS or not width or not height:
+                return None
+            image.draft("RGB", (columns, rows * 2))
+            picture = image.convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return None
+    picture.thumbnail((columns, rows * 2))
+    pixels = Pixels.from_image(picture)
+    console = Console(width=columns, color_system="truecolor", file=io.StringIO())
+    lines = console.render_lines(pixels, console.options.update_width(columns), pad=False)
+    return [line for line in lines if any(seg.text.strip(" ") or seg.style for seg in line)]
