@@ -305,3 +305,44 @@ async def test_files_both_ways_with_the_matrix_js_sdk_peer(
     assert received["encrypted"] and received["content"]["msgtype"] == "m.image"
     assert "url" not in received["content"]
     assert await js.download_file(received["content"]) == image.read_bytes()
+
+
+async def test_a_failed_upload_is_retried_with_ctrl_r_and_download_saves_the_latest(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+    tmp_path: Path,
+) -> None:
+    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
+    await log_in(synapse, profile, alice)
+    peer: NioPeer = await peer_factory(bob)
+    room_id = await peer.create_room(invite=[alice.user_id], encrypted=False, name="Retry")
+    downloads = tmp_path / "downloads"
+    config = Config(download_dir=downloads, path=tmp_path / "config.toml")
+    app = TuichatApp(profile, sync_timeout_ms=1000, config=config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_ui(pilot, lambda: app.connection is ConnectionState.SYNCED)
+        await wait_ui(pilot, lambda: app.rooms.get(room_id))
+        await type_text(pilot, f"/join {room_id}")
+        await wait_ui(pilot, lambda: app.current_room_id == room_id)
+        notes = tmp_path / "notes.txt"
+        await type_text(pilot, f"/upload {notes}")
+        feedback = app.main.feedback
+        await wait_ui(pilot, lambda: "Upload failed" in str(feedback.render()))
+        assert "Ctrl+R" in str(feedback.render())
+        notes.write_text("written after all")
+        await pilot.press("ctrl+r")
+        await wait_until(
+            lambda: peer.find_event(
+                room_id, lambda e: e.get("content", {}).get("body") == "notes.txt"
+            ),
+            30,
+        )
+        await wait_ui(
+            pilot,
+            lambda: any(i.attachment is not None and i.event_id for i in app.timelines[room_id]),
+        )
+        await type_text(pilot, "/download")
+        await wait_ui(pilot, lambda: isinstance(app.screen, ConfirmDialog), 30)
+        assert (downloads / "notes.txt").read_text() == "written after all"
