@@ -151,3 +151,13 @@ def test_upload_paths_complete(tmp_path: Path) -> None:
         str(tmp_path / "report-2025.pdf"),
         str(tmp_path / "report-2026.pdf"),
     ]
+
+
+def test_only_terminals_that_may_show_images_are_asked() -> None:
+    from tuichat.ui.graphics import may_show_images
+
+    assert may_show_images({"TERM": "xterm-kitty"})
+    assert may_show_images({"TERM_PROGRAM": "WezTerm"})
+    assert may_show_images({"TERM": "foot"})
+    assert not may_show_images({"TERM": "xterm-256color"})
+    assert not may_show_images({})

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from nio import UploadResponse
 from nio.crypto.attachments import decrypt_attachment
+from textual.widgets import Static
 
 from tests.conftest import UserFactory, log_in
 from tests.js_peer import JsPeer, requires_js_peer
@@ -30,6 +31,7 @@ from tuichat.matrix.session import Profile
 from tuichat.model.items import TimelineItem
 from tuichat.ui.app import TuichatApp
 from tuichat.ui.screens.confirm import ConfirmDialog
+from tuichat.ui.screens.image_viewer import ImageViewer
 from tuichat.ui.widgets.timeline_view import TimelineView
 from tuichat.ui.widgets.upload_bar import UploadBar
 
@@ -259,6 +261,16 @@ async def test_the_tui_uploads_with_progress_previews_and_saves(
         )
         line = next(t for t in view.line_texts() if "chart.png" in t)
         assert "[image] chart.png (image/png" in line
+
+        # v shows it large (half blocks: no graphics protocol here).
+        await pilot.press("ctrl+s", "v")
+        viewer = await wait_ui(
+            pilot, lambda: isinstance(app.screen, ImageViewer) and app.screen, 30
+        )
+        await pilot.pause()
+        assert "▄" in str(viewer.query_one("#image", Static).render())
+        await pilot.press("escape")
+        await wait_ui(pilot, lambda: not isinstance(app.screen, ImageViewer))
 
         # Enter on the selected file saves it and offers to open it.
         await pilot.press("ctrl+s")

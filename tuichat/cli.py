@@ -335,6 +335,10 @@ def _run_tui(profile_dir: Path) -> int:
     from tuichat.ui.app import TuichatApp
 
     config, errors = load_config()
+    if config.previews:
+        from tuichat.ui.graphics import prepare_graphics
+
+        prepare_graphics()  # before Textual owns the terminal's input
     app = TuichatApp(profile, config=config, config_errors=errors)
     app.run()
     return app.return_code or 0
