@@ -52,17 +52,7 @@ from tuichat.model.timeline import Timeline, TimelineChange
 from tuichat.model.verification import Phase, VerificationView
 from tuichat.ui.messages import MatrixEvent, MatrixEventsReady
 from tuichat.ui.notifications import Notifier
-from tuichat.ui.screens.confirm import ConfirmDialog
-from tuichat.ui.screens.devices import DevicesScreen
-from tuichat.ui.screens.invite import InviteDialog
 from tuichat.ui.screens.main import MainScreen
-from tuichat.ui.screens.members import MembersDialog
-from tuichat.ui.screens.new_dm import NewDmDialog
-from tuichat.ui.screens.passphrase import PassphraseDialog
-from tuichat.ui.screens.reaction_picker import ReactionPicker
-from tuichat.ui.screens.recovery import RecoveryDialog
-from tuichat.ui.screens.room_switcher import RoomSwitcher
-from tuichat.ui.screens.verification import VerificationDialog
 from tuichat.ui.themes import DEFAULT_THEME, load_themes
 from tuichat.ui.widgets.composer import Composer
 from tuichat.ui.widgets.room_list import RoomListView
@@ -71,6 +61,14 @@ from tuichat.ui.widgets.timeline_view import HistoryState, MembershipDisplay, Ti
 
 if TYPE_CHECKING:
     from tuichat.matrix.service import MatrixService
+    from tuichat.ui.screens.devices import DevicesScreen
+    from tuichat.ui.screens.members import MembersDialog
+    from tuichat.ui.screens.recovery import RecoveryDialog
+    from tuichat.ui.screens.verification import VerificationDialog
+
+# Dialogs are imported where they open, not at start-up: none of them is on
+# the first frame. Their messages reach the handlers below by name
+# (`on_<screen>_<message>`), which needs no import either.
 
 log = logging.getLogger(__name__)
 
@@ -409,12 +407,16 @@ class TuichatApp(App[int]):
         elif isinstance(event, SwitchToRoom):
             self.switch_room(event.room_id)
         elif isinstance(event, DevicesChanged):
+            from tuichat.ui.screens.devices import DevicesScreen
+
             for screen in self.screen_stack:
                 if isinstance(screen, DevicesScreen) and screen.user_id in event.user_ids:
                     self._load_devices(screen)
         elif isinstance(event, VerificationChanged):
             self._verification_changed(event.view)
         elif isinstance(event, RecoveryOffered):
+            from tuichat.ui.screens.recovery import RecoveryDialog
+
             self.push_screen(RecoveryDialog(has_secret_storage=True, backup_count=event.count))
         elif isinstance(event, ReceiptsChanged):
             change = self._timeline(event.room_id).set_receipts(event.receipts)
@@ -591,6 +593,8 @@ class TuichatApp(App[int]):
                 self.switch_room(room_id)
             self.main.composer.focus()
 
+        from tuichat.ui.screens.room_switcher import RoomSwitcher
+
         self.push_screen(RoomSwitcher(self.rooms.ordered()), chosen)
 
     def _answer_invite(self, summary: RoomSummary) -> None:
@@ -604,6 +608,8 @@ class TuichatApp(App[int]):
             else:
                 self.main.feedback.show(f"Declined the invite to {summary.name}.")
                 self._run_service_call(service.decline_invite(summary.room_id))
+
+        from tuichat.ui.screens.invite import InviteDialog
 
         self.push_screen(InviteDialog(summary), decided)
 
@@ -619,6 +625,8 @@ class TuichatApp(App[int]):
                 self._run_service_call(service.create_dm([user_id]))
             self.main.composer.focus()
 
+        from tuichat.ui.screens.new_dm import NewDmDialog
+
         self.push_screen(NewDmDialog(service.lookup_profile), chosen)
 
     # -- devices and verification ------------------------------------------------------
@@ -630,6 +638,8 @@ class TuichatApp(App[int]):
         return user_id
 
     def open_devices(self, user_id: str, display_name: str | None = None) -> None:
+        from tuichat.ui.screens.devices import DevicesScreen
+
         screen = DevicesScreen(user_id, display_name or self._display_name(user_id))
         self.push_screen(screen)
         self._load_devices(screen)
@@ -656,31 +666,34 @@ class TuichatApp(App[int]):
             for user in state.members(("join", "invite"))
         ]
         summary = self.current_summary
+        from tuichat.ui.screens.members import MembersDialog
+
         self.push_screen(MembersDialog(summary.name if summary else room_id or "", members))
 
-    @on(MembersDialog.MemberChosen)
-    def _member_chosen(self, message: MembersDialog.MemberChosen) -> None:
+    def on_members_dialog_member_chosen(self, message: MembersDialog.MemberChosen) -> None:
         self.open_devices(message.user_id, message.display_name)
 
-    @on(DevicesScreen.TrustRequested)
-    def _trust_requested(self, message: DevicesScreen.TrustRequested) -> None:
+    def on_devices_screen_trust_requested(self, message: DevicesScreen.TrustRequested) -> None:
         if self.service is None:
             return
         if not self.service.set_device_trust(message.user_id, message.device_id, message.action):
             self.main.feedback.show(f"Unknown device {message.device_id}", error=True)
 
-    @on(DevicesScreen.IdentityAcknowledged)
-    def _identity_acknowledged(self, message: DevicesScreen.IdentityAcknowledged) -> None:
+    def on_devices_screen_identity_acknowledged(
+        self, message: DevicesScreen.IdentityAcknowledged
+    ) -> None:
         if self.service is not None:
             self.service.acknowledge_identity(message.user_id)
 
-    @on(DevicesScreen.RefreshRequested)
-    def _refresh_devices(self, message: DevicesScreen.RefreshRequested) -> None:
+    def on_devices_screen_refresh_requested(self, message: DevicesScreen.RefreshRequested) -> None:
+        from tuichat.ui.screens.devices import DevicesScreen
+
         if isinstance(self.screen, DevicesScreen):
             self._load_devices(self.screen, refresh=True)
 
-    @on(DevicesScreen.VerificationRequested)
-    def _verification_requested(self, message: DevicesScreen.VerificationRequested) -> None:
+    def on_devices_screen_verification_requested(
+        self, message: DevicesScreen.VerificationRequested
+    ) -> None:
         self._start_verification(message.user_id, message.device_id)
 
     @work(group="verification", exit_on_error=False)
@@ -694,6 +707,8 @@ class TuichatApp(App[int]):
             await self.service.request_verification(user_id, device_id)
 
     def _verification_dialog(self, transaction_id: str) -> VerificationDialog | None:
+        from tuichat.ui.screens.verification import VerificationDialog
+
         for screen in self.screen_stack:
             if isinstance(screen, VerificationDialog) and screen.transaction_id == transaction_id:
                 return screen
@@ -706,10 +721,11 @@ class TuichatApp(App[int]):
             return
         opens = view.we_requested or view.phase is not Phase.CANCELLED
         if opens and view.phase is not Phase.DONE:
+            from tuichat.ui.screens.verification import VerificationDialog
+
             self.push_screen(VerificationDialog(view, self._display_name(view.other_user)))
 
-    @on(VerificationDialog.Choice)
-    def _verification_choice(self, message: VerificationDialog.Choice) -> None:
+    def on_verification_dialog_choice(self, message: VerificationDialog.Choice) -> None:
         service = self.service
         if service is None:
             return
@@ -739,13 +755,18 @@ class TuichatApp(App[int]):
         except (MatrixHttpError, *NETWORK_ERRORS) as error:
             self.main.feedback.show(f"Could not check recovery: {error}", error=True)
             return
+        from tuichat.ui.screens import recovery
+
         count = status.backup.count if status.backup else 0
         self.push_screen(
-            RecoveryDialog(has_secret_storage=status.has_secret_storage, backup_count=count)
+            recovery.RecoveryDialog(
+                has_secret_storage=status.has_secret_storage, backup_count=count
+            )
         )
 
-    @on(RecoveryDialog.RestoreRequested)
-    def _restore_requested(self, message: RecoveryDialog.RestoreRequested) -> None:
+    def on_recovery_dialog_restore_requested(
+        self, message: RecoveryDialog.RestoreRequested
+    ) -> None:
         self._run_recovery(message.secret, message.is_passphrase)
 
     @work(group="recovery", exclusive=True, exit_on_error=False)
@@ -754,6 +775,7 @@ class TuichatApp(App[int]):
         from tuichat.matrix.crypto.secret_storage import SecretStorageError
         from tuichat.matrix.http import MatrixHttpError
         from tuichat.matrix.network import NETWORK_ERRORS
+        from tuichat.ui.screens.recovery import RecoveryDialog
 
         dialog = next((s for s in self.screen_stack if isinstance(s, RecoveryDialog)), None)
         if self.service is None or dialog is None:
@@ -772,8 +794,7 @@ class TuichatApp(App[int]):
             "Encrypted history fills in as it is decrypted."
         )
 
-    @on(RecoveryDialog.SetupRequested)
-    def _setup_requested(self, message: RecoveryDialog.SetupRequested) -> None:
+    def on_recovery_dialog_setup_requested(self, message: RecoveryDialog.SetupRequested) -> None:
         self._run_setup(message.password)
 
     @work(group="recovery", exclusive=True, exit_on_error=False)
@@ -781,6 +802,7 @@ class TuichatApp(App[int]):
         from tuichat.matrix.crypto.secret_storage import SecretStorageError
         from tuichat.matrix.http import MatrixHttpError
         from tuichat.matrix.network import NETWORK_ERRORS
+        from tuichat.ui.screens.recovery import RecoveryDialog
 
         dialog = next((s for s in self.screen_stack if isinstance(s, RecoveryDialog)), None)
         if self.service is None or dialog is None:
@@ -847,6 +869,8 @@ class TuichatApp(App[int]):
             if item.kind not in EDITABLE:
                 feedback.show("Only messages can be reacted to.", error=True)
                 return
+            from tuichat.ui.screens.reaction_picker import ReactionPicker
+
             self.push_screen(ReactionPicker(), lambda key: self._react(item, key))
         elif message.action in ("open", "view"):
             if item.attachment is None:
@@ -861,6 +885,8 @@ class TuichatApp(App[int]):
             if not own or item.kind is ItemKind.REDACTED:
                 feedback.show("Only your own messages can be deleted.", error=True)
                 return
+            from tuichat.ui.screens.confirm import ConfirmDialog
+
             preview = item.body if len(item.body) < 200 else item.body[:200] + "…"
             self.push_screen(
                 ConfirmDialog("Delete this message for everyone?", preview),
@@ -912,6 +938,8 @@ class TuichatApp(App[int]):
         except (AttachmentError, OSError) as error:
             feedback.show(f"Not saved: {error}", error=True)
             return
+        from tuichat.ui.screens.confirm import ConfirmDialog
+
         feedback.show(f"Saved to {path}")
         self.push_screen(
             ConfirmDialog(f"Saved {path.name}. Open it?", str(path), yes="Open"),
@@ -1180,6 +1208,8 @@ class TuichatApp(App[int]):
         )
 
     def _handle_keys_command(self, name: str, argument: str) -> None:
+        from tuichat.ui.screens.passphrase import PassphraseDialog
+
         path = Path(argument).expanduser()
         feedback = self.main.feedback
         if name == "export-keys":

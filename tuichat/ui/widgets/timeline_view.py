@@ -389,7 +389,10 @@ class TimelineView(ScrollView, can_focus=True):
 
     def _scroll_to_end(self) -> None:
         # Measure the last screens first, so the end is where it will stay.
-        self._measure_back_from(len(self._items) - 1, self._viewport_height() * 2)
+        # Not before the first layout: at width 0 every item would be
+        # wrapped at the minimum width, then measured again.
+        if self._width:
+            self._measure_back_from(len(self._items) - 1, self._viewport_height() * 2)
         self._update_virtual_size()
         # `force`: right after a size change the scrollbars are not updated
         # yet, and without it Textual would refuse to scroll.
