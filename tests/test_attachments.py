@@ -161,3 +161,23 @@ def test_only_terminals_that_may_show_images_are_asked() -> None:
     assert may_show_images({"TERM": "foot"})
     assert not may_show_images({"TERM": "xterm-256color"})
     assert not may_show_images({})
+
+
+def test_kitty_previews_are_placeholder_cells_for_an_image_sent_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import textual_image.renderable.tgp as tgp
+
+    sent: list[dict[str, object]] = []
+    monkeypatch.setattr(tgp, "_send_tgp_message", lambda **fields: sent.append(fields))
+    lines = preview_lines(png(200, 100), kitty=True)
+    assert lines is not None and len(lines) == 10
+    # Each cell: U+10EEEE with row/column diacritics, coloured by image id.
+    first = "".join(segment.text for segment in lines[0])
+    assert first.count("\U0010eeee") == 40
+    from rich.cells import cell_len
+
+    assert all(cell_len("".join(s.text for s in line)) == 40 for line in lines)
+    # The image data went out once, then a virtual placement (U=1).
+    assert [message.get("a") for message in sent] == [None, "p"]
+    assert sent[1]["U"] == 1 and sent[1]["c"] == 40 and sent[1]["r"] == 10

@@ -43,3 +43,15 @@ def prepare_graphics() -> None:
 def graphics_ready() -> bool:
     """Whether textual-image was set up before the app started."""
     return _state["prepared"]
+
+
+def inline_images() -> bool:
+    """Whether previews in the timeline can be real images: the terminal
+    speaks Kitty's graphics protocol, whose Unicode placeholders are
+    ordinary characters in ordinary lines (Sixel paints at the cursor and
+    cannot live in a scrolled, redrawn line view)."""
+    if not graphics_ready():
+        return False
+    from textual_image.renderable import Image, TGPImage
+
+    return Image is TGPImage
