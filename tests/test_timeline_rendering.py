@@ -172,13 +172,13 @@ async def test_runs_of_membership_changes_are_condensed_into_one_line() -> None:
         view = app.query_one(TimelineView)
         timeline = Timeline("!r", "@me:x")
         timeline.append(items)
-        view.membership_display = MembershipDisplay.HIDE
-        view.set_items(timeline)
+        view.set_items(timeline, unread_after=items[2].key)
+        view.set_membership_display(MembershipDisplay.HIDE)
         await pilot.pause()
         assert not any("joined" in line for line in view.line_texts())
-        view.membership_display = MembershipDisplay.SHOW
-        view.set_items(timeline)
+        view.set_membership_display(MembershipDisplay.SHOW)
         await pilot.pause()
+        assert any("new messages" in line for line in view.line_texts())
         assert sum("joined" in line for line in view.line_texts()) == 5
 
 

@@ -201,9 +201,7 @@ class TuichatApp(App[int]):
             )
 
     def _set_membership_display(self, mode: MembershipDisplay) -> None:
-        view = self.main.timeline
-        view.membership_display = mode
-        view.set_items(view.items)
+        self.main.timeline.set_membership_display(mode)
 
     @on(MainScreen.Composed)
     def _main_composed(self) -> None:

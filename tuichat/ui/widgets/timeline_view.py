@@ -323,6 +323,15 @@ class TimelineView(ScrollView, can_focus=True):
         self._scroll_to_end()
         self.refresh()
 
+    def set_membership_display(self, mode: MembershipDisplay) -> None:
+        """Show, condense or hide membership changes: every height may
+        change; the "new messages" line and the selection stay."""
+        self.membership_display = mode
+        self._strips.clear()
+        self._lines.reset(len(self._items))
+        self._scroll_to_end()
+        self.refresh()
+
     def set_history(self, state: HistoryState) -> None:
         if state is not self.history:
             self.history = state
