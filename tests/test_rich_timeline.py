@@ -268,6 +268,13 @@ async def test_what_the_peer_does_shows_replies_edits_reactions_typing_and_recei
             )
         )
 
+    # After a restart, before any sync, the cached receipt is still shown.
+    again = TuichatApp(profile, connect=False)
+    async with again.run_test(size=(120, 40)) as pilot:
+        await wait_ui(pilot, lambda: again.rooms.get(room_id))
+        again.switch_room(room_id)
+        await wait_ui(pilot, lambda: "✓ Bob" in _shown(again))
+
 
 @requires_js_peer
 async def test_replies_edits_and_reactions_with_the_matrix_js_sdk_peer(

@@ -55,6 +55,13 @@ CREATE TABLE IF NOT EXISTS events (
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS events_by_id ON events (room_id, event_id);
 CREATE TABLE IF NOT EXISTS account_data (type TEXT PRIMARY KEY, content TEXT NOT NULL);
+-- Added without a version bump: older caches gain it empty.
+CREATE TABLE IF NOT EXISTS receipts (
+    room_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    PRIMARY KEY (room_id, user_id)
+) WITHOUT ROWID;
 """
 
 
@@ -81,6 +88,7 @@ class RoomWrite:
     events: list[dict[str, Any]] = field(default_factory=list)
     replace_timeline: bool = False  # a limited sync: drop the cached timeline
     prev_batch: str | None = None
+    receipts: dict[str, str] = field(default_factory=dict)  # user id -> event id
 
 
 @dataclass
@@ -164,6 +172,13 @@ class Cache:
         """Each room's newest cached event's timestamp (its last activity),
         without loading its timeline."""
         rows = self._db.execute("SELECT room_id, last_ts FROM rooms WHERE last_ts > 0")
+        return dict(rows)
+
+    def receipts(self, room_id: str) -> dict[str, str]:
+        """Other members' read receipts in the room: user id -> event id."""
+        rows = self._db.execute(
+            "SELECT user_id, event_id FROM receipts WHERE room_id = ?", (room_id,)
+        ).fetchall()
         return dict(rows)
 
     def read_marker(self, room_id: str) -> str | None:
@@ -413,6 +428,12 @@ class _Writer:
             )
         self._append_events(room_id, room.events)
         self._forget_redacted(room_id, room.events)
+        if room.receipts:
+            db.executemany(
+                "INSERT INTO receipts (room_id, user_id, event_id) VALUES (?, ?, ?) "
+                "ON CONFLICT(room_id, user_id) DO UPDATE SET event_id = excluded.event_id",
+                [(room_id, user, event) for user, event in room.receipts.items()],
+            )
         stamps = [e.get("origin_server_ts") for e in room.events]
         newest = max((t for t in stamps if isinstance(t, int)), default=0)
         if newest:

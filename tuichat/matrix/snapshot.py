@@ -41,6 +41,8 @@ class Snapshot:
     # Encrypted events still to decrypt, by room, oldest first.
     encrypted: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     read_markers: dict[str, str] = field(default_factory=dict)
+    # Other members' read receipts: room -> user id -> (event id, name).
+    receipts: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
     has_older: dict[str, bool] = field(default_factory=dict)
     m_direct: dict[str, list[str]] = field(default_factory=dict)
     own_display_name: str = ""
@@ -66,6 +68,11 @@ class Snapshot:
         marker = cache.read_marker(room_id)
         if marker:
             self.read_markers[room_id] = marker
+        receipts = cache.receipts(room_id)
+        if receipts:
+            self.receipts[room_id] = {
+                user: (event, state.member_name(user)) for user, event in receipts.items()
+            }
         viewer = Viewer(self.user_id, self.own_display_name)
         waiting = Decryption(None, "decrypting")
         items = []

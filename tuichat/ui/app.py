@@ -262,6 +262,9 @@ class TuichatApp(App[int]):
             if timeline.read_marker is None:
                 timeline.mark_read()
         timeline.has_more_history = snapshot.has_older.get(room_id, True)
+        receipts = snapshot.receipts.get(room_id)
+        if receipts:
+            timeline.set_receipts(receipts)
         if room_id == self.current_room_id:
             self.main.timeline.apply_change(change)
         else:

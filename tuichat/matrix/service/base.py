@@ -175,7 +175,9 @@ class ServiceBase:
     def _send_content(self, room_id: str, event_type: str, content: dict[str, Any]) -> str:
         raise NotImplementedError  # sending.py
 
-    def _handle_ephemeral(self, room_id: str, info: dict[str, Any], state: RoomState) -> None:
+    def _handle_ephemeral(
+        self, room_id: str, info: dict[str, Any], state: RoomState
+    ) -> dict[str, str]:
         raise NotImplementedError  # read_state.py
 
 

@@ -68,8 +68,11 @@ class ReadStateMixin(ServiceBase):
         except NETWORK_ERRORS as error:
             log.info("typing notification not sent: %s", error)
 
-    def _handle_ephemeral(self, room_id: str, info: dict[str, Any], state: RoomState) -> None:
-        """`m.typing` and `m.receipt` of one joined room in a sync."""
+    def _handle_ephemeral(
+        self, room_id: str, info: dict[str, Any], state: RoomState
+    ) -> dict[str, str]:
+        """`m.typing` and `m.receipt` of one joined room in a sync; returns
+        the receipts (user id -> event id) for the cache."""
         receipts: dict[str, tuple[str, str]] = {}
         for event in _events(info.get("ephemeral")):
             content = event.get("content")
@@ -99,3 +102,4 @@ class ReadStateMixin(ServiceBase):
             event_id = content.get("event_id") if isinstance(content, dict) else None
             if event.get("type") == "m.fully_read" and isinstance(event_id, str):
                 self.emit(ReadMarkers({room_id: event_id}))
+        return {user: event_id for user, (event_id, _name) in receipts.items()}

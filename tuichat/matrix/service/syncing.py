@@ -330,7 +330,7 @@ class SyncMixin(ServiceBase):
         if state_events:
             outcome.changed_rooms.add(room_id)
             self._note_own_name(state)
-        self._handle_ephemeral(room_id, info, state)
+        receipts = self._handle_ephemeral(room_id, info, state)
         limited = bool(timeline.get("limited"))
         if limited:
             self._gaps[room_id] = self._gaps.get(room_id, 0) + 1
@@ -342,6 +342,7 @@ class SyncMixin(ServiceBase):
             events=events,
             replace_timeline=limited,
             prev_batch=prev_batch if isinstance(prev_batch, str) else None,
+            receipts=receipts,
         )
         if items or limited:
             activity = last_activity(items)
