@@ -337,6 +337,10 @@ class TuichatApp(App[int]):
         events, self._inbox = self._inbox, []
         deadline = time.perf_counter() + SLICE_SECONDS
         for event in events:
+            if not self.is_running:
+                # Shutting down: the screens' widgets are being removed, and
+                # what the service still reports has nowhere to go.
+                return
             self._apply(event)
             if time.perf_counter() > deadline:
                 await asyncio.sleep(0)  # a frame may be drawn
@@ -352,7 +356,8 @@ class TuichatApp(App[int]):
 
     @on(MatrixEvent)
     def _on_matrix_event(self, message: MatrixEvent) -> None:
-        self._apply(message.event)
+        if self.is_running:
+            self._apply(message.event)
 
     def _apply(self, event: DomainEvent) -> None:
         if isinstance(event, TimelineAppended):
