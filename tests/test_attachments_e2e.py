@@ -74,12 +74,24 @@ async def peer_download(peer: NioPeer, content: dict[str, Any]) -> bytes:
     return body
 
 
-async def _room(
-    service: MatrixService, recorder: Recorder, peer: NioPeer, user_id: str, encrypted: bool
-) -> str:
-    room_id = await peer.create_room(invite=[user_id], encrypted=encrypted)
+async def _service_and_peer_in_room(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+    start_service: ServiceFactory,
+    *,
+    encrypted: bool,
+) -> tuple[MatrixService, Recorder, NioPeer, str]:
+    """Alice's service and Bob's nio peer in a room Bob made."""
+    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
+    await log_in(synapse, profile, alice)
+    recorder = Recorder()
+    service = await start_service(profile, recorder)
+    peer: NioPeer = await peer_factory(bob)
+    room_id = await peer.create_room(invite=[alice.user_id], encrypted=encrypted)
     await join_invite(service, recorder, peer, room_id)
-    return room_id
+    return service, recorder, peer, room_id
 
 
 def _attachment_item(recorder: Recorder, room_id: str, event_id: str) -> Callable[[], Any]:
@@ -100,12 +112,9 @@ async def test_files_both_ways_with_a_nio_peer(
     tmp_path: Path,
     encrypted: bool,
 ) -> None:
-    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
-    await log_in(synapse, profile, alice)
-    recorder = Recorder()
-    service = await start_service(profile, recorder)
-    peer: NioPeer = await peer_factory(bob)
-    room_id = await _room(service, recorder, peer, alice.user_id, encrypted)
+    service, recorder, peer, room_id = await _service_and_peer_in_room(
+        synapse, new_user, profile, peer_factory, start_service, encrypted=encrypted
+    )
 
     # tuichat sends an image: the peer downloads the same bytes.
     image = tmp_path / "sunset.png"
@@ -159,12 +168,9 @@ async def test_a_tampered_encrypted_file_is_not_saved(
     start_service: ServiceFactory,
     tmp_path: Path,
 ) -> None:
-    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
-    await log_in(synapse, profile, alice)
-    recorder = Recorder()
-    service = await start_service(profile, recorder)
-    peer: NioPeer = await peer_factory(bob)
-    room_id = await _room(service, recorder, peer, alice.user_id, True)
+    service, recorder, peer, room_id = await _service_and_peer_in_room(
+        synapse, new_user, profile, peer_factory, start_service, encrypted=True
+    )
     original = b"the real contract"
     response, keys = await peer.client.upload(
         io.BytesIO(original), "text/plain", "contract.txt", encrypt=True, filesize=len(original)
@@ -198,12 +204,9 @@ async def test_files_over_the_servers_limit_are_refused_up_front(
     start_service: ServiceFactory,
     tmp_path: Path,
 ) -> None:
-    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
-    await log_in(synapse, profile, alice)
-    recorder = Recorder()
-    service = await start_service(profile, recorder)
-    peer: NioPeer = await peer_factory(bob)
-    room_id = await _room(service, recorder, peer, alice.user_id, True)
+    service, _recorder, _peer, room_id = await _service_and_peer_in_room(
+        synapse, new_user, profile, peer_factory, start_service, encrypted=True
+    )
     assert await service.upload_limit() == 50 * 1024 * 1024  # the test Synapse's max_upload_size
     big = tmp_path / "big.bin"
     with big.open("wb") as handle:
