@@ -157,3 +157,22 @@ def test_any_html_soup_parses_without_error_and_without_controls(parts: list[str
         return
     text = plain_text(body)
     assert "\x1b" not in text and "\x07" not in text and "\x9b" not in text
+
+
+def test_a_body_of_thousands_of_tags_is_shown_as_its_plain_body() -> None:
+    # Parsing is linear, but 64 KB of tiny tags would still hold the UI
+    # loop up; nobody writes that by hand.
+    assert parse_formatted_body('<a href="https://x.org">y</a>' * 2000) is None
+    body = parse_formatted_body('<a href="https://x.org">y</a>' * 700)
+    assert body is not None and plain_text(body).count("<https://x.org>") == 700
+
+
+def test_long_paragraphs_and_many_links_keep_every_character() -> None:
+    html = "".join(
+        f'word{n} <a href="https://x.org/{n}">link {n}</a> <b>b{n}</b><br>' for n in range(300)
+    )
+    body = parse_formatted_body(html)
+    assert body is not None
+    text = plain_text(body)
+    assert text.count("<https://x.org/") == 300
+    assert "word299 link 299 <https://x.org/299> b299" in text

@@ -32,21 +32,25 @@ from tuichat.model.sanitize import clean_line, clean_text
 
 MAX_DEPTH = 100
 MAX_BLOCKS = 2000
+# More tags than this and the message is shown as its plain `body`: parsing
+# is linear, but a 64 KB body of tiny tags would still hold up the UI loop
+# for tens of milliseconds, and nobody writes such a message by hand.
+MAX_TAGS = 1500
 
 LINK_SCHEMES = ("https:", "http:", "ftp:", "mailto:", "magnet:")
 
-_INLINE_MARKS: dict[str, Mark] = {
-    "b": Mark.BOLD,
-    "strong": Mark.BOLD,
-    "i": Mark.ITALIC,
-    "em": Mark.ITALIC,
-    "u": Mark.UNDERLINE,
-    "del": Mark.STRIKE,
-    "s": Mark.STRIKE,
-    "strike": Mark.STRIKE,
-    "code": Mark.CODE,
-    "sup": Mark.SUPERSCRIPT,
-    "sub": Mark.SUBSCRIPT,
+_INLINE_MARKS: dict[str, int] = {
+    "b": Mark.BOLD.value,
+    "strong": Mark.BOLD.value,
+    "i": Mark.ITALIC.value,
+    "em": Mark.ITALIC.value,
+    "u": Mark.UNDERLINE.value,
+    "del": Mark.STRIKE.value,
+    "s": Mark.STRIKE.value,
+    "strike": Mark.STRIKE.value,
+    "code": Mark.CODE.value,
+    "sup": Mark.SUPERSCRIPT.value,
+    "sub": Mark.SUBSCRIPT.value,
 }
 _BLOCK_TAGS = frozenset(
     {
@@ -110,7 +114,7 @@ class _Open:
 
     def __init__(self, tag: str) -> None:
         self.tag = tag
-        self.marks = Mark.NONE
+        self.marks = 0  # Mark bits as a plain int: IntFlag arithmetic is slow
         self.colour: str | None = None
         self.href: str | None = None
         self.mention: str | None = None
@@ -118,12 +122,25 @@ class _Open:
         self.block = tag in _BLOCK_TAGS
 
 
+class _Run:
+    __slots__ = ("colour", "marks", "pieces")
+
+    def __init__(self, pieces: list[str], marks: int, colour: str | None) -> None:
+        self.pieces = pieces
+        self.marks = marks
+        self.colour = colour
+
+
 class _Builder(HTMLParser):
     def __init__(self, member_name: Callable[[str], str]) -> None:
         super().__init__(convert_charrefs=True)
         self.member_name = member_name
         self.blocks: list[Block] = []
-        self.spans: list[Span] = []
+        # The paragraph being built: runs of [pieces, marks, colour], joined
+        # into spans when it ends (appending to one string would be
+        # quadratic), and its length so far.
+        self.runs: list[_Run] = []
+        self.length = 0
         self.stack: list[_Open] = []
         self.ignored = 0  # tags beyond MAX_DEPTH, still open
         self.dropping = 0  # inside mx-reply, script, …
@@ -135,8 +152,8 @@ class _Builder(HTMLParser):
 
     # -- context -----------------------------------------------------------------
 
-    def _marks(self) -> tuple[Mark, str | None]:
-        marks = Mark.NONE
+    def _marks(self) -> tuple[int, str | None]:
+        marks = 0
         colour = None
         for entry in self.stack:
             marks |= entry.marks
@@ -155,8 +172,9 @@ class _Builder(HTMLParser):
 
     def _flush(self) -> None:
         """End the paragraph being built, if it has any text."""
-        spans = _trim(self.spans)
-        self.spans = []
+        spans = _trim([Span("".join(run.pieces), Mark(run.marks), run.colour) for run in self.runs])
+        self.runs = []
+        self.length = 0
         if not spans or len(self.blocks) >= MAX_BLOCKS:
             return
         level = self._heading()
@@ -172,15 +190,19 @@ class _Builder(HTMLParser):
         )
         self.bullet = ""
 
-    def _add_text(self, text: str, extra: Mark = Mark.NONE) -> None:
+    def _add_text(self, text: str, extra: int = 0) -> None:
         if not text:
             return
         marks, colour = self._marks()
-        marks |= extra
-        if self.spans and self.spans[-1].marks == marks and self.spans[-1].colour == colour:
-            self.spans[-1] = Span(self.spans[-1].text + text, marks, colour)
+        self._append(text, marks | extra, colour)
+
+    def _append(self, text: str, marks: int, colour: str | None) -> None:
+        runs = self.runs
+        if runs and runs[-1].marks == marks and runs[-1].colour == colour:
+            runs[-1].pieces.append(text)
         else:
-            self.spans.append(Span(text, marks, colour))
+            runs.append(_Run([text], marks, colour))
+        self.length += len(text)
 
     # -- parser callbacks ------------------------------------------------------------
 
@@ -203,13 +225,13 @@ class _Builder(HTMLParser):
             return
         entry = _Open(tag)
         attributes = dict(attrs)
-        entry.marks = _INLINE_MARKS.get(tag, Mark.NONE)
+        entry.marks = _INLINE_MARKS.get(tag, 0)
         if tag in ("font", "span"):
             colour = attributes.get("data-mx-color") or attributes.get("color")
             if isinstance(colour, str) and _COLOUR.match(colour):
                 entry.colour = colour.lower()
             if tag == "span" and "data-mx-spoiler" in attributes:
-                entry.marks |= Mark.SPOILER
+                entry.marks |= Mark.SPOILER.value
         if entry.block:
             self._flush()
         if tag in ("ul", "ol"):
@@ -231,14 +253,14 @@ class _Builder(HTMLParser):
             if href is not None:
                 entry.mention = mentioned_user(href)
                 entry.href = href
-                entry.marks |= Mark.MENTION if entry.mention else Mark.LINK
-            entry.link_start = self._text_length()
+                entry.marks |= (Mark.MENTION if entry.mention else Mark.LINK).value
+            entry.link_start = self.length
         elif tag in ("td", "th"):
             if self.cell:
                 self._add_text(" │ ")
             self.cell += 1
             if tag == "th":
-                entry.marks |= Mark.BOLD
+                entry.marks |= Mark.BOLD.value
         elif tag == "tr":
             self.cell = 0
         self.stack.append(entry)
@@ -262,7 +284,7 @@ class _Builder(HTMLParser):
                 self.blocks.append(Block(BlockKind.RULE, quote=self._count("blockquote")))
         elif tag == "img":
             label = clean_line(attributes.get("alt") or attributes.get("title"), max_length=200)
-            self._add_text(f"[image: {label}]" if label else "[image]", Mark.ITALIC)
+            self._add_text(f"[image: {label}]" if label else "[image]", Mark.ITALIC.value)
 
     def _code_language(self, attributes: dict[str, str | None]) -> None:
         classes = attributes.get("class") or ""
@@ -328,28 +350,44 @@ class _Builder(HTMLParser):
             name = self.member_name(entry.mention)
             self._drop_text_since(entry.link_start)
             marks, colour = self._marks()
-            self.spans.append(Span(name, marks | Mark.MENTION, colour))
+            self._append(name, marks | Mark.MENTION.value, colour)
             return
         if _same_target(text, entry.href):
             return
-        self.spans.append(Span(f" <{entry.href}>", Mark.LINK_TARGET))
-
-    def _text_length(self) -> int:
-        return sum(len(span.text) for span in self.spans)
+        self._append(f" <{entry.href}>", Mark.LINK_TARGET.value, None)
 
     def _text_since(self, start: int) -> str:
-        return "".join(span.text for span in self.spans)[start:]
+        """The paragraph's text from `start` on (a link's text): read from
+        the end, so the cost follows the link, not the paragraph."""
+        need = self.length - start
+        if need <= 0:
+            return ""
+        pieces: list[str] = []
+        got = 0
+        for run in reversed(self.runs):
+            for piece in reversed(run.pieces):
+                pieces.append(piece)
+                got += len(piece)
+                if got >= need:
+                    break
+            if got >= need:
+                break
+        text = "".join(reversed(pieces))
+        return text[len(text) - need :]
 
     def _drop_text_since(self, start: int) -> None:
-        kept: list[Span] = []
-        length = 0
-        for span in self.spans:
-            if length + len(span.text) <= start:
-                kept.append(span)
-            elif length < start:
-                kept.append(Span(span.text[: start - length], span.marks, span.colour))
-            length += len(span.text)
-        self.spans = kept
+        excess = self.length - max(0, start)
+        while excess > 0 and self.runs:
+            run = self.runs[-1]
+            text = "".join(run.pieces)
+            if len(text) <= excess:
+                self.runs.pop()
+                excess -= len(text)
+                self.length -= len(text)
+            else:
+                run.pieces = [text[: len(text) - excess]]
+                self.length -= excess
+                excess = 0
 
     def handle_data(self, data: str) -> None:
         if self.dropping:
@@ -358,7 +396,7 @@ class _Builder(HTMLParser):
             self.code.append(data)
             return
         text = _SPACES.sub(" ", data)
-        if not self.spans or self.spans[-1].text.endswith(("\n", " ")):
+        if not self.runs or self.runs[-1].pieces[-1].endswith(("\n", " ")):
             text = text.lstrip(" ")
         # Character references arrive decoded here: cleaned again.
         self._add_text(clean_text(text))
@@ -399,7 +437,7 @@ def parse_formatted_body(
 ) -> RichBody | None:
     """The blocks of a `formatted_body`, or None when there is nothing to
     show (not a string, or no text left after the whitelist)."""
-    if not isinstance(html, str) or not html.strip():
+    if not isinstance(html, str) or not html.strip() or html.count("<") > MAX_TAGS:
         return None
     builder = _Builder(member_name or (lambda user_id: user_id))
     # Control characters are made visible before parsing, so a character
