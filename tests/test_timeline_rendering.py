@@ -216,3 +216,34 @@ async def test_state_kinds_and_relations_are_not_selectable() -> None:
         await pilot.pause()
         assert view.selected_item is not None and view.selected_item.body == "hi"
         assert timeline[1].kind is ItemKind.STATE
+
+
+def test_code_blocks_keep_indentation_and_huge_ones_are_cut_with_a_note() -> None:
+    from rich.console import Console
+    from rich.style import Style
+
+    from tuichat.model.rich_body import Block, BlockKind
+    from tuichat.ui.widgets.rich_body import BodyStyles, render_body
+
+    plain = Style()
+    styles = BodyStyles(
+        code=plain, link=plain, link_target=plain, mention=plain, quote=plain, muted=plain
+    )
+    console = Console(width=100)
+    small = render_body(
+        (Block(BlockKind.CODE, language="python", code="def f():\n\treturn 1"),),
+        40,
+        console,
+        styles,
+    )
+    assert [line.plain for line in small] == [
+        "╭───────────────────────────── python ─╮",
+        "│ def f():                             │",
+        "│     return 1                         │",
+        "╰──────────────────────────────────────╯",
+    ]
+    huge = "\n".join(f"line {n}" for n in range(3000))
+    lines = render_body((Block(BlockKind.CODE, code=huge),), 40, console, styles)
+    assert len(lines) == 2 + 500 + 1
+    assert "… 2500 more lines not shown" in lines[-2].plain
+    assert all(line.cell_len == 40 for line in lines)

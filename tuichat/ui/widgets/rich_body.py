@@ -60,6 +60,12 @@ _SIGNATURES = (
     ("bash", re.compile(r"^\s*(\$ |sudo |apt |pip |npm |cd |export \w+=)", re.M)),
 )
 MAX_GUESS = 4000  # characters looked at when guessing
+# Longer code is shown in its box without highlighting (Pygments costs
+# about 0.15 ms per line, on the UI loop).
+MAX_HIGHLIGHT = 4_000
+# At most this many lines of a code block are drawn; a note says how many
+# more there are (a pasted log of 64 KB would be thousands of lines).
+MAX_CODE_LINES = 500
 
 
 @lru_cache(maxsize=64)
@@ -200,32 +206,51 @@ def render_body(body: RichBody, width: int, console: Console, styles: BodyStyles
 
 
 def _code_lines(block: Block, width: int, console: Console, styles: BodyStyles) -> list[Text]:
+    """The code in a rounded box, its language in the top border. The box
+    is drawn here rather than by Rich's Panel, whose layers cost more than
+    the highlighting; code beyond MAX_HIGHLIGHT is boxed unhighlighted, so
+    a huge paste cannot hold up the UI."""
     from pygments.lexers.special import TextLexer
-    from rich import box
-    from rich.panel import Panel
     from rich.syntax import Syntax
 
-    lexer = choose_lexer(block.language, block.code)
-    syntax = Syntax(
-        block.code,
-        lexer,
-        theme="monokai" if styles.dark else "default",
-        word_wrap=True,
-        background_color="default",
-        tab_size=4,
-    )
-    language = block.language or ("" if isinstance(lexer, TextLexer) else lexer.name.lower())
-    panel = Panel(
-        syntax,
-        box=box.ROUNDED,
-        title=Text(language, styles.muted) if language else None,
-        title_align="right",
-        border_style=styles.muted,
-        padding=(0, 1),
-    )
-    options = console.options.update(width=width, height=None)
-    rendered = console.render_lines(panel, options, pad=False)
-    return [segments_text(line) for line in rendered]
+    code = block.code.expandtabs(4).rstrip()
+    raw_lines = code.split("\n")
+    hidden = max(0, len(raw_lines) - MAX_CODE_LINES)
+    if hidden:
+        code = "\n".join(raw_lines[:MAX_CODE_LINES])
+    language = block.language
+    inner = max(4, width - 4)
+    if len(code) <= MAX_HIGHLIGHT:
+        lexer = choose_lexer(block.language, code)
+        theme = "monokai" if styles.dark else "default"
+        text = Syntax(code, lexer, theme=theme).highlight(code)
+        # The theme's own background would be a block of another colour
+        # (black in a light theme): the timeline's shows through instead.
+        text.style = Style()
+        if not language and not isinstance(lexer, TextLexer):
+            language = lexer.name.lower()
+        text.rstrip()
+        wrapped = list(text.wrap(console, inner, overflow="fold"))
+    else:
+        # Unhighlighted: only lines wider than the box need wrapping.
+        wrapped = []
+        for raw in code.split("\n"):
+            line = Text(raw)
+            wrapped += [line] if line.cell_len <= inner else list(line.wrap(console, inner))
+    border = styles.muted
+    title = f" {language[: inner - 2]} " if language else ""
+    if title:
+        top = Text("╭" + "─" * (inner + 1 - len(title)) + title + "─╮", border)
+    else:
+        top = Text("╭" + "─" * (inner + 2) + "╮", border)
+    lines = [top]
+    if hidden:
+        wrapped.append(Text(f"… {hidden} more lines not shown", styles.muted))
+    for line in wrapped:
+        line.pad_right(inner - line.cell_len)
+        lines.append(Text.assemble(("│ ", border), line, (" │", border)))
+    lines.append(Text("╰" + "─" * (inner + 2) + "╯", border))
+    return lines
 
 
 def segments_text(segments: list[Segment]) -> Text:
