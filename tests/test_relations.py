@@ -139,3 +139,20 @@ def test_receipts_move_forward_and_land_on_shown_items() -> None:
     # It never moves back up.
     timeline.set_receipts({EVE: ("$m1", "Eve")})
     assert timeline[1].read_by == ("Eve",) and timeline[0].read_by == ()
+
+
+def test_a_flood_of_reactions_and_readers_is_shown_bounded() -> None:
+    timeline = Timeline("!r", ME)
+    timeline.append([message(1, "popular")])
+    flood = [
+        relation(100 + n, RelationKind.REACTION, "$m1", f"@u{n}:x", key=f"k{n % 30}")
+        for n in range(3000)
+    ]
+    timeline.append(flood)
+    reactions = timeline[0].reactions
+    assert len(reactions) == 24 and reactions[0] == Reaction("k0", 100, False)
+    # Taking one back is counted without recounting the rest.
+    timeline.append([relation(9999, RelationKind.REDACTION, "$m100")])
+    assert timeline[0].reactions[0] == Reaction("k0", 99, False)
+    timeline.set_receipts({f"@u{n}:x": ("$m1", f"U{n}") for n in range(10)})
+    assert timeline[0].read_by == ("U0", "U1", "U2", "U3", "U4", "U5", "4 more")

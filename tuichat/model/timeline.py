@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from itertools import islice
 
 from tuichat.model.items import (
     MESSAGE_KINDS,
@@ -27,6 +28,10 @@ from tuichat.model.items import (
     SendState,
     TimelineItem,
 )
+
+# Shown under a message at most: different reactions, and names of readers.
+MAX_REACTION_KEYS = 24
+MAX_READERS_SHOWN = 6
 
 # Kinds whose content an edit may replace.
 EDITABLE_KINDS = frozenset({ItemKind.TEXT, ItemKind.EMOTE, ItemKind.NOTICE})
@@ -59,7 +64,8 @@ class Timeline(Sequence[TimelineItem]):
         self.own_user_id = own_user_id
         self._clear_relations()
         self._receipts: dict[str, tuple[str, str]] = {}  # user id -> (event id, name)
-        self._readers: dict[str, list[str]] = {}  # event id -> names read up to it
+        # event id -> {user id: name} of those who read up to it
+        self._readers: dict[str, dict[str, str]] = {}
         self._remote: list[TimelineItem] = []
         # item key (the event id for events) -> sequence number;
         # index = seq - self._first_seq. Local notices (not events) have keys
@@ -122,6 +128,10 @@ class Timeline(Sequence[TimelineItem]):
         self._edit_target: dict[str, str] = {}  # edit event id -> target
         self._reactions: dict[str, dict[str, tuple[str, str]]] = {}  # target -> {id: (key, sender)}
         self._reaction_target: dict[str, str] = {}  # reaction event id -> target
+        # target -> key -> [count, own count], kept up to date as reactions
+        # come and go (recounting all of a target's reactions on every new
+        # one would be quadratic in a room that spams them).
+        self._reaction_counts: dict[str, dict[str, list[int]]] = {}
         self._redacted: set[str] = set()
         self._base: dict[str, TimelineItem] = {}  # edited items as first received
         self._replies: dict[str, set[str]] = {}  # parent event id -> keys of replies
@@ -221,12 +231,15 @@ class Timeline(Sequence[TimelineItem]):
                 return []
             self._reactions.setdefault(target, {})[event_id] = (relation.key, item.sender)
             self._reaction_target[event_id] = target
+            self._count_reaction(target, relation.key, item.sender, 1)
             return self._redecorate(target)
         if relation.kind is RelationKind.REDACTION:
             self._redacted.add(target)
             if target in self._reaction_target:
                 parent = self._reaction_target.pop(target)
-                self._reactions.get(parent, {}).pop(target, None)
+                removed = self._reactions.get(parent, {}).pop(target, None)
+                if removed is not None:
+                    self._count_reaction(parent, removed[0], removed[1], -1)
                 return self._redecorate(parent)
             if target in self._edit_target:
                 parent = self._edit_target.pop(target)
@@ -246,7 +259,7 @@ class Timeline(Sequence[TimelineItem]):
             and key not in self._redacted
         ):
             return base
-        readers = tuple(self._readers.get(key, ()))
+        readers = self._readers_of(key)
         if key in self._redacted:
             if base.kind is ItemKind.REDACTED and base.read_by == readers:
                 return base
@@ -294,14 +307,32 @@ class Timeline(Sequence[TimelineItem]):
             return None
         return max(valid, key=lambda edit: (edit.timestamp, edit.event_id or ""))
 
+    def _count_reaction(self, target: str, key: str, sender: str, step: int) -> None:
+        counts = self._reaction_counts.setdefault(target, {})
+        entry = counts.setdefault(key, [0, 0])
+        entry[0] += step
+        if sender == self.own_user_id:
+            entry[1] += step
+        if entry[0] <= 0:
+            del counts[key]
+
     def _aggregate(self, event_id: str) -> tuple[Reaction, ...]:
-        counts: dict[str, list[int]] = {}  # key -> [count, mine]
-        for key, sender in self._reactions.get(event_id, {}).values():
-            entry = counts.setdefault(key, [0, 0])
-            entry[0] += 1
-            if sender == self.own_user_id:
-                entry[1] = 1
-        return tuple(Reaction(key, count, bool(mine)) for key, (count, mine) in counts.items())
+        """The first MAX_REACTION_KEYS different reactions, in the order
+        they first came."""
+        counts = self._reaction_counts.get(event_id, {})
+        return tuple(
+            Reaction(key, count, own > 0)
+            for key, (count, own) in islice(counts.items(), MAX_REACTION_KEYS)
+        )
+
+    def _readers_of(self, event_id: str) -> tuple[str, ...]:
+        """Names of who read up to here: a few, then how many more."""
+        readers = self._readers.get(event_id)
+        if not readers:
+            return ()
+        names = tuple(islice(readers.values(), MAX_READERS_SHOWN))
+        more = len(readers) - len(names)
+        return (*names, f"{more} more") if more > 0 else names
 
     def _drop_echo(self, txn_id: str, event_id: str | None = None) -> None:
         self._echoes = [
@@ -382,14 +413,13 @@ class Timeline(Sequence[TimelineItem]):
                 old_index, new_index = self.index_of(old[0]), self.index_of(event_id)
                 if old_index is not None and (new_index is None or new_index < old_index):
                     continue
-                readers = self._readers.get(old[0], [])
-                if old[1] in readers:
-                    readers.remove(old[1])
+                readers = self._readers.get(old[0], {})
+                readers.pop(user_id, None)
                 if not readers:
                     self._readers.pop(old[0], None)
                 changed.add(old[0])
             self._receipts[user_id] = (event_id, name)
-            self._readers.setdefault(event_id, []).append(name)
+            self._readers.setdefault(event_id, {})[user_id] = name
             changed.add(event_id)
         indices: list[int] = []
         for event_id in changed:
