@@ -917,4 +917,7 @@ class TimelineView(ScrollView, can_focus=True):
             self._select(position[0])
 
     def on_blur(self) -> None:
-        self.clear_selection()
+        # Focus went elsewhere on this screen (the composer): the selection
+        # ends. A dialog on top (reaction picker, confirm) keeps it.
+        if self.app.screen is self.screen:
+            self.clear_selection()
