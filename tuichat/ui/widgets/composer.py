@@ -4,7 +4,6 @@ member's name (a mention), Escape cancels a reply or edit."""
 
 from __future__ import annotations
 
-import glob
 import os
 
 from textual import events
@@ -139,6 +138,8 @@ class Composer(TextArea):
 
 def path_matches(fragment: str, limit: int = 200) -> list[str]:
     """Paths starting with `fragment` (as typed: `~` kept), sorted."""
+    import glob  # only when completing: not on the start-up path
+
     expanded = os.path.expanduser(fragment)
     pattern = glob.escape(expanded) + "*"
     found = sorted(glob.glob(pattern))[:limit]
