@@ -181,3 +181,16 @@ def test_kitty_previews_are_placeholder_cells_for_an_image_sent_once(
     # The image data went out once, then a virtual placement (U=1).
     assert [message.get("a") for message in sent] == [None, "p"]
     assert sent[1]["U"] == 1 and sent[1]["c"] == 40 and sent[1]["r"] == 10
+
+
+def test_thumbnails_are_made_only_for_large_images() -> None:
+    assert attachments.make_thumbnail(png(640, 480)) is None  # small enough already
+    made = attachments.make_thumbnail(png(2000, 1000))
+    assert made is not None
+    data, info = made
+    assert info == {"mimetype": "image/jpeg", "size": len(data), "w": 800, "h": 400}
+    buffer = io.BytesIO()
+    Image.new("RGBA", (1000, 1000), (0, 0, 0, 0)).save(buffer, "PNG")
+    transparent = attachments.make_thumbnail(buffer.getvalue())
+    assert transparent is not None and transparent[1]["mimetype"] == "image/png"
+    assert attachments.make_thumbnail(b"not an image") is None

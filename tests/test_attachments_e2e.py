@@ -142,6 +142,24 @@ async def test_files_both_ways_with_a_nio_peer(
         assert "file" not in content
     assert await peer_download(peer, content) == image.read_bytes()
 
+    # A large image in an encrypted room carries an encrypted thumbnail (the
+    # server cannot make one); a plain room leaves thumbnails to the server.
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(png(1600, 1200))
+    await service.send_file(room_id, photo)
+    photo_event = await wait_until(
+        lambda: peer.find_event(room_id, lambda e: e.get("content", {}).get("body") == "photo.png")
+    )
+    info = photo_event["content"]["info"]
+    if encrypted:
+        assert info["thumbnail_info"]["mimetype"] == "image/jpeg"
+        assert (info["thumbnail_info"]["w"], info["thumbnail_info"]["h"]) == (800, 600)
+        thumbnail = await peer_download(peer, {"file": info["thumbnail_file"]})
+        assert thumbnail[:3] == b"\xff\xd8\xff"  # a JPEG
+        assert len(thumbnail) == info["thumbnail_info"]["size"]
+    else:
+        assert "thumbnail_file" not in info and "thumbnail_info" not in info
+
     # The peer sends a file with a hostile name: tuichat saves it safely.
     data = bytes(range(256)) * 40
     hostile = "../../.bashrc\x1b]0;x\x07"

@@ -75,6 +75,34 @@ def image_size(data: bytes) -> tuple[int, int] | None:
         return None
 
 
+THUMBNAIL_BOX = (800, 600)
+
+
+def make_thumbnail(data: bytes) -> tuple[bytes, dict[str, Any]] | None:
+    """A smaller copy of an image to send beside it (as Element does): for
+    encrypted images the server cannot make one. JPEG, or PNG when the
+    image has transparency; None when it is small already or undecodable."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.width * image.height > 40_000_000:
+                return None
+            if image.width <= THUMBNAIL_BOX[0] and image.height <= THUMBNAIL_BOX[1]:
+                return None
+            alpha = "A" in image.getbands() or "transparency" in image.info
+            picture = image.convert("RGBA" if alpha else "RGB")
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return None
+    picture.thumbnail(THUMBNAIL_BOX)
+    out = io.BytesIO()
+    mimetype = "image/png" if alpha else "image/jpeg"
+    picture.save(out, "PNG" if alpha else "JPEG", quality=80)
+    thumbnail = out.getvalue()
+    info = {"mimetype": mimetype, "size": len(thumbnail), "w": picture.width, "h": picture.height}
+    return thumbnail, info
+
+
 def encrypt(data: bytes) -> tuple[bytes, dict[str, Any]]:
     """The ciphertext and the `file` fields except `url`."""
     ciphertext, keys = encrypt_attachment(data)
@@ -108,15 +136,23 @@ def decrypt(ciphertext: bytes, file: dict[str, Any]) -> bytes:
 
 
 def content_for(
-    prepared: PreparedFile, uri: str, file_keys: dict[str, Any] | None
+    prepared: PreparedFile,
+    uri: str,
+    file_keys: dict[str, Any] | None,
+    thumbnail: tuple[str, dict[str, Any], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The message content for an uploaded file."""
+    """The message content for an uploaded file; `thumbnail` is (its URI,
+    its encryption details, its info) for an encrypted image's thumbnail."""
     content: dict[str, Any] = {
         "msgtype": prepared.msgtype,
         "body": prepared.name,
         "filename": prepared.name,
         "info": dict(prepared.info),
     }
+    if thumbnail is not None:
+        thumbnail_uri, thumbnail_keys, thumbnail_info = thumbnail
+        content["info"]["thumbnail_file"] = {"url": thumbnail_uri, **thumbnail_keys}
+        content["info"]["thumbnail_info"] = thumbnail_info
     if file_keys is None:
         content["url"] = uri
     else:

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import stat
 from pathlib import Path
+from typing import Any
 
 from tuichat.matrix import attachments
 from tuichat.matrix.attachments import AttachmentError
@@ -86,8 +87,30 @@ class AttachmentsMixin(ServiceBase):
             raise AttachmentError(str(error)) from None
         except NETWORK_ERRORS as error:
             raise AttachmentError(f"the upload was interrupted: {error}") from None
-        content = attachments.content_for(prepared, uri, keys)
+        thumbnail = None
+        if keys is not None and prepared.msgtype == "m.image":
+            thumbnail = await self._upload_thumbnail(prepared)
+        content = attachments.content_for(prepared, uri, keys, thumbnail)
         return self._send_content(room_id, "m.room.message", content)
+
+    async def _upload_thumbnail(
+        self, prepared: attachments.PreparedFile
+    ) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
+        """An encrypted thumbnail for an encrypted image (the server cannot
+        make one); the image is sent without it if this fails."""
+        made = await asyncio.to_thread(attachments.make_thumbnail, prepared.data)
+        if made is None:
+            return None
+        thumbnail, info = made
+        ciphertext, keys = await asyncio.to_thread(attachments.encrypt, thumbnail)
+        try:
+            uri = await self._repository().upload(
+                ciphertext, "application/octet-stream", f"thumbnail-{prepared.name}"
+            )
+        except (MediaError, *NETWORK_ERRORS) as error:
+            log.info("thumbnail not uploaded: %s", error)
+            return None
+        return uri, keys, info
 
     async def fetch_attachment(
         self, attachment: Attachment, *, max_bytes: int | None = None
