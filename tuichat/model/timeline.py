@@ -190,12 +190,10 @@ class Timeline(Sequence[TimelineItem]):
         old = self._remote[index]
         if item.event_id is not None:
             self._base.pop(item.event_id, None)
-            item = self._decorate(item)
+        item = self._admit(item)
         if item.version <= old.version:
             item = replace(item, version=old.version + 1)
         self._remote[index] = item
-        if item.reply_to is not None:
-            self._replies.setdefault(item.reply_to, set()).add(item.key)
         return [index, *self._touch_replies(item.key)]
 
     def _touch_replies(self, parent: str) -> list[int]:

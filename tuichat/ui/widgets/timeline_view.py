@@ -387,14 +387,11 @@ class TimelineView(ScrollView, can_focus=True):
                 self._lines.forget(index + 1)  # its date line may come or go
 
     def _forget_run_head(self, index: int) -> None:
-        items = self._items
-        start = index
-        while 0 <= start < len(items) and items[start].membership is not None:
-            if start == 0 or items[start - 1].membership is None or index - start > MAX_RUN:
-                break
-            start -= 1
-        if 0 <= start < len(self._lines):
-            self._lines.forget(start)
+        """The summary line of the run `index` belongs to must be redrawn."""
+        if not 0 <= index < len(self._lines) or self._items[index].membership is None:
+            return
+        start = self._run_start(index)
+        self._lines.forget(index if start is None else start)
 
     def _scroll_to_end(self) -> None:
         # Measure the last screens first, so the end is where it will stay.
@@ -551,11 +548,13 @@ class TimelineView(ScrollView, can_focus=True):
             text = " ↑ Scroll up for older messages" if self._items else ""
         return Strip([Segment(text, style)]).adjust_cell_length(width, self.rich_style)
 
-    def _flags(self, index: int) -> int:
+    def _flags(self, index: int) -> tuple[int, int]:
+        """The neighbour facts of item `index`, and the length of the run it
+        heads (0 unless RUN_HEAD)."""
         items = self._items
         item = items[index]
         previous = items[index - 1] if index > 0 else None
-        flags = 0
+        flags = run = 0
         if previous is None or _day(previous.timestamp) != _day(item.timestamp):
             flags |= DAY_BREAK
         if (
@@ -571,31 +570,33 @@ class TimelineView(ScrollView, can_focus=True):
             if mode is MembershipDisplay.HIDE:
                 flags |= HIDDEN
             elif mode is MembershipDisplay.CONDENSE:
-                continues = (
-                    previous is not None
-                    and previous.membership is not None
-                    and not flags & DAY_BREAK
-                    and previous.key != self._unread_after
-                )
-                if continues and self._run_start(index) is not None:
+                start = self._run_start(index)
+                if start is not None and start != index:
                     flags |= HIDDEN
-                elif self._run(index)[1] > 1:
+                elif (length := self._run_length(index)) > 1:
                     flags |= RUN_HEAD
-        return flags
+                    run = length
+        return flags, run
 
     def _run_start(self, index: int) -> int | None:
-        """The first item of the run `index` is in, if within MAX_RUN."""
+        """The first item of the run of membership changes `index` is in
+        (a run ends at a day line, the "new messages" line or any other
+        item), if within MAX_RUN."""
         items = self._items
         start = index
         while start > 0 and index - start < MAX_RUN:
             previous, current = items[start - 1], items[start]
-            if previous.membership is None or _day(previous.timestamp) != _day(current.timestamp):
+            if (
+                previous.membership is None
+                or previous.key == self._unread_after
+                or _day(previous.timestamp) != _day(current.timestamp)
+            ):
                 return start
             start -= 1
         return start if start == 0 else None
 
-    def _run(self, index: int) -> tuple[int, int]:
-        """(start, length) of the run of membership changes from `index`."""
+    def _run_length(self, index: int) -> int:
+        """How many membership changes the run starting at `index` has."""
         items = self._items
         end = index + 1
         day = _day(items[index].timestamp)
@@ -607,12 +608,11 @@ class TimelineView(ScrollView, can_focus=True):
             and items[end - 1].key != self._unread_after
         ):
             end += 1
-        return index, end - index
+        return end - index
 
     def _render_at(self, index: int) -> list[Strip]:
         item = self._items[index]
-        flags = self._flags(index)
-        run = self._run(index)[1] if flags & RUN_HEAD else 0
+        flags, run = self._flags(index)
         key = (item.key, item.version, self._width, flags, run)
         cached = self._strips.get(key)
         if cached is None:
