@@ -303,6 +303,14 @@ async def test_the_tui_uploads_with_progress_previews_and_saves(
         await pilot.pause()
         assert opened == [saved]
 
+        # Saving from the viewer keeps what the viewer fetched: one more copy.
+        await pilot.press("ctrl+s", "v")
+        await wait_ui(pilot, lambda: isinstance(app.screen, ImageViewer), 30)
+        await pilot.press("s")
+        await wait_ui(pilot, lambda: isinstance(app.screen, ConfirmDialog), 30)
+        assert (downloads / "chart (1).png").read_bytes() == image.read_bytes()
+        await pilot.press("n")
+
 
 @requires_js_peer
 async def test_files_both_ways_with_the_matrix_js_sdk_peer(

@@ -48,7 +48,7 @@ from tuichat.matrix.snapshot import Snapshot, load_snapshot
 from tuichat.model import commands
 from tuichat.model.items import ItemKind, SendState, TimelineItem
 from tuichat.model.rooms import Membership, RoomList, RoomSummary
-from tuichat.model.timeline import Timeline, TimelineChange
+from tuichat.model.timeline import EDITABLE_KINDS, Timeline, TimelineChange
 from tuichat.model.verification import Phase, VerificationView
 from tuichat.ui.messages import MatrixEvent, MatrixEventsReady
 from tuichat.ui.notifications import Notifier
@@ -76,7 +76,6 @@ log = logging.getLogger(__name__)
 SLICE_SECONDS = 0.004
 # While the user types, "typing" is sent again this often (it lasts 30 s).
 TYPING_REFRESH_SECONDS = 20.0
-EDITABLE = (ItemKind.TEXT, ItemKind.EMOTE, ItemKind.NOTICE)
 
 
 class TuichatApp(App[int]):
@@ -864,7 +863,7 @@ class TuichatApp(App[int]):
         if message.action == "reply":
             self._set_draft(("reply", item))
         elif message.action == "edit":
-            if not own or item.kind not in EDITABLE:
+            if not own or item.kind not in EDITABLE_KINDS:
                 feedback.show("Only your own messages can be edited.", error=True)
                 return
             self._set_draft(("edit", item))
@@ -872,7 +871,7 @@ class TuichatApp(App[int]):
             composer.text = item.body
             composer.move_cursor(composer.document.end)
         elif message.action == "react":
-            if item.kind not in EDITABLE:
+            if item.kind not in EDITABLE_KINDS:
                 feedback.show("Only messages can be reacted to.", error=True)
                 return
             from tuichat.ui.screens.reaction_picker import ReactionPicker
@@ -933,7 +932,9 @@ class TuichatApp(App[int]):
                 self.main.timeline.set_preview(item.key, lines)
 
     @work(group="downloads", exit_on_error=False)
-    async def _download(self, item: TimelineItem) -> None:
+    async def _download(self, item: TimelineItem, data: bytes | None = None) -> None:
+        """Save the file (`data`: already fetched and checked, by the
+        viewer), then offer to open it."""
         from tuichat.matrix.attachments import AttachmentError
 
         feedback = self.main.feedback
@@ -942,7 +943,7 @@ class TuichatApp(App[int]):
             return
         feedback.show(f"Downloading {item.attachment.name}…")
         try:
-            path = await self.service.download(item.attachment, self.download_dir())
+            path = await self.service.download(item.attachment, self.download_dir(), data)
         except (AttachmentError, OSError) as error:
             feedback.show(f"Not saved: {error}", error=True)
             return
@@ -968,7 +969,7 @@ class TuichatApp(App[int]):
             return
         choice = await self.push_screen_wait(ImageViewer(item.attachment.name, data))
         if choice == "save":
-            self._download(item)
+            self._download(item, data)  # not fetched a second time
 
     def action_upload(self) -> None:
         from tuichat.ui.screens.file_picker import FilePicker

@@ -128,10 +128,14 @@ class AttachmentsMixin(ServiceBase):
             data = await asyncio.to_thread(attachments.decrypt, data, attachment.file)
         return data
 
-    async def download(self, attachment: Attachment, directory: Path) -> Path:
+    async def download(
+        self, attachment: Attachment, directory: Path, data: bytes | None = None
+    ) -> Path:
         """Save the file in `directory` under a safe, new name; nothing is
-        written when the download or the checksum fails."""
-        data = await self.fetch_attachment(attachment)
+        written when the download or the checksum fails. `data` is the
+        file as `fetch_attachment` gave it, when it was fetched already."""
+        if data is None:
+            data = await self.fetch_attachment(attachment)
         return await asyncio.to_thread(attachments.save, directory, attachment, data)
 
     async def preview_data(self, attachment: Attachment) -> bytes | None:
