@@ -21,7 +21,7 @@ from tests.js_peer import JsPeer, requires_js_peer
 from tests.peers import NioPeer, wait_until
 from tests.recorder import Recorder, ServiceFactory, join_invite
 from tests.test_attachments import png
-from tests.test_ui_chat import type_text, wait_ui
+from tests.test_ui_chat import join_in_ui, type_text, wait_ui
 from tuichat.config import Config
 from tuichat.demo.synapse import LocalSynapse
 from tuichat.matrix.attachments import AttachmentError
@@ -255,10 +255,7 @@ async def test_the_tui_uploads_with_progress_previews_and_saves(
     app_module.open_with_system = opened.append  # type: ignore[assignment]
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_ui(pilot, lambda: app.connection is ConnectionState.SYNCED)
-        await wait_ui(pilot, lambda: app.rooms.get(room_id))
-        await type_text(pilot, f"/join {room_id}")
-        await wait_ui(pilot, lambda: app.current_room_id == room_id)
-        await peer.wait_for_member(room_id, alice.user_id)
+        await join_in_ui(pilot, app, peer, room_id, alice.user_id)
 
         image = tmp_path / "chart.png"
         image.write_bytes(png(120, 80))

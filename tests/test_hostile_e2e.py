@@ -10,7 +10,7 @@ from typing import Any
 
 from tests.conftest import UserFactory, log_in
 from tests.peers import NioPeer
-from tests.test_ui_chat import type_text, wait_ui
+from tests.test_ui_chat import join_in_ui, type_text, wait_ui
 from tuichat.demo.synapse import LocalSynapse
 from tuichat.matrix.session import Profile
 from tuichat.ui.app import TuichatApp
@@ -80,10 +80,7 @@ async def test_hostile_formatted_bodies_go_through_the_whitelist_on_screen(
     )
     app = TuichatApp(profile, sync_timeout_ms=1000)
     async with app.run_test(size=(140, 30)) as pilot:
-        await wait_ui(pilot, lambda: app.rooms.get(room_id))
-        await type_text(pilot, f"/join {room_id}")
-        await wait_ui(pilot, lambda: app.current_room_id == room_id)
-        await peer.wait_for_member(room_id, alice.user_id)
+        await join_in_ui(pilot, app, peer, room_id, alice.user_id)
         await peer.send_event(
             room_id,
             "m.room.message",

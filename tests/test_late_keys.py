@@ -8,21 +8,12 @@ from typing import Any
 
 from tests.conftest import UserFactory, log_in
 from tests.peers import NioPeer
-from tests.test_ui_chat import type_text, wait_ui
+from tests.test_ui_chat import join_in_ui, wait_ui
 from tuichat.demo.synapse import LocalSynapse
 from tuichat.matrix.session import Profile
 from tuichat.model.items import ItemKind
 from tuichat.ui.app import TuichatApp
 from tuichat.ui.widgets.timeline_view import TimelineView
-
-
-async def _joined_app(
-    pilot: Any, app: TuichatApp, peer: NioPeer, room_id: str, user_id: str
-) -> None:
-    await wait_ui(pilot, lambda: app.rooms.get(room_id))
-    await type_text(pilot, f"/join {room_id}")
-    await wait_ui(pilot, lambda: app.current_room_id == room_id)
-    await peer.wait_for_member(room_id, user_id)
 
 
 def _line_of(view: TimelineView, needle: str) -> int | None:
@@ -46,7 +37,7 @@ async def test_placeholder_becomes_the_message_when_the_key_arrives(
 
     app = TuichatApp(profile, sync_timeout_ms=1000)
     async with app.run_test(size=(120, 36)) as pilot:
-        await _joined_app(pilot, app, peer, room_id, alice.user_id)
+        await join_in_ui(pilot, app, peer, room_id, alice.user_id)
         await peer.send_text(room_id, "an ordinary message first")
         view = app.query_one(TimelineView)
         await wait_ui(pilot, lambda: _line_of(view, "an ordinary message first") is not None)
@@ -91,8 +82,8 @@ async def test_placeholder_in_a_room_not_on_screen_updates_its_unread_count(
 
     app = TuichatApp(profile, sync_timeout_ms=1000)
     async with app.run_test(size=(120, 36)) as pilot:
-        await _joined_app(pilot, app, peer, quiet, alice.user_id)
-        await _joined_app(pilot, app, peer, other, alice.user_id)
+        await join_in_ui(pilot, app, peer, quiet, alice.user_id)
+        await join_in_ui(pilot, app, peer, other, alice.user_id)
         assert app.current_room_id == other
         held = await peer.send_withholding_key(quiet, f"hey {alice.localpart}, read this")
         await wait_ui(pilot, lambda: app.rooms.get(quiet).unread == 1)  # type: ignore[union-attr]
@@ -118,7 +109,7 @@ async def test_key_that_arrives_while_offline_fills_the_placeholder_after_restar
 
     app = TuichatApp(profile, sync_timeout_ms=1000)
     async with app.run_test(size=(120, 36)) as pilot:
-        await _joined_app(pilot, app, peer, room_id, alice.user_id)
+        await join_in_ui(pilot, app, peer, room_id, alice.user_id)
         held = await peer.send_withholding_key(room_id, "worth the wait")
         view = app.query_one(TimelineView)
         await wait_ui(pilot, lambda: _line_of(view, "Unable to decrypt") is not None)

@@ -13,7 +13,7 @@ from textual.pilot import Pilot
 from tests.conftest import UserFactory, log_in
 from tests.js_peer import JsPeer, requires_js_peer
 from tests.peers import NioPeer, wait_until
-from tests.test_ui_chat import type_text, wait_ui
+from tests.test_ui_chat import join_in_ui, type_text, wait_ui
 from tuichat.demo.synapse import LocalSynapse
 from tuichat.matrix.events import ConnectionState
 from tuichat.matrix.session import Profile
@@ -31,10 +31,7 @@ async def _open_shared_room(
 ) -> str:
     room_id = await peer.create_room(invite=[alice_id], encrypted=True, name="Rich room")
     await wait_ui(pilot, lambda: app.connection is ConnectionState.SYNCED)
-    await wait_ui(pilot, lambda: app.rooms.get(room_id))
-    await type_text(pilot, f"/join {room_id}")
-    await wait_ui(pilot, lambda: app.current_room_id == room_id)
-    await peer.wait_for_member(room_id, alice_id)
+    await join_in_ui(pilot, app, peer, room_id, alice_id)
     return room_id
 
 
@@ -292,10 +289,7 @@ async def test_replies_edits_and_reactions_with_the_matrix_js_sdk_peer(
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_ui(pilot, lambda: app.connection is ConnectionState.SYNCED)
         room_id = await js.create_room(invite=[alice.user_id], name="With Element's stack")
-        await wait_ui(pilot, lambda: app.rooms.get(room_id), timeout=30)
-        await type_text(pilot, f"/join {room_id}")
-        await wait_ui(pilot, lambda: app.current_room_id == room_id, timeout=30)
-        await js.wait_for_member(room_id, alice.user_id)
+        await join_in_ui(pilot, app, js, room_id, alice.user_id, timeout=30)
 
         await type_text(pilot, "shall we **ship** it?")
         ours = await js.wait_for_message(room_id, "shall we **ship** it?")

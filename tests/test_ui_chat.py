@@ -49,6 +49,17 @@ def record_views(view: TimelineView) -> list[list[str]]:
     return snapshots
 
 
+async def join_in_ui(
+    pilot: Pilot[Any], app: Any, peer: Any, room_id: str, user_id: str, timeout: float = 20.0
+) -> None:
+    """Join `room_id` (an invite from `peer`) with /join, and wait until the
+    peer (nio or js) sees `user_id` in it."""
+    await wait_ui(pilot, lambda: app.rooms.get(room_id), timeout)
+    await type_text(pilot, f"/join {room_id}")
+    await wait_ui(pilot, lambda: app.current_room_id == room_id, timeout)
+    await peer.wait_for_member(room_id, user_id)
+
+
 async def type_text(pilot: Pilot[Any], text: str) -> None:
     composer = pilot.app.query_one(Composer)
     composer.focus()
