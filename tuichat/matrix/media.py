@@ -159,9 +159,8 @@ class MediaRepository:
             body = await self._json(response)
             errcode = str(body.get("errcode", ""))
             # An old server without authenticated media: try the legacy path.
-            if prefix == AUTHENTICATED and (status == 404 and errcode == "M_UNRECOGNIZED"):
-                continue
-            if prefix == AUTHENTICATED and status in (400, 405):
+            unknown = (status == 404 and errcode == "M_UNRECOGNIZED") or status in (400, 405)
+            if prefix == AUTHENTICATED and unknown:
                 continue
             break
         raise MediaError(f"the server answered {status} {errcode}".strip(), status, errcode)

@@ -827,14 +827,13 @@ class TuichatApp(App[int]):
     def _update_members(self, room_id: str) -> None:
         """The composer completes the names of the room's members."""
         state = self.service.room_state(room_id) if self.service else None
-        members = state.members(("join", "invite")) if state is not None else []
-        self.main.composer.members = (
-            sorted(
-                ((state.member_name(user), user) for user in members if user != self.user_id),
-                key=lambda pair: pair[0].lower(),
-            )
-            if state is not None
-            else []
+        if state is None:
+            self.main.composer.members = []
+            return
+        members = state.members(("join", "invite"))
+        self.main.composer.members = sorted(
+            ((state.member_name(user), user) for user in members if user != self.user_id),
+            key=lambda pair: pair[0].lower(),
         )
 
     def action_select_message(self) -> None:
