@@ -8,8 +8,7 @@ from typing import Any
 
 from tests.conftest import UserFactory, log_in
 from tests.peers import NioPeer
-from tests.test_late_keys import _joined_app
-from tests.test_ui_chat import wait_ui
+from tests.test_ui_chat import join_in_ui, wait_ui
 from tuichat.demo.synapse import LocalSynapse
 from tuichat.matrix.session import Profile
 from tuichat.model.items import ItemKind
@@ -31,7 +30,7 @@ async def test_scrolling_up_loads_and_decrypts_older_history(
 
     app = TuichatApp(profile, sync_timeout_ms=1000)
     async with app.run_test(size=(100, 30)) as pilot:
-        await _joined_app(pilot, app, peer, room_id, alice.user_id)
+        await join_in_ui(pilot, app, peer, room_id, alice.user_id)
 
     # Sent while tuichat is closed: the next sync is limited to the newest
     # page, and the rest is a gap only /messages can fill.
