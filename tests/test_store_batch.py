@@ -42,3 +42,42 @@ def test_sessions_saved_in_a_batch_are_read_back_by_nio(tmp_path: Path) -> None:
     # nio's own method is back once the batch is over.
     assert "save_session" not in vars(olm.store)
     assert "save_account" not in vars(olm)
+
+
+def test_room_keys_are_saved_as_nio_reads_them_and_improved_in_place(tmp_path: Path) -> None:
+    from nio.crypto.sessions import InboundGroupSession
+
+    client = _client(tmp_path / "p")
+    olm = client.tuichat_olm
+    sender = vodozemac.Account()
+    outbound = vodozemac.GroupSession()
+    first_key = outbound.session_key.to_base64()
+    session = InboundGroupSession(
+        first_key, sender.ed25519_key.to_base64(), sender.curve25519_key.to_base64(), "!r:x"
+    )
+    olm.save_inbound_group_session(session)
+    olm.save_inbound_group_session(session)  # saved twice: still one row
+    loaded = olm.store.load_inbound_group_sessions()
+    copy = loaded.get("!r:x", session.sender_key, session.id)
+    assert copy is not None and copy.first_known_index == 0
+    assert copy.forwarding_chain == []
+    # The same session again, forwarded from a later index: the pickle is
+    # replaced, the chain recorded, nothing else duplicated.
+    outbound.encrypt(b"one")
+    forwarded = InboundGroupSession(
+        outbound.session_key.to_base64(), session.ed25519, session.sender_key, "!r:x"
+    )
+    forwarded.forwarding_chain = ["curve-of-forwarder"]
+    olm.save_inbound_group_session(forwarded)
+    loaded = olm.store.load_inbound_group_sessions()
+    copy = loaded.get("!r:x", session.sender_key, session.id)
+    assert copy is not None and copy.first_known_index == 1
+    assert copy.forwarding_chain == ["curve-of-forwarder"]
+    rows = olm.store.database.execute_sql('SELECT count(*) FROM "megolminboundsessions"').fetchone()
+    assert rows == (1,)
+
+
+def test_the_crypto_store_commits_through_a_write_ahead_log(tmp_path: Path) -> None:
+    client = _client(tmp_path / "p")
+    mode = client.tuichat_olm.store.database.execute_sql("PRAGMA journal_mode").fetchone()
+    assert mode == ("wal",)

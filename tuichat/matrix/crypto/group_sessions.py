@@ -246,7 +246,7 @@ class GroupSessions:
         batches: list[tuple[Sequence[Any], dict[str, dict[str, Any]]]] = []
         # New Olm sessions (from the claim) and their use (encryption) are
         # saved once, together, before anything is sent.
-        with olm.store_batch():
+        with olm.store_batch(account_unchanged=True):
             await self._claim_missing(devices)
             ready = [d for d in devices if olm.session_store.get(d.curve25519) is not None]
             if len(ready) < len(devices):
