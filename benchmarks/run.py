@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -150,7 +151,18 @@ async def history_decrypt(tmp: Path) -> Figure:
 # -- 3. cold_start and 7. memory (separate processes) -----------------------------------
 
 
-def _child(*args: str) -> dict[str, Any]:
+def _child_environment(tmp: Path) -> dict[str, str]:
+    """As an installed program starts: with compiled bytecode to load. An
+    environment that forbids writing it (PYTHONDONTWRITEBYTECODE, as some
+    shells and CI images set) would have tuichat's own modules compiled from
+    source at every start while the bare app's library came compiled by pip;
+    the children keep their caches under `tmp` instead, after a warm-up."""
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    environment["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
+    return environment
+
+
+def _child(*args: str, environment: dict[str, str] | None = None) -> dict[str, Any]:
     started = time.monotonic()
     output = subprocess.run(
         [sys.executable, "-m", "benchmarks.child", *args],
@@ -158,6 +170,7 @@ def _child(*args: str) -> dict[str, Any]:
         capture_output=True,
         text=True,
         cwd=Path(__file__).parent.parent,
+        env=environment,
     ).stdout
     result = json.loads(output.strip().splitlines()[-1])
     result["elapsed"] = result["painted"] - started
@@ -167,10 +180,14 @@ def _child(*args: str) -> dict[str, Any]:
 def cold_start(tmp: Path) -> Figure:
     profile = make_profile(tmp / "cold")
     fill_cache(profile, rooms=1000, events_per_room=100, encrypted_share=0.2)
+    environment = _child_environment(tmp)
     bare_runs, app_runs = [], []
-    for _ in range(7):  # alternating, medians
-        bare_runs.append(_child("start", "bare")["elapsed"])
-        app_runs.append(_child("start", "tuichat", str(profile.root))["elapsed"])
+    for run in range(8):  # alternating, medians, after one warm-up each
+        bare = _child("start", "bare", environment=environment)["elapsed"]
+        app = _child("start", "tuichat", str(profile.root), environment=environment)["elapsed"]
+        if run:
+            bare_runs.append(bare)
+            app_runs.append(app)
     bare, app = statistics.median(bare_runs), statistics.median(app_runs)
     return figure(
         app / bare,
@@ -186,8 +203,9 @@ def cold_start(tmp: Path) -> Figure:
 def memory(tmp: Path) -> Figure:
     profile = make_profile(tmp / "memory")
     fill_cache(profile, rooms=1000, events_per_room=50, encrypted_share=0.0)
-    bare = _child("memory", "bare")
-    app = _child("memory", "tuichat", str(profile.root))
+    environment = _child_environment(tmp)
+    bare = _child("memory", "bare", environment=environment)
+    app = _child("memory", "tuichat", str(profile.root), environment=environment)
     widget = widget_bytes_per_event()
     ratio = app["rss_kb"] / bare["rss_kb"]
     result = figure(
