@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Label, ProgressBar
 
@@ -15,11 +14,15 @@ class UploadBar(Horizontal):
     UploadBar Label { width: auto; margin-right: 1; }
     """
 
-    def compose(self) -> ComposeResult:
-        yield Label("", id="upload-name")
-        yield ProgressBar(total=100, show_eta=False, id="upload-progress")
+    # Its label and bar are made at the first upload: a progress bar costs
+    # a noticeable part of the first frame, and most sessions upload nothing.
 
     def start(self, name: str, total: int) -> None:
+        if not self.children:
+            self.mount(
+                Label("", id="upload-name"),
+                ProgressBar(total=100, show_eta=False, id="upload-progress"),
+            )
         self.query_one(Label).update(Text(f"Uploading {name}", no_wrap=True))
         self.query_one(ProgressBar).update(total=max(1, total), progress=0)
         self.add_class("-visible")
