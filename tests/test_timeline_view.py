@@ -154,3 +154,29 @@ async def test_reaching_the_top_asks_for_older_history_once() -> None:
         await pilot.pause()
         assert "beginning of the room" in view.render_line(0).text
         assert len(asked) == 1
+
+
+async def test_a_theme_switch_redraws_messages_already_drawn_in_the_new_colours() -> None:
+    app = TimelineApp()
+    async with app.run_test(size=(60, 10)) as pilot:
+        app.theme = "textual-dark"
+        view = app.query_one(TimelineView)
+        timeline = Timeline("!r")
+        timeline.append([text_item(n, f"message {n}") for n in range(3)])
+        view.set_items(timeline)
+        await pilot.pause()
+
+        def backgrounds() -> tuple[object, object]:
+            """A message line's time and the empty line below the messages."""
+            clock = view.render_line(2)
+            blank = view.render_line(view.size.height - 1)
+            assert clock.text[2] == ":"  # a message line, starting with its time
+            return clock._segments[0].style.bgcolor, blank._segments[0].style.bgcolor
+
+        clock, blank = backgrounds()
+        assert clock == blank
+        app.theme = "textual-light"
+        await pilot.pause()
+        clock_after, blank_after = backgrounds()
+        assert blank_after != blank
+        assert clock_after == blank_after  # not the dark theme's any more

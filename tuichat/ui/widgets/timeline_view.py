@@ -273,6 +273,10 @@ class TimelineView(ScrollView, can_focus=True):
         self._strips: LRUCache[tuple[str, int, int], list[Strip]] = LRUCache(4096)
         self.history = HistoryState.MORE
         self._asked_for_more = False
+        # Styles looked up while building lines, until the CSS changes.
+        self._styles: dict[str, Style] = {}
+        self._look: tuple[Style, ...] | None = None  # what the built lines used
+        self._look_stale = True
         self.membership_display = MembershipDisplay.CONDENSE
         self._time_format = "%H:%M"
         self._time_width = TIME_WIDTH
@@ -446,6 +450,8 @@ class TimelineView(ScrollView, can_focus=True):
         keep the top line's content in place if items above it grew."""
         if not self._items:
             return
+        if self._look_stale:
+            self._check_look()
         width = self._current_width()
         if width != self._width:
             self._rewidth(width)
@@ -519,11 +525,11 @@ class TimelineView(ScrollView, can_focus=True):
         position = self.item_at_line(line)
         if position is None:
             if not self._items and line == HEADER_LINES:
-                style = self.get_component_rich_style("timeline--empty")
+                style = self._style("timeline--empty")
                 return Strip([Segment(" No messages yet.", style)]).adjust_cell_length(
-                    width, self.rich_style
+                    width, self._base_style
                 )
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, self._base_style)
         index, offset = position
         if not self._lines.measured(index):
             # Drawn before `_prepare_viewport` saw it (a scroll in between):
@@ -531,7 +537,7 @@ class TimelineView(ScrollView, can_focus=True):
             self._measure(index)
         strips = self._render_at(index)
         strip = strips[offset] if offset < len(strips) else Strip.blank(width)
-        strip = strip.adjust_cell_length(width, self.rich_style)
+        strip = strip.adjust_cell_length(width, self._base_style)
         if self._selected is not None and self._items[index].key == self._selected:
             # Over the segments' own background, not under it.
             selected = self._style("timeline--selected")
@@ -539,14 +545,14 @@ class TimelineView(ScrollView, can_focus=True):
         return strip
 
     def _header_line(self, width: int) -> Strip:
-        style = self.get_component_rich_style("timeline--empty")
+        style = self._style("timeline--empty")
         if self.history is HistoryState.LOADING:
             text = " ⏳ Loading older messages…"
         elif self.history is HistoryState.START:
             text = " ── This is the beginning of the room ──" if self._items else ""
         else:
             text = " ↑ Scroll up for older messages" if self._items else ""
-        return Strip([Segment(text, style)]).adjust_cell_length(width, self.rich_style)
+        return Strip([Segment(text, style)]).adjust_cell_length(width, self._base_style)
 
     def _flags(self, index: int) -> tuple[int, int]:
         """The neighbour facts of item `index`, and the length of the run it
@@ -639,7 +645,7 @@ class TimelineView(ScrollView, can_focus=True):
         text = Text(f" {label} ".center(width, "─"), style=self._style(style_name))
         text.truncate(width)
         segments = list(text.render(self.app.console))
-        return Strip(Segment.apply_style(segments, self.rich_style))
+        return Strip(Segment.apply_style(segments, self._base_style))
 
     def _lock(self, item: TimelineItem) -> Text:
         """The 2-cell marker: 🔒 encrypted; ⚠ encrypted, but from a device
@@ -654,11 +660,40 @@ class TimelineView(ScrollView, can_focus=True):
         # Not `partial`: a partial style drops the alpha of colours such as
         # $text-muted instead of blending them, which made muted text the
         # background colour in light themes.
-        return self.get_component_rich_style(name)
+        style = self._styles.get(name)
+        if style is None:
+            style = self._styles[name] = self.get_component_rich_style(name)
+        return style
+
+    @property
+    def _base_style(self) -> Style:
+        """The widget's own style (Textual computes it through every
+        ancestor at each call)."""
+        style = self._styles.get("")
+        if style is None:
+            style = self._styles[""] = self.rich_style
+        return style
+
+    def notify_style_update(self) -> None:
+        """The CSS was applied again (a theme switch, a class or a pseudo
+        class change): styles are looked up afresh, and lines built with
+        others are dropped before the next frame (`_check_look`)."""
+        super().notify_style_update()
+        self._styles.clear()
+        self._look_stale = True
+        self.refresh()
+
+    def _check_look(self) -> None:
+        self._look_stale = False
+        look = (self._base_style, *(self._style(name) for name in sorted(self.COMPONENT_CLASSES)))
+        if look != self._look:
+            if self._look is not None:
+                self._strips.clear()
+            self._look = look
 
     def _build_strips(self, item: TimelineItem) -> list[Strip]:
         console = self.app.console
-        base = self.rich_style
+        base = self._base_style
         clock = _clock(item.timestamp, self._time_format).ljust(self._time_width)
         time_text = Text.styled(clock, self._style("timeline--time"))
         lock = self._lock(item)
