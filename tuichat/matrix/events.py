@@ -8,20 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 
+from tuichat.model.connection import ConnectionState
 from tuichat.model.items import SendState, TimelineItem
 from tuichat.model.rooms import RoomSummary
 from tuichat.model.verification import VerificationView
-
-
-class ConnectionState(StrEnum):
-    CONNECTING = "connecting"
-    LOADING = "loading"  # restoring the crypto store and cache
-    SYNCING = "syncing"  # first sync under way
-    SYNCED = "synced"
-    RECONNECTING = "reconnecting"
-    STOPPED = "stopped"
 
 
 @dataclass(frozen=True)

@@ -22,30 +22,10 @@ from textual.screen import Screen
 
 from tuichat.config import Config, user_theme_dir
 from tuichat.matrix.cache import Cache
-from tuichat.matrix.events import (
-    ConnectionChanged,
-    ConnectionState,
-    ContextFetched,
-    DevicesChanged,
-    DomainEvent,
-    ItemsReplaced,
-    LocalEchoAdded,
-    Notice,
-    ReadMarkers,
-    ReceiptsChanged,
-    RecoveryOffered,
-    RoomRemoved,
-    RoomsChanged,
-    SendStateChanged,
-    SwitchToRoom,
-    TimelineAppended,
-    TimelinePrepended,
-    TypingChanged,
-    VerificationChanged,
-)
 from tuichat.matrix.session import Profile, ProfileError
 from tuichat.matrix.snapshot import Snapshot, load_snapshot
 from tuichat.model import commands
+from tuichat.model.connection import ConnectionState
 from tuichat.model.items import ItemKind, SendState, TimelineItem
 from tuichat.model.rooms import Membership, RoomList, RoomSummary
 from tuichat.model.timeline import EDITABLE_KINDS, Timeline, TimelineChange
@@ -60,6 +40,7 @@ from tuichat.ui.widgets.status_line import status_text
 from tuichat.ui.widgets.timeline_view import HistoryState, MembershipDisplay, TimelineView
 
 if TYPE_CHECKING:
+    from tuichat.matrix.events import DomainEvent, TimelineAppended
     from tuichat.matrix.service import MatrixService
     from tuichat.ui.screens.devices import DevicesScreen
     from tuichat.ui.screens.members import MembersDialog
@@ -221,6 +202,7 @@ class TuichatApp(App[int]):
         self.call_after_refresh(self._after_first_frame)
 
     def _after_first_frame(self) -> None:
+        self.main.show_footer()
         self._load_other_rooms()
         if self.connect:
             self._start_service()
@@ -359,7 +341,11 @@ class TuichatApp(App[int]):
             self._apply(message.event)
 
     def _apply(self, event: DomainEvent) -> None:
-        if isinstance(event, TimelineAppended):
+        # Imported with the first event: the first frame (painted from the
+        # cache before the service starts) needs none of them.
+        from tuichat.matrix import events as ev
+
+        if isinstance(event, ev.TimelineAppended):
             self._notify_new(event)
             timeline = self._timeline(event.room_id)
             change = timeline.reset(event.items) if event.limited else timeline.append(event.items)
@@ -369,19 +355,19 @@ class TuichatApp(App[int]):
             for item in event.items:
                 self.rooms.touch(event.room_id, item.timestamp)
             self._refresh_room_list()
-        elif isinstance(event, ItemsReplaced):
+        elif isinstance(event, ev.ItemsReplaced):
             change = self._timeline(event.room_id).replace(event.items)
             self._timeline_changed(event.room_id, change)
             self._refresh_room_list()
-        elif isinstance(event, TimelinePrepended):
+        elif isinstance(event, ev.TimelinePrepended):
             timeline = self._timeline(event.room_id)
             timeline.has_more_history = event.has_more
             self._timeline_changed(event.room_id, timeline.prepend(event.items))
             self._show_history_state(event.room_id)
-        elif isinstance(event, LocalEchoAdded):
+        elif isinstance(event, ev.LocalEchoAdded):
             change = self._timeline(event.room_id).add_local_echo(event.item)
             self._timeline_changed(event.room_id, change)
-        elif isinstance(event, SendStateChanged):
+        elif isinstance(event, ev.SendStateChanged):
             change = self._timeline(event.room_id).update_local_echo(
                 event.txn_id, event.state, event.event_id
             )
@@ -391,7 +377,7 @@ class TuichatApp(App[int]):
                     f"Message not sent: {event.error}. Ctrl+R (or /retry) sends it again.",
                     error=True,
                 )
-        elif isinstance(event, RoomsChanged):
+        elif isinstance(event, ev.RoomsChanged):
             self.rooms.upsert(event.rooms)
             if self.current_room_id is None:
                 joined = [r for r in event.rooms if r.membership is Membership.JOIN]
@@ -401,41 +387,41 @@ class TuichatApp(App[int]):
             self._refresh_header()
             if any(r.room_id == self.current_room_id for r in event.rooms):
                 self._update_members(self.current_room_id or "")
-        elif isinstance(event, RoomRemoved):
+        elif isinstance(event, ev.RoomRemoved):
             self._remove_room(event.room_id)
-        elif isinstance(event, ConnectionChanged):
+        elif isinstance(event, ev.ConnectionChanged):
             self.connection = event.state
             self.connection_detail = event.detail
             self._show_status()
-        elif isinstance(event, Notice):
+        elif isinstance(event, ev.Notice):
             self.main.feedback.show(event.text, error=event.error)
-        elif isinstance(event, SwitchToRoom):
+        elif isinstance(event, ev.SwitchToRoom):
             self.switch_room(event.room_id)
-        elif isinstance(event, DevicesChanged):
+        elif isinstance(event, ev.DevicesChanged):
             from tuichat.ui.screens.devices import DevicesScreen
 
             for screen in self.screen_stack:
                 if isinstance(screen, DevicesScreen) and screen.user_id in event.user_ids:
                     self._load_devices(screen)
-        elif isinstance(event, VerificationChanged):
+        elif isinstance(event, ev.VerificationChanged):
             self._verification_changed(event.view)
-        elif isinstance(event, RecoveryOffered):
+        elif isinstance(event, ev.RecoveryOffered):
             from tuichat.ui.screens.recovery import RecoveryDialog
 
             self.push_screen(RecoveryDialog(has_secret_storage=True, backup_count=event.count))
-        elif isinstance(event, ReceiptsChanged):
+        elif isinstance(event, ev.ReceiptsChanged):
             change = self._timeline(event.room_id).set_receipts(event.receipts)
             if event.room_id == self.current_room_id:
                 self.main.timeline.apply_change(change)
-        elif isinstance(event, TypingChanged):
+        elif isinstance(event, ev.TypingChanged):
             self.typing[event.room_id] = event.names
             if event.room_id == self.current_room_id:
                 self.main.typing.show(event.names)
-        elif isinstance(event, ContextFetched):
+        elif isinstance(event, ev.ContextFetched):
             change = self._timeline(event.room_id).add_context(event.items)
             if event.room_id == self.current_room_id:
                 self.main.timeline.apply_change(change)
-        elif isinstance(event, ReadMarkers):
+        elif isinstance(event, ev.ReadMarkers):
             for room_id, event_id in event.markers.items():
                 self._read_elsewhere(room_id, event_id)
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.message import Message
 
-from tuichat.matrix.events import DomainEvent
+if TYPE_CHECKING:
+    from tuichat.matrix.events import DomainEvent
 
 
 class MatrixEvent(Message):

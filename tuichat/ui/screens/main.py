@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer
+from textual.widgets import Footer, Static
 
 from tuichat.ui.widgets.composer import Composer
 from tuichat.ui.widgets.draft_bar import DraftBar
@@ -33,6 +33,10 @@ class MainScreen(Screen[None]):
     upload_bar = getters.query_one(UploadBar)
     status = getters.query_one(StatusLine)
 
+    DEFAULT_CSS = """
+    MainScreen #footer-slot { dock: bottom; height: 1; }
+    """
+
     class Composed(Message):
         """The widgets exist: the App can fill them before the first frame."""
 
@@ -51,4 +55,15 @@ class MainScreen(Screen[None]):
                 yield DraftBar(id="draft-bar")
                 yield Composer(id="composer")
         yield StatusLine(id="status")
-        yield Footer()
+        # The key bar's row, kept until `show_footer`: Textual's Footer makes
+        # a widget per key and composes them again when the focus first
+        # moves, about a fifth of the first frame; the room list, timeline
+        # and composer are drawn without waiting for it.
+        yield Static(id="footer-slot")
+
+    def show_footer(self) -> None:
+        if self.query(Footer):
+            return
+        with self.app.batch_update():
+            self.query_one("#footer-slot").remove()
+            self.mount(Footer())

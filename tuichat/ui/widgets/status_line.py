@@ -6,7 +6,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.widgets import Static
 
-from tuichat.matrix.events import ConnectionState
+from tuichat.model.connection import ConnectionState
 
 _STATE_LABELS = {
     ConnectionState.CONNECTING: ("connecting…", "yellow"),

@@ -1,0 +1,14 @@
+"""The connection to the homeserver, as the status line shows it."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ConnectionState(StrEnum):
+    CONNECTING = "connecting"
+    LOADING = "loading"  # restoring the crypto store and cache
+    SYNCING = "syncing"  # first sync under way
+    SYNCED = "synced"
+    RECONNECTING = "reconnecting"
+    STOPPED = "stopped"
