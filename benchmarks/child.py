@@ -60,8 +60,10 @@ def main() -> None:
 
         class Measured(TuichatApp):
             def _load(self) -> None:
-                super()._load()
+                # Before the app's own after-the-frame work, so the time is
+                # that of the first frame itself.
                 self.call_after_refresh(self.painted)
+                super()._load()
 
             def painted(self) -> None:
                 result["painted"] = time.monotonic()

@@ -39,3 +39,5 @@ def test_the_ui_paints_without_importing_nio() -> None:
     # nio costs ~0.5 s; the first frame comes from the cache without it.
     modules = _modules_after("import tuichat.cli, tuichat.ui.app")
     assert "nio" not in modules and "aiohttp" not in modules
+    # Nor the service's domain events: they come with the first of them.
+    assert "tuichat.matrix.events" not in modules

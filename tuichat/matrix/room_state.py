@@ -49,6 +49,12 @@ class RoomState:
             self._names = None
         return True
 
+    def load(self, events: dict[StateKey, dict[str, Any]]) -> None:
+        """Take a whole state at once, keyed by (type, state_key) as `apply`
+        keys it (from the cache, which checked each event when writing)."""
+        self.events = events
+        self._names = None
+
     def merge_summary(self, summary: dict[str, Any]) -> None:
         for key in ("m.heroes", "m.joined_member_count", "m.invited_member_count"):
             if key in summary:

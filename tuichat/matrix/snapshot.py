@@ -107,8 +107,7 @@ def load_snapshot(cache: Cache, own_user_id: str) -> Snapshot:
         except ValueError:
             continue
         state = RoomState(cached.room_id, membership)
-        for event in cached.state:
-            state.apply(event)
+        state.load(cached.state)
         state.merge_summary(cached.summary)
         state.is_direct = cached.room_id in direct
         snapshot.states[cached.room_id] = state

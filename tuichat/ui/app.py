@@ -120,6 +120,7 @@ class TuichatApp(App[int]):
         self._inbox: list[DomainEvent] = []
         self._inbox_posted = False
         self._room_list_due = False
+        self._gc_paused = False  # see `on_load`
         # Themes before the first style pass: setting one after mounting
         # would restyle every widget once more.
         user_dir = user_theme_dir(self.config.path) if self.config.path else None
@@ -143,6 +144,21 @@ class TuichatApp(App[int]):
 
     def get_default_screen(self) -> MainScreen:
         return self.main
+
+    def on_load(self) -> None:
+        # No garbage collection during start-up (until `_load_other_rooms`
+        # has read the cache and frozen it): start-up allocates thousands of
+        # lasting objects (widgets, room states, items), and each collection
+        # they trigger walks the whole heap of Textual's and tuichat's
+        # objects, about half of what reading the cache for the first frame
+        # costs.
+        self._gc_paused = gc.isenabled()
+        gc.disable()
+
+    def _resume_gc(self) -> None:
+        if self._gc_paused:
+            self._gc_paused = False
+            gc.enable()
 
     def on_mount(self) -> None:
         for error in self._startup_errors:
@@ -255,23 +271,28 @@ class TuichatApp(App[int]):
     async def _load_other_rooms(self) -> None:
         """Read the other rooms' recent history in small slices, so unread
         counts fill in without holding up a frame; then freeze what was
-        loaded so the garbage collector stops walking it."""
-        if self.snapshot is None:
-            return
-        pending = [
-            r.room_id for r in self.rooms.ordered() if r.room_id not in self.snapshot.timelines
-        ]
-        deadline = time.perf_counter() + SLICE_SECONDS
-        for room_id in pending:
-            self.ensure_timeline_loaded(room_id)
-            if time.perf_counter() > deadline:
+        loaded so the garbage collector stops walking it, and let it run
+        again (paused since `on_load`: a collection mid-way would walk all
+        of it, tens of milliseconds in one slice)."""
+        try:
+            if self.snapshot is None:
+                return
+            pending = [
+                r.room_id for r in self.rooms.ordered() if r.room_id not in self.snapshot.timelines
+            ]
+            deadline = time.perf_counter() + SLICE_SECONDS
+            for room_id in pending:
+                self.ensure_timeline_loaded(room_id)
+                if time.perf_counter() > deadline:
+                    self._refresh_room_list()
+                    await asyncio.sleep(0)
+                    deadline = time.perf_counter() + SLICE_SECONDS
+            if pending:
                 self._refresh_room_list()
-                await asyncio.sleep(0)
-                deadline = time.perf_counter() + SLICE_SECONDS
-        if pending:
-            self._refresh_room_list()
-        gc.collect()
-        gc.freeze()
+        finally:
+            gc.collect()
+            gc.freeze()
+            self._resume_gc()
 
     @work(exclusive=True, group="service")
     async def _start_service(self) -> None:
@@ -328,6 +349,7 @@ class TuichatApp(App[int]):
                 deadline = time.perf_counter() + SLICE_SECONDS
 
     async def on_unmount(self) -> None:
+        self._resume_gc()  # if the first frame never came
         if self.service is not None:
             await self.service.stop()
         elif self.cache is not None:

@@ -62,8 +62,8 @@ class MainScreen(Screen[None]):
         yield Static(id="footer-slot")
 
     def show_footer(self) -> None:
-        if self.query(Footer):
-            return
+        if not self.is_attached or self.query(Footer):
+            return  # closing already (an exit right after the first frame), or shown
         with self.app.batch_update():
             self.query_one("#footer-slot").remove()
             self.mount(Footer())
