@@ -24,12 +24,10 @@ from tuichat.config import Config, user_theme_dir
 from tuichat.matrix.cache import Cache
 from tuichat.matrix.session import Profile, ProfileError
 from tuichat.matrix.snapshot import Snapshot, load_snapshot
-from tuichat.model import commands
 from tuichat.model.connection import ConnectionState
 from tuichat.model.items import ItemKind, SendState, TimelineItem
 from tuichat.model.rooms import Membership, RoomList, RoomSummary
 from tuichat.model.timeline import EDITABLE_KINDS, Timeline, TimelineChange
-from tuichat.model.verification import Phase, VerificationView
 from tuichat.ui.messages import MatrixEvent, MatrixEventsReady
 from tuichat.ui.notifications import Notifier
 from tuichat.ui.screens.main import MainScreen
@@ -42,6 +40,7 @@ from tuichat.ui.widgets.timeline_view import HistoryState, MembershipDisplay, Ti
 if TYPE_CHECKING:
     from tuichat.matrix.events import DomainEvent, TimelineAppended
     from tuichat.matrix.service import MatrixService
+    from tuichat.model.verification import VerificationView
     from tuichat.ui.screens.devices import DevicesScreen
     from tuichat.ui.screens.members import MembersDialog
     from tuichat.ui.screens.recovery import RecoveryDialog
@@ -732,6 +731,8 @@ class TuichatApp(App[int]):
         if dialog is not None:
             dialog.update_view(view)
             return
+        from tuichat.model.verification import Phase
+
         opens = view.we_requested or view.phase is not Phase.CANCELLED
         if opens and view.phase is not Phase.DONE:
             from tuichat.ui.screens.verification import VerificationDialog
@@ -1111,6 +1112,8 @@ class TuichatApp(App[int]):
 
     @on(Composer.Submitted)
     async def _composer_submitted(self, message: Composer.Submitted) -> None:
+        from tuichat.model import commands  # with the first thing sent, not at start-up
+
         feedback = self.main.feedback
         feedback.hide()
         parsed = commands.parse(message.text)
