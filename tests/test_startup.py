@@ -102,6 +102,8 @@ async def test_the_first_frame_shows_the_room_and_the_key_bar_follows(tmp_path: 
         timeline = app.main.query_one(TimelineView)
         assert timeline.size.height == app.timeline_height_at_first_frame
         assert app.main.query_one(Footer).region.y == 29
+        await pilot.pause()
+        assert "Quit" in app.export_screenshot()  # the keys, not an empty bar
 
 
 async def test_an_exit_right_after_the_first_frame_is_clean(tmp_path: Path) -> None:

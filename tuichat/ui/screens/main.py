@@ -64,6 +64,11 @@ class MainScreen(Screen[None]):
     def show_footer(self) -> None:
         if not self.is_attached or self.query(Footer):
             return  # closing already (an exit right after the first frame), or shown
+        footer = Footer()
         with self.app.batch_update():
             self.query_one("#footer-slot").remove()
-            self.mount(Footer())
+            self.mount(footer)
+        # The Footer shows keys once told the bindings changed (Textual tells
+        # it on focus moves); here they did not change, so tell it once it
+        # listens.
+        footer.call_after_refresh(self.refresh_bindings)
