@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.style import Style
 from rich.text import Text
-from textual.widgets import Static
+from textual.widget import Widget
 
 from tuichat.model.rooms import RoomSummary
 
@@ -40,7 +40,11 @@ def encryption_text(room: RoomSummary | None) -> Text:
     return text
 
 
-class RoomHeader(Static):
+class RoomHeader(Widget):
+    """Drawn from the room at the width it has: a resize redraws it without
+    a new layout (a `Static` updated on resize asked for one, which cost
+    the first frame a second layout pass)."""
+
     DEFAULT_CSS = """
     RoomHeader {
         height: 1;
@@ -53,14 +57,15 @@ class RoomHeader(Static):
 
     def show_room(self, room: RoomSummary | None) -> None:
         self._room = room
+        self.refresh()
+
+    def render(self) -> Text:
+        room = self._room
         text = header_text(room)
         right = encryption_text(room)
-        width = max(10, self.size.width - 2)
+        width = max(10, self.content_size.width)
         if right.plain:
             text.truncate(max(1, width - right.cell_len - 2), overflow="ellipsis")
             text.pad_right(max(0, width - text.cell_len - right.cell_len))
             text.append_text(right)
-        self.update(text)
-
-    def on_resize(self) -> None:
-        self.show_room(self._room)
+        return text
