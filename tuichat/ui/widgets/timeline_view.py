@@ -215,6 +215,7 @@ class TimelineView(ScrollView, can_focus=True):
         background: $surface;
         scrollbar-size-vertical: 1;
         overflow-x: hidden;
+        overflow-y: scroll;
     }
     TimelineView > .timeline--time { color: $text-muted; }
     TimelineView > .timeline--state { color: $text-muted; text-style: italic; }
