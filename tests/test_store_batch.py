@@ -81,3 +81,15 @@ def test_the_crypto_store_commits_through_a_write_ahead_log(tmp_path: Path) -> N
     client = _client(tmp_path / "p")
     mode = client.tuichat_olm.store.database.execute_sql("PRAGMA journal_mode").fetchone()
     assert mode == ("wal",)
+
+
+def test_the_crypto_store_and_its_log_are_created_private(tmp_path: Path) -> None:
+    import stat
+
+    client = _client(tmp_path / "p")
+    client.tuichat_olm.save_account()  # a write: the log files exist now
+    store_dir = tmp_path / "p" / "crypto"
+    files = [path for path in store_dir.iterdir() if path.name.startswith("@me:x_DEVICE.db")]
+    assert {path.name.removeprefix("@me:x_DEVICE.db") for path in files} >= {"", "-wal"}
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path

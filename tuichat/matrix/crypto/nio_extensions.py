@@ -52,6 +52,7 @@ from nio.events.misc import BadEvent, UnknownBadEvent
 from nio.exceptions import EncryptionError
 
 from tuichat.matrix.crypto.extras_store import CryptoExtrasStore
+from tuichat.matrix.session import private_umask
 
 log = logging.getLogger(__name__)
 
@@ -472,19 +473,23 @@ class TuichatClient(AsyncClient):
             raise LocalProtocolError("Device id is not set")
         if not self.config.store or not self.store_path:
             raise LocalProtocolError("tuichat needs a store path")
-        self.store = self.config.store(
-            self.user_id,
-            self.device_id,
-            self.store_path,
-            self.config.pickle_key,
-            self.config.store_name,
-        )
-        # nio opens its store with a rollback journal: every commit creates,
-        # syncs and deletes a journal file besides syncing the database. In
-        # write-ahead-log mode (kept by the file) a commit is one sync of the
-        # log, as durable (synchronous stays FULL), in a fraction of the time.
-        self.store.database.execute_sql("PRAGMA journal_mode=WAL")
-        self.olm = TuichatOlm(self.user_id, self.device_id, self.store, self.extras)
+        # The store and its log files are created private (0600) rather
+        # than tightened afterwards.
+        with private_umask():
+            self.store = self.config.store(
+                self.user_id,
+                self.device_id,
+                self.store_path,
+                self.config.pickle_key,
+                self.config.store_name,
+            )
+            # nio opens its store with a rollback journal: every commit
+            # creates, syncs and deletes a journal file besides syncing the
+            # database. In write-ahead-log mode (kept by the file) a commit
+            # is one sync of the log, as durable (synchronous stays FULL),
+            # in a fraction of the time.
+            self.store.database.execute_sql("PRAGMA journal_mode=WAL")
+            self.olm = TuichatOlm(self.user_id, self.device_id, self.store, self.extras)
         self.encrypted_rooms = self.store.load_encrypted_rooms()
 
     def invalidate_outbound_session(self, room_id: str) -> None:
