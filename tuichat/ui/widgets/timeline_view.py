@@ -463,9 +463,13 @@ class TimelineView(ScrollView, can_focus=True):
             position = (len(self._items) - 1, 0)
         first = position[0]
         shift = 0
-        start = max(0, first - height * MEASURE_AHEAD)
-        for index in range(start, first):
+        # A screen of lines above, measured nearest first.
+        budget = height * MEASURE_AHEAD
+        index = first - 1
+        while index >= 0 and budget > 0:
             shift += self._measure(index)
+            budget -= self._lines.height(index)
+            index -= 1
         self._measure(first)
         budget = height * (1 + MEASURE_AHEAD)
         index = first + 1
