@@ -64,3 +64,21 @@ async def test_invites_come_first_and_a_click_chooses_a_room() -> None:
         await pilot.click(RoomListView, offset=(5, 5))
         await pilot.pause()
         assert app.chosen == ["!r2:x"]
+
+
+async def test_rows_take_the_new_theme_s_colours_after_a_switch() -> None:
+    app = Host()
+    async with app.run_test(size=(40, 10)) as pilot:
+        app.theme = "textual-dark"
+        view = app.query_one(RoomListView)
+        view.show_rooms([summary(n) for n in range(3)], None)
+        await pilot.pause()
+
+        def row_background() -> object:
+            return view.render_line(1)._segments[-1].style.bgcolor
+
+        dark = row_background()
+        app.theme = "textual-light"
+        await pilot.pause()
+        assert row_background() != dark
+        assert row_background() == view.rich_style.bgcolor

@@ -15,6 +15,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from tuichat.model.rooms import Membership, RoomSummary
+from tuichat.ui.widgets.style_memo import StyleMemo
 
 DM_MARK = "@"
 ENCRYPTED_MARK = "🔒"
@@ -42,7 +43,7 @@ def room_label(room: RoomSummary) -> Text:
     return label
 
 
-class RoomListView(ScrollView, can_focus=True):
+class RoomListView(StyleMemo, ScrollView, can_focus=True):
     """Shows room summaries; posts `RoomChosen` when one is chosen (Enter or
     a click). A Line API view: only the rows on screen are rendered, so a
     thousand rooms cost what the visible forty do, and a refresh after
@@ -147,24 +148,24 @@ class RoomListView(ScrollView, can_focus=True):
         width = self.scrollable_content_region.width
         number = self.scroll_offset.y + y
         if number >= len(self._rows):
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, self._base_style)
         header, room, _line = self._rows[number]
         if room is None:
-            style = self.get_component_rich_style("room-list--header")
+            style = self._style("room-list--header")
             text = Text(f" {header}", style=style, no_wrap=True)
         else:
             text = self._row_text(number)
             text.no_wrap = True
             text.overflow = "ellipsis"
             if self.highlighted is not None and self._order[self.highlighted] == room.room_id:
-                text.stylize(self.get_component_rich_style("room-list--cursor"))
+                text.stylize(self._style("room-list--cursor"))
             elif room.room_id == self._current:
-                text.stylize(self.get_component_rich_style("room-list--current"))
+                text.stylize(self._style("room-list--current"))
         text.truncate(width, overflow="ellipsis", pad=True)
         # The widget's colours under the text's own: without them the rows
         # took the terminal's default colours, not the theme's.
-        strip = Strip(Segment.apply_style(list(text.render(self.app.console)), self.rich_style))
-        return strip.adjust_cell_length(width, self.rich_style)
+        strip = Strip(Segment.apply_style(list(text.render(self.app.console)), self._base_style))
+        return strip.adjust_cell_length(width, self._base_style)
 
     # -- moving and choosing --------------------------------------------------------
 

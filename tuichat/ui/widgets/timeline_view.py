@@ -48,6 +48,7 @@ from tuichat.model.rich_body import plain_text
 from tuichat.model.timeline import ChangeKind, TimelineChange
 from tuichat.ui.widgets.line_index import LineIndex
 from tuichat.ui.widgets.rich_body import BodyStyles, render_body, segments_text
+from tuichat.ui.widgets.style_memo import StyleMemo
 
 TIME_WIDTH = 5  # "%H:%M", the default time format
 LOCK_WIDTH = 2
@@ -172,7 +173,7 @@ def _fit(text: str, width: int) -> Text:
     return line
 
 
-class TimelineView(ScrollView, can_focus=True):
+class TimelineView(StyleMemo, ScrollView, can_focus=True):
     """Renders a sequence of `TimelineItem`s, newest at the bottom."""
 
     COMPONENT_CLASSES = {
@@ -274,9 +275,7 @@ class TimelineView(ScrollView, can_focus=True):
         self._strips: LRUCache[tuple[str, int, int], list[Strip]] = LRUCache(4096)
         self.history = HistoryState.MORE
         self._asked_for_more = False
-        # Styles looked up while building lines, until the CSS changes.
-        self._styles: dict[str, Style] = {}
-        self._look: tuple[Style, ...] | None = None  # what the built lines used
+        self._look: tuple[Style, ...] | None = None  # the styles built lines used
         self._look_stale = True
         self.membership_display = MembershipDisplay.CONDENSE
         self._time_format = "%H:%M"
@@ -661,30 +660,10 @@ class TimelineView(ScrollView, can_focus=True):
             return Text.styled("⚠ ", self._style("timeline--unverified"))
         return Text.styled("🔒", self._style("timeline--lock"))
 
-    def _style(self, name: str) -> Style:
-        # Not `partial`: a partial style drops the alpha of colours such as
-        # $text-muted instead of blending them, which made muted text the
-        # background colour in light themes.
-        style = self._styles.get(name)
-        if style is None:
-            style = self._styles[name] = self.get_component_rich_style(name)
-        return style
-
-    @property
-    def _base_style(self) -> Style:
-        """The widget's own style (Textual computes it through every
-        ancestor at each call)."""
-        style = self._styles.get("")
-        if style is None:
-            style = self._styles[""] = self.rich_style
-        return style
-
     def notify_style_update(self) -> None:
-        """The CSS was applied again (a theme switch, a class or a pseudo
-        class change): styles are looked up afresh, and lines built with
-        others are dropped before the next frame (`_check_look`)."""
+        """The CSS was applied again: lines built with other styles are
+        dropped before the next frame (`_check_look`)."""
         super().notify_style_update()
-        self._styles.clear()
         self._look_stale = True
         self.refresh()
 
