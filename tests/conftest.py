@@ -15,7 +15,7 @@ import pytest
 
 from tests.js_peer import JsPeer
 from tests.peers import NioPeer
-from tests.recorder import Recorder, ServiceFactory
+from tests.recorder import Recorder, ServiceFactory, join_invite
 from tuichat.demo.synapse import LocalSynapse, RegisteredUser
 from tuichat.matrix.login import login
 from tuichat.matrix.service import MatrixService
@@ -97,6 +97,27 @@ async def log_in(synapse: LocalSynapse, profile: Profile, user: RegisteredUser) 
         password=user.password,
         device_name="tuichat-test",
     )
+
+
+async def service_and_peer_in_room(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+    start_service: ServiceFactory,
+    *,
+    encrypted: bool,
+) -> tuple[MatrixService, Recorder, NioPeer, str]:
+    """Alice's service and Bob's nio peer in a room Bob made and invited
+    her to; she has joined and both sides see it."""
+    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
+    await log_in(synapse, profile, alice)
+    recorder = Recorder()
+    service = await start_service(profile, recorder)
+    peer: NioPeer = await peer_factory(bob)
+    room_id = await peer.create_room(invite=[alice.user_id], encrypted=encrypted)
+    await join_invite(service, recorder, peer, room_id)
+    return service, recorder, peer, room_id
 
 
 @pytest.fixture

@@ -16,17 +16,16 @@ from nio import UploadResponse
 from nio.crypto.attachments import decrypt_attachment
 from textual.widgets import Static
 
-from tests.conftest import UserFactory, log_in
+from tests.conftest import UserFactory, log_in, service_and_peer_in_room
 from tests.js_peer import JsPeer, requires_js_peer
 from tests.peers import NioPeer, wait_until
-from tests.recorder import Recorder, ServiceFactory, join_invite
+from tests.recorder import Recorder, ServiceFactory
 from tests.test_attachments import png
 from tests.test_ui_chat import join_in_ui, type_text, wait_ui
 from tuichat.config import Config
 from tuichat.demo.synapse import LocalSynapse
 from tuichat.matrix.attachments import AttachmentError
 from tuichat.matrix.events import ConnectionState
-from tuichat.matrix.service import MatrixService
 from tuichat.matrix.session import Profile
 from tuichat.model.items import TimelineItem
 from tuichat.ui.app import TuichatApp
@@ -74,26 +73,6 @@ async def peer_download(peer: NioPeer, content: dict[str, Any]) -> bytes:
     return body
 
 
-async def _service_and_peer_in_room(
-    synapse: LocalSynapse,
-    new_user: UserFactory,
-    profile: Profile,
-    peer_factory: Callable[..., Any],
-    start_service: ServiceFactory,
-    *,
-    encrypted: bool,
-) -> tuple[MatrixService, Recorder, NioPeer, str]:
-    """Alice's service and Bob's nio peer in a room Bob made."""
-    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
-    await log_in(synapse, profile, alice)
-    recorder = Recorder()
-    service = await start_service(profile, recorder)
-    peer: NioPeer = await peer_factory(bob)
-    room_id = await peer.create_room(invite=[alice.user_id], encrypted=encrypted)
-    await join_invite(service, recorder, peer, room_id)
-    return service, recorder, peer, room_id
-
-
 def _attachment_item(recorder: Recorder, room_id: str, event_id: str) -> Callable[[], Any]:
     def find() -> TimelineItem | None:
         item = recorder.item(room_id, event_id)
@@ -112,7 +91,7 @@ async def test_files_both_ways_with_a_nio_peer(
     tmp_path: Path,
     encrypted: bool,
 ) -> None:
-    service, recorder, peer, room_id = await _service_and_peer_in_room(
+    service, recorder, peer, room_id = await service_and_peer_in_room(
         synapse, new_user, profile, peer_factory, start_service, encrypted=encrypted
     )
 
@@ -186,7 +165,7 @@ async def test_a_tampered_encrypted_file_is_not_saved(
     start_service: ServiceFactory,
     tmp_path: Path,
 ) -> None:
-    service, recorder, peer, room_id = await _service_and_peer_in_room(
+    service, recorder, peer, room_id = await service_and_peer_in_room(
         synapse, new_user, profile, peer_factory, start_service, encrypted=True
     )
     original = b"the real contract"
@@ -222,7 +201,7 @@ async def test_files_over_the_servers_limit_are_refused_up_front(
     start_service: ServiceFactory,
     tmp_path: Path,
 ) -> None:
-    service, _recorder, _peer, room_id = await _service_and_peer_in_room(
+    service, _recorder, _peer, room_id = await service_and_peer_in_room(
         synapse, new_user, profile, peer_factory, start_service, encrypted=True
     )
     assert await service.upload_limit() == 50 * 1024 * 1024  # the test Synapse's max_upload_size

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import UserFactory, log_in
-from tests.peers import NioPeer, wait_until
+from tests.conftest import UserFactory, log_in, service_and_peer_in_room
+from tests.peers import wait_until
 from tests.recorder import Recorder, ServiceFactory
 from tuichat.demo.synapse import LocalSynapse
 from tuichat.matrix.events import (
@@ -35,22 +35,16 @@ async def test_service_and_peer_exchange_messages(
     start_service: ServiceFactory,
     encrypted: bool,
 ) -> None:
-    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
-    await log_in(synapse, profile, alice)
-    recorder = Recorder()
-    service = await start_service(profile, recorder)
-    peer: NioPeer = await peer_factory(bob)
-
-    room_id = await peer.create_room(invite=[alice.user_id], encrypted=encrypted)
-    await _join_from_invite(service, recorder, room_id)
-    await peer.wait_for_member(room_id, alice.user_id)
+    service, recorder, peer, room_id = await service_and_peer_in_room(
+        synapse, new_user, profile, peer_factory, start_service, encrypted=encrypted
+    )
     await wait_until(
         lambda: recorder.rooms().get(room_id) and recorder.rooms()[room_id].encrypted == encrypted
     )
 
     await peer.send_text(room_id, "hello from bob")
     item = await wait_until(lambda: recorder.text_from(room_id, "hello from bob"))
-    assert item.sender == bob.user_id
+    assert item.sender == peer.user_id
     assert item.sender_name == "Bob"
     assert item.encrypted is encrypted
     assert item.utd_reason is None
@@ -59,7 +53,7 @@ async def test_service_and_peer_exchange_messages(
     echo = next(e for e in recorder.events if isinstance(e, LocalEchoAdded))
     assert echo.item.txn_id == txn_id and echo.item.send_state is SendState.PENDING
     sender = await peer.wait_for_text(room_id, "hello from alice")
-    assert sender == alice.user_id
+    assert sender == service.user_id
     sent = await wait_until(lambda: [e for e in recorder.events if isinstance(e, SendStateChanged)])
     assert sent[0].state is SendState.SENT and sent[0].event_id
     remote_echo = await wait_until(lambda: recorder.text_from(room_id, "hello from alice"))
