@@ -115,6 +115,12 @@ class TuichatOlm(Olm):
             if deferred:
                 self._save_sessions(list(deferred.values()))
 
+    def _account_id(self) -> int:
+        """The account's row id in nio's store, which its sessions refer to."""
+        if self._account_row is None:
+            raise RuntimeError("nio's store holds no account to save sessions under")
+        return self._account_row
+
     def _save_sessions(self, entries: list[tuple[str, Any]]) -> None:
         """One executemany into nio's Olm session table, with each value
         encoded by nio's own model fields (peewee's `replace_many` spends
@@ -125,14 +131,21 @@ class TuichatOlm(Olm):
 
         store = self.store
         meta = OlmSessions._meta
-        names = ("account", "sender_key", "session", "session_id", "creation_time")
-        fields = [meta.fields[name] for name in (*names, "last_usage_date")]
+        fields = [
+            meta.fields[name]
+            for name in (
+                "account",
+                "sender_key",
+                "session",
+                "session_id",
+                "creation_time",
+                "last_usage_date",
+            )
+        ]
         columns = ", ".join(field.column_name for field in fields)
         marks = ", ".join("?" for _ in fields)
         sql = f'INSERT OR REPLACE INTO "{meta.table_name}" ({columns}) VALUES ({marks})'
-        if self._account_row is None:
-            raise RuntimeError("nio's store holds no account to save Olm sessions under")
-        account_row = self._account_row
+        account_row = self._account_id()
         key_field, pickle_field, id_field, date_field = fields[1:5]
         pickle_key = store.pickle_key
         rows = [
@@ -156,8 +169,7 @@ class TuichatOlm(Olm):
         times per room key (about 2.5 ms each; thousands in a key import)."""
         from nio.store.models import ForwardedChains, MegolmInboundSessions
 
-        if self._account_row is None:
-            raise RuntimeError("nio's store holds no account to save room keys under")
+        account_row = self._account_id()
         store = self.store
         meta = MegolmInboundSessions._meta
         fields = [
@@ -173,7 +185,7 @@ class TuichatOlm(Olm):
         )
         values = (
             session.sender_key,
-            self._account_row,
+            account_row,
             session.ed25519,
             session.room_id,
             session.pickle(store.pickle_key),
