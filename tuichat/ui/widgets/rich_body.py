@@ -234,7 +234,7 @@ def _code_lines(block: Block, width: int, console: Console, styles: BodyStyles) 
     else:
         # Unhighlighted: only lines wider than the box need wrapping.
         wrapped = []
-        for raw in code.split("\n"):
+        for raw in raw_lines[:MAX_CODE_LINES]:
             line = Text(raw)
             wrapped += [line] if line.cell_len <= inner else list(line.wrap(console, inner))
     border = styles.muted
