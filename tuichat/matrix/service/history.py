@@ -43,7 +43,13 @@ class HistoryMixin(ServiceBase):
         is one, else a page from the server). Returns whether there may be
         more."""
         async with self._history_lock(room_id):
-            await self.cache.flushed()  # reads below see every sync written
+            # Counted before the wait: a limited sync handled while the cache
+            # catches up replaces the timeline this request was made for, and
+            # its own writes (the new gap's token) may still be queued.
+            generation = self._gaps.get(room_id, 0)
+            await self.cache.flushed()  # reads below see every sync written so far
+            if self._page_is_stale(room_id, generation):
+                return True
             if before_event_id is not None:
                 events, has_older = self.cache.load_events(room_id, limit, before_event_id)
                 if events:
@@ -57,7 +63,6 @@ class HistoryMixin(ServiceBase):
                 self.emit(TimelinePrepended(room_id, [], has_more=False))
                 return False
             assert self.crypto is not None
-            generation = self._gaps.get(room_id, 0)
             try:
                 page = await self.crypto.http.request(
                     "GET",
@@ -85,11 +90,7 @@ class HistoryMixin(ServiceBase):
         events.reverse()  # oldest first: each session's ratchet moves forward
         end = page.get("end")
         token = end if isinstance(end, str) and events else None
-        if generation is not None and generation != self._gaps.get(room_id, 0):
-            # A limited sync replaced the timeline while this page was on its
-            # way; the UI asks again from the new gap.
-            log.info("dropped a stale history page of %s", room_id)
-            self.emit(TimelinePrepended(room_id, [], has_more=True))
+        if generation is not None and self._page_is_stale(room_id, generation):
             return True
         # Written behind the syncs already queued; the writer checks the
         # token again, so a gap that opens meanwhile is not written over.
@@ -99,6 +100,16 @@ class HistoryMixin(ServiceBase):
         self.crypto.extras.flush()
         self.emit(TimelinePrepended(room_id, items, has_more=token is not None))
         return token is not None
+
+    def _page_is_stale(self, room_id: str, generation: int) -> bool:
+        """Whether a limited sync replaced the room's timeline since the
+        request counted `generation` gaps. If so the page is dropped and the
+        UI told there is more: it asks again from the new gap."""
+        if generation == self._gaps.get(room_id, 0):
+            return False
+        log.info("dropped a stale history page of %s", room_id)
+        self.emit(TimelinePrepended(room_id, [], has_more=True))
+        return True
 
     def _history_items(self, room_id: str, events: list[dict[str, Any]]) -> list[TimelineItem]:
         state = self.states.get(room_id)
