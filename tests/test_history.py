@@ -7,13 +7,15 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from tests.conftest import UserFactory, log_in, service_and_peer_in_room
 from tests.peers import NioPeer, wait_until
 from tests.recorder import Recorder, ServiceFactory
 from tests.test_ui_chat import join_in_ui, wait_ui
 from tuichat.demo.synapse import LocalSynapse
 from tuichat.matrix.events import TimelineAppended, TimelinePrepended
-from tuichat.matrix.service import MatrixService
+from tuichat.matrix.service import MatrixService, syncing
 from tuichat.matrix.session import Profile
 from tuichat.model.items import ItemKind
 from tuichat.ui.app import TuichatApp
@@ -43,26 +45,34 @@ async def test_scrolling_up_loads_and_decrypts_older_history(
 
     app = TuichatApp(profile, sync_timeout_ms=1000)
     async with app.run_test(size=(100, 30)) as pilot:
+        # Every page is held until the marker has been seen at the top.
+        service = await wait_ui(pilot, lambda: app.service)
+        release = asyncio.Event()
+        load_older = service.load_older
+
+        async def held(*args: Any, **kwargs: Any) -> bool:
+            await release.wait()
+            return await load_older(*args, **kwargs)
+
+        service.load_older = held  # type: ignore[method-assign]
         await wait_ui(pilot, lambda: app.current_room_id == room_id)
         await wait_ui(pilot, lambda: any(i.body == sent[-1] for i in app.timelines[room_id]))
         timeline = app.timelines[room_id]
         assert not any(i.body == sent[0] for i in timeline)
         view = app.query_one(TimelineView)
-        markers: list[str] = []
-        set_history = view.set_history
+        view.scroll_to(y=0, animate=False, immediate=True, force=True)
+        await wait_ui(pilot, lambda: view.history is HistoryState.LOADING)
+        view.scroll_to(y=0, animate=False, immediate=True, force=True)
+        await pilot.pause()
+        assert "Loading older messages" in view.render_line(0).text
+        release.set()
 
-        def recording(state: HistoryState) -> None:
-            set_history(state)
-            markers.append(view.render_line(0).text)
-
-        view.set_history = recording  # type: ignore[method-assign]
         for _ in range(20):
-            view.scroll_to(y=0, animate=False, immediate=True, force=True)
-            await pilot.pause()
             await wait_ui(pilot, lambda: view.history is not HistoryState.LOADING)
             if view.history is HistoryState.START:
                 break
-        assert any("Loading older messages" in m for m in markers)
+            view.scroll_to(y=0, animate=False, immediate=True, force=True)
+            await pilot.pause()
         assert view.history is HistoryState.START
         bodies = [i.body for i in timeline if i.kind is ItemKind.TEXT and i.sender == bob.user_id]
         assert bodies == sent
@@ -70,6 +80,51 @@ async def test_scrolling_up_loads_and_decrypts_older_history(
         view.scroll_home(animate=False)
         await pilot.pause()
         assert "beginning of the room" in view.render_line(0).text
+
+
+async def _restart_after_a_gap(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+    start_service: ServiceFactory,
+    sink: Callable[[Any], None],
+) -> tuple[MatrixService, str, list[str], str]:
+    """Alice's service stopped after "before the gap", Bob sent more than one
+    sync's timeline while she was away, and her service is opened again
+    (not yet syncing) with `sink`. Returns the service, the room, what was
+    sent while away, and the oldest cached event (the UI's oldest item)."""
+    service, recorder, peer, room_id = await service_and_peer_in_room(
+        synapse, new_user, profile, peer_factory, start_service, encrypted=False
+    )
+    await peer.send_text(room_id, "before the gap")
+    await wait_until(lambda: recorder.text_from(room_id, "before the gap"))
+    await service.stop()
+    away = [f"while away {n}" for n in range(60)]  # more than one sync's timeline
+    for body in away:
+        await peer.send_text(room_id, body)
+    service = MatrixService(profile, sink, sync_timeout_ms=1000)
+    await service.open()
+    oldest = next(item.event_id for item in service.snapshot.timelines[room_id])
+    assert oldest is not None
+    return service, room_id, away, oldest
+
+
+def _is_gap(event: Any, room_id: str) -> bool:
+    return isinstance(event, TimelineAppended) and event.room_id == room_id and event.limited
+
+
+async def _asked_again_from_the_gap(
+    service: MatrixService, recorder: Recorder, room_id: str, away: list[str]
+) -> None:
+    """Asked from the new timeline's oldest event: the page before the gap,
+    with the messages the limited sync left out."""
+    newest = [i for i in recorder.items(room_id) if i.event_id]
+    assert newest[0].body == away[10]
+    assert await service.load_older(room_id, newest[0].event_id) is True
+    page = [e for e in recorder.events if isinstance(e, TimelinePrepended)][-1]
+    bodies = [i.body for i in page.items if i.body.startswith(("while away", "before"))]
+    assert bodies == ["before the gap", *away[:10]]
 
 
 async def test_a_history_load_that_waited_across_a_gap_is_dropped_and_asked_again(
@@ -83,32 +138,15 @@ async def test_a_history_load_that_waited_across_a_gap_is_dropped_and_asked_agai
     while the sync was handled, must not answer for the new timeline: it
     would read the old gap's token (the sync's write is still queued) and
     report the room's beginning above a gap, or splice old events on."""
-    service, recorder, peer, room_id = await service_and_peer_in_room(
-        synapse, new_user, profile, peer_factory, start_service, encrypted=False
+    recorder = Recorder()
+    service, room_id, away, oldest = await _restart_after_a_gap(
+        synapse, new_user, profile, peer_factory, start_service, recorder
     )
-    await peer.send_text(room_id, "before the gap")
-    await wait_until(lambda: recorder.text_from(room_id, "before the gap"))
-    await service.stop()
-    away = [f"while away {n}" for n in range(60)]  # more than one sync's timeline
-    for body in away:
-        await peer.send_text(room_id, body)
-
-    second = Recorder()
-    service = MatrixService(profile, second, sync_timeout_ms=1000)
-    await service.open()
-    oldest = next(item.event_id for item in service.snapshot.timelines[room_id])
-
-    def gap_handled() -> bool:
-        return any(
-            isinstance(e, TimelineAppended) and e.room_id == room_id and e.limited
-            for e in second.events
-        )
-
     flushed = service.cache.flushed
 
     async def flushed_across_the_gap() -> None:
         await flushed()
-        await wait_until(gap_handled)
+        await wait_until(lambda: any(_is_gap(e, room_id) for e in recorder.events))
 
     service.cache.flushed = flushed_across_the_gap  # type: ignore[method-assign]
     load = asyncio.create_task(service.load_older(room_id, oldest))
@@ -116,17 +154,48 @@ async def test_a_history_load_that_waited_across_a_gap_is_dropped_and_asked_agai
     await service.start()
     try:
         assert await asyncio.wait_for(load, 20) is True
-        answers = [e for e in second.events if isinstance(e, TimelinePrepended)]
+        answers = [e for e in recorder.events if isinstance(e, TimelinePrepended)]
         assert [(a.items, a.has_more) for a in answers] == [([], True)]
-
-        # Asked again, from the new timeline's oldest event: the page before
-        # the gap, with the messages the limited sync left out.
         service.cache.flushed = flushed  # type: ignore[method-assign]
-        newest = [i for i in second.items(room_id) if i.event_id]
-        assert newest[0].body == away[10]
-        assert await service.load_older(room_id, newest[0].event_id) is True
-        page = [e for e in second.events if isinstance(e, TimelinePrepended)][-1]
-        bodies = [i.body for i in page.items if i.body.startswith(("while away", "before"))]
+        await _asked_again_from_the_gap(service, recorder, room_id, away)
+    finally:
+        await service.stop()
+
+
+async def test_a_history_load_asked_while_a_gap_is_being_handled_reads_the_new_timeline(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+    start_service: ServiceFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The UI may ask for older history right after it showed a limited
+    sync's newest events and before that sync's writes are queued (a large
+    sync yields between rooms so frames are drawn). The load must read the
+    cache as that sync leaves it, not the old gap's token: that page would
+    end at the room's beginning and the UI would say so above the gap."""
+    monkeypatch.setattr(syncing, "SLICE_SECONDS", 0.0)  # every room its own slice
+    recorder = Recorder()
+    loads: list[asyncio.Task[bool]] = []
+
+    def sink(event: Any) -> None:
+        recorder(event)
+        if isinstance(event, TimelineAppended) and event.limited:
+            loads.append(asyncio.create_task(service.load_older(event.room_id, oldest)))
+
+    service, room_id, away, oldest = await _restart_after_a_gap(
+        synapse, new_user, profile, peer_factory, start_service, sink
+    )
+    await service.start()
+    try:
+        await wait_until(lambda: loads)
+        assert await asyncio.wait_for(loads[0], 20) is True
+        answers = [
+            e for e in recorder.events if isinstance(e, TimelinePrepended) and e.room_id == room_id
+        ]
+        assert len(answers) == 1 and answers[0].has_more
+        bodies = [i.body for i in answers[0].items if i.body.startswith(("while away", "before"))]
         assert bodies == ["before the gap", *away[:10]]
     finally:
         await service.stop()

@@ -92,6 +92,11 @@ class ServiceBase:
         # Limited syncs (gaps) seen per room: a history page fetched before
         # the latest gap belongs to a timeline that was replaced.
         self._gaps: dict[str, int] = {}
+        # Clear while a sync has counted gaps and shown their rooms' newest
+        # events but not yet queued its cache writes (it yields between
+        # rooms): the cache still holds the timelines it replaces.
+        self._sync_writes_queued = asyncio.Event()
+        self._sync_writes_queued.set()
         self.first_sync_done = asyncio.Event()
         self.synced_once = False
         self._state = ConnectionState.CONNECTING

@@ -43,11 +43,15 @@ class HistoryMixin(ServiceBase):
         is one, else a page from the server). Returns whether there may be
         more."""
         async with self._history_lock(room_id):
-            # Counted before the wait: a limited sync handled while the cache
-            # catches up replaces the timeline this request was made for, and
-            # its own writes (the new gap's token) may still be queued.
+            # The gaps are counted when no sync is between counting its own
+            # and queuing its writes, then every write queued so far is
+            # awaited: the reads below see the timeline of that count. A
+            # limited sync handled meanwhile makes the answer stale (its
+            # writes, the new gap's token among them, may still be queued).
+            while not self._sync_writes_queued.is_set():
+                await self._sync_writes_queued.wait()
             generation = self._gaps.get(room_id, 0)
-            await self.cache.flushed()  # reads below see every sync written so far
+            await self.cache.flushed()
             if self._page_is_stale(room_id, generation):
                 return True
             if before_event_id is not None:

@@ -235,18 +235,22 @@ class SyncMixin(ServiceBase):
             self._handle_invite(room_id, info, outcome)
         deadline = time.perf_counter() + SLICE_SECONDS
         events = 0
-        for room_id, info in _dict_items(rooms.get("join")):
-            events += self._handle_joined(room_id, info, outcome)
-            if time.perf_counter() > deadline:
-                # A large sync (thousands of events) is cut into slices, so
-                # the UI draws frames while it is decrypted.
-                await asyncio.sleep(0)
-                deadline = time.perf_counter() + SLICE_SECONDS
-        for room_id, _info in _dict_items(rooms.get("leave")):
-            self._handle_left(room_id, outcome)
-        self._emit_redecrypted(redecrypted)
-        # Written on the cache's thread, after nio stored the keys above.
-        self.cache.queue_sync(outcome.write)
+        self._sync_writes_queued.clear()
+        try:
+            for room_id, info in _dict_items(rooms.get("join")):
+                events += self._handle_joined(room_id, info, outcome)
+                if time.perf_counter() > deadline:
+                    # A large sync (thousands of events) is cut into slices,
+                    # so the UI draws frames while it is decrypted.
+                    await asyncio.sleep(0)
+                    deadline = time.perf_counter() + SLICE_SECONDS
+            for room_id, _info in _dict_items(rooms.get("leave")):
+                self._handle_left(room_id, outcome)
+            self._emit_redecrypted(redecrypted)
+            # Written on the cache's thread, after nio stored the keys above.
+            self.cache.queue_sync(outcome.write)
+        finally:
+            self._sync_writes_queued.set()
         self.crypto.extras.flush()
         self.sync_token = next_batch
         await self._emit_summaries_in_slices(outcome.changed_rooms)
