@@ -123,8 +123,14 @@ async def _asked_again_from_the_gap(
     assert newest[0].body == away[10]
     assert await service.load_older(room_id, newest[0].event_id) is True
     page = [e for e in recorder.events if isinstance(e, TimelinePrepended)][-1]
+    _assert_before_the_gap(page, away)
+
+
+def _assert_before_the_gap(page: TimelinePrepended, away: list[str]) -> None:
+    """The page holds what lay between the cached timeline and the gap."""
     bodies = [i.body for i in page.items if i.body.startswith(("while away", "before"))]
     assert bodies == ["before the gap", *away[:10]]
+    assert page.has_more
 
 
 async def test_a_history_load_that_waited_across_a_gap_is_dropped_and_asked_again(
@@ -194,8 +200,7 @@ async def test_a_history_load_asked_while_a_gap_is_being_handled_reads_the_new_t
         answers = [
             e for e in recorder.events if isinstance(e, TimelinePrepended) and e.room_id == room_id
         ]
-        assert len(answers) == 1 and answers[0].has_more
-        bodies = [i.body for i in answers[0].items if i.body.startswith(("while away", "before"))]
-        assert bodies == ["before the gap", *away[:10]]
+        assert len(answers) == 1
+        _assert_before_the_gap(answers[0], away)
     finally:
         await service.stop()
