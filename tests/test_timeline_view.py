@@ -156,6 +156,51 @@ async def test_reaching_the_top_asks_for_older_history_once() -> None:
         assert len(asked) == 1
 
 
+async def test_a_request_for_older_history_overtaken_by_new_events_is_withdrawn_then_made_again() -> (
+    None
+):
+    """A limited sync can show a room's newest events (at its end) between
+    the view asking for older history and the app handling the request: it
+    no longer stands, and the view asks again when the reader is back at
+    the top."""
+    answers: list[bool] = []
+
+    class Answering(TimelineApp):
+        def on_timeline_view_near_top(self, message: TimelineView.NearTop) -> None:
+            answers.append(self.query_one(TimelineView).still_near_top())
+
+    app = Answering()
+    async with app.run_test(size=(60, 12)) as pilot:
+        view = app.query_one(TimelineView)
+        timeline = Timeline("!r")
+        timeline.append([text_item(n, f"cached {n}") for n in range(3)])  # fits: at the top
+        view.set_items(timeline)
+        await pilot.pause()
+        view.ask_again()  # as when the service has started
+        view.apply_change(timeline.reset([text_item(n, f"new {n}") for n in range(100, 150)]))
+        await pilot.pause()
+        assert answers == [False]
+        assert view.history is HistoryState.MORE
+        assert "new 149" in view.render_line(view.size.height - 1).text
+        view.scroll_to(y=0, animate=False, immediate=True, force=True)
+        await pilot.pause()
+        assert answers == [False, True]
+
+        # That page came; the reader goes up again and leaves the top before
+        # the request is handled.
+        view.set_history(HistoryState.LOADING)
+        view.apply_change(timeline.prepend([text_item(n, f"old {n}") for n in range(50, 100)]))
+        view.set_history(HistoryState.MORE)
+        await pilot.pause()
+        view.scroll_to(y=0, animate=False, immediate=True, force=True)
+        view.scroll_to(y=10, animate=False, immediate=True, force=True)
+        await pilot.pause()
+        assert answers == [False, True, False]
+        view.scroll_to(y=0, animate=False, immediate=True, force=True)
+        await pilot.pause()
+        assert answers == [False, True, False, True]
+
+
 async def test_a_theme_switch_redraws_messages_already_drawn_in_the_new_colours() -> None:
     app = TimelineApp()
     async with app.run_test(size=(60, 10)) as pilot:

@@ -576,7 +576,7 @@ class TuichatApp(App[int]):
     @on(TimelineView.NearTop)
     def _near_top(self, message: TimelineView.NearTop) -> None:
         room_id = self.current_room_id
-        if room_id is None or self.service is None:
+        if room_id is None or self.service is None or not self.main.timeline.still_near_top():
             return
         timeline = self._timeline(room_id)
         if not timeline.has_more_history:

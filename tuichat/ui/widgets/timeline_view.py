@@ -345,6 +345,17 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
             if state is HistoryState.MORE:
                 self.call_after_refresh(self._maybe_near_top)
 
+    def still_near_top(self) -> bool:
+        """Whether a `NearTop` being handled still stands: the reader is at
+        the top and older history may exist. It may not: the timeline can
+        change under the reader between the message and its handling (a
+        limited sync shows the room's newest events, at the end). If not,
+        the view asks again when the reader is back at the top."""
+        if self.history is HistoryState.MORE and self.scroll_y < HEADER_LINES + 1:
+            return True
+        self._asked_for_more = False
+        return False
+
     def ask_again(self) -> None:
         """Older history can be loaded now (an earlier NearTop came too
         early): ask again if the top is still in view."""
