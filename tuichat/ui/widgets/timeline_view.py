@@ -351,7 +351,7 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
         change under the reader between the message and its handling (a
         limited sync shows the room's newest events, at the end). If not,
         the view asks again when the reader is back at the top."""
-        if self.history is HistoryState.MORE and self.scroll_y < HEADER_LINES + 1:
+        if self._wants_older():
             return True
         self._asked_for_more = False
         return False
@@ -513,13 +513,16 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
         if new_value < HEADER_LINES + 1:
             self._maybe_near_top()
 
-    def _maybe_near_top(self) -> None:
-        if (
+    def _wants_older(self) -> bool:
+        """The reader is at the top, and older history may exist."""
+        return (
             self.history is HistoryState.MORE
-            and not self._asked_for_more
-            and self._items
+            and bool(self._items)
             and self.scroll_y < HEADER_LINES + 1
-        ):
+        )
+
+    def _maybe_near_top(self) -> None:
+        if not self._asked_for_more and self._wants_older():
             self._asked_for_more = True
             self.post_message(self.NearTop())
 
