@@ -4,6 +4,7 @@ with (and for) Element's stack against the real Synapse."""
 from __future__ import annotations
 
 import asyncio
+import random
 import secrets
 import subprocess
 import sys
@@ -44,9 +45,29 @@ def test_recovery_key_round_trip_and_typos() -> None:
     assert all(len(group) <= 4 for group in text.split())
     assert decode_recovery_key(text) == key
     assert decode_recovery_key(text.replace(" ", "")) == key
-    typo = ("2" if text[5] != "2" else "3").join((text[:5], text[6:]))
-    with pytest.raises(SecretStorageError):
-        decode_recovery_key(typo)
+    # The format's check is one parity byte, and one base58 digit changed can
+    # change several bytes: about one typo in 256 passes it (and gives a
+    # wrong key, refused later by the key's MAC). Counted over fixed keys, so
+    # the figure cannot vary between runs.
+    digits = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"  # base58
+    rng = random.Random(20261123)
+    caught = slipped = 0
+    for _ in range(400):
+        key = rng.randbytes(32)
+        text = encode_recovery_key(key)
+        at = rng.choice([i for i, c in enumerate(text) if c != " "])
+        digit = rng.choice([d for d in digits if d != text[at]])
+        try:
+            decoded = decode_recovery_key(text[:at] + digit + text[at + 1 :])
+        except SecretStorageError:
+            caught += 1
+        else:
+            slipped += 1
+            assert decoded != key
+    assert caught >= 390 and caught + slipped == 400
+    text = encode_recovery_key(bytes(range(32)))
+    with pytest.raises(SecretStorageError, match="typo"):
+        decode_recovery_key(text[:20] + ("2" if text[20] != "2" else "3") + text[21:])
     with pytest.raises(SecretStorageError, match="cannot appear"):
         decode_recovery_key("0OIl")
     assert base58_decode(base58_encode(b"\0\0abc")) == b"\0\0abc"
