@@ -114,6 +114,11 @@ def _is_gap(event: Any, room_id: str) -> bool:
     return isinstance(event, TimelineAppended) and event.room_id == room_id and event.limited
 
 
+def _pages(recorder: Recorder, room_id: str) -> list[TimelinePrepended]:
+    """The answers to loads of older history, in order."""
+    return [e for e in recorder.events if isinstance(e, TimelinePrepended) and e.room_id == room_id]
+
+
 async def _asked_again_from_the_gap(
     service: MatrixService, recorder: Recorder, room_id: str, away: list[str]
 ) -> None:
@@ -122,8 +127,7 @@ async def _asked_again_from_the_gap(
     newest = [i for i in recorder.items(room_id) if i.event_id]
     assert newest[0].body == away[10]
     assert await service.load_older(room_id, newest[0].event_id) is True
-    page = [e for e in recorder.events if isinstance(e, TimelinePrepended)][-1]
-    _assert_before_the_gap(page, away)
+    _assert_before_the_gap(_pages(recorder, room_id)[-1], away)
 
 
 def _assert_before_the_gap(page: TimelinePrepended, away: list[str]) -> None:
@@ -160,8 +164,7 @@ async def test_a_history_load_that_waited_across_a_gap_is_dropped_and_asked_agai
     await service.start()
     try:
         assert await asyncio.wait_for(load, 20) is True
-        answers = [e for e in recorder.events if isinstance(e, TimelinePrepended)]
-        assert [(a.items, a.has_more) for a in answers] == [([], True)]
+        assert [(a.items, a.has_more) for a in _pages(recorder, room_id)] == [([], True)]
         service.cache.flushed = flushed  # type: ignore[method-assign]
         await _asked_again_from_the_gap(service, recorder, room_id, away)
     finally:
@@ -197,9 +200,7 @@ async def test_a_history_load_asked_while_a_gap_is_being_handled_reads_the_new_t
     try:
         await wait_until(lambda: loads)
         assert await asyncio.wait_for(loads[0], 20) is True
-        answers = [
-            e for e in recorder.events if isinstance(e, TimelinePrepended) and e.room_id == room_id
-        ]
+        answers = _pages(recorder, room_id)
         assert len(answers) == 1
         _assert_before_the_gap(answers[0], away)
     finally:
