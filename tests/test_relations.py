@@ -141,6 +141,19 @@ def test_receipts_move_forward_and_land_on_shown_items() -> None:
     assert timeline[1].read_by == ("Eve",) and timeline[0].read_by == ()
 
 
+def test_a_reader_is_shown_only_at_their_latest_receipt() -> None:
+    """Bob reads five messages one after another: "✓ Bob" is under the last
+    one only, not under each message he read on the way."""
+    timeline = Timeline("!r", ME)
+    timeline.append([message(n, f"m{n}", ME) for n in range(1, 6)])
+    for n in range(1, 6):
+        timeline.set_receipts({BOB: (f"$m{n}", "Bob")})
+    assert [item.read_by for item in timeline] == [(), (), (), (), ("Bob",)]
+    # Eve reading the same message does not bring Bob back elsewhere.
+    timeline.set_receipts({EVE: ("$m3", "Eve")})
+    assert [item.read_by for item in timeline] == [(), (), ("Eve",), (), ("Bob",)]
+
+
 def test_a_flood_of_reactions_and_readers_is_shown_bounded() -> None:
     timeline = Timeline("!r", ME)
     timeline.append([message(1, "popular")])

@@ -273,6 +273,41 @@ async def test_what_the_peer_does_shows_replies_edits_reactions_typing_and_recei
         await wait_ui(pilot, lambda: "✓ Bob" in _shown(again))
 
 
+async def test_a_peer_reading_message_after_message_is_shown_once_at_the_last(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+) -> None:
+    """Bob reads our messages as they come: his receipt moves down with him,
+    "✓ Bob" is under the newest message he read, not under each one."""
+    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
+    await log_in(synapse, profile, alice)
+    peer: NioPeer = await peer_factory(bob)
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(120, 40)) as pilot:
+        room_id = await _open_shared_room(pilot, app, peer, alice.user_id)
+        for n in range(4):
+            await type_text(pilot, f"note {n}")
+            sent = await wait_until(
+                _content(peer, room_id, lambda c, n=n: c.get("body") == f"note {n}")
+            )
+            await peer.client.room_read_markers(room_id, sent["event_id"], sent["event_id"])
+            # Each receipt arrives (and is shown) before the next is sent.
+            await wait_ui(
+                pilot,
+                lambda sent=sent: (
+                    (item := app.timelines[room_id].get(sent["event_id"])) is not None
+                    and item.read_by == ("Bob",)
+                ),
+            )
+            await pilot.pause()
+        lines = app.query_one(TimelineView).line_texts()
+        receipts = [number for number, line in enumerate(lines) if "✓ Bob" in line]
+        assert len(receipts) == 1, lines
+        assert "note 3" in lines[receipts[0] - 1]
+
+
 @requires_js_peer
 async def test_replies_edits_and_reactions_with_the_matrix_js_sdk_peer(
     synapse: LocalSynapse,

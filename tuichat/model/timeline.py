@@ -255,6 +255,9 @@ class Timeline(Sequence[TimelineItem]):
             and key not in self._reactions
             and key not in self._readers
             and key not in self._redacted
+            # A reader who moved on leaves nothing in `_readers`: the names
+            # the item still carries must go.
+            and not base.read_by
         ):
             return base
         readers = self._readers_of(key)
