@@ -74,6 +74,40 @@ def test_mentions_highlight() -> None:
     assert not to_item(silent, state, viewer).highlight  # type: ignore[union-attr]
 
 
+def test_a_verification_request_reads_as_who_asked_whom_not_its_fallback_text() -> None:
+    state = state_with(member(BOB, "Bob"), member(ME, "Me"), member("@cy:example.org", "Cy"))
+
+    def request(sender: str, to: str) -> dict[str, Any]:
+        fallback = "asking to verify (your client does not support in-room verification)."
+        return message(
+            fallback,
+            sender,
+            msgtype="m.key.verification.request",
+            to=to,
+            from_device="DEV",
+            methods=["m.sas.v1"],
+        )
+
+    ours = to_item(request(ME, BOB), state, Viewer(ME))
+    theirs = to_item(request(BOB, ME), state, Viewer(ME))
+    others = to_item(request(BOB, "@cy:example.org"), state, Viewer(ME))
+    assert ours is not None and theirs is not None and others is not None
+    assert (ours.kind, ours.body) == (ItemKind.STATE, "You sent a verification request to Bob")
+    assert (theirs.kind, theirs.body) == (ItemKind.STATE, "Bob wants to verify")
+    assert (others.kind, others.body) == (ItemKind.STATE, "Bob asked Cy to verify")
+    # Decrypted (requests in encrypted rooms are encrypted), the same.
+    encrypted = {
+        "type": "m.room.encrypted",
+        "event_id": "$v",
+        "sender": ME,
+        "origin_server_ts": 5,
+        "content": {"algorithm": "m.megolm.v1.aes-sha2", "session_id": "S", "ciphertext": "c"},
+    }
+    payload = {"type": "m.room.message", "content": request(ME, BOB)["content"]}
+    decrypted = to_item(encrypted, state, Viewer(ME), Decryption(payload))
+    assert decrypted is not None and decrypted.body == "You sent a verification request to Bob"
+
+
 def test_undecryptable_event_becomes_a_placeholder_with_its_session() -> None:
     event = {
         "type": "m.room.encrypted",

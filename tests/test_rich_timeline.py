@@ -308,6 +308,34 @@ async def test_a_peer_reading_message_after_message_is_shown_once_at_the_last(
         assert "note 3" in lines[receipts[0] - 1]
 
 
+async def test_a_verification_request_we_send_shows_as_a_short_line_not_its_fallback(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+) -> None:
+    """/verify in a room shared with one person sends an in-room request;
+    our own timeline says we sent it, as Element does, and does not show
+    the fallback text meant for clients without in-room verification."""
+    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
+    await log_in(synapse, profile, alice)
+    peer: NioPeer = await peer_factory(bob)
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(120, 40)) as pilot:
+        room_id = await _open_shared_room(pilot, app, peer, alice.user_id)
+        await type_text(pilot, f"/verify {bob.user_id}")
+        request = await wait_until(
+            lambda: peer.find_event(
+                room_id,
+                lambda e: (e.get("content") or {}).get("msgtype") == "m.key.verification.request",
+            )
+        )
+        await wait_ui(pilot, lambda: app.timelines[room_id].get(request["event_id"]) is not None)
+        shown = _shown(app)
+        assert "You sent a verification request to Bob" in shown
+        assert "in-room verification" not in shown
+
+
 @requires_js_peer
 async def test_replies_edits_and_reactions_with_the_matrix_js_sdk_peer(
     synapse: LocalSynapse,

@@ -189,6 +189,8 @@ def _message(
 ) -> Fields | None:
     if not content:
         return {"kind": ItemKind.REDACTED, "body": "message deleted"}
+    if content.get("msgtype") == "m.key.verification.request":
+        return _verification_request(event, content, state, viewer)
     relates = _relates_to(content)
     target = relates.get("event_id")
     if relates.get("rel_type") == "m.replace" and isinstance(target, str):
@@ -205,6 +207,23 @@ def _message(
         fields["reply_to"] = parent
         fields["body"] = strip_reply_fallback(fields["body"])
     return fields
+
+
+def _verification_request(
+    event: dict[str, Any], content: dict[str, Any], state: RoomState, viewer: Viewer
+) -> Fields:
+    """An in-room verification request is shown as Element shows it: who
+    asked whom, in one line. Its body is a fallback for clients without
+    in-room verification, which the sender's own client must not show."""
+    sender, to = event.get("sender"), content.get("to")
+    target = state.member_name(to) if isinstance(to, str) else "someone"
+    if sender == viewer.user_id:
+        body = f"You sent a verification request to {target}"
+    elif to == viewer.user_id:
+        body = f"{state.member_name(_str(sender))} wants to verify"
+    else:
+        body = f"{state.member_name(_str(sender))} asked {target} to verify"
+    return {"kind": ItemKind.STATE, "body": body}
 
 
 def _reaction(
