@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from textual import getters
+from textual import getters, on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
@@ -42,6 +42,17 @@ class MainScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.app.post_message(self.Composed())
+
+    @on(Composer.ScrollTimeline)
+    def _scroll_timeline(self, message: Composer.ScrollTimeline) -> None:
+        """PageUp/PageDown/Ctrl+End typed in the composer move the timeline."""
+        timeline = self.timeline
+        if message.where == "page_up":
+            timeline.scroll_page_up(animate=False)
+        elif message.where == "page_down":
+            timeline.scroll_page_down(animate=False)
+        else:
+            timeline.jump_to_latest()
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="body"):

@@ -1,6 +1,8 @@
 """The composer: Enter sends, Alt+Enter (or Ctrl+J) inserts a newline, Up on
 an empty composer recalls the last message sent, Tab after `@` completes a
-member's name (a mention), Escape cancels a reply or edit."""
+member's name (a mention), Escape cancels a reply or edit. PageUp/PageDown
+scroll the timeline, End on an empty composer (or Ctrl+End) jumps to its
+newest message."""
 
 from __future__ import annotations
 
@@ -28,6 +30,11 @@ class Composer(TextArea):
     BINDINGS = [
         Binding("alt+enter,ctrl+j,shift+enter", "newline", "Newline", show=False),
         Binding("escape", "cancel", "Cancel reply/edit", show=False),
+        # The timeline's keys, as in every chat client: the composer keeps
+        # the focus while the reader scrolls.
+        Binding("pageup", "scroll_timeline('page_up')", "Page up", show=False),
+        Binding("pagedown", "scroll_timeline('page_down')", "Page down", show=False),
+        Binding("ctrl+end", "scroll_timeline('latest')", "Latest", show=False),
     ]
 
     class Submitted(Message):
@@ -39,6 +46,13 @@ class Composer(TextArea):
 
     class Cancelled(Message):
         """Escape: drop the reply or edit being written."""
+
+    class ScrollTimeline(Message):
+        """Scroll the timeline: "page_up", "page_down" or "latest"."""
+
+        def __init__(self, where: str) -> None:
+            super().__init__()
+            self.where = where
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
@@ -60,6 +74,11 @@ class Composer(TextArea):
             event.prevent_default()
             self.text = self.last_sent
             self.move_cursor(self.document.end)
+            return
+        if event.key == "end" and not self.text:
+            event.stop()
+            event.prevent_default()
+            self.post_message(self.ScrollTimeline("latest"))
             return
         if event.key == "tab" and (self.complete_path() or self.complete_mention()):
             event.stop()
@@ -123,6 +142,9 @@ class Composer(TextArea):
 
     def action_cancel(self) -> None:
         self.post_message(self.Cancelled())
+
+    def action_scroll_timeline(self, where: str) -> None:
+        self.post_message(self.ScrollTimeline(where))
 
     def submit(self) -> None:
         text = self.text

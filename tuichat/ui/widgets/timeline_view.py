@@ -14,6 +14,14 @@ Line 0 is a marker for history: "Loading older messages…" while a page is
 fetched, or where the room begins; scrolling up to it asks for more
 (`NearTop`).
 
+Following the newest message is a state the reader sets by scrolling, not
+a position judged after the fact: a reader at the bottom stays there
+whatever changes height (a preview loads, a line appears under the
+timeline, the terminal is resized, a room is shown again), and every frame
+puts the end in view. A reader who scrolled up stays put; messages that
+arrive meanwhile are counted on a "↓ N new messages" line at the bottom,
+and End (Ctrl+End from the composer) jumps to the latest.
+
 What an item shows can depend on its neighbours: a day separator above
 the first item of a day, the "new messages" line below the last item read,
 and runs of membership changes condensed into one line (the run's first
@@ -197,6 +205,7 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
         "timeline--day",
         "timeline--new",
         "timeline--selected",
+        "timeline--jump",
     }
 
     BINDINGS = [
@@ -210,6 +219,7 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
         Binding("enter", "act('open')", "Save file", id="open"),
         Binding("v", "act('view')", "View image", id="view"),
         Binding("escape", "leave", "Back to composer"),
+        Binding("end,ctrl+end", "jump_to_latest", "Latest", show=False),
     ]
 
     DEFAULT_CSS = """
@@ -238,6 +248,7 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
     TimelineView > .timeline--day { color: $text-muted; }
     TimelineView > .timeline--new { color: $error; }
     TimelineView > .timeline--selected { background: $primary 30%; }
+    TimelineView > .timeline--jump { color: $text; background: $accent 60%; text-style: bold; }
     """
 
     class NearTop(Message):
@@ -288,6 +299,12 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
         self.previews_enabled = True
         self._previews: dict[str, list[list[Segment]]] = {}
         self._previews_asked: set[str] = set()
+        # The reader follows the newest message: kept from their last scroll
+        # (see `watch_scroll_y`), not judged from a position that a height
+        # change has already moved.
+        self._follow = True
+        self._own_scroll = False  # a scroll made by the view, not the reader
+        self._new_below = 0  # messages arrived while the reader was scrolled up
 
     # -- data ------------------------------------------------------------------
 
@@ -325,8 +342,7 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
         self._asked_for_more = False
         self._width = self._current_width()
         self._lines.reset(len(items))
-        self._scroll_to_end()
-        self.refresh()
+        self.jump_to_latest()
 
     def set_membership_display(self, mode: MembershipDisplay) -> None:
         """Show, condense or hide membership changes: every height may
@@ -334,8 +350,7 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
         self.membership_display = mode
         self._strips.clear()
         self._lines.reset(len(self._items))
-        self._scroll_to_end()
-        self.refresh()
+        self.jump_to_latest()
 
     def set_history(self, state: HistoryState) -> None:
         if state is not self.history:
@@ -364,7 +379,6 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
 
     def apply_change(self, change: TimelineChange) -> None:
         """Bring the view up to date after the model changed."""
-        at_bottom = self.is_at_bottom
         lines = self._lines
         if change.kind is ChangeKind.RESET:
             lines.reset(len(self._items))
@@ -384,14 +398,43 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
             for index in change.indices:
                 self._forget_around(index)
             if change.kind is ChangeKind.APPENDED:
+                if not self._follow:
+                    self._count_new(len(lines))
                 lines.truncate(min(change.index, len(lines)))
                 lines.extend(len(self._items) - len(lines))
                 # A membership change may extend the run above it.
                 self._forget_run_head(change.index - 1)
         self._update_virtual_size()
-        if at_bottom:
+        if self._follow:
             self._scroll_to_end()
         self.refresh()
+
+    def _count_new(self, known: int) -> None:
+        """Items from `known` on are new to a reader scrolled up: count the
+        messages among them for the "new messages" line."""
+        self._new_below += sum(
+            1 for index in range(known, len(self._items)) if self._items[index].is_message
+        )
+
+    def jump_to_latest(self) -> None:
+        """Show the newest message and follow new ones again."""
+        self._follow = True
+        self._new_below = 0
+        self._scroll_to_end()
+        self.refresh()
+
+    def action_jump_to_latest(self) -> None:
+        self.jump_to_latest()
+
+    @property
+    def following(self) -> bool:
+        """Whether the newest message is kept in view."""
+        return self._follow
+
+    @property
+    def new_below(self) -> int:
+        """Messages that arrived since the reader scrolled up."""
+        return 0 if self._follow else self._new_below
 
     def _forget_around(self, index: int) -> None:
         """Item `index` changed: its height, and the summary of a run of
@@ -416,13 +459,22 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
         if self._width:
             self._measure_back_from(len(self._items) - 1, self._viewport_height() * 2)
         self._update_virtual_size()
-        # `force`: right after a size change the scrollbars are not updated
-        # yet, and without it Textual would refuse to scroll.
-        self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True, force=True)
+        self._scroll_self(self.max_scroll_y)
 
-    @property
-    def is_at_bottom(self) -> bool:
-        return self.scroll_y >= self.max_scroll_y - 1
+    def _scroll_self(self, y: float) -> None:
+        """Scroll for the view's own sake (keep the end or the top line in
+        place): the reader's choice to follow or not stays as it was."""
+        self._own_scroll = True
+        try:
+            # `force`: right after a size change the scrollbars are not
+            # updated yet, and without it Textual would refuse to scroll.
+            self.scroll_to(y=y, animate=False, immediate=True, force=True)
+        finally:
+            self._own_scroll = False
+
+    def _at_end(self) -> bool:
+        """The last line is in view (one line up is not: the reader left)."""
+        return round(self.scroll_y) >= self.max_scroll_y
 
     # -- measuring -------------------------------------------------------------
 
@@ -455,7 +507,7 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
 
     def _set_scroll_y(self, y: float) -> None:
         self._update_virtual_size()
-        self.scroll_to(y=y, animate=False, immediate=True, force=True)
+        self._scroll_self(y)
 
     def _prepare_viewport(self) -> None:
         """Measure the items on and around the screen before they are drawn;
@@ -488,7 +540,11 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
             self._measure(index)
             budget -= self._lines.height(index)
             index += 1
-        if shift:
+        if self._follow:
+            # Whatever changed height since the last frame (a preview, the
+            # viewport, the width), the end is where the reader stays.
+            self._scroll_to_end()
+        elif shift:
             self._set_scroll_y(self.scroll_y + shift)
         else:
             self._update_virtual_size()
@@ -496,11 +552,10 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
     def _rewidth(self, width: int) -> None:
         """A new width: every height is unknown again. Keep the item at the
         top of the screen at the top (or the end in view)."""
-        at_bottom = self.is_at_bottom
         top = self._lines.locate(max(0, round(self.scroll_y) - HEADER_LINES))
         self._width = width
         self._lines.reset(len(self._items))
-        if at_bottom or top is None:
+        if self._follow or top is None:
             self._scroll_to_end()
         else:
             self._set_scroll_y(HEADER_LINES + self._lines.line_of(top[0]))
@@ -510,6 +565,14 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
+        if not self._own_scroll:
+            # The reader scrolled (keys, wheel, scrollbar, or the screen
+            # clamping the position to a taller viewport): follow the newest
+            # message from now on if and only if they are at the bottom.
+            self._follow = self._at_end()
+            if self._follow and self._new_below:
+                self._new_below = 0
+                self.refresh()
         if new_value < HEADER_LINES + 1:
             self._maybe_near_top()
 
@@ -538,6 +601,8 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
+        if self._new_below and not self._follow and y == self._viewport_height() - 1:
+            return self._jump_line(width)
         line = self.scroll_offset.y + y
         if line < HEADER_LINES:
             return self._header_line(width)
@@ -562,6 +627,13 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
             selected = self._style("timeline--selected")
             strip = Strip(Segment.apply_style(list(strip), post_style=selected), width)
         return strip
+
+    def _jump_line(self, width: int) -> Strip:
+        """Over the bottom line while scrolled up: how many messages came."""
+        count = self._new_below
+        label = f" ↓ {count} new message{'s' if count != 1 else ''} · End: jump to latest "
+        style = self._style("timeline--jump")
+        return Strip([Segment(label.center(width)[:width], style)]).adjust_cell_length(width, style)
 
     def _header_line(self, width: int) -> Strip:
         style = self._style("timeline--empty")
@@ -916,6 +988,8 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
                 self._set_scroll_y(top)
             elif bottom > self.scroll_y + self._viewport_height():
                 self._set_scroll_y(bottom - self._viewport_height())
+            # The reader moved to this message: it stays in view.
+            self._follow = self._at_end()
         self.refresh()
 
     def action_select(self, step: int) -> None:
