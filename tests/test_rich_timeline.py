@@ -273,6 +273,61 @@ async def test_what_the_peer_does_shows_replies_edits_reactions_typing_and_recei
         await wait_ui(pilot, lambda: "✓ Bob" in _shown(again))
 
 
+async def test_up_in_an_empty_composer_edits_your_last_message_in_this_room(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+) -> None:
+    """Element's habit: Up edits your newest message in the room shown (not
+    one sent in another room), and Enter sends an edit, not a duplicate."""
+    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
+    await log_in(synapse, profile, alice)
+    peer: NioPeer = await peer_factory(bob)
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(120, 40)) as pilot:
+        room_id = await _open_shared_room(pilot, app, peer, alice.user_id)
+        await type_text(pilot, "see you at noom")
+        ours = await wait_until(
+            _content(peer, room_id, lambda c: c.get("body") == "see you at noom")
+        )
+        await peer.send_text(room_id, "ok")
+        other = await peer.create_room(invite=[alice.user_id], encrypted=True, name="Other")
+        await join_in_ui(pilot, app, peer, other, alice.user_id)
+        await type_text(pilot, "elsewhere")
+        await wait_until(_content(peer, other, lambda c: c.get("body") == "elsewhere"))
+        await wait_ui(pilot, lambda: app.timelines[other].last_event_id is not None)
+        while app.current_room_id != room_id:
+            await pilot.press("alt+down")
+        composer = app.query_one(Composer)
+        composer.focus()
+        await pilot.press("up")
+        await wait_ui(pilot, lambda: app.draft is not None)
+        assert app.draft is not None and app.draft[0] == "edit"
+        assert app.draft[1].event_id == ours["event_id"]
+        assert composer.text == "see you at noom"
+        await pilot.press("backspace", "n")
+        await pilot.press("enter")
+        edit = await wait_until(
+            _content(
+                peer,
+                room_id,
+                lambda c: (c.get("m.new_content") or {}).get("body") == "see you at noon",
+            )
+        )
+        assert edit["content"]["m.relates_to"] == {
+            "rel_type": "m.replace",
+            "event_id": ours["event_id"],
+        }
+        await wait_ui(pilot, lambda: "see you at noon  (edited)" in _shown(app))
+        bodies = [
+            (e.get("content") or {}).get("body")
+            for room, e in peer.events
+            if room == room_id and (e.get("content") or {}).get("m.relates_to") is None
+        ]
+        assert bodies.count("see you at noom") == 1 and "see you at noon" not in bodies
+
+
 async def test_a_peer_reading_message_after_message_is_shown_once_at_the_last(
     synapse: LocalSynapse,
     new_user: UserFactory,

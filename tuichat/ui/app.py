@@ -874,10 +874,7 @@ class TuichatApp(App[int]):
             if not own or item.kind not in EDITABLE_KINDS:
                 feedback.show("Only your own messages can be edited.", error=True)
                 return
-            self._set_draft(("edit", item))
-            composer = self.main.composer
-            composer.text = item.body
-            composer.move_cursor(composer.document.end)
+            self._start_edit(item)
         elif message.action == "react":
             if item.kind not in EDITABLE_KINDS:
                 feedback.show("Only messages can be reacted to.", error=True)
@@ -1036,6 +1033,30 @@ class TuichatApp(App[int]):
     @on(Composer.Cancelled)
     def _composer_cancelled(self, message: Composer.Cancelled) -> None:
         self._set_draft(None)
+
+    @on(Composer.EditLast)
+    def _edit_last(self, message: Composer.EditLast) -> None:
+        """Up on an empty composer edits your newest message in this room
+        (Element's habit), looking back a bounded number of items."""
+        if self.current_room_id is None:
+            return
+        timeline = self._timeline(self.current_room_id)
+        for index in range(timeline.remote_count - 1, max(-1, timeline.remote_count - 2001), -1):
+            item = timeline[index]
+            if (
+                item.sender == self.user_id
+                and item.kind in EDITABLE_KINDS
+                and item.event_id is not None
+                and item.attachment is None
+            ):
+                self._start_edit(item)
+                return
+
+    def _start_edit(self, item: TimelineItem) -> None:
+        self._set_draft(("edit", item))
+        composer = self.main.composer
+        composer.text = item.body
+        composer.move_cursor(composer.document.end)
 
     def _react(self, item: TimelineItem, key: str | None) -> None:
         room_id, service = self.current_room_id, self.service

@@ -1,8 +1,8 @@
 """The composer: Enter sends, Alt+Enter (or Ctrl+J) inserts a newline, Up on
-an empty composer recalls the last message sent, Tab after `@` completes a
-member's name (a mention), Escape cancels a reply or edit. PageUp/PageDown
-scroll the timeline, End on an empty composer (or Ctrl+End) jumps to its
-newest message."""
+an empty composer edits your last message in the room (as in Element), Tab
+after `@` completes a member's name (a mention), Escape cancels a reply or
+edit. PageUp/PageDown scroll the timeline, End on an empty composer (or
+Ctrl+End) jumps to its newest message."""
 
 from __future__ import annotations
 
@@ -47,6 +47,9 @@ class Composer(TextArea):
     class Cancelled(Message):
         """Escape: drop the reply or edit being written."""
 
+    class EditLast(Message):
+        """Up on an empty composer: edit your newest message in this room."""
+
     class ScrollTimeline(Message):
         """Scroll the timeline: "page_up", "page_down" or "latest"."""
 
@@ -56,7 +59,6 @@ class Composer(TextArea):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
-        self.last_sent: str | None = None
         self.placeholder = "Message — Enter sends, Alt+Enter for a new line, /help for commands"
         # (display name, user id) of the room's members, for completion.
         self.members: list[tuple[str, str]] = []
@@ -69,11 +71,10 @@ class Composer(TextArea):
             event.prevent_default()
             self.submit()
             return
-        if event.key == "up" and not self.text and self.last_sent:
+        if event.key == "up" and not self.text:
             event.stop()
             event.prevent_default()
-            self.text = self.last_sent
-            self.move_cursor(self.document.end)
+            self.post_message(self.EditLast())
             return
         if event.key == "end" and not self.text:
             event.stop()
@@ -151,7 +152,6 @@ class Composer(TextArea):
         if not text.strip():
             return
         mentions = {name: user for name, user in self.mentions.items() if name in text}
-        self.last_sent = text
         self.mentions = {}
         self._completion = None
         self.clear()
