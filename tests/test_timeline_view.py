@@ -225,3 +225,29 @@ async def test_a_theme_switch_redraws_messages_already_drawn_in_the_new_colours(
         clock_after, blank_after = backgrounds()
         assert blank_after != blank
         assert clock_after == blank_after  # not the dark theme's any more
+
+
+async def test_an_animated_scroll_up_from_the_end_is_not_pulled_back_to_the_end() -> None:
+    """PageUp in the focused timeline scrolls with an animation; a message
+    arriving before its first step must not put the reader back at the end."""
+    app = TimelineApp()
+    async with app.run_test(size=(60, 12)) as pilot:
+        view = app.query_one(TimelineView)
+        timeline = Timeline("!r")
+        timeline.append([text_item(n, f"message {n}") for n in range(100)])
+        view.set_items(timeline)
+        view.focus()
+        await pilot.pause()
+        end = view.max_scroll_y
+        assert view.scroll_y == end
+        view.action_page_up()
+        # Before the animation's first step: a message arrives, a frame is drawn.
+        view.apply_change(timeline.append([text_item(100, "message 100")]))
+        view.render_lines(view.scrollable_content_region.reset_offset)
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause()
+        assert view.scroll_y <= end - view.scrollable_content_region.height + 1
+        assert "new message" in view.render_line(view.scrollable_content_region.height - 1).text
+        await pilot.press("end")
+        await pilot.pause()
+        assert view.scroll_y == view.max_scroll_y

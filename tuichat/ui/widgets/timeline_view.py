@@ -39,6 +39,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
+from typing import Any
 
 from rich.segment import Segment
 from rich.style import Style
@@ -461,6 +462,14 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
         self._update_virtual_size()
         self._scroll_self(self.max_scroll_y)
 
+    def scroll_to(self, x: float | None = None, y: float | None = None, **kwargs: Any) -> None:
+        """A scroll asked by the reader (keys, Home, a page) decides
+        following from where it goes, before an animation gets there: a
+        frame drawn meanwhile must not pull the reader back to the end."""
+        if y is not None and not self._own_scroll:
+            self._follow = round(y) >= self.max_scroll_y
+        super().scroll_to(x, y, **kwargs)
+
     def _scroll_self(self, y: float) -> None:
         """Scroll for the view's own sake (keep the end or the top line in
         place): the reader's choice to follow or not stays as it was."""
@@ -543,7 +552,10 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
         if self._follow:
             # Whatever changed height since the last frame (a preview, the
             # viewport, the width), the end is where the reader stays.
-            self._scroll_to_end()
+            self._measure_back_from(len(self._items) - 1, height * 2)
+            self._update_virtual_size()
+            if round(self.scroll_y) != self.max_scroll_y:
+                self._scroll_self(self.max_scroll_y)
         elif shift:
             self._set_scroll_y(self.scroll_y + shift)
         else:
