@@ -214,6 +214,13 @@ async def test_new_messages_while_scrolled_up_are_counted_and_end_jumps_to_them(
         await wait_ui(pilot, lambda: "news 4" in newest_line(view), 30)
         await settled_at_bottom(pilot, view)
 
+        # Sending while scrolled up shows what was sent.
+        await pilot.press("pageup")
+        await wait_ui(pilot, lambda: round(view.scroll_y) < view.max_scroll_y)
+        await type_text(pilot, "my answer")
+        await wait_ui(pilot, lambda: "my answer" in newest_line(view), 30)
+        await settled_at_bottom(pilot, view)
+
 
 async def test_page_up_and_page_down_in_the_composer_scroll_the_timeline(
     synapse: LocalSynapse,

@@ -1237,6 +1237,7 @@ class TuichatApp(App[int]):
             )
             return
         reply = draft[1] if draft is not None and draft[0] == "reply" else None
+        self.main.timeline.jump_to_latest()  # what you send shows, as in Element
         self.service.send_message(
             room_id,
             text,
