@@ -251,3 +251,22 @@ async def test_an_animated_scroll_up_from_the_end_is_not_pulled_back_to_the_end(
         await pilot.press("end")
         await pilot.pause()
         assert view.scroll_y == view.max_scroll_y
+
+
+async def test_a_click_on_the_new_messages_line_jumps_to_the_latest() -> None:
+    app = TimelineApp()
+    async with app.run_test(size=(60, 12)) as pilot:
+        view = app.query_one(TimelineView)
+        timeline = Timeline("!r")
+        timeline.append([text_item(n, f"message {n}") for n in range(100)])
+        view.set_items(timeline)
+        await pilot.pause()
+        view.scroll_to(y=20, animate=False, immediate=True)
+        view.apply_change(timeline.append([text_item(n, f"message {n}") for n in (100, 101)]))
+        await pilot.pause()
+        bottom = view.scrollable_content_region.height - 1
+        assert "↓ 2 new messages" in view.render_line(bottom).text
+        await pilot.click(TimelineView, offset=(10, bottom))
+        await pilot.pause()
+        assert view.scroll_y == view.max_scroll_y
+        assert "message 101" in view.render_line(bottom).text

@@ -20,7 +20,8 @@ whatever changes height (a preview loads, a line appears under the
 timeline, the terminal is resized, a room is shown again), and every frame
 puts the end in view. A reader who scrolled up stays put; messages that
 arrive meanwhile are counted on a "↓ N new messages" line at the bottom,
-and End (Ctrl+End from the composer) jumps to the latest.
+and End (Ctrl+End from the composer) or a click on that line jumps to the
+latest.
 
 What an item shows can depend on its neighbours: a day separator above
 the first item of a day, the "new messages" line below the last item read,
@@ -1031,6 +1032,9 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
             self._select(None)
 
     def on_click(self, event: events.Click) -> None:
+        if self.new_below and event.y == self._viewport_height() - 1:
+            self.jump_to_latest()  # the "↓ N new messages" line
+            return
         position = self.item_at_line(round(self.scroll_y) + event.y)
         if position is not None and self._selectable(position[0]):
             self.focus()
