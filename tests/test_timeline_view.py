@@ -228,8 +228,8 @@ async def test_a_theme_switch_redraws_messages_already_drawn_in_the_new_colours(
 
 
 async def test_an_animated_scroll_up_from_the_end_is_not_pulled_back_to_the_end() -> None:
-    """PageUp in the focused timeline scrolls with an animation; a message
-    arriving before its first step must not put the reader back at the end."""
+    """A page up with an animation; a message arriving before its first
+    step must not put the reader back at the end."""
     app = TimelineApp()
     async with app.run_test(size=(60, 12)) as pilot:
         view = app.query_one(TimelineView)
@@ -240,7 +240,7 @@ async def test_an_animated_scroll_up_from_the_end_is_not_pulled_back_to_the_end(
         await pilot.pause()
         end = view.max_scroll_y
         assert view.scroll_y == end
-        view.action_page_up()
+        view.scroll_page_up()  # animated, as a click on the scrollbar's track
         # Before the animation's first step: a message arrives, a frame is drawn.
         view.apply_change(timeline.append([text_item(100, "message 100")]))
         view.render_lines(view.scrollable_content_region.reset_offset)
@@ -270,3 +270,27 @@ async def test_a_click_on_the_new_messages_line_jumps_to_the_latest() -> None:
         await pilot.pause()
         assert view.scroll_y == view.max_scroll_y
         assert "message 101" in view.render_line(bottom).text
+
+
+async def test_home_and_page_keys_in_the_timeline_reach_the_top_and_come_back() -> None:
+    app = TimelineApp()
+    async with app.run_test(size=(60, 12)) as pilot:
+        view = app.query_one(TimelineView)
+        timeline = Timeline("!r")
+        timeline.append([text_item(n, f"message {n}") for n in range(100)])
+        view.set_items(timeline)
+        view.focus()
+        await pilot.pause()
+        await pilot.press("home")
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause()
+        assert view.scroll_y == 0 and "message 0" in view.render_line(2).text
+        await pilot.press("pagedown")
+        await pilot.pause()
+        assert view.scroll_y >= view.scrollable_content_region.height - 1
+        await pilot.press("pageup")
+        await pilot.pause()
+        assert view.scroll_y == 0
+        await pilot.press("end")
+        await pilot.pause()
+        assert view.scroll_y == view.max_scroll_y

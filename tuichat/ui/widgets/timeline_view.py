@@ -428,6 +428,19 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
     def action_jump_to_latest(self) -> None:
         self.jump_to_latest()
 
+    # Keys move the timeline at once, as from the composer: an animated
+    # scroll is stopped by the first item above the screen measured taller
+    # than estimated (keeping the top line in place scrolls), so Home
+    # stopped a dozen lines short of the top.
+    def action_scroll_home(self) -> None:
+        self.scroll_to(y=0, animate=False)
+
+    def action_page_up(self) -> None:
+        self.scroll_page_up(animate=False)
+
+    def action_page_down(self) -> None:
+        self.scroll_page_down(animate=False)
+
     @property
     def following(self) -> bool:
         """Whether the newest message is kept in view."""
