@@ -7,9 +7,12 @@ from pathlib import Path
 
 from tests.peers import wait_until
 from tests.recorder import Recorder
-from tuichat.demo.bot import GREETING, reply_to
+from tuichat.demo.bot import GREETING, VERIFIED, VERIFY_HINT, describe_emoji, reply_to
 from tuichat.demo.runner import DemoEnvironment
+from tuichat.matrix.events import VerificationChanged
 from tuichat.matrix.service import MatrixService
+from tuichat.model.devices import Trust
+from tuichat.model.verification import Phase, VerificationView
 
 
 async def test_demo_bot_greets_and_answers_in_an_encrypted_dm(tmp_path: Path) -> None:
@@ -35,3 +38,60 @@ async def test_demo_bot_greets_and_answers_in_an_encrypted_dm(tmp_path: Path) ->
     finally:
         environment.stop()
     assert environment.bot_process is None
+
+
+async def _verify_ada(tmp_path: Path, *, in_room: bool) -> None:
+    environment = DemoEnvironment(tmp_path)
+    try:
+        await asyncio.to_thread(environment.start)
+        recorder = Recorder()
+        service = MatrixService(environment.profile, recorder, sync_timeout_ms=1000)
+        await service.start()
+        try:
+            room_id = environment.room_id
+            assert room_id is not None and environment.bot is not None
+            ada = environment.bot.user_id
+            await wait_until(lambda: recorder.text_from(room_id, GREETING), 30)
+            if in_room:
+                transaction_id = await service.request_user_verification(ada)
+            else:
+                devices = await service.devices(ada, refresh=True)
+                transaction_id = await service.request_verification(ada, devices[0].device_id)
+            assert transaction_id
+
+            def view(phase: Phase) -> VerificationView | None:
+                for event in reversed(recorder.events):
+                    if (
+                        isinstance(event, VerificationChanged)
+                        and event.view.transaction_id == transaction_id
+                        and event.view.phase is phase
+                    ):
+                        return event.view
+                return None
+
+            shown = await wait_until(lambda: view(Phase.SHOW_SAS), 30)
+            # Ada says which emoji she sees, in the DM: the same ones.
+            hint = VERIFY_HINT.format(emoji=describe_emoji(shown.emoji))
+            await wait_until(lambda: recorder.text_from(room_id, hint), 30)
+            await service.confirm_verification(transaction_id)
+            done = await wait_until(lambda: view(Phase.DONE), 30)
+            assert done.verified
+            await wait_until(lambda: recorder.text_from(room_id, VERIFIED), 30)
+            devices = await service.devices(ada)
+            assert devices and all(device.trust is Trust.VERIFIED for device in devices)
+        finally:
+            await service.stop()
+    finally:
+        environment.stop()
+
+
+async def test_ada_accepts_and_completes_an_emoji_verification_of_her_device(
+    tmp_path: Path,
+) -> None:
+    await _verify_ada(tmp_path, in_room=False)
+
+
+async def test_ada_accepts_and_completes_a_verification_started_in_the_dm(
+    tmp_path: Path,
+) -> None:
+    await _verify_ada(tmp_path, in_room=True)
