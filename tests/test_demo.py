@@ -25,8 +25,9 @@ async def test_demo_bot_greets_and_answers_in_an_encrypted_dm(tmp_path: Path) ->
         await service.start()
         try:
             room_id = environment.room_id
-            assert room_id is not None
-            greeting = await wait_until(lambda: recorder.text_from(room_id, GREETING), 30)
+            assert room_id is not None and environment.bot is not None
+            hello = GREETING.format(me=environment.bot.user_id)
+            greeting = await wait_until(lambda: recorder.text_from(room_id, hello), 30)
             assert greeting.encrypted and greeting.sender_name == "Ada"
             summary = await wait_until(lambda: recorder.rooms().get(room_id))
             assert summary.is_direct and summary.encrypted and summary.name == "Ada"
@@ -51,7 +52,8 @@ async def _verify_ada(tmp_path: Path, *, in_room: bool) -> None:
             room_id = environment.room_id
             assert room_id is not None and environment.bot is not None
             ada = environment.bot.user_id
-            await wait_until(lambda: recorder.text_from(room_id, GREETING), 30)
+            hello = GREETING.format(me=ada)
+            await wait_until(lambda: recorder.text_from(room_id, hello), 30)
             if in_room:
                 transaction_id = await service.request_user_verification(ada)
             else:

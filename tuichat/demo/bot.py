@@ -39,7 +39,7 @@ log = logging.getLogger("tuichat.demo.bot")
 
 GREETING = (
     "Hi! I'm Ada, tuichat's demo peer. This direct message is end-to-end encrypted. "
-    "My lines show ⚠ because you have not verified me yet: type /verify to compare "
+    "My lines show ⚠ because you have not verified me yet: type /verify {me} to compare "
     "emoji with me (I'll accept), and they turn into 🔒. Write me something and I'll answer."
 )
 VERIFY_HINT = (
@@ -129,7 +129,7 @@ class DemoBot:
         state = self.service.room_state(self.room_id)
         if state is not None and state.membership_of(self.partner) == "join":
             self.greeted = True
-            await self.say(GREETING)
+            await self.say(GREETING.format(me=self.service.user_id))
 
     async def _answer(self, item: TimelineItem) -> None:
         if (
