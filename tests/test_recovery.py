@@ -389,3 +389,30 @@ async def test_a_new_device_is_offered_recovery_and_restores_from_the_dialog(
         )
         line = next(t for t in view.line_texts() if "history worth restoring" in t)
         assert "key restored from backup" in line
+
+
+async def test_recovery_is_set_up_from_the_dialog_with_enter_in_the_password_field(
+    synapse: LocalSynapse, new_user: UserFactory, profile: Profile
+) -> None:
+    """The palette's "Recover encrypted history" on an account without
+    recovery offers to set it up: typing the password and pressing Enter
+    (no mouse, no Tab to the button) creates it and shows the recovery key."""
+    from tests.test_ui_chat import wait_ui
+    from tuichat.ui.app import TuichatApp
+    from tuichat.ui.screens.recovery import RecoveryDialog
+
+    alice = new_user("alice", "Alice")
+    await log_in(synapse, profile, alice)
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_ui(pilot, lambda: app.service is not None and app.service.synced_once, 30)
+        app._open_recovery()
+        dialog = await wait_ui(
+            pilot, lambda: isinstance(app.screen, RecoveryDialog) and app.screen, 30
+        )
+        assert not dialog.has_secret_storage
+        await pilot.press(*alice.password)
+        await pilot.press("enter")
+        await wait_ui(pilot, lambda: dialog.query_one("#recovery-key").display, 60)
+        assert app.service is not None
+        assert (await app.service.recovery_status()).has_secret_storage
