@@ -301,3 +301,57 @@ async def test_new_dm_dialog_and_invite_dialog(
         assert await peer_carol.wait_for_text(invited, "hi carol") == alice.user_id
         view = app.query_one(TimelineView)
         assert any("hi carol" in line for line in view.line_texts())
+
+
+async def test_a_new_dm_is_named_after_the_invitee_before_the_invite_arrives(
+    synapse: LocalSynapse, new_user: UserFactory, profile: Profile
+) -> None:
+    """A sync can bring a new room's first events (its creation and our
+    join) before the invite: the DM is named after Bob at once, never
+    "Empty Room"."""
+    from tuichat.matrix.service import MatrixService
+
+    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
+    await log_in(synapse, profile, alice)
+    recorder = Recorder()
+    service = MatrixService(profile, recorder)
+    await service.open()  # no sync loop: the test delivers the first sync itself
+    try:
+        room_id = await service.create_dm([bob.user_id])
+        assert room_id is not None
+        first_events = [
+            {
+                "type": "m.room.create",
+                "state_key": "",
+                "sender": alice.user_id,
+                "event_id": "$create",
+                "origin_server_ts": 1,
+                "content": {"creator": alice.user_id, "room_version": "10"},
+            },
+            {
+                "type": "m.room.member",
+                "state_key": alice.user_id,
+                "sender": alice.user_id,
+                "event_id": "$join",
+                "origin_server_ts": 2,
+                "content": {"membership": "join", "displayname": "Alice"},
+            },
+        ]
+        await service.handle_sync(
+            {
+                "next_batch": "s1",
+                "rooms": {
+                    "join": {
+                        room_id: {
+                            "timeline": {"events": first_events, "limited": False},
+                            "state": {"events": []},
+                            "summary": {"m.joined_member_count": 1, "m.invited_member_count": 0},
+                        }
+                    }
+                },
+            }
+        )
+        summary = recorder.rooms()[room_id]
+        assert summary.is_direct and summary.name == "Bob"
+    finally:
+        await service.stop()
