@@ -97,3 +97,44 @@ async def test_ada_accepts_and_completes_a_verification_started_in_the_dm(
     tmp_path: Path,
 ) -> None:
     await _verify_ada(tmp_path, in_room=True)
+
+
+async def test_verifying_ada_in_the_tui_turns_her_earlier_lines_from_warning_to_lock(
+    tmp_path: Path,
+) -> None:
+    """What `make demo` shows: Ada's greeting is marked ⚠ (her device is not
+    verified); `/verify` with her, "They match", and the same lines, already
+    on screen, are marked 🔒."""
+    from tests.test_ui_chat import type_text, wait_ui
+    from tuichat.ui.app import TuichatApp
+    from tuichat.ui.screens.verification import VerificationDialog
+    from tuichat.ui.widgets.timeline_view import TimelineView
+
+    environment = DemoEnvironment(tmp_path)
+    try:
+        await asyncio.to_thread(environment.start)
+        assert environment.bot is not None
+        app = TuichatApp(environment.profile, sync_timeout_ms=1000)
+        async with app.run_test(size=(150, 40)) as pilot:
+            view = app.query_one(TimelineView)
+
+            def greeting_line() -> str | None:
+                return next((t for t in view.line_texts() if "Hi! I'm Ada" in t), None)
+
+            def marker() -> str:
+                # The cell after the time: the greeting itself mentions both.
+                return (greeting_line() or " ?").split()[1]
+
+            await wait_ui(pilot, greeting_line, 60)
+            assert marker() == "⚠"
+            await type_text(pilot, f"/verify {environment.bot.user_id}")
+            dialog = await wait_ui(
+                pilot, lambda: isinstance(app.screen, VerificationDialog) and app.screen, 30
+            )
+            await wait_ui(pilot, lambda: dialog.view.phase is Phase.SHOW_SAS, 30)
+            await pilot.click("#match")
+            await wait_ui(pilot, lambda: dialog.view.phase is Phase.DONE, 30)
+            await pilot.click("#close")
+            await wait_ui(pilot, lambda: marker() == "🔒", 30)
+    finally:
+        environment.stop()

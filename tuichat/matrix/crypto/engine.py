@@ -36,6 +36,7 @@ from tuichat.matrix.crypto.key_requests import BACKOFF_SECONDS, GRACE_SECONDS, K
 from tuichat.matrix.crypto.megolm import MegolmDecryptor
 from tuichat.matrix.crypto.nio_extensions import FALLBACK_KEY_TYPE, TuichatClient
 from tuichat.matrix.crypto.recovery import Recovery
+from tuichat.matrix.crypto.trust_refresh import UntrustedRecent
 from tuichat.matrix.crypto.undecryptable import UndecryptableEvents
 from tuichat.matrix.crypto.verification import VERIFICATION_TYPES, Verifications
 from tuichat.matrix.http import MatrixHttp, MatrixHttpError
@@ -51,6 +52,8 @@ log = logging.getLogger(__name__)
 # mismatches are final.
 _RETRYABLE = {"missing_key", "unknown_index", "before_device"}
 _REQUESTABLE = _RETRYABLE
+# Message trust that verifying the sender changes (see trust_refresh.py).
+_RETRUSTABLE = {"unverified", "unsigned"}
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ class CryptoEngine:
             pickle_key=pickle_key,
         )
         self.identity_changes: set[str] = set()
+        self.untrusted = UntrustedRecent()
         client.on_keys_query = self._on_keys_query
         self.decryptor.device_trust = self._message_trust
         # Sends an event to a room (encrypting it as the room needs); set by
@@ -173,9 +177,29 @@ class CryptoEngine:
                     waiting.sender_device,
                     self.clock(),
                 )
-        elif decryption.payload is not None and decryption.trust == "unknown_device":
-            self.waiting.add_unknown_device(room_id, event, session_id)
+        elif decryption.payload is not None:
+            self._watch_trust(room_id, event, session_id, decryption)
         return decryption
+
+    def _watch_trust(
+        self, room_id: str, event: dict[str, Any], session_id: str, decryption: Decryption
+    ) -> None:
+        """A decrypted message whose marker can still change: from a device
+        not known yet, or not verified yet."""
+        if decryption.trust == "unknown_device":
+            self.waiting.add_unknown_device(room_id, event, session_id)
+        elif decryption.trust in _RETRUSTABLE:
+            self.untrusted.add(room_id, event)
+
+    def retrust(self, users: Iterable[str]) -> list[Redecrypted]:
+        """Decrypt again the recent messages of `users`, whose trust changed,
+        so their markers show the new state."""
+        results = []
+        for room_id, event in self.untrusted.take(users):
+            decryption = self.decrypt(room_id, event)
+            if decryption.payload is not None:
+                results.append(Redecrypted(room_id, event, decryption))
+        return results
 
     def _with_withheld(self, decryption: Decryption) -> Decryption:
         """A missing key the sender said it withholds gets its reason."""
@@ -191,8 +215,7 @@ class CryptoEngine:
             decryption = self._with_withheld(self.decryptor.decrypt(item.room_id, item.event))
             if decryption.payload is not None:
                 self.waiting.discard(item.event_id, item.session_id)
-                if decryption.trust == "unknown_device":
-                    self.waiting.add_unknown_device(item.room_id, item.event, item.session_id)
+                self._watch_trust(item.room_id, item.event, item.session_id, decryption)
                 results.append(Redecrypted(item.room_id, item.event, decryption))
             elif decryption.reason != item.reason and not item.reason.startswith("withheld:"):
                 item.reason = decryption.reason or item.reason
