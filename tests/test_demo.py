@@ -34,6 +34,8 @@ async def test_demo_bot_greets_and_answers_in_an_encrypted_dm(tmp_path: Path) ->
             service.send_text(room_id, "hello")
             answer = await wait_until(lambda: recorder.text_from(room_id, reply_to("hello")), 30)
             assert answer.encrypted
+            # Ada's only device is the first one of hers we see: not "new".
+            assert not [i for i in recorder.items(room_id) if "new device" in i.body]
         finally:
             await service.stop()
     finally:

@@ -412,7 +412,9 @@ class TuichatOlm(Olm):
         changed_identity = False
         for user_id, devices in response.device_keys.items():
             known = before.get(user_id)
-            if known is None:
+            if not known:
+                # First sight of this person's devices (nio lists a user
+                # as soon as anything looks them up): none of them is "new".
                 continue
             for device_id, payload in devices.items():
                 keys = payload.get("keys") if isinstance(payload, dict) else None
