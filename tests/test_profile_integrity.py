@@ -3,8 +3,11 @@ never answered by silently making a new identity for the device."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -83,3 +86,49 @@ async def test_the_app_shows_the_explanation_instead_of_a_traceback(tmp_path: Pa
                 break
         assert "does not match" in str(feedback.render())
         assert app.is_running
+
+
+def _damaged_keys(right_key: str) -> dict[str, bytes]:
+    """A pickle key cut short (as by a full disk), garbled text and binary."""
+    return {
+        "truncated": right_key.encode()[:21],
+        "garbage text": b"this is not a key!\n",
+        "binary": b"\xff\xfe\x00\x81 binary junk",
+    }
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage text", "binary"])
+async def test_a_damaged_pickle_key_is_a_profile_error_in_the_app(
+    tmp_path: Path, damage: str
+) -> None:
+    profile, _ = await _first_open(tmp_path / "p")
+    profile.pickle_key_file.write_bytes(_damaged_keys(profile.pickle_key())[damage])
+    app = TuichatApp(profile)
+    async with app.run_test(size=(120, 30)) as pilot:
+        feedback = app.query_one(Feedback)
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if "pickle key" in str(feedback.render()):
+                break
+        shown = str(feedback.render())
+        assert "pickle key" in shown and "tuichat logout" in shown, shown
+        assert app.is_running
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage text", "binary"])
+async def test_a_damaged_pickle_key_is_a_profile_error_in_the_cli(
+    tmp_path: Path, damage: str
+) -> None:
+    profile, _ = await _first_open(tmp_path / "p")
+    profile.pickle_key_file.write_bytes(_damaged_keys(profile.pickle_key())[damage])
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "tuichat", "--profile", str(profile.root), "devices"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith(f"tuichat: the pickle key {profile.pickle_key_file}")
+    assert "tuichat logout" in result.stderr

@@ -176,16 +176,33 @@ class Profile:
 
     def pickle_key(self) -> str:
         """The key nio uses to encrypt the crypto store (never nio's default)."""
+        choice = (
+            "Restore the file from a backup, or run `tuichat logout` and log in "
+            "again as a new device."
+        )
         try:
-            key = self.pickle_key_file.read_text().strip()
+            key = self.pickle_key_file.read_text(encoding="ascii").strip()
         except FileNotFoundError:
             raise ProfileError(
                 f"the pickle key {self.pickle_key_file} is missing, so the crypto "
-                "store cannot be opened. Restore the file from a backup, or run "
-                "`tuichat logout` and log in again as a new device."
+                f"store cannot be opened. {choice}"
             ) from None
-        if len(base64.b64decode(key, validate=True)) != 32:
-            raise ProfileError(f"the pickle key {self.pickle_key_file} is malformed")
+        except (OSError, UnicodeDecodeError) as error:
+            # Binary garbage, a directory in its place, no permission.
+            reason = "it is not text" if isinstance(error, UnicodeDecodeError) else error.strerror
+            raise ProfileError(
+                f"the pickle key {self.pickle_key_file} cannot be read ({reason}), so the "
+                f"crypto store cannot be opened. {choice}"
+            ) from None
+        try:
+            valid = len(base64.b64decode(key, validate=True)) == 32
+        except ValueError:  # binascii.Error: a truncated or garbled key
+            valid = False
+        if not valid:
+            raise ProfileError(
+                f"the pickle key {self.pickle_key_file} is damaged (not 32 bytes of base64), "
+                f"so the crypto store cannot be opened. {choice}"
+            )
         register_secret(key)
         return key
 
