@@ -79,6 +79,7 @@ class Profile:
     PICKLE_KEY_FILE = "pickle.key"
     STORE_DIR = "crypto"
     CACHE_FILE = "cache.sqlite3"
+    OUTBOX_FILE = "outbox.sqlite3"  # tuichat.matrix.outbox.Outbox.FILE_NAME
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root).expanduser()
@@ -152,15 +153,24 @@ class Profile:
         write_private(self.session_file, json.dumps(asdict(session), indent=2).encode())
 
     def remove_session(self) -> None:
-        """Forget the login: session, pickle key, crypto store and cache."""
-        for path in (self.session_file, self.pickle_key_file, self.cache_file):
-            path.unlink(missing_ok=True)
+        """Forget the login: remove every file tuichat writes in the profile
+        (the crypto store, the caches, the outbox, the keys, then the session
+        last, so that an interrupted logout can be run again). Files the user
+        put in the profile directory stay, and so does the directory."""
+        import shutil
+
+        if self.store_dir.is_dir() and not self.store_dir.is_symlink():
+            shutil.rmtree(self.store_dir)
+        else:
+            self.store_dir.unlink(missing_ok=True)
+        for name in (self.CACHE_FILE, self.OUTBOX_FILE, self.PICKLE_KEY_FILE, self.SESSION_FILE):
+            path = self.root / name
             for suffix in ("-wal", "-shm", "-journal"):
                 path.with_name(path.name + suffix).unlink(missing_ok=True)
-        if self.store_dir.exists():
-            for child in self.store_dir.iterdir():
-                if child.is_file():
-                    child.unlink()
+            # Left over by a `write_private` that was killed mid-write.
+            for leftover in self.root.glob(f".{name}.*.tmp"):
+                leftover.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
 
     # -- pickle key ------------------------------------------------------------
 
