@@ -364,6 +364,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _configure_logging(args.log_file)
     profile_dir = resolve_profile_dir(args.profile)
+    if args.command in _COMMANDS_ON_THE_PROFILE:
+        return _run_locked(args, profile_dir)
+    return _run_command(args, profile_dir)
+
+
+# The commands that open the profile's stores (the TUI is None): each holds
+# the profile's lock from before its first prompt to its exit.
+_COMMANDS_ON_THE_PROFILE = (None, "login", "logout", "recover", "devices", "keys")
+
+
+def _run_locked(args: argparse.Namespace, profile_dir: Path) -> int:
+    """Run a command holding the profile's lock; refused with a clear
+    message when another tuichat process holds it."""
+    from tuichat.matrix.session import Profile, ProfileError
+
+    profile = Profile(profile_dir)
+    if args.command != "login" and not profile.root.is_dir():
+        # Nothing to protect: the command says there is no session.
+        return _run_command(args, profile_dir)
+    try:
+        lock = profile.lock(create=args.command == "login")
+    except ProfileError as error:
+        return _fail(str(error))
+    with lock:
+        return _run_command(args, profile_dir)
+
+
+def _run_command(args: argparse.Namespace, profile_dir: Path) -> int:
     if args.command == "login":
         return _login(args, profile_dir)
     if args.command == "logout":

@@ -72,6 +72,91 @@ def write_private(path: Path, data: bytes) -> None:
         raise
 
 
+class ProfileInUse(ProfileError):
+    """Another tuichat process holds the profile."""
+
+
+class ProfileLock:
+    """An OS-level exclusive lock on a profile, held for a process's life.
+
+    Two processes on one profile would each load the same Olm account and
+    Megolm sessions and save them over each other: a message index one of
+    them used is later used again by the other (peers reject it as replayed)
+    or one-time keys are handed out twice. So every tuichat process that
+    opens a profile takes this lock first and a second one is refused.
+
+    `flock` on a file in the profile: the kernel drops it when the process
+    exits or is killed, so a crash never leaves a stale lock. The file holds
+    the holder's pid, for the message only.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        while True:
+            with private_umask():
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+            try:
+                _try_lock(fd)
+            except BlockingIOError:
+                holder = os.read(fd, 32).decode("ascii", "replace").strip()
+                os.close(fd)
+                by = f" (process {holder})" if holder.isdigit() else ""
+                raise ProfileInUse(
+                    f"the profile {self.path.parent} is in use by another tuichat{by}. "
+                    "Two at once would damage its encryption keys: quit the other one "
+                    "first, or use another profile (--profile DIR)."
+                ) from None
+            except BaseException:
+                os.close(fd)
+                raise
+            # A `logout` in another process may have removed the file between
+            # our open and our lock: then we hold a lock on nothing; try again.
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        """Unlock; after a logout (no session left) the lock file goes too,
+        removed while still held so no other process can be holding it."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        if not (self.path.parent / Profile.SESSION_FILE).exists():
+            self.path.unlink(missing_ok=True)
+        os.close(fd)  # closing the descriptor drops the lock
+
+    def __enter__(self) -> ProfileLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _try_lock(fd: int) -> None:
+    """Lock `fd` exclusively without waiting; BlockingIOError if held."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: a byte-range lock on the first byte
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+        except OSError:
+            raise BlockingIOError from None
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
 class Profile:
     """The directory holding one account's session, keys and cache."""
 
@@ -80,6 +165,7 @@ class Profile:
     STORE_DIR = "crypto"
     CACHE_FILE = "cache.sqlite3"
     OUTBOX_FILE = "outbox.sqlite3"  # tuichat.matrix.outbox.Outbox.FILE_NAME
+    LOCK_FILE = "lock"
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root).expanduser()
@@ -124,6 +210,19 @@ class Profile:
                 os.chmod(path, wanted)
                 fixed.append(f"{path}: {stat.S_IMODE(info.st_mode):o} -> {wanted:o}")
         return fixed
+
+    def lock(self, *, create: bool = False) -> ProfileLock:
+        """Take the profile's lock (see ProfileLock), creating the directory
+        if `create`; raises ProfileInUse if another process holds it."""
+        try:
+            if create:
+                with private_umask():
+                    self.root.mkdir(parents=True, exist_ok=True)
+            lock = ProfileLock(self.root / self.LOCK_FILE)
+            lock.acquire()
+        except OSError as error:
+            raise ProfileError(f"cannot lock the profile {self.root}: {error.strerror}") from None
+        return lock
 
     # -- session -------------------------------------------------------------
 
