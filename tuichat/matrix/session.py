@@ -2,9 +2,10 @@
 
 Everything of one account lives in its profile directory: the session file
 (homeserver, user id, device id, access token), the pickle key that encrypts
-nio's crypto store, the crypto store itself and tuichat's local cache. The
-directory is mode 0700 and every file in it 0600; `Profile.ensure()` creates
-it so and repairs looser modes it finds, reporting what it fixed.
+nio's crypto store, the crypto store itself, tuichat's local cache and
+outbox, and the lock file that keeps a second process out (`ProfileLock`).
+The directory is mode 0700 and every file in it 0600; `Profile.ensure()`
+creates it so and repairs looser modes it finds, reporting what it fixed.
 """
 
 from __future__ import annotations
@@ -104,7 +105,10 @@ class ProfileLock:
             try:
                 _try_lock(fd)
             except BlockingIOError:
-                holder = os.read(fd, 32).decode("ascii", "replace").strip()
+                try:
+                    holder = os.read(fd, 32).decode("ascii", "replace").strip()
+                except OSError:  # Windows: the locked byte cannot be read
+                    holder = ""
                 os.close(fd)
                 by = f" (process {holder})" if holder.isdigit() else ""
                 raise ProfileInUse(
