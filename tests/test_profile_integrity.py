@@ -170,7 +170,7 @@ class _TuiInPty:
                 return
             self.output += chunk
 
-    def wait_drawn(self, timeout: float = 30) -> None:
+    def wait_drawn(self, timeout: float = 60) -> None:
         """Until the TUI has drawn its composer (the lock is taken before)."""
         deadline = time.monotonic() + timeout
         while b"Enter sends" not in self.output:
