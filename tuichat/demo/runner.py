@@ -157,7 +157,9 @@ def run_demo() -> int:
             from tuichat.ui.app import TuichatApp
 
             app = TuichatApp(environment.profile)
-            app.run()
+            # As every tuichat process on a profile: no second one beside it.
+            with environment.profile.lock():
+                app.run()
             return app.return_code or 0
         finally:
             environment.stop()

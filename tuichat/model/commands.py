@@ -57,7 +57,9 @@ COMMANDS: dict[str, CommandSpec] = {
         ),
         CommandSpec("retry", "/retry", "send this room's failed messages again"),
         CommandSpec(
-            "export-keys", "/export-keys FILE", "save your room keys, passphrase-protected"
+            "export-keys",
+            "/export-keys [--force] FILE",
+            "save your room keys, passphrase-protected",
         ),
         CommandSpec("import-keys", "/import-keys FILE", "load room keys from an export file"),
         CommandSpec("help", "/help", "list the commands"),

@@ -1227,21 +1227,30 @@ class TuichatApp(App[int]):
         )
 
     def _handle_keys_command(self, name: str, argument: str) -> None:
+        from tuichat.matrix.crypto import key_export
         from tuichat.ui.screens.passphrase import PassphraseDialog
 
-        path = Path(argument).expanduser()
+        force = name == "export-keys" and argument.startswith("--force ")
+        path = Path(argument.removeprefix("--force ").strip() if force else argument).expanduser()
         feedback = self.main.feedback
+        try:  # a wrong file is told before the passphrase is asked
+            if name == "export-keys":
+                key_export.check_export_target(path, force=force)
+            else:
+                key_export.read_key_file(path, key_export.HEAD_BYTES)
+        except key_export.KeyFileError as error:
+            told = str(error).replace("; --force", "; /export-keys --force FILE")
+            feedback.show(told, error=True)
+            return
         if name == "export-keys":
             dialog = PassphraseDialog(
                 "Export room keys",
                 f"The keys will be written to {path}, encrypted with this passphrase. "
                 "Anyone with the file and the passphrase can read your encrypted history.",
                 confirm=True,
+                check=key_export.passphrase_problem,
             )
         else:
-            if not path.is_file():
-                feedback.show(f"No such file: {path}", error=True)
-                return
             dialog = PassphraseDialog(
                 "Import room keys", f"The passphrase that protects {path}.", confirm=False
             )
