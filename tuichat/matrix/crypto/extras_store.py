@@ -23,6 +23,7 @@ from pathlib import Path
 
 from tuichat.matrix import wal_checkpoints
 from tuichat.matrix.session import FILE_MODE, private_umask
+from tuichat.model.items import WithheldCode
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +49,16 @@ CREATE TABLE IF NOT EXISTS backed_up (
     version TEXT NOT NULL,
     PRIMARY KEY (session_id, version)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS withheld (
-    session_id TEXT PRIMARY KEY,
-    code TEXT NOT NULL
+-- The first withheld table kept codes as received, bound to no sender:
+-- nothing in it can be believed, so it goes.
+DROP TABLE IF EXISTS withheld;
+CREATE TABLE IF NOT EXISTS withheld_keys (
+    room_id TEXT NOT NULL,
+    sender_key TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    code TEXT NOT NULL,
+    PRIMARY KEY (room_id, sender_key, session_id, sender)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS key_sources (
     session_id TEXT PRIMARY KEY,
@@ -263,17 +271,26 @@ class CryptoExtrasStore:
 
     # -- withheld keys -------------------------------------------------------------------
 
-    def withheld_code(self, session_id: str) -> str | None:
+    def withheld_code(
+        self, room_id: str, sender_key: str, session_id: str, sender: str
+    ) -> WithheldCode | None:
+        """The code `sender` gave for withholding the session (room, creator
+        key, id) from us, if it did: a notice from anyone else does not count."""
         row = self._db.execute(
-            "SELECT code FROM withheld WHERE session_id = ?", (session_id,)
+            "SELECT code FROM withheld_keys "
+            "WHERE room_id = ? AND sender_key = ? AND session_id = ? AND sender = ?",
+            (room_id, sender_key, session_id, sender),
         ).fetchone()
-        return None if row is None else str(row[0])
+        return None if row is None else WithheldCode.parse(row[0])
 
-    def set_withheld(self, session_id: str, code: str) -> None:
+    def set_withheld(
+        self, room_id: str, sender_key: str, session_id: str, sender: str, code: WithheldCode
+    ) -> None:
         self._db.execute(
-            "INSERT INTO withheld (session_id, code) VALUES (?, ?) "
-            "ON CONFLICT(session_id) DO UPDATE SET code = excluded.code",
-            (session_id, code),
+            "INSERT INTO withheld_keys (room_id, sender_key, session_id, sender, code) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(room_id, sender_key, session_id, sender) "
+            "DO UPDATE SET code = excluded.code",
+            (room_id, sender_key, session_id, sender, WithheldCode.parse(code).value),
         )
 
     # -- key backup ----------------------------------------------------------------------
