@@ -91,6 +91,11 @@ class CryptoEngine:
         self.extras = extras
         self.clock = clock
         self.decryptor = MegolmDecryptor(self.olm, extras, device_created_ms)
+        if extras.has_old_key_sources():
+            extras.migrate_key_sources(
+                (session.room_id, session.sender_key, session.id)
+                for session in self.olm.inbound_group_store
+            )
         self.groups = GroupSessions(client, extras, pickle_key)
         self.waiting = UndecryptableEvents()
         self.requests = KeyRequests(
