@@ -16,10 +16,13 @@ from tests.conftest import UserFactory, log_in
 from tests.peers import NioPeer, wait_until
 from tests.recorder import Recorder, ServiceFactory
 from tuichat.demo.synapse import LocalSynapse
+from tuichat.matrix.convert import Decryption, Viewer, to_item
 from tuichat.matrix.crypto.extras_store import CryptoExtrasStore
+from tuichat.matrix.room_state import RoomState
 from tuichat.matrix.service import MatrixService
 from tuichat.matrix.session import Profile
-from tuichat.model.items import WITHHELD_CODES, ItemKind, TimelineItem, WithheldCode
+from tuichat.model.items import ItemKind, WithheldCode
+from tuichat.model.rooms import Membership
 
 Peers = Callable[..., Any]
 
@@ -278,17 +281,28 @@ def test_withheld_codes_stored_the_old_way_are_not_believed(tmp_path: Path) -> N
         extras.close()
 
 
-def test_a_placeholder_never_shows_an_unknown_withheld_code() -> None:
-    item = TimelineItem(
-        key="$e",
-        sender="@bob:x",
-        sender_name="Bob",
-        timestamp=0,
-        kind=ItemKind.UNDECRYPTABLE,
-        body="",
-        utd_reason=f"withheld:{HOSTILE_CODE}",
+async def test_a_placeholder_never_draws_an_unknown_withheld_code() -> None:
+    """Even a reason built before codes were checked is drawn as words of ours."""
+    from tests.test_timeline_rendering import NOON, shown
+
+    encrypted = {
+        "type": "m.room.encrypted",
+        "event_id": "$held",
+        "sender": "@bob:x",
+        "origin_server_ts": NOON,
+        "content": {"algorithm": "m.megolm.v1.aes-sha2", "session_id": "S", "ciphertext": "x"},
+    }
+    item = to_item(
+        encrypted,
+        RoomState("!r", Membership.JOIN),
+        Viewer("@me:x"),
+        Decryption(None, f"withheld:{HOSTILE_CODE}", "S"),
     )
-    assert item.utd_text == f"withheld: {WITHHELD_CODES[WithheldCode.UNKNOWN]}"
+    assert item is not None
+    lines = await shown([item])
+    placeholder = next(line for line in lines if "Unable to decrypt" in line)
+    assert "withheld: the sender withheld the key" in placeholder
+    assert not any("\x1b" in line or "\x07" in line or "evil" in line for line in lines)
 
 
 async def test_replayed_ciphertext_is_rejected_also_after_a_restart(
