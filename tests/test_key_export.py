@@ -6,6 +6,7 @@ import asyncio
 import base64
 import io
 import json
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -16,17 +17,21 @@ from typing import Any
 
 import pytest
 from nio.crypto import key_export as nio_key_export
+from nio.crypto.sessions import InboundGroupSession
 
-from tests.conftest import UserFactory, log_in
+from tests.conftest import UserFactory, log_in, service_and_peer_in_room
 from tests.peers import NioPeer, wait_until
 from tests.recorder import Recorder, ServiceFactory
 from tests.test_ui_chat import type_text, wait_ui
 from tuichat.demo.synapse import LocalSynapse
+from tuichat.matrix.crypto.extras_store import CryptoExtrasStore
 from tuichat.matrix.crypto.key_export import (
     EXPORT_ROUNDS,
+    ExportedSession,
     KeyFileError,
     decrypt_export,
     encrypt_export,
+    sessions_to_file,
 )
 from tuichat.matrix.service import MatrixService
 from tuichat.matrix.session import Profile, Session
@@ -131,6 +136,72 @@ async def test_imported_keys_fill_placeholders_and_are_marked(
     assert item.key_source == "imported"
     again = await service.import_keys(text, "a long passphrase")
     assert again.imported == 0 and again.total == result.total
+
+
+async def test_a_direct_key_from_another_device_keeps_the_import_mark(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+    start_service: ServiceFactory,
+) -> None:
+    """Provenance is kept per session (room, creator key, id): Carol sending
+    Bob's session key as her own m.room_key adds a session of hers with the
+    same id and leaves the mark of Bob's imported one alone."""
+    service, recorder, bob, room_id = await service_and_peer_in_room(
+        synapse, new_user, profile, peer_factory, start_service, encrypted=True
+    )
+    held = await bob.send_withholding_key(room_id, "first from bob")
+    await wait_until(
+        lambda: [i for i in recorder.items(room_id) if i.kind is ItemKind.UNDECRYPTABLE]
+    )
+    bob_olm = bob.client.olm
+    assert bob_olm is not None
+    bob_keys = bob_olm.account.identity_keys
+    exported = InboundGroupSession(
+        held.session_key, bob_keys["ed25519"], bob_keys["curve25519"], room_id
+    ).export_session(0)
+    session = ExportedSession(
+        room_id, bob_keys["curve25519"], held.session_id, exported, bob_keys["ed25519"]
+    )
+    await service.import_keys(sessions_to_file([session], "pw", FAST), "pw")
+    item = await wait_until(lambda: recorder.text_from(room_id, "first from bob"))
+    assert item.key_source == "imported"
+
+    carol: NioPeer = await peer_factory(new_user("carol"))
+    assert carol.client.olm is not None
+    carol_key = carol.client.olm.account.identity_keys["curve25519"]
+    await carol.deliver_key(held, service.user_id, service.session.device_id)
+    store = service.crypto.olm.inbound_group_store  # type: ignore[union-attr]
+    await wait_until(lambda: store.get(room_id, carol_key, held.session_id))
+
+    # Bob's next message in the same session: still from an imported key.
+    await bob.send_text(room_id, "second from bob")
+    item = await wait_until(lambda: recorder.text_from(room_id, "second from bob"))
+    assert item.key_source == "imported"
+
+
+def test_key_marks_stored_by_session_id_alone_move_to_every_session_they_may_mean(
+    tmp_path: Path,
+) -> None:
+    with sqlite3.connect(tmp_path / CryptoExtrasStore.FILE_NAME) as old:
+        old.execute(
+            "CREATE TABLE key_sources (session_id TEXT PRIMARY KEY, room_id TEXT NOT NULL, "
+            "source TEXT NOT NULL)"
+        )
+        old.execute("INSERT INTO key_sources VALUES ('S', '!r:x', 'imported')")
+    extras = CryptoExtrasStore(tmp_path)
+    try:
+        assert extras.has_old_key_sources()
+        extras.migrate_key_sources([("!r:x", "A", "S"), ("!r:x", "B", "S"), ("!q:x", "C", "S")])
+        assert extras.key_source("!r:x", "A", "S") == "imported"
+        assert extras.key_source("!r:x", "B", "S") == "imported"
+        assert extras.key_source("!q:x", "C", "S") is None
+        assert not extras.has_old_key_sources()
+        extras.clear_key_source("!r:x", "B", "S")
+        assert extras.key_source("!r:x", "A", "S") == "imported"
+    finally:
+        extras.close()
 
 
 def held_sender_key(service: MatrixService, room_id: str, session_id: str) -> str:

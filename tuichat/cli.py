@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tuichat import __version__
-from tuichat.log_redaction import RedactingFilter
+from tuichat.log_redaction import RedactingFilter, SafeFormatter
 from tuichat.matrix.session import private_umask
 from tuichat.paths import PROFILE_ENV, resolve_profile_dir
 
@@ -383,7 +383,7 @@ def _configure_logging(log_file: str | None) -> None:
     if log_file:
         with private_umask():
             handler: logging.Handler = logging.FileHandler(log_file, encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         handler.addFilter(RedactingFilter())
         root.setLevel(logging.INFO)
     else:
