@@ -130,7 +130,10 @@ async def test_unknown_command_shows_an_error_line(
         assert "Unknown command /frobnicate" in str(feedback.render())
         await type_text(pilot, "/help")
         await pilot.pause()
-        assert "/join" in str(feedback.render())
+        from tuichat.ui.screens.help import HelpScreen
+
+        assert isinstance(app.screen, HelpScreen)  # every command, scrollable
+        assert "/join" in str(app.screen.query_one("#help-text").render())
 
 
 async def test_composer_keys(
