@@ -5,6 +5,7 @@ as typed, and the Help screen shows every key and command."""
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
 import subprocess
@@ -12,8 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from textual._xterm_parser import XTermParser
 from textual.binding import Binding
+from textual.widgets import Static
 
 from tests.test_look_and_feel import message, offline_profile
 from tuichat.matrix.events import RoomsChanged, TimelineAppended
@@ -28,6 +31,13 @@ from tuichat.ui.widgets.room_list import RoomListView
 from tuichat.ui.widgets.timeline_view import TimelineView
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def shown_text(widget: Static, width: int) -> str:
+    """What a Static shows, as plain text at this width."""
+    console = Console(width=width, record=True, file=io.StringIO())
+    console.print(widget.content)
+    return console.export_text()
 
 
 def readme_keys() -> list[tuple[list[str], str]]:
@@ -183,14 +193,14 @@ def test_the_real_app_in_tmux_takes_alt_enter_ctrl_j_and_the_upload_key(tmp_path
         def screen() -> str:
             return _tmux("capture-pane", "-p")
 
-        def wait_for(text: str, timeout: float = 20.0) -> str:
+        def wait_for(text: str, timeout: float = 20.0, *, gone: bool = False) -> str:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 shown = screen()
-                if text in shown:
+                if (text in shown) is not gone:
                     return shown
                 time.sleep(0.2)
-            raise AssertionError(f"{text!r} never shown:\n{screen()}")
+            raise AssertionError(f"{text!r} never {'gone' if gone else 'shown'}:\n{screen()}")
 
         wait_for("Enter sends")  # the composer's placeholder
         wait_for("^p")  # the key bar: the app reads keys
@@ -201,6 +211,15 @@ def test_the_real_app_in_tmux_takes_alt_enter_ctrl_j_and_the_upload_key(tmp_path
         assert typed == ["one", "two", "x3", "y4"], shown
         _tmux("send-keys", "C-t")
         wait_for("Send a file")
+        # The other keys that open something, from the composer, as tmux
+        # sends them (F-keys, Ctrl+K), each closed with Escape.
+        previous = "Send a file"
+        for key, shows in (("F1", "In the composer"), ("C-k", "Switch to room")):
+            _tmux("send-keys", "Escape")
+            wait_for(previous, gone=True)
+            _tmux("send-keys", key)
+            wait_for(shows)
+            previous = shows
     finally:
         _tmux("kill-server")
 
@@ -212,7 +231,7 @@ async def test_help_shows_every_command_and_key_and_scrolls(tmp_path: Path) -> N
         await pilot.press("f1")
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
-        text = str(app.screen.query_one("#help-text").render())
+        text = shown_text(app.screen.query_one("#help-text", Static), 200)
         for spec in COMMANDS.values():
             assert spec.usage in text
         for binding in TuichatApp.BINDINGS:

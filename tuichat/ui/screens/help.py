@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
+from rich.console import Group, RenderableType
 from rich.style import Style
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -79,23 +81,26 @@ def key_sections(app: TuichatApp) -> list[tuple[str, list[tuple[str, str]]]]:
     ]
 
 
-def help_text(app: TuichatApp) -> Text:
-    text = Text()
+def _table(rows: Iterable[tuple[str, str]]) -> Table:
+    """Keys (or usages) on the left, what they do on the right, wrapped
+    under itself when the screen is narrow."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style=Style(bold=True), no_wrap=True)
+    table.add_column(overflow="fold")
+    for left, right in rows:
+        table.add_row(Text(f"  {left}"), Text(right))
+    return table
+
+
+def help_content(app: TuichatApp) -> Group:
     heading = Style(bold=True, underline=True)
+    parts: list[RenderableType] = []
     for title, rows in key_sections(app):
-        text.append(f"{title}\n", style=heading)
-        width = max(len(keys) for keys, _ in rows) + 2
-        for keys, what in rows:
-            text.append(f"  {keys:<{width}}", style=Style(bold=True))
-            text.append(f"{what}\n")
-        text.append("\n")
-    text.append("Commands (type them in the composer)\n", style=heading)
-    width = max(len(spec.usage) for spec in COMMANDS.values()) + 2
-    for spec in COMMANDS.values():
-        text.append(f"  {spec.usage:<{width}}", style=Style(bold=True))
-        text.append(f"{spec.summary}\n")
-    text.append("  Start a message with // to send text that begins with /.")
-    return text
+        parts += [Text(title, style=heading), _table(rows), Text("")]
+    parts.append(Text("Commands (type them in the composer)", style=heading))
+    parts.append(_table((spec.usage, spec.summary) for spec in COMMANDS.values()))
+    parts.append(Text("  Start a message with // to send text that begins with /."))
+    return Group(*parts)
 
 
 class HelpScreen(ModalScreen[None]):
@@ -105,7 +110,7 @@ class HelpScreen(ModalScreen[None]):
         width: 100%; max-width: 110; height: 100%; max-height: 40;
         border: thick $primary; background: $surface; padding: 0 1;
     }
-    HelpScreen #help-text { width: auto; }
+    HelpScreen #help-text { width: 100%; }
     """
 
     BINDINGS = [Binding("escape,q,f1", "app.pop_screen", "Close")]
@@ -116,7 +121,7 @@ class HelpScreen(ModalScreen[None]):
         app = self.app
         assert isinstance(app, TuichatApp)
         with VerticalScroll(id="help-scroll"):
-            yield Static(help_text(app), id="help-text")
+            yield Static(help_content(app), id="help-text")
         yield Footer()
 
     def on_mount(self) -> None:
