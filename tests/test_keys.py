@@ -174,7 +174,7 @@ def _tmux(*args: str) -> str:
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
-def test_the_real_app_in_tmux_takes_alt_enter_ctrl_j_and_the_upload_key(tmp_path: Path) -> None:
+def test_the_real_app_in_tmux_takes_the_keys_from_the_composer(tmp_path: Path) -> None:
     """tuichat itself in a tmux pane, keys sent by tmux: Alt+Enter and Ctrl+J
     start new lines, and the upload key opens the file picker while the
     composer has the focus."""
@@ -212,9 +212,15 @@ def test_the_real_app_in_tmux_takes_alt_enter_ctrl_j_and_the_upload_key(tmp_path
         _tmux("send-keys", "C-t")
         wait_for("Send a file")
         # The other keys that open something, from the composer, as tmux
-        # sends them (F-keys, Ctrl+K), each closed with Escape.
+        # sends them (F-keys, Ctrl+K, Ctrl+N), each closed with Escape.
         previous = "Send a file"
-        for key, shows in (("F1", "In the composer"), ("C-k", "Switch to room")):
+        opening = (
+            ("F1", "In the composer"),
+            ("C-k", "Switch to room"),
+            ("F3", "Devices of"),
+            ("C-n", "New encrypted direct message"),
+        )
+        for key, shows in opening:
             _tmux("send-keys", "Escape")
             wait_for(previous, gone=True)
             _tmux("send-keys", key)
