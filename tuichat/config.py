@@ -46,7 +46,9 @@ DEFAULT_KEYS: dict[str, str] = {
     "delete": "d,delete",
     "open": "enter",
     "view": "v",
-    "upload": "ctrl+u",
+    "upload": "ctrl+t",
+    "help": "f1",
+    "toggle_rooms": "f4",
 }
 
 DEFAULT_CONFIG = """\

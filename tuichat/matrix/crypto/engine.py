@@ -641,6 +641,26 @@ class CryptoEngine:
                     count += 1
         return count
 
+    def devices_and_keyless(self, members: Iterable[str]) -> tuple[int, int]:
+        """How many devices of `members` (not this one) keys can go to (not
+        blacklisted), and how many of the other members are known to have
+        none: their device list was fetched and holds no such device (a
+        list not fetched yet is not counted, it is unknown)."""
+        olm = self.olm
+        devices = keyless = 0
+        for user_id in set(members):
+            usable = [
+                device
+                for device in olm.device_store.active_user_devices(user_id)
+                if not device.blacklisted
+                and not (user_id == olm.user_id and device.id == olm.device_id)
+            ]
+            devices += len(usable)
+            known = user_id in olm.tracked_users and user_id not in olm.users_for_key_query
+            if not usable and known and user_id != olm.user_id:
+                keyless += 1
+        return devices, keyless
+
     def set_trust(self, user_id: str, device_id: str, action: str) -> bool:
         """verify, unverify, blacklist, unblacklist, ignore or unignore a
         device; kept in nio's store. Blacklisting rotates every room session

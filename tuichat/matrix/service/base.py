@@ -131,9 +131,13 @@ class ServiceBase:
         if state.is_direct and not (state.name or state.canonical_alias):
             summary = self._named_after_partners(room_id, state, summary)
         if state.encrypted and self.crypto is not None:
+            members = state.members()
+            devices, keyless = self.crypto.devices_and_keyless(members)
             summary = summary.evolve(
-                unverified_devices=self.crypto.unverified_devices(state.members()),
+                unverified_devices=self.crypto.unverified_devices(members),
                 verified_only=self.crypto.verified_only(room_id),
+                devices=devices,
+                members_without_devices=keyless,
             )
         return summary
 
