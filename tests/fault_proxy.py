@@ -48,6 +48,8 @@ class FaultProxy:
     rules: list[Rule] = field(default_factory=list)
     hold_to_device_syncs: bool = False
     held: int = 0
+    # A hung server: connections are accepted and nothing is ever answered.
+    hang: bool = False
 
     def fail(self, fragment: str, times: int, status: int = 504) -> Rule:
         rule = Rule(fragment, times, status)
@@ -71,6 +73,9 @@ class FaultProxy:
         await self._session.close()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if self.hang:
+            await self._release.wait()  # not answered before the client is gone
+            return web.json_response({"errcode": "M_UNKNOWN"}, status=503)
         for rule in self.rules:
             if rule.remaining > 0 and rule.fragment in request.path:
                 rule.remaining -= 1

@@ -331,35 +331,57 @@ async def test_a_failed_upload_is_retried_with_ctrl_r_and_download_saves_the_lat
     peer_factory: Callable[..., Any],
     tmp_path: Path,
 ) -> None:
+    """The server fails the upload (a proxy answers 504): Ctrl+R sends it
+    again. (A missing file is not retried: there is nothing to try again.)"""
+    from tests.fault_proxy import FaultProxy
+    from tuichat.matrix.login import login
+
     alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
-    await log_in(synapse, profile, alice)
+    proxy = FaultProxy(synapse.url)
+    url = await proxy.start()
+    await login(profile, homeserver=url, user=alice.user_id, password=alice.password)
     peer: NioPeer = await peer_factory(bob)
     room_id = await peer.create_room(invite=[alice.user_id], encrypted=False, name="Retry")
     downloads = tmp_path / "downloads"
     config = Config(download_dir=downloads, path=tmp_path / "config.toml")
     app = TuichatApp(profile, sync_timeout_ms=1000, config=config)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await wait_ui(pilot, lambda: app.connection is ConnectionState.SYNCED)
-        await wait_ui(pilot, lambda: app.rooms.get(room_id))
-        await type_text(pilot, f"/join {room_id}")
-        await wait_ui(pilot, lambda: app.current_room_id == room_id)
-        notes = tmp_path / "notes.txt"
-        await type_text(pilot, f"/upload {notes}")
-        feedback = app.main.feedback
-        await wait_ui(pilot, lambda: "Upload failed" in str(feedback.render()))
-        assert "Ctrl+R" in str(feedback.render())
-        notes.write_text("written after all")
-        await pilot.press("ctrl+r")
-        await wait_until(
-            lambda: peer.find_event(
-                room_id, lambda e: e.get("content", {}).get("body") == "notes.txt"
-            ),
-            30,
-        )
-        await wait_ui(
-            pilot,
-            lambda: any(i.attachment is not None and i.event_id for i in app.timelines[room_id]),
-        )
-        await type_text(pilot, "/download")
-        await wait_ui(pilot, lambda: isinstance(app.screen, ConfirmDialog), 30)
-        assert (downloads / "notes.txt").read_text() == "written after all"
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _retry_then_download(pilot, app, proxy, peer, room_id, tmp_path, downloads)
+    finally:
+        await proxy.close()
+
+
+async def _retry_then_download(
+    pilot: Any,
+    app: TuichatApp,
+    proxy: Any,
+    peer: NioPeer,
+    room_id: str,
+    tmp_path: Path,
+    downloads: Path,
+) -> None:
+    await wait_ui(pilot, lambda: app.connection is ConnectionState.SYNCED)
+    await wait_ui(pilot, lambda: app.rooms.get(room_id))
+    await type_text(pilot, f"/join {room_id}")
+    await wait_ui(pilot, lambda: app.current_room_id == room_id)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("written after all")
+    rule = proxy.fail("/media/v3/upload", 100)
+    await type_text(pilot, f"/upload {notes}")
+    feedback = app.main.feedback
+    await wait_ui(pilot, lambda: "Upload failed" in str(feedback.render()))
+    assert "Ctrl+R" in str(feedback.render()) and rule.served
+    rule.remaining = 0
+    await pilot.press("ctrl+r")
+    await wait_until(
+        lambda: peer.find_event(room_id, lambda e: e.get("content", {}).get("body") == "notes.txt"),
+        30,
+    )
+    await wait_ui(
+        pilot,
+        lambda: any(i.attachment is not None and i.event_id for i in app.timelines[room_id]),
+    )
+    await type_text(pilot, "/download")
+    await wait_ui(pilot, lambda: isinstance(app.screen, ConfirmDialog), 30)
+    assert (downloads / "notes.txt").read_text() == "written after all"

@@ -119,3 +119,83 @@ def test_the_config_command(tmp_path: Path, action: str) -> None:
         assert result.returncode == 1
         assert f"{path}:1: unknown setting 'bell'" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+MISTAKES = 'theme = "nope"\n[keys]\nswitch_room = "ctrl+banana"\nquit = "ctrl+k"\n'
+
+
+def test_unknown_themes_keys_that_are_not_keys_and_shared_keys_are_errors(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, MISTAKES)
+    config, errors = load_config(path)
+    assert errors[0].startswith(f"{path}:1: unknown theme 'nope' (themes: tuichat-dark, ")
+    assert errors[1:] == [
+        f"{path}:3: 'switch_room': 'ctrl+banana' is not a key (keys look like "
+        '"ctrl+k", "alt+up", "f2", "r", "plus")',
+        f"{path}:4: 'quit': ctrl+k is the key of 'switch_room' too; 'quit' keeps ctrl+q",
+    ]
+    assert config.theme == "tuichat-dark" and config.keys == {}
+
+
+@pytest.mark.parametrize(
+    ("keys", "clash"),
+    [
+        ('reply = "v"', "'reply': v is the key of 'view' too"),
+        ('new_dm = "ctrl+m"', "'new_dm': enter is the key of 'open' too"),
+        ('members = "f3"\nown_devices = "f3"', "'members': f3 is the key of 'own_devices' too"),
+    ],
+)
+def test_one_key_for_two_actions_is_found_in_any_spelling(
+    tmp_path: Path, keys: str, clash: str
+) -> None:
+    _config, errors = load_config(write(tmp_path, f"[keys]\n{keys}\n"))
+    assert any(clash in error for error in errors), errors
+
+
+def test_swapped_keys_real_keys_and_every_offered_theme_are_accepted(tmp_path: Path) -> None:
+    (tmp_path / "themes").mkdir()
+    (tmp_path / "themes" / "mine.toml").write_text('name = "mine"\nprimary = "#ff00ff"\n')
+    keys = (
+        'switch_room = "ctrl+q"\nquit = "ctrl+k"\nreply = "R, alt+r"\n'
+        'react = "shift+plus,full_stop"\nnext_room = "ctrl+alt+down"\nview = "V"\n'
+    )
+    for theme in ("tuichat-light", "mine", "nord"):  # ours, the user's, Textual's
+        config, errors = load_config(write(tmp_path, f'theme = "{theme}"\n[keys]\n{keys}'))
+        assert errors == [] and config.theme == theme
+    assert config.keys["switch_room"] == "ctrl+q" and config.keys["quit"] == "ctrl+k"
+
+
+def test_config_check_reports_the_theme_and_key_mistakes(tmp_path: Path) -> None:
+    path = write(tmp_path, MISTAKES)
+    result = subprocess.run(
+        [sys.executable, "-m", "tuichat", "config", "check"],
+        env={**os.environ, "TUICHAT_CONFIG": str(path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert [line.split(": ", 1)[0] for line in lines] == [f"{path}:1", f"{path}:3", f"{path}:4"]
+    assert "unknown theme 'nope'" in lines[0] and "'ctrl+banana' is not a key" in lines[1]
+
+
+async def test_at_start_the_mistakes_are_told_and_the_defaults_kept(tmp_path: Path) -> None:
+    """The footer showed "^🍌" and Ctrl+K quit: now the app starts with the
+    default keys and theme, and says what was wrong."""
+    from tests.test_look_and_feel import offline_profile
+    from tuichat.ui.app import TuichatApp
+    from tuichat.ui.screens.room_switcher import RoomSwitcher
+
+    config, errors = load_config(write(tmp_path, MISTAKES))
+    app = TuichatApp(offline_profile(tmp_path), connect=False, config=config, config_errors=errors)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        messages = [n.message for n in app._notifications]
+        assert all(error in messages for error in errors) and len(errors) == 3
+        assert app.theme == "tuichat-dark"
+        assert "🍌" not in app.export_screenshot()
+        await pilot.press("ctrl+k")
+        await pilot.pause()
+        assert app.is_running and isinstance(app.screen, RoomSwitcher)

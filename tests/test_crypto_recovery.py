@@ -5,8 +5,10 @@ that persist and rotate, keys for new devices, fallback and one-time keys."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -14,9 +16,13 @@ from tests.conftest import UserFactory, log_in
 from tests.peers import NioPeer, wait_until
 from tests.recorder import Recorder, ServiceFactory
 from tuichat.demo.synapse import LocalSynapse
+from tuichat.matrix.convert import Decryption, Viewer, to_item
+from tuichat.matrix.crypto.extras_store import CryptoExtrasStore
+from tuichat.matrix.room_state import RoomState
 from tuichat.matrix.service import MatrixService
 from tuichat.matrix.session import Profile
-from tuichat.model.items import ItemKind
+from tuichat.model.items import ItemKind, WithheldCode
+from tuichat.model.rooms import Membership
 
 Peers = Callable[..., Any]
 
@@ -139,6 +145,164 @@ async def test_withheld_key_gives_its_own_placeholder_reason(
         )
     )
     assert "only shares keys with verified devices" in item.utd_text
+
+
+# An OSC 52 clipboard write and an OSC 8 link: what a hostile code tried.
+HOSTILE_CODE = "\x1b]52;c;aGFja2Vk\x07\x1b]8;;https://evil.example/\x07click\x1b]8;;\x07"
+
+
+def _send_withheld(
+    synapse: LocalSynapse, token: str, user_id: str, device_id: str, content: dict[str, Any]
+) -> None:
+    """A raw m.room_key.withheld to-device message, as anyone may send one."""
+    status, body = synapse._request(
+        "PUT",
+        f"/_matrix/client/v3/sendToDevice/m.room_key.withheld/{uuid.uuid4().hex}",
+        {"messages": {user_id: {device_id: content}}},
+        token=token,
+    )
+    assert status == 200, body
+
+
+def _reasons(recorder: Recorder, room_id: str, session_id: str) -> list[str | None]:
+    """Every placeholder reason emitted for the session's events, in order."""
+    return [
+        item.utd_reason
+        for event in recorder.events
+        if getattr(event, "room_id", None) == room_id
+        for item in getattr(event, "items", ())
+        if item.session_id == session_id
+    ]
+
+
+async def test_withheld_codes_are_checked_and_bound_to_the_sender_also_after_a_restart(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Peers,
+    start_service: ServiceFactory,
+) -> None:
+    alice, bob, carol = new_user("alice"), new_user("bob"), new_user("carol")
+    await log_in(synapse, profile, alice)
+    peer: NioPeer = await peer_factory(bob)
+    room_id = await peer.create_room(invite=[alice.user_id])
+    service, recorder = await _service_in_room(
+        synapse, profile, alice, peer, room_id, start_service
+    )
+    device_id = service.session.device_id
+    bob_key = peer.client.olm.account.identity_keys["curve25519"]
+    held = await peer.send_withholding_key(room_id, "secret")
+
+    def notice(session_id: str, code: str, sender_key: str = bob_key) -> dict[str, Any]:
+        return {
+            "algorithm": "m.megolm.v1.aes-sha2",
+            "room_id": room_id,
+            "session_id": session_id,
+            "sender_key": sender_key,
+            "code": code,
+            "reason": HOSTILE_CODE,
+        }
+
+    # Bob's own notice with a code no spec defines: shown as an unknown code.
+    _send_withheld(
+        synapse, bob.access_token, alice.user_id, device_id, notice(held.session_id, HOSTILE_CODE)
+    )
+
+    def placeholder(recorder: Recorder, session_id: str, reason: str) -> Any:
+        return next(
+            (
+                i
+                for i in _waiting(recorder, room_id)
+                if i.session_id == session_id and i.utd_reason == reason
+            ),
+            None,
+        )
+
+    item = await wait_until(lambda: placeholder(recorder, held.session_id, "withheld:unknown"))
+    assert "\x1b" not in item.utd_text and "\x07" not in item.utd_text
+    assert item.utd_text.startswith("withheld: the sender withheld the key")
+
+    # Carol's notice for Bob's session, and Bob's naming another device's
+    # key, explain nothing. A later notice from Bob for a second session
+    # shows they were read (to-device messages arrive in order).
+    _send_withheld(
+        synapse,
+        carol.access_token,
+        alice.user_id,
+        device_id,
+        notice(held.session_id, "m.blacklisted"),
+    )
+    _send_withheld(
+        synapse,
+        bob.access_token,
+        alice.user_id,
+        device_id,
+        notice(held.session_id, "m.unauthorised", sender_key="A" * 43),
+    )
+    second = await peer.send_withholding_key(room_id, "second secret")
+    _send_withheld(
+        synapse,
+        bob.access_token,
+        alice.user_id,
+        device_id,
+        notice(second.session_id, "m.unverified"),
+    )
+    await wait_until(lambda: placeholder(recorder, second.session_id, "withheld:m.unverified"))
+    reasons = _reasons(recorder, room_id, held.session_id)
+    assert reasons[-1] == "withheld:unknown"
+    assert not {"withheld:m.blacklisted", "withheld:m.unauthorised"} & set(reasons), reasons
+    await service.stop()
+
+    # After a restart (events from the cache, notices from the store): the same.
+    again = Recorder()
+    await start_service(profile, again)
+    item = await wait_until(lambda: placeholder(again, held.session_id, "withheld:unknown"))
+    assert "\x1b" not in item.utd_text
+    await wait_until(lambda: placeholder(again, second.session_id, "withheld:m.unverified"))
+    assert not {"withheld:m.blacklisted", "withheld:m.unauthorised"} & set(
+        _reasons(again, room_id, held.session_id)
+    )
+
+
+def test_withheld_codes_stored_the_old_way_are_not_believed(tmp_path: Path) -> None:
+    """The first withheld table kept any code, bound to no sender."""
+    with sqlite3.connect(tmp_path / CryptoExtrasStore.FILE_NAME) as old:
+        old.execute("CREATE TABLE withheld (session_id TEXT PRIMARY KEY, code TEXT NOT NULL)")
+        old.execute("INSERT INTO withheld VALUES ('S', ?)", (HOSTILE_CODE,))
+    extras = CryptoExtrasStore(tmp_path)
+    try:
+        assert extras.withheld_code("!r:x", "K", "S", "@bob:x") is None
+        tables = {row[0] for row in extras._db.execute("SELECT name FROM sqlite_master")}
+        assert "withheld" not in tables
+        extras.set_withheld("!r:x", "K", "S", "@bob:x", WithheldCode.parse(HOSTILE_CODE))
+        assert extras.withheld_code("!r:x", "K", "S", "@bob:x") is WithheldCode.UNKNOWN
+        assert extras.withheld_code("!r:x", "K", "S", "@carol:x") is None
+    finally:
+        extras.close()
+
+
+async def test_a_placeholder_never_draws_an_unknown_withheld_code() -> None:
+    """Even a reason built before codes were checked is drawn as words of ours."""
+    from tests.test_timeline_rendering import NOON, shown
+
+    encrypted = {
+        "type": "m.room.encrypted",
+        "event_id": "$held",
+        "sender": "@bob:x",
+        "origin_server_ts": NOON,
+        "content": {"algorithm": "m.megolm.v1.aes-sha2", "session_id": "S", "ciphertext": "x"},
+    }
+    item = to_item(
+        encrypted,
+        RoomState("!r", Membership.JOIN),
+        Viewer("@me:x"),
+        Decryption(None, f"withheld:{HOSTILE_CODE}", "S"),
+    )
+    assert item is not None
+    lines = await shown([item])
+    placeholder = next(line for line in lines if "Unable to decrypt" in line)
+    assert "withheld: the sender withheld the key" in placeholder
+    assert not any("\x1b" in line or "\x07" in line or "evil" in line for line in lines)
 
 
 async def test_replayed_ciphertext_is_rejected_also_after_a_restart(

@@ -452,3 +452,81 @@ async def test_devices_screen_and_verification_dialog(
         await js.verification_state(txn, wait_for="done")
         await pilot.click("#close")
         await wait_ui(pilot, lambda: "all devices verified" in str(app.main.header.render()), 30)
+
+
+async def test_verifying_a_device_by_hand_asks_before_trusting_it(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+) -> None:
+    """`v` in the Devices screen used to verify at once: one stray key gave
+    trust. It asks first; only "yes" verifies."""
+    from tests.test_ui_chat import type_text, wait_ui
+    from tuichat.ui.app import TuichatApp
+    from tuichat.ui.screens.confirm import ConfirmDialog
+    from tuichat.ui.screens.devices import DevicesScreen
+
+    alice, bob = new_user("alice"), new_user("bob", "Bob")
+    await log_in(synapse, profile, alice)
+    peer: NioPeer = await peer_factory(bob)
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(130, 40)) as pilot:
+        await wait_ui(pilot, lambda: app.service is not None and app.service.synced_once)
+        assert app.service is not None
+        room_id = await app.service.create_room(invite=(bob.user_id,))
+        assert room_id is not None
+        await peer.join(room_id)
+        await wait_ui(pilot, lambda: app.current_room_id == room_id)
+        await type_text(pilot, f"/devices {bob.user_id}")
+        screen = await wait_ui(pilot, lambda: isinstance(app.screen, DevicesScreen) and app.screen)
+        await wait_ui(pilot, lambda: screen.selected is not None, 30)
+        assert screen.selected.trust is Trust.UNVERIFIED
+        await pilot.press("v")
+        dialog = await wait_ui(pilot, lambda: isinstance(app.screen, ConfirmDialog) and app.screen)
+        assert screen.selected.fingerprint in str(dialog.query_one("Static").render()) or any(
+            screen.selected.fingerprint in str(w.render()) for w in dialog.query("Static")
+        )
+        await pilot.press("enter")  # the focus is on "Cancel"
+        await wait_ui(pilot, lambda: app.screen is screen)
+        await pilot.pause(0.5)
+        assert screen.selected.trust is Trust.UNVERIFIED
+        await pilot.press("v")
+        await wait_ui(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        await wait_ui(pilot, lambda: screen.selected.trust is Trust.VERIFIED, 30)
+
+
+async def test_no_answer_has_the_focus_while_comparing_emoji(tmp_path: Any) -> None:
+    """Enter in the emoji dialog must not say "They match" (it had the focus)."""
+    from tests.test_look_and_feel import offline_profile
+    from tuichat.model.verification import VerificationView
+    from tuichat.ui.app import TuichatApp
+    from tuichat.ui.screens.verification import VerificationDialog
+
+    app = TuichatApp(offline_profile(tmp_path), connect=False)
+    choices: list[str] = []
+    async with app.run_test(
+        size=(120, 30),
+        message_hook=lambda m: (
+            choices.append(m.choice) if isinstance(m, VerificationDialog.Choice) else None
+        ),
+    ) as pilot:
+        view = VerificationView(
+            "txn",
+            "@bob:example.org",
+            "BOBDEVICE",
+            we_requested=True,
+            phase=Phase.SHOW_SAS,
+            emoji=[("🐶", "Dog")] * 7,
+        )
+        dialog = VerificationDialog(view, "Bob")
+        await app.push_screen(dialog)
+        await pilot.pause()
+        assert getattr(dialog.focused, "id", None) not in ("match", "mismatch")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert choices == []
+        await pilot.click("#match")
+        await pilot.pause()
+        assert set(choices) == {"match"}

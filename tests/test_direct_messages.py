@@ -301,3 +301,89 @@ async def test_new_dm_dialog_and_invite_dialog(
         assert await peer_carol.wait_for_text(invited, "hi carol") == alice.user_id
         view = app.query_one(TimelineView)
         assert any("hi carol" in line for line in view.line_texts())
+
+
+async def test_a_new_dm_is_named_after_the_invitee_before_the_invite_arrives(
+    synapse: LocalSynapse, new_user: UserFactory, profile: Profile
+) -> None:
+    """A sync can bring a new room's first events (its creation and our
+    join) before the invite: the DM is named after Bob at once, never
+    "Empty Room"."""
+    from tuichat.matrix.service import MatrixService
+
+    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
+    await log_in(synapse, profile, alice)
+    recorder = Recorder()
+    service = MatrixService(profile, recorder)
+    await service.open()  # no sync loop: the test delivers the first sync itself
+    try:
+        room_id = await service.create_dm([bob.user_id])
+        assert room_id is not None
+        first_events = [
+            {
+                "type": "m.room.create",
+                "state_key": "",
+                "sender": alice.user_id,
+                "event_id": "$create",
+                "origin_server_ts": 1,
+                "content": {"creator": alice.user_id, "room_version": "10"},
+            },
+            {
+                "type": "m.room.member",
+                "state_key": alice.user_id,
+                "sender": alice.user_id,
+                "event_id": "$join",
+                "origin_server_ts": 2,
+                "content": {"membership": "join", "displayname": "Alice"},
+            },
+        ]
+        await service.handle_sync(
+            {
+                "next_batch": "s1",
+                "rooms": {
+                    "join": {
+                        room_id: {
+                            "timeline": {"events": first_events, "limited": False},
+                            "state": {"events": []},
+                            "summary": {"m.joined_member_count": 1, "m.invited_member_count": 0},
+                        }
+                    }
+                },
+            }
+        )
+        summary = recorder.rooms()[room_id]
+        assert summary.is_direct and summary.name == "Bob"
+    finally:
+        await service.stop()
+
+
+async def test_a_dm_header_says_when_the_other_person_has_no_device(
+    synapse: LocalSynapse, new_user: UserFactory, profile: Profile
+) -> None:
+    """A DM with someone whose only session never uploaded device keys (a
+    client without encryption): nobody on their side can read it. The
+    header said "all devices verified" (no unverified device was left)."""
+    import nio
+
+    alice, bob = new_user("alice"), new_user("bob", "Bob")
+    await log_in(synapse, profile, alice)
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(140, 30)) as pilot:
+        await wait_ui(pilot, lambda: app.service is not None and app.service.synced_once)
+        await type_text(pilot, f"/dm {bob.user_id}")
+        room_id = await wait_ui(
+            pilot, lambda: (s := app.current_summary) is not None and s.is_direct and s.room_id
+        )
+        # Bob joins from a client that has no encryption (no device keys).
+        plain = nio.AsyncClient(synapse.url, bob.user_id, device_id=bob.device_id)
+        plain.access_token = bob.access_token
+        try:
+            assert isinstance(await plain.join(room_id), nio.JoinResponse)
+        finally:
+            await plain.close()
+
+        def header() -> str:
+            return str(app.main.header.render())
+
+        await wait_ui(pilot, lambda: "they have no device" in header(), 30)
+        assert "all devices verified" not in header()

@@ -4,6 +4,7 @@ carried a room key lost with the client. Every message decrypts in the end."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -14,9 +15,12 @@ from tests.fault_proxy import FaultProxy
 from tests.peers import NioPeer, wait_until
 from tests.recorder import Recorder, join_invite
 from tuichat.demo.synapse import LocalSynapse
+from tuichat.matrix.events import ConnectionChanged
 from tuichat.matrix.login import login
 from tuichat.matrix.service import MatrixService
+from tuichat.matrix.service.syncing import LONG_POLL_MARGIN
 from tuichat.matrix.session import Profile
+from tuichat.model.connection import ConnectionState
 
 
 @pytest.fixture
@@ -99,5 +103,34 @@ async def test_a_room_key_lost_with_the_client_comes_again(
             lambda: recorder.text_from(room_id, "the key of this one is held"), 60
         )
         assert item.trust in ("verified", "unverified")
+    finally:
+        await service.stop()
+
+
+async def test_a_hung_server_is_noticed_within_the_long_poll_timeout_and_a_margin(
+    proxy: tuple[FaultProxy, str], new_user: UserFactory, profile: Profile
+) -> None:
+    """A server that keeps the connection open and never answers (not one
+    that closes it) must not go on showing "synced"."""
+    fault_proxy, url = proxy
+    alice = new_user("alice", "Alice")
+    await login(profile, homeserver=url, user=alice.user_id, password=alice.password)
+    recorder = Recorder()
+    service = MatrixService(profile, recorder, sync_timeout_ms=1000)
+    await service.start()
+    try:
+        await wait_until(lambda: service.connection_state is ConnectionState.SYNCED, 30)
+        fault_proxy.hang = True
+        hung_at = asyncio.get_running_loop().time()
+        await wait_until(
+            lambda: service.connection_state is ConnectionState.RECONNECTING,
+            1.0 + LONG_POLL_MARGIN + 5.0,
+        )
+        # Noticed after the long poll's own timeout, not before it.
+        assert asyncio.get_running_loop().time() - hung_at >= 1.0
+        changes = [e for e in recorder.events if isinstance(e, ConnectionChanged)]
+        assert changes[-1].detail == "the server does not answer"
+        fault_proxy.hang = False
+        await wait_until(lambda: service.connection_state is ConnectionState.SYNCED, 60)
     finally:
         await service.stop()

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import ServiceFactory, UserFactory, log_in
+from tests.conftest import ServiceFactory, UserFactory, log_in, service_and_peer_in_room
 from tests.peers import NioPeer, wait_until
 from tests.recorder import Recorder, join_invite
 from tuichat.cli import _configure_logging
@@ -68,3 +68,65 @@ async def test_a_logged_session_keeps_secrets_and_plaintext_out_of_the_log(
     leaked = [line for line in text.splitlines() if "plaintext-canary" in line]
     assert not leaked, leaked[:3]
     assert oct(log_file.stat().st_mode & 0o777) == "0o600"
+
+
+# A newline and what the log's own lines start with: a forged record.
+FORGED = "\n2026-01-01 00:00:00,000 ERROR tuichat.forged: \x1b[31mthe server was compromised"
+
+
+def test_each_record_is_one_line_with_controls_escaped_and_tokens_redacted(
+    tmp_path: Path,
+) -> None:
+    log_file = tmp_path / "tuichat.log"
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))
+    try:
+        _configure_logging(str(log_file))
+        log = logging.getLogger("tuichat.test")
+        log.warning("event %s at GET /sync?access_token=abc123secret", FORGED)
+        try:
+            raise ValueError(f"server said {FORGED}")
+        except ValueError:
+            log.exception("request failed")
+    finally:
+        for handler in root.handlers:
+            handler.close()
+        root.handlers[:] = saved[1]
+        root.setLevel(saved[0])
+    lines = log_file.read_text().splitlines()
+    assert len(lines) == 2, lines
+    assert "abc123secret" not in lines[0] and "<redacted>" in lines[0]
+    assert "\\n2026-01-01 00:00:00,000 ERROR tuichat.forged: \\x1b[31m" in lines[0]
+    assert "Traceback" in lines[1] and "\\nValueError: server said \\n2026" in lines[1]
+
+
+async def test_an_event_id_from_a_peer_cannot_forge_a_log_line(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+    start_service: ServiceFactory,
+    tmp_path: Path,
+) -> None:
+    """A reply names its parent by an event id the sender chooses; fetching
+    that parent fails and is logged with the id and the server's answer."""
+    log_file = tmp_path / "tuichat.log"
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))
+    try:
+        _configure_logging(str(log_file))
+        service, _recorder, _peer, room_id = await service_and_peer_in_room(
+            synapse, new_user, profile, peer_factory, start_service, encrypted=False
+        )
+        assert await service.fetch_event(room_id, "$parent" + FORGED) is None
+        await service.stop()
+    finally:
+        for handler in root.handlers:
+            handler.close()
+        root.handlers[:] = saved[1]
+        root.setLevel(saved[0])
+    lines = log_file.read_text().splitlines()
+    fetching = [line for line in lines if "fetching $parent" in line]
+    assert len(fetching) == 1, fetching
+    assert "tuichat.forged" in fetching[0] and "\x1b" not in fetching[0]
+    assert not [line for line in lines if line.startswith("2026-01-01")]

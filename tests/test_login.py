@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import stat
 import subprocess
 import sys
@@ -10,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import UserFactory, log_in
+from tests.recorder import Recorder
 from tuichat.demo.synapse import LocalSynapse
 from tuichat.matrix.login import LoginError, login, logout, parse_user
+from tuichat.matrix.service import MatrixService
 from tuichat.matrix.session import Profile
 
 
@@ -177,3 +180,29 @@ async def test_bare_server_name_is_resolved_through_well_known(synapse: LocalSyn
         assert await discover_homeserver("127.0.0.1:9", scheme="http") == "http://127.0.0.1:9"
     finally:
         await runner.cleanup()
+
+
+async def test_cli_logout_leaves_nothing_of_the_profile(
+    synapse: LocalSynapse, new_user: UserFactory, profile: Profile
+) -> None:
+    """`tuichat logout` promises to remove the local data: after a session
+    that synced and opened every store, the profile holds no file at all."""
+    await log_in(synapse, profile, new_user("dora"))
+    service = MatrixService(profile, Recorder(), sync_timeout_ms=1000)
+    await service.start()
+    await service.first_sync_done.wait()
+    await service.stop()
+    written = {p.relative_to(profile.root).as_posix() for p in profile.root.rglob("*")}
+    assert {"session.json", "pickle.key", "cache.sqlite3", "outbox.sqlite3"} <= written
+    assert any(name.startswith("crypto/") for name in written), written
+
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "tuichat", "--profile", str(profile.root), "logout"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Logged out" in result.stdout
+    assert sorted(p.name for p in profile.root.rglob("*")) == []

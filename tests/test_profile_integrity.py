@@ -3,8 +3,17 @@ never answered by silently making a new identity for the device."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import os
+import pty
 import secrets
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -83,3 +92,178 @@ async def test_the_app_shows_the_explanation_instead_of_a_traceback(tmp_path: Pa
                 break
         assert "does not match" in str(feedback.render())
         assert app.is_running
+
+
+def _damaged_keys(right_key: str) -> dict[str, bytes]:
+    """A pickle key cut short (as by a full disk), garbled text and binary."""
+    return {
+        "truncated": right_key.encode()[:21],
+        "garbage text": b"this is not a key!\n",
+        "binary": b"\xff\xfe\x00\x81 binary junk",
+    }
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage text", "binary"])
+async def test_a_damaged_pickle_key_is_a_profile_error_in_the_app(
+    tmp_path: Path, damage: str
+) -> None:
+    profile, _ = await _first_open(tmp_path / "p")
+    profile.pickle_key_file.write_bytes(_damaged_keys(profile.pickle_key())[damage])
+    app = TuichatApp(profile)
+    async with app.run_test(size=(120, 30)) as pilot:
+        feedback = app.query_one(Feedback)
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if "pickle key" in str(feedback.render()):
+                break
+        shown = str(feedback.render())
+        assert "pickle key" in shown and "tuichat logout" in shown, shown
+        assert app.is_running
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage text", "binary"])
+async def test_a_damaged_pickle_key_is_a_profile_error_in_the_cli(
+    tmp_path: Path, damage: str
+) -> None:
+    profile, _ = await _first_open(tmp_path / "p")
+    profile.pickle_key_file.write_bytes(_damaged_keys(profile.pickle_key())[damage])
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "tuichat", "--profile", str(profile.root), "devices"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith(f"tuichat: the pickle key {profile.pickle_key_file}")
+    assert "tuichat logout" in result.stderr
+
+
+class _TuiInPty:
+    """`tuichat --profile P` as a real process on a pseudo-terminal (its
+    output drained so it never blocks on a full terminal)."""
+
+    def __init__(self, profile: Profile) -> None:
+        master, slave = pty.openpty()
+        self.master = master
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tuichat", "--profile", str(profile.root)],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            start_new_session=True,
+            env={**os.environ, "TERM": "xterm-256color", "TUICHAT_CONFIG": "/nonexistent"},
+        )
+        os.close(slave)
+        self.output = bytearray()
+        self._drain = threading.Thread(target=self._read, daemon=True)
+        self._drain.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            self.output += chunk
+
+    def wait_drawn(self, timeout: float = 60) -> None:
+        """Until the TUI has drawn its composer (the lock is taken before)."""
+        deadline = time.monotonic() + timeout
+        while b"Enter sends" not in self.output:
+            tail = bytes(self.output[-300:]).decode(errors="replace")
+            assert self.process.poll() is None, tail
+            assert time.monotonic() < deadline, tail
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(10)
+        self._drain.join(5)
+        os.close(self.master)
+
+
+def _tuichat(profile: Profile, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tuichat", "--profile", str(profile.root), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "TUICHAT_CONFIG": "/nonexistent"},
+    )
+
+
+IN_USE = "is in use by another tuichat"
+
+
+async def test_a_second_process_on_a_profile_is_refused_before_any_prompt(
+    tmp_path: Path,
+) -> None:
+    """Two processes on one profile save the same Megolm and Olm state over
+    each other (a peer then rejects a message as a replayed index). While
+    the TUI runs, the TUI and every command that opens the profile are
+    refused at once, with the reason, and change nothing."""
+    profile, _ = await _first_open(tmp_path / "p")
+    export = tmp_path / "keys.txt"
+    tui = _TuiInPty(profile)
+    try:
+        await asyncio.to_thread(tui.wait_drawn)
+        assert oct(stat.S_IMODE((profile.root / "lock").stat().st_mode)) == "0o600"
+        key = profile.pickle_key_file.read_bytes()
+        second_runs = [
+            ((), ""),
+            (("devices",), ""),
+            (("keys", "export", str(export)), "a passphrase\n"),
+            (("keys", "import", str(export)), "a passphrase\n"),
+            (("recover",), "EsTc 1234\n"),
+            (("logout",), ""),
+            (("login", "--user", "@me:x", "--password-stdin"), "secret\n"),
+        ]
+        for args, stdin in second_runs:
+            result = await asyncio.to_thread(_tuichat, profile, *args, stdin=stdin)
+            assert result.returncode == 1, (args, result.stderr)
+            assert result.stderr == (
+                f"tuichat: the profile {profile.root} is in use by another tuichat "
+                f"(process {tui.process.pid}). Two at once would damage its encryption "
+                "keys: quit the other one first, or use another profile (--profile DIR).\n"
+            ), args
+            assert result.stdout == "", args  # no prompt was shown
+        assert not export.exists()
+        assert profile.load_session() == SESSION
+        assert profile.pickle_key_file.read_bytes() == key
+    finally:
+        await asyncio.to_thread(tui.close)
+
+
+async def test_the_profile_lock_goes_with_its_process_quit_or_killed(tmp_path: Path) -> None:
+    profile, _ = await _first_open(tmp_path / "p")
+    # Quit with Ctrl+Q: the next process gets the profile.
+    tui = _TuiInPty(profile)
+    try:
+        await asyncio.to_thread(tui.wait_drawn)
+        assert IN_USE in (await asyncio.to_thread(_tuichat, profile, "devices")).stderr
+        os.write(tui.master, b"\x11")
+        assert await asyncio.to_thread(tui.process.wait, 30) == 0
+    finally:
+        await asyncio.to_thread(tui.close)
+    with profile.lock():
+        pass
+
+    # Killed outright (no clean-up runs): the kernel drops the lock.
+    tui = _TuiInPty(profile)
+    try:
+        await asyncio.to_thread(tui.wait_drawn)
+        assert IN_USE in (await asyncio.to_thread(_tuichat, profile, "devices")).stderr
+        os.kill(tui.process.pid, signal.SIGKILL)
+        await asyncio.to_thread(tui.process.wait, 10)
+    finally:
+        await asyncio.to_thread(tui.close)
+    result = await asyncio.to_thread(_tuichat, profile, "devices")
+    assert IN_USE not in result.stderr and "Traceback" not in result.stderr
+    with profile.lock():
+        pass

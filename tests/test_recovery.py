@@ -4,12 +4,14 @@ with (and for) Element's stack against the real Synapse."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import secrets
 import subprocess
 import sys
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -19,6 +21,9 @@ from tests.peers import NioPeer, wait_until
 from tests.recorder import Recorder, ServiceFactory
 from tuichat.demo.synapse import LocalSynapse, RegisteredUser
 from tuichat.matrix.crypto.secret_storage import (
+    DEFAULT_KEY_TYPE,
+    KEY_TYPE_PREFIX,
+    MAX_PASSPHRASE_ITERATIONS,
     SecretStorageError,
     base58_decode,
     base58_encode,
@@ -27,6 +32,8 @@ from tuichat.matrix.crypto.secret_storage import (
     encode_recovery_key,
     encrypt_secret,
     key_check,
+    key_from_passphrase,
+    new_key_description,
 )
 from tuichat.matrix.events import Notice
 from tuichat.matrix.service import MatrixService
@@ -85,6 +92,35 @@ def test_secrets_are_bound_to_their_name_and_key() -> None:
     assert check == key_check(key, __import__("base64").b64decode(check["iv"]))
 
 
+ELEMENT_PASSPHRASE = {"algorithm": "m.pbkdf2", "salt": "s" * 32, "iterations": 500_000, "bits": 256}
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"iterations": 0}, "iteration count out of range"),
+        ({"iterations": -1}, "iteration count out of range"),
+        ({"iterations": MAX_PASSPHRASE_ITERATIONS + 1}, "iteration count out of range"),
+        ({"iterations": 10**40}, "iteration count out of range"),
+        ({"bits": 512}, "key size other than 256 bits"),
+        ({"bits": 0}, "key size other than 256 bits"),
+        ({"salt": "s" * 5000}, "salt longer than"),
+        ({"iterations": True}, "malformed"),
+        ({"iterations": 500_000.0}, "malformed"),
+    ],
+)
+def test_passphrase_settings_out_of_range_are_refused_by_name(
+    change: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(SecretStorageError, match=problem):
+        key_from_passphrase("a passphrase", {**ELEMENT_PASSPHRASE, **change})
+
+
+def test_elements_passphrase_settings_are_accepted() -> None:
+    assert len(key_from_passphrase("a passphrase", ELEMENT_PASSPHRASE)) == 32
+    assert 10 * ELEMENT_PASSPHRASE["iterations"] <= MAX_PASSPHRASE_ITERATIONS  # type: ignore[operator]
+
+
 # -- helpers --------------------------------------------------------------------------
 
 
@@ -116,6 +152,26 @@ async def _js_with_backup(
     await carol_peer.wait_for_text(room_id, "history worth restoring")
     await wait_until(lambda: _backup_count(synapse, bob) >= 1, 60)
     return bob, js, setup["recovery_key"], room_id, carol_peer
+
+
+def _put_secret_storage(
+    synapse: LocalSynapse, user: RegisteredUser, passphrase: dict[str, Any]
+) -> None:
+    """Secret storage whose default key (not any passphrase's) has these
+    passphrase settings, written to the account as any client could."""
+    key_id = secrets.token_hex(8)
+    description = new_key_description(secrets.token_bytes(32), passphrase)
+    for event_type, content in (
+        (KEY_TYPE_PREFIX + key_id, description),
+        (DEFAULT_KEY_TYPE, {"key": key_id}),
+    ):
+        status, body = synapse._request(
+            "PUT",
+            f"/_matrix/client/v3/user/{quote(user.user_id)}/account_data/{event_type}",
+            content,
+            token=user.access_token,
+        )
+        assert status == 200, body
 
 
 def _waiting(recorder: Recorder, room_id: str) -> list[Any]:
@@ -389,3 +445,109 @@ async def test_a_new_device_is_offered_recovery_and_restores_from_the_dialog(
         )
         line = next(t for t in view.line_texts() if "history worth restoring" in t)
         assert "key restored from backup" in line
+
+
+async def test_recovery_is_set_up_from_the_dialog_with_enter_in_the_password_field(
+    synapse: LocalSynapse, new_user: UserFactory, profile: Profile
+) -> None:
+    """The palette's "Recover encrypted history" on an account without
+    recovery offers to set it up: typing the password and pressing Enter
+    (no mouse, no Tab to the button) creates it and shows the recovery key."""
+    from tests.test_ui_chat import wait_ui
+    from tuichat.ui.app import TuichatApp
+    from tuichat.ui.screens.recovery import RecoveryDialog
+
+    alice = new_user("alice", "Alice")
+    await log_in(synapse, profile, alice)
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_ui(pilot, lambda: app.service is not None and app.service.synced_once, 30)
+        app._open_recovery()
+        dialog = await wait_ui(
+            pilot, lambda: isinstance(app.screen, RecoveryDialog) and app.screen, 30
+        )
+        assert not dialog.has_secret_storage
+        await pilot.press(*alice.password)
+        await pilot.press("enter")
+        await wait_ui(pilot, lambda: dialog.query_one("#recovery-key").display, 60)
+        assert app.service is not None
+        assert (await app.service.recovery_status()).has_secret_storage
+
+
+# -- passphrase settings from the server -----------------------------------------------
+
+
+async def test_out_of_range_passphrase_settings_give_a_clear_error(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    start_service: ServiceFactory,
+) -> None:
+    alice = new_user("alice")
+    await log_in(synapse, profile, alice)
+    service = await start_service(profile, Recorder())
+    _put_secret_storage(synapse, alice, {**ELEMENT_PASSPHRASE, "iterations": 10**12})
+    with pytest.raises(SecretStorageError, match="iteration count out of range"):
+        await service.recover(passphrase="a passphrase")
+    _put_secret_storage(synapse, alice, {**ELEMENT_PASSPHRASE, "bits": 512})
+    with pytest.raises(SecretStorageError, match="key size other than 256 bits"):
+        await service.recover(passphrase="a passphrase")
+
+
+async def test_the_recovery_dialog_names_out_of_range_passphrase_settings(
+    synapse: LocalSynapse, new_user: UserFactory, profile: Profile
+) -> None:
+    from textual.widgets import Checkbox
+
+    from tests.test_ui_chat import wait_ui
+    from tuichat.ui.app import TuichatApp
+    from tuichat.ui.screens.recovery import RecoveryDialog
+
+    alice = new_user("alice")
+    await log_in(synapse, profile, alice)
+    _put_secret_storage(synapse, alice, {**ELEMENT_PASSPHRASE, "iterations": 0})
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_ui(pilot, lambda: app.service is not None and app.service.crypto is not None)
+        app._open_recovery()
+        dialog = await wait_ui(pilot, lambda: isinstance(app.screen, RecoveryDialog) and app.screen)
+        await pilot.press(*"a passphrase")  # the key field has the focus
+        await pilot.press("tab", "space")  # "This is my passphrase"
+        assert dialog.query_one("#is-passphrase", Checkbox).value
+        await pilot.click("#restore")
+        await wait_ui(
+            pilot,
+            lambda: "iteration count out of range" in str(dialog.query_one("#outcome").render()),
+        )
+
+
+async def test_deriving_the_passphrase_key_does_not_block_the_event_loop(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    start_service: ServiceFactory,
+) -> None:
+    alice = new_user("alice")
+    await log_in(synapse, profile, alice)
+    service = await start_service(profile, Recorder())
+    # In range but slow: about a second of PBKDF2 here.
+    _put_secret_storage(synapse, alice, {**ELEMENT_PASSPHRASE, "iterations": 1_000_000})
+    loop = asyncio.get_running_loop()
+    ticks: list[float] = []
+
+    async def ticker() -> None:
+        while True:
+            ticks.append(loop.time())
+            await asyncio.sleep(0.01)
+
+    task = asyncio.create_task(ticker())
+    started = loop.time()
+    try:
+        with pytest.raises(SecretStorageError, match="wrong passphrase"):
+            await service.recover(passphrase="not the passphrase")
+    finally:
+        task.cancel()
+    took = loop.time() - started
+    longest_pause = max(b - a for a, b in itertools.pairwise(ticks))
+    assert took > 0.3, took  # the derivation did take time
+    assert longest_pause < 0.25, (longest_pause, took)

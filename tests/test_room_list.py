@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from textual.app import App, ComposeResult
 
+from tests.test_look_and_feel import offline_profile
+from tuichat.config import Config
+from tuichat.matrix.events import RoomsChanged
 from tuichat.model.rooms import Membership, RoomSummary
+from tuichat.ui.app import TuichatApp
+from tuichat.ui.messages import MatrixEvent
 from tuichat.ui.widgets.room_list import RoomListView
 
 
@@ -82,3 +90,31 @@ async def test_rows_take_the_new_theme_s_colours_after_a_switch() -> None:
         await pilot.pause()
         assert row_background() != dark
         assert row_background() == view.rich_style.bgcolor
+
+
+@pytest.mark.parametrize(
+    "theme", ["tuichat-dark", "tuichat-light", "tuichat-high-contrast", "tuichat-solarized"]
+)
+async def test_the_current_room_is_marked_in_every_theme(tmp_path: Path, theme: str) -> None:
+    """In the app (the composer has the focus), the room on screen looks
+    different from the others; and still does when the list has the focus
+    and its cursor is on another room. Unfocused, the cursor sat on the
+    current room and hid its mark."""
+    app = TuichatApp(offline_profile(tmp_path), connect=False, config=Config(theme=theme))
+    async with app.run_test(size=(100, 20)) as pilot:
+        rooms = [summary(n) for n in range(3)]
+        app.post_message(MatrixEvent(RoomsChanged(rooms)))
+        await pilot.pause()
+        app.switch_room(rooms[1].room_id)
+        await pilot.pause()
+        view = app.query_one(RoomListView)
+        assert not view.has_focus
+
+        def styles(y: int) -> set[object]:
+            return {(s.style.bgcolor, s.style.bold) for s in view.render_line(y) if s.text.strip()}
+
+        assert styles(1) != styles(0) and styles(1) != styles(2)
+        view.focus()
+        await pilot.press("down")  # the cursor moves to the next room
+        await pilot.pause()
+        assert styles(1) != styles(0) and styles(2) != styles(0)

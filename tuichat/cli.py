@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tuichat import __version__
-from tuichat.log_redaction import RedactingFilter
+from tuichat.log_redaction import RedactingFilter, SafeFormatter
 from tuichat.matrix.session import private_umask
 from tuichat.paths import PROFILE_ENV, resolve_profile_dir
 
@@ -68,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     key_actions = keys.add_subparsers(dest="keys_action", metavar="ACTION", required=True)
     export = key_actions.add_parser("export", help="write this device's room keys to FILE")
     export.add_argument("file", metavar="FILE")
+    export.add_argument("--force", action="store_true", help="replace FILE if it exists")
     imported = key_actions.add_parser("import", help="read room keys from FILE")
     imported.add_argument("file", metavar="FILE")
     commands.add_parser(
@@ -169,6 +170,33 @@ def _read_secret(label: str, confirm: bool) -> str:
     return secret
 
 
+def _key_file_and_passphrase(path: Path, exporting: bool, force: bool) -> tuple[str, str]:
+    """The text to import (or "" to export) and the passphrase; ValueError
+    (KeyFileError) with a sentence if the file is wrong, checked before the
+    passphrase is asked, or if an export's passphrase is too weak."""
+    from tuichat.matrix.crypto.key_export import (
+        check_export_target,
+        key_file_text,
+        passphrase_problem,
+    )
+
+    if exporting:
+        check_export_target(path, force=force)
+        text = ""
+    else:
+        text = key_file_text(path)
+    passphrase = _read_secret("Passphrase", confirm=exporting)
+    if exporting:
+        attempts = 3 if sys.stdin.isatty() else 1
+        while problem := passphrase_problem(passphrase):
+            attempts -= 1
+            if not attempts:
+                raise ValueError(problem)
+            print(f"tuichat: {problem}", file=sys.stderr)
+            passphrase = _read_secret("Passphrase", confirm=True)
+    return text, passphrase
+
+
 def _keys(args: argparse.Namespace, profile_dir: Path) -> int:
     from tuichat.matrix.crypto.key_export import KeyFileError
     from tuichat.matrix.service import MatrixService
@@ -177,9 +205,9 @@ def _keys(args: argparse.Namespace, profile_dir: Path) -> int:
     path = Path(args.file).expanduser()
     exporting = args.keys_action == "export"
     try:
-        text = "" if exporting else path.read_text(encoding="utf-8")
-        passphrase = _read_secret("Passphrase", confirm=exporting)
-    except (OSError, UnicodeDecodeError, ValueError, EOFError, KeyboardInterrupt) as error:
+        force = exporting and args.force
+        text, passphrase = _key_file_and_passphrase(path, exporting, force)
+    except (ValueError, EOFError, KeyboardInterrupt) as error:
         return _fail(str(error) or "cancelled")
 
     def progress(done: int, total: int) -> None:
@@ -191,7 +219,10 @@ def _keys(args: argparse.Namespace, profile_dir: Path) -> int:
         await service.open()
         try:
             if exporting:
-                count = await service.export_keys(path, passphrase)
+                try:
+                    count = await service.export_keys(path, passphrase)
+                except OSError as error:  # a full disk: the target, not a temp file
+                    raise KeyFileError(f"cannot write {path}: {error.strerror}") from None
                 return f"Exported {count} room keys to {path}"
             result = await service.import_keys(text, passphrase, progress)
             if result.total >= 500:
@@ -352,7 +383,7 @@ def _configure_logging(log_file: str | None) -> None:
     if log_file:
         with private_umask():
             handler: logging.Handler = logging.FileHandler(log_file, encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         handler.addFilter(RedactingFilter())
         root.setLevel(logging.INFO)
     else:
@@ -364,6 +395,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _configure_logging(args.log_file)
     profile_dir = resolve_profile_dir(args.profile)
+    if args.command in _COMMANDS_ON_THE_PROFILE:
+        return _run_locked(args, profile_dir)
+    return _run_command(args, profile_dir)
+
+
+# The commands that open the profile's stores (the TUI is None): each holds
+# the profile's lock from before its first prompt to its exit.
+_COMMANDS_ON_THE_PROFILE = (None, "login", "logout", "recover", "devices", "keys")
+
+
+def _run_locked(args: argparse.Namespace, profile_dir: Path) -> int:
+    """Run a command holding the profile's lock; refused with a clear
+    message when another tuichat process holds it."""
+    from tuichat.matrix.session import Profile, ProfileError
+
+    profile = Profile(profile_dir)
+    if args.command != "login" and not profile.root.is_dir():
+        # Nothing to protect: the command says there is no session.
+        return _run_command(args, profile_dir)
+    try:
+        lock = profile.lock(create=args.command == "login")
+    except ProfileError as error:
+        return _fail(str(error))
+    with lock:
+        return _run_command(args, profile_dir)
+
+
+def _run_command(args: argparse.Namespace, profile_dir: Path) -> int:
     if args.command == "login":
         return _login(args, profile_dir)
     if args.command == "logout":

@@ -6,7 +6,9 @@ stop tuichat and never show a traceback: each is reported with the file and
 line (`config.toml:7: 'bell' must be true or false`) and that setting keeps
 its default.
 
-Plain Python (no Textual): the UI reads a `Config`, the CLI checks it.
+No Textual at import time: the UI reads a `Config`, the CLI checks it.
+Checking a theme name or a key asks Textual (imported then), so that
+`config check` accepts exactly what the app can use.
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ DEFAULT_KEYS: dict[str, str] = {
     "delete": "d,delete",
     "open": "enter",
     "view": "v",
-    "upload": "ctrl+u",
+    "upload": "ctrl+t",
+    "help": "f1",
+    "toggle_rooms": "f4",
 }
 
 DEFAULT_CONFIG = """\
@@ -171,6 +175,11 @@ def _validate(raw: dict[str, Any], path: Path, lines: _Lines) -> tuple[Config, l
         if key in ("theme", "time_format", "membership"):
             choices = MEMBERSHIP_CHOICES if key == "membership" else None
             value = text_choice("", key, choices, raw)
+            if key == "theme" and value is not None:
+                names = theme_names(path)
+                if value not in names:
+                    problem("", key, f"unknown theme {value!r} (themes: {', '.join(names)})")
+                    value = None
             if key == "time_format" and value is not None:
                 try:
                     sample = datetime(2026, 11, 22, 9, 5).strftime(value)
@@ -221,12 +230,109 @@ def _validate(raw: dict[str, Any], path: Path, lines: _Lines) -> tuple[Config, l
                     problem(key, action, f"unknown action '{action}' (known: {known})")
                 elif not isinstance(value, str) or not _KEY_NAME.match(_keys_value(value)):
                     problem(key, action, f'\'{action}\' must be keys like "ctrl+k" or "f2,alt+x"')
+                elif unknown := [k for k in _keys_value(value).split(",") if not _is_key(k)]:
+                    problem(
+                        key,
+                        action,
+                        f"'{action}': {unknown[0]!r} is not a key (keys look like "
+                        '"ctrl+k", "alt+up", "f2", "r", "plus")',
+                    )
                 else:
                     keys[action] = _keys_value(value)
+            for action, other, shared in _shared_keys(keys):
+                problem(
+                    key,
+                    action,
+                    f"'{action}': {shared} is the key of '{other}' too; "
+                    f"'{action}' keeps {DEFAULT_KEYS[action]}",
+                )
+                del keys[action]
             values["keys"] = keys
         else:
             problem("", key, f"unknown setting '{key}'")
     return Config(path=path, **values), errors
+
+
+# Modifiers Textual reads in a binding's key ("ctrl+alt+x").
+_MODIFIERS = frozenset({"ctrl", "alt", "shift", "meta", "super", "hyper"})
+
+
+def _key_names() -> frozenset[str]:
+    """The keys Textual reports, without modifiers: its named keys ("up",
+    "f2", "pagedown") and the names it gives the printable ASCII characters
+    ("plus", "full_stop"). Textual accepts any word in a binding and turns
+    Unicode names into characters ("banana" is 🍌), so a typo binds nothing
+    and shows nonsense in the footer: only these names are keys."""
+    from textual.keys import Keys, _character_to_key
+
+    named = {key.value for key in Keys if key.value.isalnum() or key.value.isidentifier()}
+    characters = {_character_to_key(chr(code)) for code in range(32, 127)}
+    return frozenset(named | characters)
+
+
+def _is_key(key: str) -> bool:
+    *modifiers, base = key.split("+")
+    if len(set(modifiers)) != len(modifiers) or not _MODIFIERS.issuperset(modifiers):
+        return False
+    if len(base) == 1:
+        return base.isprintable()  # a character key, also on non-English keyboards
+    return base in _key_names()
+
+
+def _canonical_key(key: str) -> str:
+    """One spelling per key, to find two actions on it: "+" is "plus",
+    "ctrl+m" is "enter" (Textual's aliases)."""
+    from textual.keys import KEY_ALIASES, _character_to_key
+
+    *modifiers, base = key.split("+")
+    if len(base) == 1:
+        base = _character_to_key(base)
+    key = "+".join([*sorted(modifiers), base])
+    for canonical, aliases in KEY_ALIASES.items():
+        if key in aliases:
+            return canonical
+    return key
+
+
+def _shared_keys(overrides: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(action, other action, key) for each changed action whose key another
+    action has too. Each such change is dropped (its default comes back)
+    and the rest checked again, until no key has two actions."""
+    overrides = dict(overrides)
+    found: list[tuple[str, str, str]] = []
+    while True:
+        owners: dict[str, list[str]] = {}
+        for action, keys in {**DEFAULT_KEYS, **overrides}.items():
+            for key in keys.split(","):
+                owners.setdefault(_canonical_key(key), []).append(action)
+        clash = next(
+            (
+                (action, other, key)
+                for key, actions in owners.items()
+                if len(actions) > 1
+                for action in actions
+                if action in overrides
+                for other in actions
+                if other != action
+            ),
+            None,
+        )
+        if clash is None:
+            return found
+        found.append(clash)
+        del overrides[clash[0]]
+
+
+def theme_names(config_path: Path) -> list[str]:
+    """The themes `theme` may name: tuichat's, the user's theme files next
+    to the config file, and Textual's own (the app offers all of them)."""
+    from textual.theme import BUILTIN_THEMES
+
+    from tuichat.ui.themes import load_themes
+
+    loaded = load_themes(user_theme_dir(config_path))
+    names = [theme.name for theme in loaded.themes]
+    return names + [name for name in BUILTIN_THEMES if name not in names]
 
 
 def _keys_value(value: str) -> str:

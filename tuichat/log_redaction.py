@@ -6,6 +6,11 @@ quotes a request. Every record that reaches the log file passes through
 `RedactingFilter`, which removes the secrets registered by the process
 (the session's access token, the profile's pickle key) and anything shaped
 like a bearer token or an access-token parameter.
+
+`SafeFormatter` then writes each record as one line: event ids, server
+error strings and other remote text may hold newlines and terminal
+escapes, which would otherwise forge log lines or reach the terminal of
+whoever reads the file.
 """
 
 from __future__ import annotations
@@ -54,3 +59,29 @@ class RedactingFilter(logging.Filter):
         if record.exc_text:
             record.exc_text = redact(record.exc_text)
         return True
+
+
+# C0 and C1 controls, DEL and the Unicode line and paragraph separators:
+# anything that could end a line or drive a terminal.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return _NAMED.get(char) or (
+        f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+    )
+
+
+def escape_controls(text: str) -> str:
+    """`text` with every control character written as an escape."""
+    return _CONTROLS.sub(_escape, text)
+
+
+class SafeFormatter(logging.Formatter):
+    """Every record on one line: newlines (tracebacks' too) and other control
+    characters escaped, after the message was redacted by `RedactingFilter`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return escape_controls(super().format(record))

@@ -1,39 +1,53 @@
-"""The demo's chatting peer: a small nio bot.
+"""The demo's chatting peer, Ada: tuichat's own service, run without a screen.
 
-It opens an encrypted direct message with the demo user, greets them once
-they have joined, and answers what they write there. Run it as
+She opens an encrypted direct message with the demo user, greets them once
+they have joined, answers what they write there, and accepts an emoji
+verification they start (to-device or in the DM), so that the demo shows
+the whole of what tuichat is for. Run it as
 `python -m tuichat.demo.bot --homeserver URL --user ID --password-file F
 --partner ID --store DIR`; `tuichat demo` does that for you.
+
+Ada is built on `MatrixService` rather than bare nio because nio has no
+verification request flow, no in-room verification and no cross-signing:
+the service has them, and Ada answers with the same code a person's
+tuichat runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import random
 import signal
 from pathlib import Path
-from urllib.parse import quote
+from typing import Any
 
-from nio import (
-    AsyncClient,
-    AsyncClientConfig,
-    LoginResponse,
-    MatrixRoom,
-    RoomCreateResponse,
-    RoomMemberEvent,
-    RoomMessageText,
+from tuichat.matrix.events import (
+    ItemsReplaced,
+    RoomsChanged,
+    TimelineAppended,
+    VerificationChanged,
 )
-from nio.api import RoomPreset
+from tuichat.matrix.login import login
+from tuichat.matrix.service import MatrixService
+from tuichat.matrix.session import Profile
+from tuichat.model.items import ItemKind, TimelineItem
+from tuichat.model.verification import Phase, VerificationView
 
 log = logging.getLogger("tuichat.demo.bot")
 
 GREETING = (
-    "Hi! I'm Ada, tuichat's demo peer. This direct message is end-to-end "
-    "encrypted: look for the 🔒 beside each line. Write me something and I'll answer."
+    "Hi! I'm Ada, tuichat's demo peer. This direct message is end-to-end encrypted. "
+    "My lines show ⚠ because you have not verified me yet: type /verify {me} to compare "
+    "emoji with me (I'll accept), and they turn into 🔒. Write me something and I'll answer."
 )
+VERIFY_HINT = (
+    "You asked to verify me: I accepted. Compare the emoji in your dialog with the ones "
+    "I see: {emoji}"
+)
+VERIFIED = "Verified! We both checked the emoji: what I write from now on shows 🔒, not ⚠."
+VERIFY_CANCELLED = "The verification was cancelled ({reason}). /verify starts another."
 
 _SMALL_TALK = (
     "Noted, and encrypted before it left your terminal.",
@@ -43,6 +57,9 @@ _SMALL_TALK = (
     "Try **Markdown** or a code block in ```backticks```; Ctrl+S selects a message "
     "to reply (r), edit (e), react (+) or delete (d).",
 )
+
+# Messages Ada answers: text and emotes (not notices, files or placeholders).
+_ANSWERED_KINDS = frozenset({ItemKind.TEXT, ItemKind.EMOTE})
 
 
 def reply_to(text: str) -> str:
@@ -57,114 +74,117 @@ def reply_to(text: str) -> str:
     return f"You wrote “{text.strip()}”. {random.choice(_SMALL_TALK)}"
 
 
+def describe_emoji(emoji: list[tuple[str, str]]) -> str:
+    return ", ".join(f"{symbol} {name}" for symbol, name in emoji)
+
+
 class DemoBot:
-    def __init__(
-        self, homeserver: str, user_id: str, password: str, partner: str, store: Path
-    ) -> None:
-        store.mkdir(parents=True, exist_ok=True)
-        self.password = password
+    """Ada: one MatrixService and the few reactions of a friendly person."""
+
+    def __init__(self, profile: Profile, partner: str) -> None:
+        self.profile = profile
         self.partner = partner
-        self.client = AsyncClient(
-            homeserver,
-            user_id,
-            store_path=str(store),
-            config=AsyncClientConfig(encryption_enabled=True, store_sync_tokens=False),
-        )
+        self.events: asyncio.Queue[Any] = asyncio.Queue()
+        self.service = MatrixService(profile, self.events.put_nowait)
         self.room_id: str | None = None
         self.greeted = False
-        self._started_at = 0
+        self._answered: set[str] = set()
+        self._phases: dict[str, Phase] = {}
 
     async def start(self) -> str:
-        """Log in, open the encrypted DM and invite the partner; returns the room id."""
-        response = await self.client.login(self.password, device_name="demo bot")
-        if not isinstance(response, LoginResponse):
-            raise RuntimeError(f"demo bot login failed: {response}")
-        if self.client.should_upload_keys:
-            await self.client.keys_upload()
-        await self.client.sync(timeout=0, full_state=True)
-        created = await self.client.room_create(
-            is_direct=True,
-            invite=[self.partner],
-            preset=RoomPreset.trusted_private_chat,
-            initial_state=[
-                {
-                    "type": "m.room.encryption",
-                    "state_key": "",
-                    "content": {"algorithm": "m.megolm.v1.aes-sha2"},
-                }
-            ],
-        )
-        if not isinstance(created, RoomCreateResponse):
-            raise RuntimeError(f"demo bot could not create the DM: {created}")
-        self.room_id = created.room_id
-        await self._mark_direct()
-        self.client.add_event_callback(self._on_member, RoomMemberEvent)
-        self.client.add_event_callback(self._on_text, RoomMessageText)
-        return self.room_id
-
-    async def _mark_direct(self) -> None:
-        """Record the room in m.direct, as Element does (nio has no setter)."""
-        user = quote(self.client.user_id, safe="")
-        response = await self.client.send(
-            "PUT",
-            f"/_matrix/client/v3/user/{user}/account_data/m.direct",
-            json.dumps({self.partner: [self.room_id]}),
-            headers={"Authorization": f"Bearer {self.client.access_token}"},
-        )
-        response.release()
+        """Sync once, open the encrypted DM and invite the partner; returns its id."""
+        await self.service.start()
+        await self.service.first_sync_done.wait()
+        room_id = await self.service.create_dm([self.partner])
+        if room_id is None:
+            raise RuntimeError("the demo bot could not create the DM")
+        self.room_id = room_id
+        return room_id
 
     async def run(self) -> None:
-        await self.client.sync_forever(timeout=30_000)
+        """Answer the service's events until cancelled."""
+        while True:
+            event = await self.events.get()
+            try:
+                await self._handle(event)
+            except Exception:  # one failed answer must not end the demo peer
+                log.exception("the demo bot could not handle %s", type(event).__name__)
 
     async def close(self) -> None:
-        await self.client.close()
+        await self.service.stop()
 
-    async def _on_member(self, room: MatrixRoom, event: RoomMemberEvent) -> None:
-        if (
-            room.room_id == self.room_id
-            and event.state_key == self.partner
-            and event.membership == "join"
-            and not self.greeted
-        ):
+    async def _handle(self, event: Any) -> None:
+        if isinstance(event, RoomsChanged):
+            await self._greet_when_joined()
+        elif isinstance(event, (TimelineAppended, ItemsReplaced)):
+            if event.room_id == self.room_id:
+                for item in event.items:
+                    await self._answer(item)
+        elif isinstance(event, VerificationChanged):
+            await self._verification(event.view)
+
+    async def _greet_when_joined(self) -> None:
+        if self.greeted or self.room_id is None:
+            return
+        state = self.service.room_state(self.room_id)
+        if state is not None and state.membership_of(self.partner) == "join":
             self.greeted = True
-            await self.say(GREETING)
+            await self.say(GREETING.format(me=self.service.user_id))
 
-    async def _on_text(self, room: MatrixRoom, event: RoomMessageText) -> None:
-        if room.room_id != self.room_id or event.sender != self.partner:
+    async def _answer(self, item: TimelineItem) -> None:
+        if (
+            item.sender != self.partner
+            or item.kind not in _ANSWERED_KINDS
+            or item.event_id is None
+            or item.relation is not None
+            or item.event_id in self._answered
+            or not self.greeted
+        ):
             return
-        if not self.greeted:
-            return
-        # Read, a reaction, typing, then the answer: what a person would do.
-        await self.client.room_read_markers(room.room_id, event.event_id, event.event_id)
-        await self._react(event.event_id, "👍")
-        await self.client.room_typing(room.room_id, True, timeout=2000)
-        await asyncio.sleep(0.6)
-        await self.say(reply_to(event.body))
-
-    async def _react(self, event_id: str, key: str) -> None:
+        self._answered.add(item.event_id)
         assert self.room_id is not None
-        await self.client.room_send(
-            self.room_id,
-            "m.reaction",
-            {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}},
-            ignore_unverified_devices=True,
-        )
+        # Read, a reaction, typing, then the answer: what a person would do.
+        self.service.set_read_marker(self.room_id, item.event_id)
+        self.service.react(self.room_id, item.event_id, "👍")
+        await self.service.set_typing(self.room_id, True)
+        await asyncio.sleep(0.6)
+        await self.say(reply_to(item.body))
+
+    async def _verification(self, view: VerificationView) -> None:
+        """Accept what the partner starts; say the emoji; trust them as a
+        person would after comparing (a bot cannot see the other screen)."""
+        if view.other_user != self.partner:
+            return
+        was = self._phases.get(view.transaction_id)
+        self._phases[view.transaction_id] = view.phase
+        if was is view.phase:
+            return
+        if view.phase is Phase.REQUESTED and not view.we_requested:
+            await self.service.accept_verification(view.transaction_id)
+        elif view.phase is Phase.SHOW_SAS:
+            await self.say(VERIFY_HINT.format(emoji=describe_emoji(view.emoji)))
+            await self.service.confirm_verification(view.transaction_id)
+        elif view.phase is Phase.DONE and view.verified:
+            await self.say(VERIFIED)
+        elif view.phase is Phase.CANCELLED and not view.cancelled_by_us:
+            await self.say(VERIFY_CANCELLED.format(reason=view.cancel_reason or view.cancel_code))
 
     async def say(self, text: str) -> None:
         assert self.room_id is not None
-        # Know the partner's devices before encrypting, or they get no key.
-        if self.client.should_query_keys:
-            await self.client.keys_query()
-        await self.client.room_send(
-            self.room_id,
-            "m.room.message",
-            {"msgtype": "m.text", "body": text},
-            ignore_unverified_devices=True,
-        )
+        self.service.send_text(self.room_id, text)
 
 
 async def _main(args: argparse.Namespace, password: str) -> None:
-    bot = DemoBot(args.homeserver, args.user, password, args.partner, Path(args.store))
+    profile = Profile(Path(args.store))
+    if profile.load_session() is None:
+        await login(
+            profile,
+            homeserver=args.homeserver,
+            user=args.user,
+            password=password,
+            device_name="demo bot",
+        )
+    bot = DemoBot(profile, args.partner)
     room_id = await bot.start()
     print(room_id, flush=True)  # the runner waits for this line
     loop = asyncio.get_running_loop()

@@ -41,8 +41,9 @@ class DemoEnvironment:
 
     def start(self) -> None:
         self.synapse.start()
-        self.you = self.synapse.register("you")
-        self.synapse.set_display_name(self.you, "You")
+        # A name, not "You": the timeline says "Sam joined", "Sam was invited".
+        self.you = self.synapse.register("sam")
+        self.synapse.set_display_name(self.you, "Sam")
         self.bot = self.synapse.register("ada")
         self.synapse.set_display_name(self.bot, "Ada")
         from tuichat.matrix.login import login
@@ -156,7 +157,9 @@ def run_demo() -> int:
             from tuichat.ui.app import TuichatApp
 
             app = TuichatApp(environment.profile)
-            app.run()
+            # As every tuichat process on a profile: no second one beside it.
+            with environment.profile.lock():
+                app.run()
             return app.return_code or 0
         finally:
             environment.stop()

@@ -44,6 +44,10 @@ class DirectMessages:
     def room_ids(self) -> set[str]:
         return {room for rooms in self.content.values() for room in rooms}
 
+    def partners(self, room_id: str) -> list[str]:
+        """The people m.direct lists this room under."""
+        return [user for user, rooms in self.content.items() if room_id in rooms]
+
     def replace(self, content: object) -> None:
         self.content = parse_direct(content)
 

@@ -2,9 +2,10 @@
 
 Everything of one account lives in its profile directory: the session file
 (homeserver, user id, device id, access token), the pickle key that encrypts
-nio's crypto store, the crypto store itself and tuichat's local cache. The
-directory is mode 0700 and every file in it 0600; `Profile.ensure()` creates
-it so and repairs looser modes it finds, reporting what it fixed.
+nio's crypto store, the crypto store itself, tuichat's local cache and
+outbox, and the lock file that keeps a second process out (`ProfileLock`).
+The directory is mode 0700 and every file in it 0600; `Profile.ensure()`
+creates it so and repairs looser modes it finds, reporting what it fixed.
 """
 
 from __future__ import annotations
@@ -60,7 +61,10 @@ def write_private(path: Path, data: bytes) -> None:
     import secrets  # here: with hashlib and OpenSSL, 2.5 ms of a start that writes nothing
 
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except OSError as error:  # named for the file asked for, not the temporary one
+        raise OSError(error.errno, error.strerror, str(path)) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -72,6 +76,94 @@ def write_private(path: Path, data: bytes) -> None:
         raise
 
 
+class ProfileInUse(ProfileError):
+    """Another tuichat process holds the profile."""
+
+
+class ProfileLock:
+    """An OS-level exclusive lock on a profile, held for a process's life.
+
+    Two processes on one profile would each load the same Olm account and
+    Megolm sessions and save them over each other: a message index one of
+    them used is later used again by the other (peers reject it as replayed)
+    or one-time keys are handed out twice. So every tuichat process that
+    opens a profile takes this lock first and a second one is refused.
+
+    `flock` on a file in the profile: the kernel drops it when the process
+    exits or is killed, so a crash never leaves a stale lock. The file holds
+    the holder's pid, for the message only.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        while True:
+            with private_umask():
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+            try:
+                _try_lock(fd)
+            except BlockingIOError:
+                try:
+                    holder = os.read(fd, 32).decode("ascii", "replace").strip()
+                except OSError:  # Windows: the locked byte cannot be read
+                    holder = ""
+                os.close(fd)
+                by = f" (process {holder})" if holder.isdigit() else ""
+                raise ProfileInUse(
+                    f"the profile {self.path.parent} is in use by another tuichat{by}. "
+                    "Two at once would damage its encryption keys: quit the other one "
+                    "first, or use another profile (--profile DIR)."
+                ) from None
+            except BaseException:
+                os.close(fd)
+                raise
+            # A `logout` in another process may have removed the file between
+            # our open and our lock: then we hold a lock on nothing; try again.
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        """Unlock; after a logout (no session left) the lock file goes too,
+        removed while still held so no other process can be holding it."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        if not (self.path.parent / Profile.SESSION_FILE).exists():
+            self.path.unlink(missing_ok=True)
+        os.close(fd)  # closing the descriptor drops the lock
+
+    def __enter__(self) -> ProfileLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _try_lock(fd: int) -> None:
+    """Lock `fd` exclusively without waiting; BlockingIOError if held."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: a byte-range lock on the first byte
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+        except OSError:
+            raise BlockingIOError from None
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
 class Profile:
     """The directory holding one account's session, keys and cache."""
 
@@ -79,6 +171,8 @@ class Profile:
     PICKLE_KEY_FILE = "pickle.key"
     STORE_DIR = "crypto"
     CACHE_FILE = "cache.sqlite3"
+    OUTBOX_FILE = "outbox.sqlite3"  # tuichat.matrix.outbox.Outbox.FILE_NAME
+    LOCK_FILE = "lock"
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root).expanduser()
@@ -124,6 +218,19 @@ class Profile:
                 fixed.append(f"{path}: {stat.S_IMODE(info.st_mode):o} -> {wanted:o}")
         return fixed
 
+    def lock(self, *, create: bool = False) -> ProfileLock:
+        """Take the profile's lock (see ProfileLock), creating the directory
+        if `create`; raises ProfileInUse if another process holds it."""
+        try:
+            if create:
+                with private_umask():
+                    self.root.mkdir(parents=True, exist_ok=True)
+            lock = ProfileLock(self.root / self.LOCK_FILE)
+            lock.acquire()
+        except OSError as error:
+            raise ProfileError(f"cannot lock the profile {self.root}: {error.strerror}") from None
+        return lock
+
     # -- session -------------------------------------------------------------
 
     def load_session(self) -> Session | None:
@@ -152,15 +259,24 @@ class Profile:
         write_private(self.session_file, json.dumps(asdict(session), indent=2).encode())
 
     def remove_session(self) -> None:
-        """Forget the login: session, pickle key, crypto store and cache."""
-        for path in (self.session_file, self.pickle_key_file, self.cache_file):
-            path.unlink(missing_ok=True)
+        """Forget the login: remove every file tuichat writes in the profile
+        (the crypto store, the caches, the outbox, the keys, then the session
+        last, so that an interrupted logout can be run again). Files the user
+        put in the profile directory stay, and so does the directory."""
+        import shutil
+
+        if self.store_dir.is_dir() and not self.store_dir.is_symlink():
+            shutil.rmtree(self.store_dir)
+        else:
+            self.store_dir.unlink(missing_ok=True)
+        for name in (self.CACHE_FILE, self.OUTBOX_FILE, self.PICKLE_KEY_FILE, self.SESSION_FILE):
+            path = self.root / name
             for suffix in ("-wal", "-shm", "-journal"):
                 path.with_name(path.name + suffix).unlink(missing_ok=True)
-        if self.store_dir.exists():
-            for child in self.store_dir.iterdir():
-                if child.is_file():
-                    child.unlink()
+            # Left over by a `write_private` that was killed mid-write.
+            for leftover in self.root.glob(f".{name}.*.tmp"):
+                leftover.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
 
     # -- pickle key ------------------------------------------------------------
 
@@ -176,16 +292,33 @@ class Profile:
 
     def pickle_key(self) -> str:
         """The key nio uses to encrypt the crypto store (never nio's default)."""
+        choice = (
+            "Restore the file from a backup, or run `tuichat logout` and log in "
+            "again as a new device."
+        )
         try:
-            key = self.pickle_key_file.read_text().strip()
+            key = self.pickle_key_file.read_text(encoding="ascii").strip()
         except FileNotFoundError:
             raise ProfileError(
                 f"the pickle key {self.pickle_key_file} is missing, so the crypto "
-                "store cannot be opened. Restore the file from a backup, or run "
-                "`tuichat logout` and log in again as a new device."
+                f"store cannot be opened. {choice}"
             ) from None
-        if len(base64.b64decode(key, validate=True)) != 32:
-            raise ProfileError(f"the pickle key {self.pickle_key_file} is malformed")
+        except (OSError, UnicodeDecodeError) as error:
+            # Binary garbage, a directory in its place, no permission.
+            reason = "it is not text" if isinstance(error, UnicodeDecodeError) else error.strerror
+            raise ProfileError(
+                f"the pickle key {self.pickle_key_file} cannot be read ({reason}), so the "
+                f"crypto store cannot be opened. {choice}"
+            ) from None
+        try:
+            valid = len(base64.b64decode(key, validate=True)) == 32
+        except ValueError:  # binascii.Error: a truncated or garbled key
+            valid = False
+        if not valid:
+            raise ProfileError(
+                f"the pickle key {self.pickle_key_file} is damaged (not 32 bytes of base64), "
+                f"so the crypto store cannot be opened. {choice}"
+            )
         register_secret(key)
         return key
 

@@ -1,4 +1,4 @@
-"""Slash commands typed in the composer: parsing and help text.
+"""Slash commands typed in the composer: the table and parsing.
 
 Parsing is plain Python so it can be tested without a terminal; the App
 carries the parsed command out through the service.
@@ -26,7 +26,7 @@ COMMANDS: dict[str, CommandSpec] = {
         CommandSpec("invite", "/invite @user:server", "invite someone to this room"),
         CommandSpec("me", "/me TEXT", "send an action (emote)"),
         CommandSpec("plain", "/plain TEXT", "send TEXT as it is, without Markdown"),
-        CommandSpec("upload", "/upload PATH", "send a file (Tab completes the path; Ctrl+U: pick)"),
+        CommandSpec("upload", "/upload PATH", "send a file (Tab completes the path)"),
         CommandSpec(
             "download", "/download", "save the selected (or the latest) file to your downloads"
         ),
@@ -57,10 +57,12 @@ COMMANDS: dict[str, CommandSpec] = {
         ),
         CommandSpec("retry", "/retry", "send this room's failed messages again"),
         CommandSpec(
-            "export-keys", "/export-keys FILE", "save your room keys, passphrase-protected"
+            "export-keys",
+            "/export-keys [--force] FILE",
+            "save your room keys, passphrase-protected",
         ),
         CommandSpec("import-keys", "/import-keys FILE", "load room keys from an export file"),
-        CommandSpec("help", "/help", "list the commands"),
+        CommandSpec("help", "/help", "every command and key (also F1)"),
     )
 }
 
@@ -136,10 +138,3 @@ def parse(text: str) -> Parsed:
     elif argument:
         return CommandError(f"Usage: {spec.usage}")
     return Command(name, argument)
-
-
-def help_text() -> str:
-    lines = ["Commands:"]
-    lines += [f"  {spec.usage:<36} {spec.summary}" for spec in COMMANDS.values()]
-    lines.append("  Start a message with // to send text beginning with /.")
-    return "\n".join(lines)

@@ -46,13 +46,37 @@ UTD_REASONS: dict[str, str] = {
     "withheld": "the sender withheld the key",
 }
 
-# m.room_key.withheld codes (spec), as the placeholder explains them.
-WITHHELD_CODES: dict[str, str] = {
-    "m.blacklisted": "the sender blacklisted this device",
-    "m.unverified": "the sender only shares keys with verified devices",
-    "m.unauthorised": "this device is not allowed to have the key",
-    "m.unavailable": "the key is not available",
-    "m.no_olm": "no secure channel to this device could be set up",
+
+class WithheldCode(StrEnum):
+    """The m.room_key.withheld codes the spec defines, and UNKNOWN for any
+    other value: a code comes from whoever sent the to-device message, so
+    only these values are ever kept or shown."""
+
+    BLACKLISTED = "m.blacklisted"
+    UNVERIFIED = "m.unverified"
+    UNAUTHORISED = "m.unauthorised"
+    UNAVAILABLE = "m.unavailable"
+    NO_OLM = "m.no_olm"
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def parse(cls, value: object) -> WithheldCode:
+        if isinstance(value, str):
+            try:
+                return cls(value)
+            except ValueError:
+                pass
+        return cls.UNKNOWN
+
+
+# m.room_key.withheld codes, as the placeholder explains them.
+WITHHELD_CODES: dict[WithheldCode, str] = {
+    WithheldCode.BLACKLISTED: "the sender blacklisted this device",
+    WithheldCode.UNVERIFIED: "the sender only shares keys with verified devices",
+    WithheldCode.UNAUTHORISED: "this device is not allowed to have the key",
+    WithheldCode.UNAVAILABLE: "the key is not available",
+    WithheldCode.NO_OLM: "no secure channel to this device could be set up",
+    WithheldCode.UNKNOWN: "the sender withheld the key (for a reason tuichat does not know)",
 }
 
 # Where a message's key came from, when not directly from its sender: such
@@ -169,6 +193,8 @@ class TimelineItem:
     def utd_text(self) -> str:
         reason = self.utd_reason or "missing_key"
         if reason.startswith("withheld:"):
-            code = reason.partition(":")[2]
-            return f"withheld: {WITHHELD_CODES.get(code, code)}"
+            # Parsed again: a reason built before codes were checked may
+            # carry anything.
+            code = WithheldCode.parse(reason.partition(":")[2])
+            return f"withheld: {WITHHELD_CODES[code]}"
         return UTD_REASONS.get(reason, "unable to decrypt")

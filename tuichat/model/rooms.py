@@ -28,6 +28,11 @@ class RoomSummary:
     # verified nor blacklisted, and whether keys go to verified devices only.
     unverified_devices: int = 0
     verified_only: bool = False
+    # Devices of members (not this one) that keys can go to (not
+    # blacklisted), and members known to have none: their messages are
+    # readable by nobody on their side.
+    devices: int = 0
+    members_without_devices: int = 0
 
     def evolve(self, **changes: object) -> RoomSummary:
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,13 +28,14 @@ from tuichat.model.connection import ConnectionState
 from tuichat.model.items import ItemKind, SendState, TimelineItem
 from tuichat.model.rooms import Membership, RoomList, RoomSummary
 from tuichat.model.timeline import EDITABLE_KINDS, Timeline, TimelineChange
+from tuichat.ui import terminal_keys
 from tuichat.ui.messages import MatrixEvent, MatrixEventsReady
 from tuichat.ui.notifications import Notifier
 from tuichat.ui.screens.main import MainScreen
 from tuichat.ui.themes import DEFAULT_THEME, load_themes
 from tuichat.ui.widgets.composer import Composer
 from tuichat.ui.widgets.room_list import RoomListView
-from tuichat.ui.widgets.status_line import status_text
+from tuichat.ui.widgets.status_line import CURRENT, status_text
 from tuichat.ui.widgets.timeline_view import HistoryState, MembershipDisplay, TimelineView
 
 if TYPE_CHECKING:
@@ -72,7 +73,11 @@ class TuichatApp(App[int]):
         Binding("f3", "own_devices", "Devices", id="own_devices"),
         Binding("ctrl+r", "retry_failed", "Retry failed", id="retry_failed"),
         Binding("ctrl+s", "select_message", "Select message", id="select_message"),
-        Binding("ctrl+u", "upload", "Upload file", id="upload"),
+        # Not Ctrl+U: the composer (a TextArea) takes it for "delete to the
+        # start of the line", and the composer has the focus while typing.
+        Binding("ctrl+t", "upload", "Upload file", id="upload"),
+        Binding("f1", "help", "Help", id="help"),
+        Binding("f4", "toggle_rooms", "Room list", id="toggle_rooms"),
         Binding("alt+down,ctrl+pagedown", "next_room", "Next room", show=False, id="next_room"),
         Binding(
             "alt+up,ctrl+pageup", "previous_room", "Previous room", show=False, id="previous_room"
@@ -137,6 +142,7 @@ class TuichatApp(App[int]):
             self.theme = DEFAULT_THEME
         if self.config.keys:
             self.set_keymap(self.config.keys)
+        terminal_keys.install()  # Alt+Enter as tmux and most terminals send it
         self.notifier = Notifier(self.config, self._write_to_terminal)
 
     # -- start-up ----------------------------------------------------------------
@@ -182,7 +188,19 @@ class TuichatApp(App[int]):
             "Select message", "Reply, edit, react or delete", self.action_select_message
         )
         yield SystemCommand("Retry failed", "Send failed messages again", self.action_retry_failed)
-        yield SystemCommand("Upload file", "Send a file to this room", self.action_upload)
+        yield SystemCommand(
+            "Upload file",
+            f"Send a file to this room ({self.key_label('upload')})",
+            self.action_upload,
+        )
+        yield SystemCommand(
+            "Help", f"Every key and command ({self.key_label('help')})", self.action_help
+        )
+        yield SystemCommand(
+            "Room list",
+            f"Show or hide the room list ({self.key_label('toggle_rooms')})",
+            self.action_toggle_rooms,
+        )
         yield SystemCommand("Next room", "The next room in the list", self.action_next_room)
         yield SystemCommand("Previous room", "The room above", self.action_previous_room)
         yield SystemCommand(
@@ -194,6 +212,23 @@ class TuichatApp(App[int]):
                 "How joins and leaves appear in the timeline",
                 lambda mode=mode: self._set_membership_display(mode),
             )
+
+    def key_label(self, binding_id: str) -> str:
+        """The keys of one of the App's bindings as people write them
+        ("Ctrl+T"), after `[keys]` in the config."""
+        from tuichat.ui.screens.help import bound_keys, key_label
+
+        binding = next(b for b in self.BINDINGS if isinstance(b, Binding) and b.id == binding_id)
+        return ", ".join(key_label(key) for key in bound_keys(binding, self.config.keys))
+
+    def action_help(self) -> None:
+        from tuichat.ui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_toggle_rooms(self) -> None:
+        self.main.toggle_room_list()
 
     def _set_membership_display(self, mode: MembershipDisplay) -> None:
         self.main.timeline.set_membership_display(mode)
@@ -395,8 +430,10 @@ class TuichatApp(App[int]):
             self._timeline_changed(event.room_id, change)
             if event.state is SendState.FAILED:
                 self.main.feedback.show(
-                    f"Message not sent: {event.error}. Ctrl+R (or /retry) sends it again.",
+                    f"Message not sent: {event.error}. "
+                    f"{self.key_label('retry_failed')} (or /retry) sends it again.",
                     error=True,
+                    room=event.room_id,
                 )
         elif isinstance(event, ev.RoomsChanged):
             self.rooms.upsert(event.rooms)
@@ -415,7 +452,7 @@ class TuichatApp(App[int]):
             self.connection_detail = event.detail
             self._show_status()
         elif isinstance(event, ev.Notice):
-            self.main.feedback.show(event.text, error=event.error)
+            self.main.feedback.show(event.text, error=event.error, room=event.room_id or CURRENT)
         elif isinstance(event, ev.SwitchToRoom):
             self.switch_room(event.room_id)
         elif isinstance(event, ev.DevicesChanged):
@@ -515,6 +552,7 @@ class TuichatApp(App[int]):
         self.timelines.pop(room_id, None)
         if self.current_room_id == room_id:
             self.current_room_id = None
+            self.main.feedback.set_room(None)
             joined = [r for r in self.rooms.ordered() if r.membership is Membership.JOIN]
             if joined:
                 self.switch_room(joined[0].room_id)
@@ -557,6 +595,7 @@ class TuichatApp(App[int]):
             self._stop_typing()
             self._set_draft(None)
         self.current_room_id = room_id
+        self.main.feedback.set_room(room_id)
         self.ensure_timeline_loaded(room_id)
         timeline = self._timeline(room_id)
         self.main.timeline.set_items(timeline, unread_after=timeline.read_marker)
@@ -615,8 +654,9 @@ class TuichatApp(App[int]):
             if decision is None or service is None:
                 return
             if decision == "accept":
-                self.main.feedback.show(f"Joining {summary.name}…")
-                self._run_service_call(service.accept_invite(summary.room_id))
+                self._with_progress(
+                    f"Joining {summary.name}…", service.accept_invite(summary.room_id)
+                )
             else:
                 self.main.feedback.show(f"Declined the invite to {summary.name}.")
                 self._run_service_call(service.decline_invite(summary.room_id))
@@ -633,8 +673,9 @@ class TuichatApp(App[int]):
 
         def chosen(user_id: str | None) -> None:
             if user_id:
-                self.main.feedback.show(f"Opening an encrypted DM with {user_id}…")
-                self._run_service_call(service.create_dm([user_id]))
+                self._with_progress(
+                    f"Opening an encrypted DM with {user_id}…", service.create_dm([user_id])
+                )
             self.main.composer.focus()
 
         from tuichat.ui.screens.new_dm import NewDmDialog
@@ -992,16 +1033,24 @@ class TuichatApp(App[int]):
 
         feedback, bar = self.main.feedback, self.main.upload_bar
         if self.service is None:
-            feedback.show("Not connected yet.", error=True)
+            feedback.show("Not connected yet.", error=True, room=room_id)
+            return
+        if not await asyncio.to_thread(path.exists):
+            # Nothing to try again: say what is wrong.
+            feedback.show(f"Upload failed: no such file: {path}", error=True, room=room_id)
             return
         bar.start(path.name, 1)
         try:
             await self.service.send_file(room_id, path, bar.advance)
         except AttachmentError as error:
             self._failed_uploads.append((room_id, path))
-            feedback.show(f"Upload failed: {error}. Ctrl+R tries again.", error=True)
+            feedback.show(
+                f"Upload failed: {error}. {self.key_label('retry_failed')} tries again.",
+                error=True,
+                room=room_id,
+            )
         else:
-            feedback.hide()
+            feedback.hide(room_id)
         finally:
             bar.finish()
 
@@ -1142,7 +1191,7 @@ class TuichatApp(App[int]):
             feedback.show(parsed.message, error=True)
             return
         if isinstance(parsed, commands.Command) and parsed.name == "help":
-            feedback.show(commands.help_text())
+            self.action_help()
             return
         if self.service is None:
             feedback.show("Not connected yet.", error=True)
@@ -1197,8 +1246,9 @@ class TuichatApp(App[int]):
             self._set_membership_display(MembershipDisplay(parsed.argument))
             feedback.show(f"Membership changes: {parsed.argument}.")
         elif parsed.name == "dm":
-            self.main.feedback.show("Opening an encrypted DM…")
-            self._run_service_call(self.service.create_dm(parsed.argument.split()))
+            self._with_progress(
+                "Opening an encrypted DM…", self.service.create_dm(parsed.argument.split())
+            )
         elif parsed.name in ("export-keys", "import-keys"):
             self._handle_keys_command(parsed.name, parsed.argument)
         elif parsed.name == "retry":
@@ -1249,21 +1299,30 @@ class TuichatApp(App[int]):
         )
 
     def _handle_keys_command(self, name: str, argument: str) -> None:
+        from tuichat.matrix.crypto import key_export
         from tuichat.ui.screens.passphrase import PassphraseDialog
 
-        path = Path(argument).expanduser()
+        force = name == "export-keys" and argument.startswith("--force ")
+        path = Path(argument.removeprefix("--force ").strip() if force else argument).expanduser()
         feedback = self.main.feedback
+        try:  # a wrong file is told before the passphrase is asked
+            if name == "export-keys":
+                key_export.check_export_target(path, force=force)
+            else:
+                key_export.read_key_file(path, key_export.HEAD_BYTES)
+        except key_export.KeyFileError as error:
+            told = str(error).replace("; --force", "; /export-keys --force FILE")
+            feedback.show(told, error=True)
+            return
         if name == "export-keys":
             dialog = PassphraseDialog(
                 "Export room keys",
                 f"The keys will be written to {path}, encrypted with this passphrase. "
                 "Anyone with the file and the passphrase can read your encrypted history.",
                 confirm=True,
+                check=key_export.passphrase_problem,
             )
         else:
-            if not path.is_file():
-                feedback.show(f"No such file: {path}", error=True)
-                return
             dialog = PassphraseDialog(
                 "Import room keys", f"The passphrase that protects {path}.", confirm=False
             )
@@ -1307,6 +1366,18 @@ class TuichatApp(App[int]):
 
     def _run_service_call(self, call: object) -> None:
         self.run_worker(call, group="commands", exit_on_error=False)  # type: ignore[arg-type]
+
+    @work(group="commands", exit_on_error=False)
+    async def _with_progress(self, text: str, call: Awaitable[object]) -> None:
+        """A service call with a line saying it is under way, in the room
+        where it was started, that goes when the call ends (unless its
+        result or an error has taken its place)."""
+        feedback, room = self.main.feedback, self.current_room_id
+        feedback.show(text, room=room)
+        try:
+            await call
+        finally:
+            feedback.end(text, room)
 
 
 def open_with_system(path: Path) -> None:

@@ -36,12 +36,14 @@ from tuichat.matrix.crypto.key_requests import BACKOFF_SECONDS, GRACE_SECONDS, K
 from tuichat.matrix.crypto.megolm import MegolmDecryptor
 from tuichat.matrix.crypto.nio_extensions import FALLBACK_KEY_TYPE, TuichatClient
 from tuichat.matrix.crypto.recovery import Recovery
+from tuichat.matrix.crypto.trust_refresh import UntrustedRecent
 from tuichat.matrix.crypto.undecryptable import UndecryptableEvents
 from tuichat.matrix.crypto.verification import VERIFICATION_TYPES, Verifications
 from tuichat.matrix.http import MatrixHttp, MatrixHttpError
 from tuichat.matrix.network import NETWORK_ERRORS
 from tuichat.matrix.session import write_private
 from tuichat.model.devices import DeviceInfo, Trust
+from tuichat.model.items import WithheldCode
 from tuichat.model.sanitize import clean_line
 from tuichat.model.verification import VerificationView
 
@@ -51,6 +53,8 @@ log = logging.getLogger(__name__)
 # mismatches are final.
 _RETRYABLE = {"missing_key", "unknown_index", "before_device"}
 _REQUESTABLE = _RETRYABLE
+# Message trust that verifying the sender changes (see trust_refresh.py).
+_RETRUSTABLE = {"unverified", "unsigned"}
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,11 @@ class CryptoEngine:
         self.extras = extras
         self.clock = clock
         self.decryptor = MegolmDecryptor(self.olm, extras, device_created_ms)
+        if extras.has_old_key_sources():
+            extras.migrate_key_sources(
+                (session.room_id, session.sender_key, session.id)
+                for session in self.olm.inbound_group_store
+            )
         self.groups = GroupSessions(client, extras, pickle_key)
         self.waiting = UndecryptableEvents()
         self.requests = KeyRequests(
@@ -111,6 +120,7 @@ class CryptoEngine:
             pickle_key=pickle_key,
         )
         self.identity_changes: set[str] = set()
+        self.untrusted = UntrustedRecent()
         client.on_keys_query = self._on_keys_query
         self.decryptor.device_trust = self._message_trust
         # Sends an event to a room (encrypting it as the room needs); set by
@@ -154,7 +164,9 @@ class CryptoEngine:
         copies: dict[tuple[str, str], Any] | None = None,
     ) -> Decryption:
         """Decrypt, and remember the event if a later key could help."""
-        decryption = self._with_withheld(self.decryptor.decrypt(room_id, event, copies))
+        decryption = self._with_withheld(
+            room_id, event, self.decryptor.decrypt(room_id, event, copies)
+        )
         session_id = decryption.session_id
         if session_id is None:
             return decryption
@@ -173,26 +185,58 @@ class CryptoEngine:
                     waiting.sender_device,
                     self.clock(),
                 )
-        elif decryption.payload is not None and decryption.trust == "unknown_device":
-            self.waiting.add_unknown_device(room_id, event, session_id)
+        elif decryption.payload is not None:
+            self._watch_trust(room_id, event, session_id, decryption)
         return decryption
 
-    def _with_withheld(self, decryption: Decryption) -> Decryption:
-        """A missing key the sender said it withholds gets its reason."""
-        if decryption.reason == "missing_key" and decryption.session_id:
-            code = self.extras.withheld_code(decryption.session_id)
-            if code:
-                return Decryption(None, f"withheld:{code}", decryption.session_id)
-        return decryption
+    def _watch_trust(
+        self, room_id: str, event: dict[str, Any], session_id: str, decryption: Decryption
+    ) -> None:
+        """A decrypted message whose marker can still change: from a device
+        not known yet, or not verified yet."""
+        if decryption.trust == "unknown_device":
+            self.waiting.add_unknown_device(room_id, event, session_id)
+        elif decryption.trust in _RETRUSTABLE:
+            self.untrusted.add(room_id, event)
+
+    def retrust(self, users: Iterable[str]) -> list[Redecrypted]:
+        """Decrypt again the recent messages of `users`, whose trust changed,
+        so their markers show the new state."""
+        results = []
+        for room_id, event in self.untrusted.take(users):
+            decryption = self.decrypt(room_id, event)
+            if decryption.payload is not None:
+                results.append(Redecrypted(room_id, event, decryption))
+        return results
+
+    def _with_withheld(
+        self, room_id: str, event: dict[str, Any], decryption: Decryption
+    ) -> Decryption:
+        """A missing key the sender said it withholds gets its reason: a
+        notice from the event's sender for the event's session (creator
+        key and id) in this room."""
+        session_id = decryption.session_id
+        if decryption.reason != "missing_key" or not session_id:
+            return decryption
+        content = event.get("content")
+        sender_key = content.get("sender_key") if isinstance(content, dict) else None
+        sender = event.get("sender")
+        if not isinstance(sender_key, str) or not isinstance(sender, str):
+            return decryption
+        code = self.extras.withheld_code(room_id, sender_key, session_id, sender)
+        if code is None:
+            return decryption
+        return Decryption(None, f"withheld:{code.value}", session_id)
 
     def _retry(self, waiting: Iterable[Any]) -> list[Redecrypted]:
         results = []
         for item in waiting:
-            decryption = self._with_withheld(self.decryptor.decrypt(item.room_id, item.event))
+            decryption = self._with_withheld(
+                item.room_id, item.event, self.decryptor.decrypt(item.room_id, item.event)
+            )
             if decryption.payload is not None:
                 self.waiting.discard(item.event_id, item.session_id)
-                if decryption.trust == "unknown_device":
-                    self.waiting.add_unknown_device(item.room_id, item.event, item.session_id)
+                self._watch_trust(item.room_id, item.event, item.session_id, decryption)
                 results.append(Redecrypted(item.room_id, item.event, decryption))
             elif decryption.reason != item.reason and not item.reason.startswith("withheld:"):
                 item.reason = decryption.reason or item.reason
@@ -256,17 +300,29 @@ class CryptoEngine:
             content = event.get("content")
             if not isinstance(content, dict):
                 continue
-            session_id, code = content.get("session_id"), content.get("code")
-            if not isinstance(session_id, str) or not isinstance(code, str):
+            # The server vouches for the to-device sender (the user, not the
+            # device); the notice then speaks only for sessions that user's
+            # device with `sender_key` created. m.no_olm without a session
+            # names none and is not used.
+            sender = event.get("sender")
+            names = (sender, content.get("room_id"), content.get("sender_key"))
+            session_id = content.get("session_id")
+            if not all(_short_string(value) for value in (*names, session_id)):
                 continue
+            sender, room_id, sender_key = names
+            # Only a code the spec defines is kept; any other is UNKNOWN. The
+            # free-text `reason` is not kept or shown.
+            code = WithheldCode.parse(content.get("code"))
             # Kept: the event it explains may come in this sync or later.
-            self.extras.set_withheld(session_id, code)
-            for waiting in self.waiting.mark_withheld(session_id, code):
+            self.extras.set_withheld(room_id, sender_key, session_id, sender, code)
+            for waiting in self.waiting.mark_withheld(
+                room_id, sender, sender_key, session_id, code.value
+            ):
                 results.append(
                     Redecrypted(
                         waiting.room_id,
                         waiting.event,
-                        Decryption(None, f"withheld:{code}", session_id),
+                        Decryption(None, f"withheld:{code.value}", session_id),
                     )
                 )
         return results
@@ -585,6 +641,26 @@ class CryptoEngine:
                     count += 1
         return count
 
+    def devices_and_keyless(self, members: Iterable[str]) -> tuple[int, int]:
+        """How many devices of `members` (not this one) keys can go to (not
+        blacklisted), and how many of the other members are known to have
+        none: their device list was fetched and holds no such device (a
+        list not fetched yet is not counted, it is unknown)."""
+        olm = self.olm
+        devices = keyless = 0
+        for user_id in set(members):
+            usable = [
+                device
+                for device in olm.device_store.active_user_devices(user_id)
+                if not device.blacklisted
+                and not (user_id == olm.user_id and device.id == olm.device_id)
+            ]
+            devices += len(usable)
+            known = user_id in olm.tracked_users and user_id not in olm.users_for_key_query
+            if not usable and known and user_id != olm.user_id:
+                keyless += 1
+        return devices, keyless
+
     def set_trust(self, user_id: str, device_id: str, action: str) -> bool:
         """verify, unverify, blacklist, unblacklist, ignore or unignore a
         device; kept in nio's store. Blacklisting rotates every room session
@@ -785,6 +861,12 @@ class CryptoEngine:
             # Tell a TUI running in another process to re-read the store.
             self._keys_generation = self.extras.bump_keys_generation()
         return result, self.keys_arrived()
+
+
+def _short_string(value: object) -> bool:
+    """A non-empty string of a sane length: user ids, room ids, keys and
+    session ids are all far shorter (user and room ids at most 255 bytes)."""
+    return isinstance(value, str) and 0 < len(value) <= 255
 
 
 def _inbound_session(entry: ExportedSession) -> InboundGroupSession | None:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from tuichat.matrix import wal_checkpoints
 from tuichat.matrix.session import FILE_MODE, private_umask
+from tuichat.model.items import WithheldCode
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +49,27 @@ CREATE TABLE IF NOT EXISTS backed_up (
     version TEXT NOT NULL,
     PRIMARY KEY (session_id, version)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS withheld (
-    session_id TEXT PRIMARY KEY,
-    code TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS key_sources (
-    session_id TEXT PRIMARY KEY,
+-- The first withheld table kept codes as received, bound to no sender:
+-- nothing in it can be believed, so it goes.
+DROP TABLE IF EXISTS withheld;
+CREATE TABLE IF NOT EXISTS withheld_keys (
     room_id TEXT NOT NULL,
-    source TEXT NOT NULL
+    sender_key TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    code TEXT NOT NULL,
+    PRIMARY KEY (room_id, sender_key, session_id, sender)
+) WITHOUT ROWID;
+-- Where a session's key came from, keyed as the session is: by room,
+-- creator key and id (a session id alone can be claimed by another device).
+-- The first table (`key_sources`, by session id) is moved over by
+-- `migrate_key_sources`.
+CREATE TABLE IF NOT EXISTS key_provenance (
+    room_id TEXT NOT NULL,
+    sender_key TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    PRIMARY KEY (room_id, sender_key, session_id)
 ) WITHOUT ROWID;
 """
 
@@ -70,6 +84,7 @@ class StoredOutboundSession:
 
 
 IndexKey = tuple[str, str, int]  # (sender key, session id, message index)
+SessionKey = tuple[str, str, str]  # (room id, sender key, session id)
 
 
 class CryptoExtrasStore:
@@ -93,7 +108,7 @@ class CryptoExtrasStore:
         # Replay protection: message indices seen, by session, loaded lazily.
         self._indices: dict[tuple[str, str], dict[int, tuple[str, int]]] = {}
         self._unsaved_indices: list[tuple[str, str, int, str, int]] = []
-        self._sources: dict[str, str] | None = None
+        self._sources: dict[SessionKey, str] | None = None
         self._writer = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="tuichat-extras"
         )
@@ -229,51 +244,98 @@ class CryptoExtrasStore:
 
     # -- key provenance ----------------------------------------------------------
 
-    def key_source(self, session_id: str) -> str | None:
+    def key_source(self, room_id: str, sender_key: str, session_id: str) -> str | None:
         if self._sources is None:
-            self._sources = dict(
-                self._db.execute("SELECT session_id, source FROM key_sources").fetchall()
-            )
-        return self._sources.get(session_id)
+            self._sources = {
+                (row[0], row[1], row[2]): row[3]
+                for row in self._db.execute(
+                    "SELECT room_id, sender_key, session_id, source FROM key_provenance"
+                )
+            }
+        return self._sources.get((room_id, sender_key, session_id))
 
-    def set_key_sources(self, entries: Iterable[tuple[str, str, str]]) -> None:
-        """(session id, room id, source) for keys that did not come directly
-        from their sender; a direct key later clears the mark."""
+    def set_key_sources(self, entries: Iterable[tuple[str, str, str, str]]) -> None:
+        """(room id, sender key, session id, source) for keys that did not
+        come directly from their sender; a direct key later clears the mark."""
         rows = list(entries)
         if not rows:
             return
         self._db.execute("BEGIN")
         self._db.executemany(
-            "INSERT INTO key_sources (session_id, room_id, source) VALUES (?, ?, ?) "
-            "ON CONFLICT(session_id) DO UPDATE SET source = excluded.source",
+            "INSERT INTO key_provenance (room_id, sender_key, session_id, source) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT(room_id, sender_key, session_id) "
+            "DO UPDATE SET source = excluded.source",
             rows,
         )
         self._db.execute("COMMIT")
         if self._sources is not None:
-            self._sources.update({row[0]: row[2] for row in rows})
+            self._sources.update({(row[0], row[1], row[2]): row[3] for row in rows})
 
     def forget_cached_sources(self) -> None:
         """Another process may have written key sources: read them again."""
         self._sources = None
 
-    def clear_key_source(self, session_id: str) -> None:
-        self._db.execute("DELETE FROM key_sources WHERE session_id = ?", (session_id,))
+    def clear_key_source(self, room_id: str, sender_key: str, session_id: str) -> None:
+        self._db.execute(
+            "DELETE FROM key_provenance WHERE room_id = ? AND sender_key = ? AND session_id = ?",
+            (room_id, sender_key, session_id),
+        )
         if self._sources is not None:
-            self._sources.pop(session_id, None)
+            self._sources.pop((room_id, sender_key, session_id), None)
+
+    def has_old_key_sources(self) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'key_sources'"
+        ).fetchone()
+        return row is not None
+
+    def migrate_key_sources(self, sessions: Iterable[SessionKey]) -> None:
+        """Move the first table's marks (by room and session id) to every
+        stored session they may have meant (room, sender key, session id):
+        marking one too many is the safe side. Then drop that table."""
+        if not self.has_old_key_sources():
+            return
+        old = {
+            (row[0], row[1]): row[2]
+            for row in self._db.execute("SELECT room_id, session_id, source FROM key_sources")
+        }
+        rows = [
+            (room_id, sender_key, session_id, old[(room_id, session_id)])
+            for room_id, sender_key, session_id in sessions
+            if (room_id, session_id) in old
+        ]
+        self._db.execute("BEGIN")
+        self._db.executemany(
+            "INSERT OR IGNORE INTO key_provenance (room_id, sender_key, session_id, source) "
+            "VALUES (?, ?, ?, ?)",
+            rows,
+        )
+        self._db.execute("DROP TABLE key_sources")
+        self._db.execute("COMMIT")
+        self._sources = None
 
     # -- withheld keys -------------------------------------------------------------------
 
-    def withheld_code(self, session_id: str) -> str | None:
+    def withheld_code(
+        self, room_id: str, sender_key: str, session_id: str, sender: str
+    ) -> WithheldCode | None:
+        """The code `sender` gave for withholding the session (room, creator
+        key, id) from us, if it did: a notice from anyone else does not count."""
         row = self._db.execute(
-            "SELECT code FROM withheld WHERE session_id = ?", (session_id,)
+            "SELECT code FROM withheld_keys "
+            "WHERE room_id = ? AND sender_key = ? AND session_id = ? AND sender = ?",
+            (room_id, sender_key, session_id, sender),
         ).fetchone()
-        return None if row is None else str(row[0])
+        return None if row is None else WithheldCode.parse(row[0])
 
-    def set_withheld(self, session_id: str, code: str) -> None:
+    def set_withheld(
+        self, room_id: str, sender_key: str, session_id: str, sender: str, code: WithheldCode
+    ) -> None:
         self._db.execute(
-            "INSERT INTO withheld (session_id, code) VALUES (?, ?) "
-            "ON CONFLICT(session_id) DO UPDATE SET code = excluded.code",
-            (session_id, code),
+            "INSERT INTO withheld_keys (room_id, sender_key, session_id, sender, code) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(room_id, sender_key, session_id, sender) "
+            "DO UPDATE SET code = excluded.code",
+            (room_id, sender_key, session_id, sender, WithheldCode.parse(code).value),
         )
 
     # -- key backup ----------------------------------------------------------------------

@@ -326,7 +326,7 @@ class KeyBackup:
                     "session_key": session.export_session(session.first_known_index),
                 }
                 message = encryption.encrypt(json.dumps(payload).encode())
-                source = self.extras.key_source(session.id)
+                source = self.extras.key_source(session.room_id, session.sender_key, session.id)
                 rooms.setdefault(session.room_id, {"sessions": {}})["sessions"][session.id] = {
                     "first_message_index": session.first_known_index,
                     "forwarded_count": len(session.forwarding_chain),

@@ -159,7 +159,7 @@ class MegolmDecryptor:
             None,
             session_id,
             trust=trust,
-            key_source=self.extras.key_source(session_id),
+            key_source=self.extras.key_source(room_id, sender_key, session_id),
         )
 
     def _belongs_to_another_user(self, sender: str, sender_key: str) -> bool:

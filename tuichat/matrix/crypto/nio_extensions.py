@@ -282,7 +282,9 @@ class TuichatOlm(Olm):
         """Store `session` unless we hold a copy that is at least as good."""
         existing = self.inbound_group_store.get(session.room_id, session.sender_key, session.id)
         if existing is not None:
-            existing_source = self.extras.key_source(session.id) or "direct"
+            existing_source = (
+                self.extras.key_source(session.room_id, session.sender_key, session.id) or "direct"
+            )
             better_index = session.first_known_index < existing.first_known_index
             more_trusted = source == "direct" and existing_source != "direct"
             if not better_index and not (
@@ -295,10 +297,12 @@ class TuichatOlm(Olm):
         else:
             self.inbound_group_store.add(session)
         self.save_inbound_group_session(session)
+        # Keyed as the session is: a key from another device that happens
+        # to name the same session id touches only its own session's mark.
         if source == "direct":
-            self.extras.clear_key_source(session.id)
+            self.extras.clear_key_source(session.room_id, session.sender_key, session.id)
         else:
-            self.extras.set_key_sources([(session.id, session.room_id, source)])
+            self.extras.set_key_sources([(session.room_id, session.sender_key, session.id, source)])
         self.arrived_sessions.append((session.room_id, session.id))
         return True
 
@@ -412,7 +416,9 @@ class TuichatOlm(Olm):
         changed_identity = False
         for user_id, devices in response.device_keys.items():
             known = before.get(user_id)
-            if known is None:
+            if not known:
+                # First sight of this person's devices (nio lists a user
+                # as soon as anything looks them up): none of them is "new".
                 continue
             for device_id, payload in devices.items():
                 keys = payload.get("keys") if isinstance(payload, dict) else None

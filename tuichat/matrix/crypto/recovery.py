@@ -25,9 +25,9 @@ from tuichat.matrix.crypto.secret_storage import (
     SecretStorageError,
     decode_recovery_key,
     decrypt_secret,
+    derive_key_from_passphrase,
     encode_recovery_key,
     encrypt_secret,
-    key_from_passphrase,
     new_key_description,
 )
 from tuichat.matrix.http import MatrixHttp
@@ -80,7 +80,7 @@ class Recovery:
                 raise SecretStorageError(
                     "this account's recovery key has no passphrase; use the recovery key"
                 )
-            key = key_from_passphrase(passphrase, description.passphrase)
+            key = await derive_key_from_passphrase(passphrase, description.passphrase)
         else:
             raise SecretStorageError("give a recovery key or a passphrase")
         if not description.check(key):
@@ -127,7 +127,7 @@ class Recovery:
                 "iterations": PASSPHRASE_ITERATIONS,
                 "bits": 256,
             }
-            key = key_from_passphrase(passphrase, passphrase_info)
+            key = await derive_key_from_passphrase(passphrase, passphrase_info)
         else:
             key = secrets.token_bytes(32)
         key_id = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(32))

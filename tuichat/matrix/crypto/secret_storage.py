@@ -15,6 +15,7 @@ handled here anyway.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -94,16 +95,69 @@ def decode_recovery_key(text: str) -> bytes:
     return data[2:34]
 
 
-def key_from_passphrase(passphrase: str, info: dict[str, Any]) -> bytes:
+# Bounds on the `m.pbkdf2` settings, which come from account data (the
+# server's to change). Element (matrix-js-sdk, matrix-rust-sdk) writes
+# 500,000 iterations and 256 bits; ten times that still derives in seconds,
+# while an unbounded count could keep the derivation busy for hours.
+MIN_PASSPHRASE_ITERATIONS = 1
+MAX_PASSPHRASE_ITERATIONS = 5_000_000
+PASSPHRASE_BITS = 256
+MAX_SALT_LENGTH = 1024
+
+
+def check_passphrase_info(info: dict[str, Any]) -> tuple[str, int]:
+    """The salt and iteration count of a passphrase description, checked;
+    SecretStorageError naming what is wrong otherwise."""
     if info.get("algorithm") != "m.pbkdf2":
         raise SecretStorageError("this key cannot be derived from a passphrase")
     salt, iterations = info.get("salt"), info.get("iterations")
-    bits = info.get("bits", 256)
-    if not isinstance(salt, str) or not isinstance(iterations, int) or not isinstance(bits, int):
+    bits = info.get("bits", PASSPHRASE_BITS)
+    if (
+        not isinstance(salt, str)
+        or not isinstance(iterations, int)
+        or isinstance(iterations, bool)
+        or not isinstance(bits, int)
+        or isinstance(bits, bool)
+    ):
         raise SecretStorageError("the passphrase settings on the server are malformed")
+    # The values themselves are not quoted: they may be absurdly long.
+    if not MIN_PASSPHRASE_ITERATIONS <= iterations <= MAX_PASSPHRASE_ITERATIONS:
+        raise SecretStorageError(
+            "the passphrase settings on the server ask for an iteration count out of range "
+            f"(tuichat accepts {MIN_PASSPHRASE_ITERATIONS:,} to {MAX_PASSPHRASE_ITERATIONS:,}; "
+            "Element uses 500,000); use the recovery key instead"
+        )
+    if bits != PASSPHRASE_BITS:
+        raise SecretStorageError(
+            f"the passphrase settings on the server ask for a key size other than "
+            f"{PASSPHRASE_BITS} bits; use the recovery key instead"
+        )
+    if len(salt) > MAX_SALT_LENGTH:
+        raise SecretStorageError(
+            f"the passphrase settings on the server have a salt longer than "
+            f"{MAX_SALT_LENGTH} characters; use the recovery key instead"
+        )
+    return salt, iterations
+
+
+def key_from_passphrase(passphrase: str, info: dict[str, Any]) -> bytes:
+    """The key a passphrase stands for (seconds of work: call it through
+    `derive_key_from_passphrase` from the event loop)."""
+    salt, iterations = check_passphrase_info(info)
     return hashlib.pbkdf2_hmac(
-        "sha512", passphrase.encode("utf-8"), salt.encode("utf-8"), iterations, bits // 8
+        "sha512",
+        passphrase.encode("utf-8"),
+        salt.encode("utf-8"),
+        iterations,
+        PASSPHRASE_BITS // 8,
     )
+
+
+async def derive_key_from_passphrase(passphrase: str, info: dict[str, Any]) -> bytes:
+    """`key_from_passphrase` in a worker thread, so the UI keeps drawing;
+    the settings are checked first, at once."""
+    check_passphrase_info(info)
+    return await asyncio.to_thread(key_from_passphrase, passphrase, info)
 
 
 # -- aes-hmac-sha2 ----------------------------------------------------------------------

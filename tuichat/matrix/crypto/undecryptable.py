@@ -78,9 +78,19 @@ class UndecryptableEvents:
     def session_ids(self) -> set[str]:
         return set(self._by_session)
 
-    def mark_withheld(self, session_id: str, code: str) -> list[WaitingEvent]:
-        """Record the sender's m.room_key.withheld code for a session."""
-        events = list(self._by_session.get(session_id, {}).values())
+    def mark_withheld(
+        self, room_id: str, sender: str, sender_key: str, session_id: str, code: str
+    ) -> list[WaitingEvent]:
+        """Record an m.room_key.withheld code for the events of one session:
+        only those `sender` sent in `room_id` from the device with
+        `sender_key`; a notice from anyone else explains nothing."""
+        events = [
+            waiting
+            for waiting in self._by_session.get(session_id, {}).values()
+            if waiting.room_id == room_id
+            and waiting.sender == sender
+            and waiting.sender_key == sender_key
+        ]
         for waiting in events:
             waiting.reason = f"withheld:{code}"
         return events

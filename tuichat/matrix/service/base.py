@@ -27,6 +27,7 @@ from tuichat.matrix.session import Profile
 from tuichat.matrix.snapshot import Snapshot, load_snapshot
 from tuichat.model.items import ItemKind, TimelineItem
 from tuichat.model.rooms import Membership, RoomSummary
+from tuichat.model.sanitize import clean_line
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,8 @@ class ServiceBase:
         self.synced_once = False
         self._state = ConnectionState.CONNECTING
         self._reported_identity_changes: set[tuple[str, str]] = set()
+        # Display names found by profile look-ups (already sanitised).
+        self._profile_names: dict[str, str] = {}
         # Shared with the snapshot: rooms loaded later update it too.
         self._last_activity: dict[str, int] = self.snapshot.last_activity
 
@@ -125,12 +128,32 @@ class ServiceBase:
         """The room's summary, with the trust state of its members' devices."""
         state = self.states[room_id]
         summary = state.summary(self.user_id, self._activity(room_id))
+        if state.is_direct and not (state.name or state.canonical_alias):
+            summary = self._named_after_partners(room_id, state, summary)
         if state.encrypted and self.crypto is not None:
+            members = state.members()
+            devices, keyless = self.crypto.devices_and_keyless(members)
             summary = summary.evolve(
-                unverified_devices=self.crypto.unverified_devices(state.members()),
+                unverified_devices=self.crypto.unverified_devices(members),
                 verified_only=self.crypto.verified_only(room_id),
+                devices=devices,
+                members_without_devices=keyless,
             )
         return summary
+
+    def _named_after_partners(
+        self, room_id: str, state: RoomState, summary: RoomSummary
+    ) -> RoomSummary:
+        """A DM whose state names nobody else yet (a sync can bring a new
+        room's first events before the invite) is named after the people
+        m.direct lists it under, not "Empty Room"."""
+        if state.heroes(self.user_id):
+            return summary
+        partners = [user for user in self.direct.partners(room_id) if user != self.user_id]
+        if not partners:
+            return summary
+        names = [self._profile_names.get(user) or clean_line(user) for user in partners]
+        return summary.evolve(name=", ".join(names))
 
     def _emit_summaries(self, room_ids: set[str]) -> None:
         changed = [self.summary(r) for r in room_ids if r in self.states]

@@ -94,6 +94,8 @@ class RoomsMixin(ServiceBase):
         response = await _quietly(self.client.get_profile(user_id), "looking up a profile")
         if isinstance(response, ProfileGetResponse):
             name = clean_line(response.displayname) or None
+            if name:
+                self._profile_names[user_id] = name
             return ProfileLookup(user_id, name, None)
         if response is None:
             return ProfileLookup(user_id, None, "the server could not be reached")

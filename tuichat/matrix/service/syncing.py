@@ -64,6 +64,13 @@ log = logging.getLogger(__name__)
 TIMELINE_LIMIT = 50
 BACKOFF_START = 1.0
 BACKOFF_MAX = 30.0
+# How long past its own timeout a long poll may stay unanswered before the
+# server counts as hung (a hung server keeps the connection open and says
+# nothing): the status line then says so and the loop retries.
+LONG_POLL_MARGIN = 10.0
+# A first sync (timeout 0) makes the server build every room's state: it may
+# legitimately take a while on a large account.
+FIRST_SYNC_ALLOWANCE = 30.0
 # Work done between two chances for the event loop to draw a frame.
 SLICE_SECONDS = 0.004
 # A sync with this many timeline events leaves its objects frozen (see
@@ -162,6 +169,8 @@ class SyncMixin(ServiceBase):
                 continue
             except (*NETWORK_ERRORS, ValueError) as error:
                 detail = str(error) or type(error).__name__
+                if isinstance(error, TimeoutError):
+                    detail = "the server does not answer"
                 await self._back_off(detail, backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
                 continue
@@ -183,8 +192,9 @@ class SyncMixin(ServiceBase):
             params["since"] = self.sync_token
         path = f"/_matrix/client/v3/sync?{urlencode(params)}"
         headers = {"Authorization": f"Bearer {self.session.access_token}"}
+        allowance = LONG_POLL_MARGIN if timeout_ms else FIRST_SYNC_ALLOWANCE
         response = await self.client.send(
-            "GET", path, None, headers, timeout=timeout_ms / 1000 + 30
+            "GET", path, None, headers, timeout=timeout_ms / 1000 + allowance
         )
         body = await response.read()
         try:

@@ -85,6 +85,7 @@ class TrustMixin(ServiceBase):
         if not users:
             return
         self.emit(DevicesChanged(frozenset(users)))
+        self._emit_redecrypted(self.crypto.retrust(users))
         notices: dict[str, list[TimelineItem]] = {}
         now = int(time.time() * 1000)
         for user_id, device_id in new_devices:

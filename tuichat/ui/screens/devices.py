@@ -202,8 +202,30 @@ class DevicesScreen(Screen[None]):
 
     def action_trust(self, action: str) -> None:
         selected = self.selected
-        if selected is not None:
+        if selected is None:
+            return
+        if action != "verify":
             self.post_message(self.TrustRequested(self.user_id, selected.device_id, action))
+            return
+        # Trust is not given by one stray key: verifying by hand means the
+        # fingerprint was compared out of band, so ask.
+        from tuichat.ui.screens.confirm import ConfirmDialog
+
+        user_id, device_id = self.user_id, selected.device_id
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.post_message(self.TrustRequested(user_id, device_id, "verify"))
+
+        self.app.push_screen(
+            ConfirmDialog(
+                f"Verify {device_id} of {self.display_name} by hand?",
+                "Only if its session key matches what that device shows, compared "
+                f"over a channel you trust:\n{selected.fingerprint}",
+                yes="Verify",
+            ),
+            answered,
+        )
 
     def action_emoji(self) -> None:
         selected = self.selected

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from textual import getters, on
+from textual import events, getters, on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
@@ -17,6 +17,16 @@ from tuichat.ui.widgets.status_line import Feedback, StatusLine
 from tuichat.ui.widgets.timeline_view import TimelineView
 from tuichat.ui.widgets.typing_line import TypingLine
 from tuichat.ui.widgets.upload_bar import UploadBar
+
+# Below this many columns the room list is hidden (F4 shows it): at 80
+# columns a 32-column list left the messages 25, and at 30 the timeline none.
+NARROW_COLUMNS = 70
+
+
+def room_list_width(columns: int) -> int:
+    """The room list's width for a terminal this wide: a quarter of it,
+    between 16 and 32 columns."""
+    return max(16, min(32, columns // 4))
 
 
 class MainScreen(Screen[None]):
@@ -36,6 +46,9 @@ class MainScreen(Screen[None]):
     DEFAULT_CSS = """
     MainScreen #footer-slot { dock: bottom; height: 1; }
     """
+
+    # None: shown or hidden by the width; True/False: the user's choice (F4).
+    _room_list_wanted: bool | None = None
 
     class Composed(Message):
         """The widgets exist: the App can fill them before the first frame."""
@@ -71,6 +84,22 @@ class MainScreen(Screen[None]):
         # moves, about a fifth of the first frame; the room list, timeline
         # and composer are drawn without waiting for it.
         yield Static(id="footer-slot")
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit_room_list(event.size.width)
+
+    def _fit_room_list(self, columns: int) -> None:
+        rooms = self.room_list
+        rooms.styles.width = room_list_width(columns)
+        wanted = self._room_list_wanted
+        rooms.display = columns >= NARROW_COLUMNS if wanted is None else wanted
+
+    def toggle_room_list(self) -> None:
+        """Show or hide the room list (F4); a width change keeps the choice."""
+        self._room_list_wanted = not self.room_list.display
+        self._fit_room_list(self.size.width)
+        if not self.room_list.display and self.room_list.has_focus:
+            self.composer.focus()
 
     def show_footer(self) -> None:
         if not self.is_attached or self.query(Footer):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -29,11 +31,20 @@ class PassphraseDialog(ModalScreen[str | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, title: str, explanation: str, *, confirm: bool) -> None:
+    def __init__(
+        self,
+        title: str,
+        explanation: str,
+        *,
+        confirm: bool,
+        check: Callable[[str], str | None] | None = None,
+    ) -> None:
         super().__init__()
         self._title = title
         self._explanation = explanation
         self._confirm = confirm
+        # Says why a passphrase is not good enough (too weak), or None.
+        self._check = check
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -73,5 +84,9 @@ class PassphraseDialog(ModalScreen[str | None]):
             return
         if self._confirm and self.query_one("#again", Input).value != passphrase:
             problem.update(Text("The passphrases differ."))
+            return
+        weakness = self._check(passphrase) if self._check else None
+        if weakness:
+            problem.update(Text(weakness[0].upper() + weakness[1:] + "."))
             return
         self.dismiss(passphrase)

@@ -93,6 +93,8 @@ class RecoveryDialog(ModalScreen[None]):
         self.query_one("#recovery-key", Static).display = False
         if self.has_secret_storage:
             self.query_one("#secret", Input).focus()
+        else:
+            self.query_one("#password", Input).focus()
 
     @on(Input.Submitted, "#secret")
     @on(Button.Pressed, "#restore")
@@ -108,6 +110,7 @@ class RecoveryDialog(ModalScreen[None]):
         self.show_progress(0, 0)
         self.post_message(self.RestoreRequested(secret, is_passphrase))
 
+    @on(Input.Submitted, "#password")
     @on(Button.Pressed, "#setup")
     def _setup(self) -> None:
         if not self.busy:

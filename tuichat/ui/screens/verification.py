@@ -120,9 +120,13 @@ class VerificationDialog(ModalScreen[None]):
         }
         for button_id, shown in visible.items():
             self.query_one(f"#{button_id}", Button).display = shown
-        focus = next((b for b in ("match", "accept", "close", "cancel") if visible[b]), None)
+        # Neither answer has the focus while comparing: a stray Enter must
+        # not say "They match" (Tab reaches the buttons).
+        focus = next((b for b in ("accept", "close", "cancel") if visible[b]), None)
         if focus:
             self.query_one(f"#{focus}", Button).focus()
+        elif isinstance(self.focused, Button) and self.focused.id in visible:
+            self.set_focus(None)
 
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:

@@ -7,11 +7,18 @@ Ctrl+End) jumps to its newest message."""
 from __future__ import annotations
 
 import os
+from typing import ClassVar
 
 from textual import events
 from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import TextArea
+
+# Keys that start a new line. Handled as the key arrives, not as a binding:
+# a binding runs only once the key has bubbled up to the App, and in a
+# burst of typing (a paste-speed `Ctrl+J x Ctrl+J y`) the letters after it
+# were inserted first ("xy" then two newlines).
+NEWLINE_KEYS = ("alt+enter", "ctrl+j", "shift+enter")
 
 
 class Composer(TextArea):
@@ -28,14 +35,27 @@ class Composer(TextArea):
     """
 
     BINDINGS = [
-        Binding("alt+enter,ctrl+j,shift+enter", "newline", "Newline", show=False),
+        Binding(",".join(NEWLINE_KEYS), "newline", "New line", show=False),
         Binding("escape", "cancel", "Cancel reply/edit", show=False),
+        # TextArea takes these for scrolling sideways (the composer wraps its
+        # lines, so there is nothing to scroll): the App's room keys instead.
+        Binding("ctrl+pageup", "app.previous_room", "Previous room", show=False),
+        Binding("ctrl+pagedown", "app.next_room", "Next room", show=False),
         # The timeline's keys, as in every chat client: the composer keeps
         # the focus while the reader scrolls.
-        Binding("pageup", "scroll_timeline('page_up')", "Page up", show=False),
-        Binding("pagedown", "scroll_timeline('page_down')", "Page down", show=False),
-        Binding("ctrl+end", "scroll_timeline('latest')", "Latest", show=False),
+        Binding("pageup", "scroll_timeline('page_up')", "Scroll the timeline up", show=False),
+        Binding("pagedown", "scroll_timeline('page_down')", "Scroll the timeline down", show=False),
+        Binding("ctrl+end", "scroll_timeline('latest')", "Jump to the newest message", show=False),
     ]
+
+    # Keys the composer reads itself (in `_on_key`, not as bindings), for
+    # the Help screen: (key, what it does).
+    KEYS_READ: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("enter", "Send the message"),
+        ("up", "Edit your last message in this room (in an empty composer)"),
+        ("end", "Jump to the newest message (in an empty composer)"),
+        ("tab", "Complete a @name, or the path after /upload"),
+    )
 
     class Submitted(Message):
         def __init__(self, text: str, mentions: dict[str, str] | None = None) -> None:
@@ -70,6 +90,11 @@ class Composer(TextArea):
             event.stop()
             event.prevent_default()
             self.submit()
+            return
+        if event.key in NEWLINE_KEYS:
+            event.stop()
+            event.prevent_default()
+            self.action_newline()
             return
         if event.key == "up" and not self.text:
             event.stop()

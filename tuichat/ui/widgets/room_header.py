@@ -27,14 +27,25 @@ def encryption_text(room: RoomSummary | None) -> Text:
     if not room.encrypted:
         return Text("not encrypted", style=Style(color="yellow"))
     text = Text("🔒 encrypted", style=Style(color="green"))
+    # Only what is true: "all devices verified" needs devices. A member with
+    # no device cannot read what is sent, however verified the others are.
+    keyless = room.members_without_devices
+    if keyless:
+        if room.is_direct and keyless == 1:
+            who = "they have"
+        else:
+            who = f"{keyless} member{'s have' if keyless != 1 else ' has'}"
+        text.append(f" · {who} no device to read it", style=Style(color="red"))
     if room.unverified_devices:
         count = room.unverified_devices
         text.append(
             f" · {count} unverified device{'s' if count != 1 else ''}",
             style=Style(color="yellow"),
         )
-    else:
+    elif room.devices:
         text.append(" · all devices verified", style=Style(color="green"))
+    elif not keyless:
+        text.append(" · no other devices", style=Style(dim=True))
     if room.verified_only:
         text.append(" · keys to verified only", style=Style(color="cyan"))
     return text

@@ -73,7 +73,11 @@ class RoomListView(StyleMemo, ScrollView, can_focus=True):
         overflow-x: hidden;
     }
     RoomListView > .room-list--header { text-style: bold underline; }
-    RoomListView > .room-list--current { background: $panel; }
+    RoomListView > .room-list--current {
+        background: $primary 35%;
+        color: $foreground;
+        text-style: bold;
+    }
     RoomListView:focus > .room-list--cursor { background: $accent 60%; }
     """
 
@@ -157,11 +161,15 @@ class RoomListView(StyleMemo, ScrollView, can_focus=True):
             text = self._row_text(number)
             text.no_wrap = True
             text.overflow = "ellipsis"
+        text.truncate(width, overflow="ellipsis", pad=True)
+        if room is not None:
+            # The room on screen is marked whether or not the list has the
+            # focus (the cursor, shown only with the focus, used to hide
+            # it: it sits on that room until moved); the whole row width.
+            if room.room_id == self._current:
+                text.stylize(self._style("room-list--current"))
             if self.highlighted is not None and self._order[self.highlighted] == room.room_id:
                 text.stylize(self._style("room-list--cursor"))
-            elif room.room_id == self._current:
-                text.stylize(self._style("room-list--current"))
-        text.truncate(width, overflow="ellipsis", pad=True)
         # The widget's colours under the text's own: without them the rows
         # took the terminal's default colours, not the theme's.
         strip = Strip(Segment.apply_style(list(text.render(self.app.console)), self._base_style))

@@ -41,8 +41,18 @@ class StatusLine(Static):
     """
 
 
+class _Current:
+    """The room on screen when the message is given."""
+
+
+CURRENT = _Current()
+
+
 class Feedback(Static):
-    """One line under the timeline for command results and errors."""
+    """Lines under the timeline for command results and errors. Each belongs
+    to a room (the one on screen when its action started): switching rooms
+    shows that room's line only, and a line about an action in progress is
+    taken away when the action ends (`end`)."""
 
     DEFAULT_CSS = """
     Feedback {
@@ -56,10 +66,50 @@ class Feedback(Static):
     Feedback.-visible { display: block; }
     """
 
-    def show(self, message: str, *, error: bool = False) -> None:
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._room: str | None = None
+        self._lines: dict[str | None, tuple[str, bool]] = {}
+
+    @property
+    def room(self) -> str | None:
+        """The room on screen (its line is the one shown)."""
+        return self._room
+
+    @property
+    def text(self) -> str:
+        """The line shown, or "" (tests' sake)."""
+        entry = self._lines.get(self._room)
+        return entry[0] if entry else ""
+
+    def set_room(self, room_id: str | None) -> None:
+        self._room = room_id
+        self._show_current()
+
+    def show(
+        self, message: str, *, error: bool = False, room: str | _Current | None = CURRENT
+    ) -> None:
+        key = self._room if isinstance(room, _Current) else room
+        self._lines[key] = (message, error)
+        self._show_current()
+
+    def hide(self, room: str | _Current | None = CURRENT) -> None:
+        self._lines.pop(self._room if isinstance(room, _Current) else room, None)
+        self._show_current()
+
+    def end(self, message: str, room: str | None) -> None:
+        """An action ended: its progress line goes, unless something (its
+        result, an error) has replaced it."""
+        entry = self._lines.get(room)
+        if entry is not None and entry[0] == message:
+            self.hide(room)
+
+    def _show_current(self) -> None:
+        entry = self._lines.get(self._room)
+        if entry is None:
+            self.remove_class("-visible")
+            return
+        message, error = entry
         self.set_class(error, "-error")
         self.add_class("-visible")
         self.update(Text(message))
-
-    def hide(self) -> None:
-        self.remove_class("-visible")
