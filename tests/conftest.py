@@ -68,6 +68,61 @@ def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSynapse]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def oidc_provider() -> Iterator[str]:
+    """A local OpenID Connect provider (oidc-provider-mock) on 127.0.0.1:
+    its authorization page signs in whatever subject the form names."""
+    import threading
+
+    import oidc_provider_mock
+    import werkzeug.serving
+
+    server = werkzeug.serving.make_server(
+        "127.0.0.1", 0, oidc_provider_mock.app(require_nonce=False), threaded=True
+    )
+    thread = threading.Thread(target=server.serve_forever, args=(0.1,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(5)
+    server.server_close()
+
+
+def _oidc_provider_config(idp_id: str, name: str, issuer: str, prefix: str) -> dict[str, Any]:
+    """One `oidc_providers` entry: users are created on first sign-in with
+    the localpart `prefix` + the subject."""
+    return {
+        "idp_id": idp_id,
+        "idp_name": name,
+        "issuer": issuer,
+        "client_id": f"synapse-{idp_id}",
+        "client_secret": "not-a-secret-of-anything",
+        "scopes": ["openid", "profile"],
+        # The provider runs on plain http on loopback, not https.
+        "skip_verification": True,
+        "user_mapping_provider": {"config": {"localpart_template": prefix + "{{ user.sub }}"}},
+    }
+
+
+@pytest.fixture(scope="session")
+def sso_synapse(
+    tmp_path_factory: pytest.TempPathFactory, oidc_provider: str
+) -> Iterator[LocalSynapse]:
+    """A second Synapse whose users sign in through two upstream OpenID
+    Connect providers (both the local mock, under different names and
+    localparts); password login stays on, as on most SSO servers."""
+    providers = [
+        _oidc_provider_config("mock", "Mock Provider", oidc_provider, ""),
+        _oidc_provider_config("other", "Other Provider", oidc_provider, "other-"),
+    ]
+    server = LocalSynapse(
+        tmp_path_factory.mktemp("sso-synapse"), extra_config={"oidc_providers": providers}
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
 UserFactory = Callable[..., RegisteredUser]
 
 

@@ -155,9 +155,16 @@ class LocalSynapse:
     with all its data, which the fault-tolerance tests rely on.
     """
 
-    def __init__(self, base_dir: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        base_dir: Path,
+        port: int | None = None,
+        extra_config: dict[str, Any] | None = None,
+    ) -> None:
         self.base_dir = Path(base_dir)
         self.port = port or free_port()
+        # Top-level config sections added or replaced (tests: single sign-on).
+        self.extra_config = dict(extra_config or {})
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -183,7 +190,8 @@ class LocalSynapse:
         )
         config_file = self.base_dir / "homeserver.yaml"
         # JSON is valid YAML, so no YAML writer is needed here.
-        config_file.write_text(json.dumps(_homeserver_config(self.base_dir, self.port), indent=2))
+        config = _homeserver_config(self.base_dir, self.port) | self.extra_config
+        config_file.write_text(json.dumps(config, indent=2))
         return config_file
 
     def start(self, timeout: float = 60.0) -> None:
