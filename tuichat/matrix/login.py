@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -16,6 +18,10 @@ import aiohttp
 from tuichat.matrix.identifiers import SERVER_NAME, InvalidIdentifier, UserName
 from tuichat.matrix.identifiers import parse_user as parse_identifier
 from tuichat.matrix.session import Profile, Session
+from tuichat.model.sanitize import clean_line
+
+if TYPE_CHECKING:
+    from tuichat.matrix.crypto.nio_extensions import TuichatClient
 
 log = logging.getLogger(__name__)
 
@@ -93,13 +99,13 @@ def _short(error: BaseException) -> str:
     return text.splitlines()[0]
 
 
-async def resolve_homeserver(homeserver: str | None, user: UserName) -> str:
+async def resolve_homeserver(homeserver: str | None, user: UserName | None) -> str:
     """The client-server base URL from --homeserver or the user id's server."""
     if homeserver:
         if "://" in homeserver:
             return _normalise_base_url(homeserver)
         return await discover_homeserver(homeserver)
-    if user.server_name:
+    if user is not None and user.server_name:
         return await discover_homeserver(user.server_name)
     raise LoginError("give --homeserver, or a full user id such as @alice:example.org")
 
@@ -117,35 +123,129 @@ async def login(
     A fresh random pickle key is created for the new device's crypto store,
     its identity keys are generated and uploaded before this returns.
     """
+    name = parse_user(user)
+    base_url = await resolve_homeserver(homeserver, name)
+    await check_homeserver(base_url)
+    device_id = await reusable_device_id(profile, name.user_id)
+
+    async def send(client: TuichatClient) -> object:
+        return await client.login(password, device_name=device_name)
+
+    return await complete_login(
+        profile, base_url, name.user_id or name.localpart, device_id, send, "password"
+    )
+
+
+async def login_with_token(
+    profile: Profile,
+    base_url: str,
+    token: str,
+    *,
+    device_id: str | None,
+    device_name: str = "tuichat",
+) -> Session:
+    """Exchange a login token (`m.login.token`, as SSO hands out) for a
+    session stored in `profile`, like `login` does for a password.
+    `device_id` is `reusable_device_id`'s answer, asked before the person
+    went through the browser."""
+
+    async def send(client: TuichatClient) -> object:
+        return await client.login(token=token, device_name=device_name)
+
+    return await complete_login(profile, base_url, "", device_id, send, "token")
+
+
+async def reusable_device_id(profile: Profile, user_id: str | None) -> str | None:
+    """The device id to log in again with, or None for a new device.
+
+    A profile that holds no session gets a new device. One whose session
+    the server no longer accepts (`M_UNKNOWN_TOKEN`: expired, or ended on
+    the server) is logged into again on the same device, keeping its
+    crypto store and cache. One whose session still works is refused: two
+    live sessions must not share a crypto store."""
+    existing = profile.load_session()
+    if existing is None:
+        return None
+    refused = "run `tuichat logout` first or choose another --profile"
+    if user_id is not None and user_id != existing.user_id:
+        raise LoginError(
+            f"{profile.root} is logged in as {existing.user_id}, not {user_id}; {refused}"
+        )
+    if await _token_still_works(existing):
+        raise LoginError(
+            f"{profile.root} is already logged in as {existing.user_id} "
+            f"(device {existing.device_id}); {refused}"
+        )
+    log.info("the stored session is no longer accepted: logging in on the same device")
+    return existing.device_id
+
+
+async def _token_still_works(session: Session) -> bool:
+    """Ask the server whether the stored access token is still valid; only
+    a clear `M_UNKNOWN_TOKEN` counts as no (an unreachable server does not:
+    the profile is then kept as it is)."""
+    async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http:
+        try:
+            async with http.get(
+                f"{session.homeserver}/_matrix/client/v3/account/whoami",
+                headers={"Authorization": f"Bearer {session.access_token}"},
+            ) as response:
+                status = response.status
+                body = await response.text()
+        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+            log.warning("cannot check the stored session: %s", _short(error))
+            return True
+    if status == 200:
+        return True
+    try:
+        errcode = json.loads(body).get("errcode")
+    except (ValueError, AttributeError):
+        errcode = None
+    return errcode != "M_UNKNOWN_TOKEN"
+
+
+async def complete_login(
+    profile: Profile,
+    base_url: str,
+    user: str,
+    device_id: str | None,
+    send: Callable[[TuichatClient], Awaitable[object]],
+    what: str,
+) -> Session:
+    """Run one login request (`send`) with a client on `profile`'s crypto
+    store, then store the session and upload the device keys.
+
+    `device_id` None is a new device: a fresh random pickle key is created
+    for its crypto store. Otherwise the profile's device is logged into
+    again, its pickle key and store kept; the account must be the same."""
     from nio import LoginResponse
 
     from tuichat.matrix.client import build_client
 
-    existing = profile.load_session()
-    if existing is not None:
-        raise LoginError(
-            f"{profile.root} is already logged in as {existing.user_id} "
-            f"(device {existing.device_id}); run `tuichat logout` first "
-            "or choose another --profile"
-        )
-    name = parse_user(user)
-    base_url = await resolve_homeserver(homeserver, name)
-    await check_homeserver(base_url)
+    previous = profile.load_session() if device_id else None
     profile.ensure()
-    profile.remove_session()  # leftovers of an earlier, unfinished login
-    profile.create_pickle_key()
-    pending = Session(base_url, name.user_id or name.localpart, "", "")
+    if previous is None:
+        profile.remove_session()  # leftovers of an earlier, unfinished login
+        profile.create_pickle_key()
+    pending = Session(base_url, user, device_id or "", "")
     client = build_client(profile, pending, max_timeouts=0)
     try:
         try:
-            response = await client.login(password, device_name=device_name)
+            response = await send(client)
         except (aiohttp.ClientError, OSError, TimeoutError) as error:
             raise LoginError(f"cannot reach {base_url}: {_short(error)}") from None
         if not isinstance(response, LoginResponse):
-            message = getattr(response, "message", "") or "login failed"
-            if getattr(response, "status_code", "") == "M_FORBIDDEN":
+            message = clean_line(getattr(response, "message", "")) or "login failed"
+            if getattr(response, "status_code", "") == "M_FORBIDDEN" and what == "password":
                 message = "wrong user name or password"
             raise LoginError(f"login failed: {message}")
+        if previous is not None and response.user_id != previous.user_id:
+            await _discard_login(base_url, response.access_token)
+            raise LoginError(
+                f"you signed in as {clean_line(response.user_id)}, but {profile.root} "
+                f"belongs to {previous.user_id}; run `tuichat logout` first "
+                "or choose another --profile"
+            )
         session = Session(
             base_url,
             response.user_id,
@@ -163,12 +263,27 @@ async def login(
         profile.fix_permissions()
         return session
     except BaseException:
-        if profile.load_session() is None:
+        if previous is None and profile.load_session() is None:
             profile.remove_session()
         raise
     finally:
         await client.close()
         client.extras.close()
+
+
+async def _discard_login(base_url: str, access_token: str) -> None:
+    """Log out a session that must not be kept (it belongs to another
+    account than the profile's); a failure is only logged."""
+    async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http:
+        try:
+            async with http.post(
+                f"{base_url}/_matrix/client/v3/logout",
+                headers={"Authorization": f"Bearer {access_token}"},
+                json={},
+            ) as response:
+                await response.read()
+        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+            log.warning("logging out the unwanted session failed: %s", _short(error))
 
 
 async def logout(profile: Profile) -> Session:
