@@ -44,7 +44,22 @@ def _parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="homeserver URL, or a server name resolved through .well-known",
     )
-    login.add_argument("--user", required=True, help="@name:server or name")
+    login.add_argument(
+        "--user", help="@name:server or name (needed for password login, optional for SSO)"
+    )
+    login.add_argument(
+        "--method",
+        choices=("password", "sso", "oauth"),
+        help="how to log in (default: what the server offers: OAuth 2.0 API, SSO, password)",
+    )
+    login.add_argument(
+        "--idp", metavar="ID", help="single sign-on: the identity provider to sign in with"
+    )
+    login.add_argument(
+        "--no-browser",
+        action="store_true",
+        help="single sign-on: print the address to open instead of opening a browser",
+    )
     login.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
@@ -108,40 +123,10 @@ def _fail(message: str) -> int:
     return 1
 
 
-def _read_password(from_stdin: bool) -> str:
-    if from_stdin or not sys.stdin.isatty():
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = getpass.getpass("Password: ")
-    if not password:
-        raise ValueError("no password given")
-    return password
-
-
 def _login(args: argparse.Namespace, profile_dir: Path) -> int:
-    from tuichat.matrix.login import LoginError, login
-    from tuichat.matrix.session import Profile, ProfileError
+    from tuichat.cli_login import login_command
 
-    try:
-        password = _read_password(args.password_stdin)
-    except (ValueError, EOFError, KeyboardInterrupt) as error:
-        return _fail(str(error) or "no password given")
-    try:
-        session = asyncio.run(
-            login(
-                Profile(profile_dir),
-                homeserver=args.homeserver,
-                user=args.user,
-                password=password,
-                device_name=args.device_name,
-            )
-        )
-    except (LoginError, ProfileError) as error:
-        return _fail(str(error))
-    except KeyboardInterrupt:
-        return _fail("interrupted")
-    print(f"Logged in as {session.user_id} on {session.homeserver} (device {session.device_id})")
-    return 0
+    return login_command(args, profile_dir)
 
 
 def _logout(profile_dir: Path) -> int:

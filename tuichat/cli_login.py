@@ -1,0 +1,188 @@
+"""`tuichat login`: ask the server how to log in, then do it in the terminal.
+
+The server's offer decides the method (the OAuth 2.0 API, else single
+sign-on, else password; `--method` overrides). Single sign-on opens the
+browser (or prints the address) and waits for the loopback callback or a
+pasted address, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+import webbrowser
+from pathlib import Path
+
+from tuichat.matrix.login import (
+    LoginError,
+    check_homeserver,
+    login,
+    login_with_token,
+    parse_user,
+    resolve_homeserver,
+    reusable_device_id,
+)
+from tuichat.matrix.login_methods import (
+    IdentityProvider,
+    LoginMethods,
+    Method,
+    choose_method,
+    fetch_login_methods,
+)
+from tuichat.matrix.session import Profile, Session
+from tuichat.matrix.sso import (
+    LoopbackCallback,
+    sso_redirect_url,
+    stdin_lines,
+    wait_for_login_token,
+)
+from tuichat.model.sanitize import clean_line
+
+# How long single sign-on may take in the browser before tuichat gives up.
+SSO_TIMEOUT_S = 600.0
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def read_password(from_stdin: bool) -> str:
+    if from_stdin or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Password: ")
+    if not password:
+        raise LoginError("no password given")
+    return password
+
+
+def choose_identity_provider(
+    providers: tuple[IdentityProvider, ...], wanted: str | None, interactive: bool
+) -> IdentityProvider | None:
+    """`--idp ID`, the only provider, or one picked from a numbered list on
+    a terminal; None lets the homeserver show its own choice page."""
+    if wanted is not None:
+        for provider in providers:
+            if provider.id == wanted:
+                return provider
+        listed = ", ".join(f"{clean_line(p.id)} ({p.name})" for p in providers)
+        raise LoginError(
+            f"this server has no identity provider {clean_line(wanted)!r}; "
+            + (f"it offers {listed}" if listed else "it lists none")
+        )
+    if len(providers) == 1:
+        return providers[0]
+    if len(providers) < 2 or not interactive:
+        return None
+    _say("Sign in with:")
+    for number, provider in enumerate(providers, 1):
+        _say(f"  {number}. {provider.name} ({clean_line(provider.id)})")
+    while True:
+        answer = input(f"Number (1-{len(providers)}): ").strip()
+        if answer.isdigit() and 1 <= int(answer) <= len(providers):
+            return providers[int(answer) - 1]
+        _say(f"Type a number from 1 to {len(providers)}.")
+
+
+def _can_open_browser() -> bool:
+    """Whether a graphical browser can be on this machine. Over SSH without
+    a display there is none, and Python's fallback would start a text
+    browser inside this terminal."""
+    if sys.platform in ("darwin", "win32") or os.environ.get("BROWSER"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _open_browser(url: str) -> bool:
+    try:
+        return bool(webbrowser.open(url))
+    except webbrowser.Error:
+        return False
+
+
+async def sso_login(
+    profile: Profile,
+    base_url: str,
+    methods: LoginMethods,
+    args: argparse.Namespace,
+    user_id: str | None,
+) -> Session:
+    """Single sign-on: browser (or printed address), then `m.login.token`."""
+    device_id = await reusable_device_id(profile, user_id)
+    interactive = sys.stdin.isatty()
+    provider = choose_identity_provider(methods.identity_providers, args.idp, interactive)
+    callback = LoopbackCallback()
+    await callback.start()
+    try:
+        url = sso_redirect_url(base_url, callback.url, provider.id if provider else None)
+        via = f" with {provider.name}" if provider else ""
+        opened = not args.no_browser and _can_open_browser() and _open_browser(url)
+        if opened:
+            _say(f"Opened your browser to sign in{via}. If it did not open, go to:")
+        else:
+            _say(f"To sign in{via}, open this address in a browser:")
+        _say(f"\n    {url}\n")
+        _say(
+            "If the browser runs on another machine (SSH), it ends on an address "
+            "starting with http://127.0.0.1 that cannot load: copy that address "
+            "from the address bar and paste it here, then press Enter."
+        )
+
+        def bad_paste(line: str) -> None:
+            _say("That holds no login token; paste the whole address the browser ended on.")
+
+        token = await asyncio.wait_for(
+            wait_for_login_token(callback, stdin_lines(), bad_paste), SSO_TIMEOUT_S
+        )
+    except TimeoutError:
+        raise LoginError(
+            f"no sign-in within {SSO_TIMEOUT_S / 60:.0f} minutes; run tuichat login again"
+        ) from None
+    finally:
+        await callback.close()
+    _say("Signed in in the browser; logging in…")
+    return await login_with_token(
+        profile, base_url, token, device_id=device_id, device_name=args.device_name
+    )
+
+
+async def run_login(args: argparse.Namespace, profile: Profile) -> Session:
+    name = parse_user(args.user) if args.user else None
+    base_url = await resolve_homeserver(args.homeserver, name)
+    await check_homeserver(base_url)
+    methods = await fetch_login_methods(base_url)
+    method: Method = choose_method(methods, args.method)
+    if method == "sso":
+        return await sso_login(profile, base_url, methods, args, name.user_id if name else None)
+    if name is None:
+        raise LoginError("password login needs --user")
+    password = read_password(args.password_stdin)
+    return await login(
+        profile,
+        homeserver=base_url,
+        user=args.user,
+        password=password,
+        device_name=args.device_name,
+    )
+
+
+def login_command(args: argparse.Namespace, profile_dir: Path) -> int:
+    """The `login` command; 0 on success, 1 with a one-line reason."""
+    from tuichat.matrix.session import ProfileError
+
+    try:
+        session = asyncio.run(run_login(args, Profile(profile_dir)))
+    except (LoginError, ProfileError) as error:
+        print(f"tuichat: {error}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, EOFError):
+        print("tuichat: interrupted", file=sys.stderr)
+        return 1
+    print(
+        f"Logged in as {clean_line(session.user_id)} on {session.homeserver} "
+        f"(device {clean_line(session.device_id)})"
+    )
+    return 0
