@@ -145,13 +145,24 @@ async def test_sso_login_through_the_loopback_callback_stores_a_session_that_syn
     await _first_sync(profile)
 
 
+def _fake_browser(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """$BROWSER for `webbrowser`: a script that only records the address it
+    is given (tests/fake_browser.py), and the file it records into."""
+    opened = tmp_path / "opened.txt"
+    browser = f"{sys.executable} {Path(__file__).parent / 'fake_browser.py'} %s"
+    return {"BROWSER": browser, "TUICHAT_TEST_BROWSER_LOG": str(opened)}, opened
+
+
 async def test_no_browser_prints_the_sso_address_with_a_loopback_redirect(
-    sso_synapse: LocalSynapse, profile: Profile
+    sso_synapse: LocalSynapse, profile: Profile, tmp_path: Path
 ) -> None:
+    env, opened = _fake_browser(tmp_path)
     login = await start_login(
-        profile, "--homeserver", sso_synapse.url, "--no-browser", "--idp", "oidc-mock"
+        profile, "--homeserver", sso_synapse.url, "--no-browser", "--idp", "oidc-mock", env=env
     )
     url = await login.wait_for_sso_url()
+    assert not opened.exists(), "--no-browser opened a browser"
+    assert "open this address in a browser" in login.output
     assert url.startswith(f"{sso_synapse.url}/_matrix/client/v3/login/sso/redirect/oidc-mock?")
     assert re.search(r"redirectUrl=http%3A%2F%2F127\.0\.0\.1%3A\d+%2F", url), url
     login.process.stdin.close()  # type: ignore[union-attr]
@@ -185,17 +196,9 @@ async def test_pasting_the_final_address_completes_the_login_without_the_callbac
 async def test_the_browser_is_opened_on_the_sso_address(
     sso_synapse: LocalSynapse, profile: Profile, tmp_path: Path
 ) -> None:
-    """`webbrowser` runs $BROWSER: here a script that only records the
-    address (tests/fake_browser.py)."""
-    opened = tmp_path / "opened.txt"
-    browser = f"{sys.executable} {Path(__file__).parent / 'fake_browser.py'} %s"
+    env, opened = _fake_browser(tmp_path)
     login = await start_login(
-        profile,
-        "--homeserver",
-        sso_synapse.url,
-        "--idp",
-        "oidc-mock",
-        env={"BROWSER": browser, "TUICHAT_TEST_BROWSER_LOG": str(opened)},
+        profile, "--homeserver", sso_synapse.url, "--idp", "oidc-mock", env=env
     )
     url = await login.wait_for_sso_url()
     assert opened.read_text().split() == [url]
