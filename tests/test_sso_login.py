@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pty
 import re
 import sys
 import uuid
@@ -69,7 +70,7 @@ class LoginProcess:
 
 
 async def start_login(
-    profile: Profile, *args: str, env: dict[str, str] | None = None
+    profile: Profile, *args: str, env: dict[str, str] | None = None, stdin: int | None = None
 ) -> LoginProcess:
     environment = {
         k: v
@@ -85,7 +86,7 @@ async def start_login(
         str(profile.root),
         "login",
         *args,
-        stdin=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.PIPE if stdin is None else stdin,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=environment,
@@ -213,6 +214,32 @@ async def test_idp_chooses_the_identity_provider(
 ) -> None:
     subject = _subject()
     code, _output, stderr = await _sso_login(sso_synapse, profile, subject, "--idp", "oidc-other")
+    assert code == 0, stderr
+    session = profile.load_session()
+    assert session is not None
+    assert session.user_id == f"@other-{subject}:{sso_synapse.server_name}"
+
+
+async def test_on_a_terminal_the_providers_are_offered_as_a_numbered_list(
+    sso_synapse: LocalSynapse, profile: Profile
+) -> None:
+    """Standard input is a terminal (a pseudo-terminal here): the person
+    picks a provider by number."""
+    master, slave = pty.openpty()
+    try:
+        login = await start_login(profile, "--homeserver", sso_synapse.url, stdin=slave)
+        os.close(slave)
+        os.write(master, b"9\n2\n")  # first out of range: asked again
+        url = await login.wait_for_sso_url()
+        assert "1. Mock Provider (oidc-mock)" in login.output
+        assert "2. Other Provider (oidc-other)" in login.output
+        assert "Type a number from 1 to 2." in login.output
+        assert "/login/sso/redirect/oidc-other?" in url
+        subject = _subject()
+        await sign_in(url, subject, secure_origins=[sso_synapse.url])
+        code, _output, stderr = await login.finish()
+    finally:
+        os.close(master)
     assert code == 0, stderr
     session = profile.load_session()
     assert session is not None
