@@ -194,6 +194,45 @@ async def test_pasting_the_final_address_completes_the_login_without_the_callbac
     await _assert_session_works(sso_synapse, session)
 
 
+async def test_the_login_token_and_access_token_stay_out_of_output_and_log(
+    sso_synapse: LocalSynapse, profile: Profile, tmp_path: Path
+) -> None:
+    log_file = tmp_path / "tuichat.log"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tuichat",
+        "--profile",
+        str(profile.root),
+        "--log-file",
+        str(log_file),
+        "login",
+        "--homeserver",
+        sso_synapse.url,
+        "--no-browser",
+        "--idp",
+        "oidc-mock",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    login = LoginProcess(process)
+    url = await login.wait_for_sso_url()
+    final = await sign_in(url, _subject(), secure_origins=[sso_synapse.url], follow_final=False)
+    token = token_from_paste(final)
+    assert token
+    await login.type(final + "\n")
+    code, output, stderr = await login.finish()
+    assert code == 0, stderr
+    session = profile.load_session()
+    assert session is not None
+    logged = log_file.read_text()
+    assert "login token received (pasted)" in logged
+    for secret in (token, session.access_token):
+        assert secret not in output + stderr
+        assert secret not in logged
+
+
 async def test_the_browser_is_opened_on_the_sso_address(
     sso_synapse: LocalSynapse, profile: Profile, tmp_path: Path
 ) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import logging
 import os
 import sys
 import webbrowser
@@ -40,6 +41,8 @@ from tuichat.matrix.sso import (
     wait_for_login_token,
 )
 from tuichat.model.sanitize import clean_line
+
+log = logging.getLogger(__name__)
 
 # How long single sign-on may take in the browser before tuichat gives up.
 SSO_TIMEOUT_S = 600.0
@@ -118,6 +121,7 @@ async def sso_login(
     await callback.start()
     try:
         url = sso_redirect_url(base_url, callback.url, provider.id if provider else None)
+        log.info("single sign-on on %s, identity provider %r", base_url, provider and provider.id)
         via = f" with {provider.name}" if provider else ""
         opened = not args.no_browser and _can_open_browser() and _open_browser(url)
         if opened:

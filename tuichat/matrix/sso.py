@@ -178,7 +178,11 @@ async def wait_for_login_token(
             {paste_task, callback.token}, return_when=asyncio.FIRST_COMPLETED
         )
         winner = callback.token if callback.token in done else paste_task
-        return winner.result()
+        token = winner.result()
+        # The token itself is never logged: it is a credential until used.
+        source = "loopback callback" if winner is callback.token else "pasted"
+        log.info("single sign-on: login token received (%s)", source)
+        return token
     finally:
         paste_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
