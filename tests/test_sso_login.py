@@ -559,6 +559,13 @@ def test_token_from_paste(pasted: str, token: str | None) -> None:
     assert token_from_paste(pasted) == token
 
 
+def test_a_logged_sso_address_has_its_login_token_redacted() -> None:
+    from tuichat.log_redaction import redact
+
+    line = redact("GET http://127.0.0.1:5/sso-callback/x?loginToken=syl_secret_1&a=b")
+    assert "syl_secret_1" not in line and "a=b" in line
+
+
 async def test_the_loopback_callback_page_says_the_tab_can_be_closed() -> None:
     from tuichat.matrix.sso import LoopbackCallback
 

@@ -20,7 +20,8 @@ import re
 import threading
 
 _PATTERNS = (
-    re.compile(r"((?:access|refresh)_token=)[^&\s'\"]+"),
+    # Query parameters: the access and refresh tokens, SSO's login token.
+    re.compile(r"((?:access_token|refresh_token|loginToken)=)[^&\s'\"]+"),
     re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+"),
     # JSON and Python reprs of a login answer: "access_token": "…"
     re.compile(r"([\"'](?:access|refresh)_token[\"']\s*:\s*[\"'])[^\"']+"),

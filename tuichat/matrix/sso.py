@@ -22,6 +22,8 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from aiohttp import web
 
+from tuichat.log_redaction import register_secret
+
 log = logging.getLogger(__name__)
 
 # Login tokens are opaque; Synapse's are short ASCII strings. Anything that
@@ -179,6 +181,7 @@ async def wait_for_login_token(
         )
         winner = callback.token if callback.token in done else paste_task
         token = winner.result()
+        register_secret(token)
         # The token itself is never logged: it is a credential until used.
         source = "loopback callback" if winner is callback.token else "pasted"
         log.info("single sign-on: login token received (%s)", source)
