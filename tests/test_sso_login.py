@@ -248,6 +248,24 @@ async def test_the_browser_is_opened_on_the_sso_address(
     assert code == 0, stderr
 
 
+async def test_a_browser_that_stays_in_the_foreground_does_not_hold_up_the_login(
+    sso_synapse: LocalSynapse, profile: Profile, tmp_path: Path
+) -> None:
+    """`webbrowser` waits for a $BROWSER command to exit; the callback must
+    be served meanwhile."""
+    env, opened = _fake_browser(tmp_path)
+    env["TUICHAT_TEST_BROWSER_STAYS"] = "25"
+    login = await start_login(
+        profile, "--homeserver", sso_synapse.url, "--idp", "oidc-mock", env=env
+    )
+    url = await login.wait_for_sso_url(timeout=15)
+    assert opened.read_text().split() == [url]
+    await sign_in(url, _subject(), secure_origins=[sso_synapse.url])
+    code, _output, stderr = await login.finish(timeout=15)
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
+
+
 async def test_idp_chooses_the_identity_provider(
     sso_synapse: LocalSynapse, profile: Profile
 ) -> None:
@@ -542,6 +560,8 @@ def test_parse_flows_skips_malformed_entries() -> None:
     assert types == ("m.login.sso", "m.login.token")
     assert [(p.id, p.name) for p in providers] == [("a", "a")]
     assert LoginMethods(types, providers).sso
+    # A server that lists the SSO flow alone still offers single sign-on.
+    assert LoginMethods(("m.login.sso",)).sso
 
 
 @pytest.mark.parametrize(

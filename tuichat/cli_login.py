@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import logging
 import os
 import sys
+import threading
 import webbrowser
 from pathlib import Path
 
@@ -46,6 +48,8 @@ log = logging.getLogger(__name__)
 
 # How long single sign-on may take in the browser before tuichat gives up.
 SSO_TIMEOUT_S = 600.0
+# How long to wait for the browser command to report whether it opened.
+BROWSER_START_S = 3.0
 
 
 def _say(text: str) -> None:
@@ -99,11 +103,31 @@ def _can_open_browser() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def _open_browser(url: str) -> bool:
+def _open_in_browser(url: str) -> bool:
     try:
         return bool(webbrowser.open(url))
     except webbrowser.Error:
         return False
+
+
+async def _open_browser(url: str) -> bool:
+    """Open `url` without blocking the loopback server: `webbrowser` waits
+    for a $BROWSER command to exit, which may be the browser itself. A
+    browser still starting after a few seconds counts as opened."""
+    loop = asyncio.get_running_loop()
+    result: asyncio.Future[bool] = loop.create_future()
+
+    def run() -> None:
+        opened = _open_in_browser(url)
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+            loop.call_soon_threadsafe(lambda: result.done() or result.set_result(opened))
+
+    # A daemon thread, not the default executor: exiting must not wait for it.
+    threading.Thread(target=run, name="open-browser", daemon=True).start()
+    try:
+        return await asyncio.wait_for(asyncio.shield(result), BROWSER_START_S)
+    except TimeoutError:
+        return True
 
 
 async def sso_login(
@@ -123,7 +147,7 @@ async def sso_login(
         url = sso_redirect_url(base_url, callback.url, provider.id if provider else None)
         log.info("single sign-on on %s, identity provider %r", base_url, provider and provider.id)
         via = f" with {provider.name}" if provider else ""
-        opened = not args.no_browser and _can_open_browser() and _open_browser(url)
+        opened = not args.no_browser and _can_open_browser() and await _open_browser(url)
         if opened:
             _say(f"Opened your browser to sign in{via}. If it did not open, go to:")
         else:

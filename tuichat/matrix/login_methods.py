@@ -65,8 +65,9 @@ class LoginMethods:
 
     @property
     def sso(self) -> bool:
-        # The SSO redirect ends in a login token: both flows are needed.
-        return "m.login.sso" in self.flow_types and "m.login.token" in self.flow_types
+        # The redirect ends in a login token, exchanged with m.login.token,
+        # which servers list too; the SSO flow alone is taken as the offer.
+        return "m.login.sso" in self.flow_types
 
     @property
     def oauth(self) -> bool:

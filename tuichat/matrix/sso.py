@@ -17,7 +17,7 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from aiohttp import web
@@ -155,24 +155,22 @@ async def stdin_lines() -> AsyncIterator[str]:
 async def wait_for_login_token(
     callback: LoopbackCallback,
     pasted: AsyncIterator[str] | None,
-    on_bad_paste: object = None,
+    on_bad_paste: Callable[[str], None] | None = None,
 ) -> str:
     """The login token from the loopback callback or from a pasted line,
     whichever comes first. `on_bad_paste(line)` is called for a pasted line
     that holds no token; the wait goes on."""
 
     async def from_paste() -> str:
-        if pasted is None:
-            await asyncio.Future()  # nothing to read: wait for the callback
-        assert pasted is not None
-        async for line in pasted:
-            token = token_from_paste(line)
-            if token is not None:
-                return token
-            if line.strip() and callable(on_bad_paste):
-                on_bad_paste(line)
-        await asyncio.Future()  # end of input: only the callback is left
-        raise AssertionError("unreachable")
+        if pasted is not None:
+            async for line in pasted:
+                token = token_from_paste(line)
+                if token is not None:
+                    return token
+                if line.strip() and on_bad_paste is not None:
+                    on_bad_paste(line)
+        # Nothing (more) to read: only the callback is left.
+        return await asyncio.get_running_loop().create_future()
 
     paste_task = asyncio.ensure_future(from_paste())
     try:
