@@ -389,6 +389,14 @@ async def test_a_password_login_into_the_same_profile_keeps_the_device_id(
     assert code == 0, stderr
     first = profile.load_session()
     assert first is not None
+    # While the session works, a second login is refused before the password
+    # is asked for (none is typed here).
+    login = await start_login(
+        profile, "--homeserver", synapse.url, "--user", user.user_id, "--password-stdin"
+    )
+    code, _output, stderr = await login.finish()
+    assert code == 1 and "already logged in" in stderr, stderr
+
     profile.save_session(
         Session(first.homeserver, first.user_id, first.device_id, "syt_no_longer_valid")
     )

@@ -187,6 +187,8 @@ async def run_login(args: argparse.Namespace, profile: Profile) -> Session:
         return await sso_login(profile, base_url, methods, args, name.user_id if name else None)
     if name is None:
         raise LoginError("password login needs --user")
+    # Refused before the password is asked when the profile is in use.
+    await reusable_device_id(profile, name.user_id)
     password = read_password(args.password_stdin)
     return await login(
         profile,
