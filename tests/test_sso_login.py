@@ -390,10 +390,11 @@ async def test_a_password_login_into_the_same_profile_keeps_the_device_id(
     first = profile.load_session()
     assert first is not None
     # While the session works, a second login is refused before the password
-    # is asked for (none is typed here).
+    # is asked for (none is typed here: standard input is closed).
     login = await start_login(
         profile, "--homeserver", synapse.url, "--user", user.user_id, "--password-stdin"
     )
+    login.process.stdin.close()  # type: ignore[union-attr]
     code, _output, stderr = await login.finish()
     assert code == 1 and "already logged in" in stderr, stderr
 
