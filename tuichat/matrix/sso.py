@@ -92,9 +92,7 @@ class LoopbackCallback:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or ()
-        self._port = int(sockets[0].getsockname()[1])
+        self._port = int(self._runner.addresses[0][1])
 
     async def _callback(self, request: web.Request) -> web.Response:
         token = request.query.get("loginToken", "")
