@@ -377,6 +377,19 @@ async def test_signing_in_as_another_account_into_a_profile_is_refused(
     assert kept is not None and kept.user_id == first.user_id
 
 
+async def test_signing_in_as_another_account_than_user_is_refused(
+    sso_synapse: LocalSynapse, profile: Profile
+) -> None:
+    meant = f"@meant-{uuid.uuid4().hex[:6]}:{sso_synapse.server_name}"
+    subject = _subject()
+    code, _output, stderr = await _sso_login(
+        sso_synapse, profile, subject, "--idp", "oidc-mock", "--user", meant
+    )
+    assert code == 1
+    assert f"you signed in as @{subject}:{sso_synapse.server_name}, not {meant}" in stderr
+    assert profile.load_session() is None
+
+
 async def test_a_password_login_into_the_same_profile_keeps_the_device_id(
     synapse: LocalSynapse, new_user: UserFactory, profile: Profile
 ) -> None:

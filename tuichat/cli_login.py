@@ -173,7 +173,12 @@ async def sso_login(
         await callback.close()
     _say("Signed in in the browser; logging in…")
     return await login_with_token(
-        profile, base_url, token, device_id=device_id, device_name=args.device_name
+        profile,
+        base_url,
+        token,
+        device_id=device_id,
+        device_name=args.device_name,
+        user_id=user_id,
     )
 
 

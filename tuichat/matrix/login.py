@@ -143,16 +143,18 @@ async def login_with_token(
     *,
     device_id: str | None,
     device_name: str = "tuichat",
+    user_id: str | None = None,
 ) -> Session:
     """Exchange a login token (`m.login.token`, as SSO hands out) for a
     session stored in `profile`, like `login` does for a password.
     `device_id` is `reusable_device_id`'s answer, asked before the person
-    went through the browser."""
+    went through the browser; `user_id`, if given (`--user`), is the account
+    the person meant to sign in as."""
 
     async def send(client: TuichatClient) -> object:
         return await client.login(token=token, device_name=device_name)
 
-    return await complete_login(profile, base_url, "", device_id, send, "token")
+    return await complete_login(profile, base_url, user_id or "", device_id, send, "token")
 
 
 async def reusable_device_id(profile: Profile, user_id: str | None) -> str | None:
@@ -239,6 +241,11 @@ async def complete_login(
             if getattr(response, "status_code", "") == "M_FORBIDDEN" and what == "password":
                 message = "wrong user name or password"
             raise LoginError(f"login failed: {message}")
+        if what == "token" and user.startswith("@") and response.user_id != user:
+            await _discard_login(base_url, response.access_token)
+            raise LoginError(
+                f"you signed in as {clean_line(response.user_id)}, not {user}; nothing was stored"
+            )
         if previous is not None and response.user_id != previous.user_id:
             await _discard_login(base_url, response.access_token)
             raise LoginError(
