@@ -116,6 +116,18 @@ async def _assert_session_works(synapse: LocalSynapse, session: Session) -> None
     assert session.device_id in [device["device_id"] for device in devices["devices"]]
 
 
+def _device_keys(synapse: LocalSynapse, session: Session) -> dict[str, str]:
+    """The identity keys the server holds for the session's device."""
+    status, reply = synapse._request(
+        "POST",
+        "/_matrix/client/v3/keys/query",
+        {"device_keys": {session.user_id: [session.device_id]}},
+        token=session.access_token,
+    )
+    assert status == 200, reply
+    return dict(reply["device_keys"][session.user_id][session.device_id]["keys"])
+
+
 async def _first_sync(profile: Profile) -> None:
     service = MatrixService(profile, Recorder(), sync_timeout_ms=1000)
     await service.start()
@@ -337,6 +349,7 @@ async def test_a_second_sso_login_into_the_same_profile_keeps_the_device_id(
     first = profile.load_session()
     assert first is not None
     pickle_key = profile.pickle_key()
+    keys = _device_keys(sso_synapse, first)
 
     # While the session works, a second login is refused before any browser.
     login = await start_login(profile, "--homeserver", sso_synapse.url, "--no-browser")
@@ -357,6 +370,8 @@ async def test_a_second_sso_login_into_the_same_profile_keeps_the_device_id(
     assert second.access_token != first.access_token
     assert profile.pickle_key() == pickle_key
     await _assert_session_works(sso_synapse, second)
+    # The crypto store was kept: the device's identity keys did not change.
+    assert _device_keys(sso_synapse, second) == keys
     await _first_sync(profile)
 
 
