@@ -10,6 +10,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from tuichat.model.sanitize import SafeText
+
 
 class PassphraseDialog(ModalScreen[str | None]):
     """Dismisses with the passphrase, or None when cancelled. The text is
@@ -29,7 +31,7 @@ class PassphraseDialog(ModalScreen[str | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, title: str, explanation: str, *, confirm: bool) -> None:
+    def __init__(self, title: SafeText, explanation: SafeText, *, confirm: bool) -> None:
         super().__init__()
         self._title = title
         self._explanation = explanation

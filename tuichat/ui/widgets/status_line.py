@@ -7,6 +7,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from tuichat.model.connection import ConnectionState
+from tuichat.model.sanitize import SafeText
 
 _STATE_LABELS = {
     ConnectionState.CONNECTING: ("connecting…", "yellow"),
@@ -18,7 +19,9 @@ _STATE_LABELS = {
 }
 
 
-def status_text(user_id: str, state: ConnectionState, detail: str = "") -> Text:
+def status_text(user_id: SafeText, state: ConnectionState, detail: SafeText | None = None) -> Text:
+    """`detail` is often a server's or the network's error text: the caller
+    passes it through the sanitiser (`safe_line`)."""
     label, colour = _STATE_LABELS[state]
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append("● ", style=Style(color=colour))
@@ -56,7 +59,9 @@ class Feedback(Static):
     Feedback.-visible { display: block; }
     """
 
-    def show(self, message: str, *, error: bool = False) -> None:
+    def show(self, message: SafeText, *, error: bool = False) -> None:
+        """`message`: our text, or one with remote parts (an error from the
+        server, a name), made by `safe_text`/`safe_line`/`trusted`."""
         self.set_class(error, "-error")
         self.add_class("-visible")
         self.update(Text(message))
