@@ -246,18 +246,19 @@ class Checker:
                 merged = self.safe_params.setdefault(name, {})
                 for key, cls in wanted.items():
                     merged[key] = min(merged.get(key, UNSAFE), cls)
-        annotated = {}
+        # By name (calls are matched by name): the least safe of the
+        # functions so named. One annotated as returning SafeText or Text
+        # counts as its annotation (its returns are checked against it).
+        self.returns = {fn.name: NUM for _qual, fn in functions}
         for _qual, fn in functions:
             cls = annotation_class(fn.returns)
-            if fn.returns is not None and cls < UNSAFE:
-                annotated[fn.name] = max(annotated.get(fn.name, NUM), cls)
-        self.returns = {name: NUM for _q, fn in functions for name in [fn.name]}
-        self.returns.update(annotated)
+            if fn.returns is not None and _mentions(fn.returns, {"SafeText", "Text"}):
+                self.returns[fn.name] = max(self.returns[fn.name], cls)
         for _ in range(10):
             changed = False
             for path, tree in self.modules.items():
                 for qual, fn in _functions(tree):
-                    if fn.name in annotated:
+                    if fn.returns is not None and _mentions(fn.returns, {"SafeText", "Text"}):
                         continue
                     scope = self._scope(path, tree, qual, fn)
                     values = [
@@ -663,7 +664,10 @@ class Scope:
             receiver = self.classify(func.value)
             if receiver < UNSAFE:
                 if name in _INSERTING_METHODS:
-                    return combine([receiver, *(self.classify(arg) for arg in call.args)])
+                    args = call.args
+                    if name in ("center", "ljust", "rjust"):
+                        args = args[1:]  # a width (an int), then the fill character
+                    return combine([receiver, *(self.classify(arg) for arg in args)])
                 return receiver
             if isinstance(func.value, ast.Name) and func.value.id == "self":
                 return self.checker.returns.get(name, UNSAFE)
