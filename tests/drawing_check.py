@@ -84,7 +84,21 @@ _INSERTING_METHODS = {
 _TEXT_CONSTRUCTORS = {"Text", "Content", "Syntax"}
 # Widgets (and methods) that parse a plain string as markup: they take our
 # literals or Text objects only, unless called with markup=False.
-_WIDGETS = {"Static", "Label", "Button", "Option", "Input", "Markdown", "Pretty", "Digits"}
+_WIDGETS = {
+    "Static",
+    "Label",
+    "Button",
+    "Option",
+    "Input",
+    "Markdown",
+    "Pretty",
+    "Digits",
+    "Checkbox",
+    "RadioButton",
+    "Tab",
+    "Link",
+    "Collapsible",
+}
 _WIDGET_METHODS = {"update", "add_option", "notify", "set_title"}
 _WIDGET_ALL_ARGS_METHODS = {"add_row", "add_columns", "add_options"}
 _WIDGET_KEYWORDS = {
