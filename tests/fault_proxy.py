@@ -40,6 +40,7 @@ class Rule:
     remaining: int
     status: int = 504
     served: int = 0
+    error: str = "injected fault"  # the error text the server gives
 
 
 @dataclass
@@ -51,8 +52,10 @@ class FaultProxy:
     # A hung server: connections are accepted and nothing is ever answered.
     hang: bool = False
 
-    def fail(self, fragment: str, times: int, status: int = 504) -> Rule:
-        rule = Rule(fragment, times, status)
+    def fail(
+        self, fragment: str, times: int, status: int = 504, error: str = "injected fault"
+    ) -> Rule:
+        rule = Rule(fragment, times, status, error=error)
         self.rules.append(rule)
         return rule
 
@@ -82,7 +85,7 @@ class FaultProxy:
                 rule.served += 1
                 await request.read()
                 return web.json_response(
-                    {"errcode": "M_UNKNOWN", "error": "injected fault"}, status=rule.status
+                    {"errcode": "M_UNKNOWN", "error": rule.error}, status=rule.status
                 )
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
         async with self._session.request(

@@ -275,7 +275,7 @@ def _member(
         if old and old != name:
             text, action, subject = f"{old} changed their name to {name}", "changed their name", old
         elif not old:
-            text, action = f"{target} set their name to {name}", "changed their name"
+            text, action = f"{clean_line(target)} set their name to {name}", "changed their name"
         else:
             text, action = f"{name} changed their avatar", "changed their avatar"
     elif membership == "join":

@@ -22,6 +22,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from tuichat.model.devices import DeviceInfo, Trust
+from tuichat.model.sanitize import SafeText, safe_line, safe_text
 
 TRUST_STYLES = {
     Trust.VERIFIED: Style(color="green", bold=True),
@@ -39,6 +40,10 @@ def _last_seen(info: DeviceInfo) -> str:
     if info.last_seen_ip:
         parts.append(info.last_seen_ip)
     return "  ".join(parts)
+
+
+def _curve_line(device: DeviceInfo) -> SafeText:
+    return safe_line(f"Curve25519 of {device.device_id}: {device.curve25519}")
 
 
 def _signed_text(signed: bool | None) -> Text:
@@ -91,7 +96,7 @@ class DevicesScreen(Screen[None]):
             super().__init__()
             self.user_id = user_id
 
-    def __init__(self, user_id: str, display_name: str) -> None:
+    def __init__(self, user_id: str, display_name: SafeText) -> None:
         super().__init__()
         self.user_id = user_id
         self.display_name = display_name
@@ -100,7 +105,7 @@ class DevicesScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             title = Text.assemble(("Devices of ", "bold"), (self.display_name, "bold"))
-            title.append(f"  {self.user_id}", style="dim")
+            title.append(f"  {safe_line(self.user_id)}", style="dim")
             yield Static(title, id="devices-title")
             yield Static(id="identity")
             yield Static(Text("Loading…", style="dim"), id="this-device")
@@ -146,13 +151,13 @@ class DevicesScreen(Screen[None]):
             header.update(
                 Text.assemble(
                     ("This device: ", "bold"),
-                    this.device_id,
+                    safe_line(this.device_id),
                     "\n",
                     ("Session key: ", "bold"),
-                    (this.fingerprint, "bold green"),
+                    (safe_line(this.fingerprint), "bold green"),
                     "\n",
                     ("Curve25519:  ", "dim"),
-                    (this.curve25519, "dim"),
+                    (safe_line(this.curve25519), "dim"),
                     "\nCompare the session key with what the other device shows.",
                 )
             )
@@ -163,12 +168,12 @@ class DevicesScreen(Screen[None]):
         table.clear()
         for device in self._devices:
             table.add_row(
-                Text(device.device_id),
-                Text(device.display_name or "", style="italic"),
-                Text(device.trust.value, style=TRUST_STYLES[device.trust]),
+                Text(safe_line(device.device_id)),
+                Text(safe_line(device.display_name), style="italic"),
+                Text(safe_line(device.trust.value), style=TRUST_STYLES[device.trust]),
                 _signed_text(device.cross_signed),
-                Text(device.fingerprint),
-                Text(_last_seen(device), style="dim"),
+                Text(safe_line(device.fingerprint)),
+                Text(safe_line(_last_seen(device)), style="dim"),
                 key=device.device_id,
             )
         if self._devices:
@@ -178,13 +183,9 @@ class DevicesScreen(Screen[None]):
             status.update(Text("No other devices.", style="italic"))
         else:
             selected = self.selected
-            status.update(
-                Text(f"Curve25519 of {selected.device_id}: {selected.curve25519}")
-                if selected
-                else Text("")
-            )
+            status.update(Text(_curve_line(selected)) if selected else Text(""))
 
-    def show_status(self, text: str, *, error: bool = False) -> None:
+    def show_status(self, text: SafeText, *, error: bool = False) -> None:
         self.query_one("#devices-status", Static).update(Text(text, style="red" if error else ""))
 
     @property
@@ -198,7 +199,7 @@ class DevicesScreen(Screen[None]):
     def _row_highlighted(self) -> None:
         selected = self.selected
         if selected is not None:
-            self.show_status(f"Curve25519 of {selected.device_id}: {selected.curve25519}")
+            self.show_status(_curve_line(selected))
 
     def action_trust(self, action: str) -> None:
         selected = self.selected
@@ -219,9 +220,11 @@ class DevicesScreen(Screen[None]):
 
         self.app.push_screen(
             ConfirmDialog(
-                f"Verify {device_id} of {self.display_name} by hand?",
-                "Only if its session key matches what that device shows, compared "
-                f"over a channel you trust:\n{selected.fingerprint}",
+                safe_line(f"Verify {device_id} of {self.display_name} by hand?"),
+                safe_text(
+                    "Only if its session key matches what that device shows, compared "
+                    f"over a channel you trust:\n{selected.fingerprint}"
+                ),
                 yes="Verify",
             ),
             answered,

@@ -13,6 +13,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from tuichat.model.sanitize import safe_line
 from tuichat.ui.graphics import graphics_ready
 from tuichat.ui.widgets.image_preview import preview_lines
 from tuichat.ui.widgets.rich_body import segments_text
@@ -42,7 +43,8 @@ class ImageViewer(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             # The name is remote text: a Text, never markup.
-            yield Static(Text(f"{self.image_name}   s: save · Esc: close"), id="caption")
+            caption = safe_line(f"{self.image_name}   s: save · Esc: close")
+            yield Static(Text(caption), id="caption")
             if graphics_ready():
                 # Sixel or Kitty graphics, as found before the app started.
                 from PIL import Image as PILImage

@@ -18,6 +18,7 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
+from tuichat.model.sanitize import safe_line, safe_text
 from tuichat.model.verification import Phase, VerificationView
 
 
@@ -44,12 +45,13 @@ def describe(view: VerificationView, other_name: str) -> str:
 def emoji_text(view: VerificationView) -> Text:
     text = Text(justify="center")
     for emoji, _name in view.emoji:
-        text.append(f"{emoji}".center(12))
+        text.append(safe_line(emoji).center(12))
     text.append("\n")
     for _emoji, name in view.emoji:
-        text.append(name.center(12)[:12], style="bold")
+        text.append(safe_line(name).center(12)[:12], style="bold")
     if view.decimals:
-        text.append("\n\n" + "  ".join(str(n) for n in view.decimals), style="dim")
+        numbers = safe_line("  ".join(str(n) for n in view.decimals))
+        text.append(f"\n\n{numbers}", style="dim")
     return text
 
 
@@ -102,7 +104,7 @@ class VerificationDialog(ModalScreen[None]):
 
     def update_view(self, view: VerificationView) -> None:
         self.view = view
-        self.query_one("#state", Static).update(Text(describe(view, self.other_name)))
+        self.query_one("#state", Static).update(Text(safe_text(describe(view, self.other_name))))
         sas = self.query_one("#sas", Static)
         sas.display = view.phase in (Phase.SHOW_SAS, Phase.CONFIRMED)
         if sas.display:

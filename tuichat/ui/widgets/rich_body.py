@@ -18,6 +18,7 @@ from rich.style import Style
 from rich.text import Text
 
 from tuichat.model.rich_body import Block, BlockKind, Mark, RichBody
+from tuichat.model.sanitize import safe_line, safe_text
 
 if TYPE_CHECKING:
     from pygments.lexer import Lexer
@@ -162,7 +163,7 @@ def _spans_text(block: Block, styles: BodyStyles) -> Text:
             content = "".join(c if c in " \n" else "░" for c in content)
         if span.marks & Mark.MENTION:
             content = f"@{content}"
-        text.append(content, styles.for_marks(span.marks, span.colour))
+        text.append(safe_text(content), styles.for_marks(span.marks, span.colour))
     if block.kind is BlockKind.HEADING:
         heading = Style(bold=True, underline=block.level == 1)
         text.stylize(heading)
@@ -175,10 +176,9 @@ def _prefix(block: Block, first: bool, styles: BodyStyles) -> Text:
         prefix.append(QUOTE_BAR * min(block.quote, MAX_DRAWN_DEPTH), styles.quote)
     if block.indent:
         prefix.append("  " * (min(block.indent, MAX_DRAWN_DEPTH) - 1))
-        if first and block.bullet:
-            prefix.append(
-                block.bullet.rjust(3) if block.bullet[0].isdigit() else " " + block.bullet
-            )
+        bullet = safe_line(block.bullet)
+        if first and bullet:
+            prefix.append(bullet.rjust(3) if bullet[0].isdigit() else " " + bullet)
         else:
             prefix.append(" " * max(3, len(block.bullet) + 1))
     return prefix
@@ -213,12 +213,12 @@ def _code_lines(block: Block, width: int, console: Console, styles: BodyStyles) 
     from pygments.lexers.special import TextLexer
     from rich.syntax import Syntax
 
-    code = block.code.expandtabs(4).rstrip()
+    code = safe_text(block.code).expandtabs(4).rstrip()
     raw_lines = code.split("\n")
     hidden = max(0, len(raw_lines) - MAX_CODE_LINES)
     if hidden:
         code = "\n".join(raw_lines[:MAX_CODE_LINES])
-    language = block.language
+    language = safe_line(block.language)
     inner = max(4, width - 4)
     if len(code) <= MAX_HIGHLIGHT:
         lexer = choose_lexer(block.language, code)
@@ -228,7 +228,7 @@ def _code_lines(block: Block, width: int, console: Console, styles: BodyStyles) 
         # (black in a light theme): the timeline's shows through instead.
         text.style = Style()
         if not language and not isinstance(lexer, TextLexer):
-            language = lexer.name.lower()
+            language = safe_line(lexer.name.lower())
         text.rstrip()
         wrapped = list(text.wrap(console, inner, overflow="fold"))
     else:

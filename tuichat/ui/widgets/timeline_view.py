@@ -55,6 +55,7 @@ from textual.strip import Strip
 
 from tuichat.model.items import KEY_SOURCE_LABELS, ItemKind, SendState, TimelineItem
 from tuichat.model.rich_body import plain_text
+from tuichat.model.sanitize import safe_line, safe_text
 from tuichat.model.timeline import ChangeKind, TimelineChange
 from tuichat.ui.widgets.line_index import LineIndex
 from tuichat.ui.widgets.rich_body import BodyStyles, render_body, segments_text
@@ -178,7 +179,7 @@ def time_width(time_format: str) -> int:
 
 def _fit(text: str, width: int) -> Text:
     """`text` right-aligned in `width` cells, cut with an ellipsis if longer."""
-    line = Text(text, no_wrap=True, overflow="ellipsis")
+    line = Text(safe_line(text), no_wrap=True, overflow="ellipsis")
     line.truncate(width, overflow="ellipsis")
     line.align("right", width)
     return line
@@ -759,7 +760,7 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
 
     def _rule_strip(self, label: str, style_name: str) -> Strip:
         width = max(len(label) + 4, self._width or 40)
-        text = Text(f" {label} ".center(width, "─"), style=self._style(style_name))
+        text = Text(f" {safe_line(label)} ".center(width, "─"), style=self._style(style_name))
         text.truncate(width)
         segments = list(text.render(self.app.console))
         return Strip(Segment.apply_style(segments, self._base_style))
@@ -791,7 +792,7 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
     def _build_strips(self, item: TimelineItem) -> list[Strip]:
         console = self.app.console
         base = self._base_style
-        clock = _clock(item.timestamp, self._time_format).ljust(self._time_width)
+        clock = safe_line(_clock(item.timestamp, self._time_format)).ljust(self._time_width)
         time_text = Text.styled(clock, self._style("timeline--time"))
         lock = self._lock(item)
         body = self._body(item)
@@ -829,7 +830,10 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
             rendered = render_body(
                 item.formatted, width - len(item.sender_name) - 1, console, styles
             )
-            name = Text(item.sender_name + " ", Style(color=sender_colour(item.sender), bold=True))
+            name = Text(
+                safe_line(item.sender_name) + " ",
+                Style(color=sender_colour(item.sender), bold=True),
+            )
             for number, line in enumerate(rendered):
                 prefix = name if number == 0 else Text(" " * name.cell_len)
                 lines.append(Text.assemble(prefix, line))
@@ -890,11 +894,14 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
                 what = plain_text(parent.formatted)
             else:
                 what = parent.body
-            what = " ".join(what.split())
+            shown = safe_line(" ".join(what.split()))
             text = Text.assemble(
                 ("↳ ", style),
-                (parent.sender_name, Style(color=sender_colour(parent.sender), bold=True)),
-                (": " + what, style),
+                (
+                    safe_line(parent.sender_name),
+                    Style(color=sender_colour(parent.sender), bold=True),
+                ),
+                (": " + shown, style),
             )
         text.truncate(width, overflow="ellipsis")
         return text
@@ -905,7 +912,7 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
             name = "timeline--own-reaction" if reaction.mine else "timeline--reaction"
             if text:
                 text.append("  ")
-            text.append(f"{reaction.key} {reaction.count}", self._style(name))
+            text.append(safe_line(f"{reaction.key} {reaction.count}"), self._style(name))
         return text
 
     def _body(self, item: TimelineItem) -> Text:
@@ -914,22 +921,24 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
         `Text.render`, which builds the strips, ignores a Text's base style."""
         if item.kind is ItemKind.UNDECRYPTABLE:
             return Text.styled(
-                f"Unable to decrypt: {item.utd_text}", self._style("timeline--undecryptable")
+                safe_line(f"Unable to decrypt: {item.utd_text}"),
+                self._style("timeline--undecryptable"),
             )
+        body = safe_text(item.body)
         if item.kind is ItemKind.STATE:
-            return Text.styled(item.body, self._style("timeline--state"))
+            return Text.styled(body, self._style("timeline--state"))
         if item.kind is ItemKind.REDACTED:
-            return Text.styled(item.body, self._style("timeline--state"))
+            return Text.styled(body, self._style("timeline--state"))
         if item.kind is ItemKind.EMOTE:
             text = Text.assemble(
-                (item.sender_name, Style(color=sender_colour(item.sender), bold=True)),
+                (safe_line(item.sender_name), Style(color=sender_colour(item.sender), bold=True)),
                 " ",
-                item.body,
+                body,
             )
         elif item.kind is ItemKind.NOTICE:
-            text = Text.styled(item.body, self._style("timeline--notice"))
+            text = Text.styled(body, self._style("timeline--notice"))
         else:
-            text = Text(item.body)
+            text = Text(body)
         if item.formatted is not None:
             text = Text()  # the blocks are the body; only the markers follow
         if item.highlight:
@@ -938,7 +947,7 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
             text.append("  (edited)", style=self._style("timeline--time"))
         note = self._trust_note(item)
         if note:
-            text.append(f"  · {note}", style=self._style("timeline--note"))
+            text.append(f"  · {safe_line(note)}", style=self._style("timeline--note"))
         if item.send_state is SendState.PENDING:
             text.stylize(self._style("timeline--pending"))
             text.append("  (sending…)", style=self._style("timeline--pending"))
