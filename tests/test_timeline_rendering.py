@@ -12,7 +12,6 @@ from tuichat.matrix.room_state import RoomState
 from tuichat.model.items import ItemKind, TimelineItem
 from tuichat.model.rooms import Membership
 from tuichat.model.timeline import Timeline
-from tuichat.ui.widgets.rich_body import choose_lexer
 from tuichat.ui.widgets.timeline_view import MembershipDisplay, TimelineView
 
 DAY = 86_400_000
@@ -92,14 +91,6 @@ async def test_formatted_text_links_and_code_blocks() -> None:
     # The indentation inside the box is kept.
     assert any("│     return 1" in line or "│  \u00a0   return 1" in line for line in code), code
     assert any("╭" in line and "python" in line for line in lines)
-
-
-def test_code_without_a_language_is_guessed_among_common_languages() -> None:
-    assert choose_lexer("", "def f(x):\n    return x\n").name == "Python"
-    assert choose_lexer("", "fn main() {\n    let mut x = 1;\n}").name == "Rust"
-    assert choose_lexer("", '{"a": [1, 2]}').name == "JSON"
-    assert choose_lexer("", "just some words").name == "Text only"
-    assert choose_lexer("no-such-language", "x = 1").name == "Text only"
 
 
 async def test_a_reply_quotes_its_parent_and_edits_and_reactions_show() -> None:
