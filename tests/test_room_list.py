@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 from textual.app import App, ComposeResult
+from textual.widgets import OptionList
 
 from tuichat.model.rooms import Membership, RoomSummary
+from tuichat.ui.screens.room_switcher import RoomSwitcher, rank_rooms
 from tuichat.ui.widgets.room_list import RoomListView
 
 
@@ -82,3 +86,44 @@ async def test_rows_take_the_new_theme_s_colours_after_a_switch() -> None:
         await pilot.pause()
         assert row_background() != dark
         assert row_background() == view.rich_style.bgcolor
+
+
+def test_the_switcher_ranks_substrings_first_then_scattered_matches() -> None:
+    rooms = [
+        summary(1, name="Random chatter"),
+        summary(2, name="Design review"),
+        summary(3, name="Release planning"),
+        summary(4, name="rust-lang"),
+    ]
+    assert [room.name for room in rank_rooms("rel", rooms)] == ["Release planning"]
+    assert [room.name for room in rank_rooms("r", rooms)][:2] == ["rust-lang", "Random chatter"]
+    assert rank_rooms("dr", rooms)[0].name == "Design review"
+    assert [room.name for room in rank_rooms("zzz", rooms)] == []
+    assert len(rank_rooms("  ", rooms)) == 4
+
+
+async def test_the_switcher_stays_fast_on_crafted_room_names() -> None:
+    # Textual's fuzzy matcher took 15 s to match "aaa" against one name of
+    # 256 "a "; names are remote and up to 512 characters long.
+    crafted = [summary(n, name="a " * 256, room_id=f"!{'a' * 200}{n}:x") for n in range(200)]
+    app = SwitcherHost(crafted)
+    async with app.run_test() as pilot:
+        await app.push_screen(RoomSwitcher(crafted))
+        await pilot.pause()
+        started = time.monotonic()
+        for key in "aaaaaa":
+            await pilot.press(key)
+            await pilot.pause()
+        took = time.monotonic() - started
+        assert took < 3, f"six key presses took {took:.1f} s"
+        matches = app.screen.query_one(OptionList)
+        assert matches.option_count == 200
+
+
+class SwitcherHost(App[None]):
+    def __init__(self, rooms: list[RoomSummary]) -> None:
+        super().__init__()
+        self.rooms = rooms
+
+    def compose(self) -> ComposeResult:
+        yield RoomListView()
