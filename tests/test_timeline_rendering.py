@@ -3,6 +3,7 @@ reactions, receipts, days, unread messages and membership runs."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from textual.app import App, ComposeResult
@@ -238,3 +239,22 @@ def test_code_blocks_keep_indentation_and_huge_ones_are_cut_with_a_note() -> Non
     assert len(lines) == 2 + 500 + 1
     assert "… 2500 more lines not shown" in lines[-2].plain
     assert all(line.cell_len == 40 for line in lines)
+
+
+async def test_a_huge_plain_body_is_drawn_in_part_with_a_note() -> None:
+    many_lines = "\n".join(f"l{n}" for n in range(65_536))
+    one_long_line = "word " * 13_000
+    lines = await shown(
+        [
+            item(event(1, {"msgtype": "m.text", "body": many_lines})),
+            item(event(2, {"msgtype": "m.text", "body": one_long_line})),
+            item(event(3, {"msgtype": "m.text", "body": "after"})),
+        ]
+    )
+    assert len(lines) < 1_000, len(lines)
+    text = "\n".join(lines)
+    assert "l499" in text and "l500" not in text
+    # (The event's body was already cut to 65,536 characters on arrival.)
+    assert re.search(r"… \d{4,} more lines not shown", text)
+    assert "… 45000 more characters not shown" in text
+    assert lines[-1].rstrip().endswith("after")

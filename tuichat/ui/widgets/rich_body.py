@@ -24,6 +24,29 @@ MAX_DRAWN_DEPTH = 6
 # At most this many lines of a code block are drawn; a note says how many
 # more there are (a pasted log of 64 KB would be thousands of lines).
 MAX_CODE_LINES = 500
+# A plain body is drawn up to this many lines and characters, with a note
+# for the rest (65,536 one-character lines cost 1.6 s on every redraw).
+MAX_BODY_LINES = 500
+MAX_BODY_CHARS = 20_000
+
+
+def cap_plain(body: str) -> tuple[str, str]:
+    """What is drawn of a plain body, and a note for what is not ("")."""
+    shown = body[:MAX_BODY_CHARS]
+    cut = -1
+    for _ in range(MAX_BODY_LINES):
+        cut = shown.find("\n", cut + 1)
+        if cut < 0:
+            break
+    if cut >= 0:
+        shown = shown[:cut]
+    if len(shown) == len(body):
+        return body, ""
+    rest = body[len(shown) :]
+    hidden_lines = rest.count("\n")
+    if hidden_lines:
+        return shown, f"… {hidden_lines} more lines not shown"
+    return shown, f"… {len(rest)} more characters not shown"
 
 
 class BodyStyles:

@@ -49,7 +49,7 @@ from tuichat.model.items import KEY_SOURCE_LABELS, ItemKind, SendState, Timeline
 from tuichat.model.rich_body import plain_text
 from tuichat.model.timeline import ChangeKind, TimelineChange
 from tuichat.ui.widgets.line_index import LineIndex
-from tuichat.ui.widgets.rich_body import BodyStyles, render_body, segments_text
+from tuichat.ui.widgets.rich_body import BodyStyles, cap_plain, render_body, segments_text
 from tuichat.ui.widgets.style_memo import StyleMemo
 
 TIME_WIDTH = 5  # "%H:%M", the default time format
@@ -867,16 +867,21 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
             return Text.styled(item.body, self._style("timeline--state"))
         if item.kind is ItemKind.REDACTED:
             return Text.styled(item.body, self._style("timeline--state"))
+        # A huge body is drawn in part, with a note (it is wrapped on every
+        # redraw); the markers below still show.
+        shown, cut_note = cap_plain(item.body)
         if item.kind is ItemKind.EMOTE:
             text = Text.assemble(
                 (item.sender_name, Style(color=sender_colour(item.sender), bold=True)),
                 " ",
-                item.body,
+                shown,
             )
         elif item.kind is ItemKind.NOTICE:
-            text = Text.styled(item.body, self._style("timeline--notice"))
+            text = Text.styled(shown, self._style("timeline--notice"))
         else:
-            text = Text(item.body)
+            text = Text(shown)
+        if cut_note:
+            text.append(f"\n{cut_note}", style=self._style("timeline--time"))
         if item.formatted is not None:
             text = Text()  # the blocks are the body; only the markers follow
         if item.highlight:
