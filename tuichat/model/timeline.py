@@ -56,6 +56,18 @@ class TimelineChange:
         return self.kind is not ChangeKind.RESET and not self.count and not self.indices
 
 
+def _valid_edit(edit: TimelineItem, sender: str, encrypted: bool) -> bool:
+    """Whether `edit` may replace an original by `sender` (encrypted or not)."""
+    return (
+        edit.sender == sender and edit.kind in EDITABLE_KINDS and (edit.encrypted or not encrypted)
+    )
+
+
+def _edit_order(edit: TimelineItem) -> tuple[int, str]:
+    """Edits are ordered by timestamp, then event id (the spec's order)."""
+    return (edit.timestamp, edit.event_id or "")
+
+
 class Timeline(Sequence[TimelineItem]):
     """Items of one room. Indexing covers remote items, then local echoes."""
 
@@ -124,7 +136,12 @@ class Timeline(Sequence[TimelineItem]):
     # -- mutations -----------------------------------------------------------
 
     def _clear_relations(self) -> None:
-        self._edits: dict[str, list[TimelineItem]] = {}  # target -> edit items
+        # target -> {edit event id: edit}: replacing or removing one is O(1).
+        self._edits: dict[str, dict[str, TimelineItem]] = {}
+        # target -> ((sender, encrypted) of the original it was chosen for,
+        # its latest valid edit), kept up to date as edits come, so a flood
+        # of edits to one message is not rescanned on every new one.
+        self._latest: dict[str, tuple[tuple[str, bool], TimelineItem | None]] = {}
         self._edit_target: dict[str, str] = {}  # edit event id -> target
         self._reactions: dict[str, dict[str, tuple[str, str]]] = {}  # target -> {id: (key, sender)}
         self._reaction_target: dict[str, str] = {}  # reaction event id -> target
@@ -219,10 +236,11 @@ class Timeline(Sequence[TimelineItem]):
             return []
         target = relation.target
         if relation.kind is RelationKind.EDIT:
-            edits = self._edits.setdefault(target, [])
-            edits[:] = [edit for edit in edits if edit.event_id != event_id]
-            edits.append(item)
+            edits = self._edits.setdefault(target, {})
+            edits.pop(event_id, None)
+            edits[event_id] = item
             self._edit_target[event_id] = target
+            self._note_edit(target, item)
             return self._redecorate(target)
         if relation.kind is RelationKind.REACTION:
             if event_id in self._reaction_target:
@@ -241,7 +259,8 @@ class Timeline(Sequence[TimelineItem]):
                 return self._redecorate(parent)
             if target in self._edit_target:
                 parent = self._edit_target.pop(target)
-                self._edits[parent] = [e for e in self._edits.get(parent, []) if e.key != target]
+                self._edits.get(parent, {}).pop(target, None)
+                self._forget_latest(parent, target)
                 return self._redecorate(parent)
             return self._redecorate(target)
         return []  # HIDDEN: applied once it decrypts (an ItemsReplaced)
@@ -294,19 +313,39 @@ class Timeline(Sequence[TimelineItem]):
 
     def _latest_edit(self, original: TimelineItem) -> TimelineItem | None:
         """The newest edit by the original's sender (spec: by timestamp, then
-        event id). An encrypted original takes only encrypted edits."""
+        event id). An encrypted original takes only encrypted edits. All
+        edits are scanned only when the original's sender or encryption is
+        new (or the latest edit was redacted); `_note_edit` keeps it."""
         if original.kind not in EDITABLE_KINDS or original.event_id is None:
             return None
-        valid = [
-            edit
-            for edit in self._edits.get(original.event_id, ())
-            if edit.sender == original.sender
-            and edit.kind in EDITABLE_KINDS
-            and (edit.encrypted or not original.encrypted)
-        ]
-        if not valid:
-            return None
-        return max(valid, key=lambda edit: (edit.timestamp, edit.event_id or ""))
+        target = original.event_id
+        who = (original.sender, original.encrypted)
+        known = self._latest.get(target)
+        if known is not None and known[0] == who:
+            return known[1]
+        valid = [edit for edit in self._edits.get(target, {}).values() if _valid_edit(edit, *who)]
+        latest = max(valid, key=_edit_order) if valid else None
+        self._latest[target] = (who, latest)
+        return latest
+
+    def _note_edit(self, target: str, edit: TimelineItem) -> None:
+        """A new edit (or a new version of one) of `target`: the latest?"""
+        known = self._latest.get(target)
+        if known is None:
+            return  # worked out when the target is decorated
+        who, latest = known
+        if latest is not None and latest.event_id == edit.event_id:
+            del self._latest[target]  # the latest itself changed: scan again
+        elif _valid_edit(edit, *who) and (
+            latest is None or _edit_order(edit) > _edit_order(latest)
+        ):
+            self._latest[target] = (who, edit)
+
+    def _forget_latest(self, target: str, edit_id: str) -> None:
+        """Edit `edit_id` of `target` was redacted."""
+        known = self._latest.get(target)
+        if known is not None and known[1] is not None and known[1].event_id == edit_id:
+            del self._latest[target]
 
     def _count_reaction(self, target: str, key: str, sender: str, step: int) -> None:
         counts = self._reaction_counts.setdefault(target, {})

@@ -978,13 +978,14 @@ class TuichatApp(App[int]):
     @work(group="previews", exit_on_error=False)
     async def _fetch_preview(self, room_id: str, item: TimelineItem) -> None:
         from tuichat.ui.graphics import inline_images
-        from tuichat.ui.widgets.image_preview import preview_lines
+        from tuichat.ui.widgets.image_preview import preview_or_note
 
         if self.service is None or item.attachment is None or item.event_id is None:
             return
         data = await self.service.preview_data(item.attachment)
         kitty = inline_images()
-        lines = await asyncio.to_thread(preview_lines, data, kitty=kitty) if data else None
+        # Data that is no image gets a line saying so, not a silent gap.
+        lines = await asyncio.to_thread(preview_or_note, data, kitty=kitty) if data else None
         if lines:
             self._previews[(room_id, item.event_id)] = lines
             if room_id == self.current_room_id:

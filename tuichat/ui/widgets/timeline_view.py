@@ -36,7 +36,9 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
@@ -58,7 +60,7 @@ from tuichat.model.rich_body import plain_text
 from tuichat.model.sanitize import safe_line, safe_text
 from tuichat.model.timeline import ChangeKind, TimelineChange
 from tuichat.ui.widgets.line_index import LineIndex
-from tuichat.ui.widgets.rich_body import BodyStyles, render_body, segments_text
+from tuichat.ui.widgets.rich_body import BodyStyles, cap_plain, render_body, segments_text
 from tuichat.ui.widgets.style_memo import StyleMemo
 
 TIME_WIDTH = 5  # "%H:%M", the default time format
@@ -185,6 +187,20 @@ def _fit(text: str, width: int) -> Text:
     return line
 
 
+@dataclass(frozen=True, slots=True)
+class _HighlightReady:
+    """Called in the highlighting thread when a code block of item `key`
+    is ready: a message brings the news to the view's own loop. Equal for
+    the same view and item, so a block is waited for once per item."""
+
+    view: TimelineView
+    key: str
+
+    def __call__(self) -> None:
+        with suppress(RuntimeError):  # the app has ended: nothing to redraw
+            self.view.post_message(TimelineView.Highlighted(self.key))
+
+
 class TimelineView(StyleMemo, ScrollView, can_focus=True):
     """Renders a sequence of `TimelineItem`s, newest at the bottom."""
 
@@ -282,6 +298,13 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
             super().__init__()
             self.item = item
 
+    class Highlighted(Message):
+        """A code block of item `key` was highlighted (in the background)."""
+
+        def __init__(self, key: str) -> None:
+            super().__init__()
+            self.key = key
+
     def __init__(self, *, name: str | None = None, id: str | None = None) -> None:
         super().__init__(name=name, id=id)
         self._items: Sequence[TimelineItem] = ()
@@ -308,6 +331,9 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
         self._follow = True
         self._own_scroll = False  # a scroll made by the view, not the reader
         self._new_below = 0  # messages arrived while the reader was scrolled up
+        # Items redrawn since their code blocks were highlighted: part of
+        # the strip cache key, so the plain version is not reused.
+        self._redraws: dict[str, int] = {}
 
     # -- data ------------------------------------------------------------------
 
@@ -339,6 +365,7 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
         # Keyed by event id like the strips: another room's must not show.
         self._previews.clear()
         self._previews_asked.clear()
+        self._redraws.clear()
         # Strips are keyed by event id; ids from another room (a hostile
         # server could reuse them) must never show their cached lines here.
         self._strips.clear()
@@ -737,7 +764,7 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
     def _render_at(self, index: int) -> list[Strip]:
         item = self._items[index]
         flags, run = self._flags(index)
-        key = (item.key, item.version, self._width, flags, run)
+        key = (item.key, item.version, self._width, flags, run, self._redraws.get(item.key, 0))
         cached = self._strips.get(key)
         if cached is None:
             cached = self._strips[key] = self._build(index, item, flags, run)
@@ -821,14 +848,20 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
         if item.reply_to is not None:
             lines.append(self._quote_line(item.reply_to, width))
         if item.formatted is not None and item.kind in (ItemKind.TEXT, ItemKind.NOTICE):
-            lines += render_body(item.formatted, width, console, self._body_styles())
+            lines += render_body(
+                item.formatted, width, console, self._body_styles(), self._when_highlighted(item)
+            )
             if lines and body.plain:
                 # The markers ("(edited)", "sending…") follow the last line.
                 lines[-1:] = list(Text.assemble(lines[-1], body).wrap(console, width))
         elif item.formatted is not None and item.kind is ItemKind.EMOTE:
             styles = self._body_styles()
             rendered = render_body(
-                item.formatted, width - len(item.sender_name) - 1, console, styles
+                item.formatted,
+                width - len(item.sender_name) - 1,
+                console,
+                styles,
+                self._when_highlighted(item),
             )
             name = Text(
                 safe_line(item.sender_name) + " ",
@@ -857,6 +890,18 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
         if not lines:
             lines.append(Text(""))
         return lines
+
+    def _when_highlighted(self, item: TimelineItem) -> Callable[[], None]:
+        return _HighlightReady(self, item.key)
+
+    def on_timeline_view_highlighted(self, message: TimelineView.Highlighted) -> None:
+        """A code block is ready: its item is drawn again, highlighted."""
+        message.stop()
+        index = self._index_of(message.key)
+        if index is not None and index < len(self._lines):
+            self._redraws[message.key] = self._redraws.get(message.key, 0) + 1
+            self._lines.forget(index)
+            self.refresh()
 
     def set_preview(self, key: str, lines: list[list[Segment]]) -> None:
         """An image's preview arrived: its item grows by the preview."""
@@ -929,16 +974,21 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
             return Text.styled(body, self._style("timeline--state"))
         if item.kind is ItemKind.REDACTED:
             return Text.styled(body, self._style("timeline--state"))
+        # A huge body is drawn in part, with a note (it is wrapped on every
+        # redraw); the markers below still show.
+        shown, cut_note = cap_plain(body)
         if item.kind is ItemKind.EMOTE:
             text = Text.assemble(
                 (safe_line(item.sender_name), Style(color=sender_colour(item.sender), bold=True)),
                 " ",
-                body,
+                shown,
             )
         elif item.kind is ItemKind.NOTICE:
-            text = Text.styled(body, self._style("timeline--notice"))
+            text = Text.styled(shown, self._style("timeline--notice"))
         else:
-            text = Text(body)
+            text = Text(shown)
+        if cut_note:
+            text.append(f"\n{cut_note}", style=self._style("timeline--time"))
         if item.formatted is not None:
             text = Text()  # the blocks are the body; only the markers follow
         if item.highlight:
