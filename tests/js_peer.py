@@ -226,6 +226,11 @@ class JsPeer:
         them up; returns the recovery key and the backup version."""
         return dict(await self.call("bootstrapRecovery", timeout=120, passphrase=passphrase))
 
+    async def bootstrap_cross_signing(self) -> dict[str, Any]:
+        """Cross-signing keys only, no secret storage or key backup (an
+        Element account before it sets up recovery)."""
+        return dict(await self.call("bootstrapCrossSigning", timeout=120))
+
     async def restore_from_backup(self, recovery_key: str) -> dict[str, Any]:
         return dict(await self.call("restoreFromBackup", timeout=120, recoveryKey=recovery_key))
 

@@ -8,6 +8,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
+
 from tests.conftest import UserFactory, log_in
 from tests.js_peer import JsPeer, requires_js_peer
 from tests.peers import NioPeer, wait_until
@@ -152,6 +154,87 @@ async def test_element_verifies_tuichat_by_emoji_and_shares_the_keys(
     status = await js.device_status(bob.user_id, service.session.device_id)
     assert status is not None and status["verified"]
     await wait_until(lambda: crypto.backup.unlocked, 30)
+
+
+@pytest.mark.parametrize(
+    ("element_state", "started_by", "tuichat_knows_element"),
+    [
+        ("cross_signing_only", "element", False),
+        ("cross_signing_only", "element", True),
+        ("cross_signing_only", "tuichat", False),
+        ("cross_signing_only", "tuichat", True),
+        ("with_recovery", "element", False),
+        ("with_recovery", "tuichat", True),
+        ("nothing_set_up", "element", False),
+    ],
+)
+async def test_own_device_emoji_verification_with_element_in_every_account_state(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    js_peer_factory: JsPeers,
+    start_service: ServiceFactory,
+    element_state: str,
+    started_by: str,
+    tuichat_knows_element: bool,
+) -> None:
+    """Bob's Element session verifies his new tuichat session whatever Element
+    has set up: cross-signing only (no secret storage, no backup), cross-signing
+    with recovery, or nothing yet; started by Element (which has queried the
+    new device) or by tuichat (before Element has looked the device up); with
+    tuichat knowing Element's device already, or not (Bob has no rooms, so
+    nothing made tuichat look up his devices)."""
+    bob = new_user("bob", "Bob")
+    js: JsPeer = await js_peer_factory(bob)
+    if element_state == "cross_signing_only":
+        await js.bootstrap_cross_signing()
+    elif element_state == "with_recovery":
+        await js.bootstrap_recovery()
+    await log_in(synapse, profile, bob)  # a fresh tuichat device of Bob's
+    recorder = Recorder()
+    service = await start_service(profile, recorder)
+    await service.first_sync_done.wait()
+    device_id = service.session.device_id
+    if tuichat_knows_element:
+        devices = await service.devices(bob.user_id, refresh=True)
+        assert js.device_id in {d.device_id for d in devices}
+
+    if started_by == "element":
+        await poll(lambda: _knows(js, bob.user_id, device_id))
+        txn = await js.request_verification(bob.user_id, device_id)
+        await wait_until(lambda: _views(recorder, txn), 30)
+        await service.accept_verification(txn)
+        await js.start_sas(txn)
+    else:
+        txn = await service.request_verification(bob.user_id)
+        accepted = await js.accept_verification()
+        assert accepted["transaction_id"] == txn
+    view = await wait_until(
+        lambda: next((v for v in _views(recorder, txn) if v.phase is Phase.SHOW_SAS), None), 30
+    )
+    theirs = await js.wait_sas(txn)
+    assert [name for _, name in view.emoji] == [name for _, name in theirs["emoji"]]
+    await js.confirm_sas(txn)
+    await service.confirm_verification(txn)
+    last = await wait_until(
+        lambda: next((v for v in _views(recorder, txn) if v.phase in _FINAL), None), 30
+    )
+    state = await js.verification_state(txn)
+    assert last.phase is Phase.DONE, (last.cancel_code, last.cancel_reason, state)
+    await js.verification_state(txn, wait_for="done")
+    assert await js.is_verified(bob.user_id, device_id)
+    crypto = service.crypto
+    assert crypto is not None
+    if element_state != "nothing_set_up":
+        # Element hands its cross-signing keys to the device it verified.
+        await wait_until(
+            lambda: {MASTER, SELF_SIGNING, USER_SIGNING} <= set(crypto.cross_signing.private), 30
+        )
+        status = await poll(lambda: _signed_status(js, bob.user_id, device_id))
+        assert status["cross_signing_verified"]
+
+
+_FINAL = (Phase.DONE, Phase.CANCELLED)
 
 
 async def _two_people_with_cross_signing(

@@ -525,6 +525,22 @@ const commands = {
         };
     },
 
+    async bootstrapCrossSigning() {
+        // Cross-signing keys only (no secret storage, no key backup): the
+        // state of an Element account before "set up recovery".
+        await client.getCrypto().bootstrapCrossSigning({
+            authUploadDeviceSigningKeys: async (makeRequest) => {
+                await makeRequest({
+                    type: "m.login.password",
+                    identifier: { type: "m.id.user", user: client.getUserId() },
+                    password,
+                });
+            },
+        });
+        const status = await client.getCrypto().getCrossSigningStatus();
+        return { public_keys_on_device: status.publicKeysOnDevice, private_keys_cached: status.privateKeysCachedLocally };
+    },
+
     async restoreFromBackup({ recoveryKey }) {
         const { decodeRecoveryKey } = await import("matrix-js-sdk/lib/crypto-api/recovery-key.js");
         secretStorageKey = decodeRecoveryKey(recoveryKey);

@@ -51,6 +51,8 @@ Send = Callable[[str, dict[str, Any]], Awaitable[bool]]
 KeyLookup = Callable[[str, str], str | None]
 # user id -> their cross-signing master key, if they have one.
 MasterLookup = Callable[[str], str | None]
+# user id -> (fetches their device and cross-signing keys from the server)
+RefreshKeys = Callable[[str], Awaitable[None]]
 
 
 CANCEL_REASONS = {
@@ -102,6 +104,7 @@ class SasVerification:
         send: Send,
         device_key: KeyLookup,
         master_key: MasterLookup | None = None,
+        refresh_keys: RefreshKeys | None = None,
         room_id: str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -115,6 +118,7 @@ class SasVerification:
         self._send = send
         self._device_key = device_key
         self._master_key = master_key or (lambda user: None)
+        self._refresh_keys = refresh_keys
         # In-room verification (between users): the request's event id is
         # the transaction id, and messages refer to it by m.relates_to.
         self.room_id = room_id
@@ -419,18 +423,43 @@ class SasVerification:
             f"{self.own_user}{self.own_device}{self.transaction_id}"
         )
         if content.get("keys") != self._mac(",".join(sorted(macs)), base + "KEY_IDS"):
+            log.warning(
+                "verification %s: the MAC of the key ids did not match", self.transaction_id
+            )
             return await self.cancel("m.key_mismatch")
         device_key_id = f"ed25519:{self.other_device}"
         their_master = self._master_key(self.other_user)
+        unknown_keys = self._device_key(self.other_user, self.other_device) is None or (
+            their_master is None and any(key_id != device_key_id for key_id in macs)
+        )
+        if unknown_keys and self._refresh_keys is not None:
+            # A device we have not looked up yet (a new session of our own
+            # user that shares no room with us, say): fetch its keys before
+            # judging the MAC, which then proves them.
+            await self._refresh_keys(self.other_user)
+            if self.finished:
+                return
+            their_master = self._master_key(self.other_user)
         verified = []
         for key_id, mac in macs.items():
             if key_id == device_key_id:
                 known = self._device_key(self.other_user, self.other_device)
                 if known is None or mac != self._mac(known, base + key_id):
+                    log.warning(
+                        "verification %s: device key %s %s",
+                        self.transaction_id,
+                        key_id,
+                        "unknown" if known is None else "did not match its MAC",
+                    )
                     return await self.cancel("m.key_mismatch")
                 verified.append(key_id)
             elif their_master and key_id == f"ed25519:{their_master}":
                 if mac != self._mac(their_master, base + key_id):
+                    log.warning(
+                        "verification %s: master key %s did not match its MAC",
+                        self.transaction_id,
+                        key_id,
+                    )
                     return await self.cancel("m.key_mismatch")
                 verified.append(key_id)
                 self.verified_master = their_master

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from tuichat.matrix.crypto.sas import KeyLookup, MasterLookup, SasVerification
+from tuichat.matrix.crypto.sas import KeyLookup, MasterLookup, RefreshKeys, SasVerification
 from tuichat.model.verification import Phase, VerificationView
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ class Verifications:
         on_change: OnChange,
         on_verified: OnVerified,
         master_key: MasterLookup | None = None,
+        refresh_keys: RefreshKeys | None = None,
         send_room_event: SendRoomEvent | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -67,6 +68,7 @@ class Verifications:
         self._on_change = on_change
         self._on_verified = on_verified
         self._master_key = master_key
+        self._refresh_keys = refresh_keys
         self._send_room_event = send_room_event
         self._clock = clock
         self.active: dict[str, SasVerification] = {}
@@ -107,6 +109,7 @@ class Verifications:
             send=send,
             device_key=self._device_key,
             master_key=self._master_key,
+            refresh_keys=self._refresh_keys,
             room_id=room_id,
             clock=self._clock,
         )
