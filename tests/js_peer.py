@@ -143,6 +143,11 @@ class JsPeer:
             )
         )
 
+    async def discard_room_key(self, room_id: str) -> None:
+        """Start a new Megolm session for the next message (sent to every
+        device over Olm)."""
+        await self.call("discardRoomKey", roomId=room_id)
+
     async def send_event(self, room_id: str, event_type: str, content: dict[str, Any]) -> str:
         return str(await self.call("sendEvent", roomId=room_id, type=event_type, content=content))
 

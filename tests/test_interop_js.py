@@ -3,6 +3,9 @@ its Rust crypto (@matrix-org/matrix-sdk-crypto-wasm), against the real Synapse."
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -162,3 +165,83 @@ async def test_keys_exported_by_tuichat_import_into_js(
     assert count >= 1
     message = await later.wait_for_message(room_id, "for bob's first device only", timeout=45)
     assert message["sender"] == alice.user_id
+
+
+def _forget_olm_sessions(profile: Profile, curve25519: str) -> int:
+    """Delete this device's Olm sessions with one device from nio's store
+    (tuichat stopped): the state of a store that lost them, or an older copy."""
+    removed = 0
+    for path in Path(profile.store_dir).glob("*.db"):
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+            if "olmsessions" in tables:
+                removed += db.execute(
+                    "DELETE FROM olmsessions WHERE sender_key = ?", (curve25519,)
+                ).rowcount
+                db.commit()
+    return removed
+
+
+async def test_a_wedged_olm_session_is_replaced_and_room_keys_flow_again(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    js_peer_factory: JsPeers,
+    start_service: ServiceFactory,
+) -> None:
+    """tuichat loses its Olm session with Bob's Element device, which keeps
+    sending room keys over it: tuichat cannot decrypt them, so it starts a new
+    Olm session and sends a dummy message over it (nio's unwedging); Element
+    then sends the next room key over the new session and the messages
+    decrypt again."""
+    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
+    await log_in(synapse, profile, alice)
+    recorder = Recorder()
+    service = await start_service(profile, recorder)
+    js: JsPeer = await js_peer_factory(bob)
+    room_id = await js.create_room(invite=[alice.user_id], name="Wedged")
+    await _joined(service, recorder, room_id)
+    await js.wait_for_member(room_id, alice.user_id)
+    await js.send(room_id, "before the loss")
+    await wait_until(lambda: recorder.text_from(room_id, "before the loss"), 30)
+    # tuichat answers over the same Olm session, so Element's next Olm
+    # messages are ordinary ones (not pre-key messages tuichat could start
+    # a new session from).
+    service.send_text(room_id, "hello bob")
+    await js.wait_for_message(room_id, "hello bob")
+    await service.stop()
+
+    assert _forget_olm_sessions(profile, js.curve25519) >= 1
+    recorder = Recorder()
+    service = await start_service(profile, recorder)
+    await service.first_sync_done.wait()
+    await js.discard_room_key(room_id)
+    await js.send(room_id, "key lost on the way")
+    lost = await wait_until(
+        lambda: (
+            recorder.text_from(room_id, "key lost on the way")
+            or [i for i in recorder.items(room_id) if i.kind is ItemKind.UNDECRYPTABLE]
+        ),
+        30,
+    )
+    assert isinstance(lost, list), "the room key came over a session tuichat had lost"
+
+    # Element picks up the new session from tuichat's dummy message in its
+    # next sync; until then a new room key still goes over the old session.
+    deadline = asyncio.get_running_loop().time() + 45
+    attempt = 0
+    while True:
+        attempt += 1
+        await js.discard_room_key(room_id)
+        body = f"after the repair {attempt}"
+        await js.send(room_id, body)
+        try:
+            item = await wait_until(lambda body=body: recorder.text_from(room_id, body), 5)
+        except TimeoutError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            continue
+        assert item.encrypted and item.utd_reason is None
+        break
+    service.send_text(room_id, "and back")
+    await js.wait_for_message(room_id, "and back")

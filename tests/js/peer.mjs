@@ -400,6 +400,12 @@ const commands = {
         );
     },
 
+    async discardRoomKey({ roomId }) {
+        // The next message goes out under a new room key, shared anew.
+        await client.getCrypto().forceDiscardSession(roomId);
+        return true;
+    },
+
     async messages({ roomId }) {
         return messages.filter((m) => m.room_id === roomId);
     },
