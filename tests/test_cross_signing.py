@@ -297,6 +297,48 @@ async def test_in_room_verification_started_by_tuichat(
     assert all(d.trust.value == "verified" for d in devices if d.cross_signed)
 
 
+async def test_in_room_verification_ends_done_on_both_sides_when_our_mac_is_slow_to_send(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    js_peer_factory: JsPeers,
+    start_service: ServiceFactory,
+) -> None:
+    """Element's MAC arrives while tuichat's own `mac` is still on its way to
+    the server (a slow network, a loaded machine): the `done` it triggers
+    must go out after the `mac`, or Element ignores it and waits for ever."""
+    service, recorder, js, alice, bob, _room_id = await _two_people_with_cross_signing(
+        synapse, new_user, profile, js_peer_factory, start_service
+    )
+    crypto = service.crypto
+    assert crypto is not None and crypto.send_room_event is not None
+    send = crypto.send_room_event
+
+    async def slow_mac(room_id: str, event_type: str, content: dict[str, Any]) -> str | None:
+        if event_type == "m.key.verification.mac":
+            # Still on its way when tuichat receives Element's MAC.
+            verification = crypto.verifications.get(str(content["m.relates_to"]["event_id"]))
+            assert verification is not None
+            await wait_until(lambda: verification.view().their_mac_received, 30)
+        return await send(room_id, event_type, content)
+
+    crypto.send_room_event = slow_mac
+    txn = await service.request_user_verification(bob.user_id)
+    assert txn is not None
+    await js.accept_verification()
+    view = await wait_until(
+        lambda: next((v for v in _views(recorder, txn) if v.phase is Phase.SHOW_SAS), None), 30
+    )
+    theirs = await js.wait_sas(txn)
+    assert [name for _, name in view.emoji] == [name for _, name in theirs["emoji"]]
+    confirming = asyncio.create_task(service.confirm_verification(txn))
+    await js.confirm_sas(txn)
+    await confirming
+    await wait_until(lambda: _views(recorder, txn)[-1].phase is Phase.DONE, 30)
+    await js.verification_state(txn, wait_for="done")
+    await poll(lambda: _verified_user(js, alice.user_id))
+
+
 async def test_in_room_verification_started_by_element(
     synapse: LocalSynapse,
     new_user: UserFactory,

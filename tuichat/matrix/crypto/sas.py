@@ -20,6 +20,7 @@ sends a hex commitment is nio; with it, MACs announced as the old
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -116,6 +117,7 @@ class SasVerification:
         self.other_device = other_device
         self.we_requested = we_requested
         self._send = send
+        self._send_lock = asyncio.Lock()
         self._device_key = device_key
         self._master_key = master_key or (lambda user: None)
         self._refresh_keys = refresh_keys
@@ -180,7 +182,11 @@ class SasVerification:
         return {"transaction_id": self.transaction_id, **fields}
 
     async def _out(self, event_type: str, content: dict[str, Any]) -> bool:
-        return await self._send(event_type, content)
+        # One message at a time, in the order they were made: the `done` that
+        # the other side's MAC triggers must not overtake our own `mac` still
+        # being sent (Element ignores a `done` before the MAC, then waits).
+        async with self._send_lock:
+            return await self._send(event_type, content)
 
     # -- our actions -----------------------------------------------------------------
 
