@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import UserFactory, log_in
-from tests.js_peer import JsPeer, requires_js_peer
+from tests.js_peer import JsPeer, JsPeerError, requires_js_peer
 from tests.peers import wait_until
 from tests.recorder import Recorder, ServiceFactory
 from tuichat.demo.synapse import LocalSynapse
@@ -180,6 +180,127 @@ def _forget_olm_sessions(profile: Profile, curve25519: str) -> int:
                 ).rowcount
                 db.commit()
     return removed
+
+
+async def wait_until_async(check: Callable[[], Any], timeout: float) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"condition not met within {timeout} s")
+        await asyncio.sleep(0.3)
+
+
+def _olm_session_rows(profile: Profile, curve25519: str) -> list[tuple[Any, ...]]:
+    """This device's stored Olm sessions with one device (tuichat stopped)."""
+    rows: list[tuple[Any, ...]] = []
+    for path in Path(profile.store_dir).glob("*.db"):
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            rows += db.execute(
+                "SELECT session_id, session, creation_time, last_usage_date FROM olmsessions "
+                "WHERE sender_key = ?",
+                (curve25519,),
+            ).fetchall()
+    return rows
+
+
+def _restore_olm_session_rows(profile: Profile, rows: list[tuple[Any, ...]]) -> None:
+    """Put older copies of Olm sessions back, as a restore from an older
+    backup of the profile would."""
+    for path in Path(profile.store_dir).glob("*.db"):
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            for session_id, session, created, used in rows:
+                db.execute(
+                    "UPDATE olmsessions SET session = ?, creation_time = ?, last_usage_date = ? "
+                    "WHERE session_id = ?",
+                    (session, created, used, session_id),
+                )
+            db.commit()
+
+
+async def _until_js_reads(
+    service: MatrixService, js: JsPeer, room_id: str, prefix: str, seconds: float = 30
+) -> dict[str, Any]:
+    """Send under a new room key, again and again, until Element decrypts
+    one (a sync or two may pass before it can); fails after `seconds`."""
+    assert service.crypto is not None
+    deadline = asyncio.get_running_loop().time() + seconds
+    attempt = 0
+    while True:
+        attempt += 1
+        service.crypto.rotate(room_id, "test: a new room key")
+        body = f"{prefix} {attempt}"
+        service.send_text(room_id, body)
+        try:
+            return await js.wait_for_message(room_id, body, timeout=5)
+        except JsPeerError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+
+
+STALE_BY = 12
+
+
+async def test_element_repairs_an_olm_session_tuichat_rolled_back_and_gets_keys_again(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    js_peer_factory: JsPeers,
+    start_service: ServiceFactory,
+) -> None:
+    """tuichat restarts with an older copy of its Olm session with Element
+    (a profile restored from a backup): Element cannot decrypt what tuichat
+    sends over it (those message keys were used up). When Element next shares
+    a room key with tuichat over the session, tuichat takes the new ratchet
+    key and its later room keys reach Element again. (Element's Rust crypto
+    only marks the session to be unwedged here: it makes a new one only for a
+    session older than its minimum age, so the repair is the ratchet's.)"""
+    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
+    await log_in(synapse, profile, alice)
+    recorder = Recorder()
+    service = await start_service(profile, recorder)
+    js: JsPeer = await js_peer_factory(bob)
+    room_id = await js.create_room(invite=[alice.user_id], name="Rolled back")
+    await _joined(service, recorder, room_id)
+    await js.wait_for_member(room_id, alice.user_id)
+    await js.send(room_id, "hello alice")
+    await wait_until(lambda: recorder.text_from(room_id, "hello alice"), 30)
+    service.send_text(room_id, "first key")
+    await js.wait_for_message(room_id, "first key")
+    await service.stop()
+    older = _olm_session_rows(profile, js.curve25519)
+    assert older
+
+    service = await start_service(profile, Recorder())
+    await service.first_sync_done.wait()
+    assert service.crypto is not None
+    # Each new room key moves the Olm session on by one message: so many
+    # that the old copy cannot just catch up within `_until_js_reads`.
+    for step in range(STALE_BY):
+        service.crypto.rotate(room_id, "test: a new room key")
+        service.send_text(room_id, f"moving on {step}")
+        await js.wait_for_message(room_id, f"moving on {step}")
+    await service.stop()
+    _restore_olm_session_rows(profile, older)
+
+    recorder = Recorder()
+    service = await start_service(profile, recorder)
+    await service.first_sync_done.wait()
+    assert service.crypto is not None
+    before = len(await js.call("undecryptable", roomId=room_id))
+    service.crypto.rotate(room_id, "test: a new room key")
+    service.send_text(room_id, "over the stale session")
+
+    async def element_could_not_read() -> bool:
+        return len(await js.call("undecryptable", roomId=room_id)) > before
+
+    await wait_until_async(element_could_not_read, 30)
+    # Element's next room key for tuichat goes over the same session, with
+    # a new ratchet key that moves tuichat's sending chain past the old one.
+    await js.discard_room_key(room_id)
+    await js.send(room_id, "are you there")
+    await wait_until(lambda: recorder.text_from(room_id, "are you there"), 30)
+    message = await _until_js_reads(service, js, room_id, "after the repair")
+    assert message["encrypted"] and message["sender"] == alice.user_id
 
 
 async def test_a_wedged_olm_session_is_replaced_and_room_keys_flow_again(
