@@ -191,7 +191,7 @@ async def test_hostile_verification_request_and_cancel_reach_the_dialog_defused(
         assert not FORBIDDEN.search(screen), FORBIDDEN.findall(screen)[:5]
 
 
-@pytest.mark.parametrize("who", ["stranger", "blacklisted_device"])
+@pytest.mark.parametrize("who", ["stranger", "stranger_starting_at_once", "blacklisted_device"])
 async def test_unsolicited_verification_request_is_a_notice_not_a_dialog(
     synapse: LocalSynapse,
     new_user: UserFactory,
@@ -199,9 +199,9 @@ async def test_unsolicited_verification_request_is_a_notice_not_a_dialog(
     peer_factory: Callable[..., Any],
     who: str,
 ) -> None:
-    """A request from someone we share no room with, or from a device we
-    blacklisted, opens nothing by itself: a notice says it is there, and
-    /verifications opens it."""
+    """A request from someone we share no room with (also in the older flow
+    that opens with `start`), or from a device we blacklisted, opens nothing
+    by itself: a notice says it is there, and /verifications opens it."""
     alice, mallory = new_user("alice", "Alice"), new_user("mallory", "Mallory")
     await log_in(synapse, profile, alice)
     peer: NioPeer = await peer_factory(mallory)
@@ -218,12 +218,20 @@ async def test_unsolicited_verification_request_is_a_notice_not_a_dialog(
             assert service.set_device_trust(mallory.user_id, peer.client.device_id, "blacklist")
             content["from_device"] = peer.client.device_id
         txn = content["transaction_id"]
+        event_type = "m.key.verification.request"
+        if who == "stranger_starting_at_once":
+            event_type = "m.key.verification.start"
+            content = {
+                "transaction_id": txn,
+                "from_device": peer.client.device_id,
+                "method": "m.sas.v1",
+                "key_agreement_protocols": ["curve25519-hkdf-sha256"],
+                "hashes": ["sha256"],
+                "message_authentication_codes": ["hkdf-hmac-sha256.v2"],
+                "short_authentication_string": ["emoji", "decimal"],
+            }
         await _send_verification(
-            peer,
-            "m.key.verification.request",
-            alice.user_id,
-            service.session.device_id,
-            content,
+            peer, event_type, alice.user_id, service.session.device_id, content
         )
         verifications = service.crypto.verifications
         await wait_ui(pilot, lambda: verifications.get(txn) is not None, 30)
@@ -240,6 +248,10 @@ async def test_unsolicited_verification_request_is_a_notice_not_a_dialog(
         )
         assert dialog.transaction_id == txn
         shown = _state_text(dialog)
-        assert "wants to verify" in shown and not FORBIDDEN.search(shown), shown
+        assert not FORBIDDEN.search(shown), shown
+        if who == "stranger_starting_at_once":
+            assert "Exchanging keys" in shown, shown
+            return
+        assert "wants to verify" in shown, shown
         await pilot.click("#decline")
         await wait_ui(pilot, lambda: "You cancelled" in _state_text(dialog), 30)

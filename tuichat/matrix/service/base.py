@@ -107,6 +107,7 @@ class ServiceBase:
         self._profile_names: dict[str, str] = {}
         # Verification requests that came unsolicited (see VerificationView).
         self._unsolicited_verifications: set[str] = set()
+        self._judged_verifications: set[str] = set()
         # Shared with the snapshot: rooms loaded later update it too.
         self._last_activity: dict[str, int] = self.snapshot.last_activity
 

@@ -22,7 +22,7 @@ from tuichat.model.devices import DeviceInfo
 from tuichat.model.items import TimelineItem
 from tuichat.model.rooms import Membership
 from tuichat.model.sanitize import clean_line
-from tuichat.model.verification import Phase, VerificationView
+from tuichat.model.verification import VerificationView
 
 log = logging.getLogger(__name__)
 
@@ -135,12 +135,12 @@ class TrustMixin(ServiceBase):
         than opening a dialog by itself for anyone who can send to-device
         messages."""
         txn = view.transaction_id
-        if (
-            not view.we_requested
-            and view.phase is Phase.REQUESTED
-            and self._unsolicited_request(view.other_user, view.other_device)
-        ):
-            self._unsolicited_verifications.add(txn)
+        if not view.we_requested and txn not in self._judged_verifications:
+            # Judged once, when it first arrives (a request, or the older
+            # flow's `start`).
+            self._judged_verifications.add(txn)
+            if self._unsolicited_request(view.other_user, view.other_device):
+                self._unsolicited_verifications.add(txn)
         if txn in self._unsolicited_verifications:
             view = replace(view, unsolicited=True)
         self.emit(VerificationChanged(view))
