@@ -255,3 +255,40 @@ async def test_unsolicited_verification_request_is_a_notice_not_a_dialog(
         assert "wants to verify" in shown, shown
         await pilot.click("#decline")
         await wait_ui(pilot, lambda: "You cancelled" in _state_text(dialog), 30)
+
+
+async def test_a_flood_of_verification_requests_from_a_stranger_is_one_notice(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+) -> None:
+    """Anyone can send requests: a flood gives one toast, a count in the
+    feedback line, and at most MAX_PENDING_VERIFICATIONS kept to open."""
+    from tuichat.ui.app import MAX_PENDING_VERIFICATIONS
+
+    alice, mallory = new_user("alice", "Alice"), new_user("mallory", "Mallory")
+    await log_in(synapse, profile, alice)
+    peer: NioPeer = await peer_factory(mallory)
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(140, 30), notifications=True) as pilot:
+        await wait_ui(pilot, lambda: app.service is not None and app.service.synced_once)
+        assert app.service is not None and app.service.crypto is not None
+        flood = MAX_PENDING_VERIFICATIONS + 5
+        txns = [uuid.uuid4().hex for _ in range(flood)]
+        for txn in txns:
+            await _send_verification(
+                peer,
+                "m.key.verification.request",
+                alice.user_id,
+                app.service.session.device_id,
+                _request_content(txn),
+            )
+        verifications = app.service.crypto.verifications
+        await wait_ui(pilot, lambda: all(verifications.get(t) for t in txns), 30)
+        await pilot.pause(0.5)
+        assert not any(isinstance(s, VerificationDialog) for s in app.screen_stack)
+        assert list(app.pending_verifications) == txns[-MAX_PENDING_VERIFICATIONS:]
+        assert len(app.screen.query("Toast")) == 1
+        notice = str(app.main.feedback.render())
+        assert f"{MAX_PENDING_VERIFICATIONS} verification requests are waiting" in notice

@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 SLICE_SECONDS = 0.004
 # While the user types, "typing" is sent again this often (it lasts 30 s).
 TYPING_REFRESH_SECONDS = 20.0
+# Unsolicited verification requests kept for /verifications (oldest dropped).
+MAX_PENDING_VERIFICATIONS = 20
 
 
 class TuichatApp(App[int]):
@@ -793,11 +795,20 @@ class TuichatApp(App[int]):
         if view.phase in (Phase.DONE, Phase.CANCELLED):
             self.pending_verifications.pop(view.transaction_id, None)
             return
-        if view.transaction_id not in self.pending_verifications:
+        pending = self.pending_verifications
+        if view.transaction_id in pending:
+            pending[view.transaction_id] = view
+            return
+        pending[view.transaction_id] = view
+        while len(pending) > MAX_PENDING_VERIFICATIONS:  # a stranger's flood
+            pending.pop(next(iter(pending)))
+        if len(pending) == 1:
             text = unsolicited_notice(view, self._display_name(view.other_user))
-            self.main.feedback.show(text)
             self.notify(text, title="Verification request", timeout=20, markup=False)
-        self.pending_verifications[view.transaction_id] = view
+        else:
+            # One toast, not one per request: anyone can send requests.
+            text = f"{len(pending)} verification requests are waiting; /verifications opens them."
+        self.main.feedback.show(text)
 
     def open_pending_verification(self) -> None:
         """Open the oldest unsolicited request still waiting (/verifications)."""
