@@ -339,6 +339,44 @@ async def test_in_room_verification_ends_done_on_both_sides_when_our_mac_is_slow
     await poll(lambda: _verified_user(js, alice.user_id))
 
 
+async def test_a_device_that_does_not_trust_its_own_master_key_does_not_vouch_for_it(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    js_peer_factory: JsPeers,
+    start_service: ServiceFactory,
+) -> None:
+    """A new tuichat device of Alice's, before it holds or has verified her
+    cross-signing keys, knows her master key only from the server: verifying
+    Bob, it must not MAC that key as hers (as Element's stack does not), or
+    Bob's Element would trust whatever key the server handed out."""
+    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
+    alice_js: JsPeer = await js_peer_factory(alice)
+    await alice_js.bootstrap_cross_signing()  # Alice's identity, made elsewhere
+    await log_in(synapse, profile, alice)
+    recorder = Recorder()
+    service = await start_service(profile, recorder)
+    await service.first_sync_done.wait()
+    js: JsPeer = await js_peer_factory(bob)
+    await js.bootstrap_recovery()
+    room_id = await service.create_dm([bob.user_id])
+    assert room_id is not None
+    await js.join(room_id)
+    await wait_until(lambda: service.states[room_id].membership_of(bob.user_id) == "join", 30)
+    service.send_text(room_id, "hi bob")
+    await js.wait_for_message(room_id, "hi bob")
+    await service.devices(alice.user_id, refresh=True)
+    assert service.identity_state(alice.user_id) == "unverified"  # not trusted here
+
+    txn = await service.request_user_verification(bob.user_id)
+    assert txn is not None
+    await js.accept_verification()
+    await _finish_sas(service, recorder, js, txn)
+    # Bob's Element trusts this device, but not Alice's master key on its word.
+    assert await js.is_verified(alice.user_id, service.session.device_id)
+    assert not await _verified_user(js, alice.user_id)
+
+
 async def test_in_room_verification_started_by_element(
     synapse: LocalSynapse,
     new_user: UserFactory,

@@ -143,6 +143,7 @@ class CryptoEngine:
             on_verified=self._verified_by_sas,
             master_key=self._master_key,
             refresh_keys=self._refresh_user_keys,
+            trusted_own_master=self._trusted_own_master,
             send_room_event=self._send_room_event,
             clock=clock,
         )
@@ -594,6 +595,13 @@ class CryptoEngine:
         needs the keys of a device we have not looked up)."""
         self.olm.users_for_key_query.add(user_id)
         self._redecrypted_later.extend(await self.query_keys())
+
+    def _trusted_own_master(self) -> str | None:
+        """Our master key, if this device trusts it (holds it, or our SSK
+        that it signed); None while it is only the server's word."""
+        if not self.cross_signing.own_master_trusted():
+            return None
+        return self._master_key(self.olm.user_id)
 
     def _master_key(self, user_id: str) -> str | None:
         identity = self.cross_signing.identity(user_id)

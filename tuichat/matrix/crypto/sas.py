@@ -52,6 +52,8 @@ Send = Callable[[str, dict[str, Any]], Awaitable[bool]]
 KeyLookup = Callable[[str, str], str | None]
 # user id -> their cross-signing master key, if they have one.
 MasterLookup = Callable[[str], str | None]
+# () -> our own master key, if this device trusts it (else None).
+OwnMasterLookup = Callable[[], str | None]
 # user id -> (fetches their device and cross-signing keys from the server)
 RefreshKeys = Callable[[str], Awaitable[None]]
 
@@ -106,6 +108,7 @@ class SasVerification:
         device_key: KeyLookup,
         master_key: MasterLookup | None = None,
         refresh_keys: RefreshKeys | None = None,
+        trusted_own_master: OwnMasterLookup | None = None,
         room_id: str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -121,6 +124,7 @@ class SasVerification:
         self._device_key = device_key
         self._master_key = master_key or (lambda user: None)
         self._refresh_keys = refresh_keys
+        self._trusted_own_master = trusted_own_master or (lambda: None)
         # In-room verification (between users): the request's event id is
         # the transaction id, and messages refer to it by m.relates_to.
         self.room_id = room_id
@@ -235,9 +239,11 @@ class SasVerification:
         )
         key_id = f"ed25519:{self.own_device}"
         mac = {key_id: self._mac(self.own_ed25519, base + key_id)}
-        own_master = self._master_key(self.own_user)
+        own_master = self._trusted_own_master()
         if own_master:
-            # Our cross-signing identity rides along: they can vouch for it.
+            # Our cross-signing identity rides along, if this device trusts
+            # it (holds its keys): they can vouch for it. A key known only
+            # from the server is not ours to vouch for (nor does Element).
             master_id = f"ed25519:{own_master}"
             mac[master_id] = self._mac(own_master, base + master_id)
         content = self._content(mac=mac, keys=self._mac(",".join(sorted(mac)), base + "KEY_IDS"))
