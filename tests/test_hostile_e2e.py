@@ -7,9 +7,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
+from nio import ToDeviceMessage, ToDeviceResponse
 
 from tests.conftest import UserFactory, log_in
 from tests.peers import NioPeer
@@ -17,6 +22,7 @@ from tests.test_ui_chat import join_in_ui, type_text, wait_ui
 from tuichat.demo.synapse import LocalSynapse
 from tuichat.matrix.session import Profile
 from tuichat.ui.app import TuichatApp
+from tuichat.ui.screens.verification import VerificationDialog
 from tuichat.ui.widgets.room_list import RoomListView
 from tuichat.ui.widgets.timeline_view import GUTTER, TimelineView
 
@@ -367,3 +373,180 @@ async def test_no_hostile_sequence_from_any_remote_field_reaches_the_terminal(
     assert not C1_AND_BIDI.search(raw), C1_AND_BIDI.findall(raw)[:5]
     # Drawn, made visible: the sequences as control pictures.
     assert shown.count("␛]52;c;") >= 10
+
+
+OSC_DEVICE = "DEV\x1b]52;c;ZXZpbA==\x07\x1b]0;pwned\x07"
+OSC_REASON = "\x1b]52;c;ZXZpbA==\x07\x1b]0;owned\x07 go away"
+
+
+async def _send_verification(
+    peer: NioPeer, event_type: str, recipient: str, device_id: str, content: dict[str, Any]
+) -> None:
+    """A verification message as a hostile client would send it: plaintext
+    to-device, any field it likes."""
+    response = await peer.client.to_device(
+        ToDeviceMessage(event_type, recipient, device_id, content)
+    )
+    assert isinstance(response, ToDeviceResponse), response
+
+
+def _request_content(txn: str) -> dict[str, Any]:
+    return {
+        "transaction_id": txn,
+        "from_device": OSC_DEVICE,
+        "methods": ["m.sas.v1"],
+        "timestamp": int(time.time() * 1000),
+    }
+
+
+def _state_text(dialog: Any) -> str:
+    return str(dialog.query_one("#state").render())
+
+
+async def test_hostile_verification_request_and_cancel_reach_the_dialog_defused(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+) -> None:
+    """Someone in a room with us asks to verify: the dialog opens, and their
+    `from_device`, their name and the reason they cancel with are drawn with
+    every control character made visible (no OSC 52 clipboard write, no OSC 0
+    window title reaches the terminal)."""
+    alice = new_user("alice", "Alice")
+    mallory = new_user("mallory", "\x1b]0;title\x07Mallory")
+    await log_in(synapse, profile, alice)
+    peer: NioPeer = await peer_factory(mallory)
+    room_id = await peer.create_room(invite=[alice.user_id], encrypted=True, name="Shared")
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(140, 30)) as pilot:
+        await join_in_ui(pilot, app, peer, room_id, alice.user_id)
+        assert app.service is not None
+        device_id = app.service.session.device_id
+        txn = uuid.uuid4().hex
+        await _send_verification(
+            peer, "m.key.verification.request", alice.user_id, device_id, _request_content(txn)
+        )
+        dialog = await wait_ui(
+            pilot, lambda: isinstance(app.screen, VerificationDialog) and app.screen, 30
+        )
+        await wait_ui(pilot, lambda: "wants to verify" in _state_text(dialog))
+        shown = _state_text(dialog)
+        assert not FORBIDDEN.search(shown), shown
+        assert "DEV␛]52;c;ZXZpbA==␇" in shown and "␛]0;title␇Mallory" in shown
+        await _send_verification(
+            peer,
+            "m.key.verification.cancel",
+            alice.user_id,
+            device_id,
+            {"transaction_id": txn, "code": "\x1b]0;code\x07", "reason": OSC_REASON},
+        )
+        await wait_ui(pilot, lambda: "cancelled" in _state_text(dialog), 30)
+        shown = _state_text(dialog)
+        assert not FORBIDDEN.search(shown), shown
+        assert "␛]52;c;ZXZpbA==␇" in shown
+        screen = app.export_screenshot()
+        assert not FORBIDDEN.search(screen), FORBIDDEN.findall(screen)[:5]
+
+
+@pytest.mark.parametrize("who", ["stranger", "stranger_starting_at_once", "blacklisted_device"])
+async def test_unsolicited_verification_request_is_a_notice_not_a_dialog(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+    who: str,
+) -> None:
+    """A request from someone we share no room with (also in the older flow
+    that opens with `start`), or from a device we blacklisted, opens nothing
+    by itself: a notice says it is there, and /verifications opens it."""
+    alice, mallory = new_user("alice", "Alice"), new_user("mallory", "Mallory")
+    await log_in(synapse, profile, alice)
+    peer: NioPeer = await peer_factory(mallory)
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(140, 30)) as pilot:
+        await wait_ui(pilot, lambda: app.service is not None and app.service.synced_once)
+        service = app.service
+        assert service is not None and service.crypto is not None
+        content = _request_content(uuid.uuid4().hex)
+        if who == "blacklisted_device":
+            room_id = await peer.create_room(invite=[alice.user_id], encrypted=True)
+            await join_in_ui(pilot, app, peer, room_id, alice.user_id)
+            await service.devices(mallory.user_id, refresh=True)
+            assert service.set_device_trust(mallory.user_id, peer.client.device_id, "blacklist")
+            content["from_device"] = peer.client.device_id
+        txn = content["transaction_id"]
+        event_type = "m.key.verification.request"
+        if who == "stranger_starting_at_once":
+            event_type = "m.key.verification.start"
+            content = {
+                "transaction_id": txn,
+                "from_device": peer.client.device_id,
+                "method": "m.sas.v1",
+                "key_agreement_protocols": ["curve25519-hkdf-sha256"],
+                "hashes": ["sha256"],
+                "message_authentication_codes": ["hkdf-hmac-sha256.v2"],
+                "short_authentication_string": ["emoji", "decimal"],
+            }
+        await _send_verification(
+            peer, event_type, alice.user_id, service.session.device_id, content
+        )
+        verifications = service.crypto.verifications
+        await wait_ui(pilot, lambda: verifications.get(txn) is not None, 30)
+        await pilot.pause(1.0)
+        assert not any(isinstance(s, VerificationDialog) for s in app.screen_stack)
+        notice = str(app.main.feedback.render())
+        assert "/verifications" in notice, notice
+        assert ("Mallory" if who == "blacklisted_device" else mallory.user_id) in notice
+        assert not FORBIDDEN.search(notice), notice
+
+        await type_text(pilot, "/verifications")
+        dialog = await wait_ui(
+            pilot, lambda: isinstance(app.screen, VerificationDialog) and app.screen, 10
+        )
+        assert dialog.transaction_id == txn
+        shown = _state_text(dialog)
+        assert not FORBIDDEN.search(shown), shown
+        if who == "stranger_starting_at_once":
+            assert "Exchanging keys" in shown, shown
+            return
+        assert "wants to verify" in shown, shown
+        await pilot.click("#decline")
+        await wait_ui(pilot, lambda: "You cancelled" in _state_text(dialog), 30)
+
+
+async def test_a_flood_of_verification_requests_from_a_stranger_is_one_notice(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+) -> None:
+    """Anyone can send requests: a flood gives one toast, a count in the
+    feedback line, and at most MAX_PENDING_VERIFICATIONS kept to open."""
+    from tuichat.ui.app import MAX_PENDING_VERIFICATIONS
+
+    alice, mallory = new_user("alice", "Alice"), new_user("mallory", "Mallory")
+    await log_in(synapse, profile, alice)
+    peer: NioPeer = await peer_factory(mallory)
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(140, 30), notifications=True) as pilot:
+        await wait_ui(pilot, lambda: app.service is not None and app.service.synced_once)
+        assert app.service is not None and app.service.crypto is not None
+        flood = MAX_PENDING_VERIFICATIONS + 5
+        txns = [uuid.uuid4().hex for _ in range(flood)]
+        for txn in txns:
+            await _send_verification(
+                peer,
+                "m.key.verification.request",
+                alice.user_id,
+                app.service.session.device_id,
+                _request_content(txn),
+            )
+        verifications = app.service.crypto.verifications
+        await wait_ui(pilot, lambda: all(verifications.get(t) for t in txns), 30)
+        await pilot.pause(0.5)
+        assert not any(isinstance(s, VerificationDialog) for s in app.screen_stack)
+        assert list(app.pending_verifications) == txns[-MAX_PENDING_VERIFICATIONS:]
+        assert len(app.screen.query("Toast")) == 1
+        notice = str(app.main.feedback.render())
+        assert f"{MAX_PENDING_VERIFICATIONS} verification requests are waiting" in notice

@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 SLICE_SECONDS = 0.004
 # While the user types, "typing" is sent again this often (it lasts 30 s).
 TYPING_REFRESH_SECONDS = 20.0
+# Unsolicited verification requests kept for /verifications (oldest dropped).
+MAX_PENDING_VERIFICATIONS = 20
 
 
 class TuichatApp(App[int]):
@@ -116,6 +118,8 @@ class TuichatApp(App[int]):
         # A reply or edit being written: ("reply" | "edit", the message).
         self.draft: tuple[str, TimelineItem] | None = None
         self.typing: dict[str, tuple[str, ...]] = {}  # room id -> names typing
+        # Unsolicited verification requests not opened yet (/verifications).
+        self.pending_verifications: dict[str, VerificationView] = {}
         self._typing_sent: tuple[str, float] | None = None  # (room id, when)
         self._parents_wanted: set[tuple[str, str]] = set()
         # Image previews made so far, by (room id, event id): a room switch
@@ -785,11 +789,50 @@ class TuichatApp(App[int]):
             return
         from tuichat.model.verification import Phase
 
+        if view.unsolicited:
+            self._unsolicited_verification(view)
+            return
         opens = view.we_requested or view.phase is not Phase.CANCELLED
         if opens and view.phase is not Phase.DONE:
             from tuichat.ui.screens.verification import VerificationDialog
 
             self.push_screen(VerificationDialog(view, self._display_name(view.other_user)))
+
+    def _unsolicited_verification(self, view: VerificationView) -> None:
+        """Kept for /verifications with a notice, never a dialog by itself."""
+        from tuichat.model.verification import Phase
+        from tuichat.ui.screens.verification import unsolicited_notice
+
+        if view.phase in (Phase.DONE, Phase.CANCELLED):
+            self.pending_verifications.pop(view.transaction_id, None)
+            return
+        pending = self.pending_verifications
+        if view.transaction_id in pending:
+            pending[view.transaction_id] = view
+            return
+        pending[view.transaction_id] = view
+        while len(pending) > MAX_PENDING_VERIFICATIONS:  # a stranger's flood
+            pending.pop(next(iter(pending)))
+        if len(pending) == 1:
+            text = safe_line(unsolicited_notice(view, self._display_name(view.other_user)))
+            self.notify(text, title="Verification request", timeout=20, markup=False)
+        else:
+            # One toast, not one per request: anyone can send requests.
+            text = safe_line(
+                f"{len(pending)} verification requests are waiting; /verifications opens them."
+            )
+        self.main.feedback.show(text)
+
+    def open_pending_verification(self) -> None:
+        """Open the oldest unsolicited request still waiting (/verifications)."""
+        from tuichat.ui.screens.verification import VerificationDialog
+
+        if not self.pending_verifications:
+            self.main.feedback.show("No verification request is waiting.")
+            return
+        transaction_id = next(iter(self.pending_verifications))
+        view = self.pending_verifications.pop(transaction_id)
+        self.push_screen(VerificationDialog(view, self._display_name(view.other_user)))
 
     def on_verification_dialog_choice(self, message: VerificationDialog.Choice) -> None:
         service = self.service
@@ -1230,6 +1273,8 @@ class TuichatApp(App[int]):
         elif parsed.name == "devices":
             words = parsed.argument.split()
             self.open_devices(words[0] if words else self.user_id)
+        elif parsed.name == "verifications":
+            self.open_pending_verification()
         elif parsed.name == "verify":
             words = parsed.argument.split()
             self._start_verification(words[0], words[1] if len(words) > 1 else None)

@@ -28,6 +28,7 @@ from tuichat.matrix.snapshot import Snapshot, load_snapshot
 from tuichat.model.items import ItemKind, TimelineItem
 from tuichat.model.rooms import Membership, RoomSummary
 from tuichat.model.sanitize import clean_line
+from tuichat.model.verification import VerificationView
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,9 @@ class ServiceBase:
         self._reported_identity_changes: set[tuple[str, str]] = set()
         # Display names found by profile look-ups (already sanitised).
         self._profile_names: dict[str, str] = {}
+        # Verification requests that came unsolicited (see VerificationView).
+        self._unsolicited_verifications: set[str] = set()
+        self._judged_verifications: set[str] = set()
         # Shared with the snapshot: rooms loaded later update it too.
         self._last_activity: dict[str, int] = self.snapshot.last_activity
 
@@ -198,6 +202,9 @@ class ServiceBase:
         raise NotImplementedError  # syncing.py
 
     def _report_device_news(self) -> None:
+        raise NotImplementedError  # trust.py
+
+    def _report_verification(self, view: VerificationView) -> None:
         raise NotImplementedError  # trust.py
 
     def _send_content(self, room_id: str, event_type: str, content: dict[str, Any]) -> str:

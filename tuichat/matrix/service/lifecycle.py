@@ -19,7 +19,6 @@ from tuichat.matrix.events import (
     ConnectionState,
     ItemsReplaced,
     Notice,
-    VerificationChanged,
 )
 from tuichat.matrix.service.base import (
     ServiceBase,
@@ -64,7 +63,7 @@ class LifecycleMixin(ServiceBase):
         # After priming: replaying cached state must not touch the restored
         # outbound sessions (they are not rotated by a restart).
         self.crypto.restore()
-        self.crypto.on_verification = lambda view: self.emit(VerificationChanged(view))
+        self.crypto.on_verification = self._report_verification
         self.crypto.send_room_event = self.send_room_event
         self.decrypt_cached_events()
 
