@@ -415,7 +415,7 @@ class TuichatApp(App[int]):
                 self.rooms.touch(event.room_id, item.timestamp)
             self._refresh_room_list()
         elif isinstance(event, ev.ItemsReplaced):
-            change = self._timeline(event.room_id).replace(event.items)
+            change = self._timeline(event.room_id).replace(event.items, event.hidden)
             self._timeline_changed(event.room_id, change)
             self._refresh_room_list()
         elif isinstance(event, ev.TimelinePrepended):
