@@ -19,6 +19,7 @@ from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.worker import Worker, WorkerState
 
 from tuichat.config import Config, user_theme_dir
 from tuichat.matrix.cache import Cache
@@ -1409,6 +1410,14 @@ class TuichatApp(App[int]):
             await call
         finally:
             feedback.end(text, room)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Every worker of the App that fails is logged and shown here (the
+        one place: they run with `exit_on_error=False`)."""
+        if event.state is WorkerState.ERROR:
+            from tuichat.ui.worker_errors import report_failure
+
+            report_failure(self, event.worker)
 
 
 def open_with_system(path: Path) -> None:
