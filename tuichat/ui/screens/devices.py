@@ -135,9 +135,17 @@ class DevicesScreen(Screen[None]):
             self.show_status(self._early_status[0], error=self._early_status[1])
         self._early_devices = self._early_identity = self._early_status = None
 
+    @property
+    def _gone(self) -> bool:
+        """Closed already (Escape while an answer was on its way): what comes
+        now has nothing to fill."""
+        return self._ready and not self.is_attached
+
     def show_identity(self, state: str) -> None:
         """The user's cross-signing identity: verified by you, not verified,
         changed since first seen (shown loudly), or none."""
+        if self._gone:
+            return
         if not self._ready:
             self._early_identity = state
             return
@@ -161,6 +169,8 @@ class DevicesScreen(Screen[None]):
         self.query_one("#identity", Static).update(texts.get(state, texts["none"]))
 
     def show_devices(self, devices: Sequence[DeviceInfo]) -> None:
+        if self._gone:
+            return
         if not self._ready:
             self._early_devices = devices
             return
@@ -207,6 +217,8 @@ class DevicesScreen(Screen[None]):
             status.update(Text(_curve_line(selected)) if selected else Text(""))
 
     def show_status(self, text: SafeText, *, error: bool = False) -> None:
+        if self._gone:
+            return
         if not self._ready:
             self._early_status = (text, error)
             return
