@@ -123,6 +123,11 @@ class HistoryMixin(ServiceBase):
         if self.crypto is not None:
             decryptions = iter(self.crypto.decrypt_page(room_id, encrypted))
         else:
+            # The store is not open yet (the App hands the service over
+            # before): placeholders now, decrypted with the cached events
+            # when it opens, older ones first.
+            pending = self.snapshot.encrypted
+            pending[room_id] = [*encrypted, *pending.get(room_id, [])]
             decryptions = iter([Decryption(None, "decrypting")] * len(encrypted))
         items = []
         for event in events:
