@@ -47,6 +47,9 @@ class Snapshot:
     m_direct: dict[str, list[str]] = field(default_factory=dict)
     own_display_name: str = ""
     user_id: str = ""
+    # What cached encrypted events show until the service decrypts them;
+    # "no_store" once it cannot (this device's crypto store did not open).
+    waiting_reason: str = "decrypting"
 
     def summaries(self, own_user_id: str) -> list[RoomSummary]:
         return [
@@ -74,7 +77,7 @@ class Snapshot:
                 user: (event, state.member_name(user)) for user, event in receipts.items()
             }
         viewer = Viewer(self.user_id, self.own_display_name)
-        waiting = Decryption(None, "decrypting")
+        waiting = Decryption(None, self.waiting_reason)
         items = []
         encrypted = []
         for event in events:

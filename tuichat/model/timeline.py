@@ -468,6 +468,16 @@ class Timeline(Sequence[TimelineItem]):
         self.set_receipts(moved)
         return TimelineChange(ChangeKind.RESET)
 
+    def settle_waiting(self, reason: str) -> TimelineChange:
+        """Placeholders still "decrypting…" that nothing will decrypt any
+        more (the crypto store did not open) say why instead."""
+        indices = []
+        for index, item in enumerate(self._remote):
+            if item.utd_reason == "decrypting":
+                self._remote[index] = item.evolve(utd_reason=reason)
+                indices.append(index)
+        return TimelineChange(ChangeKind.REPLACED, indices=tuple(indices))
+
     def add_context(self, items: Iterable[TimelineItem]) -> TimelineChange:
         """Events fetched to quote them (reply parents not loaded here)."""
         indices: list[int] = []

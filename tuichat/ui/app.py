@@ -357,10 +357,16 @@ class TuichatApp(App[int]):
             await service.start()
             self.main.timeline.ask_again()
         except ProfileError as error:
-            self.connection = ConnectionState.STOPPED
-            self.connection_detail = str(error)
-            self._show_status()
+            from tuichat.matrix.events import ConnectionChanged
+
+            # Through the inbox, behind the "loading" the service reported
+            # before it failed (applied directly, that came after it).
+            self._sink(ConnectionChanged(ConnectionState.STOPPED, str(error)))
             self.main.feedback.show(safe_text(str(error)), error=True)
+            # Nothing will decrypt the cached messages: they say so.
+            self.snapshot.waiting_reason = "no_store"
+            for room_id, timeline in self.timelines.items():
+                self._timeline_changed(room_id, timeline.settle_waiting("no_store"))
 
     def _sink(self, event: DomainEvent) -> None:
         """Service events queue in an inbox that one message drains: a sync

@@ -128,7 +128,8 @@ class HistoryMixin(ServiceBase):
             # when it opens, older ones first.
             pending = self.snapshot.encrypted
             pending[room_id] = [*encrypted, *pending.get(room_id, [])]
-            decryptions = iter([Decryption(None, "decrypting")] * len(encrypted))
+            waiting = Decryption(None, self.snapshot.waiting_reason)
+            decryptions = iter([waiting] * len(encrypted))
         items = []
         for event in events:
             decryption = next(decryptions) if event.get("type") == "m.room.encrypted" else None
