@@ -200,3 +200,20 @@ def test_a_placeholder_that_decrypts_to_nothing_shown_leaves_as_if_never_shown()
     assert timeline.unread_counts(ME) == (1, 0)
     timeline.append([item("$c")])
     assert timeline.index_of("$c") == 2
+
+
+def test_a_placeholder_that_decrypts_to_a_reaction_becomes_the_reaction() -> None:
+    """A relation that was not in the clear (only inside the ciphertext):
+    once decrypted it decorates its target, and its placeholder goes."""
+    from tuichat.model.items import Relation, RelationKind
+
+    timeline = Timeline("!r", ME)
+    placeholder = item("$r", kind=ItemKind.UNDECRYPTABLE, utd_reason="missing_key")
+    timeline.append([item("$a"), placeholder])
+    reaction = item("$r", relation=Relation(RelationKind.REACTION, "$a", "👍"))
+
+    change = timeline.replace([reaction])
+
+    assert change.kind is ChangeKind.RESET
+    assert [i.key for i in timeline] == ["$a"]
+    assert [(r.key, r.count) for r in timeline[0].reactions] == [("👍", 1)]
