@@ -271,3 +271,48 @@ async def test_placeholders_that_decrypt_to_events_not_shown_go_live_and_after_a
         assert _event_ids(app, room_id) == shown_before
         assert _line_of(view, "the late message") is not None
         assert _line_of(view, "Unable to decrypt") is None
+
+
+async def test_a_reaction_taken_back_stays_hidden_after_a_restart(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+) -> None:
+    """Reacting and taking it back leaves the message as it was. The cache
+    then keeps the reaction as the server serves it, redacted (no
+    ciphertext): after a restart it must not come back as "message
+    deleted", a line that was never there."""
+    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
+    await log_in(synapse, profile, alice)
+    peer: NioPeer = await peer_factory(bob)
+    room_id = await peer.create_room(invite=[alice.user_id], encrypted=True)
+
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await join_in_ui(pilot, app, peer, room_id, alice.user_id)
+        view = app.query_one(TimelineView)
+        target = await peer.send_text(room_id, "react to me")
+        await wait_ui(pilot, lambda: _line_of(view, "react to me") is not None)
+        service = app.service
+        assert service is not None
+        timeline = app.timelines[room_id]
+        service.react(room_id, target, "👍")
+        await wait_ui(pilot, lambda: timeline.own_reaction(target, "👍") is not None)
+        reaction = timeline.own_reaction(target, "👍")
+        assert reaction is not None
+        assert await service.redact(room_id, reaction)
+        await wait_ui(pilot, lambda: not timeline.get(target).reactions)  # type: ignore[union-attr]
+        await peer.send_text(room_id, "after taking it back")
+        await wait_ui(pilot, lambda: _line_of(view, "after taking it back") is not None)
+        await pilot.pause(1.0)  # the last sync's events reach the cache
+        shown_before = _event_ids(app, room_id)
+        assert reaction not in shown_before
+
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(120, 36)) as pilot:
+        view = app.query_one(TimelineView)
+        await wait_ui(pilot, lambda: app.service is not None and app.service.synced_once, 30)
+        await wait_ui(pilot, lambda: not _decrypting(app, room_id), 20)
+        assert _event_ids(app, room_id) == shown_before
+        assert _line_of(view, "message deleted") is None
