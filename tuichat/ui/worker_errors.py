@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from tuichat.model.sanitize import clean_line
+from tuichat.model.sanitize import SafeText, safe_line
 
 if TYPE_CHECKING:
     from textual.worker import Worker
@@ -41,14 +41,14 @@ WHAT_FAILED = {
 DETAIL_MAX = 200
 
 
-def failure_text(group: str, error: BaseException | None) -> str:
+def failure_text(group: str, error: BaseException | None) -> SafeText:
     """One line for the user: what failed, and why as far as known."""
     what = WHAT_FAILED.get(group, "A background task")
     if error is None:
-        return f"{what} failed."
-    detail = clean_line(str(error), max_length=DETAIL_MAX)
+        return safe_line(f"{what} failed.")
     kind = type(error).__name__
-    return f"{what} failed: {kind}: {detail}" if detail else f"{what} failed: {kind}"
+    detail = safe_line(str(error), max_length=DETAIL_MAX)
+    return safe_line(f"{what} failed: {kind}: {detail}" if detail else f"{what} failed: {kind}")
 
 
 def report_failure(app: TuichatApp, worker: Worker[object]) -> None:
