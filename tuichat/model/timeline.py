@@ -411,12 +411,18 @@ class Timeline(Sequence[TimelineItem]):
             ChangeKind.PREPENDED, count=len(fresh), indices=tuple(sorted(shifted))
         )
 
-    def replace(self, items: Iterable[TimelineItem]) -> TimelineChange:
+    def replace(self, items: Iterable[TimelineItem], hidden: Iterable[str] = ()) -> TimelineChange:
         """Replace known remote items (matched by event id) in place; apply
-        relations that could be decrypted now; update quoted parents."""
+        relations that could be decrypted now; update quoted parents.
+        Placeholders that decrypted to events not shown (`hidden`), or to a
+        relation that did not say so in the clear, leave the timeline, as
+        if they had come decrypted."""
         indices: list[int] = []
+        placeholders = list(hidden)
         for item in items:
             if item.relation is not None:
+                if self.index_of(item.key) is not None:
+                    placeholders.append(item.key)
                 indices.extend(self._relate(item))
                 continue
             index = self.index_of(item.key)
@@ -425,7 +431,52 @@ class Timeline(Sequence[TimelineItem]):
             elif item.event_id is not None and item.event_id in self._context:
                 self._context[item.event_id] = item
                 indices.extend(self._touch_replies(item.event_id))
+        if any(key in self._seq for key in placeholders):
+            return self.remove(placeholders)
         return TimelineChange(ChangeKind.REPLACED, indices=tuple(sorted(set(indices))))
+
+    def remove(self, event_ids: Iterable[str]) -> TimelineChange:
+        """Take out events that turned out not to be shown: placeholders
+        whose decrypted event is of a kind no timeline shows (in-room
+        verification steps, calls, unknown types). The timeline is then as
+        if they had come decrypted: a read receipt or the read marker on
+        one moves to the item shown before it."""
+        gone = {event_id for event_id in event_ids if event_id in self._seq}
+        if not gone:
+            return TimelineChange(ChangeKind.REPLACED)
+        kept: list[TimelineItem] = []
+        for item in self._remote:
+            if item.key not in gone:
+                kept.append(item)
+                continue
+            before = next((i.event_id for i in reversed(kept) if i.event_id), None)
+            if before is not None:
+                self._anchor[item.key] = before
+            if self.read_marker == item.key:
+                self.read_marker = before
+        self._remote = kept
+        self._seq = {item.key: self._first_seq + n for n, item in enumerate(kept)}
+        moved = {
+            user_id: (event_id, name)
+            for user_id, (event_id, name) in self._receipts.items()
+            if event_id in gone
+        }
+        for event_id in gone:
+            self._readers.pop(event_id, None)
+        for user_id in moved:
+            del self._receipts[user_id]
+        self.set_receipts(moved)
+        return TimelineChange(ChangeKind.RESET)
+
+    def settle_waiting(self, reason: str) -> TimelineChange:
+        """Placeholders still "decrypting…" that nothing will decrypt any
+        more (the crypto store did not open) say why instead."""
+        indices = []
+        for index, item in enumerate(self._remote):
+            if item.utd_reason == "decrypting":
+                self._remote[index] = item.evolve(utd_reason=reason)
+                indices.append(index)
+        return TimelineChange(ChangeKind.REPLACED, indices=tuple(indices))
 
     def add_context(self, items: Iterable[TimelineItem]) -> TimelineChange:
         """Events fetched to quote them (reply parents not loaded here)."""

@@ -19,6 +19,7 @@ from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.worker import Worker, WorkerState
 
 from tuichat.config import Config, user_theme_dir
 from tuichat.matrix.cache import Cache
@@ -360,10 +361,16 @@ class TuichatApp(App[int]):
             await service.start()
             self.main.timeline.ask_again()
         except ProfileError as error:
-            self.connection = ConnectionState.STOPPED
-            self.connection_detail = str(error)
-            self._show_status()
+            from tuichat.matrix.events import ConnectionChanged
+
+            # Through the inbox, behind the "loading" the service reported
+            # before it failed (applied directly, that came after it).
+            self._sink(ConnectionChanged(ConnectionState.STOPPED, str(error)))
             self.main.feedback.show(safe_text(str(error)), error=True)
+            # Nothing will decrypt the cached messages: they say so.
+            self.snapshot.waiting_reason = "no_store"
+            for room_id, timeline in self.timelines.items():
+                self._timeline_changed(room_id, timeline.settle_waiting("no_store"))
 
     def _sink(self, event: DomainEvent) -> None:
         """Service events queue in an inbox that one message drains: a sync
@@ -419,7 +426,7 @@ class TuichatApp(App[int]):
                 self.rooms.touch(event.room_id, item.timestamp)
             self._refresh_room_list()
         elif isinstance(event, ev.ItemsReplaced):
-            change = self._timeline(event.room_id).replace(event.items)
+            change = self._timeline(event.room_id).replace(event.items, event.hidden)
             self._timeline_changed(event.room_id, change)
             self._refresh_room_list()
         elif isinstance(event, ev.TimelinePrepended):
@@ -1454,6 +1461,14 @@ class TuichatApp(App[int]):
             await call
         finally:
             feedback.end(text, room)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Every worker of the App that fails is logged and shown here (the
+        one place: they run with `exit_on_error=False`)."""
+        if event.state is WorkerState.ERROR:
+            from tuichat.ui.worker_errors import report_failure
+
+            report_failure(self, event.worker)
 
 
 def open_with_system(path: Path) -> None:

@@ -101,6 +101,13 @@ class DevicesScreen(Screen[None]):
         self.user_id = user_id
         self.display_name = display_name
         self._devices: list[DeviceInfo] = []
+        # What the App handed over before the widgets existed: the answer
+        # can come before the screen is mounted (no request to the server
+        # when the keys are known), and is shown once it is.
+        self._early_devices: Sequence[DeviceInfo] | None = None
+        self._early_identity: str | None = None
+        self._early_status: tuple[SafeText, bool] | None = None
+        self._ready = False  # the widgets exist (from the start of `on_mount`)
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -119,10 +126,29 @@ class DevicesScreen(Screen[None]):
             "Device", "Name", "Trust", "Signed by owner", "Session key (Ed25519)", "Last seen"
         )
         table.focus()
+        self._ready = True
+        if self._early_devices is not None:
+            self.show_devices(self._early_devices)
+        if self._early_identity is not None:
+            self.show_identity(self._early_identity)
+        if self._early_status is not None:
+            self.show_status(self._early_status[0], error=self._early_status[1])
+        self._early_devices = self._early_identity = self._early_status = None
+
+    @property
+    def _gone(self) -> bool:
+        """Closed already (Escape while an answer was on its way): what comes
+        now has nothing to fill."""
+        return self._ready and not self.is_attached
 
     def show_identity(self, state: str) -> None:
         """The user's cross-signing identity: verified by you, not verified,
         changed since first seen (shown loudly), or none."""
+        if self._gone:
+            return
+        if not self._ready:
+            self._early_identity = state
+            return
         texts = {
             "verified": Text(
                 "Identity: ✓ verified by you (their signed devices are trusted)", style="green"
@@ -143,6 +169,11 @@ class DevicesScreen(Screen[None]):
         self.query_one("#identity", Static).update(texts.get(state, texts["none"]))
 
     def show_devices(self, devices: Sequence[DeviceInfo]) -> None:
+        if self._gone:
+            return
+        if not self._ready:
+            self._early_devices = devices
+            return
         self._devices = [d for d in devices if not d.this_device]
         this = next((d for d in devices if d.this_device), None)
         header = self.query_one("#this-device", Static)
@@ -186,6 +217,11 @@ class DevicesScreen(Screen[None]):
             status.update(Text(_curve_line(selected)) if selected else Text(""))
 
     def show_status(self, text: SafeText, *, error: bool = False) -> None:
+        if self._gone:
+            return
+        if not self._ready:
+            self._early_status = (text, error)
+            return
         self.query_one("#devices-status", Static).update(Text(text, style="red" if error else ""))
 
     @property
