@@ -40,6 +40,8 @@ class Rule:
     remaining: int
     status: int = 504
     served: int = 0
+    error: str = "injected fault"  # the error text the server gives
+    method: str | None = None  # only requests of this method (None: any)
 
 
 @dataclass
@@ -51,8 +53,15 @@ class FaultProxy:
     # A hung server: connections are accepted and nothing is ever answered.
     hang: bool = False
 
-    def fail(self, fragment: str, times: int, status: int = 504) -> Rule:
-        rule = Rule(fragment, times, status)
+    def fail(
+        self,
+        fragment: str,
+        times: int,
+        status: int = 504,
+        error: str = "injected fault",
+        method: str | None = None,
+    ) -> Rule:
+        rule = Rule(fragment, times, status, error=error, method=method)
         self.rules.append(rule)
         return rule
 
@@ -77,12 +86,16 @@ class FaultProxy:
             await self._release.wait()  # not answered before the client is gone
             return web.json_response({"errcode": "M_UNKNOWN"}, status=503)
         for rule in self.rules:
-            if rule.remaining > 0 and rule.fragment in request.path:
+            if (
+                rule.remaining > 0
+                and rule.fragment in request.path
+                and rule.method in (None, request.method)
+            ):
                 rule.remaining -= 1
                 rule.served += 1
                 await request.read()
                 return web.json_response(
-                    {"errcode": "M_UNKNOWN", "error": "injected fault"}, status=rule.status
+                    {"errcode": "M_UNKNOWN", "error": rule.error}, status=rule.status
                 )
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
         async with self._session.request(

@@ -143,6 +143,11 @@ class JsPeer:
             )
         )
 
+    async def discard_room_key(self, room_id: str) -> None:
+        """Start a new Megolm session for the next message (sent to every
+        device over Olm)."""
+        await self.call("discardRoomKey", roomId=room_id)
+
     async def send_event(self, room_id: str, event_type: str, content: dict[str, Any]) -> str:
         return str(await self.call("sendEvent", roomId=room_id, type=event_type, content=content))
 
@@ -225,6 +230,11 @@ class JsPeer:
         """Cross-signing, secret storage and a new key backup, as Element sets
         them up; returns the recovery key and the backup version."""
         return dict(await self.call("bootstrapRecovery", timeout=120, passphrase=passphrase))
+
+    async def bootstrap_cross_signing(self) -> dict[str, Any]:
+        """Cross-signing keys only, no secret storage or key backup (an
+        Element account before it sets up recovery)."""
+        return dict(await self.call("bootstrapCrossSigning", timeout=120))
 
     async def restore_from_backup(self, recovery_key: str) -> dict[str, Any]:
         return dict(await self.call("restoreFromBackup", timeout=120, recoveryKey=recovery_key))

@@ -61,6 +61,27 @@ def test_an_existing_file_is_never_overwritten(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    "remote",
+    [
+        "報告書" * 50 + ".pdf",  # 150 CJK characters: 450 bytes
+        "😀" * 200 + ".png",  # four bytes each
+        "é" * 300,  # no extension
+        "a\ud800b.txt",  # a lone surrogate cannot be a file name
+    ],
+)
+def test_long_names_fit_in_255_bytes_and_can_be_saved_twice(remote: str, tmp_path: Path) -> None:
+    name = safe_filename(remote)
+    assert len(name.encode("utf-8")) <= 255
+    extension = remote.rpartition(".")[2] if "." in remote else ""
+    assert name.endswith("." + extension if extension else name[-1])
+    first = unique_path(tmp_path, name)
+    second = unique_path(tmp_path, name)
+    assert first.exists() and second.exists() and first != second
+    assert len(second.name.encode("utf-8")) <= 255
+    assert second.name.endswith(" (1)." + extension if extension else " (1)")
+
+
+@pytest.mark.parametrize(
     ("uri", "valid"),
     [
         ("mxc://example.org/AbC_12-x", True),

@@ -264,8 +264,8 @@ async def test_the_tui_uploads_with_progress_previews_and_saves(
         viewer = await wait_ui(
             pilot, lambda: isinstance(app.screen, ImageViewer) and app.screen, 30
         )
-        await pilot.pause()
-        assert "▄" in str(viewer.query_one("#image", Static).render())
+        # Decoded in a worker: "Loading…" first, then the half blocks.
+        await wait_ui(pilot, lambda: "▄" in str(viewer.query_one("#image", Static).render()))
         await pilot.press("escape")
         await wait_ui(pilot, lambda: not isinstance(app.screen, ImageViewer))
 

@@ -8,6 +8,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
+
 from tests.conftest import UserFactory, log_in
 from tests.js_peer import JsPeer, requires_js_peer
 from tests.peers import NioPeer, wait_until
@@ -154,6 +156,87 @@ async def test_element_verifies_tuichat_by_emoji_and_shares_the_keys(
     await wait_until(lambda: crypto.backup.unlocked, 30)
 
 
+@pytest.mark.parametrize(
+    ("element_state", "started_by", "tuichat_knows_element"),
+    [
+        ("cross_signing_only", "element", False),
+        ("cross_signing_only", "element", True),
+        ("cross_signing_only", "tuichat", False),
+        ("cross_signing_only", "tuichat", True),
+        ("with_recovery", "element", False),
+        ("with_recovery", "tuichat", True),
+        ("nothing_set_up", "element", False),
+    ],
+)
+async def test_own_device_emoji_verification_with_element_in_every_account_state(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    js_peer_factory: JsPeers,
+    start_service: ServiceFactory,
+    element_state: str,
+    started_by: str,
+    tuichat_knows_element: bool,
+) -> None:
+    """Bob's Element session verifies his new tuichat session whatever Element
+    has set up: cross-signing only (no secret storage, no backup), cross-signing
+    with recovery, or nothing yet; started by Element (which has queried the
+    new device) or by tuichat (before Element has looked the device up); with
+    tuichat knowing Element's device already, or not (Bob has no rooms, so
+    nothing made tuichat look up his devices)."""
+    bob = new_user("bob", "Bob")
+    js: JsPeer = await js_peer_factory(bob)
+    if element_state == "cross_signing_only":
+        await js.bootstrap_cross_signing()
+    elif element_state == "with_recovery":
+        await js.bootstrap_recovery()
+    await log_in(synapse, profile, bob)  # a fresh tuichat device of Bob's
+    recorder = Recorder()
+    service = await start_service(profile, recorder)
+    await service.first_sync_done.wait()
+    device_id = service.session.device_id
+    if tuichat_knows_element:
+        devices = await service.devices(bob.user_id, refresh=True)
+        assert js.device_id in {d.device_id for d in devices}
+
+    if started_by == "element":
+        await poll(lambda: _knows(js, bob.user_id, device_id))
+        txn = await js.request_verification(bob.user_id, device_id)
+        await wait_until(lambda: _views(recorder, txn), 30)
+        await service.accept_verification(txn)
+        await js.start_sas(txn)
+    else:
+        txn = await service.request_verification(bob.user_id)
+        accepted = await js.accept_verification()
+        assert accepted["transaction_id"] == txn
+    view = await wait_until(
+        lambda: next((v for v in _views(recorder, txn) if v.phase is Phase.SHOW_SAS), None), 30
+    )
+    theirs = await js.wait_sas(txn)
+    assert [name for _, name in view.emoji] == [name for _, name in theirs["emoji"]]
+    await js.confirm_sas(txn)
+    await service.confirm_verification(txn)
+    last = await wait_until(
+        lambda: next((v for v in _views(recorder, txn) if v.phase in _FINAL), None), 30
+    )
+    state = await js.verification_state(txn)
+    assert last.phase is Phase.DONE, (last.cancel_code, last.cancel_reason, state)
+    await js.verification_state(txn, wait_for="done")
+    assert await js.is_verified(bob.user_id, device_id)
+    crypto = service.crypto
+    assert crypto is not None
+    if element_state != "nothing_set_up":
+        # Element hands its cross-signing keys to the device it verified.
+        await wait_until(
+            lambda: {MASTER, SELF_SIGNING, USER_SIGNING} <= set(crypto.cross_signing.private), 30
+        )
+        status = await poll(lambda: _signed_status(js, bob.user_id, device_id))
+        assert status["cross_signing_verified"]
+
+
+_FINAL = (Phase.DONE, Phase.CANCELLED)
+
+
 async def _two_people_with_cross_signing(
     synapse: LocalSynapse,
     new_user: UserFactory,
@@ -212,6 +295,86 @@ async def test_in_room_verification_started_by_tuichat(
     # Bob's devices are now trusted without verifying each one.
     devices = await service.devices(bob.user_id, refresh=True)
     assert all(d.trust.value == "verified" for d in devices if d.cross_signed)
+
+
+async def test_in_room_verification_ends_done_on_both_sides_when_our_mac_is_slow_to_send(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    js_peer_factory: JsPeers,
+    start_service: ServiceFactory,
+) -> None:
+    """Element's MAC arrives while tuichat's own `mac` is still on its way to
+    the server (a slow network, a loaded machine): the `done` it triggers
+    must go out after the `mac`, or Element ignores it and waits for ever."""
+    service, recorder, js, alice, bob, _room_id = await _two_people_with_cross_signing(
+        synapse, new_user, profile, js_peer_factory, start_service
+    )
+    crypto = service.crypto
+    assert crypto is not None and crypto.send_room_event is not None
+    send = crypto.send_room_event
+
+    async def slow_mac(room_id: str, event_type: str, content: dict[str, Any]) -> str | None:
+        if event_type == "m.key.verification.mac":
+            # Still on its way when tuichat receives Element's MAC.
+            verification = crypto.verifications.get(str(content["m.relates_to"]["event_id"]))
+            assert verification is not None
+            await wait_until(lambda: verification.view().their_mac_received, 30)
+        return await send(room_id, event_type, content)
+
+    crypto.send_room_event = slow_mac
+    txn = await service.request_user_verification(bob.user_id)
+    assert txn is not None
+    await js.accept_verification()
+    view = await wait_until(
+        lambda: next((v for v in _views(recorder, txn) if v.phase is Phase.SHOW_SAS), None), 30
+    )
+    theirs = await js.wait_sas(txn)
+    assert [name for _, name in view.emoji] == [name for _, name in theirs["emoji"]]
+    confirming = asyncio.create_task(service.confirm_verification(txn))
+    await js.confirm_sas(txn)
+    await confirming
+    await wait_until(lambda: _views(recorder, txn)[-1].phase is Phase.DONE, 30)
+    await js.verification_state(txn, wait_for="done")
+    await poll(lambda: _verified_user(js, alice.user_id))
+
+
+async def test_a_device_that_does_not_trust_its_own_master_key_does_not_vouch_for_it(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    js_peer_factory: JsPeers,
+    start_service: ServiceFactory,
+) -> None:
+    """A new tuichat device of Alice's, before it holds or has verified her
+    cross-signing keys, knows her master key only from the server: verifying
+    Bob, it must not MAC that key as hers (as Element's stack does not), or
+    Bob's Element would trust whatever key the server handed out."""
+    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
+    alice_js: JsPeer = await js_peer_factory(alice)
+    await alice_js.bootstrap_cross_signing()  # Alice's identity, made elsewhere
+    await log_in(synapse, profile, alice)
+    recorder = Recorder()
+    service = await start_service(profile, recorder)
+    await service.first_sync_done.wait()
+    js: JsPeer = await js_peer_factory(bob)
+    await js.bootstrap_recovery()
+    room_id = await service.create_dm([bob.user_id])
+    assert room_id is not None
+    await js.join(room_id)
+    await wait_until(lambda: service.states[room_id].membership_of(bob.user_id) == "join", 30)
+    service.send_text(room_id, "hi bob")
+    await js.wait_for_message(room_id, "hi bob")
+    await service.devices(alice.user_id, refresh=True)
+    assert service.identity_state(alice.user_id) == "unverified"  # not trusted here
+
+    txn = await service.request_user_verification(bob.user_id)
+    assert txn is not None
+    await js.accept_verification()
+    await _finish_sas(service, recorder, js, txn)
+    # Bob's Element trusts this device, but not Alice's master key on its word.
+    assert await js.is_verified(alice.user_id, service.session.device_id)
+    assert not await _verified_user(js, alice.user_id)
 
 
 async def test_in_room_verification_started_by_element(

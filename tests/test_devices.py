@@ -530,3 +530,84 @@ async def test_no_answer_has_the_focus_while_comparing_emoji(tmp_path: Any) -> N
         await pilot.click("#match")
         await pilot.pause()
         assert set(choices) == {"match"}
+
+
+async def test_devices_screen_of_a_member_whose_keys_are_known_fills_in_without_refresh(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Peers,
+) -> None:
+    """`/devices @them` for someone whose keys tuichat already holds (an
+    encrypted room in common, a message sent to them) is answered without a
+    request to the server: the screen must show the devices all the same,
+    not stay on "Loading…" until `r` is pressed."""
+    from textual.widgets import DataTable
+
+    from tests.test_ui_chat import type_text, wait_ui
+    from tuichat.ui.app import TuichatApp
+    from tuichat.ui.screens.devices import DevicesScreen
+
+    alice, bob = new_user("alice"), new_user("bob", "Bob")
+    await log_in(synapse, profile, alice)
+    peer: NioPeer = await peer_factory(bob)
+    room_id = await peer.create_room(invite=[alice.user_id], encrypted=True)
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(130, 40)) as pilot:
+        await wait_ui(pilot, lambda: app.rooms.get(room_id), 30)
+        await type_text(pilot, f"/join {room_id}")
+        await wait_ui(pilot, lambda: app.current_room_id == room_id, 30)
+        await type_text(pilot, "hello")
+        await peer.wait_for_text(room_id, "hello", 30)
+        service = app.service
+        assert service is not None
+        olm = service.crypto.olm  # type: ignore[union-attr]
+        await wait_ui(
+            pilot,
+            lambda: bob.user_id in olm.tracked_users and bob.user_id not in olm.users_for_key_query,
+        )
+
+        await type_text(pilot, f"/devices {bob.user_id}")
+        screen = await wait_ui(pilot, lambda: isinstance(app.screen, DevicesScreen) and app.screen)
+        table = screen.query_one(DataTable)
+        await wait_ui(pilot, lambda: table.row_count == 1, 10)
+        assert table.get_row_at(0)[0].plain == peer.client.device_id
+        # Someone else's devices: no "this device" box, so no "Loading…" left.
+        assert not screen.query_one("#this-device").display
+
+
+async def test_devices_screen_closed_before_its_devices_arrive_is_no_error(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Peers,
+) -> None:
+    """Escape while a refresh is on its way to the server: the answer comes
+    to a screen that is gone. It has nothing to fill, and that is no
+    failure (no exception for the App to report)."""
+    from tests.test_ui_chat import type_text, wait_ui
+    from tuichat.model.sanitize import safe_line
+    from tuichat.ui.app import TuichatApp
+    from tuichat.ui.screens.devices import DevicesScreen
+
+    alice, bob = new_user("alice"), new_user("bob", "Bob")
+    await log_in(synapse, profile, alice)
+    peer: NioPeer = await peer_factory(bob)
+    room_id = await peer.create_room(invite=[alice.user_id], encrypted=True)
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(130, 40)) as pilot:
+        await wait_ui(pilot, lambda: app.rooms.get(room_id), 30)
+        await type_text(pilot, f"/join {room_id}")
+        await wait_ui(pilot, lambda: app.current_room_id == room_id, 30)
+        await type_text(pilot, f"/devices {bob.user_id}")
+        screen = await wait_ui(pilot, lambda: isinstance(app.screen, DevicesScreen) and app.screen)
+        await wait_ui(pilot, lambda: screen.selected is not None)
+        assert app.service is not None
+        devices = await app.service.devices(bob.user_id, refresh=True)
+
+        await pilot.press("escape")
+        assert not isinstance(app.screen, DevicesScreen)
+        # What the refresh's worker does with its answer, now.
+        screen.show_devices(devices)
+        screen.show_identity(app.service.identity_state(bob.user_id))
+        screen.show_status(safe_line("late"))

@@ -205,3 +205,50 @@ async def test_a_history_load_asked_while_a_gap_is_being_handled_reads_the_new_t
         _assert_before_the_gap(answers[0], away)
     finally:
         await service.stop()
+
+
+async def test_older_history_read_before_the_crypto_store_opens_is_decrypted_when_it_does(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+    start_service: ServiceFactory,
+) -> None:
+    """The App hands the service over before its store is open (the first
+    frame came from the cache): a page of older cached history asked for
+    then comes as "decrypting…" placeholders, and each must end, decrypted
+    once the store opens."""
+    from tuichat.matrix.events import ItemsReplaced
+    from tuichat.matrix.snapshot import EVENTS_PER_ROOM
+
+    service, recorder, peer, room_id = await service_and_peer_in_room(
+        synapse, new_user, profile, peer_factory, start_service, encrypted=True
+    )
+    sent = [f"older message {n}" for n in range(EVENTS_PER_ROOM + 10)]
+    for body in sent:
+        await peer.send_text(room_id, body)
+    await wait_until(lambda: recorder.text_from(room_id, sent[-1]), 60)
+    await service.stop()
+
+    recorder = Recorder()
+    service = MatrixService(profile, recorder, sync_timeout_ms=1000)
+    try:
+        oldest = service.snapshot.timelines[room_id][0].event_id
+        assert oldest is not None
+        await service.load_older(room_id, oldest)
+        page = _pages(recorder, room_id)[-1]
+        waiting = {i.event_id for i in page.items if i.utd_reason == "decrypting"}
+        assert waiting, "the page should hold encrypted events read before the store opened"
+
+        await service.open()
+        replaced = {
+            i.event_id: i
+            for e in recorder.events
+            if isinstance(e, ItemsReplaced) and e.room_id == room_id
+            for i in e.items
+        }
+        assert waiting <= set(replaced)
+        assert all(replaced[e].utd_reason is None for e in waiting)
+        assert {replaced[e].body for e in waiting} <= set(sent)
+    finally:
+        await service.stop()

@@ -150,3 +150,47 @@ async def test_ten_thousand_generated_events_render_safely() -> None:
                     assert not (style and style.link)
 
         check()
+
+
+HOSTILE_KEY = "@\x1b]52;c;ZXZpbA==\x07\x1b[2J\u202eevil:x"
+
+
+def _member(state_key: str, displayname: str | None, membership: str = "join") -> dict[str, Any]:
+    content: dict[str, Any] = {"membership": membership}
+    if displayname is not None:
+        content["displayname"] = displayname
+    return {
+        "type": "m.room.member",
+        "state_key": state_key,
+        "sender": state_key,
+        "content": content,
+    }
+
+
+def test_a_member_without_a_display_name_is_named_by_the_cleaned_state_key() -> None:
+    state = RoomState("!r:x")
+    state.apply(_member(HOSTILE_KEY, None, "invite"))
+    name = state.member_name(HOSTILE_KEY)
+    assert not FORBIDDEN.search(name), repr(name)
+    assert "␛]52" in name  # shown, made visible
+    # The room is named after it (no name, no alias): the name is clean too.
+    assert not FORBIDDEN.search(state.display_name("@me:x"))
+
+
+def test_disambiguated_member_names_carry_the_cleaned_state_key() -> None:
+    state = RoomState("!r:x")
+    state.apply(_member("@mallory:x", "Alice"))
+    state.apply(_member(HOSTILE_KEY, "Alice"))
+    name = state.member_name(HOSTILE_KEY)
+    assert name.startswith("Alice (") and not FORBIDDEN.search(name), repr(name)
+
+
+def test_a_first_display_name_names_the_cleaned_target() -> None:
+    state = RoomState("!r:x")
+    event = _member(HOSTILE_KEY, "Mallory")
+    event["unsigned"] = {"prev_content": {"membership": "join"}}
+    event["event_id"] = "$e"
+    event["origin_server_ts"] = 1
+    item = to_item(event, state, Viewer("@me:x", "Me"))
+    assert item is not None and "set their name to Mallory" in item.body
+    assert not FORBIDDEN.search(item.body), repr(item.body)

@@ -206,3 +206,44 @@ async def test_cli_logout_leaves_nothing_of_the_profile(
     assert result.returncode == 0, result.stderr
     assert "Logged out" in result.stdout
     assert sorted(p.name for p in profile.root.rglob("*")) == []
+
+
+async def test_cli_login_prints_a_servers_error_text_cleaned(
+    synapse: LocalSynapse, new_user: UserFactory, tmp_path: Path
+) -> None:
+    """A hostile server's error text reaches the terminal without its escape
+    sequences (here a clipboard write, a title change and a bidi override)."""
+    import asyncio
+
+    from tests.fault_proxy import FaultProxy
+
+    user = new_user("cli")
+    proxy = FaultProxy(synapse.url)
+    url = await proxy.start()
+    hostile = "\x1b]52;c;ZXZpbA==\x07\x1b]0;pwned\x07\x9b2J\u202eevil"
+    # The login request itself (`tuichat login` first GETs /login for the methods).
+    proxy.fail("/login", 1, status=400, error=hostile, method="POST")
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tuichat",
+            "--profile",
+            str(tmp_path / "p"),
+            "login",
+            "--homeserver",
+            url,
+            "--user",
+            user.user_id,
+            "--password-stdin",
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(user.password.encode() + b"\n"), 60)
+    finally:
+        await proxy.close()
+    assert process.returncode == 1
+    text = (out + err).decode("utf-8")
+    assert "login failed: ␛]52;c;" in text, text
+    assert not any(c in text for c in "\x1b\x07\x9b\u202e"), repr(text)

@@ -178,3 +178,42 @@ def test_commands_parse(text: str, expected: commands.Parsed) -> None:
 @pytest.mark.parametrize("text", ["/join", "/join room", "/leave now", "/me", "/nope"])
 def test_bad_commands_are_errors(text: str) -> None:
     assert isinstance(commands.parse(text), commands.CommandError)
+
+
+def test_a_placeholder_that_decrypts_to_nothing_shown_leaves_as_if_never_shown() -> None:
+    """Its receipt and the read marker move to the item before; the items
+    after it keep their places, and a later one is found by its id."""
+    timeline = Timeline("!r", ME)
+    placeholder = item("$hidden", kind=ItemKind.UNDECRYPTABLE, utd_reason="decrypting")
+    timeline.append([item("$a"), placeholder, item("$b")])
+    timeline.set_receipts({"@carol:example.org": ("$hidden", "Carol")})
+    timeline.read_marker = "$hidden"
+
+    change = timeline.replace([item("$b", body="edited b")], hidden=["$hidden"])
+
+    assert change.kind is ChangeKind.RESET
+    assert [i.key for i in timeline] == ["$a", "$b"]
+    assert timeline.index_of("$b") == 1 and timeline[1].body == "edited b"
+    assert timeline.index_of("$hidden") is None
+    assert timeline.read_marker == "$a"
+    assert timeline[0].read_by == ("Carol",)
+    assert timeline.unread_counts(ME) == (1, 0)
+    timeline.append([item("$c")])
+    assert timeline.index_of("$c") == 2
+
+
+def test_a_placeholder_that_decrypts_to_a_reaction_becomes_the_reaction() -> None:
+    """A relation that was not in the clear (only inside the ciphertext):
+    once decrypted it decorates its target, and its placeholder goes."""
+    from tuichat.model.items import Relation, RelationKind
+
+    timeline = Timeline("!r", ME)
+    placeholder = item("$r", kind=ItemKind.UNDECRYPTABLE, utd_reason="missing_key")
+    timeline.append([item("$a"), placeholder])
+    reaction = item("$r", relation=Relation(RelationKind.REACTION, "$a", "👍"))
+
+    change = timeline.replace([reaction])
+
+    assert change.kind is ChangeKind.RESET
+    assert [i.key for i in timeline] == ["$a"]
+    assert [(r.key, r.count) for r in timeline[0].reactions] == [("👍", 1)]

@@ -14,11 +14,16 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.conftest import UserFactory, log_in
+from tests.peers import NioPeer
 from tests.recorder import Recorder
+from tuichat.demo.synapse import LocalSynapse
 from tuichat.matrix.service import MatrixService
 from tuichat.matrix.session import Profile, ProfileError, Session
 from tuichat.ui.app import TuichatApp
@@ -267,3 +272,40 @@ async def test_the_profile_lock_goes_with_its_process_quit_or_killed(tmp_path: P
     assert IN_USE not in result.stderr and "Traceback" not in result.stderr
     with profile.lock():
         pass
+
+
+async def test_cached_messages_say_why_when_the_store_does_not_open(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+) -> None:
+    """The first frame shows cached encrypted messages as "decrypting…";
+    when the crypto store then cannot be opened nothing will decrypt them,
+    and "decrypting…" must not stay as if something would."""
+    from tests.test_ui_chat import join_in_ui, wait_ui
+    from tuichat.model.connection import ConnectionState
+
+    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
+    await log_in(synapse, profile, alice)
+    peer: NioPeer = await peer_factory(bob)
+    room_id = await peer.create_room(invite=[alice.user_id], encrypted=True)
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await join_in_ui(pilot, app, peer, room_id, alice.user_id)
+        await peer.send_text(room_id, "a secret")
+        await wait_ui(pilot, lambda: "a secret" in [i.body for i in app.timelines[room_id]])
+        await pilot.pause(1.0)  # the last sync's events reach the cache
+
+    profile.pickle_key_file.write_text(base64.b64encode(secrets.token_bytes(32)).decode())
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_ui(pilot, lambda: "cannot be opened" in str(app.main.feedback.render()), 30)
+        await pilot.pause()
+        assert app.connection is ConnectionState.STOPPED
+        placeholders = [i for i in app.timelines[room_id] if i.utd_reason is not None]
+        assert placeholders
+        assert all(i.utd_reason == "no_store" for i in placeholders)
+        lines = app.main.timeline.line_texts()
+        assert not any("decrypting" in line for line in lines)
+        assert any("keys could not be opened" in line for line in lines)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 from textual.app import App, ComposeResult
+from textual.widgets import OptionList
 
 from tests.test_look_and_feel import offline_profile
 from tuichat.config import Config
@@ -13,6 +15,7 @@ from tuichat.matrix.events import RoomsChanged
 from tuichat.model.rooms import Membership, RoomSummary
 from tuichat.ui.app import TuichatApp
 from tuichat.ui.messages import MatrixEvent
+from tuichat.ui.screens.room_switcher import RoomSwitcher, rank_rooms
 from tuichat.ui.widgets.room_list import RoomListView
 
 
@@ -118,3 +121,44 @@ async def test_the_current_room_is_marked_in_every_theme(tmp_path: Path, theme: 
         await pilot.press("down")  # the cursor moves to the next room
         await pilot.pause()
         assert styles(1) != styles(0) and styles(2) != styles(0)
+
+
+def test_the_switcher_ranks_substrings_first_then_scattered_matches() -> None:
+    rooms = [
+        summary(1, name="Random chatter"),
+        summary(2, name="Design review"),
+        summary(3, name="Release planning"),
+        summary(4, name="rust-lang"),
+    ]
+    assert [room.name for room in rank_rooms("rel", rooms)] == ["Release planning"]
+    assert [room.name for room in rank_rooms("r", rooms)][:2] == ["rust-lang", "Random chatter"]
+    assert rank_rooms("dr", rooms)[0].name == "Design review"
+    assert [room.name for room in rank_rooms("zzz", rooms)] == []
+    assert len(rank_rooms("  ", rooms)) == 4
+
+
+async def test_the_switcher_stays_fast_on_crafted_room_names() -> None:
+    # Textual's fuzzy matcher took 15 s to match "aaa" against one name of
+    # 256 "a "; names are remote and up to 512 characters long.
+    crafted = [summary(n, name="a " * 256, room_id=f"!{'a' * 200}{n}:x") for n in range(200)]
+    app = SwitcherHost(crafted)
+    async with app.run_test() as pilot:
+        await app.push_screen(RoomSwitcher(crafted))
+        await pilot.pause()
+        started = time.monotonic()
+        for key in "aaaaaa":
+            await pilot.press(key)
+            await pilot.pause()
+        took = time.monotonic() - started
+        assert took < 3, f"six key presses took {took:.1f} s"
+        matches = app.screen.query_one(OptionList)
+        assert matches.option_count == 200
+
+
+class SwitcherHost(App[None]):
+    def __init__(self, rooms: list[RoomSummary]) -> None:
+        super().__init__()
+        self.rooms = rooms
+
+    def compose(self) -> ComposeResult:
+        yield RoomListView()

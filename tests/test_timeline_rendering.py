@@ -3,6 +3,7 @@ reactions, receipts, days, unread messages and membership runs."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from textual.app import App, ComposeResult
@@ -12,7 +13,6 @@ from tuichat.matrix.room_state import RoomState
 from tuichat.model.items import ItemKind, TimelineItem
 from tuichat.model.rooms import Membership
 from tuichat.model.timeline import Timeline
-from tuichat.ui.widgets.rich_body import choose_lexer
 from tuichat.ui.widgets.timeline_view import MembershipDisplay, TimelineView
 
 DAY = 86_400_000
@@ -92,14 +92,6 @@ async def test_formatted_text_links_and_code_blocks() -> None:
     # The indentation inside the box is kept.
     assert any("│     return 1" in line or "│  \u00a0   return 1" in line for line in code), code
     assert any("╭" in line and "python" in line for line in lines)
-
-
-def test_code_without_a_language_is_guessed_among_common_languages() -> None:
-    assert choose_lexer("", "def f(x):\n    return x\n").name == "Python"
-    assert choose_lexer("", "fn main() {\n    let mut x = 1;\n}").name == "Rust"
-    assert choose_lexer("", '{"a": [1, 2]}').name == "JSON"
-    assert choose_lexer("", "just some words").name == "Text only"
-    assert choose_lexer("no-such-language", "x = 1").name == "Text only"
 
 
 async def test_a_reply_quotes_its_parent_and_edits_and_reactions_show() -> None:
@@ -244,6 +236,25 @@ def test_code_blocks_keep_indentation_and_huge_ones_are_cut_with_a_note() -> Non
     ]
     huge = "\n".join(f"line {n}" for n in range(3000))
     lines = render_body((Block(BlockKind.CODE, code=huge),), 40, console, styles)
-    assert len(lines) == 2 + 500 + 1
-    assert "… 2500 more lines not shown" in lines[-2].plain
+    assert len(lines) == 2 + 200 + 1
+    assert "… 2800 more lines not shown" in lines[-2].plain
     assert all(line.cell_len == 40 for line in lines)
+
+
+async def test_a_huge_plain_body_is_drawn_in_part_with_a_note() -> None:
+    many_lines = "\n".join(f"l{n}" for n in range(65_536))
+    one_long_line = "word " * 13_000
+    lines = await shown(
+        [
+            item(event(1, {"msgtype": "m.text", "body": many_lines})),
+            item(event(2, {"msgtype": "m.text", "body": one_long_line})),
+            item(event(3, {"msgtype": "m.text", "body": "after"})),
+        ]
+    )
+    assert len(lines) < 500, len(lines)
+    text = "\n".join(lines)
+    assert "l199" in text and "l200" not in text
+    # (The event's body was already cut to 65,536 characters on arrival.)
+    assert re.search(r"… \d{4,} more lines not shown", text)
+    assert "… 55000 more characters not shown" in text
+    assert lines[-1].rstrip().endswith("after")

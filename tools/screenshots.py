@@ -100,11 +100,14 @@ def _items(room_id: str, script: list[tuple[str, str, str | None]]) -> list[Time
 
 
 ROOMS = [
-    RoomSummary("!ada", "Ada", is_direct=True, encrypted=True, last_activity=BASE_TS + 900_000),
+    RoomSummary(
+        "!ada", "Ada", is_direct=True, encrypted=True, devices=2, last_activity=BASE_TS + 900_000
+    ),
     RoomSummary(
         "!e2ee",
         "E2EE working group",
         encrypted=True,
+        devices=9,
         topic="Keys, backups, and why placeholders fill in",
         last_activity=BASE_TS + 800_000,
     ),

@@ -17,6 +17,7 @@ from pathlib import Path
 from tuichat import __version__
 from tuichat.log_redaction import RedactingFilter, SafeFormatter
 from tuichat.matrix.session import private_umask
+from tuichat.model.sanitize import SafeText, safe_line, safe_text
 from tuichat.paths import PROFILE_ENV, resolve_profile_dir
 
 
@@ -103,22 +104,24 @@ def _config(args: argparse.Namespace) -> int:
 
     path = default_config_path()
     if args.config_action == "path":
-        print(path)
+        print(safe_line(str(path)))
         return 0
     if args.config_action == "init":
         if not write_default(path, force=args.force):
-            return _fail(f"{path} exists already (--force replaces it)")
-        print(f"Wrote {path}")
+            return _fail(safe_line(f"{path} exists already (--force replaces it)"))
+        print(safe_line(f"Wrote {path}"))
         return 0
     _config, errors = load_config(path)
     for error in errors:
-        print(error, file=sys.stderr)
+        print(safe_line(error), file=sys.stderr)
     if not errors:
-        print(f"{path}: fine" if path.exists() else f"{path}: not there (defaults apply)")
+        state = "fine" if path.exists() else "not there (defaults apply)"
+        print(safe_line(f"{path}: {state}"))
     return 1 if errors else 0
 
 
-def _fail(message: str) -> int:
+def _fail(message: SafeText) -> int:
+    """`message` often holds a server's error text: the caller sanitises it."""
     print(f"tuichat: {message}", file=sys.stderr)
     return 1
 
@@ -136,8 +139,8 @@ def _logout(profile_dir: Path) -> int:
     try:
         session = asyncio.run(logout(Profile(profile_dir)))
     except (LoginError, ProfileError) as error:
-        return _fail(str(error))
-    print(f"Logged out {session.user_id} (device {session.device_id})")
+        return _fail(safe_line(str(error)))
+    print(safe_line(f"Logged out {session.user_id} (device {session.device_id})"))
     return 0
 
 
@@ -177,7 +180,7 @@ def _key_file_and_passphrase(path: Path, exporting: bool, force: bool) -> tuple[
             attempts -= 1
             if not attempts:
                 raise ValueError(problem)
-            print(f"tuichat: {problem}", file=sys.stderr)
+            print(safe_line(f"tuichat: {problem}"), file=sys.stderr)
             passphrase = _read_secret("Passphrase", confirm=True)
     return text, passphrase
 
@@ -192,8 +195,8 @@ def _keys(args: argparse.Namespace, profile_dir: Path) -> int:
     try:
         force = exporting and args.force
         text, passphrase = _key_file_and_passphrase(path, exporting, force)
-    except (ValueError, EOFError, KeyboardInterrupt) as error:
-        return _fail(str(error) or "cancelled")
+    except (OSError, UnicodeDecodeError, ValueError, EOFError, KeyboardInterrupt) as error:
+        return _fail(safe_line(str(error)) or "cancelled")
 
     def progress(done: int, total: int) -> None:
         if total >= 500:
@@ -218,9 +221,9 @@ def _keys(args: argparse.Namespace, profile_dir: Path) -> int:
             await service.stop()
 
     try:
-        print(asyncio.run(run()))
+        print(safe_text(asyncio.run(run())))
     except (KeyFileError, ProfileError, LookupError, OSError) as error:
-        return _fail(str(error))
+        return _fail(safe_line(str(error)))
     return 0
 
 
@@ -237,26 +240,25 @@ def _devices(profile_dir: Path) -> int:
             devices = await service.devices(service.user_id)
         finally:
             await service.stop()
-        lines = [f"Devices of {service.user_id}", ""]
+        lines = [safe_line(f"Devices of {service.user_id}"), ""]
         for device in devices:
             title = "This device" if device.this_device else "Device"
-            name = f" ({device.display_name})" if device.display_name else ""
-            lines.append(f"{title}: {device.device_id}{name}")
+            name = f" ({safe_line(device.display_name)})" if device.display_name else ""
+            lines.append(f"{title}: {safe_line(device.device_id)}{name}")
             lines.append(f"  Session key (Ed25519): {device.fingerprint}")
             lines.append(f"  Curve25519:            {device.curve25519}")
             lines.append(f"  Trust:                 {device.trust.value}")
             if device.last_seen_ts:
                 when = datetime.fromtimestamp(device.last_seen_ts / 1000)
-                lines.append(
-                    f"  Last seen:             {when:%Y-%m-%d %H:%M} {device.last_seen_ip or ''}"
-                )
+                where = safe_line(device.last_seen_ip)
+                lines.append(f"  Last seen:             {when:%Y-%m-%d %H:%M} {where}")
             lines.append("")
         return lines
 
     try:
-        print("\n".join(asyncio.run(run())).rstrip())
+        print(safe_text("\n".join(asyncio.run(run())).rstrip()))
     except (ProfileError, LookupError, OSError) as error:
-        return _fail(str(error))
+        return _fail(safe_line(str(error)))
     return 0
 
 
@@ -322,13 +324,13 @@ def _recover(args: argparse.Namespace, profile_dir: Path) -> int:
             await service.stop()
 
     try:
-        print(asyncio.run(run()))
+        print(safe_text(asyncio.run(run())))
     except (SecretStorageError, BackupError, ProfileError, LookupError, OSError) as error:
-        return _fail(str(error))
+        return _fail(safe_line(str(error)))
     except MatrixHttpError as error:
-        return _fail(f"the server refused: {error}")
+        return _fail(safe_line(f"the server refused: {error}"))
     except (ValueError, EOFError, KeyboardInterrupt) as error:
-        return _fail(str(error) or "cancelled")
+        return _fail(safe_line(str(error)) or "cancelled")
     return 0
 
 
@@ -339,14 +341,16 @@ def _run_tui(profile_dir: Path) -> int:
     try:
         session = profile.load_session()
     except ProfileError as error:
-        return _fail(str(error))
+        return _fail(safe_line(str(error)))
     if session is None:
         return _fail(
-            f"no session in {profile_dir}; log in first:\n"
-            "  tuichat login --homeserver https://matrix.example.org --user @you:example.org"
+            safe_text(
+                f"no session in {profile_dir}; log in first:\n"
+                "  tuichat login --homeserver https://matrix.example.org --user @you:example.org"
+            )
         )
     for fixed in profile.ensure():
-        print(f"tuichat: tightened permissions of {fixed}", file=sys.stderr)
+        print(safe_line(f"tuichat: tightened permissions of {fixed}"), file=sys.stderr)
     from tuichat.config import load_config
     from tuichat.ui.app import TuichatApp
 
@@ -402,7 +406,7 @@ def _run_locked(args: argparse.Namespace, profile_dir: Path) -> int:
     try:
         lock = profile.lock(create=args.command == "login")
     except ProfileError as error:
-        return _fail(str(error))
+        return _fail(safe_line(str(error)))
     with lock:
         return _run_command(args, profile_dir)
 

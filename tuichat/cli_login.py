@@ -42,7 +42,7 @@ from tuichat.matrix.sso import (
     stdin_lines,
     wait_for_login_token,
 )
-from tuichat.model.sanitize import clean_line
+from tuichat.model.sanitize import SafeText, clean_line, safe_line, safe_text, trusted
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ SSO_TIMEOUT_S = 600.0
 BROWSER_START_S = 3.0
 
 
-def _say(text: str) -> None:
+def _say(text: SafeText) -> None:
     print(text, flush=True)
 
 
@@ -84,14 +84,14 @@ def choose_identity_provider(
         return providers[0]
     if len(providers) < 2 or not interactive:
         return None
-    _say("Sign in with:")
+    _say(trusted("Sign in with:"))
     for number, provider in enumerate(providers, 1):
-        _say(f"  {number}. {provider.name} ({clean_line(provider.id)})")
+        _say(safe_line(f"  {number}. {provider.name} ({provider.id})"))
     while True:
         answer = input(f"Number (1-{len(providers)}): ").strip()
         if answer.isdigit() and 1 <= int(answer) <= len(providers):
             return providers[int(answer) - 1]
-        _say(f"Type a number from 1 to {len(providers)}.")
+        _say(safe_line(f"Type a number from 1 to {len(providers)}."))
 
 
 def _can_open_browser() -> bool:
@@ -149,18 +149,22 @@ async def sso_login(
         via = f" with {provider.name}" if provider else ""
         opened = not args.no_browser and _can_open_browser() and await _open_browser(url)
         if opened:
-            _say(f"Opened your browser to sign in{via}. If it did not open, go to:")
+            _say(safe_line(f"Opened your browser to sign in{via}. If it did not open, go to:"))
         else:
-            _say(f"To sign in{via}, open this address in a browser:")
-        _say(f"\n    {url}\n")
+            _say(safe_line(f"To sign in{via}, open this address in a browser:"))
+        _say(safe_text(f"\n    {url}\n"))
         _say(
-            "If the browser runs on another machine (SSH), it ends on an address "
-            "starting with http://127.0.0.1 that cannot load: copy that address "
-            "from the address bar and paste it here, then press Enter."
+            trusted(
+                "If the browser runs on another machine (SSH), it ends on an address "
+                "starting with http://127.0.0.1 that cannot load: copy that address "
+                "from the address bar and paste it here, then press Enter."
+            )
         )
 
         def bad_paste(line: str) -> None:
-            _say("That holds no login token; paste the whole address the browser ended on.")
+            _say(
+                trusted("That holds no login token; paste the whole address the browser ended on.")
+            )
 
         token = await asyncio.wait_for(
             wait_for_login_token(callback, stdin_lines(), bad_paste), SSO_TIMEOUT_S
@@ -171,7 +175,7 @@ async def sso_login(
         ) from None
     finally:
         await callback.close()
-    _say("Signed in in the browser; logging in…")
+    _say(trusted("Signed in in the browser; logging in…"))
     return await login_with_token(
         profile,
         base_url,
@@ -211,13 +215,14 @@ def login_command(args: argparse.Namespace, profile_dir: Path) -> int:
     try:
         session = asyncio.run(run_login(args, Profile(profile_dir)))
     except (LoginError, ProfileError) as error:
-        print(f"tuichat: {error}", file=sys.stderr)
+        print(safe_line(f"tuichat: {error}"), file=sys.stderr)
         return 1
     except (KeyboardInterrupt, EOFError):
         print("tuichat: interrupted", file=sys.stderr)
         return 1
     print(
-        f"Logged in as {clean_line(session.user_id)} on {session.homeserver} "
-        f"(device {clean_line(session.device_id)})"
+        safe_line(
+            f"Logged in as {session.user_id} on {session.homeserver} (device {session.device_id})"
+        )
     )
     return 0

@@ -400,6 +400,12 @@ const commands = {
         );
     },
 
+    async discardRoomKey({ roomId }) {
+        // The next message goes out under a new room key, shared anew.
+        await client.getCrypto().forceDiscardSession(roomId);
+        return true;
+    },
+
     async messages({ roomId }) {
         return messages.filter((m) => m.room_id === roomId);
     },
@@ -523,6 +529,22 @@ const commands = {
             recovery_key: generated.encodedPrivateKey,
             backup_version: await crypto.getActiveSessionBackupVersion(),
         };
+    },
+
+    async bootstrapCrossSigning() {
+        // Cross-signing keys only (no secret storage, no key backup): the
+        // state of an Element account before "set up recovery".
+        await client.getCrypto().bootstrapCrossSigning({
+            authUploadDeviceSigningKeys: async (makeRequest) => {
+                await makeRequest({
+                    type: "m.login.password",
+                    identifier: { type: "m.id.user", user: client.getUserId() },
+                    password,
+                });
+            },
+        });
+        const status = await client.getCrypto().getCrossSigningStatus();
+        return { public_keys_on_device: status.publicKeysOnDevice, private_keys_cached: status.privateKeysCachedLocally };
     },
 
     async restoreFromBackup({ recoveryKey }) {

@@ -30,6 +30,9 @@ from tuichat.model.items import Attachment
 
 MSGTYPES = {"image": "m.image", "video": "m.video", "audio": "m.audio"}
 MAX_NAME = 120
+# File systems limit a name to 255 bytes (ext4, btrfs, APFS…), not
+# characters: a name of 120 CJK characters is 360 bytes (ENAMETOOLONG).
+MAX_NAME_BYTES = 255
 
 
 class AttachmentError(Exception):
@@ -160,7 +163,11 @@ def content_for(
     return content
 
 
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f/\\:*?\"<>|\u202a-\u202e\u2066-\u2069\u200e\u200f]")
+# Controls, separators, bidi overrides, and lone surrogates (which cannot
+# be encoded as a file name at all).
+_UNSAFE = re.compile(
+    r"[\x00-\x1f\x7f-\x9f/\\:*?\"<>|\u202a-\u202e\u2066-\u2069\u200e\u200f\ud800-\udfff]"
+)
 
 
 def safe_filename(name: object) -> str:
@@ -177,20 +184,31 @@ def safe_filename(name: object) -> str:
             text = stem[: MAX_NAME - len(extension) - 1] + "." + extension
         else:
             text = text[:MAX_NAME]
-    return text
+    return fit_name(text)
+
+
+def _cut_utf8(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` bytes of UTF-8, between characters."""
+    return text.encode("utf-8")[: max(0, limit)].decode("utf-8", "ignore")
+
+
+def fit_name(name: str, suffix: str = "") -> str:
+    """`name` with `suffix` (" (2)") before its extension, within
+    MAX_NAME_BYTES of UTF-8: the stem is cut, the extension kept."""
+    stem, dot, extension = name.rpartition(".")
+    if not dot or not stem or len(extension.encode("utf-8")) > 16:
+        stem, extension = name, ""
+    tail = suffix + ("." + extension if extension else "")
+    room = MAX_NAME_BYTES - len(tail.encode("utf-8"))
+    return _cut_utf8(stem, room) + tail
 
 
 def unique_path(directory: Path, name: str) -> Path:
     """A new file in `directory` for `name` (already safe), created empty
     and exclusively: "report.pdf", then "report (1).pdf", …"""
     directory.mkdir(parents=True, exist_ok=True)
-    stem, dot, extension = name.rpartition(".")
-    if not dot or not stem:
-        stem, extension = name, ""
     for number in range(10_000):
-        candidate = (
-            name if number == 0 else f"{stem} ({number}){'.' + extension if extension else ''}"
-        )
+        candidate = name if number == 0 else fit_name(name, f" ({number})")
         path = directory / candidate
         try:
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

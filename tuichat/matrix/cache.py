@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tuichat.matrix import fastjson, wal_checkpoints
+from tuichat.matrix.convert import HIDDEN_RELATIONS
 from tuichat.matrix.session import FILE_MODE, private_umask
 
 log = logging.getLogger(__name__)
@@ -473,7 +474,10 @@ class _Writer:
     def _forget_redacted(self, room_id: str, events: Iterable[dict[str, Any]]) -> None:
         """A redacted message's content (or ciphertext) is not kept on disk:
         the cached copy becomes what the server now serves, an empty
-        content with the redaction in `unsigned`."""
+        content with the redaction in `unsigned`. A redacted edit, reaction
+        or reference (a relation in the clear says so) is dropped instead:
+        never shown on its own, taken back it is nothing at all, as it was
+        live; its empty copy would come back as "message deleted"."""
         for event in events:
             if event.get("type") != "m.room.redaction":
                 continue
@@ -491,6 +495,11 @@ class _Writer:
             stored = _loads(row[0])
             if "state_key" in stored:
                 continue  # state keeps some content (spec); the state table has it
+            if _is_hidden_relation(stored):
+                self._db.execute(
+                    "DELETE FROM events WHERE room_id = ? AND event_id = ?", (room_id, target)
+                )
+                continue
             pruned = {
                 key: stored[key]
                 for key in ("event_id", "type", "sender", "origin_server_ts", "room_id")
@@ -512,3 +521,10 @@ class _Writer:
 
     def set_read_marker(self, room_id: str, event_id: str) -> None:
         self._db.execute("UPDATE rooms SET read_marker = ? WHERE room_id = ?", (event_id, room_id))
+
+
+def _is_hidden_relation(event: dict[str, Any]) -> bool:
+    """An edit, reaction or reference by the relation in its clear content."""
+    content = event.get("content")
+    relates = content.get("m.relates_to") if isinstance(content, dict) else None
+    return isinstance(relates, dict) and relates.get("rel_type") in HIDDEN_RELATIONS

@@ -275,7 +275,7 @@ def _member(
         if old and old != name:
             text, action, subject = f"{old} changed their name to {name}", "changed their name", old
         elif not old:
-            text, action = f"{target} set their name to {name}", "changed their name"
+            text, action = f"{clean_line(target)} set their name to {name}", "changed their name"
         else:
             text, action = f"{name} changed their avatar", "changed their avatar"
     elif membership == "join":
@@ -365,6 +365,12 @@ CONVERTERS: dict[str, Converter] = {
 }
 
 
+# Relations (in the clear on an encrypted event) whose events never show as
+# items of their own: an undecrypted one is no placeholder either, so the
+# cached ciphertext of one is hidden after a restart as it was live.
+HIDDEN_RELATIONS = frozenset({"m.replace", "m.annotation", "m.reference"})
+
+
 def to_item(
     event: dict[str, Any],
     state: RoomState,
@@ -415,8 +421,10 @@ def _to_item(
         if decryption is None or decryption.payload is None:
             relates = _relates_to(content)
             target = relates.get("event_id")
-            if relates.get("rel_type") in ("m.replace", "m.annotation") and isinstance(target, str):
-                # An edit or reaction: nothing to show until it decrypts.
+            if relates.get("rel_type") in HIDDEN_RELATIONS and isinstance(target, str):
+                # An edit, a reaction, or a reference (the steps of an
+                # in-room verification, poll answers): not shown on its
+                # own, decrypted or not. Nothing to show until it decrypts.
                 return TimelineItem(
                     kind=ItemKind.UNDECRYPTABLE,
                     body="",

@@ -55,10 +55,14 @@ class TimelinePrepended:
 
 @dataclass(frozen=True)
 class ItemsReplaced:
-    """Known events changed in place (decrypted, redacted, edited)."""
+    """Known events changed in place (decrypted, redacted, edited).
+    `hidden`: events shown as placeholders that decrypted to something no
+    timeline shows (in-room verification steps, unknown types): they go,
+    as they would never have come had they arrived decrypted."""
 
     room_id: str
     items: list[TimelineItem]
+    hidden: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -109,10 +109,12 @@ class RoomState:
             clashes = Counter(current.values())
             names = {}
             for user, name in raw.items():
+                # A state key is whatever string the event carried: cleaned
+                # like any other remote text.
                 if not name:
-                    names[user] = user
+                    names[user] = clean_line(user)
                 elif clashes[name] > 1 and user in current:
-                    names[user] = f"{name} ({user})"
+                    names[user] = f"{name} ({clean_line(user)})"
                 else:
                     names[user] = name
             self._names = names

@@ -4,8 +4,11 @@ Loaded before nio is imported, so the first frame can show the room list and
 the open room's recent history at once. Only that room's events are read at
 start-up: every other room's timeline is read from the cache when it is
 first needed (`load_room`), so start-up does not grow with the history.
-Encrypted events come back as "decrypting…" placeholders; the service
-decrypts them once the crypto store is open.
+Encrypted events come back as "decrypting…" placeholders (edits, reactions
+and references, never shown on their own, stay hidden); the service
+decrypts them once the crypto store is open, and each placeholder then
+becomes its message, a placeholder with a reason, or nothing (an event of
+a kind no timeline shows), as the same event would live.
 """
 
 from __future__ import annotations
@@ -47,6 +50,9 @@ class Snapshot:
     m_direct: dict[str, list[str]] = field(default_factory=dict)
     own_display_name: str = ""
     user_id: str = ""
+    # What cached encrypted events show until the service decrypts them;
+    # "no_store" once it cannot (this device's crypto store did not open).
+    waiting_reason: str = "decrypting"
 
     def summaries(self, own_user_id: str) -> list[RoomSummary]:
         return [
@@ -74,7 +80,7 @@ class Snapshot:
                 user: (event, state.member_name(user)) for user, event in receipts.items()
             }
         viewer = Viewer(self.user_id, self.own_display_name)
-        waiting = Decryption(None, "decrypting")
+        waiting = Decryption(None, self.waiting_reason)
         items = []
         encrypted = []
         for event in events:

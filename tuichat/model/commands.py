@@ -41,6 +41,11 @@ COMMANDS: dict[str, CommandSpec] = {
             "verify", "/verify @user:server [DEVICE]", "verify a device by comparing emoji"
         ),
         CommandSpec(
+            "verifications",
+            "/verifications",
+            "open a verification request that did not open by itself",
+        ),
+        CommandSpec(
             "verify-device", "/verify-device @user:server DEVICE", "mark a device verified"
         ),
         CommandSpec("blacklist", "/blacklist @user:server DEVICE", "never send keys to a device"),

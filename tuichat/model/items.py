@@ -42,6 +42,7 @@ UTD_REASONS: dict[str, str] = {
     "replay": "rejected: replayed message index",
     "undecodable": "the encrypted payload is malformed",
     "decrypting": "decrypting\u2026",
+    "no_store": "this device's keys could not be opened",
     "unsupported": "unsupported encryption algorithm",
     "withheld": "the sender withheld the key",
 }

@@ -15,6 +15,7 @@ therefore leaves ``[`` and ``]`` alone.
 from __future__ import annotations
 
 import re
+from typing import LiteralString
 
 # Bidi embeddings/overrides/isolates and marks: they reorder or disguise text.
 _BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
@@ -82,3 +83,35 @@ def clean_line(value: object, *, max_length: int = 512) -> str:
     if _NEEDS_LINE_CLEANING.search(value) is None:
         return value.strip()
     return _fix_surrogates(value).translate(_SINGLE_LINE_TABLE).strip()
+
+
+class SafeText(str):
+    """Text fit to draw: what every widget and every line the CLI prints takes.
+
+    Made only by `safe_line`, `safe_text` (the sanitiser) and `trusted`
+    (tuichat's own literal strings); nothing else in tuichat calls
+    ``SafeText(...)`` (tests/test_safe_drawing.py checks it). Operations on it
+    (``+``, f-strings, ``%``) give a plain ``str`` again, which must go
+    through `safe_line`/`safe_text` before it is drawn: a raw ``str`` from the
+    network cannot reach the terminal by being mixed into one.
+    """
+
+    __slots__ = ()
+
+
+def safe_line(value: object, *, max_length: int = 512) -> SafeText:
+    """`clean_line` at the boundary that draws: one line, fit to draw."""
+    return SafeText(clean_line(value, max_length=max_length))
+
+
+def safe_text(value: object, *, max_length: int = 65536 + 1) -> SafeText:
+    """`clean_text` at the boundary that draws: newlines kept, fit to draw.
+    (One more than `clean_text`'s limit: a body it already cut, ``…``
+    included, is not cut again.)"""
+    return SafeText(clean_text(value, max_length=max_length))
+
+
+def trusted(text: LiteralString) -> SafeText:
+    """tuichat's own literal text, drawn as it is (never remote data: the
+    drawing test allows only a string literal here)."""
+    return SafeText(text)

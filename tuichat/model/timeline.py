@@ -56,6 +56,18 @@ class TimelineChange:
         return self.kind is not ChangeKind.RESET and not self.count and not self.indices
 
 
+def _valid_edit(edit: TimelineItem, sender: str, encrypted: bool) -> bool:
+    """Whether `edit` may replace an original by `sender` (encrypted or not)."""
+    return (
+        edit.sender == sender and edit.kind in EDITABLE_KINDS and (edit.encrypted or not encrypted)
+    )
+
+
+def _edit_order(edit: TimelineItem) -> tuple[int, str]:
+    """Edits are ordered by timestamp, then event id (the spec's order)."""
+    return (edit.timestamp, edit.event_id or "")
+
+
 class Timeline(Sequence[TimelineItem]):
     """Items of one room. Indexing covers remote items, then local echoes."""
 
@@ -124,7 +136,12 @@ class Timeline(Sequence[TimelineItem]):
     # -- mutations -----------------------------------------------------------
 
     def _clear_relations(self) -> None:
-        self._edits: dict[str, list[TimelineItem]] = {}  # target -> edit items
+        # target -> {edit event id: edit}: replacing or removing one is O(1).
+        self._edits: dict[str, dict[str, TimelineItem]] = {}
+        # target -> ((sender, encrypted) of the original it was chosen for,
+        # its latest valid edit), kept up to date as edits come, so a flood
+        # of edits to one message is not rescanned on every new one.
+        self._latest: dict[str, tuple[tuple[str, bool], TimelineItem | None]] = {}
         self._edit_target: dict[str, str] = {}  # edit event id -> target
         self._reactions: dict[str, dict[str, tuple[str, str]]] = {}  # target -> {id: (key, sender)}
         self._reaction_target: dict[str, str] = {}  # reaction event id -> target
@@ -219,10 +236,11 @@ class Timeline(Sequence[TimelineItem]):
             return []
         target = relation.target
         if relation.kind is RelationKind.EDIT:
-            edits = self._edits.setdefault(target, [])
-            edits[:] = [edit for edit in edits if edit.event_id != event_id]
-            edits.append(item)
+            edits = self._edits.setdefault(target, {})
+            edits.pop(event_id, None)
+            edits[event_id] = item
             self._edit_target[event_id] = target
+            self._note_edit(target, item)
             return self._redecorate(target)
         if relation.kind is RelationKind.REACTION:
             if event_id in self._reaction_target:
@@ -241,7 +259,8 @@ class Timeline(Sequence[TimelineItem]):
                 return self._redecorate(parent)
             if target in self._edit_target:
                 parent = self._edit_target.pop(target)
-                self._edits[parent] = [e for e in self._edits.get(parent, []) if e.key != target]
+                self._edits.get(parent, {}).pop(target, None)
+                self._forget_latest(parent, target)
                 return self._redecorate(parent)
             return self._redecorate(target)
         return []  # HIDDEN: applied once it decrypts (an ItemsReplaced)
@@ -294,19 +313,39 @@ class Timeline(Sequence[TimelineItem]):
 
     def _latest_edit(self, original: TimelineItem) -> TimelineItem | None:
         """The newest edit by the original's sender (spec: by timestamp, then
-        event id). An encrypted original takes only encrypted edits."""
+        event id). An encrypted original takes only encrypted edits. All
+        edits are scanned only when the original's sender or encryption is
+        new (or the latest edit was redacted); `_note_edit` keeps it."""
         if original.kind not in EDITABLE_KINDS or original.event_id is None:
             return None
-        valid = [
-            edit
-            for edit in self._edits.get(original.event_id, ())
-            if edit.sender == original.sender
-            and edit.kind in EDITABLE_KINDS
-            and (edit.encrypted or not original.encrypted)
-        ]
-        if not valid:
-            return None
-        return max(valid, key=lambda edit: (edit.timestamp, edit.event_id or ""))
+        target = original.event_id
+        who = (original.sender, original.encrypted)
+        known = self._latest.get(target)
+        if known is not None and known[0] == who:
+            return known[1]
+        valid = [edit for edit in self._edits.get(target, {}).values() if _valid_edit(edit, *who)]
+        latest = max(valid, key=_edit_order) if valid else None
+        self._latest[target] = (who, latest)
+        return latest
+
+    def _note_edit(self, target: str, edit: TimelineItem) -> None:
+        """A new edit (or a new version of one) of `target`: the latest?"""
+        known = self._latest.get(target)
+        if known is None:
+            return  # worked out when the target is decorated
+        who, latest = known
+        if latest is not None and latest.event_id == edit.event_id:
+            del self._latest[target]  # the latest itself changed: scan again
+        elif _valid_edit(edit, *who) and (
+            latest is None or _edit_order(edit) > _edit_order(latest)
+        ):
+            self._latest[target] = (who, edit)
+
+    def _forget_latest(self, target: str, edit_id: str) -> None:
+        """Edit `edit_id` of `target` was redacted."""
+        known = self._latest.get(target)
+        if known is not None and known[1] is not None and known[1].event_id == edit_id:
+            del self._latest[target]
 
     def _count_reaction(self, target: str, key: str, sender: str, step: int) -> None:
         counts = self._reaction_counts.setdefault(target, {})
@@ -372,12 +411,18 @@ class Timeline(Sequence[TimelineItem]):
             ChangeKind.PREPENDED, count=len(fresh), indices=tuple(sorted(shifted))
         )
 
-    def replace(self, items: Iterable[TimelineItem]) -> TimelineChange:
+    def replace(self, items: Iterable[TimelineItem], hidden: Iterable[str] = ()) -> TimelineChange:
         """Replace known remote items (matched by event id) in place; apply
-        relations that could be decrypted now; update quoted parents."""
+        relations that could be decrypted now; update quoted parents.
+        Placeholders that decrypted to events not shown (`hidden`), or to a
+        relation that did not say so in the clear, leave the timeline, as
+        if they had come decrypted."""
         indices: list[int] = []
+        placeholders = list(hidden)
         for item in items:
             if item.relation is not None:
+                if self.index_of(item.key) is not None:
+                    placeholders.append(item.key)
                 indices.extend(self._relate(item))
                 continue
             index = self.index_of(item.key)
@@ -386,7 +431,52 @@ class Timeline(Sequence[TimelineItem]):
             elif item.event_id is not None and item.event_id in self._context:
                 self._context[item.event_id] = item
                 indices.extend(self._touch_replies(item.event_id))
+        if any(key in self._seq for key in placeholders):
+            return self.remove(placeholders)
         return TimelineChange(ChangeKind.REPLACED, indices=tuple(sorted(set(indices))))
+
+    def remove(self, event_ids: Iterable[str]) -> TimelineChange:
+        """Take out events that turned out not to be shown: placeholders
+        whose decrypted event is of a kind no timeline shows (in-room
+        verification steps, calls, unknown types). The timeline is then as
+        if they had come decrypted: a read receipt or the read marker on
+        one moves to the item shown before it."""
+        gone = {event_id for event_id in event_ids if event_id in self._seq}
+        if not gone:
+            return TimelineChange(ChangeKind.REPLACED)
+        kept: list[TimelineItem] = []
+        for item in self._remote:
+            if item.key not in gone:
+                kept.append(item)
+                continue
+            before = next((i.event_id for i in reversed(kept) if i.event_id), None)
+            if before is not None:
+                self._anchor[item.key] = before
+            if self.read_marker == item.key:
+                self.read_marker = before
+        self._remote = kept
+        self._seq = {item.key: self._first_seq + n for n, item in enumerate(kept)}
+        moved = {
+            user_id: (event_id, name)
+            for user_id, (event_id, name) in self._receipts.items()
+            if event_id in gone
+        }
+        for event_id in gone:
+            self._readers.pop(event_id, None)
+        for user_id in moved:
+            del self._receipts[user_id]
+        self.set_receipts(moved)
+        return TimelineChange(ChangeKind.RESET)
+
+    def settle_waiting(self, reason: str) -> TimelineChange:
+        """Placeholders still "decrypting…" that nothing will decrypt any
+        more (the crypto store did not open) say why instead."""
+        indices = []
+        for index, item in enumerate(self._remote):
+            if item.utd_reason == "decrypting":
+                self._remote[index] = item.evolve(utd_reason=reason)
+                indices.append(index)
+        return TimelineChange(ChangeKind.REPLACED, indices=tuple(indices))
 
     def add_context(self, items: Iterable[TimelineItem]) -> TimelineChange:
         """Events fetched to quote them (reply parents not loaded here)."""

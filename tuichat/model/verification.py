@@ -33,3 +33,7 @@ class VerificationView:
     cancelled_by_us: bool = False
     their_mac_received: bool = False
     verified: bool = False
+    # A request nobody asked for (from someone you share no room with, or
+    # from a device you blacklisted or ignored): a notice to open, not a
+    # dialog that opens by itself.
+    unsolicited: bool = False

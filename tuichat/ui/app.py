@@ -19,6 +19,7 @@ from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.worker import Worker, WorkerState
 
 from tuichat.config import Config, user_theme_dir
 from tuichat.matrix.cache import Cache
@@ -27,6 +28,7 @@ from tuichat.matrix.snapshot import Snapshot, load_snapshot
 from tuichat.model.connection import ConnectionState
 from tuichat.model.items import ItemKind, SendState, TimelineItem
 from tuichat.model.rooms import Membership, RoomList, RoomSummary
+from tuichat.model.sanitize import SafeText, safe_line, safe_text, trusted
 from tuichat.model.timeline import EDITABLE_KINDS, Timeline, TimelineChange
 from tuichat.ui import terminal_keys
 from tuichat.ui.messages import MatrixEvent, MatrixEventsReady
@@ -57,6 +59,8 @@ log = logging.getLogger(__name__)
 SLICE_SECONDS = 0.004
 # While the user types, "typing" is sent again this often (it lasts 30 s).
 TYPING_REFRESH_SECONDS = 20.0
+# Unsolicited verification requests kept for /verifications (oldest dropped).
+MAX_PENDING_VERIFICATIONS = 20
 
 
 class TuichatApp(App[int]):
@@ -115,6 +119,8 @@ class TuichatApp(App[int]):
         # A reply or edit being written: ("reply" | "edit", the message).
         self.draft: tuple[str, TimelineItem] | None = None
         self.typing: dict[str, tuple[str, ...]] = {}  # room id -> names typing
+        # Unsolicited verification requests not opened yet (/verifications).
+        self.pending_verifications: dict[str, VerificationView] = {}
         self._typing_sent: tuple[str, float] | None = None  # (room id, when)
         self._parents_wanted: set[tuple[str, str]] = set()
         # Image previews made so far, by (room id, event id): a room switch
@@ -167,7 +173,9 @@ class TuichatApp(App[int]):
 
     def on_mount(self) -> None:
         for error in self._startup_errors:
-            self.notify(error, title="Config", severity="warning", timeout=15)
+            self.notify(
+                safe_text(error), title="Config", severity="warning", timeout=15, markup=False
+            )
 
     def _write_to_terminal(self, sequence: str) -> None:
         """Escape sequences of tuichat's own (bell, desktop notifications),
@@ -353,10 +361,16 @@ class TuichatApp(App[int]):
             await service.start()
             self.main.timeline.ask_again()
         except ProfileError as error:
-            self.connection = ConnectionState.STOPPED
-            self.connection_detail = str(error)
-            self._show_status()
-            self.main.feedback.show(str(error), error=True)
+            from tuichat.matrix.events import ConnectionChanged
+
+            # Through the inbox, behind the "loading" the service reported
+            # before it failed (applied directly, that came after it).
+            self._sink(ConnectionChanged(ConnectionState.STOPPED, str(error)))
+            self.main.feedback.show(safe_text(str(error)), error=True)
+            # Nothing will decrypt the cached messages: they say so.
+            self.snapshot.waiting_reason = "no_store"
+            for room_id, timeline in self.timelines.items():
+                self._timeline_changed(room_id, timeline.settle_waiting("no_store"))
 
     def _sink(self, event: DomainEvent) -> None:
         """Service events queue in an inbox that one message drains: a sync
@@ -412,7 +426,7 @@ class TuichatApp(App[int]):
                 self.rooms.touch(event.room_id, item.timestamp)
             self._refresh_room_list()
         elif isinstance(event, ev.ItemsReplaced):
-            change = self._timeline(event.room_id).replace(event.items)
+            change = self._timeline(event.room_id).replace(event.items, event.hidden)
             self._timeline_changed(event.room_id, change)
             self._refresh_room_list()
         elif isinstance(event, ev.TimelinePrepended):
@@ -430,8 +444,10 @@ class TuichatApp(App[int]):
             self._timeline_changed(event.room_id, change)
             if event.state is SendState.FAILED:
                 self.main.feedback.show(
-                    f"Message not sent: {event.error}. "
-                    f"{self.key_label('retry_failed')} (or /retry) sends it again.",
+                    safe_text(
+                        f"Message not sent: {event.error}. "
+                        f"{self.key_label('retry_failed')} (or /retry) sends it again."
+                    ),
                     error=True,
                     room=event.room_id,
                 )
@@ -452,7 +468,9 @@ class TuichatApp(App[int]):
             self.connection_detail = event.detail
             self._show_status()
         elif isinstance(event, ev.Notice):
-            self.main.feedback.show(event.text, error=event.error, room=event.room_id or CURRENT)
+            self.main.feedback.show(
+                safe_text(event.text), error=event.error, room=event.room_id or CURRENT
+            )
         elif isinstance(event, ev.SwitchToRoom):
             self.switch_room(event.room_id)
         elif isinstance(event, ev.DevicesChanged):
@@ -474,7 +492,7 @@ class TuichatApp(App[int]):
         elif isinstance(event, ev.TypingChanged):
             self.typing[event.room_id] = event.names
             if event.room_id == self.current_room_id:
-                self.main.typing.show(event.names)
+                self.main.typing.show(tuple(safe_line(name) for name in event.names))
         elif isinstance(event, ev.ContextFetched):
             change = self._timeline(event.room_id).add_context(event.items)
             if event.room_id == self.current_room_id:
@@ -581,7 +599,9 @@ class TuichatApp(App[int]):
         self.main.header.show_room(self.current_summary)
 
     def _show_status(self) -> None:
-        self.main.status.update(status_text(self.user_id, self.connection, self.connection_detail))
+        self.main.status.update(
+            status_text(safe_line(self.user_id), self.connection, safe_line(self.connection_detail))
+        )
 
     def switch_room(self, room_id: str) -> None:
         summary = self.rooms.get(room_id)
@@ -599,7 +619,7 @@ class TuichatApp(App[int]):
         self.ensure_timeline_loaded(room_id)
         timeline = self._timeline(room_id)
         self.main.timeline.set_items(timeline, unread_after=timeline.read_marker)
-        self.main.typing.show(self.typing.get(room_id, ()))
+        self.main.typing.show(tuple(safe_line(name) for name in self.typing.get(room_id, ())))
         self._update_members(room_id)
         self._show_history_state(room_id)
         self._mark_read(room_id)
@@ -655,10 +675,10 @@ class TuichatApp(App[int]):
                 return
             if decision == "accept":
                 self._with_progress(
-                    f"Joining {summary.name}…", service.accept_invite(summary.room_id)
+                    safe_text(f"Joining {summary.name}…"), service.accept_invite(summary.room_id)
                 )
             else:
-                self.main.feedback.show(f"Declined the invite to {summary.name}.")
+                self.main.feedback.show(safe_text(f"Declined the invite to {summary.name}."))
                 self._run_service_call(service.decline_invite(summary.room_id))
 
         from tuichat.ui.screens.invite import InviteDialog
@@ -674,7 +694,8 @@ class TuichatApp(App[int]):
         def chosen(user_id: str | None) -> None:
             if user_id:
                 self._with_progress(
-                    f"Opening an encrypted DM with {user_id}…", service.create_dm([user_id])
+                    safe_text(f"Opening an encrypted DM with {user_id}…"),
+                    service.create_dm([user_id]),
                 )
             self.main.composer.focus()
 
@@ -693,7 +714,7 @@ class TuichatApp(App[int]):
     def open_devices(self, user_id: str, display_name: str | None = None) -> None:
         from tuichat.ui.screens.devices import DevicesScreen
 
-        screen = DevicesScreen(user_id, display_name or self._display_name(user_id))
+        screen = DevicesScreen(user_id, safe_line(display_name or self._display_name(user_id)))
         self.push_screen(screen)
         self._load_devices(screen)
 
@@ -721,7 +742,8 @@ class TuichatApp(App[int]):
         summary = self.current_summary
         from tuichat.ui.screens.members import MembersDialog
 
-        self.push_screen(MembersDialog(summary.name if summary else room_id or "", members))
+        title = safe_line(summary.name if summary else room_id)
+        self.push_screen(MembersDialog(title, members))
 
     def on_members_dialog_member_chosen(self, message: MembersDialog.MemberChosen) -> None:
         self.open_devices(message.user_id, message.display_name)
@@ -730,7 +752,7 @@ class TuichatApp(App[int]):
         if self.service is None:
             return
         if not self.service.set_device_trust(message.user_id, message.device_id, message.action):
-            self.main.feedback.show(f"Unknown device {message.device_id}", error=True)
+            self.main.feedback.show(safe_text(f"Unknown device {message.device_id}"), error=True)
 
     def on_devices_screen_identity_acknowledged(
         self, message: DevicesScreen.IdentityAcknowledged
@@ -774,11 +796,50 @@ class TuichatApp(App[int]):
             return
         from tuichat.model.verification import Phase
 
+        if view.unsolicited:
+            self._unsolicited_verification(view)
+            return
         opens = view.we_requested or view.phase is not Phase.CANCELLED
         if opens and view.phase is not Phase.DONE:
             from tuichat.ui.screens.verification import VerificationDialog
 
             self.push_screen(VerificationDialog(view, self._display_name(view.other_user)))
+
+    def _unsolicited_verification(self, view: VerificationView) -> None:
+        """Kept for /verifications with a notice, never a dialog by itself."""
+        from tuichat.model.verification import Phase
+        from tuichat.ui.screens.verification import unsolicited_notice
+
+        if view.phase in (Phase.DONE, Phase.CANCELLED):
+            self.pending_verifications.pop(view.transaction_id, None)
+            return
+        pending = self.pending_verifications
+        if view.transaction_id in pending:
+            pending[view.transaction_id] = view
+            return
+        pending[view.transaction_id] = view
+        while len(pending) > MAX_PENDING_VERIFICATIONS:  # a stranger's flood
+            pending.pop(next(iter(pending)))
+        if len(pending) == 1:
+            text = safe_line(unsolicited_notice(view, self._display_name(view.other_user)))
+            self.notify(text, title="Verification request", timeout=20, markup=False)
+        else:
+            # One toast, not one per request: anyone can send requests.
+            text = safe_line(
+                f"{len(pending)} verification requests are waiting; /verifications opens them."
+            )
+        self.main.feedback.show(text)
+
+    def open_pending_verification(self) -> None:
+        """Open the oldest unsolicited request still waiting (/verifications)."""
+        from tuichat.ui.screens.verification import VerificationDialog
+
+        if not self.pending_verifications:
+            self.main.feedback.show("No verification request is waiting.")
+            return
+        transaction_id = next(iter(self.pending_verifications))
+        view = self.pending_verifications.pop(transaction_id)
+        self.push_screen(VerificationDialog(view, self._display_name(view.other_user)))
 
     def on_verification_dialog_choice(self, message: VerificationDialog.Choice) -> None:
         service = self.service
@@ -808,7 +869,7 @@ class TuichatApp(App[int]):
         try:
             status = await self.service.recovery_status()
         except (MatrixHttpError, *NETWORK_ERRORS) as error:
-            self.main.feedback.show(f"Could not check recovery: {error}", error=True)
+            self.main.feedback.show(safe_text(f"Could not check recovery: {error}"), error=True)
             return
         from tuichat.ui.screens import recovery
 
@@ -839,14 +900,16 @@ class TuichatApp(App[int]):
             kwargs = {"passphrase": secret} if is_passphrase else {"recovery_key": secret}
             result = await self.service.recover(progress=dialog.show_progress, **kwargs)
         except (SecretStorageError, BackupError) as error:
-            dialog.show_error(str(error))
+            dialog.show_error(safe_text(str(error)))
             return
         except (MatrixHttpError, *NETWORK_ERRORS) as error:
-            dialog.show_error(f"The server could not be reached: {error}")
+            dialog.show_error(safe_text(f"The server could not be reached: {error}"))
             return
         dialog.show_done(
-            f"Restored {result.imported} room keys from your backup. "
-            "Encrypted history fills in as it is decrypted."
+            safe_text(
+                f"Restored {result.imported} room keys from your backup. "
+                "Encrypted history fills in as it is decrypted."
+            )
         )
 
     def on_recovery_dialog_setup_requested(self, message: RecoveryDialog.SetupRequested) -> None:
@@ -865,10 +928,10 @@ class TuichatApp(App[int]):
         try:
             recovery_key = await self.service.setup_recovery(password=password or None)
         except SecretStorageError as error:
-            dialog.show_error(str(error))
+            dialog.show_error(safe_text(str(error)))
             return
         except (MatrixHttpError, *NETWORK_ERRORS) as error:
-            dialog.show_error(f"Setting up recovery failed: {error}")
+            dialog.show_error(safe_text(f"Setting up recovery failed: {error}"))
             return
         dialog.show_recovery_key(recovery_key)
 
@@ -940,7 +1003,7 @@ class TuichatApp(App[int]):
 
             preview = item.body if len(item.body) < 200 else item.body[:200] + "…"
             self.push_screen(
-                ConfirmDialog("Delete this message for everyone?", preview),
+                ConfirmDialog(trusted("Delete this message for everyone?"), safe_text(preview)),
                 lambda yes: self._delete(item, bool(yes)),
             )
 
@@ -965,13 +1028,14 @@ class TuichatApp(App[int]):
     @work(group="previews", exit_on_error=False)
     async def _fetch_preview(self, room_id: str, item: TimelineItem) -> None:
         from tuichat.ui.graphics import inline_images
-        from tuichat.ui.widgets.image_preview import preview_lines
+        from tuichat.ui.widgets.image_preview import preview_or_note
 
         if self.service is None or item.attachment is None or item.event_id is None:
             return
         data = await self.service.preview_data(item.attachment)
         kitty = inline_images()
-        lines = await asyncio.to_thread(preview_lines, data, kitty=kitty) if data else None
+        # Data that is no image gets a line saying so, not a silent gap.
+        lines = await asyncio.to_thread(preview_or_note, data, kitty=kitty) if data else None
         if lines:
             self._previews[(room_id, item.event_id)] = lines
             if room_id == self.current_room_id:
@@ -987,17 +1051,19 @@ class TuichatApp(App[int]):
         if self.service is None or item.attachment is None:
             feedback.show("Not connected yet.", error=True)
             return
-        feedback.show(f"Downloading {item.attachment.name}…")
+        feedback.show(safe_text(f"Downloading {item.attachment.name}…"))
         try:
             path = await self.service.download(item.attachment, self.download_dir(), data)
         except (AttachmentError, OSError) as error:
-            feedback.show(f"Not saved: {error}", error=True)
+            feedback.show(safe_text(f"Not saved: {error}"), error=True)
             return
         from tuichat.ui.screens.confirm import ConfirmDialog
 
-        feedback.show(f"Saved to {path}")
+        feedback.show(safe_text(f"Saved to {path}"))
         self.push_screen(
-            ConfirmDialog(f"Saved {path.name}. Open it?", str(path), yes="Open"),
+            ConfirmDialog(
+                safe_line(f"Saved {path.name}. Open it?"), safe_line(str(path)), yes=trusted("Open")
+            ),
             lambda yes: open_with_system(path) if yes else None,
         )
 
@@ -1011,7 +1077,7 @@ class TuichatApp(App[int]):
         try:
             data = await self.service.fetch_attachment(item.attachment)
         except AttachmentError as error:
-            self.main.feedback.show(f"Cannot show the image: {error}", error=True)
+            self.main.feedback.show(safe_text(f"Cannot show the image: {error}"), error=True)
             return
         choice = await self.push_screen_wait(ImageViewer(item.attachment.name, data))
         if choice == "save":
@@ -1037,7 +1103,9 @@ class TuichatApp(App[int]):
             return
         if not await asyncio.to_thread(path.exists):
             # Nothing to try again: say what is wrong.
-            feedback.show(f"Upload failed: no such file: {path}", error=True, room=room_id)
+            feedback.show(
+                safe_text(f"Upload failed: no such file: {path}"), error=True, room=room_id
+            )
             return
         bar.start(path.name, 1)
         try:
@@ -1045,7 +1113,7 @@ class TuichatApp(App[int]):
         except AttachmentError as error:
             self._failed_uploads.append((room_id, path))
             feedback.show(
-                f"Upload failed: {error}. {self.key_label('retry_failed')} tries again.",
+                safe_text(f"Upload failed: {error}. {self.key_label('retry_failed')} tries again."),
                 error=True,
                 room=room_id,
             )
@@ -1188,7 +1256,7 @@ class TuichatApp(App[int]):
         feedback.hide()
         parsed = commands.parse(message.text)
         if isinstance(parsed, commands.CommandError):
-            feedback.show(parsed.message, error=True)
+            feedback.show(safe_text(parsed.message), error=True)
             return
         if isinstance(parsed, commands.Command) and parsed.name == "help":
             self.action_help()
@@ -1212,6 +1280,8 @@ class TuichatApp(App[int]):
         elif parsed.name == "devices":
             words = parsed.argument.split()
             self.open_devices(words[0] if words else self.user_id)
+        elif parsed.name == "verifications":
+            self.open_pending_verification()
         elif parsed.name == "verify":
             words = parsed.argument.split()
             self._start_verification(words[0], words[1] if len(words) > 1 else None)
@@ -1219,32 +1289,39 @@ class TuichatApp(App[int]):
             user_id, device_id = parsed.argument.split()
             action = "verify" if parsed.name == "verify-device" else "blacklist"
             if self.service.set_device_trust(user_id, device_id, action):
-                feedback.show(f"{device_id} of {user_id}: {action}ed.")
+                feedback.show(safe_text(f"{device_id} of {user_id}: {action}ed."))
             else:
                 feedback.show(
-                    f"{user_id} has no device {device_id} (try /devices {user_id})", error=True
+                    safe_text(f"{user_id} has no device {device_id} (try /devices {user_id})"),
+                    error=True,
                 )
         elif parsed.name == "verified-only":
             words = parsed.argument.split()
             on_ = words[0] == "on"
             if words[1:] == ["global"]:
                 self.service.set_verified_only(None, on_)
-                feedback.show(f"Keys go only to verified devices by default: {words[0]}.")
+                feedback.show(
+                    safe_text(f"Keys go only to verified devices by default: {words[0]}.")
+                )
             elif room_id is None:
                 feedback.show("Choose a room first (Ctrl+K).", error=True)
             else:
                 self.service.set_verified_only(room_id, on_)
-                feedback.show(f"In this room, keys go only to verified devices: {words[0]}.")
+                feedback.show(
+                    safe_text(f"In this room, keys go only to verified devices: {words[0]}.")
+                )
         elif parsed.name == "recover":
             self._open_recovery()
         elif parsed.name == "signed-only":
             self.service.set_signed_only(parsed.argument)
-            feedback.show(f"Room keys only to devices their owners signed: {parsed.argument}.")
+            feedback.show(
+                safe_text(f"Room keys only to devices their owners signed: {parsed.argument}.")
+            )
         elif parsed.name == "members":
             self.action_members()
         elif parsed.name == "membership":
             self._set_membership_display(MembershipDisplay(parsed.argument))
-            feedback.show(f"Membership changes: {parsed.argument}.")
+            feedback.show(safe_text(f"Membership changes: {parsed.argument}."))
         elif parsed.name == "dm":
             self._with_progress(
                 "Opening an encrypted DM…", self.service.create_dm(parsed.argument.split())
@@ -1312,19 +1389,23 @@ class TuichatApp(App[int]):
                 key_export.read_key_file(path, key_export.HEAD_BYTES)
         except key_export.KeyFileError as error:
             told = str(error).replace("; --force", "; /export-keys --force FILE")
-            feedback.show(told, error=True)
+            feedback.show(safe_line(told), error=True)
             return
         if name == "export-keys":
             dialog = PassphraseDialog(
-                "Export room keys",
-                f"The keys will be written to {path}, encrypted with this passphrase. "
-                "Anyone with the file and the passphrase can read your encrypted history.",
+                trusted("Export room keys"),
+                safe_text(
+                    f"The keys will be written to {path}, encrypted with this passphrase. "
+                    "Anyone with the file and the passphrase can read your encrypted history."
+                ),
                 confirm=True,
                 check=key_export.passphrase_problem,
             )
         else:
             dialog = PassphraseDialog(
-                "Import room keys", f"The passphrase that protects {path}.", confirm=False
+                trusted("Import room keys"),
+                safe_line(f"The passphrase that protects {path}."),
+                confirm=False,
             )
 
         def chosen(passphrase: str | None) -> None:
@@ -1347,7 +1428,7 @@ class TuichatApp(App[int]):
             if name == "export-keys":
                 feedback.show("Exporting room keys…")
                 count = await service.export_keys(path, passphrase)
-                feedback.show(f"Exported {count} room keys to {path}.")
+                feedback.show(safe_text(f"Exported {count} room keys to {path}."))
                 return
             feedback.show("Decrypting the key file…")
             text = await asyncio.to_thread(path.read_text, encoding="utf-8")
@@ -1357,18 +1438,20 @@ class TuichatApp(App[int]):
 
             result = await service.import_keys(text, passphrase, progress)
         except (KeyFileError, OSError, UnicodeDecodeError) as error:
-            feedback.show(f"Key {name.split('-')[0]} failed: {error}", error=True)
+            feedback.show(safe_text(f"Key {name.split('-')[0]} failed: {error}"), error=True)
             return
         invalid = f", {result.invalid} unusable" if result.invalid else ""
         feedback.show(
-            f"Imported {result.imported} new room keys ({result.total} in the file{invalid})."
+            safe_text(
+                f"Imported {result.imported} new room keys ({result.total} in the file{invalid})."
+            )
         )
 
     def _run_service_call(self, call: object) -> None:
         self.run_worker(call, group="commands", exit_on_error=False)  # type: ignore[arg-type]
 
     @work(group="commands", exit_on_error=False)
-    async def _with_progress(self, text: str, call: Awaitable[object]) -> None:
+    async def _with_progress(self, text: SafeText, call: Awaitable[object]) -> None:
         """A service call with a line saying it is under way, in the room
         where it was started, that goes when the call ends (unless its
         result or an error has taken its place)."""
@@ -1378,6 +1461,14 @@ class TuichatApp(App[int]):
             await call
         finally:
             feedback.end(text, room)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Every worker of the App that fails is logged and shown here (the
+        one place: they run with `exit_on_error=False`)."""
+        if event.state is WorkerState.ERROR:
+            from tuichat.ui.worker_errors import report_failure
+
+            report_failure(self, event.worker)
 
 
 def open_with_system(path: Path) -> None:

@@ -130,6 +130,9 @@ class CryptoEngine:
         )
         self._secret_requests: dict[str, tuple[str, str]] = {}  # request id -> (name, device)
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Events a key query outside upkeep could decrypt again; the next
+        # upkeep hands them on.
+        self._redecrypted_later: list[Redecrypted] = []
         self.verifications = Verifications(
             own_user=self.olm.user_id,
             own_device=self.olm.device_id,
@@ -139,6 +142,8 @@ class CryptoEngine:
             on_change=lambda view: self.on_verification(view),
             on_verified=self._verified_by_sas,
             master_key=self._master_key,
+            refresh_keys=self._refresh_user_keys,
+            trusted_own_master=self._trusted_own_master,
             send_room_event=self._send_room_event,
             clock=clock,
         )
@@ -338,6 +343,8 @@ class CryptoEngine:
             if client.should_upload_keys:
                 await self._guard(client.keys_upload(), "uploading keys")
             results.extend(await self.query_keys())
+            results.extend(self._redecrypted_later)
+            self._redecrypted_later = []
             if client.should_claim_keys:
                 await self._guard(
                     client.keys_claim(client.get_users_for_key_claiming()), "claiming keys"
@@ -582,6 +589,19 @@ class CryptoEngine:
         if not cross_signing.has_identity(user_id):
             return "none"
         return "verified" if cross_signing.user_verified(user_id) else "unverified"
+
+    async def _refresh_user_keys(self, user_id: str) -> None:
+        """Query `user_id`'s device and cross-signing keys now (a verification
+        needs the keys of a device we have not looked up)."""
+        self.olm.users_for_key_query.add(user_id)
+        self._redecrypted_later.extend(await self.query_keys())
+
+    def _trusted_own_master(self) -> str | None:
+        """Our master key, if this device trusts it (holds it, or our SSK
+        that it signed); None while it is only the server's word."""
+        if not self.cross_signing.own_master_trusted():
+            return None
+        return self._master_key(self.olm.user_id)
 
     def _master_key(self, user_id: str) -> str | None:
         identity = self.cross_signing.identity(user_id)

@@ -20,6 +20,7 @@ sends a hex commitment is nio; with it, MACs announced as the old
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -51,6 +52,10 @@ Send = Callable[[str, dict[str, Any]], Awaitable[bool]]
 KeyLookup = Callable[[str, str], str | None]
 # user id -> their cross-signing master key, if they have one.
 MasterLookup = Callable[[str], str | None]
+# () -> our own master key, if this device trusts it (else None).
+OwnMasterLookup = Callable[[], str | None]
+# user id -> (fetches their device and cross-signing keys from the server)
+RefreshKeys = Callable[[str], Awaitable[None]]
 
 
 CANCEL_REASONS = {
@@ -102,6 +107,8 @@ class SasVerification:
         send: Send,
         device_key: KeyLookup,
         master_key: MasterLookup | None = None,
+        refresh_keys: RefreshKeys | None = None,
+        trusted_own_master: OwnMasterLookup | None = None,
         room_id: str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -113,8 +120,11 @@ class SasVerification:
         self.other_device = other_device
         self.we_requested = we_requested
         self._send = send
+        self._send_lock = asyncio.Lock()
         self._device_key = device_key
         self._master_key = master_key or (lambda user: None)
+        self._refresh_keys = refresh_keys
+        self._trusted_own_master = trusted_own_master or (lambda: None)
         # In-room verification (between users): the request's event id is
         # the transaction id, and messages refer to it by m.relates_to.
         self.room_id = room_id
@@ -176,7 +186,11 @@ class SasVerification:
         return {"transaction_id": self.transaction_id, **fields}
 
     async def _out(self, event_type: str, content: dict[str, Any]) -> bool:
-        return await self._send(event_type, content)
+        # One message at a time, in the order they were made: the `done` that
+        # the other side's MAC triggers must not overtake our own `mac` still
+        # being sent (Element ignores a `done` before the MAC, then waits).
+        async with self._send_lock:
+            return await self._send(event_type, content)
 
     # -- our actions -----------------------------------------------------------------
 
@@ -225,9 +239,11 @@ class SasVerification:
         )
         key_id = f"ed25519:{self.own_device}"
         mac = {key_id: self._mac(self.own_ed25519, base + key_id)}
-        own_master = self._master_key(self.own_user)
+        own_master = self._trusted_own_master()
         if own_master:
-            # Our cross-signing identity rides along: they can vouch for it.
+            # Our cross-signing identity rides along, if this device trusts
+            # it (holds its keys): they can vouch for it. A key known only
+            # from the server is not ours to vouch for (nor does Element).
             master_id = f"ed25519:{own_master}"
             mac[master_id] = self._mac(own_master, base + master_id)
         content = self._content(mac=mac, keys=self._mac(",".join(sorted(mac)), base + "KEY_IDS"))
@@ -419,18 +435,43 @@ class SasVerification:
             f"{self.own_user}{self.own_device}{self.transaction_id}"
         )
         if content.get("keys") != self._mac(",".join(sorted(macs)), base + "KEY_IDS"):
+            log.warning(
+                "verification %s: the MAC of the key ids did not match", self.transaction_id
+            )
             return await self.cancel("m.key_mismatch")
         device_key_id = f"ed25519:{self.other_device}"
         their_master = self._master_key(self.other_user)
+        unknown_keys = self._device_key(self.other_user, self.other_device) is None or (
+            their_master is None and any(key_id != device_key_id for key_id in macs)
+        )
+        if unknown_keys and self._refresh_keys is not None:
+            # A device we have not looked up yet (a new session of our own
+            # user that shares no room with us, say): fetch its keys before
+            # judging the MAC, which then proves them.
+            await self._refresh_keys(self.other_user)
+            if self.finished:
+                return
+            their_master = self._master_key(self.other_user)
         verified = []
         for key_id, mac in macs.items():
             if key_id == device_key_id:
                 known = self._device_key(self.other_user, self.other_device)
                 if known is None or mac != self._mac(known, base + key_id):
+                    log.warning(
+                        "verification %s: device key %s %s",
+                        self.transaction_id,
+                        key_id,
+                        "unknown" if known is None else "did not match its MAC",
+                    )
                     return await self.cancel("m.key_mismatch")
                 verified.append(key_id)
             elif their_master and key_id == f"ed25519:{their_master}":
                 if mac != self._mac(their_master, base + key_id):
+                    log.warning(
+                        "verification %s: master key %s did not match its MAC",
+                        self.transaction_id,
+                        key_id,
+                    )
                     return await self.cancel("m.key_mismatch")
                 verified.append(key_id)
                 self.verified_master = their_master

@@ -18,7 +18,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from tuichat.matrix.crypto.sas import KeyLookup, MasterLookup, SasVerification
+from tuichat.matrix.crypto.sas import (
+    KeyLookup,
+    MasterLookup,
+    OwnMasterLookup,
+    RefreshKeys,
+    SasVerification,
+)
 from tuichat.model.verification import Phase, VerificationView
 
 log = logging.getLogger(__name__)
@@ -56,6 +62,8 @@ class Verifications:
         on_change: OnChange,
         on_verified: OnVerified,
         master_key: MasterLookup | None = None,
+        refresh_keys: RefreshKeys | None = None,
+        trusted_own_master: OwnMasterLookup | None = None,
         send_room_event: SendRoomEvent | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -67,6 +75,8 @@ class Verifications:
         self._on_change = on_change
         self._on_verified = on_verified
         self._master_key = master_key
+        self._refresh_keys = refresh_keys
+        self._trusted_own_master = trusted_own_master
         self._send_room_event = send_room_event
         self._clock = clock
         self.active: dict[str, SasVerification] = {}
@@ -107,6 +117,8 @@ class Verifications:
             send=send,
             device_key=self._device_key,
             master_key=self._master_key,
+            refresh_keys=self._refresh_keys,
+            trusted_own_master=self._trusted_own_master,
             room_id=room_id,
             clock=self._clock,
         )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from tuichat.matrix.cache import Cache
-from tuichat.matrix.convert import Viewer, to_item
+from tuichat.matrix.convert import Decryption, Viewer, to_item
 from tuichat.matrix.crypto.engine import CryptoEngine, Redecrypted
 from tuichat.matrix.crypto.key_requests import BACKOFF_SECONDS, GRACE_SECONDS
 from tuichat.matrix.crypto.nio_extensions import TuichatClient
@@ -28,6 +29,7 @@ from tuichat.matrix.snapshot import Snapshot, load_snapshot
 from tuichat.model.items import ItemKind, TimelineItem
 from tuichat.model.rooms import Membership, RoomSummary
 from tuichat.model.sanitize import clean_line
+from tuichat.model.verification import VerificationView
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +106,9 @@ class ServiceBase:
         self._reported_identity_changes: set[tuple[str, str]] = set()
         # Display names found by profile look-ups (already sanitised).
         self._profile_names: dict[str, str] = {}
+        # Verification requests that came unsolicited (see VerificationView).
+        self._unsolicited_verifications: set[str] = set()
+        self._judged_verifications: set[str] = set()
         # Shared with the snapshot: rooms loaded later update it too.
         self._last_activity: dict[str, int] = self.snapshot.last_activity
 
@@ -180,16 +185,33 @@ class ServiceBase:
 
     def _emit_redecrypted(self, results: list[Redecrypted]) -> None:
         """Turn re-decrypted events into in-place replacements, per room."""
-        by_room: dict[str, list[TimelineItem]] = {}
+        by_room: dict[str, list[tuple[dict[str, Any], Decryption]]] = {}
         for result in results:
-            state = self.states.get(result.room_id)
-            if state is None:
-                continue
-            item = to_item(result.event, state, self.viewer, result.decryption)
+            by_room.setdefault(result.room_id, []).append((result.event, result.decryption))
+        for room_id, decrypted in by_room.items():
+            self._emit_decrypted(room_id, decrypted)
+
+    def _emit_decrypted(
+        self, room_id: str, decrypted: Iterable[tuple[dict[str, Any], Decryption]]
+    ) -> None:
+        """Events shown as placeholders, decrypted now (or failed for a
+        reason): replaced in place, or taken out when what they decrypted
+        to is not shown, the same decision as for an event that arrives
+        decrypted (one `to_item` for both). Every placeholder handed here
+        ends as one or the other."""
+        state = self.states.get(room_id)
+        if state is None:
+            return
+        items: list[TimelineItem] = []
+        hidden: list[str] = []
+        for event, decryption in decrypted:
+            item = to_item(event, state, self.viewer, decryption)
             if item is not None:
-                by_room.setdefault(result.room_id, []).append(item)
-        for room_id, items in by_room.items():
-            self.emit(ItemsReplaced(room_id, items))
+                items.append(item)
+            elif isinstance(event.get("event_id"), str):
+                hidden.append(event["event_id"])
+        if items or hidden:
+            self.emit(ItemsReplaced(room_id, items, tuple(hidden)))
 
     def room_state(self, room_id: str) -> RoomState | None:
         return self.states.get(room_id)
@@ -198,6 +220,9 @@ class ServiceBase:
         raise NotImplementedError  # syncing.py
 
     def _report_device_news(self) -> None:
+        raise NotImplementedError  # trust.py
+
+    def _report_verification(self, view: VerificationView) -> None:
         raise NotImplementedError  # trust.py
 
     def _send_content(self, room_id: str, event_type: str, content: dict[str, Any]) -> str:

@@ -123,7 +123,13 @@ class HistoryMixin(ServiceBase):
         if self.crypto is not None:
             decryptions = iter(self.crypto.decrypt_page(room_id, encrypted))
         else:
-            decryptions = iter([Decryption(None, "decrypting")] * len(encrypted))
+            # The store is not open yet (the App hands the service over
+            # before): placeholders now, decrypted with the cached events
+            # when it opens, older ones first.
+            pending = self.snapshot.encrypted
+            pending[room_id] = [*encrypted, *pending.get(room_id, [])]
+            waiting = Decryption(None, self.snapshot.waiting_reason)
+            decryptions = iter([waiting] * len(encrypted))
         items = []
         for event in events:
             decryption = next(decryptions) if event.get("type") == "m.room.encrypted" else None

@@ -12,14 +12,11 @@ from nio import (
 )
 
 from tuichat.matrix.client import build_client
-from tuichat.matrix.convert import to_item
 from tuichat.matrix.crypto.engine import CryptoEngine
 from tuichat.matrix.crypto.nio_extensions import TuichatClient
 from tuichat.matrix.events import (
     ConnectionState,
-    ItemsReplaced,
     Notice,
-    VerificationChanged,
 )
 from tuichat.matrix.service.base import (
     ServiceBase,
@@ -64,7 +61,7 @@ class LifecycleMixin(ServiceBase):
         # After priming: replaying cached state must not touch the restored
         # outbound sessions (they are not rotated by a restart).
         self.crypto.restore()
-        self.crypto.on_verification = lambda view: self.emit(VerificationChanged(view))
+        self.crypto.on_verification = self._report_verification
         self.crypto.send_room_event = self.send_room_event
         self.decrypt_cached_events()
 
@@ -162,17 +159,9 @@ class LifecycleMixin(ServiceBase):
         when a room's timeline was first loaded); emits ItemsReplaced."""
         if self.crypto is None:
             return  # done when the store opens
+        crypto = self.crypto
         for room_id, events in self.snapshot.encrypted.items():
-            state = self.states.get(room_id)
-            if state is None:
-                continue
-            items = []
-            for event in events:
-                decryption = self.crypto.decrypt(room_id, event)
-                item = to_item(event, state, self.viewer, decryption)
-                if item is not None:
-                    items.append(item)
-            if items:
-                self.emit(ItemsReplaced(room_id, items))
+            if room_id in self.states:
+                self._emit_decrypted(room_id, [(e, crypto.decrypt(room_id, e)) for e in events])
         self.snapshot.encrypted.clear()
         self.crypto.extras.flush()

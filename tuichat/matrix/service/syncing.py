@@ -58,6 +58,7 @@ from tuichat.matrix.service.base import (
 from tuichat.matrix.snapshot import last_activity
 from tuichat.model.items import TimelineItem
 from tuichat.model.rooms import Membership
+from tuichat.model.sanitize import clean_line
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +175,17 @@ class SyncMixin(ServiceBase):
                 await self._back_off(detail, backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
                 continue
+            except Exception as error:
+                # Not foreseen (a crypto store another program holds locked,
+                # a bug): logged with its traceback, shown in the status
+                # line, and the same sync tried again, as after a network
+                # failure. Ending the loop would leave "synced" on screen
+                # while nothing came any more.
+                log.exception("handling a sync failed")
+                detail = clean_line(f"{type(error).__name__}: {error}", max_length=200)
+                await self._back_off(detail, backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+                continue
             backoff = BACKOFF_START
             if self._state is not ConnectionState.SYNCED:
                 self._set_state(ConnectionState.SYNCED)
@@ -215,6 +227,7 @@ class SyncMixin(ServiceBase):
         walk them again."""
         collecting = gc.isenabled()
         gc.disable()
+        events = 0
         try:
             events = await self._handle_sync(raw)
         finally:

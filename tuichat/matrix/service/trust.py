@@ -10,6 +10,7 @@ from tuichat.matrix.events import (
     DevicesChanged,
     Notice,
     TimelineAppended,
+    VerificationChanged,
 )
 from tuichat.matrix.service.base import (
     ServiceBase,
@@ -21,6 +22,7 @@ from tuichat.model.devices import DeviceInfo
 from tuichat.model.items import TimelineItem
 from tuichat.model.rooms import Membership
 from tuichat.model.sanitize import clean_line
+from tuichat.model.verification import VerificationView
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +128,37 @@ class TrustMixin(ServiceBase):
         for room_id, items in notices.items():
             self.emit(TimelineAppended(room_id, items))
         self._emit_summaries(self._rooms_with(users))
+
+    def _report_verification(self, view: VerificationView) -> None:
+        """A verification changed. A request nobody asked for is marked
+        unsolicited (for its whole life), so the UI shows a notice rather
+        than opening a dialog by itself for anyone who can send to-device
+        messages."""
+        txn = view.transaction_id
+        if not view.we_requested and txn not in self._judged_verifications:
+            # Judged once, when it first arrives (a request, or the older
+            # flow's `start`).
+            self._judged_verifications.add(txn)
+            if self._unsolicited_request(view.other_user, view.other_device):
+                self._unsolicited_verifications.add(txn)
+        if txn in self._unsolicited_verifications:
+            view = replace(view, unsolicited=True)
+        self.emit(VerificationChanged(view))
+
+    def _unsolicited_request(self, user_id: str, device_id: str | None) -> bool:
+        """From someone we share no joined room with (our own devices aside),
+        or from a device we blacklisted or ignored."""
+        crypto = self.crypto
+        if crypto is not None and device_id:
+            device = crypto.olm.device_store[user_id].get(device_id)
+            if device is not None and (device.blacklisted or device.ignored):
+                return True
+        if user_id == self.user_id:
+            return False
+        return not any(
+            state.membership is Membership.JOIN and state.membership_of(user_id) == "join"
+            for state in self.states.values()
+        )
 
     async def request_verification(self, user_id: str, device_id: str | None = None) -> str:
         """Start emoji verification with a device (or all devices) of a user."""

@@ -10,6 +10,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from tuichat.model.sanitize import SafeText, trusted
+
 
 class ConfirmDialog(ModalScreen[bool]):
     DEFAULT_CSS = """
@@ -27,11 +29,13 @@ class ConfirmDialog(ModalScreen[bool]):
         Binding("n,escape", "answer(False)", "No"),
     ]
 
-    def __init__(self, question: str, detail: str = "", yes: str = "Delete") -> None:
+    def __init__(
+        self, question: SafeText, detail: SafeText | None = None, yes: SafeText | None = None
+    ) -> None:
         super().__init__()
         self.question = question
         self.detail = detail
-        self.yes = yes
+        self.yes = yes or trusted("Delete")
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -41,7 +45,7 @@ class ConfirmDialog(ModalScreen[bool]):
                 yield Static(Text(self.detail, style="dim"))
             with Horizontal():
                 yield Button("Cancel (n)", id="no")
-                yield Button(f"{self.yes} (y)", variant="error", id="yes")
+                yield Button(Text(f"{self.yes} (y)"), variant="error", id="yes")
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()

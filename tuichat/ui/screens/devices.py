@@ -22,6 +22,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from tuichat.model.devices import DeviceInfo, Trust
+from tuichat.model.sanitize import SafeText, safe_line, safe_text
 
 TRUST_STYLES = {
     Trust.VERIFIED: Style(color="green", bold=True),
@@ -39,6 +40,10 @@ def _last_seen(info: DeviceInfo) -> str:
     if info.last_seen_ip:
         parts.append(info.last_seen_ip)
     return "  ".join(parts)
+
+
+def _curve_line(device: DeviceInfo) -> SafeText:
+    return safe_line(f"Curve25519 of {device.device_id}: {device.curve25519}")
 
 
 def _signed_text(signed: bool | None) -> Text:
@@ -91,16 +96,23 @@ class DevicesScreen(Screen[None]):
             super().__init__()
             self.user_id = user_id
 
-    def __init__(self, user_id: str, display_name: str) -> None:
+    def __init__(self, user_id: str, display_name: SafeText) -> None:
         super().__init__()
         self.user_id = user_id
         self.display_name = display_name
         self._devices: list[DeviceInfo] = []
+        # What the App handed over before the widgets existed: the answer
+        # can come before the screen is mounted (no request to the server
+        # when the keys are known), and is shown once it is.
+        self._early_devices: Sequence[DeviceInfo] | None = None
+        self._early_identity: str | None = None
+        self._early_status: tuple[SafeText, bool] | None = None
+        self._ready = False  # the widgets exist (from the start of `on_mount`)
 
     def compose(self) -> ComposeResult:
         with Vertical():
             title = Text.assemble(("Devices of ", "bold"), (self.display_name, "bold"))
-            title.append(f"  {self.user_id}", style="dim")
+            title.append(f"  {safe_line(self.user_id)}", style="dim")
             yield Static(title, id="devices-title")
             yield Static(id="identity")
             yield Static(Text("Loading…", style="dim"), id="this-device")
@@ -114,10 +126,29 @@ class DevicesScreen(Screen[None]):
             "Device", "Name", "Trust", "Signed by owner", "Session key (Ed25519)", "Last seen"
         )
         table.focus()
+        self._ready = True
+        if self._early_devices is not None:
+            self.show_devices(self._early_devices)
+        if self._early_identity is not None:
+            self.show_identity(self._early_identity)
+        if self._early_status is not None:
+            self.show_status(self._early_status[0], error=self._early_status[1])
+        self._early_devices = self._early_identity = self._early_status = None
+
+    @property
+    def _gone(self) -> bool:
+        """Closed already (Escape while an answer was on its way): what comes
+        now has nothing to fill."""
+        return self._ready and not self.is_attached
 
     def show_identity(self, state: str) -> None:
         """The user's cross-signing identity: verified by you, not verified,
         changed since first seen (shown loudly), or none."""
+        if self._gone:
+            return
+        if not self._ready:
+            self._early_identity = state
+            return
         texts = {
             "verified": Text(
                 "Identity: ✓ verified by you (their signed devices are trusted)", style="green"
@@ -138,6 +169,11 @@ class DevicesScreen(Screen[None]):
         self.query_one("#identity", Static).update(texts.get(state, texts["none"]))
 
     def show_devices(self, devices: Sequence[DeviceInfo]) -> None:
+        if self._gone:
+            return
+        if not self._ready:
+            self._early_devices = devices
+            return
         self._devices = [d for d in devices if not d.this_device]
         this = next((d for d in devices if d.this_device), None)
         header = self.query_one("#this-device", Static)
@@ -146,13 +182,13 @@ class DevicesScreen(Screen[None]):
             header.update(
                 Text.assemble(
                     ("This device: ", "bold"),
-                    this.device_id,
+                    safe_line(this.device_id),
                     "\n",
                     ("Session key: ", "bold"),
-                    (this.fingerprint, "bold green"),
+                    (safe_line(this.fingerprint), "bold green"),
                     "\n",
                     ("Curve25519:  ", "dim"),
-                    (this.curve25519, "dim"),
+                    (safe_line(this.curve25519), "dim"),
                     "\nCompare the session key with what the other device shows.",
                 )
             )
@@ -163,12 +199,12 @@ class DevicesScreen(Screen[None]):
         table.clear()
         for device in self._devices:
             table.add_row(
-                Text(device.device_id),
-                Text(device.display_name or "", style="italic"),
-                Text(device.trust.value, style=TRUST_STYLES[device.trust]),
+                Text(safe_line(device.device_id)),
+                Text(safe_line(device.display_name), style="italic"),
+                Text(safe_line(device.trust.value), style=TRUST_STYLES[device.trust]),
                 _signed_text(device.cross_signed),
-                Text(device.fingerprint),
-                Text(_last_seen(device), style="dim"),
+                Text(safe_line(device.fingerprint)),
+                Text(safe_line(_last_seen(device)), style="dim"),
                 key=device.device_id,
             )
         if self._devices:
@@ -178,13 +214,14 @@ class DevicesScreen(Screen[None]):
             status.update(Text("No other devices.", style="italic"))
         else:
             selected = self.selected
-            status.update(
-                Text(f"Curve25519 of {selected.device_id}: {selected.curve25519}")
-                if selected
-                else Text("")
-            )
+            status.update(Text(_curve_line(selected)) if selected else Text(""))
 
-    def show_status(self, text: str, *, error: bool = False) -> None:
+    def show_status(self, text: SafeText, *, error: bool = False) -> None:
+        if self._gone:
+            return
+        if not self._ready:
+            self._early_status = (text, error)
+            return
         self.query_one("#devices-status", Static).update(Text(text, style="red" if error else ""))
 
     @property
@@ -198,7 +235,7 @@ class DevicesScreen(Screen[None]):
     def _row_highlighted(self) -> None:
         selected = self.selected
         if selected is not None:
-            self.show_status(f"Curve25519 of {selected.device_id}: {selected.curve25519}")
+            self.show_status(_curve_line(selected))
 
     def action_trust(self, action: str) -> None:
         selected = self.selected
@@ -219,9 +256,11 @@ class DevicesScreen(Screen[None]):
 
         self.app.push_screen(
             ConfirmDialog(
-                f"Verify {device_id} of {self.display_name} by hand?",
-                "Only if its session key matches what that device shows, compared "
-                f"over a channel you trust:\n{selected.fingerprint}",
+                safe_line(f"Verify {device_id} of {self.display_name} by hand?"),
+                safe_text(
+                    "Only if its session key matches what that device shows, compared "
+                    f"over a channel you trust:\n{selected.fingerprint}"
+                ),
                 yes="Verify",
             ),
             answered,

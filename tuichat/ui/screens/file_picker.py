@@ -12,6 +12,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DirectoryTree, Input, Label
 
+from tuichat.model.sanitize import safe_line
+
 
 class FilePicker(ModalScreen[Path | None]):
     DEFAULT_CSS = """
@@ -32,7 +34,7 @@ class FilePicker(ModalScreen[Path | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label("Send a file: choose it, or type its path and press Enter.")
-            yield Input(placeholder=str(self.start) + "/…", id="path")
+            yield Input(placeholder=safe_line(f"{self.start}/…"), id="path")
             yield DirectoryTree(self.start, id="tree")
 
     def on_mount(self) -> None:
@@ -48,7 +50,7 @@ class FilePicker(ModalScreen[Path | None]):
         if path.is_file():
             self.dismiss(path)
         else:
-            self.notify(f"No such file: {path}", severity="error")
+            self.notify(safe_line(f"No such file: {path}"), severity="error", markup=False)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -21,6 +21,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
 from tuichat.model.commands import COMMANDS
+from tuichat.model.sanitize import safe_line
 
 if TYPE_CHECKING:
     from tuichat.ui.app import TuichatApp
@@ -88,7 +89,7 @@ def _table(rows: Iterable[tuple[str, str]]) -> Table:
     table.add_column(style=Style(bold=True), no_wrap=True)
     table.add_column(overflow="fold")
     for left, right in rows:
-        table.add_row(Text(f"  {left}"), Text(right))
+        table.add_row(Text(safe_line(f"  {left}")), Text(safe_line(right)))
     return table
 
 
@@ -96,7 +97,7 @@ def help_content(app: TuichatApp) -> Group:
     heading = Style(bold=True, underline=True)
     parts: list[RenderableType] = []
     for title, rows in key_sections(app):
-        parts += [Text(title, style=heading), _table(rows), Text("")]
+        parts += [Text(safe_line(title), style=heading), _table(rows), Text("")]
     parts.append(Text("Commands (type them in the composer)", style=heading))
     parts.append(_table((spec.usage, spec.summary) for spec in COMMANDS.values()))
     parts.append(Text("  Start a message with // to send text that begins with /."))
@@ -121,7 +122,7 @@ class HelpScreen(ModalScreen[None]):
         app = self.app
         assert isinstance(app, TuichatApp)
         with VerticalScroll(id="help-scroll"):
-            yield Static(help_content(app), id="help-text")
+            yield Static(help_content(app), id="help-text", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:

@@ -14,6 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
 from tuichat.model.rooms import RoomSummary
+from tuichat.model.sanitize import safe_line
 
 Decision = Literal["accept", "decline"]
 
@@ -43,9 +44,9 @@ class InviteDialog(ModalScreen[Decision | None]):
         room = self.room
         kind = "a direct message" if room.is_direct else "a room"
         with Vertical():
-            yield Label(Text.assemble(("Invitation to ", "bold"), (room.name, "bold")))
+            yield Label(Text.assemble(("Invitation to ", "bold"), (safe_line(room.name), "bold")))
             description = Text()
-            description.append(room.inviter or "Someone", style="bold")
+            description.append(safe_line(room.inviter) or "Someone", style="bold")
             description.append(f" invited you to {kind}.\n")
             if room.encrypted:
                 description.append("🔒 It is end-to-end encrypted.", style="green")

@@ -14,6 +14,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
+from tuichat.model.sanitize import SafeText, safe_line
+
 
 class MembersDialog(ModalScreen[None]):
     DEFAULT_CSS = """
@@ -32,8 +34,9 @@ class MembersDialog(ModalScreen[None]):
             super().__init__()
             self.user_id, self.display_name = user_id, display_name
 
-    def __init__(self, room_name: str, members: Sequence[tuple[str, str, str]]) -> None:
-        """`members`: (user id, display name, membership)."""
+    def __init__(self, room_name: SafeText, members: Sequence[tuple[str, str, str]]) -> None:
+        """`members`: (user id, display name, membership), as the room state
+        has them (a state key is any string a server sent): cleaned where drawn."""
         super().__init__()
         self.room_name = room_name
         self.members = list(members)
@@ -43,10 +46,10 @@ class MembersDialog(ModalScreen[None]):
             yield Label(Text.assemble(("Members of ", "bold"), (self.room_name, "bold")))
             options = []
             for user_id, name, membership in self.members:
-                label = Text(name, style="bold")
-                label.append(f"  {user_id}", style="dim")
+                label = Text(safe_line(name), style="bold")
+                label.append(f"  {safe_line(user_id)}", style="dim")
                 if membership != "join":
-                    label.append(f"  ({membership})", style="italic dim")
+                    label.append(f"  ({safe_line(membership)})", style="italic dim")
                 options.append(Option(label, id=user_id))
             yield OptionList(*options)
 

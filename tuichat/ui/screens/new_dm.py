@@ -15,6 +15,7 @@ from textual.timer import Timer
 from textual.widgets import Input, Label, Static
 
 from tuichat.matrix.direct_messages import ProfileLookup
+from tuichat.model.sanitize import safe_line
 
 Lookup = Callable[[str], Awaitable[ProfileLookup]]
 LOOKUP_DELAY = 0.35
@@ -62,17 +63,17 @@ class NewDmDialog(ModalScreen[str | None]):
     @work(exclusive=True, group="lookup")
     async def _look_up(self, user_id: str) -> ProfileLookup:
         who = self.query_one("#who", Static)
-        who.update(Text(f"Looking up {user_id}…", style="dim"))
+        who.update(Text(safe_line(f"Looking up {user_id}…"), style="dim"))
         result = await self._lookup(user_id)
         if self.query_one(Input).value.strip() != user_id:
             return result
         if result.error:
             who.add_class("-error")
-            who.update(Text(result.error))
+            who.update(Text(safe_line(result.error)))
         else:
             who.remove_class("-error")
-            name = result.display_name or "(no display name)"
-            who.update(Text.assemble((name, "bold"), f"  {user_id}  — Enter to start"))
+            name = safe_line(result.display_name) or "(no display name)"
+            who.update(Text.assemble((name, "bold"), f"  {safe_line(user_id)}  — Enter to start"))
             self._found = result
         return result
 

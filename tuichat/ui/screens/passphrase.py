@@ -12,6 +12,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from tuichat.model.sanitize import SafeText, safe_line
+
 
 class PassphraseDialog(ModalScreen[str | None]):
     """Dismisses with the passphrase, or None when cancelled. The text is
@@ -33,8 +35,8 @@ class PassphraseDialog(ModalScreen[str | None]):
 
     def __init__(
         self,
-        title: str,
-        explanation: str,
+        title: SafeText,
+        explanation: SafeText,
         *,
         confirm: bool,
         check: Callable[[str], str | None] | None = None,
@@ -87,6 +89,6 @@ class PassphraseDialog(ModalScreen[str | None]):
             return
         weakness = self._check(passphrase) if self._check else None
         if weakness:
-            problem.update(Text(weakness[0].upper() + weakness[1:] + "."))
+            problem.update(Text(safe_line(weakness[0].upper() + weakness[1:] + ".")))
             return
         self.dismiss(passphrase)

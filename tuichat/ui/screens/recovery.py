@@ -15,6 +15,8 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, ProgressBar, Static
 
+from tuichat.model.sanitize import SafeText, safe_line
+
 
 class RecoveryDialog(ModalScreen[None]):
     DEFAULT_CSS = """
@@ -132,14 +134,14 @@ class RecoveryDialog(ModalScreen[None]):
         outcome.remove_class("-error")
         outcome.update(Text(f"Restoring keys… {done}/{total}" if total else "Working…"))
 
-    def show_error(self, message: str) -> None:
+    def show_error(self, message: SafeText) -> None:
         self.busy = False
         self.query_one("#progress", ProgressBar).display = False
         outcome = self.query_one("#outcome", Static)
         outcome.add_class("-error")
         outcome.update(Text(message))
 
-    def show_done(self, message: str) -> None:
+    def show_done(self, message: SafeText) -> None:
         self.busy = False
         self.query_one("#progress", ProgressBar).display = False
         outcome = self.query_one("#outcome", Static)
@@ -157,4 +159,4 @@ class RecoveryDialog(ModalScreen[None]):
         )
         box = self.query_one("#recovery-key", Static)
         box.display = True
-        box.update(Text(recovery_key, style="bold"))
+        box.update(Text(safe_line(recovery_key), style="bold"))

@@ -18,11 +18,16 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
+from tuichat.model.sanitize import clean_line, safe_line, safe_text
 from tuichat.model.verification import Phase, VerificationView
 
 
 def describe(view: VerificationView, other_name: str) -> str:
-    device = f" ({view.other_device})" if view.other_device else ""
+    """The dialog's state line. The requester's name, their `from_device`
+    and a cancel reason are remote text (anyone can send a request): each
+    goes through the sanitiser here, where it is drawn."""
+    other_name = clean_line(other_name, max_length=256)
+    device = f" ({clean_line(view.other_device, max_length=128)})" if view.other_device else ""
     phase = view.phase
     if phase is Phase.REQUESTED:
         if view.we_requested:
@@ -38,18 +43,32 @@ def describe(view: VerificationView, other_name: str) -> str:
     if phase is Phase.DONE:
         return f"✓ Verified: {other_name}{device} is now trusted."
     by = "You cancelled" if view.cancelled_by_us else f"{other_name} cancelled"
-    return f"✗ Verification cancelled: {view.cancel_reason} ({by})."
+    reason = clean_line(view.cancel_reason, max_length=256)
+    return f"✗ Verification cancelled: {reason} ({by})."
+
+
+def unsolicited_notice(view: VerificationView, other_name: str) -> str:
+    """What is said instead of opening the dialog for a request nobody asked
+    for (see `VerificationView.unsolicited`)."""
+    name = clean_line(other_name, max_length=256)
+    device = f" ({clean_line(view.other_device, max_length=128)})" if view.other_device else ""
+    return (
+        f"{name}{device} asks to verify this device; you share no room with them, or "
+        "you blocked that device. Type /verifications to answer or decline."
+    )
 
 
 def emoji_text(view: VerificationView) -> Text:
+    # The emoji and names come from tuichat's own table, not the network.
     text = Text(justify="center")
     for emoji, _name in view.emoji:
-        text.append(f"{emoji}".center(12))
+        text.append(safe_line(emoji).center(12))
     text.append("\n")
     for _emoji, name in view.emoji:
-        text.append(name.center(12)[:12], style="bold")
+        text.append(safe_line(name).center(12)[:12], style="bold")
     if view.decimals:
-        text.append("\n\n" + "  ".join(str(n) for n in view.decimals), style="dim")
+        numbers = safe_line("  ".join(str(n) for n in view.decimals))
+        text.append(f"\n\n{numbers}", style="dim")
     return text
 
 
@@ -102,7 +121,7 @@ class VerificationDialog(ModalScreen[None]):
 
     def update_view(self, view: VerificationView) -> None:
         self.view = view
-        self.query_one("#state", Static).update(Text(describe(view, self.other_name)))
+        self.query_one("#state", Static).update(Text(safe_text(describe(view, self.other_name))))
         sas = self.query_one("#sas", Static)
         sas.display = view.phase in (Phase.SHOW_SAS, Phase.CONFIRMED)
         if sas.display:

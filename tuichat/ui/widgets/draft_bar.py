@@ -8,6 +8,7 @@ from textual.widgets import Static
 
 from tuichat.model.items import TimelineItem
 from tuichat.model.rich_body import plain_text
+from tuichat.model.sanitize import safe_line
 
 
 class DraftBar(Static):
@@ -26,15 +27,15 @@ class DraftBar(Static):
         """`mode` is "reply" or "edit"; the item's text is remote and goes
         in as Text, never as markup."""
         what = plain_text(item.formatted) if item.formatted is not None else item.body
-        what = " ".join(what.split())
+        shown = safe_line(" ".join(what.split()))
         text = Text(no_wrap=True, overflow="ellipsis")
         if mode == "reply":
             text.append("↳ Replying to ")
-            text.append(item.sender_name, Style(bold=True))
-            text.append(f": {what}")
+            text.append(safe_line(item.sender_name), Style(bold=True))
+            text.append(f": {shown}")
         else:
             text.append("✎ Editing: ")
-            text.append(what)
+            text.append(shown)
         text.append("   Esc cancels", Style(dim=True))
         self.update(text)
         self.add_class("-visible")

@@ -1,16 +1,14 @@
 """Formatted message bodies (`RichBody` blocks) as terminal lines.
 
 Paragraphs become Rich `Text` built span by span (never parsed as markup);
-code blocks are highlighted by Pygments (through Rich's `Syntax`) in a box
-that keeps their indentation. Every line returned fits `width` cells.
+code blocks are drawn in a box that keeps their indentation, highlighted
+once `tuichat.ui.widgets.highlight` has done so in the background (plain
+until then). Every line returned fits `width` cells.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from functools import lru_cache
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.segment import Segment
@@ -18,98 +16,41 @@ from rich.style import Style
 from rich.text import Text
 
 from tuichat.model.rich_body import Block, BlockKind, Mark, RichBody
-
-if TYPE_CHECKING:
-    from pygments.lexer import Lexer
-
-# Pygments and Rich's Syntax are imported on the first code block, not at
-# start-up (they cost ~10 ms of the first frame otherwise).
+from tuichat.model.sanitize import SafeText, safe_line, safe_text, trusted
+from tuichat.ui.widgets import highlight
+from tuichat.ui.widgets.highlight import wrapped_lines
 
 QUOTE_BAR = "▌ "
 # Deeper quotes and lists are drawn at this depth, so text keeps its room.
 MAX_DRAWN_DEPTH = 6
-# Languages tried when a code block names none. Pygments' own
-# `guess_lexer` tries every lexer it has (a quarter of a second on first
-# use) and often picks an exotic one; this short list covers what people
-# paste in chats.
-GUESSABLE = (
-    "python",
-    "bash",
-    "diff",
-    "c",
-    "cpp",
-    "rust",
-    "go",
-    "javascript",
-    "typescript",
-    "java",
-    "sql",
-    "html",
-    "yaml",
-    "toml",
-)
-# Signatures for languages whose Pygments lexer cannot recognise them (its
-# `analyse_text` says 0.0 for most): checked in order.
-_SIGNATURES = (
-    ("python", re.compile(r"^\s*(def \w+\(|class \w+[(:]|from \w+ import |import \w+$)", re.M)),
-    ("rust", re.compile(r"\b(fn \w+\(|let mut |impl\b|println!\()")),
-    ("go", re.compile(r"^package \w+|\bfunc (\(\w+ \*?\w+\) )?\w+\(", re.M)),
-    ("c", re.compile(r"^#include\s*[<\"]", re.M)),
-    ("sql", re.compile(r"^\s*(SELECT|INSERT INTO|UPDATE|DELETE FROM|CREATE TABLE)\b", re.M | re.I)),
-    ("javascript", re.compile(r"\b(const|let|var) \w+ = |=> \{|\bconsole\.log\(|\bfunction \w*\(")),
-    ("bash", re.compile(r"^\s*(\$ |sudo |apt |pip |npm |cd |export \w+=)", re.M)),
-)
-MAX_GUESS = 4000  # characters looked at when guessing
-# Longer code is shown in its box without highlighting (Pygments costs
-# about 0.15 ms per line, on the UI loop).
-MAX_HIGHLIGHT = 4_000
 # At most this many lines of a code block are drawn; a note says how many
-# more there are (a pasted log of 64 KB would be thousands of lines).
-MAX_CODE_LINES = 500
+# more there are (a pasted log of 64 KB would be thousands of lines). An
+# item is wrapped and drawn in one go, about 70 µs a line: 200 lines keep
+# it near 15 ms (tests/test_hostile_stream.py holds a frame under 100 ms).
+MAX_CODE_LINES = 200
+# A plain body is drawn up to this many lines and characters, with a note
+# for the rest (65,536 one-character lines cost 1.6 s on every redraw).
+MAX_BODY_LINES = 200
+MAX_BODY_CHARS = 10_000
 
 
-@lru_cache(maxsize=64)
-def _lexer_by_name(name: str) -> Lexer | None:
-    from pygments.lexers import get_lexer_by_name
-    from pygments.util import ClassNotFound
-
-    try:
-        return get_lexer_by_name(name)
-    except ClassNotFound:
-        return None
-
-
-def choose_lexer(language: str, code: str) -> Lexer:
-    """The lexer for a code block: the named language, or a guess."""
-    from pygments.lexers.special import TextLexer
-
-    if language:
-        named = _lexer_by_name(language)
-        if named is not None:
-            return named
-    sample = code[:MAX_GUESS]
-    best, best_score = None, 0.0
-    for name in GUESSABLE:
-        lexer = _lexer_by_name(name)
-        if lexer is None:
-            continue
-        score = lexer.analyse_text(sample)
-        if score > best_score:
-            best, best_score = lexer, score
-    if best is not None and best_score >= 0.3:
-        return best
-    stripped = sample.strip()
-    if stripped[:1] in "{[":
-        try:
-            json.loads(code)
-        except ValueError:
-            pass
-        else:
-            return _lexer_by_name("json") or TextLexer()
-    for name, pattern in _SIGNATURES:
-        if pattern.search(sample):
-            return _lexer_by_name(name) or TextLexer()
-    return best if best is not None and best_score > 0 else TextLexer()
+def cap_plain(body: str) -> tuple[SafeText, SafeText]:
+    """What is drawn of a plain body, and a note for what is not ("")."""
+    shown = body[:MAX_BODY_CHARS]
+    cut = -1
+    for _ in range(MAX_BODY_LINES):
+        cut = shown.find("\n", cut + 1)
+        if cut < 0:
+            break
+    if cut >= 0:
+        shown = shown[:cut]
+    if len(shown) == len(body):
+        return safe_text(body), trusted("")
+    rest = body[len(shown) :]
+    hidden_lines = rest.count("\n")
+    if hidden_lines:
+        return safe_text(shown), safe_line(f"… {hidden_lines} more lines not shown")
+    return safe_text(shown), safe_line(f"… {len(rest)} more characters not shown")
 
 
 class BodyStyles:
@@ -162,7 +103,7 @@ def _spans_text(block: Block, styles: BodyStyles) -> Text:
             content = "".join(c if c in " \n" else "░" for c in content)
         if span.marks & Mark.MENTION:
             content = f"@{content}"
-        text.append(content, styles.for_marks(span.marks, span.colour))
+        text.append(safe_text(content), styles.for_marks(span.marks, span.colour))
     if block.kind is BlockKind.HEADING:
         heading = Style(bold=True, underline=block.level == 1)
         text.stylize(heading)
@@ -175,17 +116,25 @@ def _prefix(block: Block, first: bool, styles: BodyStyles) -> Text:
         prefix.append(QUOTE_BAR * min(block.quote, MAX_DRAWN_DEPTH), styles.quote)
     if block.indent:
         prefix.append("  " * (min(block.indent, MAX_DRAWN_DEPTH) - 1))
-        if first and block.bullet:
-            prefix.append(
-                block.bullet.rjust(3) if block.bullet[0].isdigit() else " " + block.bullet
-            )
+        bullet = safe_line(block.bullet)
+        if first and bullet:
+            prefix.append(bullet.rjust(3) if bullet[0].isdigit() else " " + bullet)
         else:
             prefix.append(" " * max(3, len(block.bullet) + 1))
     return prefix
 
 
-def render_body(body: RichBody, width: int, console: Console, styles: BodyStyles) -> list[Text]:
-    """The blocks as lines of at most `width` cells."""
+def render_body(
+    body: RichBody,
+    width: int,
+    console: Console,
+    styles: BodyStyles,
+    when_highlighted: Callable[[], None] | None = None,
+) -> list[Text]:
+    """The blocks as lines of at most `width` cells. Code blocks not
+    highlighted yet are drawn plain; with `when_highlighted`, they are
+    highlighted in the background, which calls it (in its own thread)
+    when one is ready to be drawn again."""
     lines: list[Text] = []
     for block in body:
         first_prefix = _prefix(block, True, styles)
@@ -195,7 +144,7 @@ def render_body(body: RichBody, width: int, console: Console, styles: BodyStyles
             lines.append(Text.assemble(first_prefix, ("─" * room, styles.muted)))
             continue
         if block.kind is BlockKind.CODE:
-            code_lines = _code_lines(block, room, console, styles)
+            code_lines = _code_lines(block, room, console, styles, when_highlighted)
             for number, line in enumerate(code_lines):
                 lines.append(Text.assemble(first_prefix if number == 0 else other_prefix, line))
             continue
@@ -205,34 +154,31 @@ def render_body(body: RichBody, width: int, console: Console, styles: BodyStyles
     return lines
 
 
-def _code_lines(block: Block, width: int, console: Console, styles: BodyStyles) -> list[Text]:
+def _code_lines(
+    block: Block,
+    width: int,
+    console: Console,
+    styles: BodyStyles,
+    when_highlighted: Callable[[], None] | None,
+) -> list[Text]:
     """The code in a rounded box, its language in the top border. The box
     is drawn here rather than by Rich's Panel, whose layers cost more than
-    the highlighting; code beyond MAX_HIGHLIGHT is boxed unhighlighted, so
-    a huge paste cannot hold up the UI."""
-    from pygments.lexers.special import TextLexer
-    from rich.syntax import Syntax
-
-    code = block.code.expandtabs(4).rstrip()
+    the highlighting."""
+    code = safe_text(block.code).expandtabs(4).rstrip()
     raw_lines = code.split("\n")
     hidden = max(0, len(raw_lines) - MAX_CODE_LINES)
     if hidden:
         code = "\n".join(raw_lines[:MAX_CODE_LINES])
-    language = block.language
+    language = safe_line(block.language)
     inner = max(4, width - 4)
-    if len(code) <= MAX_HIGHLIGHT:
-        lexer = choose_lexer(block.language, code)
-        theme = "monokai" if styles.dark else "default"
-        text = Syntax(code, lexer, theme=theme).highlight(code)
-        # The theme's own background would be a block of another colour
-        # (black in a light theme): the timeline's shows through instead.
-        text.style = Style()
-        if not language and not isinstance(lexer, TextLexer):
-            language = lexer.name.lower()
-        text.rstrip()
-        wrapped = list(text.wrap(console, inner, overflow="fold"))
+    done = highlight.cached(block.language, code, styles.dark)
+    if done is None and when_highlighted is not None:
+        highlight.request(block.language, code, styles.dark, when_highlighted)
+    if done is not None and done.text is not None:
+        language = safe_line(done.language)
+        wrapped = wrapped_lines(done, console, inner)
     else:
-        # Unhighlighted: only lines wider than the box need wrapping.
+        # Plain: only lines wider than the box need wrapping.
         wrapped = []
         for raw in raw_lines[:MAX_CODE_LINES]:
             line = Text(raw)

@@ -7,16 +7,17 @@ from rich.text import Text
 from textual.widget import Widget
 
 from tuichat.model.rooms import RoomSummary
+from tuichat.model.sanitize import safe_line
 
 
 def header_text(room: RoomSummary | None) -> Text:
     if room is None:
         return Text("No room selected", style=Style(italic=True))
     text = Text(no_wrap=True, overflow="ellipsis")
-    text.append(room.name, style=Style(bold=True))
+    text.append(safe_line(room.name), style=Style(bold=True))
     if room.topic:
         text.append("  —  ")
-        text.append(room.topic, style=Style(dim=True))
+        text.append(safe_line(room.topic, max_length=1024), style=Style(dim=True))
     return text
 
 
@@ -35,11 +36,11 @@ def encryption_text(room: RoomSummary | None) -> Text:
             who = "they have"
         else:
             who = f"{keyless} member{'s have' if keyless != 1 else ' has'}"
-        text.append(f" · {who} no device to read it", style=Style(color="red"))
+        text.append(safe_line(f" · {who} no device to read it"), style=Style(color="red"))
     if room.unverified_devices:
         count = room.unverified_devices
         text.append(
-            f" · {count} unverified device{'s' if count != 1 else ''}",
+            f" · {count:d} unverified device{'s' if count != 1 else ''}",
             style=Style(color="yellow"),
         )
     elif room.devices:

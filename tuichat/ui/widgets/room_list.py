@@ -15,6 +15,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from tuichat.model.rooms import Membership, RoomSummary
+from tuichat.model.sanitize import safe_line
 from tuichat.ui.widgets.style_memo import StyleMemo
 
 DM_MARK = "@"
@@ -33,9 +34,10 @@ def room_label(room: RoomSummary) -> Text:
     label.append(" ")
     label.append(DM_MARK if room.is_direct else "#", style=Style(dim=True))
     label.append(" ")
-    label.append(room.name, style=Style(bold=bool(room.unread)))
+    label.append(safe_line(room.name), style=Style(bold=bool(room.unread)))
     if room.membership is Membership.INVITE and room.inviter:
-        label.append(f"\n     invited by {room.inviter}", style=Style(dim=True, italic=True))
+        invited = safe_line(f"invited by {room.inviter}")
+        label.append(f"\n     {invited}", style=Style(dim=True, italic=True))
     if room.highlight:
         label.append(f" ({_badge(room.highlight)}!)", style=Style(color="red", bold=True))
     elif room.unread:
@@ -144,7 +146,7 @@ class RoomListView(StyleMemo, ScrollView, can_focus=True):
     def _row_text(self, number: int) -> Text:
         header, room, line = self._rows[number]
         if room is None:
-            return Text(header or "")
+            return Text(safe_line(header))
         label = room_label(room).split("\n")
         return label[min(line, len(label) - 1)]
 
@@ -156,7 +158,7 @@ class RoomListView(StyleMemo, ScrollView, can_focus=True):
         header, room, _line = self._rows[number]
         if room is None:
             style = self._style("room-list--header")
-            text = Text(f" {header}", style=style, no_wrap=True)
+            text = Text(f" {safe_line(header)}", style=style, no_wrap=True)
         else:
             text = self._row_text(number)
             text.no_wrap = True

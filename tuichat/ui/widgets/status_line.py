@@ -7,6 +7,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from tuichat.model.connection import ConnectionState
+from tuichat.model.sanitize import SafeText
 
 _STATE_LABELS = {
     ConnectionState.CONNECTING: ("connecting…", "yellow"),
@@ -18,7 +19,9 @@ _STATE_LABELS = {
 }
 
 
-def status_text(user_id: str, state: ConnectionState, detail: str = "") -> Text:
+def status_text(user_id: SafeText, state: ConnectionState, detail: SafeText | None = None) -> Text:
+    """`detail` is often a server's or the network's error text: the caller
+    passes it through the sanitiser (`safe_line`)."""
     label, colour = _STATE_LABELS[state]
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append("● ", style=Style(color=colour))
@@ -69,7 +72,7 @@ class Feedback(Static):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._room: str | None = None
-        self._lines: dict[str | None, tuple[str, bool]] = {}
+        self._lines: dict[str | None, tuple[SafeText, bool]] = {}
 
     @property
     def room(self) -> str | None:
@@ -87,8 +90,10 @@ class Feedback(Static):
         self._show_current()
 
     def show(
-        self, message: str, *, error: bool = False, room: str | _Current | None = CURRENT
+        self, message: SafeText, *, error: bool = False, room: str | _Current | None = CURRENT
     ) -> None:
+        """`message`: our text, or one with remote parts (an error from the
+        server, a name), made by `safe_text`/`safe_line`/`trusted`."""
         key = self._room if isinstance(room, _Current) else room
         self._lines[key] = (message, error)
         self._show_current()
@@ -97,7 +102,7 @@ class Feedback(Static):
         self._lines.pop(self._room if isinstance(room, _Current) else room, None)
         self._show_current()
 
-    def end(self, message: str, room: str | None) -> None:
+    def end(self, message: SafeText, room: str | None) -> None:
         """An action ended: its progress line goes, unless something (its
         result, an error) has replaced it."""
         entry = self._lines.get(room)

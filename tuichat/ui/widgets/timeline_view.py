@@ -36,7 +36,9 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
@@ -55,9 +57,10 @@ from textual.strip import Strip
 
 from tuichat.model.items import KEY_SOURCE_LABELS, ItemKind, SendState, TimelineItem
 from tuichat.model.rich_body import plain_text
+from tuichat.model.sanitize import safe_line, safe_text
 from tuichat.model.timeline import ChangeKind, TimelineChange
 from tuichat.ui.widgets.line_index import LineIndex
-from tuichat.ui.widgets.rich_body import BodyStyles, render_body, segments_text
+from tuichat.ui.widgets.rich_body import BodyStyles, cap_plain, render_body, segments_text
 from tuichat.ui.widgets.style_memo import StyleMemo
 
 TIME_WIDTH = 5  # "%H:%M", the default time format
@@ -178,10 +181,24 @@ def time_width(time_format: str) -> int:
 
 def _fit(text: str, width: int) -> Text:
     """`text` right-aligned in `width` cells, cut with an ellipsis if longer."""
-    line = Text(text, no_wrap=True, overflow="ellipsis")
+    line = Text(safe_line(text), no_wrap=True, overflow="ellipsis")
     line.truncate(width, overflow="ellipsis")
     line.align("right", width)
     return line
+
+
+@dataclass(frozen=True, slots=True)
+class _HighlightReady:
+    """Called in the highlighting thread when a code block of item `key`
+    is ready: a message brings the news to the view's own loop. Equal for
+    the same view and item, so a block is waited for once per item."""
+
+    view: TimelineView
+    key: str
+
+    def __call__(self) -> None:
+        with suppress(RuntimeError):  # the app has ended: nothing to redraw
+            self.view.post_message(TimelineView.Highlighted(self.key))
 
 
 class TimelineView(StyleMemo, ScrollView, can_focus=True):
@@ -281,6 +298,13 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
             super().__init__()
             self.item = item
 
+    class Highlighted(Message):
+        """A code block of item `key` was highlighted (in the background)."""
+
+        def __init__(self, key: str) -> None:
+            super().__init__()
+            self.key = key
+
     def __init__(self, *, name: str | None = None, id: str | None = None) -> None:
         super().__init__(name=name, id=id)
         self._items: Sequence[TimelineItem] = ()
@@ -307,6 +331,9 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
         self._follow = True
         self._own_scroll = False  # a scroll made by the view, not the reader
         self._new_below = 0  # messages arrived while the reader was scrolled up
+        # Items redrawn since their code blocks were highlighted: part of
+        # the strip cache key, so the plain version is not reused.
+        self._redraws: dict[str, int] = {}
 
     # -- data ------------------------------------------------------------------
 
@@ -338,6 +365,7 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
         # Keyed by event id like the strips: another room's must not show.
         self._previews.clear()
         self._previews_asked.clear()
+        self._redraws.clear()
         # Strips are keyed by event id; ids from another room (a hostile
         # server could reuse them) must never show their cached lines here.
         self._strips.clear()
@@ -736,7 +764,7 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
     def _render_at(self, index: int) -> list[Strip]:
         item = self._items[index]
         flags, run = self._flags(index)
-        key = (item.key, item.version, self._width, flags, run)
+        key = (item.key, item.version, self._width, flags, run, self._redraws.get(item.key, 0))
         cached = self._strips.get(key)
         if cached is None:
             cached = self._strips[key] = self._build(index, item, flags, run)
@@ -759,7 +787,7 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
 
     def _rule_strip(self, label: str, style_name: str) -> Strip:
         width = max(len(label) + 4, self._width or 40)
-        text = Text(f" {label} ".center(width, "─"), style=self._style(style_name))
+        text = Text(f" {safe_line(label)} ".center(width, "─"), style=self._style(style_name))
         text.truncate(width)
         segments = list(text.render(self.app.console))
         return Strip(Segment.apply_style(segments, self._base_style))
@@ -791,7 +819,7 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
     def _build_strips(self, item: TimelineItem) -> list[Strip]:
         console = self.app.console
         base = self._base_style
-        clock = _clock(item.timestamp, self._time_format).ljust(self._time_width)
+        clock = safe_line(_clock(item.timestamp, self._time_format)).ljust(self._time_width)
         time_text = Text.styled(clock, self._style("timeline--time"))
         lock = self._lock(item)
         body = self._body(item)
@@ -820,16 +848,25 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
         if item.reply_to is not None:
             lines.append(self._quote_line(item.reply_to, width))
         if item.formatted is not None and item.kind in (ItemKind.TEXT, ItemKind.NOTICE):
-            lines += render_body(item.formatted, width, console, self._body_styles())
+            lines += render_body(
+                item.formatted, width, console, self._body_styles(), self._when_highlighted(item)
+            )
             if lines and body.plain:
                 # The markers ("(edited)", "sending…") follow the last line.
                 lines[-1:] = list(Text.assemble(lines[-1], body).wrap(console, width))
         elif item.formatted is not None and item.kind is ItemKind.EMOTE:
             styles = self._body_styles()
             rendered = render_body(
-                item.formatted, width - len(item.sender_name) - 1, console, styles
+                item.formatted,
+                width - len(item.sender_name) - 1,
+                console,
+                styles,
+                self._when_highlighted(item),
             )
-            name = Text(item.sender_name + " ", Style(color=sender_colour(item.sender), bold=True))
+            name = Text(
+                safe_line(item.sender_name) + " ",
+                Style(color=sender_colour(item.sender), bold=True),
+            )
             for number, line in enumerate(rendered):
                 prefix = name if number == 0 else Text(" " * name.cell_len)
                 lines.append(Text.assemble(prefix, line))
@@ -853,6 +890,18 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
         if not lines:
             lines.append(Text(""))
         return lines
+
+    def _when_highlighted(self, item: TimelineItem) -> Callable[[], None]:
+        return _HighlightReady(self, item.key)
+
+    def on_timeline_view_highlighted(self, message: TimelineView.Highlighted) -> None:
+        """A code block is ready: its item is drawn again, highlighted."""
+        message.stop()
+        index = self._index_of(message.key)
+        if index is not None and index < len(self._lines):
+            self._redraws[message.key] = self._redraws.get(message.key, 0) + 1
+            self._lines.forget(index)
+            self.refresh()
 
     def set_preview(self, key: str, lines: list[list[Segment]]) -> None:
         """An image's preview arrived: its item grows by the preview."""
@@ -890,11 +939,14 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
                 what = plain_text(parent.formatted)
             else:
                 what = parent.body
-            what = " ".join(what.split())
+            shown = safe_line(" ".join(what.split()))
             text = Text.assemble(
                 ("↳ ", style),
-                (parent.sender_name, Style(color=sender_colour(parent.sender), bold=True)),
-                (": " + what, style),
+                (
+                    safe_line(parent.sender_name),
+                    Style(color=sender_colour(parent.sender), bold=True),
+                ),
+                (": " + shown, style),
             )
         text.truncate(width, overflow="ellipsis")
         return text
@@ -905,7 +957,7 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
             name = "timeline--own-reaction" if reaction.mine else "timeline--reaction"
             if text:
                 text.append("  ")
-            text.append(f"{reaction.key} {reaction.count}", self._style(name))
+            text.append(safe_line(f"{reaction.key} {reaction.count}"), self._style(name))
         return text
 
     def _body(self, item: TimelineItem) -> Text:
@@ -914,22 +966,29 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
         `Text.render`, which builds the strips, ignores a Text's base style."""
         if item.kind is ItemKind.UNDECRYPTABLE:
             return Text.styled(
-                f"Unable to decrypt: {item.utd_text}", self._style("timeline--undecryptable")
+                safe_line(f"Unable to decrypt: {item.utd_text}"),
+                self._style("timeline--undecryptable"),
             )
+        body = safe_text(item.body)
         if item.kind is ItemKind.STATE:
-            return Text.styled(item.body, self._style("timeline--state"))
+            return Text.styled(body, self._style("timeline--state"))
         if item.kind is ItemKind.REDACTED:
-            return Text.styled(item.body, self._style("timeline--state"))
+            return Text.styled(body, self._style("timeline--state"))
+        # A huge body is drawn in part, with a note (it is wrapped on every
+        # redraw); the markers below still show.
+        shown, cut_note = cap_plain(body)
         if item.kind is ItemKind.EMOTE:
             text = Text.assemble(
-                (item.sender_name, Style(color=sender_colour(item.sender), bold=True)),
+                (safe_line(item.sender_name), Style(color=sender_colour(item.sender), bold=True)),
                 " ",
-                item.body,
+                shown,
             )
         elif item.kind is ItemKind.NOTICE:
-            text = Text.styled(item.body, self._style("timeline--notice"))
+            text = Text.styled(shown, self._style("timeline--notice"))
         else:
-            text = Text(item.body)
+            text = Text(shown)
+        if cut_note:
+            text.append(f"\n{cut_note}", style=self._style("timeline--time"))
         if item.formatted is not None:
             text = Text()  # the blocks are the body; only the markers follow
         if item.highlight:
@@ -938,7 +997,7 @@ class TimelineView(StyleMemo, ScrollView, can_focus=True):
             text.append("  (edited)", style=self._style("timeline--time"))
         note = self._trust_note(item)
         if note:
-            text.append(f"  · {note}", style=self._style("timeline--note"))
+            text.append(f"  · {safe_line(note)}", style=self._style("timeline--note"))
         if item.send_state is SendState.PENDING:
             text.stylize(self._style("timeline--pending"))
             text.append("  (sending…)", style=self._style("timeline--pending"))

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.text import Text
 from textual.widgets import Static
 
+from tuichat.model.sanitize import SafeText
 
-def typing_text(names: tuple[str, ...]) -> str:
+
+def typing_text(names: Sequence[SafeText]) -> str:
     if not names:
         return ""
     if len(names) == 1:
@@ -26,6 +30,7 @@ class TypingLine(Static):
     }
     """
 
-    def show(self, names: tuple[str, ...]) -> None:
-        # Names are remote: placed as Text, never parsed as markup.
+    def show(self, names: Sequence[SafeText]) -> None:
+        # Names are remote: sanitised by the caller, placed as Text, never
+        # parsed as markup.
         self.update(Text(typing_text(names), no_wrap=True, overflow="ellipsis"))

@@ -8,6 +8,8 @@ from rich.text import Text
 from textual.containers import Horizontal
 from textual.widgets import Label
 
+from tuichat.model.sanitize import safe_line
+
 if TYPE_CHECKING:
     from textual.widgets import ProgressBar
 
@@ -33,7 +35,7 @@ class UploadBar(Horizontal):
 
             self._bar = ProgressBar(total=100, show_eta=False, id="upload-progress")
             self.mount(Label("", id="upload-name"), self._bar)
-        self.query_one(Label).update(Text(f"Uploading {name}", no_wrap=True))
+        self.query_one(Label).update(Text(safe_line(f"Uploading {name}"), no_wrap=True))
         self._bar.update(total=max(1, total), progress=0)
         self.add_class("-visible")
 
