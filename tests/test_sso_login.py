@@ -559,6 +559,24 @@ async def test_an_oauth_server_is_named_and_refused_until_supported(
         choose_method(methods, "oauth")
 
 
+async def test_a_server_refusing_to_list_its_methods_is_quoted_cleaned(
+    profile: Profile, synapse: LocalSynapse
+) -> None:
+    from tests.fault_proxy import FaultProxy
+
+    proxy = FaultProxy(synapse.url)
+    url = await proxy.start()
+    proxy.fail("/login", 1, status=500, error="down\x1b[2J for maintenance", method="GET")
+    try:
+        login = await start_login(profile, "--homeserver", url)
+        code, _output, stderr = await login.finish()
+    finally:
+        await proxy.close()
+    assert code == 1
+    assert f"{url} did not say how to log in (HTTP 500 on /login: down" in stderr
+    assert "\x1b" not in stderr
+
+
 async def test_server_strings_in_login_messages_are_sanitised(
     fake_server: tuple[str, dict[str, object]],
 ) -> None:

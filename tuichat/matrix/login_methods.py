@@ -146,7 +146,11 @@ async def fetch_login_methods(base_url: str) -> LoginMethods:
             raise LoginError(f"cannot reach {base_url}: {message}") from None
     types, providers = parse_flows(data) if status == 200 else ((), ())
     if status != 200 and issuer is None:
-        raise LoginError(f"{base_url} did not say how to log in (HTTP {status} on /login)")
+        said = clean_line(data.get("error"), max_length=200) if isinstance(data, dict) else ""
+        raise LoginError(
+            f"{base_url} did not say how to log in (HTTP {status} on /login"
+            + (f": {said})" if said else ")")
+        )
     return LoginMethods(types, providers, issuer)
 
 
