@@ -1056,19 +1056,19 @@ class TuichatApp(App[int]):
         viewer), then offer to open it."""
         from tuichat.matrix.attachments import AttachmentError
 
-        feedback = self.main.feedback
+        feedback, room = self.main.feedback, self.current_room_id
         if self.service is None or item.attachment is None:
             feedback.show("Not connected yet.", error=True)
             return
-        feedback.show(safe_text(f"Downloading {item.attachment.name}…"))
+        feedback.show(safe_text(f"Downloading {item.attachment.name}…"), room=room)
         try:
             path = await self.service.download(item.attachment, self.download_dir(), data)
         except (AttachmentError, OSError) as error:
-            feedback.show(safe_text(f"Not saved: {error}"), error=True)
+            feedback.show(safe_text(f"Not saved: {error}"), error=True, room=room)
             return
         from tuichat.ui.screens.confirm import ConfirmDialog
 
-        feedback.show(safe_text(f"Saved to {path}"))
+        feedback.show(safe_text(f"Saved to {path}"), room=room)
         self.push_screen(
             ConfirmDialog(
                 safe_line(f"Saved {path.name}. Open it?"), safe_line(str(path)), yes=trusted("Open")
