@@ -60,3 +60,44 @@ async def test_feedback_belongs_to_its_room_and_ends_with_its_action(
         app.switch_room(second)
         await pilot.pause()
         assert "no such file" in shown(feedback)
+
+
+async def test_the_retry_line_ends_when_the_messages_are_sent(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+) -> None:
+    """Ctrl+R's "Sending 1 message(s) again…" goes when the message is sent;
+    it stayed until something else was said."""
+    from tests.fault_proxy import FaultProxy
+    from tuichat.matrix.login import login
+
+    alice, bob = new_user("alice"), new_user("bob", "Bob")
+    proxy = FaultProxy(synapse.url)
+    url = await proxy.start()
+    try:
+        await login(profile, homeserver=url, user=alice.user_id, password=alice.password)
+        peer = await peer_factory(bob)
+        room_id = await peer.create_room(invite=[alice.user_id], name="Retry")
+        app = TuichatApp(profile, sync_timeout_ms=1000)
+        async with app.run_test(size=(120, 36)) as pilot:
+            feedback = app.query_one(Feedback)
+            await join_in_ui(pilot, app, peer, room_id, alice.user_id)
+            proxy.fail("/send/", 1, status=400)  # refused: not retried by itself
+            await type_text(pilot, "once more")
+            await wait_ui(pilot, lambda: "Message not sent" in shown(feedback), 30)
+            said: list[str] = []
+            show = feedback.show
+
+            def recording_show(message: Any, **kwargs: Any) -> None:
+                said.append(str(message))
+                show(message, **kwargs)
+
+            feedback.show = recording_show  # type: ignore[method-assign]
+            await pilot.press("ctrl+r")
+            assert await peer.wait_for_text(room_id, "once more") == alice.user_id
+            await wait_ui(pilot, lambda: shown(feedback) == "", 30)
+            assert said == ["Sending 1 message(s) again…"]
+    finally:
+        await proxy.close()

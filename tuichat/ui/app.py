@@ -127,6 +127,8 @@ class TuichatApp(App[int]):
         # does not fetch them again.
         self._previews: dict[tuple[str, str], list[Any]] = {}
         self._failed_uploads: list[tuple[str, Path]] = []
+        # Rooms whose failed messages are being sent again: the line saying so.
+        self._retrying: dict[str, SafeText] = {}
         self._inbox: list[DomainEvent] = []
         self._inbox_posted = False
         self._room_list_due = False
@@ -442,6 +444,13 @@ class TuichatApp(App[int]):
                 event.txn_id, event.state, event.event_id
             )
             self._timeline_changed(event.room_id, change)
+            retrying = self._retrying.get(event.room_id)
+            if retrying is not None and not any(
+                echo.send_state is SendState.PENDING
+                for echo in self._timeline(event.room_id).local_echoes
+            ):
+                del self._retrying[event.room_id]
+                self.main.feedback.end(retrying, event.room_id)
             if event.state is SendState.FAILED:
                 self.main.feedback.show(
                     safe_text(
@@ -1047,19 +1056,19 @@ class TuichatApp(App[int]):
         viewer), then offer to open it."""
         from tuichat.matrix.attachments import AttachmentError
 
-        feedback = self.main.feedback
+        feedback, room = self.main.feedback, self.current_room_id
         if self.service is None or item.attachment is None:
             feedback.show("Not connected yet.", error=True)
             return
-        feedback.show(safe_text(f"Downloading {item.attachment.name}…"))
+        feedback.show(safe_text(f"Downloading {item.attachment.name}…"), room=room)
         try:
             path = await self.service.download(item.attachment, self.download_dir(), data)
         except (AttachmentError, OSError) as error:
-            feedback.show(safe_text(f"Not saved: {error}"), error=True)
+            feedback.show(safe_text(f"Not saved: {error}"), error=True, room=room)
             return
         from tuichat.ui.screens.confirm import ConfirmDialog
 
-        feedback.show(safe_text(f"Saved to {path}"))
+        feedback.show(safe_text(f"Saved to {path}"), room=room)
         self.push_screen(
             ConfirmDialog(
                 safe_line(f"Saved {path.name}. Open it?"), safe_line(str(path)), yes=trusted("Open")
@@ -1241,12 +1250,16 @@ class TuichatApp(App[int]):
         self._failed_uploads = [(r, p) for r, p in self._failed_uploads if r != room_id]
         for path in uploads:
             self._upload(room_id, path)
-        failed += [str(path) for path in uploads]
         feedback = self.main.feedback
         if failed:
-            feedback.show(f"Sending {len(failed)} message(s) again…")
+            # Ends when the last of them is sent or fails again (see _apply).
+            text = safe_line(f"Sending {len(failed)} message(s) again…")
+            self._retrying[room_id] = text
+            feedback.show(text, room=room_id)
+        elif uploads:
+            pass  # each upload shows its own progress and outcome
         else:
-            feedback.show("Nothing to retry in this room.")
+            feedback.show(trusted("Nothing to retry in this room."))
 
     @on(Composer.Submitted)
     async def _composer_submitted(self, message: Composer.Submitted) -> None:
