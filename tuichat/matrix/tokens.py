@@ -22,6 +22,7 @@ from nio import AsyncClient
 
 from tuichat.log_redaction import register_secret
 from tuichat.matrix import fastjson
+from tuichat.matrix.crypto.nio_extensions import TuichatClient
 from tuichat.matrix.network import NETWORK_ERRORS
 from tuichat.matrix.session import Profile, Session
 
@@ -44,14 +45,38 @@ class TokenKeeper:
         client: AsyncClient,
         *,
         on_refreshed: Callable[[Session], None] | None = None,
+        on_logged_out: Callable[[], None] | None = None,
     ) -> None:
         self.profile = profile
         self.session = session
         self.client = client
         self.on_refreshed = on_refreshed
+        self.on_logged_out = on_logged_out
         self.logged_out = False
         self._lock = asyncio.Lock()
+        self._background: set[asyncio.Task[bool]] = set()
         client.access_token = session.access_token
+        if isinstance(client, TuichatClient):
+            client.on_soft_logout = self._refresh_soon
+
+    def _refresh_soon(self, stale: str) -> None:
+        """A request of nio's found the token expired: refresh it now, so
+        that the request's own retry (and the others) find a fresh one."""
+        if stale != self.session.access_token or self.logged_out:
+            return
+        task = asyncio.get_running_loop().create_task(self._refresh_quietly(stale))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _refresh_quietly(self, stale: str) -> bool:
+        try:
+            fresh = await self.refresh(stale)
+        except RefreshUnavailable as error:
+            log.info("refreshing the access token failed (%s)", error)
+            return False
+        if not fresh and self.on_logged_out is not None:
+            self.on_logged_out()
+        return fresh
 
     @property
     def access_token(self) -> str:
@@ -122,7 +147,7 @@ class TokenKeeper:
                 self.on_refreshed(self.session)
             return True
 
-    async def run(self, on_logged_out: Callable[[], None]) -> None:
+    async def run(self) -> None:
         """Refresh the token before it expires, for as long as it is used."""
         while True:
             due = self.refresh_due_in()
@@ -138,5 +163,6 @@ class TokenKeeper:
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
             if not fresh:
-                on_logged_out()
+                if self.on_logged_out is not None:
+                    self.on_logged_out()
                 return

@@ -53,7 +53,13 @@ class LifecycleMixin(ServiceBase):
                 Notice(f"Tightened permissions of {len(fixed)} file(s) in the profile.", error=True)
             )
         self.client = client
-        self.tokens = TokenKeeper(self.profile, session, client, on_refreshed=self._use_session)
+        self.tokens = TokenKeeper(
+            self.profile,
+            session,
+            client,
+            on_refreshed=self._use_session,
+            on_logged_out=self._logged_out_by_server,
+        )
         await self._prime_nio_rooms()
         self.crypto = CryptoEngine(
             client,
@@ -114,9 +120,7 @@ class LifecycleMixin(ServiceBase):
             await self.open()
         self._sync_task = asyncio.create_task(self._sync_loop(), name="tuichat-sync")
         assert self.tokens is not None
-        self._token_task = asyncio.create_task(
-            self.tokens.run(self._logged_out_by_server), name="tuichat-tokens"
-        )
+        self._token_task = asyncio.create_task(self.tokens.run(), name="tuichat-tokens")
         self.resume_outbox()
         self._watch_task = asyncio.create_task(self._watch_other_processes(), name="tuichat-watch")
 

@@ -1,0 +1,203 @@
+"""Tokens that last: refresh tokens on Synapse's refreshable access tokens
+(5-second access tokens, `refreshing_synapse`), soft logout, and a real
+logout followed by a login into the same profile as the same device."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ServiceFactory, log_in
+from tests.peers import NioPeer, wait_until
+from tests.recorder import Recorder, join_invite
+from tuichat.demo.synapse import LocalSynapse, RegisteredUser
+from tuichat.matrix.events import ConnectionChanged, ConnectionState, Notice
+from tuichat.matrix.service import MatrixService
+from tuichat.matrix.session import Profile
+
+# The access tokens of `refreshing_synapse` last 5 s.
+LIFETIME = 5.0
+
+
+@pytest.fixture
+def new_user(refreshing_synapse: LocalSynapse) -> Callable[[str], RegisteredUser]:
+    def make(prefix: str) -> RegisteredUser:
+        return refreshing_synapse.register(f"{prefix}-{uuid.uuid4().hex[:8]}")
+
+    return make
+
+
+@pytest.fixture
+async def peer_factory(
+    refreshing_synapse: LocalSynapse, tmp_path: Path
+) -> AsyncIterator[Callable[..., Any]]:
+    """nio peers on the refreshing Synapse (they log in without asking for
+    a refresh token, so their tokens do not expire)."""
+    peers: list[NioPeer] = []
+
+    async def make(user: RegisteredUser) -> NioPeer:
+        peer = NioPeer(refreshing_synapse.url, user, tmp_path / f"peer-{len(peers)}")
+        await peer.start()
+        peers.append(peer)
+        return peer
+
+    yield make
+    await asyncio.gather(*(peer.close() for peer in peers), return_exceptions=True)
+
+
+async def _service_and_peer(
+    synapse: LocalSynapse,
+    new_user: Callable[[str], RegisteredUser],
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+    start_service: ServiceFactory,
+    *,
+    encrypted: bool = True,
+) -> tuple[MatrixService, Recorder, NioPeer, str]:
+    alice, bob = new_user("alice"), new_user("bob")
+    await log_in(synapse, profile, alice)
+    recorder = Recorder()
+    service = await start_service(profile, recorder)
+    peer: NioPeer = await peer_factory(bob)
+    room_id = await peer.create_room(invite=[alice.user_id], encrypted=encrypted)
+    await join_invite(service, recorder, peer, room_id)
+    return service, recorder, peer, room_id
+
+
+def _bodies(recorder: Recorder, room_id: str, prefix: str) -> list[str]:
+    return [i.body for i in recorder.items(room_id) if i.body.startswith(prefix)]
+
+
+async def test_login_asks_for_a_refresh_token_and_stores_it_sealed(
+    refreshing_synapse: LocalSynapse, new_user: Callable[[str], RegisteredUser], profile: Profile
+) -> None:
+    before = time.time() * 1000
+    await log_in(refreshing_synapse, profile, new_user("alice"))
+    session = profile.load_session()
+    assert session is not None
+    assert session.refresh_token, "the login did not ask for (or keep) a refresh token"
+    assert before + 4000 <= session.expires_at_ms <= time.time() * 1000 + LIFETIME * 1000
+    assert session.refresh_at_ms < session.expires_at_ms
+    text = profile.session_file.read_text()
+    assert session.refresh_token not in text  # sealed with the pickle key
+    assert json.loads(text)["refresh_token_sealed"]
+    assert profile.session_file.stat().st_mode & 0o777 == 0o600
+    assert session.refresh_token not in repr(session)
+
+
+async def test_sync_goes_on_across_refreshes_and_no_event_is_lost(
+    refreshing_synapse: LocalSynapse,
+    new_user: Callable[[str], RegisteredUser],
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+    start_service: ServiceFactory,
+) -> None:
+    service, recorder, peer, room_id = await _service_and_peer(
+        refreshing_synapse, new_user, profile, peer_factory, start_service
+    )
+    tokens = {service.session.access_token}
+    sent = []
+    # Over three token lifetimes, a message every second: several refreshes
+    # fall between them, and between the sync requests that fetch them.
+    deadline = time.monotonic() + 3 * LIFETIME
+    while time.monotonic() < deadline:
+        body = f"across-refresh-{len(sent)}"
+        await peer.send_text(room_id, body)
+        sent.append(body)
+        assert service.client is not None
+        tokens.add(service.client.access_token)
+        await asyncio.sleep(1.0)
+    await wait_until(lambda: len(_bodies(recorder, room_id, "across-refresh-")) == len(sent), 30)
+    assert _bodies(recorder, room_id, "across-refresh-") == sent
+    assert len(tokens) >= 3, "the access token was not refreshed"
+    assert service.connection_state is ConnectionState.SYNCED
+    # Every part of the service uses the token in use, and the profile has it.
+    stored = profile.load_session()
+    assert stored is not None and stored.access_token == service.session.access_token
+    assert service.client is not None
+    assert service.client.access_token == service.session.access_token
+    # And an own message still goes out with it.
+    service.send_text(room_id, "after the refreshes")
+    await peer.wait_for_text(room_id, "after the refreshes", timeout=30)
+
+
+async def test_after_a_soft_logout_the_token_is_refreshed_and_a_pending_message_sent_once(
+    refreshing_synapse: LocalSynapse,
+    new_user: Callable[[str], RegisteredUser],
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+    start_service: ServiceFactory,
+) -> None:
+    """The refresh before expiry is held back (its task stopped), so the
+    token expires: Synapse answers M_UNKNOWN_TOKEN with soft_logout, to the
+    send, the sync and the service's own requests alike."""
+    service, recorder, peer, room_id = await _service_and_peer(
+        refreshing_synapse, new_user, profile, peer_factory, start_service
+    )
+    assert service._token_task is not None
+    service._token_task.cancel()
+    expired = service.session.access_token
+    await asyncio.sleep(max(0.0, service.session.expires_at_ms / 1000 - time.time()) + 0.5)
+    status, reply = refreshing_synapse._request(
+        "GET", "/_matrix/client/v3/account/whoami", token=expired
+    )
+    assert (status, reply.get("soft_logout")) == (401, True), reply
+    service.send_text(room_id, "sent while the token had expired")
+    await peer.wait_for_text(room_id, "sent while the token had expired", timeout=30)
+    assert service.session.access_token != expired
+    await peer.send_text(room_id, "the sync goes on")
+    await wait_until(lambda: recorder.text_from(room_id, "the sync goes on"), 30)
+    await asyncio.sleep(2.0)  # time for a doubled message to arrive
+    delivered = [
+        source
+        for room, source in peer.events
+        if room == room_id
+        and source.get("content", {}).get("body") == "sent while the token had expired"
+    ]
+    assert len(delivered) == 1, delivered
+    assert not [e for e in recorder.events if isinstance(e, Notice) and e.error]
+    # The service's own requests (tuichat/matrix/http.py) recover too.
+    now_expired = service.session.access_token
+    await asyncio.sleep(max(0.0, service.session.expires_at_ms / 1000 - time.time()) + 0.5)
+    assert service.crypto is not None
+    reply = await service.crypto.http.request("GET", "/account/whoami")
+    assert reply["user_id"] == service.user_id
+    assert service.session.access_token != now_expired
+
+
+async def test_a_real_logout_stops_sync_and_says_so_and_unsent_messages_stay(
+    refreshing_synapse: LocalSynapse,
+    new_user: Callable[[str], RegisteredUser],
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+    start_service: ServiceFactory,
+) -> None:
+    service, recorder, _peer, room_id = await _service_and_peer(
+        refreshing_synapse, new_user, profile, peer_factory, start_service
+    )
+    status, _ = refreshing_synapse._request(
+        "POST", "/_matrix/client/v3/logout", {}, token=service.session.access_token
+    )
+    assert status == 200
+
+    def stopped() -> ConnectionChanged | None:
+        for event in recorder.events:
+            if isinstance(event, ConnectionChanged) and event.state is ConnectionState.STOPPED:
+                return event
+        return None
+
+    changed = await wait_until(stopped, 30)
+    assert "logged this device out" in changed.detail
+    assert service._sync_task is not None
+    await wait_until(lambda: service._sync_task is not None and service._sync_task.done(), 10)
+    service.send_text(room_id, "written after the logout")
+    await asyncio.sleep(1.0)
+    entries, _ = service.outbox.pending()
+    assert [e.content["body"] for e in entries] == ["written after the logout"]
