@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -17,10 +19,16 @@ import pytest
 from tests.conftest import ServiceFactory, log_in
 from tests.peers import NioPeer, wait_until
 from tests.recorder import Recorder, join_invite
+from tests.test_ui_chat import wait_ui
 from tuichat.demo.synapse import LocalSynapse, RegisteredUser
+from tuichat.matrix.cache import Cache
 from tuichat.matrix.events import ConnectionChanged, ConnectionState, Notice
+from tuichat.matrix.login import LoginError, login
 from tuichat.matrix.service import MatrixService
 from tuichat.matrix.session import Profile
+from tuichat.matrix.snapshot import load_snapshot
+from tuichat.ui.app import TuichatApp
+from tuichat.ui.widgets.status_line import Feedback, StatusLine
 
 # The access tokens of `refreshing_synapse` last 5 s.
 LIFETIME = 5.0
@@ -201,3 +209,100 @@ async def test_a_real_logout_stops_sync_and_says_so_and_unsent_messages_stay(
     await asyncio.sleep(1.0)
     entries, _ = service.outbox.pending()
     assert [e.content["body"] for e in entries] == ["written after the logout"]
+
+
+def _status_line(app: TuichatApp) -> str:
+    return str(app.screen.query_one(StatusLine).render())
+
+
+async def test_a_logout_elsewhere_shows_in_the_status_line_and_login_keeps_the_device(
+    refreshing_synapse: LocalSynapse,
+    new_user: Callable[[str], RegisteredUser],
+    profile: Profile,
+) -> None:
+    """The device is logged out from another session (`POST /logout` with its
+    token); the screen says so and what to do; `tuichat login` into the same
+    profile then logs in as the same device with the same keys and cache."""
+    alice, bob = new_user("alice"), new_user("bob")
+    await log_in(refreshing_synapse, profile, alice)
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await wait_ui(pilot, lambda: app.connection is ConnectionState.SYNCED, 30)
+        assert app.service is not None and app.service.client is not None
+        identity = app.service.client.olm.account.identity_keys["ed25519"]
+        session = app.service.session
+        status, _ = refreshing_synapse._request(
+            "POST", "/_matrix/client/v3/logout", {}, token=session.access_token
+        )
+        assert status == 200
+        await wait_ui(pilot, lambda: "logged this device out" in _status_line(app), 30)
+        assert "tuichat login" in _status_line(app)
+        feedback = str(app.screen.query_one(Feedback).render())
+        assert "same device" in feedback, feedback
+    sync_token = load_snapshot(Cache(profile.cache_file), alice.user_id).sync_token
+    assert sync_token
+    store_files = profile.crypto_store_files()
+
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "tuichat",
+            "--profile",
+            str(profile.root),
+            "login",
+            "--homeserver",
+            refreshing_synapse.url,
+            "--user",
+            alice.user_id,
+            "--password-stdin",
+        ],
+        input=alice.password + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"device {session.device_id}" in result.stdout
+    again = profile.load_session()
+    assert again is not None
+    assert again.device_id == session.device_id
+    assert again.access_token != session.access_token and again.refresh_token
+    assert again.created_ms == session.created_ms
+    assert profile.crypto_store_files() == store_files
+    assert load_snapshot(Cache(profile.cache_file), alice.user_id).sync_token == sync_token
+    # The server has the device's keys again, the same identity as before.
+    status, reply = refreshing_synapse._request(
+        "POST",
+        "/_matrix/client/v3/keys/query",
+        {"device_keys": {alice.user_id: []}},
+        token=bob.access_token,
+    )
+    keys = reply["device_keys"][alice.user_id][session.device_id]["keys"]
+    assert keys[f"ed25519:{session.device_id}"] == identity
+    # And the profile opens and syncs as that device.
+    recorder = Recorder()
+    service = MatrixService(profile, recorder, sync_timeout_ms=1000)
+    await service.start()
+    try:
+        await asyncio.wait_for(service.first_sync_done.wait(), 30)
+        assert service.client is not None
+        assert service.client.olm.account.identity_keys["ed25519"] == identity
+    finally:
+        await service.stop()
+
+
+async def test_login_into_a_profile_whose_session_works_is_refused(
+    refreshing_synapse: LocalSynapse,
+    new_user: Callable[[str], RegisteredUser],
+    profile: Profile,
+) -> None:
+    alice = new_user("alice")
+    await log_in(refreshing_synapse, profile, alice)
+    before = profile.load_session()
+    with pytest.raises(LoginError, match="already logged in"):
+        await login(
+            profile, homeserver=refreshing_synapse.url, user=alice.user_id, password=alice.password
+        )
+    assert profile.load_session() == before
