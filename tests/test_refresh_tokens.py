@@ -306,3 +306,34 @@ async def test_login_into_a_profile_whose_session_works_is_refused(
             profile, homeserver=refreshing_synapse.url, user=alice.user_id, password=alice.password
         )
     assert profile.load_session() == before
+
+
+async def _until_expired(profile: Profile) -> None:
+    session = profile.load_session()
+    assert session is not None and session.expires_at_ms
+    await asyncio.sleep(max(0.0, session.expires_at_ms / 1000 - time.time()) + 0.5)
+
+
+async def test_a_profile_opened_after_its_token_expired_refreshes_it_first(
+    refreshing_synapse: LocalSynapse,
+    new_user: Callable[[str], RegisteredUser],
+    profile: Profile,
+) -> None:
+    """What `tuichat devices` does, after the access token expired while
+    tuichat was not running: the first request already works."""
+    alice = new_user("alice")
+    await log_in(refreshing_synapse, profile, alice)
+    expired = profile.load_session()
+    await _until_expired(profile)
+    service = MatrixService(profile, Recorder())
+    await service.open()
+    try:
+        devices = await service.devices(service.user_id)
+    finally:
+        await service.stop()
+    assert expired is not None
+    own = [device for device in devices if device.device_id == expired.device_id]
+    # Last seen comes from the server's answer to `GET /devices`.
+    assert own and own[0].last_seen_ts, "the server was not asked, or refused"
+    stored = profile.load_session()
+    assert stored is not None and stored.access_token != expired.access_token

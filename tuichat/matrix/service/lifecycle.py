@@ -26,7 +26,7 @@ from tuichat.matrix.service.base import (
 )
 from tuichat.matrix.service.syncing import _nio_view
 from tuichat.matrix.session import ProfileError, Session
-from tuichat.matrix.tokens import TokenKeeper
+from tuichat.matrix.tokens import RefreshUnavailable, TokenKeeper
 from tuichat.model.rooms import Membership
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,12 @@ class LifecycleMixin(ServiceBase):
             on_refreshed=self._use_session,
             on_logged_out=self._logged_out_by_server,
         )
+        due = self.tokens.refresh_due_in()
+        if due is not None and due <= 0:
+            # Expired while tuichat was not running: a fresh token first, so
+            # one-shot commands (`tuichat devices`) work on their first try.
+            with contextlib.suppress(RefreshUnavailable):
+                await self.tokens.refresh(session.access_token)
         await self._prime_nio_rooms()
         self.crypto = CryptoEngine(
             client,
