@@ -22,11 +22,12 @@ from tests.recorder import Recorder, join_invite
 from tests.test_ui_chat import wait_ui
 from tuichat.demo.synapse import LocalSynapse, RegisteredUser
 from tuichat.matrix.cache import Cache
-from tuichat.matrix.events import ConnectionChanged, ConnectionState, Notice
+from tuichat.matrix.events import ConnectionChanged, ConnectionState, Notice, SendStateChanged
 from tuichat.matrix.login import LoginError, login
 from tuichat.matrix.service import MatrixService
 from tuichat.matrix.session import Profile
 from tuichat.matrix.snapshot import load_snapshot
+from tuichat.model.items import SendState
 from tuichat.ui.app import TuichatApp
 from tuichat.ui.widgets.status_line import Feedback, StatusLine
 
@@ -187,8 +188,9 @@ async def test_a_real_logout_stops_sync_and_says_so_and_unsent_messages_stay(
     peer_factory: Callable[..., Any],
     start_service: ServiceFactory,
 ) -> None:
+    # Unencrypted: the send meets the logout itself, not a key claim first.
     service, recorder, _peer, room_id = await _service_and_peer(
-        refreshing_synapse, new_user, profile, peer_factory, start_service
+        refreshing_synapse, new_user, profile, peer_factory, start_service, encrypted=False
     )
     status, _ = refreshing_synapse._request(
         "POST", "/_matrix/client/v3/logout", {}, token=service.session.access_token
@@ -206,9 +208,17 @@ async def test_a_real_logout_stops_sync_and_says_so_and_unsent_messages_stay(
     assert service._sync_task is not None
     await wait_until(lambda: service._sync_task is not None and service._sync_task.done(), 10)
     service.send_text(room_id, "written after the logout")
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(2.0)
+    # Not failed and dropped: kept for the next start after `tuichat login`.
     entries, _ = service.outbox.pending()
     assert [e.content["body"] for e in entries] == ["written after the logout"]
+    assert not [
+        e
+        for e in recorder.events
+        if isinstance(e, SendStateChanged) and e.state is SendState.FAILED
+    ]
+    notices = [e.text for e in recorder.events if isinstance(e, Notice)]
+    assert any("tuichat login" in text and "same device" in text for text in notices), notices
 
 
 def _status_line(app: TuichatApp) -> str:
