@@ -84,7 +84,7 @@ def _bodies(recorder: Recorder, room_id: str, prefix: str) -> list[str]:
     return [i.body for i in recorder.items(room_id) if i.body.startswith(prefix)]
 
 
-async def test_login_asks_for_a_refresh_token_and_stores_it_sealed(
+async def test_login_asks_for_a_refresh_token_and_stores_the_tokens_sealed(
     refreshing_synapse: LocalSynapse, new_user: Callable[[str], RegisteredUser], profile: Profile
 ) -> None:
     before = time.time() * 1000
@@ -95,8 +95,9 @@ async def test_login_asks_for_a_refresh_token_and_stores_it_sealed(
     assert before + 4000 <= session.expires_at_ms <= time.time() * 1000 + LIFETIME * 1000
     assert session.refresh_at_ms < session.expires_at_ms
     text = profile.session_file.read_text()
-    assert session.refresh_token not in text  # sealed with the pickle key
-    assert json.loads(text)["refresh_token_sealed"]
+    # Both tokens sealed with the pickle key: the file alone gives no access.
+    assert session.refresh_token not in text and session.access_token not in text
+    assert json.loads(text)["refresh_token_sealed"] and json.loads(text)["access_token_sealed"]
     assert profile.session_file.stat().st_mode & 0o777 == 0o600
     assert session.refresh_token not in repr(session)
 
@@ -347,3 +348,22 @@ async def test_a_profile_opened_after_its_token_expired_refreshes_it_first(
     assert own and own[0].last_seen_ts, "the server was not asked, or refused"
     stored = profile.load_session()
     assert stored is not None and stored.access_token != expired.access_token
+
+
+def test_a_session_file_from_before_sealing_still_loads_and_is_sealed_when_saved(
+    tmp_path: Path,
+) -> None:
+    profile = Profile(tmp_path / "p")
+    profile.ensure()
+    profile.create_pickle_key()
+    old = {"homeserver": "http://h", "user_id": "@me:h", "device_id": "D", "created_ms": 1}
+    profile.session_file.write_text(json.dumps({**old, "access_token": "syt_old_plain_token"}))
+    session = profile.load_session()
+    assert session is not None and session.access_token == "syt_old_plain_token"
+    profile.save_session(session)
+    assert "syt_old_plain_token" not in profile.session_file.read_text()
+    again = profile.load_session()
+    assert again == session
+    # What start-up reads before the first frame: who, without the tokens.
+    quick = profile.load_session(tokens=False)
+    assert quick is not None and quick.user_id == "@me:h" and quick.access_token == ""

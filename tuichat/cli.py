@@ -352,7 +352,7 @@ def _run_tui(profile_dir: Path) -> int:
 
     profile = Profile(profile_dir)
     try:
-        session = profile.load_session()
+        session = profile.load_session(tokens=False)
     except ProfileError as error:
         return _fail(str(error))
     if session is None:

@@ -267,7 +267,11 @@ class Profile:
 
     # -- session -------------------------------------------------------------
 
-    def load_session(self) -> Session | None:
+    def load_session(self, *, tokens: bool = True) -> Session | None:
+        """The stored session; with `tokens` False its tokens stay sealed
+        ("" here), for a start-up that only needs to know who is logged in
+        (opening them loads the AES code, which the first frame can do
+        without)."""
         try:
             data = json.loads(self.session_file.read_text())
         except FileNotFoundError:
@@ -279,34 +283,47 @@ class Profile:
                 homeserver=str(data["homeserver"]),
                 user_id=str(data["user_id"]),
                 device_id=str(data["device_id"]),
-                access_token=str(data["access_token"]),
+                # Written in the clear before tokens were sealed.
+                access_token=str(data.get("access_token", "")),
                 created_ms=int(data.get("created_ms", 0)),
                 expires_at_ms=int(data.get("expires_at_ms", 0)),
                 refresh_at_ms=int(data.get("refresh_at_ms", 0)),
             )
         except KeyError as missing:
             raise ProfileError(f"{self.session_file} lacks {missing}; log in again") from None
-        register_secret(session.access_token)
-        sealed = data.get("refresh_token_sealed")
-        if isinstance(sealed, str) and sealed:
+        sealed = {
+            name: value
+            for name in ("access_token", "refresh_token")
+            if isinstance(value := data.get(f"{name}_sealed"), str) and value
+        }
+        if not sealed and "access_token" not in data:
+            raise ProfileError(f"{self.session_file} lacks 'access_token'; log in again")
+        if tokens and sealed:
             from dataclasses import replace
 
-            session = replace(session, refresh_token=self._unseal_token(session, sealed))
+            opened = {name: self._unseal_token(session, value) for name, value in sealed.items()}
+            session = replace(session, **opened)
+        register_secret(session.access_token)
         return session
 
     def save_session(self, session: Session) -> None:
+        """Store the session, its tokens sealed with the pickle key (created
+        here if the profile has none yet)."""
         register_secret(session.access_token)
         register_secret(session.refresh_token)
         self.ensure()
+        if not self.pickle_key_file.exists():
+            self.create_pickle_key()
         data = asdict(session)
-        refresh_token = data.pop("refresh_token")
-        if refresh_token:
-            data["refresh_token_sealed"] = self._seal_token(session, refresh_token)
+        for name in ("access_token", "refresh_token"):
+            token = data.pop(name)
+            if token:
+                data[f"{name}_sealed"] = self._seal_token(session, token)
         write_private(self.session_file, json.dumps(data, indent=2).encode())
 
-    # The refresh token lasts (an access token from it expires within
-    # minutes): it is kept sealed with a key derived from the pickle key,
-    # bound to the user and device it belongs to.
+    # The tokens are kept sealed with a key derived from the pickle key,
+    # bound to the user and device they belong to: a copy of the session
+    # file alone gives no access to the account.
 
     def _token_key(self) -> bytes:
         from Crypto.Hash import SHA256
@@ -328,8 +345,8 @@ class Profile:
         return base64.b64encode(nonce + tag + ciphertext).decode()
 
     def _unseal_token(self, session: Session, sealed: str) -> str:
-        """The refresh token, or "" if it cannot be opened (another pickle
-        key, damage): the session then lasts as long as its access token."""
+        """The token, or "" if it cannot be opened (another pickle key, a
+        damaged one: opening the crypto store then says what is wrong)."""
         from Crypto.Cipher import AES
 
         try:
@@ -338,7 +355,7 @@ class Profile:
             cipher.update(f"{session.user_id}\n{session.device_id}".encode())
             token = cipher.decrypt_and_verify(raw[28:], raw[12:28]).decode()
         except (ValueError, ProfileError):
-            log.warning("the stored refresh token cannot be opened; it is not used")
+            log.warning("a stored token cannot be opened; it is not used")
             return ""
         register_secret(token)
         return token
