@@ -221,3 +221,28 @@ async def js_peer_factory(synapse: LocalSynapse, tmp_path: Path) -> AsyncIterato
 
     yield make
     await asyncio.gather(*(peer.close() for peer in peers), return_exceptions=True)
+
+
+# Access tokens that expire within seconds (Synapse's refreshable tokens,
+# MSC2918): a second Synapse, so the other tests keep the default lifetime.
+SHORT_TOKEN_LIFETIME = "5s"
+
+
+class RefreshingSynapse(LocalSynapse):
+    def write_config(self) -> Path:
+        import json
+
+        config_file = super().write_config()
+        config = json.loads(config_file.read_text())
+        config["refreshable_access_token_lifetime"] = SHORT_TOKEN_LIFETIME
+        config["refresh_token_lifetime"] = "1h"
+        config_file.write_text(json.dumps(config, indent=2))
+        return config_file
+
+
+@pytest.fixture(scope="session")
+def refreshing_synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSynapse]:
+    server = RefreshingSynapse(tmp_path_factory.mktemp("refreshing-synapse"))
+    server.start()
+    yield server
+    server.stop()

@@ -3,7 +3,9 @@ text, even at DEBUG level with nio logging everything it does."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from tests.recorder import Recorder, join_invite
 from tuichat.cli import _configure_logging
 from tuichat.demo.synapse import LocalSynapse
 from tuichat.log_redaction import redact
+from tuichat.matrix.service import MatrixService
 from tuichat.matrix.session import Profile
 
 
@@ -130,3 +133,45 @@ async def test_an_event_id_from_a_peer_cannot_forge_a_log_line(
     assert len(fetching) == 1, fetching
     assert "tuichat.forged" in fetching[0] and "\x1b" not in fetching[0]
     assert not [line for line in lines if line.startswith("2026-01-01")]
+
+
+async def test_refresh_tokens_and_refreshed_access_tokens_stay_out_of_the_log(
+    refreshing_synapse: LocalSynapse,
+    tmp_path: Path,
+) -> None:
+    """On 5-second access tokens: the login's tokens and every token a
+    refresh brings (access and refresh) are secrets the log never holds."""
+    log_file = tmp_path / "tuichat.log"
+    profile = Profile(tmp_path / "profile")
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))
+    seen: set[str] = set()
+    try:
+        _configure_logging(str(log_file))
+        root.setLevel(logging.DEBUG)
+        alice = refreshing_synapse.register(f"alice-{uuid.uuid4().hex[:8]}")
+        await log_in(refreshing_synapse, profile, alice)
+        recorder = Recorder()
+        service = MatrixService(profile, recorder, sync_timeout_ms=1000)
+        await service.start()
+        try:
+            deadline = asyncio.get_running_loop().time() + 12
+            while asyncio.get_running_loop().time() < deadline:
+                seen.update((service.session.access_token, service.session.refresh_token))
+                await asyncio.sleep(0.2)
+            stored = profile.load_session()
+            assert stored is not None
+            seen.update((stored.access_token, stored.refresh_token))
+        finally:
+            await service.stop()
+    finally:
+        for handler in root.handlers:
+            handler.close()
+        root.handlers[:] = saved[1]
+        root.setLevel(saved[0])
+    text = log_file.read_text()
+    assert text.count("access token refreshed") >= 2, "no refresh happened"
+    seen.discard("")
+    assert len(seen) >= 4  # the first pair and at least one refreshed pair
+    leaked = [secret for secret in seen if secret in text]
+    assert not leaked, f"{len(leaked)} token(s) in the log"

@@ -339,7 +339,7 @@ def _run_tui(profile_dir: Path) -> int:
 
     profile = Profile(profile_dir)
     try:
-        session = profile.load_session()
+        session = profile.load_session(tokens=False)
     except ProfileError as error:
         return _fail(safe_line(str(error)))
     if session is None:

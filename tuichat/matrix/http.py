@@ -8,6 +8,7 @@ in the URL, so it cannot end up in a log line.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -35,6 +36,10 @@ def path_segment(value: str) -> str:
 class MatrixHttp:
     def __init__(self, client: AsyncClient) -> None:
         self.client = client
+        # Asked after an `M_UNKNOWN_TOKEN` answer, with the token used and
+        # whether it was a soft logout: True when the request may be made
+        # again with a refreshed token (set by the service).
+        self.on_unknown_token: Callable[[str, bool], Awaitable[bool]] | None = None
 
     async def request(
         self,
@@ -45,8 +50,27 @@ class MatrixHttp:
         query: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         """The JSON reply; raises MatrixHttpError for a non-2xx answer."""
+        for _attempt in range(3):
+            token = self.client.access_token
+            try:
+                return await self._request_once(method, path, body, query, token)
+            except MatrixHttpError as error:
+                if error.errcode != "M_UNKNOWN_TOKEN" or self.on_unknown_token is None:
+                    raise
+                if not await self.on_unknown_token(token, bool(error.body.get("soft_logout"))):
+                    raise
+        return await self._request_once(method, path, body, query, self.client.access_token)
+
+    async def _request_once(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        query: dict[str, str] | None,
+        token: str,
+    ) -> dict[str, Any]:
         url = PREFIX + path + (f"?{urlencode(query)}" if query else "")
-        headers = {"Authorization": f"Bearer {self.client.access_token}"}
+        headers = {"Authorization": f"Bearer {token}"}
         data = None if body is None else json.dumps(body)
         if data is not None:
             headers["Content-Type"] = "application/json"

@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import aiohttp
 
+from tuichat.log_redaction import register_secret
 from tuichat.matrix.identifiers import SERVER_NAME, InvalidIdentifier, UserName
 from tuichat.matrix.identifiers import parse_user as parse_identifier
 from tuichat.matrix.session import Profile, Session
@@ -127,12 +128,14 @@ async def login(
     base_url = await resolve_homeserver(homeserver, name)
     await check_homeserver(base_url)
     device_id = await reusable_device_id(profile, name.user_id)
-
-    async def send(client: TuichatClient) -> object:
-        return await client.login(password, device_name=device_name)
-
+    user_id = name.user_id or name.localpart
+    auth = {
+        "type": "m.login.password",
+        "identifier": {"type": "m.id.user", "user": user_id},
+        "password": password,
+    }
     return await complete_login(
-        profile, base_url, name.user_id or name.localpart, device_id, send, "password"
+        profile, base_url, user_id, device_id, auth, device_name, "password"
     )
 
 
@@ -150,11 +153,10 @@ async def login_with_token(
     `device_id` is `reusable_device_id`'s answer, asked before the person
     went through the browser; `user_id`, if given (`--user`), is the account
     the person meant to sign in as."""
-
-    async def send(client: TuichatClient) -> object:
-        return await client.login(token=token, device_name=device_name)
-
-    return await complete_login(profile, base_url, user_id or "", device_id, send, "token")
+    auth = {"type": "m.login.token", "token": token}
+    return await complete_login(
+        profile, base_url, user_id or "", device_id, auth, device_name, "token"
+    )
 
 
 async def reusable_device_id(profile: Profile, user_id: str | None) -> str | None:
@@ -173,7 +175,7 @@ async def reusable_device_id(profile: Profile, user_id: str | None) -> str | Non
         raise LoginError(
             f"{profile.root} is logged in as {existing.user_id}, not {user_id}; {refused}"
         )
-    if await _token_still_works(existing):
+    if await _token_still_works(profile, existing):
         raise LoginError(
             f"{profile.root} is already logged in as {existing.user_id} "
             f"(device {existing.device_id}); {refused}"
@@ -182,10 +184,11 @@ async def reusable_device_id(profile: Profile, user_id: str | None) -> str | Non
     return existing.device_id
 
 
-async def _token_still_works(session: Session) -> bool:
+async def _token_still_works(profile: Profile, session: Session) -> bool:
     """Ask the server whether the stored access token is still valid; only
-    a clear `M_UNKNOWN_TOKEN` counts as no (an unreachable server does not:
-    the profile is then kept as it is)."""
+    a clear `M_UNKNOWN_TOKEN` that a refresh cannot mend counts as no (an
+    unreachable server does not: the profile is then kept as it is). A token
+    that had only expired is refreshed here, and the new tokens stored."""
     async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http:
         try:
             async with http.get(
@@ -194,16 +197,53 @@ async def _token_still_works(session: Session) -> bool:
             ) as response:
                 status = response.status
                 body = await response.text()
+            if status == 401 and _errcode(body) == "M_UNKNOWN_TOKEN" and session.refresh_token:
+                async with http.post(
+                    f"{session.homeserver}/_matrix/client/v3/refresh",
+                    json={"refresh_token": session.refresh_token},
+                ) as response:
+                    if response.status == 200:
+                        _store_refreshed(profile, session, await response.text())
+                        return True
         except (aiohttp.ClientError, OSError, TimeoutError) as error:
             log.warning("cannot check the stored session: %s", _short(error))
             return True
     if status == 200:
         return True
+    return _errcode(body) != "M_UNKNOWN_TOKEN"
+
+
+def _store_refreshed(profile: Profile, session: Session, body: str) -> None:
+    """Keep the tokens a refresh answered with (the old refresh token is
+    spent)."""
+    try:
+        reply = json.loads(body)
+    except ValueError:
+        return
+    access = reply.get("access_token") if isinstance(reply, dict) else None
+    if not isinstance(access, str):
+        return
+    refresh = reply.get("refresh_token")
+    expires = reply.get("expires_in_ms")
+    register_secret(access)
+    if isinstance(refresh, str):
+        register_secret(refresh)
+    profile.save_session(
+        session.with_tokens(
+            access,
+            refresh if isinstance(refresh, str) else session.refresh_token,
+            expires if isinstance(expires, int) else None,
+            int(time.time() * 1000),
+        )
+    )
+
+
+def _errcode(body: str) -> str | None:
     try:
         errcode = json.loads(body).get("errcode")
     except (ValueError, AttributeError):
-        errcode = None
-    return errcode != "M_UNKNOWN_TOKEN"
+        return None
+    return errcode if isinstance(errcode, str) else None
 
 
 async def complete_login(
@@ -211,17 +251,17 @@ async def complete_login(
     base_url: str,
     user: str,
     device_id: str | None,
-    send: Callable[[TuichatClient], Awaitable[object]],
+    auth: dict[str, Any],
+    device_name: str,
     what: str,
 ) -> Session:
-    """Run one login request (`send`) with a client on `profile`'s crypto
-    store, then store the session and upload the device keys.
+    """Run one login request (`auth`: its type and fields) with a client on
+    `profile`'s crypto store, then store the session and upload the device
+    keys.
 
     `device_id` None is a new device: a fresh random pickle key is created
     for its crypto store. Otherwise the profile's device is logged into
     again, its pickle key and store kept; the account must be the same."""
-    from nio import LoginResponse
-
     from tuichat.matrix.client import build_client
 
     previous = profile.load_session() if device_id else None
@@ -233,33 +273,27 @@ async def complete_login(
     client = build_client(profile, pending, max_timeouts=0)
     try:
         try:
-            response = await send(client)
+            session = await request_login(client, base_url, auth, device_name, device_id, what)
         except (aiohttp.ClientError, OSError, TimeoutError) as error:
             raise LoginError(f"cannot reach {base_url}: {_short(error)}") from None
-        if not isinstance(response, LoginResponse):
-            message = clean_line(getattr(response, "message", "")) or "login failed"
-            if getattr(response, "status_code", "") == "M_FORBIDDEN" and what == "password":
-                message = "wrong user name or password"
-            raise LoginError(f"login failed: {message}")
-        if what == "token" and user.startswith("@") and response.user_id != user:
-            await _discard_login(base_url, response.access_token)
+        if what == "token" and user.startswith("@") and session.user_id != user:
+            await _discard_login(base_url, session.access_token)
             raise LoginError(
-                f"you signed in as {clean_line(response.user_id)}, not {user}; nothing was stored"
+                f"you signed in as {clean_line(session.user_id)}, not {user}; nothing was stored"
             )
-        if previous is not None and response.user_id != previous.user_id:
-            await _discard_login(base_url, response.access_token)
+        if previous is not None and session.user_id != previous.user_id:
+            await _discard_login(base_url, session.access_token)
             raise LoginError(
-                f"you signed in as {clean_line(response.user_id)}, but {profile.root} "
+                f"you signed in as {clean_line(session.user_id)}, but {profile.root} "
                 f"belongs to {previous.user_id}; run `tuichat logout` first "
                 "or choose another --profile"
             )
-        session = Session(
-            base_url,
-            response.user_id,
-            response.device_id,
-            response.access_token,
-            created_ms=int(time.time() * 1000),
-        )
+        if previous is not None:
+            session = replace(session, created_ms=previous.created_ms)
+            # The server may have forgotten this device's keys with the
+            # device (a logout): upload them again, the same identity, so
+            # peers see the same device.
+            client.olm.account.shared = False
         profile.save_session(session)
         try:
             if client.should_upload_keys:
@@ -291,6 +325,68 @@ async def _discard_login(base_url: str, access_token: str) -> None:
                 await response.read()
         except (aiohttp.ClientError, OSError, TimeoutError) as error:
             log.warning("logging out the unwanted session failed: %s", _short(error))
+
+
+def login_request_body(
+    auth: dict[str, Any], device_name: str, device_id: str | None = None
+) -> dict[str, Any]:
+    """The body of `POST /login` for any login type (`auth`: the type and its
+    fields): asks for a refresh token, and names the device to log in as
+    when the profile already has one."""
+    body = {**auth, "initial_device_display_name": device_name, "refresh_token": True}
+    if device_id:
+        body["device_id"] = device_id
+    return body
+
+
+async def request_login(
+    client: TuichatClient,
+    base_url: str,
+    auth: dict[str, Any],
+    device_name: str,
+    device_id: str | None = None,
+    what: str = "password",
+) -> Session:
+    """Make the login request and hand the answer to nio (which opens the
+    device's crypto store); the session it gives, with the refresh token and
+    expiry when the server uses refreshable tokens. LoginError if refused."""
+    from nio import LoginResponse
+
+    body = login_request_body(auth, device_name, device_id)
+    response = await client.send(
+        "POST",
+        "/_matrix/client/v3/login",
+        json.dumps(body),
+        {"Content-Type": "application/json"},
+    )
+    text = await response.text()
+    try:
+        reply = json.loads(text)
+    except ValueError:
+        reply = None
+    if not isinstance(reply, dict):
+        raise LoginError(f"login failed: HTTP {response.status}")
+    if response.status != 200:
+        message = clean_line(str(reply.get("error") or "")) or "login failed"
+        if reply.get("errcode") == "M_FORBIDDEN" and what == "password":
+            message = "wrong user name or password"
+        raise LoginError(f"login failed: {message}")
+    for key in ("access_token", "refresh_token"):
+        if isinstance(reply.get(key), str):
+            register_secret(reply[key])
+    parsed = LoginResponse.from_dict(reply)
+    if not isinstance(parsed, LoginResponse):
+        raise LoginError("login failed: the server's answer lacks the session")
+    await client.receive_response(parsed)
+    refresh_token = reply.get("refresh_token")
+    expires = reply.get("expires_in_ms")
+    now_ms = int(time.time() * 1000)
+    return Session(base_url, parsed.user_id, parsed.device_id, "", created_ms=now_ms).with_tokens(
+        parsed.access_token,
+        refresh_token if isinstance(refresh_token, str) else "",
+        expires if isinstance(expires, int) else None,
+        now_ms,
+    )
 
 
 async def logout(profile: Profile) -> Session:

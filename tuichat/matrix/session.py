@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import stat
 from collections.abc import Iterator
@@ -20,6 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tuichat.log_redaction import register_secret
+
+log = logging.getLogger(__name__)
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -38,11 +41,42 @@ class Session:
     # When this device was created (ms); events older than this that lack a
     # key are explained as "sent before this device existed".
     created_ms: int = 0
+    # With a server's refreshable access tokens: the token that gets a new
+    # access token (kept on disk sealed with the profile's pickle key), when
+    # the access token expires and when tuichat refreshes it (ms since the
+    # epoch; 0: it does not expire).
+    refresh_token: str = ""
+    expires_at_ms: int = 0
+    refresh_at_ms: int = 0
 
-    def __repr__(self) -> str:  # never print the token
+    def __repr__(self) -> str:  # never print the tokens
         return (
             f"Session(homeserver={self.homeserver!r}, user_id={self.user_id!r}, "
-            f"device_id={self.device_id!r}, access_token=<hidden>)"
+            f"device_id={self.device_id!r}, access_token=<hidden>, refresh_token=<hidden>)"
+        )
+
+    def with_tokens(
+        self, access_token: str, refresh_token: str, expires_in_ms: int | None, now_ms: int
+    ) -> Session:
+        """This session with new tokens from a login or refresh answer: the
+        refresh falls due a fifth of the lifetime (at most a minute) early."""
+        from dataclasses import replace
+
+        if not refresh_token or not expires_in_ms or expires_in_ms <= 0:
+            return replace(
+                self,
+                access_token=access_token,
+                refresh_token=refresh_token,
+                expires_at_ms=0,
+                refresh_at_ms=0,
+            )
+        margin = min(60_000, expires_in_ms // 5)
+        return replace(
+            self,
+            access_token=access_token,
+            refresh_token=refresh_token,
+            expires_at_ms=now_ms + expires_in_ms,
+            refresh_at_ms=now_ms + expires_in_ms - margin,
         )
 
 
@@ -233,7 +267,11 @@ class Profile:
 
     # -- session -------------------------------------------------------------
 
-    def load_session(self) -> Session | None:
+    def load_session(self, *, tokens: bool = True) -> Session | None:
+        """The stored session; with `tokens` False its tokens stay sealed
+        ("" here), for a start-up that only needs to know who is logged in
+        (opening them loads the AES code, which the first frame can do
+        without)."""
         try:
             data = json.loads(self.session_file.read_text())
         except FileNotFoundError:
@@ -245,18 +283,82 @@ class Profile:
                 homeserver=str(data["homeserver"]),
                 user_id=str(data["user_id"]),
                 device_id=str(data["device_id"]),
-                access_token=str(data["access_token"]),
+                # Written in the clear before tokens were sealed.
+                access_token=str(data.get("access_token", "")),
                 created_ms=int(data.get("created_ms", 0)),
+                expires_at_ms=int(data.get("expires_at_ms", 0)),
+                refresh_at_ms=int(data.get("refresh_at_ms", 0)),
             )
-            register_secret(session.access_token)
-            return session
         except KeyError as missing:
             raise ProfileError(f"{self.session_file} lacks {missing}; log in again") from None
+        sealed = {
+            name: value
+            for name in ("access_token", "refresh_token")
+            if isinstance(value := data.get(f"{name}_sealed"), str) and value
+        }
+        if not sealed and "access_token" not in data:
+            raise ProfileError(f"{self.session_file} lacks 'access_token'; log in again")
+        if tokens and sealed:
+            from dataclasses import replace
+
+            opened = {name: self._unseal_token(session, value) for name, value in sealed.items()}
+            session = replace(session, **opened)
+        register_secret(session.access_token)
+        return session
 
     def save_session(self, session: Session) -> None:
+        """Store the session, its tokens sealed with the pickle key (created
+        here if the profile has none yet)."""
         register_secret(session.access_token)
+        register_secret(session.refresh_token)
         self.ensure()
-        write_private(self.session_file, json.dumps(asdict(session), indent=2).encode())
+        if not self.pickle_key_file.exists():
+            self.create_pickle_key()
+        data = asdict(session)
+        for name in ("access_token", "refresh_token"):
+            token = data.pop(name)
+            if token:
+                data[f"{name}_sealed"] = self._seal_token(session, token)
+        write_private(self.session_file, json.dumps(data, indent=2).encode())
+
+    # The tokens are kept sealed with a key derived from the pickle key,
+    # bound to the user and device they belong to: a copy of the session
+    # file alone gives no access to the account.
+
+    def _token_key(self) -> bytes:
+        from Crypto.Hash import SHA256
+        from Crypto.Protocol.KDF import HKDF
+
+        key = HKDF(self.pickle_key().encode(), 32, b"", SHA256, context=b"tuichat tokens v1")
+        assert isinstance(key, bytes)
+        return key
+
+    def _seal_token(self, session: Session, token: str) -> str:
+        import secrets
+
+        from Crypto.Cipher import AES
+
+        nonce = secrets.token_bytes(12)
+        cipher = AES.new(self._token_key(), AES.MODE_GCM, nonce=nonce)
+        cipher.update(f"{session.user_id}\n{session.device_id}".encode())
+        ciphertext, tag = cipher.encrypt_and_digest(token.encode())
+        return base64.b64encode(nonce + tag + ciphertext).decode()
+
+    def _unseal_token(self, session: Session, sealed: str) -> str:
+        """The token, or "" if it cannot be opened (another pickle key, a
+        damaged one: opening the crypto store then says what is wrong)."""
+        from Crypto.Cipher import AES
+
+        try:
+            raw = base64.b64decode(sealed, validate=True)
+            cipher = AES.new(self._token_key(), AES.MODE_GCM, nonce=raw[:12])
+            cipher.update(f"{session.user_id}\n{session.device_id}".encode())
+            token = cipher.decrypt_and_verify(raw[28:], raw[12:28]).decode()
+        except (ValueError, ProfileError):
+            log.warning("a stored token cannot be opened; it is not used")
+            return ""
+        register_secret(token)
+        return token
 
     def remove_session(self) -> None:
         """Forget the login: remove every file tuichat writes in the profile

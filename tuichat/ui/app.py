@@ -101,7 +101,7 @@ class TuichatApp(App[int]):
         self.config = config or Config()
         self._startup_errors = list(config_errors)
         self.profile = profile
-        session = profile.load_session()
+        session = profile.load_session(tokens=False)
         if session is None:
             raise ProfileError(f"no session in {profile.root}")
         self.user_id = session.user_id

@@ -43,7 +43,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from nio import AsyncClient, KeysClaimResponse, KeysQueryResponse, LocalProtocolError
+from nio import (
+    AsyncClient,
+    ErrorResponse,
+    KeysClaimResponse,
+    KeysQueryResponse,
+    LocalProtocolError,
+)
 from nio.api import Api
 from nio.crypto import Olm
 from nio.crypto.sessions import InboundGroupSession
@@ -455,7 +461,20 @@ class TuichatClient(AsyncClient):
         # Called with each raw /keys/query answer: nio keeps neither the
         # cross-signing keys nor the device keys' signatures.
         self.on_keys_query: Callable[[dict[str, Any]], None] | None = None
+        # Told of the access token nio saw expire (tuichat/matrix/tokens.py).
+        self.on_soft_logout: Callable[[str], None] | None = None
         super().__init__(*args, **kwargs)
+
+    async def receive_response(self, response: Any) -> None:
+        """nio forgets the access token after a soft logout (an expired
+        token), and then refuses every request as "not logged in": tuichat
+        keeps it until the refresh replaces it, and starts that refresh."""
+        token = self.access_token
+        await super().receive_response(response)
+        if isinstance(response, ErrorResponse) and response.soft_logout and token:
+            self.access_token = token
+            if self.on_soft_logout is not None:
+                self.on_soft_logout(token)
 
     async def keys_query(self) -> Any:
         """As nio's keys_query, also handing the raw answer to tuichat."""

@@ -18,6 +18,7 @@ from tuichat.matrix.events import (
     ConnectionChanged,
     ConnectionState,
     ItemsReplaced,
+    Notice,
     RoomsChanged,
     Sink,
 )
@@ -26,6 +27,7 @@ from tuichat.matrix.outbox import Outbox
 from tuichat.matrix.room_state import RoomState
 from tuichat.matrix.session import Profile
 from tuichat.matrix.snapshot import Snapshot, load_snapshot
+from tuichat.matrix.tokens import RefreshUnavailable, TokenKeeper
 from tuichat.model.items import ItemKind, TimelineItem
 from tuichat.model.rooms import Membership, RoomSummary
 from tuichat.model.sanitize import clean_line
@@ -35,6 +37,11 @@ log = logging.getLogger(__name__)
 
 
 SYNC_TIMEOUT_MS = 30_000
+LOGGED_OUT = "the server logged this device out; run `tuichat login` again"
+LOGGED_OUT_NOTICE = (
+    "The server logged this device out. Quit and run `tuichat login` with this profile: "
+    "it logs in again as the same device, keeping its keys, cache and unsent messages."
+)
 
 
 @dataclass
@@ -82,6 +89,9 @@ class ServiceBase:
         self.crypto: CryptoEngine | None = None
         self._sync_task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
+        # The access token in use and its refresh (tuichat/matrix/tokens.py).
+        self.tokens: TokenKeeper | None = None
+        self._token_task: asyncio.Task[None] | None = None
         self._backup_problem = ""
         self._send_queues: dict[str, asyncio.Queue[Outgoing]] = {}
         self._send_workers: dict[str, asyncio.Task[None]] = {}
@@ -121,6 +131,36 @@ class ServiceBase:
     def _set_state(self, state: ConnectionState, detail: str = "") -> None:
         self._state = state
         self.emit(ConnectionChanged(state, detail))
+
+    async def _recover_token(self, used: str, soft_logout: bool) -> bool:
+        """After a request made with the access token `used` was answered
+        `M_UNKNOWN_TOKEN`: True when it can be made again with a refreshed
+        token; False after a real logout (then reported, and sync stopped).
+        A refresh that cannot be done now waits a moment and says True: the
+        request is tried again."""
+        if self.tokens is None:
+            return False
+        try:
+            fresh = await self.tokens.recover(used, soft_logout)
+        except RefreshUnavailable as error:
+            log.info("refreshing the access token failed (%s)", error)
+            await asyncio.sleep(1.0)
+            return True
+        if not fresh:
+            self._logged_out_by_server()
+        return fresh
+
+    def _logged_out_by_server(self) -> None:
+        """The server ended this device's session: stop syncing and say so,
+        with what to do. The profile (keys, cache, outbox) stays as it is."""
+        if self._state is ConnectionState.STOPPED:
+            return
+        log.warning("the server logged this device out")
+        self._set_state(ConnectionState.STOPPED, LOGGED_OUT)
+        self.emit(Notice(LOGGED_OUT_NOTICE, error=True))
+        task = self._sync_task
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
 
     @property
     def connection_state(self) -> ConnectionState:

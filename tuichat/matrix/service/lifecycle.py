@@ -22,7 +22,8 @@ from tuichat.matrix.service.base import (
     ServiceBase,
 )
 from tuichat.matrix.service.syncing import _nio_view
-from tuichat.matrix.session import ProfileError
+from tuichat.matrix.session import ProfileError, Session
+from tuichat.matrix.tokens import RefreshUnavailable, TokenKeeper
 from tuichat.model.rooms import Membership
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,19 @@ class LifecycleMixin(ServiceBase):
                 Notice(f"Tightened permissions of {len(fixed)} file(s) in the profile.", error=True)
             )
         self.client = client
+        self.tokens = TokenKeeper(
+            self.profile,
+            session,
+            client,
+            on_refreshed=self._use_session,
+            on_logged_out=self._logged_out_by_server,
+        )
+        due = self.tokens.refresh_due_in()
+        if due is not None and due <= 0:
+            # Expired while tuichat was not running: a fresh token first, so
+            # one-shot commands (`tuichat devices`) work on their first try.
+            with contextlib.suppress(RefreshUnavailable):
+                await self.tokens.refresh(session.access_token)
         await self._prime_nio_rooms()
         self.crypto = CryptoEngine(
             client,
@@ -63,7 +77,12 @@ class LifecycleMixin(ServiceBase):
         self.crypto.restore()
         self.crypto.on_verification = self._report_verification
         self.crypto.send_room_event = self.send_room_event
+        self.crypto.http.on_unknown_token = self._recover_token
         self.decrypt_cached_events()
+
+    def _use_session(self, session: Session) -> None:
+        """A refreshed access token: the session every part reads."""
+        self.session = session
 
     def _restore_identity(self, client: TuichatClient) -> None:
         """Open this device's identity, or explain why not. Never lets nio
@@ -103,18 +122,29 @@ class LifecycleMixin(ServiceBase):
         if self.client is None:
             await self.open()
         self._sync_task = asyncio.create_task(self._sync_loop(), name="tuichat-sync")
+        assert self.tokens is not None
+        self._token_task = asyncio.create_task(self.tokens.run(), name="tuichat-tokens")
         self.resume_outbox()
         self._watch_task = asyncio.create_task(self._watch_other_processes(), name="tuichat-watch")
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._sync_task, self._watch_task, *self._send_workers.values()) if t]
+        tasks = [
+            t
+            for t in (
+                self._sync_task,
+                self._watch_task,
+                self._token_task,
+                *self._send_workers.values(),
+            )
+            if t
+        ]
         for task in tasks:
             task.cancel()
         for task in tasks:
             # Stopping: whatever the tasks died of was already reported.
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        self._sync_task = None
+        self._sync_task = self._token_task = None
         self._send_workers.clear()
         if self.client is not None:
             await self.client.close()

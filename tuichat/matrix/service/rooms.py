@@ -137,7 +137,7 @@ class RoomsMixin(ServiceBase):
         assert self.client is not None
         content = self.direct.with_room(user_ids, room_id)
         method, path, body = self.direct.account_data_request(content)
-        headers = {"Authorization": f"Bearer {self.session.access_token}"}
+        headers = {"Authorization": f"Bearer {self.client.access_token}"}
         try:
             response = await self.client.send(method, path, body, headers)
             ok = response.status == 200

@@ -221,6 +221,7 @@ class SendingMixin(ServiceBase):
         room_id, txn_id = outgoing.room_id, outgoing.txn_id
         delay = RETRY_START
         while True:
+            token = self.client.access_token if self.client is not None else ""
             try:
                 response = await self._send_event(room_id, outgoing)
             except asyncio.CancelledError:
@@ -236,6 +237,13 @@ class SendingMixin(ServiceBase):
                     self._outgoing.pop(txn_id, None)
                     self.outbox.remove(txn_id)
                     self.emit(SendStateChanged(room_id, txn_id, SendState.SENT, response.event_id))
+                    return
+                if getattr(response, "status_code", None) == "M_UNKNOWN_TOKEN":
+                    # An expired token is refreshed and the message sent at
+                    # once; after a real logout it stays in the outbox, for
+                    # the next start after `tuichat login`.
+                    if await self._recover_token(token, bool(response.soft_logout)):
+                        continue
                     return
                 error = getattr(response, "message", "") or str(response)
                 status = getattr(getattr(response, "transport_response", None), "status", 0)

@@ -119,10 +119,13 @@ def _collect_verification(
 
 
 class SyncHTTPError(Exception):
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
+    def __init__(self, status: int, body: dict[str, Any], token: str = "") -> None:
         self.status = status
         self.errcode = str(body.get("errcode", ""))
         self.error = str(body.get("error", ""))
+        self.soft_logout = body.get("soft_logout") is True
+        # The access token the request was made with.
+        self.token = token
         retry = body.get("retry_after_ms")
         self.retry_after = retry / 1000 if isinstance(retry, int) and retry > 0 else None
         super().__init__(f"HTTP {status} {self.errcode} {self.error}".strip())
@@ -156,10 +159,11 @@ class SyncMixin(ServiceBase):
                 raise
             except SyncHTTPError as error:
                 if error.errcode == "M_UNKNOWN_TOKEN":
-                    self._set_state(
-                        ConnectionState.STOPPED,
-                        "the server logged this device out; run `tuichat login` again",
-                    )
+                    # Refreshed (soft logout, an expired token): the sync goes
+                    # on from its token. Else the device was logged out.
+                    if await self._recover_token(error.token, error.soft_logout):
+                        continue
+                    self._logged_out_by_server()
                     return
                 if error.status == 429 and error.retry_after is not None:
                     # Rate-limited: wait as long as the server asks.
@@ -203,7 +207,8 @@ class SyncMixin(ServiceBase):
         if self.sync_token:
             params["since"] = self.sync_token
         path = f"/_matrix/client/v3/sync?{urlencode(params)}"
-        headers = {"Authorization": f"Bearer {self.session.access_token}"}
+        token = self.client.access_token
+        headers = {"Authorization": f"Bearer {token}"}
         allowance = LONG_POLL_MARGIN if timeout_ms else FIRST_SYNC_ALLOWANCE
         response = await self.client.send(
             "GET", path, None, headers, timeout=timeout_ms / 1000 + allowance
@@ -212,9 +217,9 @@ class SyncMixin(ServiceBase):
         try:
             data = fastjson.loads(body)
         except ValueError:
-            raise SyncHTTPError(response.status, {"error": "invalid JSON"}) from None
+            raise SyncHTTPError(response.status, {"error": "invalid JSON"}, token) from None
         if response.status != 200 or not isinstance(data, dict):
-            raise SyncHTTPError(response.status, data if isinstance(data, dict) else {})
+            raise SyncHTTPError(response.status, data if isinstance(data, dict) else {}, token)
         return data
 
     async def handle_sync(self, raw: dict[str, Any]) -> None:
