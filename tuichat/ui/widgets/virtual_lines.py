@@ -53,6 +53,7 @@ class VirtualLines(StyleMemo, ScrollView):
     # Component classes the mechanics draw with (a subclass names its own).
     SELECTED_STYLE = "lines--selected"
     JUMP_STYLE = "lines--jump"
+    COMPONENT_CLASSES = {SELECTED_STYLE, JUMP_STYLE}
 
     def __init__(self, *, name: str | None = None, id: str | None = None) -> None:
         super().__init__(name=name, id=id)
