@@ -29,7 +29,8 @@ def test_matrix_layer_does_not_import_textual(module: str) -> None:
 def test_model_imports_neither_nio_nor_textual() -> None:
     modules = _modules_after(
         "import tuichat.model.timeline, tuichat.model.rooms, tuichat.model.items, "
-        "tuichat.model.commands, tuichat.model.sanitize, tuichat.model.room_names"
+        "tuichat.model.commands, tuichat.model.sanitize, tuichat.model.room_names, "
+        "tuichat.model.layout"
     )
     for forbidden in ("nio", "textual", "tuichat.matrix", "aiohttp"):
         assert forbidden not in modules

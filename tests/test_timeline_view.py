@@ -294,3 +294,37 @@ async def test_home_and_page_keys_in_the_timeline_reach_the_top_and_come_back() 
         await pilot.press("end")
         await pilot.pause()
         assert view.scroll_y == view.max_scroll_y
+
+
+async def test_scrolling_up_to_an_image_and_a_reply_asks_the_app_to_fetch_them() -> None:
+    """Items first measured while the screen draws (scrolled into view from
+    far up) still ask the App for their preview and their reply's parent."""
+    from tuichat.model.items import Attachment
+
+    previews: list[str] = []
+    parents: list[str] = []
+
+    class Recording(TimelineApp):
+        def on_timeline_view_preview_wanted(self, message: TimelineView.PreviewWanted) -> None:
+            previews.append(message.item.key)
+
+        def on_timeline_view_parent_missing(self, message: TimelineView.ParentMissing) -> None:
+            parents.append(message.event_id)
+
+    app = Recording()
+    async with app.run_test(size=(60, 12)) as pilot:
+        view = app.query_one(TimelineView)
+        timeline = Timeline("!r")
+        image = Attachment("m.image", "photo.png", url="mxc://x/photo")
+        timeline.append(
+            [text_item(0, "a photo", attachment=image), text_item(1, "re", reply_to="$gone")]
+            + [text_item(n, f"message {n}") for n in range(2, 300)]
+        )
+        view.set_items(timeline)
+        await pilot.pause()
+        assert not previews and not parents
+        view.scroll_home(animate=False)
+        for _ in range(5):
+            await pilot.pause()
+        assert previews == ["$0"]
+        assert parents == ["$gone"]
