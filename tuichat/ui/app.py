@@ -25,6 +25,7 @@ from tuichat.matrix.cache import Cache
 from tuichat.matrix.session import Profile, ProfileError
 from tuichat.matrix.snapshot import Snapshot, load_snapshot
 from tuichat.model.connection import ConnectionState
+from tuichat.model.draft import Draft, DraftKind
 from tuichat.model.items import ItemKind, SendState, TimelineItem
 from tuichat.model.rooms import Membership, RoomList, RoomSummary
 from tuichat.model.sanitize import SafeText, safe_line, safe_text, trusted
@@ -115,8 +116,8 @@ class TuichatApp(App[int]):
         self.cache: Cache | None = None
         self.snapshot: Snapshot | None = None
         self.main = MainScreen()
-        # A reply or edit being written: ("reply" | "edit", the message).
-        self.draft: tuple[str, TimelineItem] | None = None
+        # A reply or edit being written.
+        self.draft: Draft | None = None
         self.typing: dict[str, tuple[str, ...]] = {}  # room id -> names typing
         # Unsolicited verification requests not opened yet (/verifications).
         self.pending_verifications: dict[str, VerificationView] = {}
@@ -966,7 +967,7 @@ class TuichatApp(App[int]):
         item, feedback = message.item, self.main.feedback
         own = item.sender == self.user_id
         if message.action == "reply":
-            self._set_draft(("reply", item))
+            self._set_draft(Draft(DraftKind.REPLY, item))
         elif message.action == "edit":
             if not own or item.kind not in EDITABLE_KINDS:
                 feedback.show("Only your own messages can be edited.", error=True)
@@ -982,7 +983,7 @@ class TuichatApp(App[int]):
         elif message.action in ("open", "view"):
             if item.attachment is None:
                 if message.action == "open":
-                    self._set_draft(("reply", item))  # Enter on a message: answer it
+                    self._set_draft(Draft(DraftKind.REPLY, item))  # Enter on a message: answer it
                 return
             if message.action == "view" and item.attachment.is_image:
                 self._view_image(item)
@@ -1130,14 +1131,14 @@ class TuichatApp(App[int]):
                 return timeline[index]
         return None
 
-    def _set_draft(self, draft: tuple[str, TimelineItem] | None) -> None:
-        if draft is None and self.draft is not None and self.draft[0] == "edit":
+    def _set_draft(self, draft: Draft | None) -> None:
+        if draft is None and self.draft is not None and self.draft.kind is DraftKind.EDIT:
             self.main.composer.clear()
         self.draft = draft
         if draft is None:
             self.main.draft_bar.hide()
         else:
-            self.main.draft_bar.show(*draft)
+            self.main.draft_bar.show_draft(draft)
             self.main.composer.focus()
 
     @on(Composer.Cancelled)
@@ -1163,7 +1164,7 @@ class TuichatApp(App[int]):
                 return
 
     def _start_edit(self, item: TimelineItem) -> None:
-        self._set_draft(("edit", item))
+        self._set_draft(Draft(DraftKind.EDIT, item))
         composer = self.main.composer
         composer.text = item.body
         composer.move_cursor(composer.document.end)
@@ -1345,8 +1346,8 @@ class TuichatApp(App[int]):
         assert self.service is not None
         draft, self.draft = self.draft, None
         self.main.draft_bar.hide()
-        if draft is not None and draft[0] == "edit" and draft[1].event_id:
-            original = draft[1]
+        if draft is not None and draft.kind is DraftKind.EDIT and draft.item.event_id:
+            original = draft.item
             self.service.edit_message(
                 room_id,
                 original.event_id,
@@ -1356,7 +1357,7 @@ class TuichatApp(App[int]):
                 mentions=mentions,
             )
             return
-        reply = draft[1] if draft is not None and draft[0] == "reply" else None
+        reply = draft.item if draft is not None and draft.kind is DraftKind.REPLY else None
         self.main.timeline.jump_to_latest()  # what you send shows, as in Element
         self.service.send_message(
             room_id,
