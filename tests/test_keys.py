@@ -21,6 +21,7 @@ from textual.widgets import Static
 from tests.test_look_and_feel import message, offline_profile
 from tuichat.matrix.events import RoomsChanged, TimelineAppended
 from tuichat.model.commands import COMMANDS
+from tuichat.model.keys import KEY_ACTIONS, KeyScope
 from tuichat.model.rooms import RoomSummary
 from tuichat.ui.app import TuichatApp
 from tuichat.ui.messages import MatrixEvent
@@ -146,6 +147,24 @@ def test_the_readme_keys_table_equals_the_bindings() -> None:
         assert keys & selected, f"{action} ({', '.join(sorted(keys))}) is not in the README"
     bound = set().union(*timeline.values())
     assert selected <= bound, f"in the README but not bound: {sorted(selected - bound)}"
+
+
+def test_the_bindings_bind_what_the_key_table_says() -> None:
+    """Each action's default keys and words are written once, in the key
+    table: the App's and the timeline's bindings carry exactly those (the
+    config's `[keys]` defaults are made from the same table)."""
+    bound = {
+        KeyScope.APP: TuichatApp.BINDINGS,
+        KeyScope.SELECTED_MESSAGE: TimelineView.BINDINGS,
+    }
+    for scope, bindings in bound.items():
+        with_id = {b.id: b for b in bindings if isinstance(b, Binding) and b.id}
+        table = {action.id: action for action in KEY_ACTIONS if action.scope is scope}
+        assert with_id.keys() == table.keys(), scope
+        for action_id, action in table.items():
+            binding = with_id[action_id]
+            assert (binding.key, binding.description) == (action.keys, action.description)
+            assert (binding.show, binding.priority) == (action.show, action.priority)
 
 
 async def test_newline_keys_typed_in_a_burst_stay_in_order(tmp_path: Path) -> None:

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import App, SystemCommand
-from textual.binding import Binding
 from textual.screen import Screen
 
 from tuichat.config import Config, user_theme_dir
@@ -27,10 +26,12 @@ from tuichat.matrix.snapshot import Snapshot, load_snapshot
 from tuichat.model.connection import ConnectionState
 from tuichat.model.draft import Draft, DraftKind
 from tuichat.model.items import ItemKind, SendState, TimelineItem
+from tuichat.model.keys import KeyScope, in_scope, keys_label
 from tuichat.model.rooms import Membership, RoomList, RoomSummary
 from tuichat.model.sanitize import SafeText, safe_line, safe_text, trusted
 from tuichat.model.timeline import EDITABLE_KINDS, Timeline, TimelineChange
 from tuichat.ui import terminal_keys
+from tuichat.ui.bindings import app_bindings
 from tuichat.ui.messages import MatrixEvent, MatrixEventsReady
 from tuichat.ui.notifications import Notifier
 from tuichat.ui.screens.main import MainScreen
@@ -68,25 +69,9 @@ class TuichatApp(App[int]):
     # Absolute: subclasses (benchmarks, tests) live in other directories.
     CSS_PATH = Path(__file__).with_name("tuichat.tcss")
 
-    # Every binding has an id: `[keys]` in the config changes its keys.
-    BINDINGS = [
-        Binding("ctrl+k", "switch_room", "Switch room", priority=True, id="switch_room"),
-        Binding("ctrl+q", "quit", "Quit", priority=True, id="quit"),
-        Binding("ctrl+n", "new_dm", "New DM", id="new_dm"),
-        Binding("f2", "members", "Members", id="members"),
-        Binding("f3", "own_devices", "Devices", id="own_devices"),
-        Binding("ctrl+r", "retry_failed", "Retry failed", id="retry_failed"),
-        Binding("ctrl+s", "select_message", "Select message", id="select_message"),
-        # Not Ctrl+U: the composer (a TextArea) takes it for "delete to the
-        # start of the line", and the composer has the focus while typing.
-        Binding("ctrl+t", "upload", "Upload file", id="upload"),
-        Binding("f1", "help", "Help", id="help"),
-        Binding("f4", "toggle_rooms", "Room list", id="toggle_rooms"),
-        Binding("alt+down,ctrl+pagedown", "next_room", "Next room", show=False, id="next_room"),
-        Binding(
-            "alt+up,ctrl+pageup", "previous_room", "Previous room", show=False, id="previous_room"
-        ),
-    ]
+    # From the key table; every binding has an id: `[keys]` in the config
+    # changes its keys.
+    BINDINGS = app_bindings()
 
     def __init__(
         self,
@@ -188,29 +173,13 @@ class TuichatApp(App[int]):
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """The command palette (Ctrl+P) lists every action, with its key."""
         yield from super().get_system_commands(screen)
-        yield SystemCommand("Switch room", "Go to another room (Ctrl+K)", self.action_switch_room)
-        yield SystemCommand("New DM", "Start an encrypted direct message", self.action_new_dm)
-        yield SystemCommand("Members", "This room's members and their devices", self.action_members)
-        yield SystemCommand("Devices", "Your devices and fingerprints", self.action_own_devices)
-        yield SystemCommand(
-            "Select message", "Reply, edit, react or delete", self.action_select_message
-        )
-        yield SystemCommand("Retry failed", "Send failed messages again", self.action_retry_failed)
-        yield SystemCommand(
-            "Upload file",
-            f"Send a file to this room ({self.key_label('upload')})",
-            self.action_upload,
-        )
-        yield SystemCommand(
-            "Help", f"Every key and command ({self.key_label('help')})", self.action_help
-        )
-        yield SystemCommand(
-            "Room list",
-            f"Show or hide the room list ({self.key_label('toggle_rooms')})",
-            self.action_toggle_rooms,
-        )
-        yield SystemCommand("Next room", "The next room in the list", self.action_next_room)
-        yield SystemCommand("Previous room", "The room above", self.action_previous_room)
+        for action in in_scope(KeyScope.APP):
+            if action.palette:
+                yield SystemCommand(
+                    action.description,
+                    action.palette.format(key=self.key_label(action.id)),
+                    getattr(self, f"action_{action.id}"),
+                )
         yield SystemCommand(
             "Recover encrypted history", "Recovery key or passphrase", self._open_recovery
         )
@@ -224,10 +193,7 @@ class TuichatApp(App[int]):
     def key_label(self, binding_id: str) -> str:
         """The keys of one of the App's bindings as people write them
         ("Ctrl+T"), after `[keys]` in the config."""
-        from tuichat.ui.screens.help import bound_keys, key_label
-
-        binding = next(b for b in self.BINDINGS if isinstance(b, Binding) and b.id == binding_id)
-        return ", ".join(key_label(key) for key in bound_keys(binding, self.config.keys))
+        return keys_label(binding_id, self.config.keys)
 
     def action_help(self) -> None:
         from tuichat.ui.screens.help import HelpScreen
