@@ -24,6 +24,7 @@ from tuichat.model.commands import COMMANDS
 from tuichat.model.keys import KEY_ACTIONS, KeyScope
 from tuichat.model.rooms import RoomSummary
 from tuichat.ui.app import TuichatApp
+from tuichat.ui.commands import HANDLERS
 from tuichat.ui.messages import MatrixEvent
 from tuichat.ui.screens.file_picker import FilePicker
 from tuichat.ui.screens.help import HelpScreen, key_label
@@ -247,6 +248,10 @@ def test_the_real_app_in_tmux_takes_the_keys_from_the_composer(tmp_path: Path) -
             previous = shows
     finally:
         _tmux("kill-server")
+
+
+def test_every_command_in_the_table_has_a_handler_and_no_other_does() -> None:
+    assert HANDLERS.keys() == COMMANDS.keys()
 
 
 async def test_help_shows_every_command_and_key_and_scrolls(tmp_path: Path) -> None:

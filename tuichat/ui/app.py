@@ -1082,21 +1082,6 @@ class TuichatApp(App[int]):
         finally:
             bar.finish()
 
-    def _upload_command(self, room_id: str, argument: str) -> None:
-        self._upload(room_id, Path(argument).expanduser())
-
-    def _latest_attachment(self) -> TimelineItem | None:
-        selected = self.main.timeline.selected_item
-        if selected is not None and selected.attachment is not None:
-            return selected
-        if self.current_room_id is None:
-            return None
-        timeline = self._timeline(self.current_room_id)
-        for index in range(len(timeline) - 1, -1, -1):
-            if timeline[index].attachment is not None:
-                return timeline[index]
-        return None
-
     def _set_draft(self, draft: Draft | None) -> None:
         if draft is None and self.draft is not None and self.draft.kind is DraftKind.EDIT:
             self.main.composer.clear()
@@ -1210,100 +1195,19 @@ class TuichatApp(App[int]):
 
     @on(Composer.Submitted)
     async def _composer_submitted(self, message: Composer.Submitted) -> None:
-        from tuichat.model import commands  # with the first thing sent, not at start-up
+        # With the first thing sent, not at start-up.
+        from tuichat.model import commands
+        from tuichat.ui.commands import run_command, send_text
 
         feedback = self.main.feedback
         feedback.hide()
         parsed = commands.parse(message.text)
         if isinstance(parsed, commands.CommandError):
             feedback.show(safe_text(parsed.message), error=True)
-            return
-        if isinstance(parsed, commands.Command) and parsed.name == "help":
-            self.action_help()
-            return
-        if self.service is None:
-            feedback.show("Not connected yet.", error=True)
-            return
-        room_id = self.current_room_id
-        if isinstance(parsed, commands.Message) or parsed.name in ("me", "plain"):
-            if room_id is None:
-                feedback.show("Choose a room first (Ctrl+K).", error=True)
-                return
-            self._stop_typing()
-            text = parsed.text if isinstance(parsed, commands.Message) else parsed.argument
-            emote = isinstance(parsed, commands.Command) and parsed.name == "me"
-            markdown = not (isinstance(parsed, commands.Command) and parsed.name == "plain")
-            self._send(room_id, text, message.mentions, emote=emote, markdown=markdown)
-            return
-        if parsed.name == "join":
-            self._run_service_call(self.service.join(parsed.argument))
-        elif parsed.name == "devices":
-            words = parsed.argument.split()
-            self.open_devices(words[0] if words else self.user_id)
-        elif parsed.name == "verifications":
-            self.open_pending_verification()
-        elif parsed.name == "verify":
-            words = parsed.argument.split()
-            self._start_verification(words[0], words[1] if len(words) > 1 else None)
-        elif parsed.name in ("verify-device", "blacklist"):
-            user_id, device_id = parsed.argument.split()
-            action = "verify" if parsed.name == "verify-device" else "blacklist"
-            if self.service.set_device_trust(user_id, device_id, action):
-                feedback.show(safe_text(f"{device_id} of {user_id}: {action}ed."))
-            else:
-                feedback.show(
-                    safe_text(f"{user_id} has no device {device_id} (try /devices {user_id})"),
-                    error=True,
-                )
-        elif parsed.name == "verified-only":
-            words = parsed.argument.split()
-            on_ = words[0] == "on"
-            if words[1:] == ["global"]:
-                self.service.set_verified_only(None, on_)
-                feedback.show(
-                    safe_text(f"Keys go only to verified devices by default: {words[0]}.")
-                )
-            elif room_id is None:
-                feedback.show("Choose a room first (Ctrl+K).", error=True)
-            else:
-                self.service.set_verified_only(room_id, on_)
-                feedback.show(
-                    safe_text(f"In this room, keys go only to verified devices: {words[0]}.")
-                )
-        elif parsed.name == "recover":
-            self._open_recovery()
-        elif parsed.name == "signed-only":
-            self.service.set_signed_only(parsed.argument)
-            feedback.show(
-                safe_text(f"Room keys only to devices their owners signed: {parsed.argument}.")
-            )
-        elif parsed.name == "members":
-            self.action_members()
-        elif parsed.name == "membership":
-            self._set_membership_display(MembershipDisplay(parsed.argument))
-            feedback.show(safe_text(f"Membership changes: {parsed.argument}."))
-        elif parsed.name == "dm":
-            self._with_progress(
-                "Opening an encrypted DM…", self.service.create_dm(parsed.argument.split())
-            )
-        elif parsed.name in ("export-keys", "import-keys"):
-            self._handle_keys_command(parsed.name, parsed.argument)
-        elif parsed.name == "retry":
-            self.action_retry_failed()
-        elif room_id is None:
-            feedback.show("Choose a room first (Ctrl+K).", error=True)
-        elif parsed.name == "leave":
-            self._run_service_call(self.service.leave(room_id))
-        elif parsed.name == "upload":
-            self._upload_command(room_id, parsed.argument)
-        elif parsed.name == "download":
-            item = self._latest_attachment()
-            if item is None:
-                feedback.show("No file in this room to download.", error=True)
-            else:
-                self._download(item)
-        elif parsed.name == "invite":
-            self._run_service_call(self.service.invite(room_id, parsed.argument))
+        elif isinstance(parsed, commands.Message):
+            send_text(self, parsed.text, message.mentions, emote=False, markdown=True)
+        else:
+            run_command(self, parsed, message.mentions)
 
     def _send(
         self, room_id: str, text: str, mentions: dict[str, str], *, emote: bool, markdown: bool
@@ -1333,78 +1237,6 @@ class TuichatApp(App[int]):
             mentions=mentions,
             reply_to=reply.event_id if reply else None,
             reply_sender=reply.sender if reply else None,
-        )
-
-    def _handle_keys_command(self, name: str, argument: str) -> None:
-        from tuichat.matrix.crypto import key_export
-        from tuichat.ui.screens.passphrase import PassphraseDialog
-
-        force = name == "export-keys" and argument.startswith("--force ")
-        path = Path(argument.removeprefix("--force ").strip() if force else argument).expanduser()
-        feedback = self.main.feedback
-        try:  # a wrong file is told before the passphrase is asked
-            if name == "export-keys":
-                key_export.check_export_target(path, force=force)
-            else:
-                key_export.read_key_file(path, key_export.HEAD_BYTES)
-        except key_export.KeyFileError as error:
-            told = str(error).replace("; --force", "; /export-keys --force FILE")
-            feedback.show(safe_line(told), error=True)
-            return
-        if name == "export-keys":
-            dialog = PassphraseDialog(
-                trusted("Export room keys"),
-                safe_text(
-                    f"The keys will be written to {path}, encrypted with this passphrase. "
-                    "Anyone with the file and the passphrase can read your encrypted history."
-                ),
-                confirm=True,
-                check=key_export.passphrase_problem,
-            )
-        else:
-            dialog = PassphraseDialog(
-                trusted("Import room keys"),
-                safe_line(f"The passphrase that protects {path}."),
-                confirm=False,
-            )
-
-        def chosen(passphrase: str | None) -> None:
-            if passphrase:
-                self._run_keys_command(name, path, passphrase)
-            self.main.composer.focus()
-
-        self.push_screen(dialog, chosen)
-
-    @work(group="keys", exclusive=True, exit_on_error=False)
-    async def _run_keys_command(self, name: str, path: Path, passphrase: str) -> None:
-        from tuichat.matrix.crypto.key_export import KeyFileError
-
-        feedback = self.main.feedback
-        service = self.service
-        if service is None:
-            feedback.show("Not connected yet.", error=True)
-            return
-        try:
-            if name == "export-keys":
-                feedback.show("Exporting room keys…")
-                count = await service.export_keys(path, passphrase)
-                feedback.show(safe_text(f"Exported {count} room keys to {path}."))
-                return
-            feedback.show("Decrypting the key file…")
-            text = await asyncio.to_thread(path.read_text, encoding="utf-8")
-
-            def progress(done: int, total: int) -> None:
-                feedback.show(f"Importing room keys… {done}/{total}")
-
-            result = await service.import_keys(text, passphrase, progress)
-        except (KeyFileError, OSError, UnicodeDecodeError) as error:
-            feedback.show(safe_text(f"Key {name.split('-')[0]} failed: {error}"), error=True)
-            return
-        invalid = f", {result.invalid} unusable" if result.invalid else ""
-        feedback.show(
-            safe_text(
-                f"Imported {result.imported} new room keys ({result.total} in the file{invalid})."
-            )
         )
 
     def _run_service_call(self, call: object) -> None:
