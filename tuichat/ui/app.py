@@ -1209,36 +1209,6 @@ class TuichatApp(App[int]):
         else:
             run_command(self, parsed, message.mentions)
 
-    def _send(
-        self, room_id: str, text: str, mentions: dict[str, str], *, emote: bool, markdown: bool
-    ) -> None:
-        """A new message, a reply, or an edit (whatever the draft bar says)."""
-        assert self.service is not None
-        draft, self.draft = self.draft, None
-        self.main.draft_bar.hide()
-        if draft is not None and draft.kind is DraftKind.EDIT and draft.item.event_id:
-            original = draft.item
-            self.service.edit_message(
-                room_id,
-                original.event_id,
-                text,
-                emote=emote or original.kind is ItemKind.EMOTE,
-                markdown=markdown,
-                mentions=mentions,
-            )
-            return
-        reply = draft.item if draft is not None and draft.kind is DraftKind.REPLY else None
-        self.main.timeline.jump_to_latest()  # what you send shows, as in Element
-        self.service.send_message(
-            room_id,
-            text,
-            emote=emote,
-            markdown=markdown,
-            mentions=mentions,
-            reply_to=reply.event_id if reply else None,
-            reply_sender=reply.sender if reply else None,
-        )
-
     def _run_service_call(self, call: object) -> None:
         self.run_worker(call, group="commands", exit_on_error=False)  # type: ignore[arg-type]
 

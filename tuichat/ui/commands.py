@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tuichat.model.commands import Command
-from tuichat.model.items import TimelineItem
+from tuichat.model.draft import DraftKind
+from tuichat.model.items import ItemKind, TimelineItem
 from tuichat.model.sanitize import safe_line, safe_text, trusted
 from tuichat.ui.widgets.timeline_view import MembershipDisplay
 
@@ -43,7 +44,8 @@ def choose_a_room(app: TuichatApp) -> None:
 def send_text(
     app: TuichatApp, text: str, mentions: Mapping[str, str], *, emote: bool, markdown: bool
 ) -> None:
-    """Text typed in the composer: a message, a reply or an edit."""
+    """Text typed in the composer: a new message, a reply, or an edit
+    (whatever the draft bar says)."""
     feedback = app.main.feedback
     if app.service is None:
         feedback.show("Not connected yet.", error=True)
@@ -53,7 +55,30 @@ def send_text(
         choose_a_room(app)
         return
     app._stop_typing()
-    app._send(room_id, text, dict(mentions), emote=emote, markdown=markdown)
+    draft, app.draft = app.draft, None
+    app.main.draft_bar.hide()
+    if draft is not None and draft.kind is DraftKind.EDIT and draft.item.event_id:
+        original = draft.item
+        app.service.edit_message(
+            room_id,
+            original.event_id,
+            text,
+            emote=emote or original.kind is ItemKind.EMOTE,
+            markdown=markdown,
+            mentions=dict(mentions),
+        )
+        return
+    reply = draft.item if draft is not None and draft.kind is DraftKind.REPLY else None
+    app.main.timeline.jump_to_latest()  # what you send shows, as in Element
+    app.service.send_message(
+        room_id,
+        text,
+        emote=emote,
+        markdown=markdown,
+        mentions=dict(mentions),
+        reply_to=reply.event_id if reply else None,
+        reply_sender=reply.sender if reply else None,
+    )
 
 
 def run_command(app: TuichatApp, command: Command, mentions: Mapping[str, str]) -> None:
