@@ -191,7 +191,7 @@ class TuichatApp(App[int]):
             )
 
     def key_label(self, binding_id: str) -> str:
-        """The keys of one of the App's bindings as people write them
+        """The keys of an action in the key table as people write them
         ("Ctrl+T"), after `[keys]` in the config."""
         return keys_label(binding_id, self.config.keys)
 
