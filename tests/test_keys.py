@@ -21,8 +21,10 @@ from textual.widgets import Static
 from tests.test_look_and_feel import message, offline_profile
 from tuichat.matrix.events import RoomsChanged, TimelineAppended
 from tuichat.model.commands import COMMANDS
+from tuichat.model.keys import KEY_ACTIONS, KeyScope
 from tuichat.model.rooms import RoomSummary
 from tuichat.ui.app import TuichatApp
+from tuichat.ui.commands import HANDLERS
 from tuichat.ui.messages import MatrixEvent
 from tuichat.ui.screens.file_picker import FilePicker
 from tuichat.ui.screens.help import HelpScreen, key_label
@@ -148,6 +150,24 @@ def test_the_readme_keys_table_equals_the_bindings() -> None:
     assert selected <= bound, f"in the README but not bound: {sorted(selected - bound)}"
 
 
+def test_the_bindings_bind_what_the_key_table_says() -> None:
+    """Each action's default keys and words are written once, in the key
+    table: the App's and the timeline's bindings carry exactly those (the
+    config's `[keys]` defaults are made from the same table)."""
+    bound = {
+        KeyScope.APP: TuichatApp.BINDINGS,
+        KeyScope.SELECTED_MESSAGE: TimelineView.BINDINGS,
+    }
+    for scope, bindings in bound.items():
+        with_id = {b.id: b for b in bindings if isinstance(b, Binding) and b.id}
+        table = {action.id: action for action in KEY_ACTIONS if action.scope is scope}
+        assert with_id.keys() == table.keys(), scope
+        for action_id, action in table.items():
+            binding = with_id[action_id]
+            assert (binding.key, binding.description) == (action.keys, action.description)
+            assert (binding.show, binding.priority) == (action.show, action.priority)
+
+
 async def test_newline_keys_typed_in_a_burst_stay_in_order(tmp_path: Path) -> None:
     """Bytes as a terminal (or tmux) sends them, through Textual's own parser,
     posted to the app back to back as its driver does: Alt+Enter arrives as
@@ -228,6 +248,10 @@ def test_the_real_app_in_tmux_takes_the_keys_from_the_composer(tmp_path: Path) -
             previous = shows
     finally:
         _tmux("kill-server")
+
+
+def test_every_command_in_the_table_has_a_handler_and_no_other_does() -> None:
+    assert HANDLERS.keys() == COMMANDS.keys()
 
 
 async def test_help_shows_every_command_and_key_and_scrolls(tmp_path: Path) -> None:

@@ -104,6 +104,16 @@ async def test_key_overrides_from_the_config(tmp_path: Path) -> None:
         assert isinstance(app.screen, RoomSwitcher)
 
 
+async def test_the_palette_names_keys_as_the_config_binds_them(tmp_path: Path) -> None:
+    """ "Go to another room" said Ctrl+K whatever [keys] said."""
+    config = Config(keys={"switch_room": "ctrl+o"}, path=tmp_path / "c.toml")
+    app = TuichatApp(offline_profile(tmp_path), connect=False, config=config)
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        helps = {c.title: c.help for c in app.get_system_commands(app.screen)}
+        assert helps["Switch room"] == "Go to another room (Ctrl+O)"
+
+
 async def test_every_action_is_in_the_command_palette(tmp_path: Path) -> None:
     app = TuichatApp(offline_profile(tmp_path), connect=False)
     async with app.run_test() as pilot:

@@ -17,6 +17,7 @@ from tests.test_ui_chat import join_in_ui, type_text, wait_ui
 from tuichat.demo.synapse import LocalSynapse
 from tuichat.matrix.events import ConnectionState
 from tuichat.matrix.session import Profile
+from tuichat.model.draft import DraftKind
 from tuichat.model.items import ItemKind
 from tuichat.ui.app import TuichatApp
 from tuichat.ui.screens.confirm import ConfirmDialog
@@ -303,8 +304,8 @@ async def test_up_in_an_empty_composer_edits_your_last_message_in_this_room(
         composer.focus()
         await pilot.press("up")
         await wait_ui(pilot, lambda: app.draft is not None)
-        assert app.draft is not None and app.draft[0] == "edit"
-        assert app.draft[1].event_id == ours["event_id"]
+        assert app.draft is not None and app.draft.kind is DraftKind.EDIT
+        assert app.draft.item.event_id == ours["event_id"]
         assert composer.text == "see you at noom"
         await pilot.press("backspace", "n")
         await pilot.press("enter")

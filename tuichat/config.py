@@ -23,33 +23,14 @@ from typing import Any
 
 from platformdirs import user_config_path
 
+# The actions `[keys]` may change, with their default keys, from the key
+# table: the ids of the bindings (Textual's keymap applies `[keys]` by id).
+from tuichat.model.keys import DEFAULT_KEYS
+
 CONFIG_ENV = "TUICHAT_CONFIG"
 
 MEMBERSHIP_CHOICES = ("show", "condense", "hide")
 DESKTOP_CHOICES = ("off", "osc9", "osc777")
-
-# Actions whose keys can be changed, with their default keys: the ids of
-# the bindings (Textual's keymap applies `[keys]` to bindings by id).
-DEFAULT_KEYS: dict[str, str] = {
-    "switch_room": "ctrl+k",
-    "new_dm": "ctrl+n",
-    "members": "f2",
-    "own_devices": "f3",
-    "retry_failed": "ctrl+r",
-    "select_message": "ctrl+s",
-    "next_room": "alt+down,ctrl+pagedown",
-    "previous_room": "alt+up,ctrl+pageup",
-    "quit": "ctrl+q",
-    "reply": "r",
-    "edit": "e",
-    "react": "plus,equals_sign",
-    "delete": "d,delete",
-    "open": "enter",
-    "view": "v",
-    "upload": "ctrl+t",
-    "help": "f1",
-    "toggle_rooms": "f4",
-}
 
 DEFAULT_CONFIG = """\
 # tuichat configuration (TOML). Delete a line to get its default back.

@@ -1,75 +1,19 @@
 """Slash commands typed in the composer: the table and parsing.
 
-Parsing is plain Python so it can be tested without a terminal; the App
-carries the parsed command out through the service.
+One table, `COMMANDS`: each command's name, usage, summary and argument
+parser. Parsing is plain Python so it can be tested without a terminal; the
+UI's handlers (`tuichat.ui.commands`, one per name in this table) carry a
+parsed command out through the service. The Help screen and Tab completion
+read the same table.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-
-@dataclass(frozen=True)
-class CommandSpec:
-    name: str
-    usage: str
-    summary: str
-
-
-COMMANDS: dict[str, CommandSpec] = {
-    spec.name: spec
-    for spec in (
-        CommandSpec("join", "/join #alias:server | !id:server", "join a room and switch to it"),
-        CommandSpec("leave", "/leave", "leave the current room"),
-        CommandSpec("dm", "/dm @user:server [@user2 …]", "open an encrypted direct message"),
-        CommandSpec("invite", "/invite @user:server", "invite someone to this room"),
-        CommandSpec("me", "/me TEXT", "send an action (emote)"),
-        CommandSpec("plain", "/plain TEXT", "send TEXT as it is, without Markdown"),
-        CommandSpec("upload", "/upload PATH", "send a file (Tab completes the path)"),
-        CommandSpec(
-            "download", "/download", "save the selected (or the latest) file to your downloads"
-        ),
-        CommandSpec(
-            "membership",
-            "/membership show|condense|hide",
-            "how joins, leaves and name changes appear in the timeline",
-        ),
-        CommandSpec("members", "/members", "list this room's members (Enter: their devices)"),
-        CommandSpec("devices", "/devices [@user:server]", "show devices, fingerprints and trust"),
-        CommandSpec(
-            "verify", "/verify @user:server [DEVICE]", "verify a device by comparing emoji"
-        ),
-        CommandSpec(
-            "verifications",
-            "/verifications",
-            "open a verification request that did not open by itself",
-        ),
-        CommandSpec(
-            "verify-device", "/verify-device @user:server DEVICE", "mark a device verified"
-        ),
-        CommandSpec("blacklist", "/blacklist @user:server DEVICE", "never send keys to a device"),
-        CommandSpec(
-            "verified-only",
-            "/verified-only on|off [global]",
-            "send keys only to verified devices (this room, or by default)",
-        ),
-        CommandSpec("recover", "/recover", "restore encrypted history (or set up recovery)"),
-        CommandSpec(
-            "signed-only",
-            "/signed-only verified|all|off",
-            "keys only to devices their owners cross-signed (for verified people, all, off)",
-        ),
-        CommandSpec("retry", "/retry", "send this room's failed messages again"),
-        CommandSpec(
-            "export-keys",
-            "/export-keys [--force] FILE",
-            "save your room keys, passphrase-protected",
-        ),
-        CommandSpec("import-keys", "/import-keys FILE", "load room keys from an export file"),
-        CommandSpec("help", "/help", "every command and key (also F1)"),
-    )
-}
+from tuichat.model.keys import DEFAULT_KEYS, key_label
 
 # Aliases are #name:server. Room ids are !opaque:server, or just !opaque
 # since room version 12 (MSC4291) dropped the server part.
@@ -77,6 +21,181 @@ _ROOM_REF = re.compile(r"^(#[^:\s]+:[A-Za-z0-9.\-\[\]:]+|![^\s:]+(:[A-Za-z0-9.\-
 
 
 _USER_ID = re.compile(r"^@[^:\s]+:[A-Za-z0-9.\-\[\]:]+$")
+
+
+class UsageError(Exception):
+    """An argument that does not fit the command: told as "Usage: …",
+    followed by `hint`."""
+
+    def __init__(self, hint: str = "") -> None:
+        super().__init__(hint)
+        self.hint = hint
+
+
+# The text after the command's name (stripped) -> its arguments, or
+# UsageError.
+ArgumentParser = Callable[[str], tuple[str, ...]]
+
+
+def no_argument(argument: str) -> tuple[str, ...]:
+    if argument:
+        raise UsageError
+    return ()
+
+
+def text_argument(argument: str) -> tuple[str, ...]:
+    """Any text, not empty (a message, a path)."""
+    if not argument:
+        raise UsageError
+    return (argument,)
+
+
+def room_argument(argument: str) -> tuple[str, ...]:
+    if not _ROOM_REF.match(argument):
+        raise UsageError
+    return (argument,)
+
+
+def user_arguments(argument: str) -> tuple[str, ...]:
+    """One or more user ids."""
+    users = argument.split()
+    if not users or any(not _USER_ID.match(u) for u in users):
+        raise UsageError(" (user ids look like @name:server)")
+    return tuple(users)
+
+
+def one_user_argument(argument: str) -> tuple[str, ...]:
+    users = user_arguments(argument)
+    if len(users) != 1:
+        raise UsageError
+    return users
+
+
+def user_and_device(low: int, high: int) -> ArgumentParser:
+    """A user id, then up to a device id: `low` to `high` words."""
+
+    def parse(argument: str) -> tuple[str, ...]:
+        words = argument.split()
+        if not low <= len(words) <= high or (words and not _USER_ID.match(words[0])):
+            raise UsageError
+        return tuple(words)
+
+    return parse
+
+
+def one_of(*choices: str) -> ArgumentParser:
+    def parse(argument: str) -> tuple[str, ...]:
+        if argument not in choices:
+            raise UsageError
+        return (argument,)
+
+    return parse
+
+
+def on_off_global(argument: str) -> tuple[str, ...]:
+    """ "on" or "off", then optionally "global"."""
+    words = argument.split()
+    if not words or words[0] not in ("on", "off") or words[1:] not in ([], ["global"]):
+        raise UsageError
+    return tuple(words)
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    name: str
+    usage: str
+    summary: str
+    parse_arguments: ArgumentParser = no_argument
+
+
+COMMANDS: dict[str, CommandSpec] = {
+    spec.name: spec
+    for spec in (
+        CommandSpec(
+            "join",
+            "/join #alias:server | !id:server",
+            "join a room and switch to it",
+            room_argument,
+        ),
+        CommandSpec("leave", "/leave", "leave the current room"),
+        CommandSpec(
+            "dm", "/dm @user:server [@user2 …]", "open an encrypted direct message", user_arguments
+        ),
+        CommandSpec(
+            "invite", "/invite @user:server", "invite someone to this room", one_user_argument
+        ),
+        CommandSpec("me", "/me TEXT", "send an action (emote)", text_argument),
+        CommandSpec("plain", "/plain TEXT", "send TEXT as it is, without Markdown", text_argument),
+        CommandSpec(
+            "upload", "/upload PATH", "send a file (Tab completes the path)", text_argument
+        ),
+        CommandSpec(
+            "download", "/download", "save the selected (or the latest) file to your downloads"
+        ),
+        CommandSpec(
+            "membership",
+            "/membership show|condense|hide",
+            "how joins, leaves and name changes appear in the timeline",
+            one_of("show", "condense", "hide"),
+        ),
+        CommandSpec("members", "/members", "list this room's members (Enter: their devices)"),
+        CommandSpec(
+            "devices",
+            "/devices [@user:server]",
+            "show devices, fingerprints and trust",
+            user_and_device(0, 1),
+        ),
+        CommandSpec(
+            "verify",
+            "/verify @user:server [DEVICE]",
+            "verify a device by comparing emoji",
+            user_and_device(1, 2),
+        ),
+        CommandSpec(
+            "verifications",
+            "/verifications",
+            "open a verification request that did not open by itself",
+        ),
+        CommandSpec(
+            "verify-device",
+            "/verify-device @user:server DEVICE",
+            "mark a device verified",
+            user_and_device(2, 2),
+        ),
+        CommandSpec(
+            "blacklist",
+            "/blacklist @user:server DEVICE",
+            "never send keys to a device",
+            user_and_device(2, 2),
+        ),
+        CommandSpec(
+            "verified-only",
+            "/verified-only on|off [global]",
+            "send keys only to verified devices (this room, or by default)",
+            on_off_global,
+        ),
+        CommandSpec("recover", "/recover", "restore encrypted history (or set up recovery)"),
+        CommandSpec(
+            "signed-only",
+            "/signed-only verified|all|off",
+            "keys only to devices their owners cross-signed (for verified people, all, off)",
+            one_of("verified", "all", "off"),
+        ),
+        CommandSpec("retry", "/retry", "send this room's failed messages again"),
+        CommandSpec(
+            "export-keys",
+            "/export-keys [--force] FILE",
+            "save your room keys, passphrase-protected",
+            text_argument,
+        ),
+        CommandSpec(
+            "import-keys", "/import-keys FILE", "load room keys from an export file", text_argument
+        ),
+        CommandSpec(
+            "help", "/help", f"every command and key (also {key_label(DEFAULT_KEYS['help'])})"
+        ),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -89,7 +208,10 @@ class Message:
 @dataclass(frozen=True)
 class Command:
     name: str
-    argument: str
+    argument: str  # the text after the name, stripped
+    # The argument as the command's parser split it (not compared: it
+    # follows from the argument).
+    args: tuple[str, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -112,34 +234,8 @@ def parse(text: str) -> Parsed:
     spec = COMMANDS.get(name)
     if spec is None:
         return CommandError(f"Unknown command /{name}. Type /help for the list.")
-    if name == "join":
-        if not _ROOM_REF.match(argument):
-            return CommandError(f"Usage: {spec.usage}")
-    elif name in ("dm", "invite"):
-        users = argument.split()
-        if not users or any(not _USER_ID.match(u) for u in users):
-            return CommandError(f"Usage: {spec.usage} (user ids look like @name:server)")
-        if name == "invite" and len(users) != 1:
-            return CommandError(f"Usage: {spec.usage}")
-    elif name in ("devices", "verify", "verify-device", "blacklist"):
-        words = argument.split()
-        needed = {"devices": (0, 1), "verify": (1, 2), "verify-device": (2, 2), "blacklist": (2, 2)}
-        low, high = needed[name]
-        if not low <= len(words) <= high or (words and not _USER_ID.match(words[0])):
-            return CommandError(f"Usage: {spec.usage}")
-    elif name == "signed-only":
-        if argument not in ("verified", "all", "off"):
-            return CommandError(f"Usage: {spec.usage}")
-    elif name == "verified-only":
-        words = argument.split()
-        if not words or words[0] not in ("on", "off") or words[1:] not in ([], ["global"]):
-            return CommandError(f"Usage: {spec.usage}")
-    elif name == "membership":
-        if argument not in ("show", "condense", "hide"):
-            return CommandError(f"Usage: {spec.usage}")
-    elif name in ("me", "plain", "upload", "export-keys", "import-keys"):
-        if not argument:
-            return CommandError(f"Usage: {spec.usage}")
-    elif argument:
-        return CommandError(f"Usage: {spec.usage}")
-    return Command(name, argument)
+    try:
+        args = spec.parse_arguments(argument)
+    except UsageError as error:
+        return CommandError(f"Usage: {spec.usage}{error.hint}")
+    return Command(name, argument, args)

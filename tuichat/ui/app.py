@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import App, SystemCommand
-from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
@@ -26,11 +25,14 @@ from tuichat.matrix.cache import Cache
 from tuichat.matrix.session import Profile, ProfileError
 from tuichat.matrix.snapshot import Snapshot, load_snapshot
 from tuichat.model.connection import ConnectionState
+from tuichat.model.draft import Draft, DraftKind
 from tuichat.model.items import ItemKind, SendState, TimelineItem
+from tuichat.model.keys import KeyScope, in_scope, keys_label
 from tuichat.model.rooms import Membership, RoomList, RoomSummary
 from tuichat.model.sanitize import SafeText, safe_line, safe_text, trusted
 from tuichat.model.timeline import EDITABLE_KINDS, Timeline, TimelineChange
 from tuichat.ui import terminal_keys
+from tuichat.ui.bindings import app_bindings
 from tuichat.ui.messages import MatrixEvent, MatrixEventsReady
 from tuichat.ui.notifications import Notifier
 from tuichat.ui.screens.main import MainScreen
@@ -68,25 +70,9 @@ class TuichatApp(App[int]):
     # Absolute: subclasses (benchmarks, tests) live in other directories.
     CSS_PATH = Path(__file__).with_name("tuichat.tcss")
 
-    # Every binding has an id: `[keys]` in the config changes its keys.
-    BINDINGS = [
-        Binding("ctrl+k", "switch_room", "Switch room", priority=True, id="switch_room"),
-        Binding("ctrl+q", "quit", "Quit", priority=True, id="quit"),
-        Binding("ctrl+n", "new_dm", "New DM", id="new_dm"),
-        Binding("f2", "members", "Members", id="members"),
-        Binding("f3", "own_devices", "Devices", id="own_devices"),
-        Binding("ctrl+r", "retry_failed", "Retry failed", id="retry_failed"),
-        Binding("ctrl+s", "select_message", "Select message", id="select_message"),
-        # Not Ctrl+U: the composer (a TextArea) takes it for "delete to the
-        # start of the line", and the composer has the focus while typing.
-        Binding("ctrl+t", "upload", "Upload file", id="upload"),
-        Binding("f1", "help", "Help", id="help"),
-        Binding("f4", "toggle_rooms", "Room list", id="toggle_rooms"),
-        Binding("alt+down,ctrl+pagedown", "next_room", "Next room", show=False, id="next_room"),
-        Binding(
-            "alt+up,ctrl+pageup", "previous_room", "Previous room", show=False, id="previous_room"
-        ),
-    ]
+    # From the key table; every binding has an id: `[keys]` in the config
+    # changes its keys.
+    BINDINGS = app_bindings()
 
     def __init__(
         self,
@@ -116,8 +102,8 @@ class TuichatApp(App[int]):
         self.cache: Cache | None = None
         self.snapshot: Snapshot | None = None
         self.main = MainScreen()
-        # A reply or edit being written: ("reply" | "edit", the message).
-        self.draft: tuple[str, TimelineItem] | None = None
+        # A reply or edit being written.
+        self.draft: Draft | None = None
         self.typing: dict[str, tuple[str, ...]] = {}  # room id -> names typing
         # Unsolicited verification requests not opened yet (/verifications).
         self.pending_verifications: dict[str, VerificationView] = {}
@@ -190,29 +176,13 @@ class TuichatApp(App[int]):
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """The command palette (Ctrl+P) lists every action, with its key."""
         yield from super().get_system_commands(screen)
-        yield SystemCommand("Switch room", "Go to another room (Ctrl+K)", self.action_switch_room)
-        yield SystemCommand("New DM", "Start an encrypted direct message", self.action_new_dm)
-        yield SystemCommand("Members", "This room's members and their devices", self.action_members)
-        yield SystemCommand("Devices", "Your devices and fingerprints", self.action_own_devices)
-        yield SystemCommand(
-            "Select message", "Reply, edit, react or delete", self.action_select_message
-        )
-        yield SystemCommand("Retry failed", "Send failed messages again", self.action_retry_failed)
-        yield SystemCommand(
-            "Upload file",
-            f"Send a file to this room ({self.key_label('upload')})",
-            self.action_upload,
-        )
-        yield SystemCommand(
-            "Help", f"Every key and command ({self.key_label('help')})", self.action_help
-        )
-        yield SystemCommand(
-            "Room list",
-            f"Show or hide the room list ({self.key_label('toggle_rooms')})",
-            self.action_toggle_rooms,
-        )
-        yield SystemCommand("Next room", "The next room in the list", self.action_next_room)
-        yield SystemCommand("Previous room", "The room above", self.action_previous_room)
+        for action in in_scope(KeyScope.APP):
+            if action.palette:
+                yield SystemCommand(
+                    action.description,
+                    action.palette.format(key=self.key_label(action.id)),
+                    getattr(self, f"action_{action.id}"),
+                )
         yield SystemCommand(
             "Recover encrypted history", "Recovery key or passphrase", self._open_recovery
         )
@@ -224,12 +194,9 @@ class TuichatApp(App[int]):
             )
 
     def key_label(self, binding_id: str) -> str:
-        """The keys of one of the App's bindings as people write them
+        """The keys of an action in the key table as people write them
         ("Ctrl+T"), after `[keys]` in the config."""
-        from tuichat.ui.screens.help import bound_keys, key_label
-
-        binding = next(b for b in self.BINDINGS if isinstance(b, Binding) and b.id == binding_id)
-        return ", ".join(key_label(key) for key in bound_keys(binding, self.config.keys))
+        return keys_label(binding_id, self.config.keys)
 
     def action_help(self) -> None:
         from tuichat.ui.screens.help import HelpScreen
@@ -982,7 +949,7 @@ class TuichatApp(App[int]):
         item, feedback = message.item, self.main.feedback
         own = item.sender == self.user_id
         if message.action == "reply":
-            self._set_draft(("reply", item))
+            self._set_draft(Draft(DraftKind.REPLY, item))
         elif message.action == "edit":
             if not own or item.kind not in EDITABLE_KINDS:
                 feedback.show("Only your own messages can be edited.", error=True)
@@ -998,7 +965,7 @@ class TuichatApp(App[int]):
         elif message.action in ("open", "view"):
             if item.attachment is None:
                 if message.action == "open":
-                    self._set_draft(("reply", item))  # Enter on a message: answer it
+                    self._set_draft(Draft(DraftKind.REPLY, item))  # Enter on a message: answer it
                 return
             if message.action == "view" and item.attachment.is_image:
                 self._view_image(item)
@@ -1131,29 +1098,14 @@ class TuichatApp(App[int]):
         finally:
             bar.finish()
 
-    def _upload_command(self, room_id: str, argument: str) -> None:
-        self._upload(room_id, Path(argument).expanduser())
-
-    def _latest_attachment(self) -> TimelineItem | None:
-        selected = self.main.timeline.selected_item
-        if selected is not None and selected.attachment is not None:
-            return selected
-        if self.current_room_id is None:
-            return None
-        timeline = self._timeline(self.current_room_id)
-        for index in range(len(timeline) - 1, -1, -1):
-            if timeline[index].attachment is not None:
-                return timeline[index]
-        return None
-
-    def _set_draft(self, draft: tuple[str, TimelineItem] | None) -> None:
-        if draft is None and self.draft is not None and self.draft[0] == "edit":
+    def _set_draft(self, draft: Draft | None) -> None:
+        if draft is None and self.draft is not None and self.draft.kind is DraftKind.EDIT:
             self.main.composer.clear()
         self.draft = draft
         if draft is None:
             self.main.draft_bar.hide()
         else:
-            self.main.draft_bar.show(*draft)
+            self.main.draft_bar.show_draft(draft)
             self.main.composer.focus()
 
     @on(Composer.Cancelled)
@@ -1179,7 +1131,7 @@ class TuichatApp(App[int]):
                 return
 
     def _start_edit(self, item: TimelineItem) -> None:
-        self._set_draft(("edit", item))
+        self._set_draft(Draft(DraftKind.EDIT, item))
         composer = self.main.composer
         composer.text = item.body
         composer.move_cursor(composer.document.end)
@@ -1263,202 +1215,19 @@ class TuichatApp(App[int]):
 
     @on(Composer.Submitted)
     async def _composer_submitted(self, message: Composer.Submitted) -> None:
-        from tuichat.model import commands  # with the first thing sent, not at start-up
+        # With the first thing sent, not at start-up.
+        from tuichat.model import commands
+        from tuichat.ui.commands import run_command, send_text
 
         feedback = self.main.feedback
         feedback.hide()
         parsed = commands.parse(message.text)
         if isinstance(parsed, commands.CommandError):
             feedback.show(safe_text(parsed.message), error=True)
-            return
-        if isinstance(parsed, commands.Command) and parsed.name == "help":
-            self.action_help()
-            return
-        if self.service is None:
-            feedback.show("Not connected yet.", error=True)
-            return
-        room_id = self.current_room_id
-        if isinstance(parsed, commands.Message) or parsed.name in ("me", "plain"):
-            if room_id is None:
-                feedback.show("Choose a room first (Ctrl+K).", error=True)
-                return
-            self._stop_typing()
-            text = parsed.text if isinstance(parsed, commands.Message) else parsed.argument
-            emote = isinstance(parsed, commands.Command) and parsed.name == "me"
-            markdown = not (isinstance(parsed, commands.Command) and parsed.name == "plain")
-            self._send(room_id, text, message.mentions, emote=emote, markdown=markdown)
-            return
-        if parsed.name == "join":
-            self._run_service_call(self.service.join(parsed.argument))
-        elif parsed.name == "devices":
-            words = parsed.argument.split()
-            self.open_devices(words[0] if words else self.user_id)
-        elif parsed.name == "verifications":
-            self.open_pending_verification()
-        elif parsed.name == "verify":
-            words = parsed.argument.split()
-            self._start_verification(words[0], words[1] if len(words) > 1 else None)
-        elif parsed.name in ("verify-device", "blacklist"):
-            user_id, device_id = parsed.argument.split()
-            action = "verify" if parsed.name == "verify-device" else "blacklist"
-            if self.service.set_device_trust(user_id, device_id, action):
-                feedback.show(safe_text(f"{device_id} of {user_id}: {action}ed."))
-            else:
-                feedback.show(
-                    safe_text(f"{user_id} has no device {device_id} (try /devices {user_id})"),
-                    error=True,
-                )
-        elif parsed.name == "verified-only":
-            words = parsed.argument.split()
-            on_ = words[0] == "on"
-            if words[1:] == ["global"]:
-                self.service.set_verified_only(None, on_)
-                feedback.show(
-                    safe_text(f"Keys go only to verified devices by default: {words[0]}.")
-                )
-            elif room_id is None:
-                feedback.show("Choose a room first (Ctrl+K).", error=True)
-            else:
-                self.service.set_verified_only(room_id, on_)
-                feedback.show(
-                    safe_text(f"In this room, keys go only to verified devices: {words[0]}.")
-                )
-        elif parsed.name == "recover":
-            self._open_recovery()
-        elif parsed.name == "signed-only":
-            self.service.set_signed_only(parsed.argument)
-            feedback.show(
-                safe_text(f"Room keys only to devices their owners signed: {parsed.argument}.")
-            )
-        elif parsed.name == "members":
-            self.action_members()
-        elif parsed.name == "membership":
-            self._set_membership_display(MembershipDisplay(parsed.argument))
-            feedback.show(safe_text(f"Membership changes: {parsed.argument}."))
-        elif parsed.name == "dm":
-            self._with_progress(
-                "Opening an encrypted DM…", self.service.create_dm(parsed.argument.split())
-            )
-        elif parsed.name in ("export-keys", "import-keys"):
-            self._handle_keys_command(parsed.name, parsed.argument)
-        elif parsed.name == "retry":
-            self.action_retry_failed()
-        elif room_id is None:
-            feedback.show("Choose a room first (Ctrl+K).", error=True)
-        elif parsed.name == "leave":
-            self._run_service_call(self.service.leave(room_id))
-        elif parsed.name == "upload":
-            self._upload_command(room_id, parsed.argument)
-        elif parsed.name == "download":
-            item = self._latest_attachment()
-            if item is None:
-                feedback.show("No file in this room to download.", error=True)
-            else:
-                self._download(item)
-        elif parsed.name == "invite":
-            self._run_service_call(self.service.invite(room_id, parsed.argument))
-
-    def _send(
-        self, room_id: str, text: str, mentions: dict[str, str], *, emote: bool, markdown: bool
-    ) -> None:
-        """A new message, a reply, or an edit (whatever the draft bar says)."""
-        assert self.service is not None
-        draft, self.draft = self.draft, None
-        self.main.draft_bar.hide()
-        if draft is not None and draft[0] == "edit" and draft[1].event_id:
-            original = draft[1]
-            self.service.edit_message(
-                room_id,
-                original.event_id,
-                text,
-                emote=emote or original.kind is ItemKind.EMOTE,
-                markdown=markdown,
-                mentions=mentions,
-            )
-            return
-        reply = draft[1] if draft is not None and draft[0] == "reply" else None
-        self.main.timeline.jump_to_latest()  # what you send shows, as in Element
-        self.service.send_message(
-            room_id,
-            text,
-            emote=emote,
-            markdown=markdown,
-            mentions=mentions,
-            reply_to=reply.event_id if reply else None,
-            reply_sender=reply.sender if reply else None,
-        )
-
-    def _handle_keys_command(self, name: str, argument: str) -> None:
-        from tuichat.matrix.crypto import key_export
-        from tuichat.ui.screens.passphrase import PassphraseDialog
-
-        force = name == "export-keys" and argument.startswith("--force ")
-        path = Path(argument.removeprefix("--force ").strip() if force else argument).expanduser()
-        feedback = self.main.feedback
-        try:  # a wrong file is told before the passphrase is asked
-            if name == "export-keys":
-                key_export.check_export_target(path, force=force)
-            else:
-                key_export.read_key_file(path, key_export.HEAD_BYTES)
-        except key_export.KeyFileError as error:
-            told = str(error).replace("; --force", "; /export-keys --force FILE")
-            feedback.show(safe_line(told), error=True)
-            return
-        if name == "export-keys":
-            dialog = PassphraseDialog(
-                trusted("Export room keys"),
-                safe_text(
-                    f"The keys will be written to {path}, encrypted with this passphrase. "
-                    "Anyone with the file and the passphrase can read your encrypted history."
-                ),
-                confirm=True,
-                check=key_export.passphrase_problem,
-            )
+        elif isinstance(parsed, commands.Message):
+            send_text(self, parsed.text, message.mentions, emote=False, markdown=True)
         else:
-            dialog = PassphraseDialog(
-                trusted("Import room keys"),
-                safe_line(f"The passphrase that protects {path}."),
-                confirm=False,
-            )
-
-        def chosen(passphrase: str | None) -> None:
-            if passphrase:
-                self._run_keys_command(name, path, passphrase)
-            self.main.composer.focus()
-
-        self.push_screen(dialog, chosen)
-
-    @work(group="keys", exclusive=True, exit_on_error=False)
-    async def _run_keys_command(self, name: str, path: Path, passphrase: str) -> None:
-        from tuichat.matrix.crypto.key_export import KeyFileError
-
-        feedback = self.main.feedback
-        service = self.service
-        if service is None:
-            feedback.show("Not connected yet.", error=True)
-            return
-        try:
-            if name == "export-keys":
-                feedback.show("Exporting room keys…")
-                count = await service.export_keys(path, passphrase)
-                feedback.show(safe_text(f"Exported {count} room keys to {path}."))
-                return
-            feedback.show("Decrypting the key file…")
-            text = await asyncio.to_thread(path.read_text, encoding="utf-8")
-
-            def progress(done: int, total: int) -> None:
-                feedback.show(f"Importing room keys… {done}/{total}")
-
-            result = await service.import_keys(text, passphrase, progress)
-        except (KeyFileError, OSError, UnicodeDecodeError) as error:
-            feedback.show(safe_text(f"Key {name.split('-')[0]} failed: {error}"), error=True)
-            return
-        invalid = f", {result.invalid} unusable" if result.invalid else ""
-        feedback.show(
-            safe_text(
-                f"Imported {result.imported} new room keys ({result.total} in the file{invalid})."
-            )
-        )
+            run_command(self, parsed, message.mentions)
 
     def _run_service_call(self, call: object) -> None:
         self.run_worker(call, group="commands", exit_on_error=False)  # type: ignore[arg-type]

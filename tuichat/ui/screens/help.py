@@ -1,7 +1,8 @@
 """The Help screen (F1, /help): every key and every command, scrollable.
 
-Generated from the bindings (the App's, the composer's and the timeline's,
-with `[keys]` from the config applied) and from the command table in
+Generated from the bindings (the App's and the timeline's, made from the key
+table in `tuichat.model.keys`, and the composer's, with `[keys]` from the
+config applied) and from the command table in
 `tuichat.model.commands`, so it cannot fall behind them.
 """
 
@@ -21,35 +22,16 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
 from tuichat.model.commands import COMMANDS
+from tuichat.model.keys import key_label, split_keys
 from tuichat.model.sanitize import safe_line
 
 if TYPE_CHECKING:
     from tuichat.ui.app import TuichatApp
 
-# How key names are written for people (Textual's names on the left).
-_NAMES = {
-    "plus": "+",
-    "equals_sign": "=",
-    "pageup": "PageUp",
-    "pagedown": "PageDown",
-    "escape": "Escape",
-}
-
-
-def key_label(key: str) -> str:
-    """ "ctrl+pagedown" -> "Ctrl+PageDown", "r" -> "r", "f1" -> "F1"."""
-    *modifiers, name = key.split("+")
-    if name in _NAMES:
-        name = _NAMES[name]
-    elif len(name) > 1 or modifiers:
-        name = name.capitalize() if not modifiers or len(name) > 1 else name.upper()
-    return "+".join([*(m.capitalize() for m in modifiers), name])
-
 
 def bound_keys(binding: Binding, keymap: Mapping[str, str]) -> list[str]:
     """A binding's keys, after the config's `[keys]`."""
-    keys = keymap.get(binding.id, binding.key) if binding.id else binding.key
-    return [key.strip() for key in keys.split(",") if key.strip()]
+    return split_keys(keymap.get(binding.id, binding.key) if binding.id else binding.key)
 
 
 def _bindings(bindings: Iterable[Binding | tuple[str, ...]]) -> list[Binding]:

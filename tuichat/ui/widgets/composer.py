@@ -14,11 +14,14 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import TextArea
 
+from tuichat.model.keys import key_label
+
 # Keys that start a new line. Handled as the key arrives, not as a binding:
 # a binding runs only once the key has bubbled up to the App, and in a
 # burst of typing (a paste-speed `Ctrl+J x Ctrl+J y`) the letters after it
 # were inserted first ("xy" then two newlines).
 NEWLINE_KEYS = ("alt+enter", "ctrl+j", "shift+enter")
+SEND_KEY = "enter"
 
 
 class Composer(TextArea):
@@ -51,7 +54,7 @@ class Composer(TextArea):
     # Keys the composer reads itself (in `_on_key`, not as bindings), for
     # the Help screen: (key, what it does).
     KEYS_READ: ClassVar[tuple[tuple[str, str], ...]] = (
-        ("enter", "Send the message"),
+        (SEND_KEY, "Send the message"),
         ("up", "Edit your last message in this room (in an empty composer)"),
         ("end", "Jump to the newest message (in an empty composer)"),
         ("tab", "Complete a @name, or the path after /upload"),
@@ -79,14 +82,19 @@ class Composer(TextArea):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
-        self.placeholder = "Message — Enter sends, Alt+Enter for a new line, /help for commands"
+        # The keys named as the composer reads them (Enter sends, the first
+        # of NEWLINE_KEYS starts a new line).
+        self.placeholder = (
+            f"Message — {key_label(SEND_KEY)} sends, {key_label(NEWLINE_KEYS[0])} for a new line, "
+            "/help for commands"
+        )
         # (display name, user id) of the room's members, for completion.
         self.members: list[tuple[str, str]] = []
         self.mentions: dict[str, str] = {}
         self._completion: tuple[str, list[tuple[str, str]], int] | None = None
 
     async def _on_key(self, event: events.Key) -> None:
-        if event.key == "enter":
+        if event.key == SEND_KEY:
             event.stop()
             event.prevent_default()
             self.submit()

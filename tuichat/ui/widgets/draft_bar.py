@@ -6,7 +6,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.widgets import Static
 
-from tuichat.model.items import TimelineItem
+from tuichat.model.draft import Draft, DraftKind
 from tuichat.model.rich_body import plain_text
 from tuichat.model.sanitize import safe_line
 
@@ -23,13 +23,14 @@ class DraftBar(Static):
     DraftBar.-visible { display: block; }
     """
 
-    def show(self, mode: str, item: TimelineItem) -> None:
-        """`mode` is "reply" or "edit"; the item's text is remote and goes
-        in as Text, never as markup."""
+    def show_draft(self, draft: Draft) -> None:
+        """The message replied to or edited: its text is remote and goes in
+        as Text, never as markup."""
+        item = draft.item
         what = plain_text(item.formatted) if item.formatted is not None else item.body
         shown = safe_line(" ".join(what.split()))
         text = Text(no_wrap=True, overflow="ellipsis")
-        if mode == "reply":
+        if draft.kind is DraftKind.REPLY:
             text.append("↳ Replying to ")
             text.append(safe_line(item.sender_name), Style(bold=True))
             text.append(f": {shown}")
