@@ -109,7 +109,6 @@ class CryptoEngine:
         self._backup_wanted: dict[str, str] = {}  # session id -> room id
         self._backup_asked: set[str] = set()
         self._backup_checked = 0.0
-        self._keys_generation = extras.keys_generation
         self.on_verification: Callable[[VerificationView], None] = lambda view: None
         self.on_verified: Callable[[str, str], None] = lambda user, device: None
         self.cross_signing = CrossSigning(
@@ -353,7 +352,6 @@ class CryptoEngine:
                 await self._guard(client.send_to_device_messages(), "sending to-device")
             await self.requests.send_due(self.clock())
             await self.verifications.check_timeouts()
-            results.extend(self.reload_if_changed())
             results.extend(await self._backup_upkeep())
             results.extend(self.keys_arrived())
             return results
@@ -417,29 +415,7 @@ class CryptoEngine:
             self.backup.mark_backed_up(
                 (s.session_id for s in sessions), self.backup.version.version
             )
-        self.extras.bump_keys_generation()
-        self._keys_generation = self.extras.keys_generation
         return result, results
-
-    def reload_if_changed(self) -> list[Redecrypted]:
-        """Another process (tuichat recover, tuichat keys import) added keys
-        to the store: read them and retry the waiting events."""
-        generation = self.extras.keys_generation
-        if generation == self._keys_generation:
-            return []
-        self._keys_generation = generation
-        self.extras.forget_cached_sources()
-        if self.olm.store is not None:
-            for session in self.olm.store.load_inbound_group_sessions():
-                known = self.olm.inbound_group_store.get(
-                    session.room_id, session.sender_key, session.id
-                )
-                if known is None or session.first_known_index < known.first_known_index:
-                    self.olm.inbound_group_store._entries[session.room_id][session.sender_key][
-                        session.id
-                    ] = session
-                    self.olm.arrived_sessions.append((session.room_id, session.id))
-        return self.keys_arrived()
 
     async def query_keys(self) -> list[Redecrypted]:
         olm = self.olm
@@ -877,9 +853,6 @@ class CryptoEngine:
                 progress(min(start + chunk, len(sessions)), len(sessions))
             await asyncio.sleep(0)
         result = ImportResult(total=len(sessions) + invalid, imported=imported, invalid=invalid)
-        if imported:
-            # Tell a TUI running in another process to re-read the store.
-            self._keys_generation = self.extras.bump_keys_generation()
         return result, self.keys_arrived()
 
 

@@ -271,10 +271,6 @@ class CryptoExtrasStore:
         if self._sources is not None:
             self._sources.update({(row[0], row[1], row[2]): row[3] for row in rows})
 
-    def forget_cached_sources(self) -> None:
-        """Another process may have written key sources: read them again."""
-        self._sources = None
-
     def clear_key_source(self, room_id: str, sender_key: str, session_id: str) -> None:
         self._db.execute(
             "DELETE FROM key_provenance WHERE room_id = ? AND sender_key = ? AND session_id = ?",
@@ -355,16 +351,3 @@ class CryptoExtrasStore:
             [(session_id, version) for session_id in session_ids],
         )
         self._db.execute("COMMIT")
-
-    # -- another process changed the key store ---------------------------------------------
-
-    @property
-    def keys_generation(self) -> int:
-        """Bumped by any process that adds keys (tuichat recover, keys import)
-        so a running TUI knows to re-read the store."""
-        return int(self.get("keys_generation") or 0)
-
-    def bump_keys_generation(self) -> int:
-        generation = self.keys_generation + 1
-        self.set("keys_generation", str(generation))
-        return generation

@@ -88,7 +88,6 @@ class ServiceBase:
         self.client: TuichatClient | None = None
         self.crypto: CryptoEngine | None = None
         self._sync_task: asyncio.Task[None] | None = None
-        self._watch_task: asyncio.Task[None] | None = None
         # The access token in use and its refresh (tuichat/matrix/tokens.py).
         self.tokens: TokenKeeper | None = None
         self._token_task: asyncio.Task[None] | None = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -22,8 +21,6 @@ from tuichat.matrix.service.base import (
 )
 
 log = logging.getLogger(__name__)
-
-OTHER_PROCESS_POLL = 2.0
 
 
 class KeysMixin(ServiceBase):
@@ -126,13 +123,6 @@ class KeysMixin(ServiceBase):
         extras.set("recovery_offered", "1")
         if status.has_secret_storage and status.backup is not None:
             self.emit(RecoveryOffered(status.backup.count))
-
-    async def _watch_other_processes(self) -> None:
-        """Keys imported by another process (tuichat recover) reach us here."""
-        while True:
-            await asyncio.sleep(OTHER_PROCESS_POLL)
-            if self.crypto is not None:
-                self._emit_redecrypted(self.crypto.reload_if_changed())
 
     async def export_keys(self, path: Path, passphrase: str) -> int:
         """Export every room key this device holds; returns how many."""

@@ -125,14 +125,12 @@ class LifecycleMixin(ServiceBase):
         assert self.tokens is not None
         self._token_task = asyncio.create_task(self.tokens.run(), name="tuichat-tokens")
         self.resume_outbox()
-        self._watch_task = asyncio.create_task(self._watch_other_processes(), name="tuichat-watch")
 
     async def stop(self) -> None:
         tasks = [
             t
             for t in (
                 self._sync_task,
-                self._watch_task,
                 self._token_task,
                 *self._send_workers.values(),
             )
