@@ -22,3 +22,11 @@ def binding(action: KeyAction, textual_action: str | None = None) -> Binding:
 def app_bindings() -> list[Binding]:
     """The App's bindings: every action that works anywhere."""
     return [binding(action) for action in in_scope(KeyScope.APP)]
+
+
+def selected_message_bindings() -> list[Binding]:
+    """The timeline's bindings for what is done to the selected message:
+    each runs its `act(id)`."""
+    return [
+        binding(action, f"act('{action.id}')") for action in in_scope(KeyScope.SELECTED_MESSAGE)
+    ]

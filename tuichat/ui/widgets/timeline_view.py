@@ -40,6 +40,7 @@ from tuichat.model.layout import (
     membership_summary,
 )
 from tuichat.model.timeline import ChangeKind, Timeline, TimelineChange
+from tuichat.ui.bindings import selected_message_bindings
 from tuichat.ui.widgets.message_render import (
     GUTTER,
     MIN_BODY_WIDTH,
@@ -129,13 +130,8 @@ class TimelineView(VirtualLines, can_focus=True):
     BINDINGS = [
         Binding("up,k", "select(-1)", "Previous", show=False),
         Binding("down,j", "select(1)", "Next", show=False),
-        # Ids: `[keys]` in the config changes these keys.
-        Binding("r", "act('reply')", "Reply", id="reply"),
-        Binding("e", "act('edit')", "Edit", id="edit"),
-        Binding("plus,equals_sign", "act('react')", "React", id="react"),
-        Binding("d,delete", "act('delete')", "Delete", id="delete"),
-        Binding("enter", "act('open')", "Save file", id="open"),
-        Binding("v", "act('view')", "View image", id="view"),
+        # From the key table: `[keys]` in the config changes these keys.
+        *selected_message_bindings(),
         Binding("escape", "leave", "Back to composer"),
         Binding("end,ctrl+end", "jump_to_latest", "Latest", show=False),
     ]
