@@ -312,19 +312,26 @@ async def complete_login(
         client.extras.close()
 
 
+async def _post_logout(base_url: str, access_token: str) -> tuple[int, str]:
+    """POST /logout with `access_token`: the status and the body."""
+    async with (
+        aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http,
+        http.post(
+            f"{base_url}/_matrix/client/v3/logout",
+            headers={"Authorization": f"Bearer {access_token}"},
+            json={},
+        ) as response,
+    ):
+        return response.status, await response.text()
+
+
 async def _discard_login(base_url: str, access_token: str) -> None:
     """Log out a session that must not be kept (it belongs to another
     account than the profile's); a failure is only logged."""
-    async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http:
-        try:
-            async with http.post(
-                f"{base_url}/_matrix/client/v3/logout",
-                headers={"Authorization": f"Bearer {access_token}"},
-                json={},
-            ) as response:
-                await response.read()
-        except (aiohttp.ClientError, OSError, TimeoutError) as error:
-            log.warning("logging out the unwanted session failed: %s", _short(error))
+    try:
+        await _post_logout(base_url, access_token)
+    except (aiohttp.ClientError, OSError, TimeoutError) as error:
+        log.warning("logging out the unwanted session failed: %s", _short(error))
 
 
 def login_request_body(
@@ -394,26 +401,14 @@ async def logout(profile: Profile) -> Session:
     session = profile.load_session()
     if session is None:
         raise LoginError(f"{profile.root} holds no session: nothing to log out")
-    async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http:
-        try:
-            async with http.post(
-                f"{session.homeserver}/_matrix/client/v3/logout",
-                headers={"Authorization": f"Bearer {session.access_token}"},
-                json={},
-            ) as response:
-                status = response.status
-                body = await response.text()
-        except (TimeoutError, aiohttp.ClientError, OSError) as error:
-            raise LoginError(
-                f"cannot reach {session.homeserver}: {_short(error)}; nothing was removed"
-            ) from None
-    if status != 200:
-        try:
-            errcode = json.loads(body).get("errcode")
-        except (ValueError, AttributeError):
-            errcode = None
-        # An already invalid token means the device is gone on the server.
-        if errcode != "M_UNKNOWN_TOKEN":
-            raise LoginError(f"logout failed: HTTP {status}; nothing was removed")
+    try:
+        status, body = await _post_logout(session.homeserver, session.access_token)
+    except (TimeoutError, aiohttp.ClientError, OSError) as error:
+        raise LoginError(
+            f"cannot reach {session.homeserver}: {_short(error)}; nothing was removed"
+        ) from None
+    # An already invalid token means the device is gone on the server.
+    if status != 200 and _errcode(body) != "M_UNKNOWN_TOKEN":
+        raise LoginError(f"logout failed: HTTP {status}; nothing was removed")
     profile.remove_session()
     return session
