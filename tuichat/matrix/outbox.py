@@ -26,7 +26,7 @@ from Crypto.Cipher import AES
 from Crypto.Hash import SHA256
 from Crypto.Protocol.KDF import HKDF
 
-from tuichat.matrix.session import FILE_MODE, private_umask
+from tuichat.matrix.session import FILE_MODE, Profile, private_umask
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -52,7 +52,7 @@ class OutboxEntry:
 
 
 class Outbox:
-    FILE_NAME = "outbox.sqlite3"
+    FILE_NAME = Profile.OUTBOX_FILE  # logout removes it by that name
 
     def __init__(self, directory: Path, pickle_key: str) -> None:
         self.path = Path(directory) / self.FILE_NAME
