@@ -55,7 +55,7 @@ def main() -> None:
     else:
         from pathlib import Path
 
-        from tuichat.matrix.session import Profile
+        from tuichat.matrix.account.session import Profile
         from tuichat.ui.app import TuichatApp
 
         class Measured(TuichatApp):

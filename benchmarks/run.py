@@ -29,7 +29,7 @@ from benchmarks.synthetic import (
     room_id,
     sync_response,
 )
-from tuichat.matrix import fastjson
+from tuichat.matrix.transport import fastjson
 
 RESULTS = Path(__file__).with_name("results.json")
 Figure = dict[str, Any]
@@ -298,7 +298,7 @@ async def room_switch(tmp: Path) -> Figure:
     fill_cache(small, rooms=2, events_per_room=100)
     # The small room goes into the same profile under another id.
     from benchmarks.synthetic import plain_event, state_events
-    from tuichat.matrix.cache import Cache, RoomWrite, SyncWrite
+    from tuichat.matrix.storage.cache import Cache, RoomWrite, SyncWrite
 
     cache = Cache(profile.cache_file)
     small_room = "!small:bench.test"

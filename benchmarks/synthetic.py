@@ -11,8 +11,8 @@ from typing import Any
 
 import vodozemac
 
-from tuichat.matrix.cache import Cache, RoomWrite, SyncWrite
-from tuichat.matrix.session import Profile, Session
+from tuichat.matrix.account.session import Profile, Session
+from tuichat.matrix.storage.cache import Cache, RoomWrite, SyncWrite
 
 OWN_USER = "@me:bench.test"
 OWN_DEVICE = "BENCHDEVICE"

@@ -17,9 +17,9 @@ from tests.js_peer import JsPeer
 from tests.peers import NioPeer
 from tests.recorder import Recorder, ServiceFactory, join_invite
 from tuichat.demo.synapse import LocalSynapse, RegisteredUser
-from tuichat.matrix.login import login
+from tuichat.matrix.account.login import login
+from tuichat.matrix.account.session import Profile
 from tuichat.matrix.service import MatrixService
-from tuichat.matrix.session import Profile
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from tuichat.matrix.account.session import Profile
 from tuichat.matrix.service import MatrixService
-from tuichat.matrix.session import Profile
 
 
 async def main(profile_dir: str, room_id: str, bodies: list[str]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from tuichat.matrix.events import (
+from tuichat.model.events import (
     ItemsReplaced,
     RoomsChanged,
     TimelineAppended,

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tuichat.matrix import attachments
-from tuichat.matrix.attachments import AttachmentError, safe_filename, unique_path
-from tuichat.matrix.convert import Viewer, to_item
-from tuichat.matrix.media import parse_mxc
-from tuichat.matrix.room_state import RoomState
+from tuichat.matrix.content import file_messages as attachments
+from tuichat.matrix.content.convert import Viewer, to_item
+from tuichat.matrix.content.file_messages import AttachmentError, safe_filename, unique_path
+from tuichat.matrix.content.room_state import RoomState
+from tuichat.matrix.transport.media import parse_mxc
 from tuichat.model.rooms import Membership
 from tuichat.ui.widgets.composer import path_matches
 from tuichat.ui.widgets.image_preview import preview_lines

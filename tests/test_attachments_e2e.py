@@ -24,9 +24,9 @@ from tests.test_attachments import png
 from tests.test_ui_chat import join_in_ui, type_text, wait_ui
 from tuichat.config import Config
 from tuichat.demo.synapse import LocalSynapse
-from tuichat.matrix.attachments import AttachmentError
-from tuichat.matrix.events import ConnectionState
-from tuichat.matrix.session import Profile
+from tuichat.matrix.account.session import Profile
+from tuichat.matrix.content.file_messages import AttachmentError
+from tuichat.model.events import ConnectionState
 from tuichat.model.items import TimelineItem
 from tuichat.ui.app import TuichatApp
 from tuichat.ui.screens.confirm import ConfirmDialog
@@ -334,7 +334,7 @@ async def test_a_failed_upload_is_retried_with_ctrl_r_and_download_saves_the_lat
     """The server fails the upload (a proxy answers 504): Ctrl+R sends it
     again. (A missing file is not retried: there is nothing to try again.)"""
     from tests.fault_proxy import FaultProxy
-    from tuichat.matrix.login import login
+    from tuichat.matrix.account.login import login
 
     alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
     proxy = FaultProxy(synapse.url)

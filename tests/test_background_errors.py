@@ -17,8 +17,8 @@ from tests.conftest import UserFactory, log_in
 from tests.peers import NioPeer
 from tests.test_ui_chat import type_text, wait_ui
 from tuichat.demo.synapse import LocalSynapse
+from tuichat.matrix.account.session import Profile
 from tuichat.matrix.crypto.secret_storage import ALGORITHM, encode_recovery_key
-from tuichat.matrix.session import Profile
 from tuichat.ui.app import TuichatApp
 
 

@@ -7,8 +7,8 @@ import sqlite3
 import stat
 from pathlib import Path
 
-from tuichat.matrix.cache import Cache, RoomWrite, SyncWrite
-from tuichat.matrix.snapshot import load_snapshot
+from tuichat.matrix.storage.cache import Cache, RoomWrite, SyncWrite
+from tuichat.matrix.storage.snapshot import load_snapshot
 
 ME = "@me:x"
 

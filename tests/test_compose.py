@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tuichat.matrix.compose import edit_content, message_content, reaction_content
-from tuichat.matrix.convert import Viewer, to_item
-from tuichat.matrix.room_state import RoomState
+from tuichat.matrix.content.compose import edit_content, message_content, reaction_content
+from tuichat.matrix.content.convert import Viewer, to_item
+from tuichat.matrix.content.room_state import RoomState
 from tuichat.model.items import RelationKind
 from tuichat.model.rooms import Membership
 

@@ -16,10 +16,10 @@ from tests.peers import NioPeer, wait_until
 from tests.recorder import Recorder, ServiceFactory
 from tests.test_devices import _views
 from tuichat.demo.synapse import LocalSynapse
+from tuichat.matrix.account.session import Profile
 from tuichat.matrix.crypto.cross_signing import MASTER, SELF_SIGNING, USER_SIGNING
-from tuichat.matrix.events import TimelineAppended
 from tuichat.matrix.service import MatrixService
-from tuichat.matrix.session import Profile
+from tuichat.model.events import TimelineAppended
 from tuichat.model.items import ItemKind
 from tuichat.model.verification import Phase
 

@@ -16,11 +16,11 @@ from tests.conftest import UserFactory, log_in
 from tests.peers import NioPeer, wait_until
 from tests.recorder import Recorder, ServiceFactory
 from tuichat.demo.synapse import LocalSynapse
-from tuichat.matrix.convert import Decryption, Viewer, to_item
+from tuichat.matrix.account.session import Profile
+from tuichat.matrix.content.convert import Decryption, Viewer, to_item
+from tuichat.matrix.content.room_state import RoomState
 from tuichat.matrix.crypto.extras_store import CryptoExtrasStore
-from tuichat.matrix.room_state import RoomState
 from tuichat.matrix.service import MatrixService
-from tuichat.matrix.session import Profile
 from tuichat.model.items import ItemKind, WithheldCode
 from tuichat.model.rooms import Membership
 
@@ -539,7 +539,7 @@ async def test_fallback_key_is_published_and_one_time_keys_are_replenished(
 async def test_keys_generated_for_an_upload_survive_a_kill_before_the_answer(
     synapse: LocalSynapse, new_user: UserFactory, profile: Profile
 ) -> None:
-    from tuichat.matrix.client import build_client
+    from tuichat.matrix.transport.client import build_client
 
     await log_in(synapse, profile, new_user("alice"))
     session = profile.load_session()

@@ -9,9 +9,9 @@ from tests.peers import wait_until
 from tests.recorder import Recorder
 from tuichat.demo.bot import GREETING, VERIFIED, VERIFY_HINT, describe_emoji, reply_to
 from tuichat.demo.runner import DemoEnvironment
-from tuichat.matrix.events import VerificationChanged
 from tuichat.matrix.service import MatrixService
 from tuichat.model.devices import Trust
+from tuichat.model.events import VerificationChanged
 from tuichat.model.verification import Phase, VerificationView
 
 

@@ -14,10 +14,10 @@ from tests.js_peer import JsPeer, requires_js_peer
 from tests.peers import NioPeer, wait_until
 from tests.recorder import Recorder, ServiceFactory
 from tuichat.demo.synapse import LocalSynapse
-from tuichat.matrix.events import TimelineAppended, VerificationChanged
+from tuichat.matrix.account.session import Profile
 from tuichat.matrix.service import MatrixService
-from tuichat.matrix.session import Profile
 from tuichat.model.devices import Trust, format_fingerprint
+from tuichat.model.events import TimelineAppended, VerificationChanged
 from tuichat.model.verification import Phase
 
 Peers = Callable[..., Any]
@@ -110,7 +110,7 @@ def test_cli_prints_this_devices_fingerprint(
     )
     assert result.returncode == 0, result.stderr
     assert session.device_id in result.stdout and "This device" in result.stdout
-    from tuichat.matrix.client import build_client
+    from tuichat.matrix.transport.client import build_client
 
     client = build_client(profile, session)
     client.restore_login(session.user_id, session.device_id, session.access_token)

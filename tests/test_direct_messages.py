@@ -15,8 +15,8 @@ from tests.peers import NioPeer, wait_until
 from tests.recorder import Recorder, ServiceFactory
 from tests.test_ui_chat import type_text, wait_ui
 from tuichat.demo.synapse import LocalSynapse, RegisteredUser
-from tuichat.matrix.events import Notice, SwitchToRoom
-from tuichat.matrix.session import Profile
+from tuichat.matrix.account.session import Profile
+from tuichat.model.events import Notice, SwitchToRoom
 from tuichat.model.rooms import Membership
 from tuichat.ui.app import TuichatApp
 from tuichat.ui.screens.invite import InviteDialog
@@ -184,7 +184,7 @@ async def test_declined_invites_disappear(
     room_id = await peer.create_room(invite=[alice.user_id], direct=True)
     await wait_until(lambda: room_id in recorder.rooms())
     assert await service.decline_invite(room_id)
-    from tuichat.matrix.events import RoomRemoved
+    from tuichat.model.events import RoomRemoved
 
     await wait_until(lambda: RoomRemoved(room_id) in recorder.events)
     assert room_id not in service.states

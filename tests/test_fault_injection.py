@@ -15,12 +15,12 @@ from tests.fault_proxy import FaultProxy
 from tests.peers import NioPeer, wait_until
 from tests.recorder import Recorder, join_invite
 from tuichat.demo.synapse import LocalSynapse
-from tuichat.matrix.events import ConnectionChanged
-from tuichat.matrix.login import login
+from tuichat.matrix.account.login import login
+from tuichat.matrix.account.session import Profile
 from tuichat.matrix.service import MatrixService
 from tuichat.matrix.service.syncing import LONG_POLL_MARGIN
-from tuichat.matrix.session import Profile
 from tuichat.model.connection import ConnectionState
+from tuichat.model.events import ConnectionChanged
 
 
 @pytest.fixture

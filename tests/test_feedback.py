@@ -10,7 +10,7 @@ from typing import Any
 from tests.conftest import UserFactory, log_in
 from tests.test_ui_chat import join_in_ui, type_text, wait_ui
 from tuichat.demo.synapse import LocalSynapse
-from tuichat.matrix.session import Profile
+from tuichat.matrix.account.session import Profile
 from tuichat.ui.app import TuichatApp
 from tuichat.ui.screens.invite import InviteDialog
 from tuichat.ui.widgets.status_line import Feedback
@@ -71,7 +71,7 @@ async def test_the_retry_line_ends_when_the_messages_are_sent(
     """Ctrl+R's "Sending 1 message(s) again…" goes when the message is sent;
     it stayed until something else was said."""
     from tests.fault_proxy import FaultProxy
-    from tuichat.matrix.login import login
+    from tuichat.matrix.account.login import login
 
     alice, bob = new_user("alice"), new_user("bob", "Bob")
     proxy = FaultProxy(synapse.url)

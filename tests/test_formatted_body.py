@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tuichat.matrix.formatted_body import parse_formatted_body
+from tuichat.matrix.content.formatted_body import parse_formatted_body
 from tuichat.model.rich_body import BlockKind, Mark, plain_text
 
 

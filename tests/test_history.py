@@ -14,9 +14,9 @@ from tests.peers import NioPeer, wait_until
 from tests.recorder import Recorder, ServiceFactory
 from tests.test_ui_chat import join_in_ui, wait_ui
 from tuichat.demo.synapse import LocalSynapse
-from tuichat.matrix.events import TimelineAppended, TimelinePrepended
+from tuichat.matrix.account.session import Profile
 from tuichat.matrix.service import MatrixService, syncing
-from tuichat.matrix.session import Profile
+from tuichat.model.events import TimelineAppended, TimelinePrepended
 from tuichat.model.items import ItemKind
 from tuichat.ui.app import TuichatApp
 from tuichat.ui.widgets.timeline_view import HistoryState, TimelineView
@@ -218,8 +218,8 @@ async def test_older_history_read_before_the_crypto_store_opens_is_decrypted_whe
     frame came from the cache): a page of older cached history asked for
     then comes as "decrypting…" placeholders, and each must end, decrypted
     once the store opens."""
-    from tuichat.matrix.events import ItemsReplaced
-    from tuichat.matrix.snapshot import EVENTS_PER_ROOM
+    from tuichat.matrix.storage.snapshot import EVENTS_PER_ROOM
+    from tuichat.model.events import ItemsReplaced
 
     service, recorder, peer, room_id = await service_and_peer_in_room(
         synapse, new_user, profile, peer_factory, start_service, encrypted=True

@@ -20,7 +20,7 @@ from tests.conftest import UserFactory, log_in
 from tests.peers import NioPeer
 from tests.test_ui_chat import join_in_ui, type_text, wait_ui
 from tuichat.demo.synapse import LocalSynapse
-from tuichat.matrix.session import Profile
+from tuichat.matrix.account.session import Profile
 from tuichat.ui.app import TuichatApp
 from tuichat.ui.screens.verification import VerificationDialog
 from tuichat.ui.widgets.room_list import RoomListView
@@ -229,7 +229,7 @@ async def test_no_hostile_sequence_from_any_remote_field_reaches_the_terminal(
     from nio import AsyncClient, AsyncClientConfig, ErrorResponse, LoginResponse
 
     from tests.fault_proxy import FaultProxy
-    from tuichat.matrix.login import login
+    from tuichat.matrix.account.login import login
 
     alice = new_user("alice", "Alice")
     mallory = new_user("mallory", hostile("NICK"))

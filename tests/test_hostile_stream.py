@@ -20,7 +20,7 @@ from tests.peers import NioPeer
 from tests.test_image_viewer import EPS, png_bomb
 from tests.test_ui_chat import join_in_ui, type_text, wait_ui
 from tuichat.demo.synapse import LocalSynapse
-from tuichat.matrix.session import Profile
+from tuichat.matrix.account.session import Profile
 from tuichat.ui.app import TuichatApp
 from tuichat.ui.screens.room_switcher import RoomSwitcher
 from tuichat.ui.widgets.timeline_view import TimelineView

@@ -18,7 +18,12 @@ def _modules_after(imports: str) -> set[str]:
 
 @pytest.mark.parametrize(
     "module",
-    ["tuichat.matrix.service", "tuichat.matrix.login", "tuichat.matrix.cache", "tuichat.demo.bot"],
+    [
+        "tuichat.matrix.service",
+        "tuichat.matrix.account.login",
+        "tuichat.matrix.storage.cache",
+        "tuichat.demo.bot",
+    ],
 )
 def test_matrix_layer_does_not_import_textual(module: str) -> None:
     modules = _modules_after(f"import {module}")
@@ -41,4 +46,4 @@ def test_the_ui_paints_without_importing_nio() -> None:
     modules = _modules_after("import tuichat.cli, tuichat.ui.app")
     assert "nio" not in modules and "aiohttp" not in modules
     # Nor the service's domain events: they come with the first of them.
-    assert "tuichat.matrix.events" not in modules
+    assert "tuichat.model.events" not in modules

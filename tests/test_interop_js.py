@@ -15,8 +15,8 @@ from tests.js_peer import JsPeer, JsPeerError, requires_js_peer
 from tests.peers import wait_until
 from tests.recorder import Recorder, ServiceFactory
 from tuichat.demo.synapse import LocalSynapse
+from tuichat.matrix.account.session import Profile
 from tuichat.matrix.service import MatrixService
-from tuichat.matrix.session import Profile
 from tuichat.model.items import ItemKind
 
 pytestmark = requires_js_peer

@@ -24,6 +24,7 @@ from tests.peers import NioPeer, wait_until
 from tests.recorder import Recorder, ServiceFactory
 from tests.test_ui_chat import type_text, wait_ui
 from tuichat.demo.synapse import LocalSynapse
+from tuichat.matrix.account.session import Profile, Session
 from tuichat.matrix.crypto.extras_store import CryptoExtrasStore
 from tuichat.matrix.crypto.key_export import (
     EXPORT_ROUNDS,
@@ -34,7 +35,6 @@ from tuichat.matrix.crypto.key_export import (
     sessions_to_file,
 )
 from tuichat.matrix.service import MatrixService
-from tuichat.matrix.session import Profile, Session
 from tuichat.model.items import ItemKind
 from tuichat.ui.app import TuichatApp
 from tuichat.ui.screens.passphrase import PassphraseDialog

@@ -19,8 +19,8 @@ from textual.binding import Binding
 from textual.widgets import Static
 
 from tests.test_look_and_feel import message, offline_profile
-from tuichat.matrix.events import RoomsChanged, TimelineAppended
 from tuichat.model.commands import COMMANDS
+from tuichat.model.events import RoomsChanged, TimelineAppended
 from tuichat.model.keys import KEY_ACTIONS, KeyScope
 from tuichat.model.rooms import RoomSummary
 from tuichat.ui.app import TuichatApp

@@ -11,7 +11,7 @@ from tests.js_peer import JsPeer, requires_js_peer
 from tests.peers import NioPeer
 from tests.test_ui_chat import join_in_ui, type_text, wait_ui
 from tuichat.demo.synapse import LocalSynapse
-from tuichat.matrix.session import Profile
+from tuichat.matrix.account.session import Profile
 from tuichat.model.items import ItemKind
 from tuichat.ui.app import TuichatApp
 from tuichat.ui.widgets.timeline_view import TimelineView

@@ -16,8 +16,8 @@ from tests.recorder import Recorder, join_invite
 from tuichat.cli import _configure_logging
 from tuichat.demo.synapse import LocalSynapse
 from tuichat.log_redaction import redact
+from tuichat.matrix.account.session import Profile
 from tuichat.matrix.service import MatrixService
-from tuichat.matrix.session import Profile
 
 
 def test_redaction_removes_token_shapes() -> None:

@@ -13,9 +13,9 @@ import pytest
 from tests.conftest import UserFactory, log_in
 from tests.recorder import Recorder
 from tuichat.demo.synapse import LocalSynapse
-from tuichat.matrix.login import LoginError, login, logout, parse_user
+from tuichat.matrix.account.login import LoginError, login, logout, parse_user
+from tuichat.matrix.account.session import Profile
 from tuichat.matrix.service import MatrixService
-from tuichat.matrix.session import Profile
 
 
 def _mode(path: Path) -> int:
@@ -162,7 +162,7 @@ def test_cli_login_errors_are_one_line_with_exit_code_1(
 async def test_bare_server_name_is_resolved_through_well_known(synapse: LocalSynapse) -> None:
     from aiohttp import web
 
-    from tuichat.matrix.login import discover_homeserver
+    from tuichat.matrix.account.login import discover_homeserver
 
     async def well_known(request: web.Request) -> web.Response:
         return web.json_response({"m.homeserver": {"base_url": synapse.url + "/"}})

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tuichat.config import Config
-from tuichat.matrix.events import ConnectionChanged, ConnectionState, RoomsChanged, TimelineAppended
-from tuichat.matrix.session import Profile, Session
+from tuichat.matrix.account.session import Profile, Session
+from tuichat.model.events import ConnectionChanged, ConnectionState, RoomsChanged, TimelineAppended
 from tuichat.model.items import ItemKind, TimelineItem
 from tuichat.model.rooms import RoomSummary
 from tuichat.ui.app import TuichatApp

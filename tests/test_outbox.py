@@ -18,10 +18,10 @@ from tests.conftest import log_in
 from tests.peers import NioPeer, wait_until
 from tests.recorder import Recorder, join_invite
 from tuichat.demo.synapse import LocalSynapse
-from tuichat.matrix.events import SendStateChanged
-from tuichat.matrix.outbox import Outbox
+from tuichat.matrix.account.session import Profile
 from tuichat.matrix.service import MatrixService
-from tuichat.matrix.session import Profile
+from tuichat.matrix.storage.outbox import Outbox
+from tuichat.model.events import SendStateChanged
 from tuichat.model.items import SendState
 
 # -- the outbox file ---------------------------------------------------------------------

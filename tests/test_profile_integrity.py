@@ -24,8 +24,8 @@ from tests.conftest import UserFactory, log_in
 from tests.peers import NioPeer
 from tests.recorder import Recorder
 from tuichat.demo.synapse import LocalSynapse
+from tuichat.matrix.account.session import Profile, ProfileError, Session
 from tuichat.matrix.service import MatrixService
-from tuichat.matrix.session import Profile, ProfileError, Session
 from tuichat.ui.app import TuichatApp
 from tuichat.ui.widgets.status_line import Feedback
 

@@ -20,6 +20,7 @@ from tests.js_peer import JsPeer, requires_js_peer
 from tests.peers import NioPeer, wait_until
 from tests.recorder import Recorder, ServiceFactory
 from tuichat.demo.synapse import LocalSynapse, RegisteredUser
+from tuichat.matrix.account.session import Profile
 from tuichat.matrix.crypto.secret_storage import (
     DEFAULT_KEY_TYPE,
     KEY_TYPE_PREFIX,
@@ -35,9 +36,8 @@ from tuichat.matrix.crypto.secret_storage import (
     key_from_passphrase,
     new_key_description,
 )
-from tuichat.matrix.events import Notice
 from tuichat.matrix.service import MatrixService
-from tuichat.matrix.session import Profile
+from tuichat.model.events import Notice
 from tuichat.model.items import ItemKind
 
 JsPeers = Callable[..., Any]

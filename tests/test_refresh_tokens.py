@@ -21,12 +21,12 @@ from tests.peers import NioPeer, wait_until
 from tests.recorder import Recorder, join_invite
 from tests.test_ui_chat import wait_ui
 from tuichat.demo.synapse import LocalSynapse, RegisteredUser
-from tuichat.matrix.cache import Cache
-from tuichat.matrix.events import ConnectionChanged, ConnectionState, Notice, SendStateChanged
-from tuichat.matrix.login import LoginError, login
+from tuichat.matrix.account.login import LoginError, login
+from tuichat.matrix.account.session import Profile
 from tuichat.matrix.service import MatrixService
-from tuichat.matrix.session import Profile
-from tuichat.matrix.snapshot import load_snapshot
+from tuichat.matrix.storage.cache import Cache
+from tuichat.matrix.storage.snapshot import load_snapshot
+from tuichat.model.events import ConnectionChanged, ConnectionState, Notice, SendStateChanged
 from tuichat.model.items import SendState
 from tuichat.ui.app import TuichatApp
 from tuichat.ui.widgets.status_line import Feedback, StatusLine
@@ -173,7 +173,7 @@ async def test_after_a_soft_logout_the_token_is_refreshed_and_a_pending_message_
     ]
     assert len(delivered) == 1, delivered
     assert not [e for e in recorder.events if isinstance(e, Notice) and e.error]
-    # The service's own requests (tuichat/matrix/http.py) recover too.
+    # The service's own requests (tuichat/matrix/transport/http.py) recover too.
     now_expired = service.session.access_token
     await asyncio.sleep(max(0.0, service.session.expires_at_ms / 1000 - time.time()) + 0.5)
     assert service.crypto is not None

@@ -11,7 +11,7 @@ from textual.widgets import OptionList
 
 from tests.test_look_and_feel import offline_profile
 from tuichat.config import Config
-from tuichat.matrix.events import RoomsChanged
+from tuichat.model.events import RoomsChanged
 from tuichat.model.rooms import Membership, RoomSummary
 from tuichat.ui.app import TuichatApp
 from tuichat.ui.messages import MatrixEvent

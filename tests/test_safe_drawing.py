@@ -206,7 +206,7 @@ async def test_device_ids_and_names_reach_the_devices_screen_cleaned(tmp_path: P
 async def test_a_sync_error_from_the_server_reaches_the_status_line_cleaned(
     tmp_path: Path,
 ) -> None:
-    from tuichat.matrix.events import ConnectionChanged
+    from tuichat.model.events import ConnectionChanged
 
     app = TuichatApp(offline_profile(tmp_path), connect=False)
     async with app.run_test(size=(160, 30)) as pilot:
@@ -218,7 +218,7 @@ async def test_a_sync_error_from_the_server_reaches_the_status_line_cleaned(
 
 
 async def test_a_server_error_reaches_the_feedback_line_cleaned(tmp_path: Path) -> None:
-    from tuichat.matrix.events import Notice
+    from tuichat.model.events import Notice
 
     app = TuichatApp(offline_profile(tmp_path), connect=False)
     async with app.run_test(size=(160, 30)) as pilot:

@@ -11,12 +11,12 @@ from tests.conftest import UserFactory, log_in, service_and_peer_in_room
 from tests.peers import wait_until
 from tests.recorder import Recorder, ServiceFactory
 from tuichat.demo.synapse import LocalSynapse
-from tuichat.matrix.events import (
+from tuichat.matrix.account.session import Profile
+from tuichat.matrix.service import MatrixService
+from tuichat.model.events import (
     LocalEchoAdded,
     SendStateChanged,
 )
-from tuichat.matrix.service import MatrixService
-from tuichat.matrix.session import Profile
 from tuichat.model.items import SendState
 
 
@@ -119,7 +119,7 @@ async def test_unreachable_server_shows_reconnecting_with_the_error(
     from dataclasses import replace
 
     from tuichat.demo.synapse import free_port
-    from tuichat.matrix.events import ConnectionChanged, ConnectionState
+    from tuichat.model.events import ConnectionChanged, ConnectionState
 
     await log_in(synapse, profile, new_user("erin"))
     session = profile.load_session()

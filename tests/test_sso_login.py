@@ -22,16 +22,16 @@ from tests.conftest import UserFactory
 from tests.recorder import Recorder
 from tests.sso_browser import sign_in
 from tuichat.demo.synapse import LocalSynapse
-from tuichat.matrix.login import LoginError
-from tuichat.matrix.login_methods import (
+from tuichat.matrix.account.login import LoginError
+from tuichat.matrix.account.login_methods import (
     LoginMethods,
     choose_method,
     fetch_login_methods,
     parse_flows,
 )
+from tuichat.matrix.account.session import Profile, Session
+from tuichat.matrix.account.sso import token_from_paste
 from tuichat.matrix.service import MatrixService
-from tuichat.matrix.session import Profile, Session
-from tuichat.matrix.sso import token_from_paste
 
 _SSO_URL = re.compile(r"http://127\.0\.0\.1:\d+/_matrix/client/v3/login/sso/redirect\S*")
 
@@ -642,7 +642,7 @@ def test_a_logged_sso_address_has_its_login_token_redacted() -> None:
 
 
 async def test_the_loopback_callback_page_says_the_tab_can_be_closed() -> None:
-    from tuichat.matrix.sso import LoopbackCallback
+    from tuichat.matrix.account.sso import LoopbackCallback
 
     callback = LoopbackCallback()
     await callback.start()

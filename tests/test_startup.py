@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from textual.widgets import Footer
 
-from tuichat.matrix.cache import Cache, RoomWrite, SyncWrite
-from tuichat.matrix.session import Profile, Session
+from tuichat.matrix.account.session import Profile, Session
+from tuichat.matrix.storage.cache import Cache, RoomWrite, SyncWrite
 from tuichat.ui.app import TuichatApp
 from tuichat.ui.widgets.timeline_view import TimelineView
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import vodozemac
 
-from tuichat.matrix.client import build_client
-from tuichat.matrix.session import Profile, Session
+from tuichat.matrix.account.session import Profile, Session
+from tuichat.matrix.transport.client import build_client
 
 
 def _client(root: Path):

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from tests.recorder import Recorder
+from tuichat.matrix.account.session import Profile, Session
 from tuichat.matrix.service import MatrixService, SyncHTTPError
-from tuichat.matrix.session import Profile, Session
 
 
 def _profile(root: Path) -> Profile:

@@ -14,7 +14,7 @@ from tests.conftest import UserFactory, log_in
 from tests.peers import NioPeer
 from tests.test_ui_chat import join_in_ui, wait_ui
 from tuichat.demo.synapse import LocalSynapse
-from tuichat.matrix.session import Profile
+from tuichat.matrix.account.session import Profile
 from tuichat.model.connection import ConnectionState
 from tuichat.ui.app import TuichatApp
 

@@ -16,8 +16,8 @@ from tests.peers import NioPeer, wait_until
 from tests.test_attachments import png
 from tests.test_ui_chat import join_in_ui, type_text, wait_ui
 from tuichat.demo.synapse import LocalSynapse
-from tuichat.matrix.events import ConnectionState
-from tuichat.matrix.session import Profile
+from tuichat.matrix.account.session import Profile
+from tuichat.model.events import ConnectionState
 from tuichat.ui.app import TuichatApp
 from tuichat.ui.widgets.composer import Composer
 from tuichat.ui.widgets.status_line import Feedback

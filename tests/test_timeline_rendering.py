@@ -8,8 +8,8 @@ from typing import Any
 
 from textual.app import App, ComposeResult
 
-from tuichat.matrix.convert import Viewer, to_item
-from tuichat.matrix.room_state import RoomState
+from tuichat.matrix.content.convert import Viewer, to_item
+from tuichat.matrix.content.room_state import RoomState
 from tuichat.model.items import ItemKind, TimelineItem
 from tuichat.model.rooms import Membership
 from tuichat.model.timeline import Timeline

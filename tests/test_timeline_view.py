@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from textual.app import App, ComposeResult
 
-from tuichat.matrix.convert import Viewer, to_item
-from tuichat.matrix.room_state import RoomState
+from tuichat.matrix.content.convert import Viewer, to_item
+from tuichat.matrix.content.room_state import RoomState
 from tuichat.model.items import ItemKind, TimelineItem
 from tuichat.model.timeline import Timeline
 from tuichat.ui.widgets.timeline_view import GUTTER, HistoryState, TimelineView

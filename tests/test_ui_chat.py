@@ -11,8 +11,8 @@ from textual.widgets import Static
 
 from tests.conftest import UserFactory, log_in
 from tuichat.demo.synapse import LocalSynapse
-from tuichat.matrix.events import ConnectionState
-from tuichat.matrix.session import Profile
+from tuichat.matrix.account.session import Profile
+from tuichat.model.events import ConnectionState
 from tuichat.model.items import SendState
 from tuichat.ui.app import TuichatApp
 from tuichat.ui.widgets.composer import Composer

@@ -15,18 +15,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tuichat.matrix.convert import Decryption, Viewer, to_item
+from tuichat.matrix.account.session import Profile, Session
+from tuichat.matrix.content.convert import Decryption, Viewer, to_item
+from tuichat.matrix.content.room_state import RoomState
 from tuichat.matrix.crypto.sas_emoji import SAS_EMOJI
-from tuichat.matrix.events import (
+from tuichat.model.devices import DeviceInfo, Trust
+from tuichat.model.events import (
     ConnectionChanged,
     ConnectionState,
     DomainEvent,
     RoomsChanged,
     TimelineAppended,
 )
-from tuichat.matrix.room_state import RoomState
-from tuichat.matrix.session import Profile, Session
-from tuichat.model.devices import DeviceInfo, Trust
 from tuichat.model.items import TimelineItem
 from tuichat.model.rooms import Membership, RoomSummary
 from tuichat.model.verification import Phase, VerificationView

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tuichat import __version__
 from tuichat.log_redaction import RedactingFilter, SafeFormatter
-from tuichat.matrix.session import private_umask
+from tuichat.matrix.account.session import private_umask
 from tuichat.model.sanitize import SafeText, safe_line, safe_text
 from tuichat.paths import PROFILE_ENV, resolve_profile_dir
 
@@ -133,8 +133,8 @@ def _login(args: argparse.Namespace, profile_dir: Path) -> int:
 
 
 def _logout(profile_dir: Path) -> int:
-    from tuichat.matrix.login import LoginError, logout
-    from tuichat.matrix.session import Profile, ProfileError
+    from tuichat.matrix.account.login import LoginError, logout
+    from tuichat.matrix.account.session import Profile, ProfileError
 
     try:
         session = asyncio.run(logout(Profile(profile_dir)))
@@ -186,9 +186,9 @@ def _key_file_and_passphrase(path: Path, exporting: bool, force: bool) -> tuple[
 
 
 def _keys(args: argparse.Namespace, profile_dir: Path) -> int:
+    from tuichat.matrix.account.session import Profile, ProfileError
     from tuichat.matrix.crypto.key_export import KeyFileError
     from tuichat.matrix.service import MatrixService
-    from tuichat.matrix.session import Profile, ProfileError
 
     path = Path(args.file).expanduser()
     exporting = args.keys_action == "export"
@@ -230,8 +230,8 @@ def _keys(args: argparse.Namespace, profile_dir: Path) -> int:
 def _devices(profile_dir: Path) -> int:
     from datetime import datetime
 
+    from tuichat.matrix.account.session import Profile, ProfileError
     from tuichat.matrix.service import MatrixService
-    from tuichat.matrix.session import Profile, ProfileError
 
     async def run() -> list[str]:
         service = MatrixService(Profile(profile_dir), lambda event: None)
@@ -273,11 +273,11 @@ def _progress_bar(done: int, total: int) -> None:
 
 
 def _recover(args: argparse.Namespace, profile_dir: Path) -> int:
+    from tuichat.matrix.account.session import Profile, ProfileError
     from tuichat.matrix.crypto.key_backup import BackupError
     from tuichat.matrix.crypto.secret_storage import SecretStorageError
-    from tuichat.matrix.http import MatrixHttpError
     from tuichat.matrix.service import MatrixService
-    from tuichat.matrix.session import Profile, ProfileError
+    from tuichat.matrix.transport.http import MatrixHttpError
 
     async def run() -> str:
         service = MatrixService(Profile(profile_dir), lambda event: None)
@@ -335,7 +335,7 @@ def _recover(args: argparse.Namespace, profile_dir: Path) -> int:
 
 
 def _run_tui(profile_dir: Path) -> int:
-    from tuichat.matrix.session import Profile, ProfileError
+    from tuichat.matrix.account.session import Profile, ProfileError
 
     profile = Profile(profile_dir)
     try:
@@ -397,7 +397,7 @@ _COMMANDS_ON_THE_PROFILE = (None, "login", "logout", "recover", "devices", "keys
 def _run_locked(args: argparse.Namespace, profile_dir: Path) -> int:
     """Run a command holding the profile's lock; refused with a clear
     message when another tuichat process holds it."""
-    from tuichat.matrix.session import Profile, ProfileError
+    from tuichat.matrix.account.session import Profile, ProfileError
 
     profile = Profile(profile_dir)
     if args.command != "login" and not profile.root.is_dir():

@@ -19,7 +19,7 @@ import threading
 import webbrowser
 from pathlib import Path
 
-from tuichat.matrix.login import (
+from tuichat.matrix.account.login import (
     LoginError,
     check_homeserver,
     login,
@@ -28,15 +28,15 @@ from tuichat.matrix.login import (
     resolve_homeserver,
     reusable_device_id,
 )
-from tuichat.matrix.login_methods import (
+from tuichat.matrix.account.login_methods import (
     IdentityProvider,
     LoginMethods,
     Method,
     choose_method,
     fetch_login_methods,
 )
-from tuichat.matrix.session import Profile, Session
-from tuichat.matrix.sso import (
+from tuichat.matrix.account.session import Profile, Session
+from tuichat.matrix.account.sso import (
     LoopbackCallback,
     sso_redirect_url,
     stdin_lines,
@@ -210,7 +210,7 @@ async def run_login(args: argparse.Namespace, profile: Profile) -> Session:
 
 def login_command(args: argparse.Namespace, profile_dir: Path) -> int:
     """The `login` command; 0 on success, 1 with a one-line reason."""
-    from tuichat.matrix.session import ProfileError
+    from tuichat.matrix.account.session import ProfileError
 
     try:
         session = asyncio.run(run_login(args, Profile(profile_dir)))

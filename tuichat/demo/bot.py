@@ -23,15 +23,15 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from tuichat.matrix.events import (
+from tuichat.matrix.account.login import login
+from tuichat.matrix.account.session import Profile
+from tuichat.matrix.service import MatrixService
+from tuichat.model.events import (
     ItemsReplaced,
     RoomsChanged,
     TimelineAppended,
     VerificationChanged,
 )
-from tuichat.matrix.login import login
-from tuichat.matrix.service import MatrixService
-from tuichat.matrix.session import Profile
 from tuichat.model.items import ItemKind, TimelineItem
 from tuichat.model.verification import Phase, VerificationView
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from tuichat.demo.synapse import LocalSynapse, RegisteredUser, SynapseError, synapse_available
-from tuichat.matrix.session import FILE_MODE, Profile, private_umask
+from tuichat.matrix.account.session import FILE_MODE, Profile, private_umask
 
 BOT_START_TIMEOUT = 60.0
 
@@ -46,7 +46,7 @@ class DemoEnvironment:
         self.synapse.set_display_name(self.you, "Sam")
         self.bot = self.synapse.register("ada")
         self.synapse.set_display_name(self.bot, "Ada")
-        from tuichat.matrix.login import login
+        from tuichat.matrix.account.login import login
 
         asyncio.run(
             login(

@@ -1,6 +1,6 @@
 """Timeline view items: what one line-group of the timeline shows.
 
-Items are produced from Matrix events by `tuichat.matrix.convert` and are
+Items are produced from Matrix events by `tuichat.matrix.content.convert` and are
 plain data. Every string in an item is already sanitised. An item is never
 mutated in place once handed to the UI: a change (decryption, send
 confirmation) produces a new item with a higher `version`, so render caches

@@ -1,7 +1,7 @@
 """A formatted message body as plain data: blocks of styled spans.
 
 `formatted_body` HTML (remote, hostile) is parsed once, through the spec's
-whitelist, by `tuichat.matrix.formatted_body`; the timeline renders these
+whitelist, by `tuichat.matrix.content.formatted_body`; the timeline renders these
 blocks (`tuichat.ui.widgets.rich_body`). Every string here is sanitised
 already, and nothing here is markup: spans carry their styles as flags.
 """

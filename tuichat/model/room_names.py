@@ -2,7 +2,7 @@
 
 Client-Server API, "Calculating the display name for a room". Member names
 (and their disambiguation) live with the member state in
-`tuichat.matrix.room_state`. Inputs are plain values so the
+`tuichat.matrix.content.room_state`. Inputs are plain values so the
 same code serves the live service and the cache loaded at start-up.
 """
 

@@ -21,9 +21,9 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from tuichat.config import Config, user_theme_dir
-from tuichat.matrix.cache import Cache
-from tuichat.matrix.session import Profile, ProfileError
-from tuichat.matrix.snapshot import Snapshot, load_snapshot
+from tuichat.matrix.account.session import Profile, ProfileError
+from tuichat.matrix.storage.cache import Cache
+from tuichat.matrix.storage.snapshot import Snapshot, load_snapshot
 from tuichat.model.connection import ConnectionState
 from tuichat.model.draft import Draft, DraftKind
 from tuichat.model.items import ItemKind, SendState, TimelineItem
@@ -43,8 +43,8 @@ from tuichat.ui.widgets.status_line import CURRENT, status_text
 from tuichat.ui.widgets.timeline_view import HistoryState, MembershipDisplay, TimelineView
 
 if TYPE_CHECKING:
-    from tuichat.matrix.events import DomainEvent, TimelineAppended
     from tuichat.matrix.service import MatrixService
+    from tuichat.model.events import DomainEvent, TimelineAppended
     from tuichat.model.verification import VerificationView
     from tuichat.ui.screens.devices import DevicesScreen
     from tuichat.ui.screens.members import MembersDialog
@@ -330,7 +330,7 @@ class TuichatApp(App[int]):
             await service.start()
             self.main.timeline.ask_again()
         except ProfileError as error:
-            from tuichat.matrix.events import ConnectionChanged
+            from tuichat.model.events import ConnectionChanged
 
             # Through the inbox, behind the "loading" the service reported
             # before it failed (applied directly, that came after it).
@@ -382,7 +382,7 @@ class TuichatApp(App[int]):
     def _apply(self, event: DomainEvent) -> None:
         # Imported with the first event: the first frame (painted from the
         # cache before the service starts) needs none of them.
-        from tuichat.matrix import events as ev
+        from tuichat.model import events as ev
 
         if isinstance(event, ev.TimelineAppended):
             self._notify_new(event)
@@ -836,8 +836,8 @@ class TuichatApp(App[int]):
 
     @work(group="recovery", exit_on_error=False)
     async def _open_recovery(self) -> None:
-        from tuichat.matrix.http import MatrixHttpError
-        from tuichat.matrix.network import NETWORK_ERRORS
+        from tuichat.matrix.transport.http import MatrixHttpError
+        from tuichat.matrix.transport.network import NETWORK_ERRORS
 
         if self.service is None:
             self.main.feedback.show("Not connected yet.", error=True)
@@ -865,8 +865,8 @@ class TuichatApp(App[int]):
     async def _run_recovery(self, secret: str, is_passphrase: bool) -> None:
         from tuichat.matrix.crypto.key_backup import BackupError
         from tuichat.matrix.crypto.secret_storage import SecretStorageError
-        from tuichat.matrix.http import MatrixHttpError
-        from tuichat.matrix.network import NETWORK_ERRORS
+        from tuichat.matrix.transport.http import MatrixHttpError
+        from tuichat.matrix.transport.network import NETWORK_ERRORS
         from tuichat.ui.screens.recovery import RecoveryDialog
 
         dialog = next((s for s in self.screen_stack if isinstance(s, RecoveryDialog)), None)
@@ -894,8 +894,8 @@ class TuichatApp(App[int]):
     @work(group="recovery", exclusive=True, exit_on_error=False)
     async def _run_setup(self, password: str) -> None:
         from tuichat.matrix.crypto.secret_storage import SecretStorageError
-        from tuichat.matrix.http import MatrixHttpError
-        from tuichat.matrix.network import NETWORK_ERRORS
+        from tuichat.matrix.transport.http import MatrixHttpError
+        from tuichat.matrix.transport.network import NETWORK_ERRORS
         from tuichat.ui.screens.recovery import RecoveryDialog
 
         dialog = next((s for s in self.screen_stack if isinstance(s, RecoveryDialog)), None)
@@ -1021,7 +1021,7 @@ class TuichatApp(App[int]):
     async def _download(self, item: TimelineItem, data: bytes | None = None) -> None:
         """Save the file (`data`: already fetched and checked, by the
         viewer), then offer to open it."""
-        from tuichat.matrix.attachments import AttachmentError
+        from tuichat.matrix.content.file_messages import AttachmentError
 
         feedback, room = self.main.feedback, self.current_room_id
         if self.service is None or item.attachment is None:
@@ -1045,7 +1045,7 @@ class TuichatApp(App[int]):
 
     @work(group="downloads", exit_on_error=False)
     async def _view_image(self, item: TimelineItem) -> None:
-        from tuichat.matrix.attachments import AttachmentError
+        from tuichat.matrix.content.file_messages import AttachmentError
         from tuichat.ui.screens.image_viewer import ImageViewer
 
         if self.service is None or item.attachment is None:
@@ -1071,7 +1071,7 @@ class TuichatApp(App[int]):
 
     @work(group="uploads", exit_on_error=False)
     async def _upload(self, room_id: str, path: Path) -> None:
-        from tuichat.matrix.attachments import AttachmentError
+        from tuichat.matrix.content.file_messages import AttachmentError
 
         feedback, bar = self.main.feedback, self.main.upload_bar
         if self.service is None:

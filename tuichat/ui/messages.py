@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from textual.message import Message
 
 if TYPE_CHECKING:
-    from tuichat.matrix.events import DomainEvent
+    from tuichat.model.events import DomainEvent
 
 
 class MatrixEvent(Message):

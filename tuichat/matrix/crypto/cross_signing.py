@@ -39,7 +39,7 @@ from Crypto.Signature import eddsa
 
 from tuichat.matrix.crypto.extras_store import CryptoExtrasStore
 from tuichat.matrix.crypto.sas import canonical_json
-from tuichat.matrix.http import MatrixHttp, MatrixHttpError
+from tuichat.matrix.transport.http import MatrixHttp, MatrixHttpError
 
 log = logging.getLogger(__name__)
 

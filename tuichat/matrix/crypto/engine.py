@@ -20,7 +20,8 @@ from typing import Any
 from nio import KeysQueryResponse
 from nio.crypto.sessions import InboundGroupSession
 
-from tuichat.matrix.convert import Decryption
+from tuichat.matrix.account.session import write_private
+from tuichat.matrix.content.convert import Decryption
 from tuichat.matrix.crypto.cross_signing import SECRET_NAMES, CrossSigning
 from tuichat.matrix.crypto.extras_store import CryptoExtrasStore
 from tuichat.matrix.crypto.group_sessions import GroupSessions, KeyShareError, RotationPolicy
@@ -39,9 +40,8 @@ from tuichat.matrix.crypto.recovery import Recovery
 from tuichat.matrix.crypto.trust_refresh import UntrustedRecent
 from tuichat.matrix.crypto.undecryptable import UndecryptableEvents
 from tuichat.matrix.crypto.verification import VERIFICATION_TYPES, Verifications
-from tuichat.matrix.http import MatrixHttp, MatrixHttpError
-from tuichat.matrix.network import NETWORK_ERRORS
-from tuichat.matrix.session import write_private
+from tuichat.matrix.transport.http import MatrixHttp, MatrixHttpError
+from tuichat.matrix.transport.network import NETWORK_ERRORS
 from tuichat.model.devices import DeviceInfo, Trust
 from tuichat.model.items import WithheldCode
 from tuichat.model.sanitize import clean_line

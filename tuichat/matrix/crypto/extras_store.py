@@ -21,8 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tuichat.matrix import wal_checkpoints
-from tuichat.matrix.session import FILE_MODE, private_umask
+from tuichat.matrix.account.session import FILE_MODE, private_umask
+from tuichat.matrix.storage import wal_checkpoints
 from tuichat.model.items import WithheldCode
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,7 @@ from nio.responses import ToDeviceResponse
 
 from tuichat.matrix.crypto.extras_store import CryptoExtrasStore, StoredOutboundSession
 from tuichat.matrix.crypto.nio_extensions import MEGOLM, TuichatClient
-from tuichat.matrix.network import NETWORK_ERRORS
+from tuichat.matrix.transport.network import NETWORK_ERRORS
 
 log = logging.getLogger(__name__)
 

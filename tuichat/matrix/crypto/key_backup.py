@@ -35,7 +35,7 @@ from tuichat.matrix.crypto.extras_store import CryptoExtrasStore
 from tuichat.matrix.crypto.key_export import ExportedSession
 from tuichat.matrix.crypto.nio_extensions import MEGOLM, TuichatOlm
 from tuichat.matrix.crypto.sas import canonical_json
-from tuichat.matrix.http import MatrixHttp, MatrixHttpError, path_segment
+from tuichat.matrix.transport.http import MatrixHttp, MatrixHttpError, path_segment
 
 log = logging.getLogger(__name__)
 

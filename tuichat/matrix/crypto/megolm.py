@@ -23,10 +23,10 @@ from typing import Any
 
 import vodozemac
 
-from tuichat.matrix import fastjson
-from tuichat.matrix.convert import Decryption
+from tuichat.matrix.content.convert import Decryption
 from tuichat.matrix.crypto.extras_store import CryptoExtrasStore
 from tuichat.matrix.crypto.nio_extensions import MEGOLM, TuichatOlm
+from tuichat.matrix.transport import fastjson
 
 log = logging.getLogger(__name__)
 

@@ -57,8 +57,8 @@ from nio.events import ForwardedRoomKeyEvent
 from nio.events.misc import BadEvent, UnknownBadEvent
 from nio.exceptions import EncryptionError
 
+from tuichat.matrix.account.session import private_umask
 from tuichat.matrix.crypto.extras_store import CryptoExtrasStore
-from tuichat.matrix.session import private_umask
 
 log = logging.getLogger(__name__)
 
@@ -461,7 +461,7 @@ class TuichatClient(AsyncClient):
         # Called with each raw /keys/query answer: nio keeps neither the
         # cross-signing keys nor the device keys' signatures.
         self.on_keys_query: Callable[[dict[str, Any]], None] | None = None
-        # Told of the access token nio saw expire (tuichat/matrix/tokens.py).
+        # Told of the access token nio saw expire (tuichat/matrix/account/tokens.py).
         self.on_soft_logout: Callable[[str], None] | None = None
         super().__init__(*args, **kwargs)
 

@@ -30,7 +30,7 @@ from tuichat.matrix.crypto.secret_storage import (
     encrypt_secret,
     new_key_description,
 )
-from tuichat.matrix.http import MatrixHttp
+from tuichat.matrix.transport.http import MatrixHttp
 
 PASSPHRASE_ITERATIONS = 500_000
 

@@ -1,7 +1,7 @@
 """The Matrix service: owns nio's AsyncClient, the sync loop and sending.
 
 Data flows one way. The service turns sync responses into domain events
-(`tuichat.matrix.events`) and hands them to its sink; user actions come back
+(`tuichat.model.events`) and hands them to its sink; user actions come back
 as method calls (`send_text`, `join`, `create_dm`, `verify_device`, …). It
 never touches the model or the UI.
 

@@ -15,12 +15,12 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from tuichat.matrix import attachments
-from tuichat.matrix.attachments import AttachmentError
-from tuichat.matrix.convert import human_size
-from tuichat.matrix.media import MediaError, MediaRepository, Progress
-from tuichat.matrix.network import NETWORK_ERRORS
+from tuichat.matrix.content import file_messages as attachments
+from tuichat.matrix.content.convert import human_size
+from tuichat.matrix.content.file_messages import AttachmentError
 from tuichat.matrix.service.base import ServiceBase
+from tuichat.matrix.transport.media import MediaError, MediaRepository, Progress
+from tuichat.matrix.transport.network import NETWORK_ERRORS
 from tuichat.model.items import Attachment
 
 log = logging.getLogger(__name__)

@@ -8,13 +8,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from tuichat.matrix.cache import Cache
-from tuichat.matrix.convert import Decryption, Viewer, to_item
+from tuichat.matrix.account.session import Profile
+from tuichat.matrix.account.tokens import RefreshUnavailable, TokenKeeper
+from tuichat.matrix.content.convert import Decryption, Viewer, to_item
+from tuichat.matrix.content.direct_messages import DirectMessages
+from tuichat.matrix.content.room_state import RoomState
 from tuichat.matrix.crypto.engine import CryptoEngine, Redecrypted
 from tuichat.matrix.crypto.key_requests import BACKOFF_SECONDS, GRACE_SECONDS
 from tuichat.matrix.crypto.nio_extensions import TuichatClient
-from tuichat.matrix.direct_messages import DirectMessages
-from tuichat.matrix.events import (
+from tuichat.matrix.storage.cache import Cache
+from tuichat.matrix.storage.outbox import Outbox
+from tuichat.matrix.storage.snapshot import Snapshot, load_snapshot
+from tuichat.matrix.transport.network import NETWORK_ERRORS
+from tuichat.model.events import (
     ConnectionChanged,
     ConnectionState,
     ItemsReplaced,
@@ -22,12 +28,6 @@ from tuichat.matrix.events import (
     RoomsChanged,
     Sink,
 )
-from tuichat.matrix.network import NETWORK_ERRORS
-from tuichat.matrix.outbox import Outbox
-from tuichat.matrix.room_state import RoomState
-from tuichat.matrix.session import Profile
-from tuichat.matrix.snapshot import Snapshot, load_snapshot
-from tuichat.matrix.tokens import RefreshUnavailable, TokenKeeper
 from tuichat.model.items import ItemKind, TimelineItem
 from tuichat.model.rooms import Membership, RoomSummary
 from tuichat.model.sanitize import clean_line
@@ -88,7 +88,7 @@ class ServiceBase:
         self.client: TuichatClient | None = None
         self.crypto: CryptoEngine | None = None
         self._sync_task: asyncio.Task[None] | None = None
-        # The access token in use and its refresh (tuichat/matrix/tokens.py).
+        # The access token in use and its refresh (tuichat/matrix/account/tokens.py).
         self.tokens: TokenKeeper | None = None
         self._token_task: asyncio.Task[None] | None = None
         self._backup_problem = ""

@@ -15,11 +15,11 @@ import asyncio
 import logging
 from typing import Any
 
-from tuichat.matrix.convert import Decryption, to_item
-from tuichat.matrix.events import ContextFetched, Notice, TimelinePrepended
-from tuichat.matrix.http import MatrixHttpError, path_segment
-from tuichat.matrix.network import NETWORK_ERRORS
+from tuichat.matrix.content.convert import Decryption, to_item
 from tuichat.matrix.service.base import ServiceBase
+from tuichat.matrix.transport.http import MatrixHttpError, path_segment
+from tuichat.matrix.transport.network import NETWORK_ERRORS
+from tuichat.model.events import ContextFetched, Notice, TimelinePrepended
 from tuichat.model.items import TimelineItem
 
 log = logging.getLogger(__name__)

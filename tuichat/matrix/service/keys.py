@@ -11,13 +11,13 @@ from tuichat.matrix.crypto.cross_signing import SECRET_NAMES
 from tuichat.matrix.crypto.engine import ImportResult
 from tuichat.matrix.crypto.recovery import RecoveryStatus
 from tuichat.matrix.crypto.secret_storage import SecretStorageError
-from tuichat.matrix.events import (
-    RecoveryOffered,
-)
-from tuichat.matrix.http import MatrixHttpError
-from tuichat.matrix.network import NETWORK_ERRORS
 from tuichat.matrix.service.base import (
     ServiceBase,
+)
+from tuichat.matrix.transport.http import MatrixHttpError
+from tuichat.matrix.transport.network import NETWORK_ERRORS
+from tuichat.model.events import (
+    RecoveryOffered,
 )
 
 log = logging.getLogger(__name__)

@@ -11,19 +11,19 @@ from nio import (
     SyncResponse,
 )
 
-from tuichat.matrix.client import build_client
+from tuichat.matrix.account.session import ProfileError, Session
+from tuichat.matrix.account.tokens import RefreshUnavailable, TokenKeeper
 from tuichat.matrix.crypto.engine import CryptoEngine
 from tuichat.matrix.crypto.nio_extensions import TuichatClient
-from tuichat.matrix.events import (
-    ConnectionState,
-    Notice,
-)
 from tuichat.matrix.service.base import (
     ServiceBase,
 )
 from tuichat.matrix.service.syncing import _nio_view
-from tuichat.matrix.session import ProfileError, Session
-from tuichat.matrix.tokens import RefreshUnavailable, TokenKeeper
+from tuichat.matrix.transport.client import build_client
+from tuichat.model.events import (
+    ConnectionState,
+    Notice,
+)
 from tuichat.model.rooms import Membership
 
 log = logging.getLogger(__name__)

@@ -14,10 +14,10 @@ import asyncio
 import logging
 from typing import Any
 
-from tuichat.matrix.events import ReadMarkers, ReceiptsChanged, TypingChanged
-from tuichat.matrix.network import NETWORK_ERRORS
-from tuichat.matrix.room_state import RoomState
+from tuichat.matrix.content.room_state import RoomState
 from tuichat.matrix.service.base import ServiceBase
+from tuichat.matrix.transport.network import NETWORK_ERRORS
+from tuichat.model.events import ReadMarkers, ReceiptsChanged, TypingChanged
 
 log = logging.getLogger(__name__)
 

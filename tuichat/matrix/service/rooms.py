@@ -13,17 +13,17 @@ from nio import (
 )
 from nio.api import RoomPreset
 
+from tuichat.matrix.account.identifiers import InvalidIdentifier, parse_user
+from tuichat.matrix.content.direct_messages import ProfileLookup, direct_partners
 from tuichat.matrix.crypto.nio_extensions import MEGOLM
-from tuichat.matrix.direct_messages import ProfileLookup, direct_partners
-from tuichat.matrix.events import (
-    Notice,
-    SwitchToRoom,
-)
-from tuichat.matrix.identifiers import InvalidIdentifier, parse_user
-from tuichat.matrix.network import NETWORK_ERRORS
 from tuichat.matrix.service.base import (
     ServiceBase,
     _quietly,
+)
+from tuichat.matrix.transport.network import NETWORK_ERRORS
+from tuichat.model.events import (
+    Notice,
+    SwitchToRoom,
 )
 from tuichat.model.rooms import Membership
 from tuichat.model.sanitize import clean_line

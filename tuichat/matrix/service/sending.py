@@ -1,6 +1,6 @@
 """Sending messages: local echo, the outbox, one room's messages in order.
 
-Every message goes into the outbox (`tuichat/matrix/outbox.py`) before it
+Every message goes into the outbox (`tuichat/matrix/storage/outbox.py`) before it
 is first sent and leaves it when the server confirms it. While the server
 cannot be reached (connection refused, timeouts, 5xx) the message stays
 pending and is tried again with capped exponential back-off, holding back
@@ -23,19 +23,19 @@ from typing import Any
 from nio import RoomRedactResponse, RoomSendResponse
 from nio.api import Api
 
-from tuichat.matrix.compose import edit_content, message_content, reaction_content
-from tuichat.matrix.convert import to_item
+from tuichat.matrix.content.compose import edit_content, message_content, reaction_content
+from tuichat.matrix.content.convert import to_item
+from tuichat.matrix.content.room_state import RoomState
 from tuichat.matrix.crypto.group_sessions import KeyShareError
-from tuichat.matrix.events import (
-    LocalEchoAdded,
-    Notice,
-    SendStateChanged,
-)
-from tuichat.matrix.network import NETWORK_ERRORS
-from tuichat.matrix.room_state import RoomState
 from tuichat.matrix.service.base import (
     Outgoing,
     ServiceBase,
+)
+from tuichat.matrix.transport.network import NETWORK_ERRORS
+from tuichat.model.events import (
+    LocalEchoAdded,
+    Notice,
+    SendStateChanged,
 )
 from tuichat.model.items import SendState, TimelineItem
 from tuichat.model.rooms import Membership

@@ -1,7 +1,7 @@
 """The sync loop and how a response is handled.
 
 Data flows one way. The service turns sync responses into domain events
-(`tuichat.matrix.events`) and hands them to its sink; user actions come back
+(`tuichat.model.events`) and hands them to its sink; user actions come back
 as method calls (`send_text`, `join`, `leave`, `retry`). It never touches the
 model or the UI.
 
@@ -39,23 +39,23 @@ from nio import (
     SyncResponse,
 )
 
-from tuichat.matrix import fastjson
-from tuichat.matrix.cache import RoomWrite, SyncWrite
-from tuichat.matrix.convert import Decryption, Viewer, to_item
-from tuichat.matrix.events import (
+from tuichat.matrix.content.convert import Decryption, Viewer, to_item
+from tuichat.matrix.content.room_state import RoomState
+from tuichat.matrix.service.base import (
+    ServiceBase,
+    _dict_items,
+)
+from tuichat.matrix.storage.cache import RoomWrite, SyncWrite
+from tuichat.matrix.storage.snapshot import last_activity
+from tuichat.matrix.transport import fastjson
+from tuichat.matrix.transport.network import NETWORK_ERRORS
+from tuichat.model.events import (
     ConnectionState,
     Notice,
     RoomRemoved,
     SwitchToRoom,
     TimelineAppended,
 )
-from tuichat.matrix.network import NETWORK_ERRORS
-from tuichat.matrix.room_state import RoomState
-from tuichat.matrix.service.base import (
-    ServiceBase,
-    _dict_items,
-)
-from tuichat.matrix.snapshot import last_activity
 from tuichat.model.items import TimelineItem
 from tuichat.model.rooms import Membership
 from tuichat.model.sanitize import clean_line

@@ -6,12 +6,6 @@ import logging
 import time
 from dataclasses import replace
 
-from tuichat.matrix.events import (
-    DevicesChanged,
-    Notice,
-    TimelineAppended,
-    VerificationChanged,
-)
 from tuichat.matrix.service.base import (
     ServiceBase,
     _ms,
@@ -19,6 +13,12 @@ from tuichat.matrix.service.base import (
     _quietly,
 )
 from tuichat.model.devices import DeviceInfo
+from tuichat.model.events import (
+    DevicesChanged,
+    Notice,
+    TimelineAppended,
+    VerificationChanged,
+)
 from tuichat.model.items import TimelineItem
 from tuichat.model.rooms import Membership
 from tuichat.model.sanitize import clean_line

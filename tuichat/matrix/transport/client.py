@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from nio import AsyncClientConfig
 
+from tuichat.matrix.account.session import Profile, Session
 from tuichat.matrix.crypto.extras_store import CryptoExtrasStore
 from tuichat.matrix.crypto.nio_extensions import TuichatClient
-from tuichat.matrix.session import Profile, Session
 
 
 def build_client(

@@ -21,10 +21,10 @@ from collections.abc import Callable
 from nio import AsyncClient
 
 from tuichat.log_redaction import register_secret
-from tuichat.matrix import fastjson
+from tuichat.matrix.account.session import Profile, Session
 from tuichat.matrix.crypto.nio_extensions import TuichatClient
-from tuichat.matrix.network import NETWORK_ERRORS
-from tuichat.matrix.session import Profile, Session
+from tuichat.matrix.transport import fastjson
+from tuichat.matrix.transport.network import NETWORK_ERRORS
 
 log = logging.getLogger(__name__)
 

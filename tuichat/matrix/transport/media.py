@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-from tuichat.matrix import fastjson
+from tuichat.matrix.transport import fastjson
 
 if TYPE_CHECKING:
     # Only a type here: the timeline validates mxc URIs before nio is loaded.

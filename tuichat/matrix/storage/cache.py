@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tuichat.matrix import fastjson, wal_checkpoints
-from tuichat.matrix.convert import HIDDEN_RELATIONS
-from tuichat.matrix.session import FILE_MODE, private_umask
+from tuichat.matrix.account.session import FILE_MODE, private_umask
+from tuichat.matrix.content.convert import HIDDEN_RELATIONS
+from tuichat.matrix.storage import wal_checkpoints
+from tuichat.matrix.transport import fastjson
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")

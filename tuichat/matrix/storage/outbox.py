@@ -26,7 +26,7 @@ from Crypto.Cipher import AES
 from Crypto.Hash import SHA256
 from Crypto.Protocol.KDF import HKDF
 
-from tuichat.matrix.session import FILE_MODE, Profile, private_umask
+from tuichat.matrix.account.session import FILE_MODE, Profile, private_umask
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (

@@ -15,7 +15,7 @@ from typing import Literal
 
 import aiohttp
 
-from tuichat.matrix.login import HTTP_TIMEOUT, LoginError
+from tuichat.matrix.account.login import HTTP_TIMEOUT, LoginError
 from tuichat.model.sanitize import clean_line
 
 Method = Literal["password", "sso", "oauth"]

@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from tuichat.log_redaction import register_secret
-from tuichat.matrix.identifiers import SERVER_NAME, InvalidIdentifier, UserName
-from tuichat.matrix.identifiers import parse_user as parse_identifier
-from tuichat.matrix.session import Profile, Session
+from tuichat.matrix.account.identifiers import SERVER_NAME, InvalidIdentifier, UserName
+from tuichat.matrix.account.identifiers import parse_user as parse_identifier
+from tuichat.matrix.account.session import Profile, Session
 from tuichat.model.sanitize import clean_line
 
 if TYPE_CHECKING:
@@ -262,7 +262,7 @@ async def complete_login(
     `device_id` None is a new device: a fresh random pickle key is created
     for its crypto store. Otherwise the profile's device is logged into
     again, its pickle key and store kept; the account must be the same."""
-    from tuichat.matrix.client import build_client
+    from tuichat.matrix.transport.client import build_client
 
     previous = profile.load_session() if device_id else None
     profile.ensure()

@@ -14,7 +14,7 @@ from urllib.parse import quote, urlencode
 
 from nio import AsyncClient
 
-from tuichat.matrix import fastjson
+from tuichat.matrix.transport import fastjson
 
 PREFIX = "/_matrix/client/v3"
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from tuichat.matrix.media import parse_mxc
-from tuichat.matrix.room_state import RoomState
+from tuichat.matrix.content.room_state import RoomState
+from tuichat.matrix.transport.media import parse_mxc
 from tuichat.model.items import Attachment, ItemKind, Relation, RelationKind, TimelineItem
 from tuichat.model.sanitize import clean_line, clean_text
 
@@ -126,7 +126,7 @@ def _message_fields(
     formatted = None
     if content.get("format") == HTML_FORMAT:
         # Imported on the first formatted message, not at start-up.
-        from tuichat.matrix.formatted_body import parse_formatted_body
+        from tuichat.matrix.content.formatted_body import parse_formatted_body
 
         formatted = parse_formatted_body(content.get("formatted_body"), state.member_name)
     highlight = event.get("sender") != viewer.user_id and viewer.mentioned_in(content, body)

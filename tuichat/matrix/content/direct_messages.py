@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from tuichat.matrix.room_state import RoomState
+from tuichat.matrix.content.room_state import RoomState
 from tuichat.model.rooms import Membership
 
 

@@ -205,7 +205,7 @@ class Profile:
     PICKLE_KEY_FILE = "pickle.key"
     STORE_DIR = "crypto"
     CACHE_FILE = "cache.sqlite3"
-    OUTBOX_FILE = "outbox.sqlite3"  # the outbox (tuichat.matrix.outbox) is named from here
+    OUTBOX_FILE = "outbox.sqlite3"  # the outbox (tuichat.matrix.storage.outbox) is named from here
     LOCK_FILE = "lock"
 
     def __init__(self, root: Path | str) -> None:
