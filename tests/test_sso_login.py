@@ -540,23 +540,23 @@ async def test_a_server_offering_nothing_usable_gets_a_clear_sentence(
     )
 
 
-async def test_an_oauth_server_is_named_and_refused_until_supported(
+async def test_an_oauth_server_with_broken_metadata_is_named_plainly(
     fake_server: tuple[str, dict[str, object]], profile: Profile
 ) -> None:
+    """The OAuth 2.0 API is chosen first; metadata without its endpoints
+    is an error that says what is missing, and nothing is stored."""
     url, answers = fake_server
     answers["flows"] = {"flows": [{"type": "m.login.password"}]}
     answers["auth_metadata"] = {"issuer": "https://auth.example.org/"}
     login = await start_login(profile, "--homeserver", url, "--user", "@a:example.org")
     code, _output, stderr = await login.finish()
     assert code == 1
-    assert "uses the OAuth 2.0 API" in stderr and "does not support yet" in stderr
-    assert "It also offers --method password." in stderr
+    assert "OAuth 2.0 metadata lacks a valid authorization_endpoint, token_endpoint" in stderr
     assert profile.load_session() is None
 
     methods = await fetch_login_methods(url)
+    assert choose_method(methods, None) == "oauth"
     assert choose_method(methods, "password") == "password"
-    with pytest.raises(LoginError, match="does not support yet"):
-        choose_method(methods, "oauth")
 
 
 async def test_a_server_refusing_to_list_its_methods_is_quoted_cleaned(
@@ -597,7 +597,7 @@ async def test_server_strings_in_login_messages_are_sanitised(
         text += name.name
     assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
     with pytest.raises(LoginError) as error:
-        choose_method(methods, None)
+        choose_method(methods, "password")
     assert "\x1b" not in str(error.value)
 
 

@@ -1,4 +1,4 @@
-"""Command line: `tuichat [--profile DIR] [login|logout|demo]`.
+"""Command line: `tuichat [--profile DIR] [login|logout|account|demo|...]`.
 
 Kept light on imports: nio and Textual are imported only by the command that
 needs them, so `tuichat` paints its first frame quickly.
@@ -62,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
         help="single sign-on: print the address to open instead of opening a browser",
     )
     login.add_argument(
+        "--grant",
+        choices=("code", "device"),
+        help="OAuth 2.0 API: sign in with a browser here (code) or on another device, "
+        "by address, code or QR code (device; the default over SSH and with --no-browser)",
+    )
+    login.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
     login.add_argument("--device-name", default="tuichat", metavar="NAME")
@@ -69,6 +75,26 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("logout", help="log this device out and remove the local session")
 
     commands.add_parser("devices", help="print your devices and their fingerprints, and exit")
+
+    account = commands.add_parser(
+        "account", help="open your account's page on the server (OAuth 2.0 API servers)"
+    )
+    account.add_argument(
+        "action",
+        nargs="?",
+        choices=(
+            "profile",
+            "sessions",
+            "device",
+            "end-device",
+            "deactivate",
+            "cross-signing-reset",
+        ),
+        help="the part of the page to open (the server may not support each)",
+    )
+    account.add_argument(
+        "--no-browser", action="store_true", help="print the address instead of opening it"
+    )
 
     recover = commands.add_parser(
         "recover", help="restore encrypted history with your recovery key (or set recovery up)"
@@ -424,6 +450,10 @@ def _run_command(args: argparse.Namespace, profile_dir: Path) -> int:
         return _keys(args, profile_dir)
     if args.command == "config":
         return _config(args)
+    if args.command == "account":
+        from tuichat.cli_login import account_command
+
+        return account_command(args, profile_dir)
     if args.command == "demo":
         from tuichat.demo.runner import run_demo
 

@@ -1,9 +1,11 @@
 """`tuichat login`: ask the server how to log in, then do it in the terminal.
 
 The server's offer decides the method (the OAuth 2.0 API, else single
-sign-on, else password; `--method` overrides). Single sign-on opens the
-browser (or prints the address) and waits for the loopback callback or a
-pasted address, whichever comes first.
+sign-on, else password; `--method` overrides). Single sign-on and the OAuth
+2.0 API's authorization code grant open the browser (or print the address)
+and wait for the loopback redirect or a pasted address, whichever comes
+first; without a browser here (SSH, `--no-browser`) the OAuth 2.0 API uses
+the device authorization grant: an address, a code and a QR code to scan.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import threading
 import webbrowser
 from pathlib import Path
 
+from tuichat.matrix.account import oauth
+from tuichat.matrix.account import oauth_login as oauth_login_module
 from tuichat.matrix.account.login import (
     LoginError,
     check_homeserver,
@@ -186,12 +190,127 @@ async def sso_login(
     )
 
 
+def _device_grant_wanted(args: argparse.Namespace, server: oauth.AuthServer) -> bool:
+    """The device authorization grant when asked for, or when no browser
+    can be opened here (SSH, --no-browser) and the server offers it."""
+    grant = getattr(args, "grant", None)
+    if grant == "device":
+        return True
+    if grant == "code":
+        return False
+    return server.offers_device_grant and (args.no_browser or not _can_open_browser())
+
+
+def _countdown(seconds_left: float) -> None:
+    minutes, seconds = divmod(int(seconds_left), 60)
+    if sys.stdout.isatty():
+        print(f"\rWaiting for approval… {minutes}:{seconds:02d} left ", end="", flush=True)
+
+
+async def oauth_device_login(
+    server: oauth.AuthServer, client: oauth.ClientRegistration, device_id: str
+) -> oauth.Tokens:
+    """The device authorization grant (RFC 8628): the address, the code and
+    a QR code of the complete address; then wait for the approval."""
+    from tuichat.qr_text import qr_lines
+
+    authorization = await oauth.start_device_authorization(server, client, device_id)
+    log.info("device login at %s", server.issuer)
+    _say(trusted("To log in, open this address on any device (a phone works):"))
+    _say(safe_text(f"\n    {authorization.verification_uri}\n"))
+    _say(safe_line(f"and enter the code:  {authorization.user_code}"))
+    if authorization.verification_uri_complete:
+        _say(trusted("\nOr scan this QR code, which holds the address with the code:\n"))
+        colour = sys.stdout.isatty()
+        for line in qr_lines(authorization.verification_uri_complete, colour=colour):
+            print("    " + line, flush=True)
+        _say(safe_text(f"\n    ({authorization.verification_uri_complete})\n"))
+    minutes = authorization.expires_in_s / 60
+    _say(safe_line(f"The code is valid for {minutes:.0f} minutes."))
+    try:
+        return await oauth.poll_device_token(server, client, authorization, on_tick=_countdown)
+    finally:
+        if sys.stdout.isatty():
+            print(flush=True)
+
+
+async def oauth_code_login(
+    server: oauth.AuthServer,
+    client: oauth.ClientRegistration,
+    device_id: str,
+    args: argparse.Namespace,
+) -> oauth.Tokens:
+    """Authorization code with PKCE: the browser (or a printed address),
+    the loopback redirect or a pasted address, then the token request."""
+    from tuichat.matrix.account.sso import stdin_lines, wait_for_login_token
+
+    callback = oauth.OAuthCallback(oauth.new_state())
+    await callback.start()
+    try:
+        request = oauth.authorization_request(
+            server, client, callback.url, device_id, callback.state
+        )
+        opened = not args.no_browser and _can_open_browser() and await _open_browser(request.url)
+        if opened:
+            _say(trusted("Opened your browser to sign in. If it did not open, go to:"))
+        else:
+            _say(trusted("To sign in, open this address in a browser:"))
+        _say(safe_text(f"\n    {request.url}\n"))
+        _say(
+            trusted(
+                "If the browser runs on another machine (SSH), it ends on an address "
+                "starting with http://127.0.0.1 that cannot load: copy that address "
+                "from the address bar and paste it here, then press Enter "
+                "(or use --grant device)."
+            )
+        )
+
+        def bad_paste(line: str) -> None:
+            _say(trusted("That holds no code for this login; paste the whole address."))
+
+        code = await asyncio.wait_for(
+            wait_for_login_token(
+                callback,
+                stdin_lines(),
+                bad_paste,
+                parse=lambda line: oauth.code_from_redirect(line, request.state),
+                what="OAuth 2.0 authorization code",
+            ),
+            SSO_TIMEOUT_S,
+        )
+    except TimeoutError:
+        raise LoginError(
+            f"no sign-in within {SSO_TIMEOUT_S / 60:.0f} minutes; run tuichat login again"
+        ) from None
+    finally:
+        await callback.close()
+    _say(trusted("Signed in in the browser; logging in…"))
+    return await oauth.exchange_code(server, client, request, code)
+
+
+async def oauth_login(
+    profile: Profile, base_url: str, args: argparse.Namespace, user_id: str | None
+) -> Session:
+    """The OAuth 2.0 API: discovery, registration, one of the two grants,
+    then the session."""
+    server, client, device_id = await oauth_login_module.prepare(profile, base_url, user_id)
+    if _device_grant_wanted(args, server):
+        tokens = await oauth_device_login(server, client, device_id)
+    else:
+        tokens = await oauth_code_login(server, client, device_id, args)
+    return await oauth_login_module.complete(
+        profile, base_url, server, client, tokens, device_id, user_id
+    )
+
+
 async def run_login(args: argparse.Namespace, profile: Profile) -> Session:
     name = parse_user(args.user) if args.user else None
     base_url = await resolve_homeserver(args.homeserver, name)
     await check_homeserver(base_url)
     methods = await fetch_login_methods(base_url)
     method: Method = choose_method(methods, args.method)
+    if method == "oauth":
+        return await oauth_login(profile, base_url, args, name.user_id if name else None)
     if method == "sso":
         return await sso_login(profile, base_url, methods, args, name.user_id if name else None)
     if name is None:
@@ -225,4 +344,32 @@ def login_command(args: argparse.Namespace, profile_dir: Path) -> int:
             f"Logged in as {session.user_id} on {session.homeserver} (device {session.device_id})"
         )
     )
+    return 0
+
+
+async def account_url(profile: Profile, action: str | None) -> str:
+    """The account management URL (MSC4191) of the profile's server."""
+    session = profile.load_session(tokens=False)
+    if session is None:
+        raise LoginError(f"{profile.root} holds no session; run tuichat login first")
+    server = await oauth.fetch_auth_server(session.homeserver)
+    if server is None:
+        raise LoginError(
+            f"{session.homeserver} does not use the OAuth 2.0 API and publishes no account page"
+        )
+    return server.account_url(action, session.device_id)
+
+
+def account_command(args: argparse.Namespace, profile_dir: Path) -> int:
+    """`tuichat account [ACTION]`: open (or print) the account page."""
+    from tuichat.matrix.account.session import ProfileError
+
+    try:
+        url = asyncio.run(account_url(Profile(profile_dir), args.action))
+    except (LoginError, ProfileError) as error:
+        print(safe_line(f"tuichat: {error}"), file=sys.stderr)
+        return 1
+    opened = not args.no_browser and _can_open_browser() and _open_in_browser(url)
+    _say(trusted("Opened your account page:" if opened else "Your account page:"))
+    _say(safe_line(url))
     return 0

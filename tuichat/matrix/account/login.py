@@ -197,6 +197,8 @@ async def _token_still_works(profile: Profile, session: Session) -> bool:
             ) as response:
                 status = response.status
                 body = await response.text()
+            if status == 401 and _errcode(body) == "M_UNKNOWN_TOKEN" and session.oauth_issuer:
+                return await _oauth_refresh_works(profile, session)
             if status == 401 and _errcode(body) == "M_UNKNOWN_TOKEN" and session.refresh_token:
                 async with http.post(
                     f"{session.homeserver}/_matrix/client/v3/refresh",
@@ -211,6 +213,23 @@ async def _token_still_works(profile: Profile, session: Session) -> bool:
     if status == 200:
         return True
     return _errcode(body) != "M_UNKNOWN_TOKEN"
+
+
+async def _oauth_refresh_works(profile: Profile, session: Session) -> bool:
+    """Whether an OAuth session whose access token is refused can be
+    refreshed at its token endpoint (the new tokens are stored)."""
+    from tuichat.matrix.account import oauth, oauth_login
+
+    if not session.refresh_token:
+        return False
+    try:
+        await oauth_login.refresh_session(profile, session)
+    except oauth.TokenRefused:
+        return False
+    except oauth.OAuthError as error:
+        log.warning("cannot check the stored session: %s", error)
+        return True
+    return True
 
 
 def _store_refreshed(profile: Profile, session: Session, body: str) -> None:
@@ -401,6 +420,15 @@ async def logout(profile: Profile) -> Session:
     session = profile.load_session()
     if session is None:
         raise LoginError(f"{profile.root} holds no session: nothing to log out")
+    if session.oauth_issuer:
+        from tuichat.matrix.account import oauth_login
+
+        try:
+            await oauth_login.logout(profile, session)
+        except LoginError as error:
+            raise LoginError(f"{error}; nothing was removed") from None
+        profile.remove_session()
+        return session
     try:
         status, body = await _post_logout(session.homeserver, session.access_token)
     except (TimeoutError, aiohttp.ClientError, OSError) as error:

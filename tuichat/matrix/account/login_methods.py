@@ -156,8 +156,7 @@ async def fetch_login_methods(base_url: str) -> LoginMethods:
 
 def choose_method(methods: LoginMethods, requested: Method | None) -> Method:
     """The method to use: `requested` if the server offers it, else the
-    OAuth 2.0 API, SSO, password, in that order. LoginError otherwise, or
-    when the choice is the OAuth 2.0 API (not supported yet)."""
+    OAuth 2.0 API, SSO, password, in that order. LoginError otherwise."""
     if requested is not None:
         if not methods.offers(requested):
             raise LoginError(
@@ -173,17 +172,6 @@ def choose_method(methods: LoginMethods, requested: Method | None) -> Method:
     else:
         raise LoginError(
             f"this server offers no login method tuichat supports; it offers {methods.describe()}"
-        )
-    if chosen == "oauth":
-        alternatives = [m for m in ("sso", "password") if methods.offers(m)]
-        also = (
-            " It also offers " + " and ".join(f"--method {m}" for m in alternatives) + "."
-            if alternatives
-            else ""
-        )
-        raise LoginError(
-            "this server uses the OAuth 2.0 API (next-generation auth, issuer "
-            f"{methods.oauth_issuer}), which tuichat does not support yet.{also}"
         )
     return chosen
 

@@ -48,6 +48,12 @@ class Session:
     refresh_token: str = ""
     expires_at_ms: int = 0
     refresh_at_ms: int = 0
+    # A session of the OAuth 2.0 API (tuichat/matrix/account/oauth.py): the
+    # authorization server, tuichat's client id there and its token
+    # endpoint, where the tokens are refreshed. Empty: the Matrix login API.
+    oauth_issuer: str = ""
+    oauth_client_id: str = ""
+    oauth_token_endpoint: str = ""
 
     def __repr__(self) -> str:  # never print the tokens
         return (
@@ -207,6 +213,8 @@ class Profile:
     CACHE_FILE = "cache.sqlite3"
     OUTBOX_FILE = "outbox.sqlite3"  # the outbox (tuichat.matrix.storage.outbox) is named from here
     LOCK_FILE = "lock"
+    # Registrations with OAuth 2.0 authorization servers (account/oauth.py).
+    OAUTH_CLIENTS_FILE = "oauth_clients.json"
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root).expanduser()
@@ -288,6 +296,9 @@ class Profile:
                 created_ms=int(data.get("created_ms", 0)),
                 expires_at_ms=int(data.get("expires_at_ms", 0)),
                 refresh_at_ms=int(data.get("refresh_at_ms", 0)),
+                oauth_issuer=str(data.get("oauth_issuer", "")),
+                oauth_client_id=str(data.get("oauth_client_id", "")),
+                oauth_token_endpoint=str(data.get("oauth_token_endpoint", "")),
             )
         except KeyError as missing:
             raise ProfileError(f"{self.session_file} lacks {missing}; log in again") from None
@@ -371,7 +382,13 @@ class Profile:
             shutil.rmtree(self.store_dir)
         else:
             self.store_dir.unlink(missing_ok=True)
-        for name in (self.CACHE_FILE, self.OUTBOX_FILE, self.PICKLE_KEY_FILE, self.SESSION_FILE):
+        for name in (
+            self.CACHE_FILE,
+            self.OUTBOX_FILE,
+            self.OAUTH_CLIENTS_FILE,
+            self.PICKLE_KEY_FILE,
+            self.SESSION_FILE,
+        ):
             path = self.root / name
             for suffix in ("-wal", "-shm", "-journal"):
                 path.with_name(path.name + suffix).unlink(missing_ok=True)

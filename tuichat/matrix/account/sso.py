@@ -154,15 +154,19 @@ async def wait_for_login_token(
     callback: LoopbackCallback,
     pasted: AsyncIterator[str] | None,
     on_bad_paste: Callable[[str], None] | None = None,
+    parse: Callable[[str], str | None] = token_from_paste,
+    what: str = "single sign-on: login token",
 ) -> str:
     """The login token from the loopback callback or from a pasted line,
     whichever comes first. `on_bad_paste(line)` is called for a pasted line
-    that holds no token; the wait goes on."""
+    that holds no token; the wait goes on. `parse` finds the token in a
+    pasted line (the OAuth 2.0 API's authorization code has its own);
+    `what` names it in the log."""
 
     async def from_paste() -> str:
         if pasted is not None:
             async for line in pasted:
-                token = token_from_paste(line)
+                token = parse(line)
                 if token is not None:
                     return token
                 if line.strip() and on_bad_paste is not None:
@@ -180,7 +184,7 @@ async def wait_for_login_token(
         register_secret(token)
         # The token itself is never logged: it is a credential until used.
         source = "loopback callback" if winner is callback.token else "pasted"
-        log.info("single sign-on: login token received (%s)", source)
+        log.info("%s received (%s)", what, source)
         return token
     finally:
         paste_task.cancel()

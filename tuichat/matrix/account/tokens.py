@@ -5,7 +5,10 @@ One source of truth: every request reads the token from nio's client
 that changes it. With a server's refreshable access tokens (`refresh_token`
 and `expires_in_ms` in the login answer) the keeper refreshes the token
 (`POST /_matrix/client/v3/refresh`) before it expires, and when a request is
-answered `M_UNKNOWN_TOKEN` with `soft_logout: true`. Each new token is saved
+answered `M_UNKNOWN_TOKEN` with `soft_logout: true`. Sessions of the OAuth
+2.0 API refresh at the authorization server's token endpoint instead
+(`oauth_login.refresh_session`), also after an `M_UNKNOWN_TOKEN` without
+soft logout, which is how such servers refuse an expired token. Each new token is saved
 in the profile (the refresh token sealed with the pickle key) and registered
 with the log's redaction. A refresh the server refuses is a real logout.
 """
@@ -94,7 +97,10 @@ class TokenKeeper:
         False is a real logout. Raises RefreshUnavailable (try later)."""
         if used != self.session.access_token:
             return True  # refreshed meanwhile: the old token is gone
-        if not soft_logout:
+        # An OAuth server's expired access token is refused without
+        # `soft_logout`: only its token endpoint can tell whether the
+        # session lives on.
+        if not soft_logout and not self.session.oauth_issuer:
             self.logged_out = True
             return False
         return await self.refresh(used)
@@ -108,6 +114,8 @@ class TokenKeeper:
             if self.logged_out or not self.session.refresh_token:
                 self.logged_out = True
                 return False
+            if self.session.oauth_issuer:
+                return await self._refresh_oauth()
             body = json.dumps({"refresh_token": self.session.refresh_token})
             try:
                 response = await self.client.send(
@@ -140,12 +148,32 @@ class TokenKeeper:
                 expires if isinstance(expires, int) else None,
                 int(time.time() * 1000),
             )
-            self.client.access_token = token
             self.profile.save_session(self.session)
-            log.info("access token refreshed")
-            if self.on_refreshed is not None:
-                self.on_refreshed(self.session)
+            self._use(self.session)
             return True
+
+    async def _refresh_oauth(self) -> bool:
+        """The refresh of an OAuth 2.0 API session, at its token endpoint."""
+        from tuichat.matrix.account import oauth, oauth_login
+
+        try:
+            session = await oauth_login.refresh_session(self.profile, self.session)
+        except oauth.TokenRefused as error:
+            log.warning("the token endpoint refused the refresh token: %s", error)
+            self.logged_out = True
+            return False
+        except oauth.OAuthError as error:
+            raise RefreshUnavailable(str(error)) from None
+        self._use(session)
+        return True
+
+    def _use(self, session: Session) -> None:
+        """Make `session`'s (stored) tokens the ones in use."""
+        self.session = session
+        self.client.access_token = session.access_token
+        log.info("access token refreshed")
+        if self.on_refreshed is not None:
+            self.on_refreshed(session)
 
     async def run(self) -> None:
         """Refresh the token before it expires, for as long as it is used."""
