@@ -246,3 +246,53 @@ def refreshing_synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loc
     server.start()
     yield server
     server.stop()
+
+
+# The OAuth 2.0 API: Synapse delegates authentication to a local
+# authorization server (tests/oauth_server.py, playing the Matrix
+# Authentication Service's part), which it reaches with this shared secret.
+OAUTH_SYNAPSE_SECRET = "not-a-secret-of-anything-oauth"
+
+
+@pytest.fixture(scope="session")
+def oauth_server() -> Iterator[Any]:
+    """The authorization server on 127.0.0.1 (Synapse's URL is filled in
+    by `oauth_synapse`)."""
+    import threading
+
+    import werkzeug.serving
+
+    from tests.oauth_server import AuthServer
+
+    auth = AuthServer(OAUTH_SYNAPSE_SECRET)
+    server = werkzeug.serving.make_server("127.0.0.1", 0, auth.app, threaded=True)
+    auth.issuer = f"http://127.0.0.1:{server.server_port}/"
+    thread = threading.Thread(target=server.serve_forever, args=(0.1,), daemon=True)
+    thread.start()
+    yield auth
+    server.shutdown()
+    thread.join(5)
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def oauth_synapse(tmp_path_factory: pytest.TempPathFactory, oauth_server: Any) -> Iterator[LocalSynapse]:
+    """A Synapse whose authentication is delegated to `oauth_server`
+    (`matrix_authentication_service`): no password login, no registration,
+    only the OAuth 2.0 API."""
+    server = LocalSynapse(
+        tmp_path_factory.mktemp("oauth-synapse"),
+        extra_config={
+            "matrix_authentication_service": {
+                "enabled": True,
+                "endpoint": oauth_server.issuer,
+                "secret": OAUTH_SYNAPSE_SECRET,
+            },
+            "enable_registration": False,
+            "password_config": {"enabled": False},
+        },
+    )
+    oauth_server.synapse_url = server.url
+    server.start()
+    yield server
+    server.stop()
