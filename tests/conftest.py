@@ -276,7 +276,9 @@ def oauth_server() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def oauth_synapse(tmp_path_factory: pytest.TempPathFactory, oauth_server: Any) -> Iterator[LocalSynapse]:
+def oauth_synapse(
+    tmp_path_factory: pytest.TempPathFactory, oauth_server: Any
+) -> Iterator[LocalSynapse]:
     """A Synapse whose authentication is delegated to `oauth_server`
     (`matrix_authentication_service`): no password login, no registration,
     only the OAuth 2.0 API."""

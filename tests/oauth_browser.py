@@ -12,7 +12,9 @@ import aiohttp
 _TIMEOUT = aiohttp.ClientTimeout(total=60)
 
 
-async def approve_code(url: str, username: str, *, allow: bool = True, follow_final: bool = True) -> str:
+async def approve_code(
+    url: str, username: str, *, allow: bool = True, follow_final: bool = True
+) -> str:
     """Sign in as `username` at the authorization URL `url` and allow (or
     deny) tuichat; the final address (the loopback redirect with the code).
     `follow_final` False stops before loading it, as a browser on another

@@ -286,6 +286,16 @@ class AuthServer:
             self.tokens.append(token)
         return token.access_token
 
+    def end_sessions(self, localpart: str) -> None:
+        """End every session of `localpart`, as its account page would:
+        the tokens revoked, the devices deleted in Synapse."""
+        for token in self.active_sessions(localpart):
+            token.refresh_revoked = token.access_revoked = True
+            if token.device_id:
+                self._synapse(
+                    "delete_device", {"localpart": localpart, "device_id": token.device_id}
+                )
+
     def active_sessions(self, localpart: str) -> list[Token]:
         with self.lock:
             return [
@@ -424,7 +434,10 @@ class AuthServer:
                     token.refresh_revoked = True
                     token.access_revoked = True
                     for other in outer.tokens:
-                        if other.localpart == token.localpart and other.device_id == token.device_id:
+                        if (
+                            other.localpart == token.localpart
+                            and other.device_id == token.device_id
+                        ):
                             other.refresh_revoked = other.access_revoked = True
                     if token.device_id:
                         outer._synapse(
@@ -505,11 +518,9 @@ class AuthServer:
                     ),
                     content_type="text/html",
                 )
-            if request.form.get("action") == "deny":
-                return server.create_authorization_response(grant_user=None)
-            return server.create_authorization_response(
-                grant_user=User(request.form["username"])
-            )
+            user = None if request.form.get("action") == "deny" else User(request.form["username"])
+            grant = server.get_consent_grant(end_user=user)
+            return server.create_authorization_response(grant=grant, grant_user=user)
 
         @app.post("/oauth2/token")
         def token() -> Any:
@@ -581,7 +592,11 @@ class AuthServer:
             "device_authorization_endpoint": issuer + "oauth2/device",
             "response_types_supported": ["code"],
             "response_modes_supported": ["query", "fragment"],
-            "grant_types_supported": ["authorization_code", "refresh_token", DEVICE_CODE_GRANT_TYPE],
+            "grant_types_supported": [
+                "authorization_code",
+                "refresh_token",
+                DEVICE_CODE_GRANT_TYPE,
+            ],
             "code_challenge_methods_supported": ["S256"],
             "token_endpoint_auth_methods_supported": AUTH_METHODS,
             "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
@@ -606,6 +621,6 @@ def _random(length: int) -> str:
 
 def _page(title: str, form: str) -> str:
     return (
-        f'<!DOCTYPE html><html><head><title>{title}</title></head><body><h1>{title}</h1>'
+        f"<!DOCTYPE html><html><head><title>{title}</title></head><body><h1>{title}</h1>"
         f'<form method="post">{form}</form></body></html>'
     )
