@@ -39,6 +39,7 @@ from tuichat.matrix.account.login_methods import (
     choose_method,
     fetch_login_methods,
 )
+from tuichat.matrix.account.oauth_uia import BrowserApproval, PasswordAuth
 from tuichat.matrix.account.session import Profile, Session
 from tuichat.matrix.account.sso import (
     LoopbackCallback,
@@ -373,3 +374,25 @@ def account_command(args: argparse.Namespace, profile_dir: Path) -> int:
     _say(trusted("Opened your account page:" if opened else "Your account page:"))
     _say(safe_line(url))
     return 0
+
+
+def terminal_approval(password: PasswordAuth | None = None) -> BrowserApproval:
+    """An `authenticate` for cross-signing uploads from the command line:
+    on OAuth 2.0 API servers it says why, opens (or prints) the approval
+    page and waits for Enter; `password` answers a password stage."""
+
+    async def approve(url: str) -> None:
+        _say(
+            trusted(
+                "Your server asks you to approve resetting your cross-signing keys in "
+                "the browser (it has no password to ask for)."
+            )
+        )
+        opened = _can_open_browser() and await _open_browser(url)
+        _say(trusted("Opened:" if opened else "Open this address and approve:"))
+        _say(safe_text(f"\n    {url}\n"))
+        await asyncio.get_running_loop().run_in_executor(
+            None, input, "Press Enter once you have approved it. "
+        )
+
+    return BrowserApproval(approve, password)
