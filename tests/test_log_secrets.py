@@ -175,3 +175,55 @@ async def test_refresh_tokens_and_refreshed_access_tokens_stay_out_of_the_log(
     assert len(seen) >= 4  # the first pair and at least one refreshed pair
     leaked = [secret for secret in seen if secret in text]
     assert not leaked, f"{len(leaked)} token(s) in the log"
+
+
+async def test_oauth_tokens_codes_and_refreshes_stay_out_of_the_log(
+    oauth_synapse: LocalSynapse, oauth_server: Any, tmp_path: Path
+) -> None:
+    """The OAuth 2.0 API: the device code, the tokens of the login and
+    every pair a refresh at the token endpoint brings (4-second access
+    tokens), and the revoked ones at logout, never reach the log."""
+    from tests.test_oauth_login import oauth_log_in
+    from tuichat.matrix.account.login import logout
+
+    log_file = tmp_path / "tuichat.log"
+    profile = Profile(tmp_path / "profile")
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))
+    seen: set[str] = set()
+    oauth_server.access_token_lifetime = 4
+    try:
+        _configure_logging(str(log_file))
+        root.setLevel(logging.DEBUG)
+        session = await oauth_log_in(oauth_server, oauth_synapse, profile)
+        seen.update(
+            credential["device_code"] for credential in oauth_server.device_credentials.values()
+        )
+        recorder = Recorder()
+        service = MatrixService(profile, recorder, sync_timeout_ms=1000)
+        await service.start()
+        try:
+            deadline = asyncio.get_running_loop().time() + 10
+            while asyncio.get_running_loop().time() < deadline:
+                seen.update((service.session.access_token, service.session.refresh_token))
+                await asyncio.sleep(0.2)
+        finally:
+            await service.stop()
+        stored = profile.load_session()
+        assert stored is not None
+        seen.update((session.access_token, session.refresh_token))
+        seen.update((stored.access_token, stored.refresh_token))
+        await logout(profile)
+    finally:
+        oauth_server.access_token_lifetime = 300
+        for handler in root.handlers:
+            handler.close()
+        root.handlers[:] = saved[1]
+        root.setLevel(saved[0])
+    text = log_file.read_text()
+    assert text.count("access token refreshed") >= 2, "no refresh happened"
+    assert "revoked" in text
+    seen.discard("")
+    assert len(seen) >= 5
+    leaked = [secret for secret in seen if secret in text]
+    assert not leaked, f"{len(leaked)} secret(s) in the log"

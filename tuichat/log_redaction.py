@@ -20,11 +20,19 @@ import re
 import threading
 
 _PATTERNS = (
-    # Query parameters: the access and refresh tokens, SSO's login token.
-    re.compile(r"((?:access_token|refresh_token|loginToken)=)[^&\s'\"]+"),
+    # Query parameters and form fields: the access and refresh tokens, SSO's
+    # login token, the OAuth 2.0 API's authorization and device codes, PKCE
+    # verifier and client secret.
+    re.compile(
+        r"(\b(?:access_token|refresh_token|loginToken|code|device_code|code_verifier"
+        r"|client_secret)=)[^&\s'\"]+"
+    ),
     re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+"),
-    # JSON and Python reprs of a login answer: "access_token": "…"
-    re.compile(r"([\"'](?:access|refresh)_token[\"']\s*:\s*[\"'])[^\"']+"),
+    # JSON and Python reprs of a login or token answer: "access_token": "…"
+    re.compile(
+        r"([\"'](?:access_token|refresh_token|device_code|client_secret)[\"']\s*:\s*[\"'])"
+        r"[^\"']+"
+    ),
 )
 _secrets: set[str] = set()
 _lock = threading.Lock()
