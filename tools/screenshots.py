@@ -318,6 +318,34 @@ async def _shoot_screen(app: TuichatApp, screen: Any, name: str, fill: Any = Non
         print(f"wrote screenshots/{name}.svg")
 
 
+def _device_login() -> None:
+    """`tuichat login` over SSH on an OAuth 2.0 API server: the lines the
+    device login prints (tuichat.cli_login), drawn by a terminal."""
+    from rich.console import Console
+    from rich.text import Text
+
+    from tuichat.cli_login import device_login_lines
+    from tuichat.matrix.account.oauth import DeviceAuthorization
+
+    authorization = DeviceAuthorization(
+        device_code="unused",
+        user_code="KQWX-RNZD",
+        verification_uri="https://account.example.org/link",
+        verification_uri_complete="https://account.example.org/link?code=KQWX-RNZD",
+        expires_in_s=900,
+        interval_s=5,
+    )
+    console = Console(record=True, width=72, force_terminal=True, color_system="truecolor")
+    console.print("$ tuichat login --homeserver example.org", highlight=False)
+    for printed in device_login_lines(authorization, colour=True):
+        for line in printed.split("\n"):
+            console.print(Text.from_ansi(line), highlight=False)
+    console.print("Waiting for approval… 14:52 left", highlight=False)
+    svg = console.export_svg(title="tuichat — login-device")
+    (OUT / "login-device.svg").write_text(svg)
+    print("wrote screenshots/login-device.svg")
+
+
 async def main() -> int:
     os.environ["TZ"] = "UTC"
     time.tzset()
@@ -356,6 +384,7 @@ async def main() -> int:
         )
         app = TuichatApp(profile, connect=False)
         await _shoot_screen(app, VerificationDialog(view, "Ada"), "verification")
+    _device_login()
     return 0
 
 

@@ -208,26 +208,36 @@ def _countdown(seconds_left: float) -> None:
         print(f"\rWaiting for approval… {minutes}:{seconds:02d} left ", end="", flush=True)
 
 
+def device_login_lines(authorization: oauth.DeviceAuthorization, *, colour: bool) -> list[str]:
+    """What the device login shows: the address, the code, and a QR code
+    of the complete address (`colour`: drawn black on white with SGR)."""
+    from tuichat.qr_text import qr_lines
+
+    lines: list[str] = [
+        trusted("To log in, open this address on any device (a phone works):"),
+        safe_text(f"\n    {authorization.verification_uri}\n"),
+        safe_line(f"and enter the code:  {authorization.user_code}"),
+    ]
+    if authorization.verification_uri_complete:
+        lines.append(trusted("\nOr scan this QR code, which holds the address with the code:\n"))
+        lines += [
+            "    " + line
+            for line in qr_lines(authorization.verification_uri_complete, colour=colour)
+        ]
+        lines.append(safe_text(f"\n    ({authorization.verification_uri_complete})\n"))
+    lines.append(safe_line(f"The code is valid for {authorization.expires_in_s / 60:.0f} minutes."))
+    return lines
+
+
 async def oauth_device_login(
     server: oauth.AuthServer, client: oauth.ClientRegistration, device_id: str
 ) -> oauth.Tokens:
     """The device authorization grant (RFC 8628): the address, the code and
     a QR code of the complete address; then wait for the approval."""
-    from tuichat.qr_text import qr_lines
-
     authorization = await oauth.start_device_authorization(server, client, device_id)
     log.info("device login at %s", server.issuer)
-    _say(trusted("To log in, open this address on any device (a phone works):"))
-    _say(safe_text(f"\n    {authorization.verification_uri}\n"))
-    _say(safe_line(f"and enter the code:  {authorization.user_code}"))
-    if authorization.verification_uri_complete:
-        _say(trusted("\nOr scan this QR code, which holds the address with the code:\n"))
-        colour = sys.stdout.isatty()
-        for line in qr_lines(authorization.verification_uri_complete, colour=colour):
-            print("    " + line, flush=True)
-        _say(safe_text(f"\n    ({authorization.verification_uri_complete})\n"))
-    minutes = authorization.expires_in_s / 60
-    _say(safe_line(f"The code is valid for {minutes:.0f} minutes."))
+    for line in device_login_lines(authorization, colour=sys.stdout.isatty()):
+        print(line, flush=True)
     try:
         return await oauth.poll_device_token(server, client, authorization, on_tick=_countdown)
     finally:

@@ -3,7 +3,8 @@
 For the device login over SSH: the phone scans the terminal. Dark modules
 are drawn, light ones left blank; on a terminal the code is drawn black on
 white with SGR colours (a dark-background terminal would otherwise invert
-it, which many scanners cannot read), and a quiet zone of two modules all
+it, which many scanners cannot read; 256-colour black and white, not the
+terminal theme's), and a quiet zone of two modules all
 round.
 """
 
@@ -17,7 +18,7 @@ _HALF_BLOCKS = {
     (True, True): "\u2588",  # █ full block
 }
 QUIET_ZONE = 2
-_BLACK_ON_WHITE = "\x1b[30;47m"
+_BLACK_ON_WHITE = "\x1b[38;5;16;48;5;231m"
 _RESET = "\x1b[0m"
 
 
