@@ -440,3 +440,59 @@ async def test_account_command_prints_the_account_page(
     code, _out, err = await account("deactivate")
     assert code == 1
     assert "the account page does not support org.matrix.account_deactivate" in err
+
+
+async def test_a_profile_opened_after_its_oauth_token_expired_refreshes_it(
+    oauth_synapse: LocalSynapse, oauth_server: AuthServer, profile: Profile
+) -> None:
+    """The homeserver refuses an expired OAuth access token without
+    `soft_logout`; the token endpoint still renews it."""
+    from tuichat.matrix.service import MatrixService
+
+    oauth_server.access_token_lifetime = 2
+    try:
+        expired = await oauth_log_in(oauth_server, oauth_synapse, profile)
+    finally:
+        oauth_server.access_token_lifetime = 300
+    await asyncio.sleep(max(0.0, expired.expires_at_ms / 1000 - time.time()) + 0.5)
+    status, answer = oauth_synapse._request(
+        "GET", "/_matrix/client/v3/account/whoami", token=expired.access_token
+    )
+    assert status == 401 and answer["errcode"] == "M_UNKNOWN_TOKEN", answer
+    assert not answer.get("soft_logout")
+    service = MatrixService(profile, Recorder())
+    await service.open()
+    try:
+        devices = await service.devices(service.user_id)
+    finally:
+        await service.stop()
+    assert expired.device_id in [device.device_id for device in devices]
+    stored = profile.load_session()
+    assert stored is not None and stored.access_token != expired.access_token
+    assert stored.refresh_token != expired.refresh_token  # rotated at the token endpoint
+
+
+async def test_a_session_ended_on_the_account_page_stops_sync_and_says_so(
+    oauth_synapse: LocalSynapse,
+    oauth_server: AuthServer,
+    profile: Profile,
+    start_service: ServiceFactory,
+) -> None:
+    from tuichat.model.events import ConnectionChanged
+
+    session = await oauth_log_in(oauth_server, oauth_synapse, profile)
+    recorder = Recorder()
+    service = await start_service(profile, recorder)
+    await wait_until(lambda: service.connection_state is ConnectionState.SYNCED, 30)
+    oauth_server.end_sessions(session.user_id[1:].split(":")[0])
+
+    def stopped() -> ConnectionChanged | None:
+        for event in recorder.events:
+            if isinstance(event, ConnectionChanged) and event.state is ConnectionState.STOPPED:
+                return event
+        return None
+
+    changed = await wait_until(stopped, 30)
+    assert "logged this device out" in changed.detail
+    # The profile is kept: `tuichat login` continues on the same device.
+    assert profile.load_session() is not None
