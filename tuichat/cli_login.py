@@ -205,25 +205,30 @@ def _device_grant_wanted(args: argparse.Namespace, server: oauth.AuthServer) -> 
 def _countdown(seconds_left: float) -> None:
     minutes, seconds = divmod(int(seconds_left), 60)
     if sys.stdout.isatty():
-        print(f"\rWaiting for approval… {minutes}:{seconds:02d} left ", end="", flush=True)
+        print(trusted("\r"), end="")
+        print(safe_line(f"Waiting for approval… {minutes}:{seconds:02d} left "), end="", flush=True)
 
 
-def device_login_lines(authorization: oauth.DeviceAuthorization, *, colour: bool) -> list[str]:
+def device_login_lines(authorization: oauth.DeviceAuthorization, *, colour: bool) -> list[SafeText]:
     """What the device login shows: the address, the code, and a QR code
-    of the complete address (`colour`: drawn black on white with SGR)."""
+    of the complete address (`colour`: drawn black on white with SGR, for
+    terminals with a dark background)."""
     from tuichat.qr_text import qr_lines
 
-    lines: list[str] = [
+    lines = [
         trusted("To log in, open this address on any device (a phone works):"),
         safe_text(f"\n    {authorization.verification_uri}\n"),
         safe_line(f"and enter the code:  {authorization.user_code}"),
     ]
     if authorization.verification_uri_complete:
         lines.append(trusted("\nOr scan this QR code, which holds the address with the code:\n"))
-        lines += [
-            "    " + line
-            for line in qr_lines(authorization.verification_uri_complete, colour=colour)
-        ]
+        for row in qr_lines(authorization.verification_uri_complete):
+            if colour:
+                lines.append(
+                    trusted("    \x1b[38;5;16;48;5;231m") + safe_line(row) + trusted("\x1b[0m")
+                )
+            else:
+                lines.append(trusted("    ") + safe_line(row))
         lines.append(safe_text(f"\n    ({authorization.verification_uri_complete})\n"))
     lines.append(safe_line(f"The code is valid for {authorization.expires_in_s / 60:.0f} minutes."))
     return lines
@@ -378,10 +383,12 @@ def account_command(args: argparse.Namespace, profile_dir: Path) -> int:
     try:
         url = asyncio.run(account_url(Profile(profile_dir), args.action))
     except (LoginError, ProfileError) as error:
-        print(safe_line(f"tuichat: {error}"), file=sys.stderr)
+        print(safe_line("tuichat: " + str(error)), file=sys.stderr)
         return 1
-    opened = not args.no_browser and _can_open_browser() and _open_in_browser(url)
-    _say(trusted("Opened your account page:" if opened else "Your account page:"))
+    if not args.no_browser and _can_open_browser() and _open_in_browser(url):
+        _say(trusted("Opened your account page:"))
+    else:
+        _say(trusted("Your account page:"))
     _say(safe_line(url))
     return 0
 
@@ -398,8 +405,10 @@ def terminal_approval(password: PasswordAuth | None = None) -> BrowserApproval:
                 "the browser (it has no password to ask for)."
             )
         )
-        opened = _can_open_browser() and await _open_browser(url)
-        _say(trusted("Opened:" if opened else "Open this address and approve:"))
+        if _can_open_browser() and await _open_browser(url):
+            _say(trusted("Opened the page to approve it in your browser:"))
+        else:
+            _say(trusted("Open this address and approve it:"))
         _say(safe_text(f"\n    {url}\n"))
         await asyncio.get_running_loop().run_in_executor(
             None, input, "Press Enter once you have approved it. "

@@ -1,11 +1,11 @@
 """A QR code drawn with text: two modules per character cell (half blocks).
 
 For the device login over SSH: the phone scans the terminal. Dark modules
-are drawn, light ones left blank; on a terminal the code is drawn black on
-white with SGR colours (a dark-background terminal would otherwise invert
-it, which many scanners cannot read; 256-colour black and white, not the
-terminal theme's), and a quiet zone of two modules all
-round.
+are drawn, light ones left blank, with a quiet zone of two modules all
+round. On a terminal the caller draws the lines black on white
+(`BLACK_ON_WHITE`, 256-colour black and white rather than the theme's): a
+dark-background terminal would otherwise invert the code, which many
+scanners cannot read.
 """
 
 from __future__ import annotations
@@ -18,11 +18,9 @@ _HALF_BLOCKS = {
     (True, True): "\u2588",  # █ full block
 }
 QUIET_ZONE = 2
-_BLACK_ON_WHITE = "\x1b[38;5;16;48;5;231m"
-_RESET = "\x1b[0m"
 
 
-def qr_lines(data: str, *, colour: bool = False) -> list[str]:
+def qr_lines(data: str) -> list[str]:
     """The QR code of `data` as lines of half-block characters."""
     import segno
 
@@ -32,13 +30,12 @@ def qr_lines(data: str, *, colour: bool = False) -> list[str]:
         rows.append([False] * len(rows[0]))
     lines = []
     for top, bottom in zip(rows[::2], rows[1::2], strict=True):
-        line = "".join(_HALF_BLOCKS[pair] for pair in zip(top, bottom, strict=True))
-        lines.append(f"{_BLACK_ON_WHITE}{line}{_RESET}" if colour else line)
+        lines.append("".join(_HALF_BLOCKS[pair] for pair in zip(top, bottom, strict=True)))
     return lines
 
 
 def modules_from_lines(lines: list[str]) -> list[list[bool]]:
-    """The module matrix drawn by `qr_lines` (without colour), read back."""
+    """The module matrix drawn by `qr_lines`, read back."""
     top_of = {char: pair for pair, char in _HALF_BLOCKS.items()}
     rows: list[list[bool]] = []
     for line in lines:
