@@ -195,6 +195,10 @@ class AuthServer:
         self.issuer = ""  # set once served
         self.access_token_lifetime = 300
         self.device_interval = 1
+        # The interval the server enforces with `slow_down`, if not the one
+        # it announces (to see a client slow down).
+        self.enforced_interval: float | None = None
+        self.polls: list[tuple[float, str]] = []  # (time, answer) of device-code polls
         self.device_expires_in = 600
         # Only the MSC2967 unstable scope names in the metadata.
         self.unstable_scopes_only = False
@@ -396,8 +400,11 @@ class AuthServer:
                 now = time.time()
                 last = outer.last_poll.get(credential["device_code"])
                 outer.last_poll[credential["device_code"]] = now
+                interval = outer.enforced_interval or outer.device_interval
                 # A little slack for the client's timer.
-                return last is not None and now - last < outer.device_interval * 0.8
+                slow = last is not None and now - last < interval * 0.8
+                outer.polls.append((now, "slow_down" if slow else "authorization_pending"))
+                return slow
 
         class DeviceEndpoint(DeviceAuthorizationEndpoint):
             CLIENT_AUTH_METHODS = AUTH_METHODS

@@ -496,3 +496,52 @@ async def test_a_session_ended_on_the_account_page_stops_sync_and_says_so(
     assert "logged this device out" in changed.detail
     # The profile is kept: `tuichat login` continues on the same device.
     assert profile.load_session() is not None
+
+
+async def test_device_grant_polls_slower_after_slow_down(
+    oauth_synapse: LocalSynapse, oauth_server: AuthServer, profile: Profile
+) -> None:
+    """RFC 8628 §3.5: after `slow_down` the client adds five seconds to its
+    interval, for this and every later poll."""
+    auth_server, client, device_id = await oauth_login.prepare(profile, oauth_synapse.url, None)
+    oauth_server.enforced_interval = 3  # announces 1 s, wants 3 s
+    oauth_server.polls.clear()
+    try:
+        authorization = await oauth.start_device_authorization(auth_server, client, device_id)
+        assert authorization.interval_s == 1
+        assert authorization.verification_uri_complete is not None
+
+        async def approve_later() -> None:
+            await wait_until(lambda: any(a == "slow_down" for _, a in oauth_server.polls), 30)
+            await approve_device(authorization.verification_uri_complete or "", _localpart())
+
+        approval = asyncio.ensure_future(approve_later())
+        started = time.monotonic()
+        tokens = await oauth.poll_device_token(auth_server, client, authorization)
+        await approval
+    finally:
+        oauth_server.enforced_interval = None
+    assert tokens.access_token and tokens.refresh_token
+    answers = [answer for _, answer in oauth_server.polls]
+    assert answers[:2] == ["authorization_pending", "slow_down"], answers
+    # The poll that got the tokens came a slowed-down interval (1 + 5 s) later.
+    assert time.monotonic() - started >= 1 + 1 + 6 - 0.5
+
+
+def test_a_client_secret_is_kept_sealed_in_the_profile(profile: Profile) -> None:
+    cache = oauth.ClientCache(profile)
+    registration = oauth.ClientRegistration(
+        "https://auth.example.org/",
+        "client-1",
+        (oauth.REGISTERED_REDIRECT_URI,),
+        oauth.GRANT_TYPES,
+        client_secret="very-secret-client-value",
+    )
+    cache.put(registration)
+    text = cache.path.read_text()
+    assert "very-secret-client-value" not in text and "client-1" in text
+    assert cache.path.stat().st_mode & 0o777 == 0o600
+    assert profile.root.stat().st_mode & 0o777 == 0o700
+    assert cache.get("https://auth.example.org/") == registration
+    assert cache.get("https://other.example.org/") is None
+    assert "very-secret" not in repr(registration)

@@ -320,11 +320,12 @@ async def _shoot_screen(app: TuichatApp, screen: Any, name: str, fill: Any = Non
 
 def _device_login() -> None:
     """`tuichat login` over SSH on an OAuth 2.0 API server: the lines the
-    device login prints (tuichat.cli_login), drawn by a terminal."""
+    device login prints (tuichat.cli_login), the QR code black on white as
+    `print_device_login` draws it on a terminal."""
     from rich.console import Console
     from rich.text import Text
 
-    from tuichat.cli_login import device_login_lines
+    from tuichat.cli_login import device_login_parts
     from tuichat.matrix.account.oauth import DeviceAuthorization
 
     authorization = DeviceAuthorization(
@@ -337,9 +338,15 @@ def _device_login() -> None:
     )
     console = Console(record=True, width=72, force_terminal=True, color_system="truecolor")
     console.print("$ tuichat login --homeserver example.org", highlight=False)
-    for printed in device_login_lines(authorization, colour=True):
+    before, rows, after = device_login_parts(authorization)
+    for printed in before:
         for line in printed.split("\n"):
-            console.print(Text.from_ansi(line), highlight=False)
+            console.print(line, highlight=False, markup=False)
+    for row in rows:
+        console.print(Text("    ") + Text(row, style="#000000 on #ffffff"), highlight=False)
+    for printed in after:
+        for line in printed.split("\n"):
+            console.print(line, highlight=False, markup=False)
     console.print("Waiting for approval… 14:52 left", highlight=False)
     svg = console.export_svg(title="tuichat — login-device")
     (OUT / "login-device.svg").write_text(svg)

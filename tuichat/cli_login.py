@@ -209,29 +209,46 @@ def _countdown(seconds_left: float) -> None:
         print(safe_line(f"Waiting for approval… {minutes}:{seconds:02d} left "), end="", flush=True)
 
 
-def device_login_lines(authorization: oauth.DeviceAuthorization, *, colour: bool) -> list[SafeText]:
-    """What the device login shows: the address, the code, and a QR code
-    of the complete address (`colour`: drawn black on white with SGR, for
-    terminals with a dark background)."""
+def device_login_parts(
+    authorization: oauth.DeviceAuthorization,
+) -> tuple[list[SafeText], list[SafeText], list[SafeText]]:
+    """What the device login shows: the lines before the QR code (the
+    address, the code), the QR code's rows (of the complete address, none
+    if the server gave none), and the lines after it."""
     from tuichat.qr_text import qr_lines
 
-    lines = [
+    before = [
         trusted("To log in, open this address on any device (a phone works):"),
         safe_text(f"\n    {authorization.verification_uri}\n"),
         safe_line(f"and enter the code:  {authorization.user_code}"),
     ]
+    rows: list[SafeText] = []
+    after: list[SafeText] = []
     if authorization.verification_uri_complete:
-        lines.append(trusted("\nOr scan this QR code, which holds the address with the code:\n"))
-        for row in qr_lines(authorization.verification_uri_complete):
-            if colour:
-                lines.append(
-                    trusted("    \x1b[38;5;16;48;5;231m") + safe_line(row) + trusted("\x1b[0m")
-                )
-            else:
-                lines.append(trusted("    ") + safe_line(row))
-        lines.append(safe_text(f"\n    ({authorization.verification_uri_complete})\n"))
-    lines.append(safe_line(f"The code is valid for {authorization.expires_in_s / 60:.0f} minutes."))
-    return lines
+        before.append(trusted("\nOr scan this QR code, which holds the address with the code:\n"))
+        # safe_text: the rows' spaces (the quiet zone) are kept as they are.
+        rows = [safe_text(row) for row in qr_lines(authorization.verification_uri_complete)]
+        after.append(safe_text(f"\n    ({authorization.verification_uri_complete})\n"))
+    after.append(safe_line(f"The code is valid for {authorization.expires_in_s / 60:.0f} minutes."))
+    return before, rows, after
+
+
+def print_device_login(authorization: oauth.DeviceAuthorization, *, colour: bool) -> None:
+    """Print `device_login_parts`; with `colour` the QR code is drawn black
+    on white (SGR 256 colours), as a dark terminal would invert it and many
+    scanners cannot read an inverted code."""
+    before, rows, after = device_login_parts(authorization)
+    for line in before:
+        print(line)
+    for row in rows:
+        print(trusted("    "), end="")
+        if colour:
+            print(trusted("\x1b[38;5;16;48;5;231m"), end="")
+        print(row, end="")
+        print(trusted("\x1b[0m") if colour else trusted(""))
+    for line in after:
+        print(line)
+    sys.stdout.flush()
 
 
 async def oauth_device_login(
@@ -241,8 +258,7 @@ async def oauth_device_login(
     a QR code of the complete address; then wait for the approval."""
     authorization = await oauth.start_device_authorization(server, client, device_id)
     log.info("device login at %s", server.issuer)
-    for line in device_login_lines(authorization, colour=sys.stdout.isatty()):
-        print(line, flush=True)
+    print_device_login(authorization, colour=sys.stdout.isatty())
     try:
         return await oauth.poll_device_token(server, client, authorization, on_tick=_countdown)
     finally:

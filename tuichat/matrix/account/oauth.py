@@ -38,7 +38,7 @@ from aiohttp import web
 from tuichat import __version__
 from tuichat.log_redaction import register_secret
 from tuichat.matrix.account.login import HTTP_TIMEOUT, LoginError
-from tuichat.matrix.account.session import Profile, Session, write_private
+from tuichat.matrix.account.session import Profile, ProfileError, Session, write_private
 from tuichat.matrix.account.sso import CLOSE_TAB_PAGE, LoopbackCallback
 from tuichat.model.sanitize import clean_line
 
@@ -297,7 +297,7 @@ class ClientCache:
                 secret = self.profile._unseal_token(
                     self._binding(issuer, entry["client_id"]), sealed
                 )
-            except Exception as error:  # noqa: BLE001 - a damaged entry: register again
+            except ProfileError as error:  # no pickle key: register again
                 log.warning("the stored OAuth client secret cannot be opened: %s", error)
                 return None
             if not secret:
