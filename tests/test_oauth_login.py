@@ -11,7 +11,9 @@ import json
 import re
 import time
 import uuid
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -545,3 +547,27 @@ def test_a_client_secret_is_kept_sealed_in_the_profile(profile: Profile) -> None
     assert cache.get("https://auth.example.org/") == registration
     assert cache.get("https://other.example.org/") is None
     assert "very-secret" not in repr(registration)
+
+
+async def test_with_a_browser_here_the_code_grant_is_chosen_and_opened(
+    oauth_synapse: LocalSynapse, oauth_server: AuthServer, profile: Profile, tmp_path: Path
+) -> None:
+    """No --method, no --grant: the OAuth 2.0 API, and with a browser on
+    this machine the authorization code grant in that browser."""
+    from tests.test_sso_login import _fake_browser
+
+    env, opened = _fake_browser(tmp_path)
+    login = await start_login(profile, "--homeserver", oauth_synapse.url, env=env)
+    found = await _wait_for(login, r"http://127\.0\.0\.1:\d+/authorize\?\S+")
+    assert opened.read_text().split() == [found.group(0)]
+    assert "Opened your browser to sign in" in login.output
+    query = parse_qs(urlsplit(found.group(0)).query)
+    assert query["code_challenge_method"] == ["S256"] and query["code_challenge"][0]
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/oauth-callback", query["redirect_uri"][0])
+    assert query["response_type"] == ["code"] and len(query["state"][0]) >= 20
+    localpart = _localpart()
+    await approve_code(found.group(0), localpart)
+    code, output, stderr = await login.finish()
+    assert code == 0, (output, stderr)
+    session = profile.load_session()
+    assert session is not None and session.user_id == f"@{localpart}:localhost"

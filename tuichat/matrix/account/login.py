@@ -1,4 +1,5 @@
-"""Logging in and out: homeserver discovery, password login, device logout.
+"""Logging in and out: homeserver discovery, password login, device logout
+(sessions of the OAuth 2.0 API log out by revoking, in oauth_login.py).
 
 Errors are `LoginError` with a one-line message meant for the user; the CLI
 prints it and exits with code 1.
