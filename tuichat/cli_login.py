@@ -21,8 +21,7 @@ import threading
 import webbrowser
 from pathlib import Path
 
-from tuichat.matrix.account import oauth
-from tuichat.matrix.account import oauth_login as oauth_login_module
+from tuichat.matrix.account import oauth, oauth_login
 from tuichat.matrix.account.login import (
     LoginError,
     check_homeserver,
@@ -320,19 +319,17 @@ async def oauth_code_login(
     return await oauth.exchange_code(server, client, request, code)
 
 
-async def oauth_login(
+async def run_oauth_login(
     profile: Profile, base_url: str, args: argparse.Namespace, user_id: str | None
 ) -> Session:
     """The OAuth 2.0 API: discovery, registration, one of the two grants,
     then the session."""
-    server, client, device_id = await oauth_login_module.prepare(profile, base_url, user_id)
+    server, client, device_id = await oauth_login.prepare(profile, base_url, user_id)
     if _device_grant_wanted(args, server):
         tokens = await oauth_device_login(server, client, device_id)
     else:
         tokens = await oauth_code_login(server, client, device_id, args)
-    return await oauth_login_module.complete(
-        profile, base_url, server, client, tokens, device_id, user_id
-    )
+    return await oauth_login.complete(profile, base_url, server, client, tokens, device_id, user_id)
 
 
 async def run_login(args: argparse.Namespace, profile: Profile) -> Session:
@@ -342,7 +339,7 @@ async def run_login(args: argparse.Namespace, profile: Profile) -> Session:
     methods = await fetch_login_methods(base_url)
     method: Method = choose_method(methods, args.method)
     if method == "oauth":
-        return await oauth_login(profile, base_url, args, name.user_id if name else None)
+        return await run_oauth_login(profile, base_url, args, name.user_id if name else None)
     if method == "sso":
         return await sso_login(profile, base_url, methods, args, name.user_id if name else None)
     if name is None:
