@@ -364,10 +364,8 @@ class KeyBackup:
     async def create_version(self) -> tuple[BackupVersion, vodozemac.PkDecryption]:
         decryption = vodozemac.PkDecryption()
         auth_data: dict[str, Any] = {"public_key": decryption.public_key.to_base64()}
-        signature = self.olm.account._account.sign(canonical_json(auth_data).encode())
-        auth_data["signatures"] = {
-            self.olm.user_id: {f"ed25519:{self.olm.device_id}": signature.to_base64()}
-        }
+        signature = self.olm.account.sign(canonical_json(auth_data))
+        auth_data["signatures"] = {self.olm.user_id: {f"ed25519:{self.olm.device_id}": signature}}
         reply = await self.http.request(
             "POST", "/room_keys/version", {"algorithm": BACKUP_ALGORITHM, "auth_data": auth_data}
         )

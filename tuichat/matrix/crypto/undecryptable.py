@@ -13,6 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from tuichat.matrix.crypto.types import withheld_reason
+from tuichat.model.items import WithheldCode
+
 
 @dataclass
 class WaitingEvent:
@@ -79,7 +82,7 @@ class UndecryptableEvents:
         return set(self._by_session)
 
     def mark_withheld(
-        self, room_id: str, sender: str, sender_key: str, session_id: str, code: str
+        self, room_id: str, sender: str, sender_key: str, session_id: str, code: WithheldCode
     ) -> list[WaitingEvent]:
         """Record an m.room_key.withheld code for the events of one session:
         only those `sender` sent in `room_id` from the device with
@@ -92,7 +95,7 @@ class UndecryptableEvents:
             and waiting.sender_key == sender_key
         ]
         for waiting in events:
-            waiting.reason = f"withheld:{code}"
+            waiting.reason = withheld_reason(code)
         return events
 
     # -- events shown from a device we had not fetched yet --------------------------
