@@ -1,6 +1,9 @@
 """Devices and trust as the Devices screen, the timeline and `tuichat devices`
 show them: a device's trust, the actions that change it, a message's trust
-marker, a user's cross-signing identity state and the key-sharing rule."""
+marker, a user's cross-signing identity state and the key-sharing rule.
+
+The same concept as `tuichat/ui/screens/devices.py`, seen from the other
+side: these are the values, that screen shows them and reports actions."""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tuichat.matrix.crypto.types import withheld_reason
+from tuichat.model.devices import MessageTrust
 from tuichat.model.items import WithheldCode
 
 
@@ -101,7 +102,7 @@ class UndecryptableEvents:
     # -- events shown from a device we had not fetched yet --------------------------
 
     def add_unknown_device(self, room_id: str, event: dict[str, Any], session_id: str) -> None:
-        waiting = WaitingEvent(room_id, event, session_id, "unknown_device")
+        waiting = WaitingEvent(room_id, event, session_id, MessageTrust.UNKNOWN_DEVICE)
         self._unknown_device[waiting.event_id] = waiting
 
     def take_unknown_device(self, senders: Iterable[str]) -> list[WaitingEvent]:
