@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tuichat.matrix.content.convert import Decryption, Viewer, to_item
+from tuichat.matrix.content.convert import Viewer, to_item
 from tuichat.matrix.content.room_state import RoomState
+from tuichat.matrix.crypto.types import Decryption
 from tuichat.model.items import ItemKind
 
 ME = "@me:example.org"

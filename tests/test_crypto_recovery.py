@@ -17,9 +17,10 @@ from tests.peers import NioPeer, wait_until
 from tests.recorder import Recorder, ServiceFactory
 from tuichat.demo.synapse import LocalSynapse
 from tuichat.matrix.account.session import Profile
-from tuichat.matrix.content.convert import Decryption, Viewer, to_item
+from tuichat.matrix.content.convert import Viewer, to_item
 from tuichat.matrix.content.room_state import RoomState
 from tuichat.matrix.crypto.extras_store import CryptoExtrasStore
+from tuichat.matrix.crypto.types import Decryption
 from tuichat.matrix.service import MatrixService
 from tuichat.model.items import ItemKind, WithheldCode
 from tuichat.model.rooms import Membership

@@ -10,8 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from textual.app import App, ComposeResult
 
-from tuichat.matrix.content.convert import Decryption, Viewer, to_item
+from tuichat.matrix.content.convert import Viewer, to_item
 from tuichat.matrix.content.room_state import RoomState
+from tuichat.matrix.crypto.types import Decryption
 from tuichat.ui.widgets.timeline_view import TimelineView
 
 # What must never reach the terminal: C0 controls but newline (the view

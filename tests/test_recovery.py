@@ -403,7 +403,7 @@ async def test_missing_and_deleted_backups_are_reported(
     # Uploading to the deleted version is refused and reported.
     service.send_text(room_id, "after the backup was deleted")
     await carol_peer.wait_for_text(room_id, "after the backup was deleted")
-    service.crypto._backup_checked = 0.0  # type: ignore[union-attr]  (check now, not in 5 min)
+    service.crypto.backup_upkeep.checked = 0.0  # type: ignore[union-attr]  (check now, not in 5 min)
     notice = await wait_until(
         lambda: next(
             (e for e in recorder.events if isinstance(e, Notice) and "Key backup" in e.text), None

@@ -332,39 +332,30 @@ class Profile:
                 data[f"{name}_sealed"] = self._seal_token(session, token)
         write_private(self.session_file, json.dumps(data, indent=2).encode())
 
-    # The tokens are kept sealed with a key derived from the pickle key,
-    # bound to the user and device they belong to: a copy of the session
-    # file alone gives no access to the account.
-
-    def _token_key(self) -> bytes:
-        from Crypto.Hash import SHA256
-        from Crypto.Protocol.KDF import HKDF
-
-        key = HKDF(self.pickle_key().encode(), 32, b"", SHA256, context=b"tuichat tokens v1")
-        assert isinstance(key, bytes)
-        return key
+    # The tokens are kept sealed with the profile's key, bound to the user
+    # and device they belong to (tuichat/matrix/storage/sealing.py): a copy
+    # of the session file alone gives no access to the account.
 
     def _seal_token(self, session: Session, token: str) -> str:
-        import secrets
+        from tuichat.matrix.storage.sealing import Purpose, Sealer
 
-        from Crypto.Cipher import AES
-
-        nonce = secrets.token_bytes(12)
-        cipher = AES.new(self._token_key(), AES.MODE_GCM, nonce=nonce)
-        cipher.update(f"{session.user_id}\n{session.device_id}".encode())
-        ciphertext, tag = cipher.encrypt_and_digest(token.encode())
-        return base64.b64encode(nonce + tag + ciphertext).decode()
+        sealer = Sealer(self.pickle_key(), Purpose.TOKENS)
+        return sealer.seal_text(token, session.user_id, session.device_id)
 
     def _unseal_token(self, session: Session, sealed: str) -> str:
         """The token, or "" if it cannot be opened (another pickle key, a
-        damaged one: opening the crypto store then says what is wrong)."""
-        from Crypto.Cipher import AES
+        damaged one: opening the crypto store then says what is wrong). One
+        sealed in an older format is read, and sealed anew at the next save."""
+        from tuichat.matrix.storage import legacy_sealing
+        from tuichat.matrix.storage.sealing import Purpose, Sealer, is_sealed_text
 
         try:
-            raw = base64.b64decode(sealed, validate=True)
-            cipher = AES.new(self._token_key(), AES.MODE_GCM, nonce=raw[:12])
-            cipher.update(f"{session.user_id}\n{session.device_id}".encode())
-            token = cipher.decrypt_and_verify(raw[28:], raw[12:28]).decode()
+            key = self.pickle_key()
+            if is_sealed_text(sealed):
+                sealer = Sealer(key, Purpose.TOKENS)
+                token = sealer.open_text(sealed, session.user_id, session.device_id)
+            else:
+                token = legacy_sealing.open_token(key, session.user_id, session.device_id, sealed)
         except (ValueError, ProfileError):
             log.warning("a stored token cannot be opened; it is not used")
             return ""

@@ -16,6 +16,7 @@ from functools import cached_property
 from typing import Any
 
 from tuichat.matrix.content.room_state import RoomState
+from tuichat.matrix.crypto.types import Decryption
 from tuichat.matrix.transport.media import parse_mxc
 from tuichat.model.items import Attachment, ItemKind, Relation, RelationKind, TimelineItem
 from tuichat.model.sanitize import clean_line, clean_text
@@ -50,17 +51,6 @@ class Viewer:
             needles.append(localpart)
         alternatives = "|".join(re.escape(n) for n in needles)
         return re.compile(rf"(?<![\w@])(?:{alternatives})(?![\w])", re.IGNORECASE)
-
-
-@dataclass(frozen=True, slots=True)
-class Decryption:
-    """The outcome of decrypting an `m.room.encrypted` event."""
-
-    payload: dict[str, Any] | None  # the decrypted {"type", "content"} or None
-    reason: str | None = None  # UTD reason when payload is None
-    session_id: str | None = None
-    trust: str | None = None  # "own", "verified", "unverified", "unknown_device"
-    key_source: str | None = None  # "forwarded", "imported", "backup" or None
 
 
 def _str(value: object, default: str = "") -> str:

@@ -18,13 +18,13 @@ whose signatures nio throws away). The first master key seen for each user
 is pinned: a different one later is an identity change, shown prominently
 until the person looks at it. Our own private keys (from secret storage, a
 verified device's m.secret.send, or a bootstrap) are kept in the profile,
-sealed under the pickle key. Signing uses pycryptodome's Ed25519.
+sealed under the profile's key (`storage/sealing.py`). Signing uses
+pycryptodome's Ed25519.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import logging
 import secrets
@@ -33,12 +33,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import vodozemac
-from Crypto.Cipher import AES
 from Crypto.PublicKey import ECC
 from Crypto.Signature import eddsa
 
 from tuichat.matrix.crypto.extras_store import CryptoExtrasStore
 from tuichat.matrix.crypto.sas import canonical_json
+from tuichat.matrix.storage import legacy_sealing
+from tuichat.matrix.storage.sealing import Purpose, Sealer
 from tuichat.matrix.transport.http import MatrixHttp, MatrixHttpError
 
 log = logging.getLogger(__name__)
@@ -188,33 +189,26 @@ class CrossSigning:
         self.own_device = own_device
         self.extras = extras
         self.http = http
-        self._seal_key = hashlib.sha256(f"tuichat cross-signing|{pickle_key}".encode()).digest()
+        self._sealer = Sealer(pickle_key, Purpose.CROSS_SIGNING)
         self.identities: dict[str, Identity] = {}
         self.pinned: dict[str, str] = json.loads(extras.get("pinned_master_keys") or "{}")
         self.changed: set[str] = set(json.loads(extras.get("changed_identities") or "[]"))
         self.private: dict[str, SigningKey] = {}
+
+        def legacy(sealed: str) -> str:
+            return legacy_sealing.open_labelled(
+                pickle_key, legacy_sealing.CROSS_SIGNING_LABEL, sealed
+            )
+
         for usage in USAGES:
-            sealed = extras.get(f"cross_signing_private:{usage}")
-            if sealed:
-                try:
-                    self.private[usage] = SigningKey.from_secret(self._unseal(sealed))
-                except (ValueError, KeyError):
-                    log.warning("the stored %s key could not be read; ignoring it", usage)
+            try:
+                secret = extras.get_sealed(f"cross_signing_private:{usage}", self._sealer, legacy)
+                if secret is not None:
+                    self.private[usage] = SigningKey.from_secret(secret)
+            except (ValueError, KeyError):
+                log.warning("the stored %s key could not be read; ignoring it", usage)
         for user_id, data in json.loads(extras.get("identities") or "{}").items():
             self.identities[user_id] = Identity(user_id, **data)
-
-    # -- sealing private keys ----------------------------------------------------------
-
-    def _seal(self, secret: str) -> str:
-        nonce = secrets.token_bytes(12)
-        cipher = AES.new(self._seal_key, AES.MODE_GCM, nonce=nonce)
-        ciphertext, tag = cipher.encrypt_and_digest(secret.encode())
-        return base64.b64encode(nonce + tag + ciphertext).decode()
-
-    def _unseal(self, sealed: str) -> str:
-        data = base64.b64decode(sealed)
-        cipher = AES.new(self._seal_key, AES.MODE_GCM, nonce=data[:12])
-        return cipher.decrypt_and_verify(data[28:], data[12:28]).decode()
 
     def _save(self) -> None:
         self.extras.set(
@@ -346,7 +340,7 @@ class CrossSigning:
             log.warning("a %s key that is not ours was offered; ignoring it", usage)
             return False
         self.private[usage] = key
-        self.extras.set(f"cross_signing_private:{usage}", self._seal(secret))
+        self.extras.set_sealed(f"cross_signing_private:{usage}", self._sealer, secret)
         return True
 
     # -- signing and uploading -------------------------------------------------------------

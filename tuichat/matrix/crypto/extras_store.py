@@ -8,7 +8,10 @@
 - which sessions are in which key-backup version;
 - small facts such as trust settings and the sealed key-backup key.
 
-The file lives in the profile's crypto directory (0700) with mode 0600.
+The file lives in the profile's crypto directory, opened through
+`storage/sqlite_store.py` (mode 0600, schema versions). Secrets kept in
+`meta` (cross-signing and backup keys) are sealed by their owners with
+`storage/sealing.py`.
 """
 
 from __future__ import annotations
@@ -17,12 +20,12 @@ import concurrent.futures
 import json
 import logging
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tuichat.matrix.account.session import FILE_MODE, private_umask
-from tuichat.matrix.storage import wal_checkpoints
+from tuichat.matrix.storage import sqlite_store
+from tuichat.matrix.storage.sealing import Sealer, is_sealed_text
 from tuichat.model.items import WithheldCode
 
 log = logging.getLogger(__name__)
@@ -49,9 +52,6 @@ CREATE TABLE IF NOT EXISTS backed_up (
     version TEXT NOT NULL,
     PRIMARY KEY (session_id, version)
 ) WITHOUT ROWID;
--- The first withheld table kept codes as received, bound to no sender:
--- nothing in it can be believed, so it goes.
-DROP TABLE IF EXISTS withheld;
 CREATE TABLE IF NOT EXISTS withheld_keys (
     room_id TEXT NOT NULL,
     sender_key TEXT NOT NULL,
@@ -74,6 +74,17 @@ CREATE TABLE IF NOT EXISTS key_provenance (
 """
 
 
+def _from_unversioned(db: sqlite3.Connection) -> None:
+    """A store written before versions were kept by SQLite. Its first
+    withheld table kept codes as received, bound to no sender: nothing in
+    it can be believed, so it goes. (Its first key-provenance table needs
+    nio's sessions to move: `migrate_key_sources`.)"""
+    db.execute("DROP TABLE IF EXISTS withheld")
+
+
+SCHEMA = sqlite_store.Schema(version=1, script=_SCHEMA, steps={0: _from_unversioned})
+
+
 @dataclass(frozen=True)
 class StoredOutboundSession:
     room_id: str
@@ -92,19 +103,14 @@ class CryptoExtrasStore:
 
     def __init__(self, directory: Path) -> None:
         self.path = Path(directory) / self.FILE_NAME
-        with private_umask():
-            self._db = sqlite3.connect(self.path, isolation_level=None)
-        self.path.chmod(FILE_MODE)
-        self._db.execute("PRAGMA journal_mode=WAL")
         # Commits reach the disk at checkpoints (safe against a crash of
         # tuichat, not of the machine): replay records and key provenance
         # are written per sync and per history page, and a synced commit
         # costs a millisecond or more. Outbound sessions are the exception
         # (`save_outbound`): a lost one would reuse message indices.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        wal_checkpoints.disable_automatic(self._db)
-        self.checkpoints = wal_checkpoints.BackgroundCheckpoints(self.path)
-        self._db.executescript(_SCHEMA)
+        self._db = sqlite_store.connect(self.path, synchronous="NORMAL", manual_checkpoints=True)
+        self.checkpoints = sqlite_store.BackgroundCheckpoints(self.path)
+        sqlite_store.apply_schema(self._db, SCHEMA, "the crypto extras store")
         # Replay protection: message indices seen, by session, loaded lazily.
         self._indices: dict[tuple[str, str], dict[int, tuple[str, int]]] = {}
         self._unsaved_indices: list[tuple[str, str, int, str, int]] = []
@@ -142,6 +148,22 @@ class CryptoExtrasStore:
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+    def get_sealed(self, key: str, sealer: Sealer, legacy: Callable[[str], str]) -> str | None:
+        """The secret kept sealed under `key` (bound to that name), or None.
+        One sealed in an older format is opened with `legacy` and sealed
+        again in the current one. SealError if it does not open."""
+        stored = self.get(key)
+        if not stored:
+            return None
+        if is_sealed_text(stored):
+            return sealer.open_text(stored, key)
+        secret = legacy(stored)
+        self.set_sealed(key, sealer, secret)
+        return secret
+
+    def set_sealed(self, key: str, sealer: Sealer, secret: str) -> None:
+        self.set(key, sealer.seal_text(secret, key))
 
     # -- outbound sessions -------------------------------------------------------
 
@@ -230,7 +252,7 @@ class CryptoExtrasStore:
 
     def _write_indices(self, rows: list[tuple[str, str, int, str, int]]) -> None:
         if self._writer_db is None:
-            self._writer_db = wal_checkpoints.writer_connection(self.path)
+            self._writer_db = sqlite_store.writer_connection(self.path)
         db = self._writer_db
         db.execute("BEGIN")
         try:

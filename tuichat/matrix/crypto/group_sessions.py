@@ -282,7 +282,9 @@ class GroupSessions:
         for attempt in range(1, SEND_ATTEMPTS + 1):
             started = time.monotonic()
             try:
-                response = await self.client._send(ToDeviceResponse, method, path, data, (None,))
+                response = await self.client.send_parsed(
+                    ToDeviceResponse, method, path, data, (None,)
+                )
             except NETWORK_ERRORS as error:
                 response = None
                 log.warning("to-device %s failed (attempt %d): %s", event_type, attempt, error)

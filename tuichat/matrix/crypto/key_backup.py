@@ -13,28 +13,27 @@ them. nio has no key backup; this module provides:
   batches, noticing when the backup version changed or was deleted;
 - creating a new backup version (for `tuichat recover --setup`).
 
-The private key is kept in the profile, sealed with a key derived from the
-profile's pickle key, so later sessions do not ask for the recovery key.
+The private key is kept in the profile, sealed with the profile's key
+(`storage/sealing.py`), so later sessions do not ask for the recovery key.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import logging
-import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import vodozemac
-from Crypto.Cipher import AES
 
 from tuichat.matrix.crypto.extras_store import CryptoExtrasStore
 from tuichat.matrix.crypto.key_export import ExportedSession
 from tuichat.matrix.crypto.nio_extensions import MEGOLM, TuichatOlm
 from tuichat.matrix.crypto.sas import canonical_json
+from tuichat.matrix.storage import legacy_sealing
+from tuichat.matrix.storage.sealing import Purpose, Sealer
 from tuichat.matrix.transport.http import MatrixHttp, MatrixHttpError, path_segment
 
 log = logging.getLogger(__name__)
@@ -96,29 +95,20 @@ class KeyBackup:
         self.http = http
         self.olm = olm
         self.extras = extras
-        self._seal_key = hashlib.sha256(f"tuichat backup key|{pickle_key}".encode()).digest()
+        self._sealer = Sealer(pickle_key, Purpose.BACKUP_KEY)
         self.version: BackupVersion | None = None
         self._decryption: vodozemac.PkDecryption | None = None
         self.problem = ""  # why uploads stopped, for the user
-        stored = self.extras.get("backup_key")
-        if stored:
-            try:
-                self._decryption = decryption_from_secret(self._unseal(stored))
-            except (BackupError, ValueError):
-                log.warning("the cached backup key could not be read; ignoring it")
 
-    # -- the private key, sealed in the profile -----------------------------------------
+        def legacy(sealed: str) -> str:
+            return legacy_sealing.open_labelled(pickle_key, legacy_sealing.BACKUP_KEY_LABEL, sealed)
 
-    def _seal(self, secret: str) -> str:
-        nonce = secrets.token_bytes(12)
-        cipher = AES.new(self._seal_key, AES.MODE_GCM, nonce=nonce)
-        ciphertext, tag = cipher.encrypt_and_digest(secret.encode())
-        return base64.b64encode(nonce + tag + ciphertext).decode()
-
-    def _unseal(self, sealed: str) -> str:
-        data = base64.b64decode(sealed)
-        cipher = AES.new(self._seal_key, AES.MODE_GCM, nonce=data[:12])
-        return cipher.decrypt_and_verify(data[28:], data[12:28]).decode()
+        try:
+            stored = self.extras.get_sealed("backup_key", self._sealer, legacy)
+            if stored is not None:
+                self._decryption = decryption_from_secret(stored)
+        except (BackupError, ValueError):
+            log.warning("the cached backup key could not be read; ignoring it")
 
     @property
     def unlocked(self) -> bool:
@@ -130,7 +120,7 @@ class KeyBackup:
 
     def remember(self, decryption: vodozemac.PkDecryption, version: str) -> None:
         self._decryption = decryption
-        self.extras.set("backup_key", self._seal(secret_from_decryption(decryption)))
+        self.extras.set_sealed("backup_key", self._sealer, secret_from_decryption(decryption))
         self.extras.set("backup_version", version)
 
     # -- the backup on the server -------------------------------------------------------
@@ -364,10 +354,8 @@ class KeyBackup:
     async def create_version(self) -> tuple[BackupVersion, vodozemac.PkDecryption]:
         decryption = vodozemac.PkDecryption()
         auth_data: dict[str, Any] = {"public_key": decryption.public_key.to_base64()}
-        signature = self.olm.account._account.sign(canonical_json(auth_data).encode())
-        auth_data["signatures"] = {
-            self.olm.user_id: {f"ed25519:{self.olm.device_id}": signature.to_base64()}
-        }
+        signature = self.olm.account.sign(canonical_json(auth_data))
+        auth_data["signatures"] = {self.olm.user_id: {f"ed25519:{self.olm.device_id}": signature}}
         reply = await self.http.request(
             "POST", "/room_keys/version", {"algorithm": BACKUP_ALGORITHM, "auth_data": auth_data}
         )

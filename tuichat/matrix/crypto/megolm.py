@@ -23,10 +23,11 @@ from typing import Any
 
 import vodozemac
 
-from tuichat.matrix.content.convert import Decryption
 from tuichat.matrix.crypto.extras_store import CryptoExtrasStore
-from tuichat.matrix.crypto.nio_extensions import MEGOLM, TuichatOlm
+from tuichat.matrix.crypto.nio_extensions import MEGOLM, TuichatOlm, group_session_cipher
+from tuichat.matrix.crypto.types import Decryption, UtdReason
 from tuichat.matrix.transport import fastjson
+from tuichat.model.devices import MessageTrust
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +46,10 @@ class MegolmDecryptor:
         identity = olm.account.identity_keys
         self._own_curve = identity["curve25519"]
         self._own_ed = identity["ed25519"]
-        # Device -> "verified", "unverified" or "unsigned" (its owner has a
+        # Device -> verified, unverified or unsigned (its owner has a
         # cross-signing identity and did not sign it); set by the engine.
-        self.device_trust: Callable[[Any], str] = lambda device: (
-            "verified" if device.verified else "unverified"
+        self.device_trust: Callable[[Any], MessageTrust] = lambda device: (
+            MessageTrust.VERIFIED if device.verified else MessageTrust.UNVERIFIED
         )
 
     def history_sessions(
@@ -84,7 +85,7 @@ class MegolmDecryptor:
             if session is None:
                 continue
             try:
-                exported = session._session.export_at(index)
+                exported = group_session_cipher(session).export_at(index)
                 copies[(sender_key, session_id)] = vodozemac.InboundGroupSession.import_session(
                     exported
                 )
@@ -104,13 +105,13 @@ class MegolmDecryptor:
         content = content if isinstance(content, dict) else {}
         session_id = _str(content.get("session_id"))
         if content.get("algorithm") != MEGOLM:
-            return Decryption(None, "unsupported", session_id)
+            return Decryption(None, UtdReason.UNSUPPORTED, session_id)
         sender_key = _str(content.get("sender_key"))
         ciphertext = _str(content.get("ciphertext"))
         sender = _str(event.get("sender"))
         event_id = _str(event.get("event_id"))
         if not (session_id and sender_key and ciphertext and sender and event_id):
-            return Decryption(None, "undecodable", session_id)
+            return Decryption(None, UtdReason.UNDECODABLE, session_id)
         olm = self.olm
         session = olm.inbound_group_store.get(room_id, sender_key, session_id)
         if session is None:
@@ -120,40 +121,40 @@ class MegolmDecryptor:
                 and self.device_created_ms
                 and timestamp < self.device_created_ms
             ):
-                return Decryption(None, "before_device", session_id)
-            return Decryption(None, "missing_key", session_id)
+                return Decryption(None, UtdReason.BEFORE_DEVICE, session_id)
+            return Decryption(None, UtdReason.MISSING_KEY, session_id)
         device = olm.device_store.device_from_sender_key(sender, sender_key)
         if device is not None and device.blacklisted:
-            return Decryption(None, "blacklisted", session_id)
+            return Decryption(None, UtdReason.BLACKLISTED, session_id)
         try:
             message = vodozemac.MegolmMessage.from_base64(ciphertext)
             inbound = copies.get((sender_key, session_id)) if copies else None
-            decrypted = (inbound or session._session).decrypt(message)
+            decrypted = (inbound or group_session_cipher(session)).decrypt(message)
         except vodozemac.MegolmDecryptionException as error:
             if "unknown message index" in str(error).lower():
-                return Decryption(None, "unknown_index", session_id)
+                return Decryption(None, UtdReason.UNKNOWN_INDEX, session_id)
             log.warning("Megolm decryption of %s failed: %s", event_id, error)
-            return Decryption(None, "undecodable", session_id)
+            return Decryption(None, UtdReason.UNDECODABLE, session_id)
         except (vodozemac.DecodeException, ValueError) as error:
             log.warning("malformed Megolm message %s: %s", event_id, error)
-            return Decryption(None, "undecodable", session_id)
+            return Decryption(None, UtdReason.UNDECODABLE, session_id)
         origin_ts = event.get("origin_server_ts")
         origin_ts = origin_ts if isinstance(origin_ts, int) else 0
         if not self.extras.check_index(
             sender_key, session_id, decrypted.message_index, event_id, origin_ts
         ):
             log.warning("replayed message index in %s (%s)", event_id, session_id)
-            return Decryption(None, "replay", session_id)
+            return Decryption(None, UtdReason.REPLAY, session_id)
         try:
             payload = fastjson.loads(decrypted.plaintext)
         except (ValueError, UnicodeDecodeError):
-            return Decryption(None, "undecodable", session_id)
+            return Decryption(None, UtdReason.UNDECODABLE, session_id)
         if not isinstance(payload, dict) or payload.get("room_id") != room_id:
             # A payload from another room replayed here.
-            return Decryption(None, "undecodable", session_id)
+            return Decryption(None, UtdReason.UNDECODABLE, session_id)
         trust = self._trust(sender, sender_key, session.ed25519, device)
         if trust is None:
-            return Decryption(None, "sender_mismatch", session_id)
+            return Decryption(None, UtdReason.SENDER_MISMATCH, session_id)
         return Decryption(
             {"type": payload.get("type"), "content": payload.get("content")},
             None,
@@ -171,11 +172,13 @@ class MegolmDecryptor:
                 return True
         return False
 
-    def _trust(self, sender: str, sender_key: str, claimed_ed25519: str, device: Any) -> str | None:
+    def _trust(
+        self, sender: str, sender_key: str, claimed_ed25519: str, device: Any
+    ) -> MessageTrust | None:
         """How the event is bound to its sender, or None if it is not."""
         olm = self.olm
         if sender == olm.user_id and sender_key == self._own_curve:
-            return "own" if claimed_ed25519 == self._own_ed else None
+            return MessageTrust.OWN if claimed_ed25519 == self._own_ed else None
         if device is None:
             if self._belongs_to_another_user(sender, sender_key):
                 # The session was created by a device of someone else.
@@ -187,7 +190,7 @@ class MegolmDecryptor:
             # A device we have not fetched yet: show the text marked as from
             # an unknown device, fetch the list, and check again afterwards.
             olm.users_for_key_query.add(sender)
-            return "unknown_device"
+            return MessageTrust.UNKNOWN_DEVICE
         if device.ed25519 != claimed_ed25519:
             return None
         return self.device_trust(device)

@@ -4,6 +4,10 @@ the key-backup key out of it, and set recovery up when the account has none.
 What Element users call "recovery" is secret storage holding the backup
 key (and, later, the cross-signing keys). A wrong key is detected by the
 key description's check value before anything is read or changed.
+
+The same concept as `tuichat/ui/screens/recovery.py`, seen from the other
+side: that dialog asks for the key and shows progress; this module does
+the work (through the service).
 """
 
 from __future__ import annotations

@@ -13,6 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from tuichat.matrix.crypto.types import withheld_reason
+from tuichat.model.devices import MessageTrust
+from tuichat.model.items import WithheldCode
+
 
 @dataclass
 class WaitingEvent:
@@ -79,7 +83,7 @@ class UndecryptableEvents:
         return set(self._by_session)
 
     def mark_withheld(
-        self, room_id: str, sender: str, sender_key: str, session_id: str, code: str
+        self, room_id: str, sender: str, sender_key: str, session_id: str, code: WithheldCode
     ) -> list[WaitingEvent]:
         """Record an m.room_key.withheld code for the events of one session:
         only those `sender` sent in `room_id` from the device with
@@ -92,13 +96,13 @@ class UndecryptableEvents:
             and waiting.sender_key == sender_key
         ]
         for waiting in events:
-            waiting.reason = f"withheld:{code}"
+            waiting.reason = withheld_reason(code)
         return events
 
     # -- events shown from a device we had not fetched yet --------------------------
 
     def add_unknown_device(self, room_id: str, event: dict[str, Any], session_id: str) -> None:
-        waiting = WaitingEvent(room_id, event, session_id, "unknown_device")
+        waiting = WaitingEvent(room_id, event, session_id, MessageTrust.UNKNOWN_DEVICE)
         self._unknown_device[waiting.event_id] = waiting
 
     def take_unknown_device(self, senders: Iterable[str]) -> list[WaitingEvent]:

@@ -8,6 +8,11 @@ event id, after checking they come from the user being verified; starts
 requests; times verifications out after 10 minutes; and reports every
 change as a `VerificationView` to the service, which turns it into a
 domain event.
+
+One concept seen from three sides, hence three modules of this name: this
+one runs the protocol, `tuichat/model/verification.py` holds what a
+verification shows (`VerificationView`), and
+`tuichat/ui/screens/verification.py` is the dialog that shows it.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from tuichat.matrix.service.base import (
     _notice,
     _quietly,
 )
-from tuichat.model.devices import DeviceInfo
+from tuichat.model.devices import DeviceInfo, IdentityState
 from tuichat.model.events import (
     DevicesChanged,
     Notice,
@@ -197,7 +197,7 @@ class TrustMixin(ServiceBase):
         self.crypto.set_signed_only(value)
         self._emit_summaries({r for r, s in self.states.items() if s.encrypted})
 
-    def identity_state(self, user_id: str) -> str:
+    def identity_state(self, user_id: str) -> IdentityState:
         assert self.crypto is not None
         return self.crypto.identity_state(user_id)
 

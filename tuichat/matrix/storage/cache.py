@@ -21,15 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tuichat.matrix.account.session import FILE_MODE, private_umask
 from tuichat.matrix.content.convert import HIDDEN_RELATIONS
-from tuichat.matrix.storage import wal_checkpoints
+from tuichat.matrix.storage import sqlite_store
 from tuichat.matrix.transport import fastjson
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
-
-SCHEMA_VERSION = 2  # 2: rooms.last_ts
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -66,6 +63,33 @@ CREATE TABLE IF NOT EXISTS receipts (
 ) WITHOUT ROWID;
 """
 
+_TABLES = ("meta", "rooms", "state", "events", "account_data", "receipts")
+
+
+def _from_unversioned(db: sqlite3.Connection) -> None:
+    """A cache written before versions were kept by SQLite: its own
+    `schema_version` said which; another schema than the last one starts
+    over (the next sync refills it)."""
+    row = (
+        db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if sqlite_store.table_exists(db, "meta")
+        else None
+    )
+    if row is None or row[0] != "2":  # 2: rooms.last_ts
+        sqlite_store.drop_tables(db, _TABLES)
+    else:
+        db.execute("DELETE FROM meta WHERE key = 'schema_version'")
+
+
+# Another schema starts over rather than being migrated: a cache is refilled
+# by the next sync.
+SCHEMA = sqlite_store.Schema(
+    version=1,
+    script=_SCHEMA,
+    steps={0: _from_unversioned},
+    newer="reset",
+    tables=_TABLES,
+)
 
 _dumps = fastjson.dumps
 _loads = fastjson.loads
@@ -112,19 +136,9 @@ class Cache:
         self._writer: _Writer | None = None
         self._pending: concurrent.futures.Future[Any] | None = None
         self._closed = False
-        with private_umask():
-            self._db = sqlite3.connect(self.path, isolation_level=None)
-        self.path.chmod(FILE_MODE)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        wal_checkpoints.disable_automatic(self._db)
-        self.checkpoints = wal_checkpoints.BackgroundCheckpoints(self.path)
-        self._db.executescript(_SCHEMA)
-        version = self._meta("schema_version")
-        if version is None:
-            self._set_meta("schema_version", str(SCHEMA_VERSION))
-        elif int(version) != SCHEMA_VERSION:
-            self._reset()
+        self._db = sqlite_store.connect(self.path, manual_checkpoints=True)
+        self.checkpoints = sqlite_store.BackgroundCheckpoints(self.path)
+        sqlite_store.apply_schema(self._db, SCHEMA, "the cache")
 
     def close(self) -> None:
         """Finish the queued writes, then close both connections (once)."""
@@ -140,23 +154,9 @@ class Cache:
         self._executor.shutdown(wait=True)
         self._db.close()
 
-    def _reset(self) -> None:
-        """Another schema: the cache starts over (the next sync refills it)."""
-        for table in ("meta", "rooms", "state", "events", "account_data"):
-            self._db.execute(f"DROP TABLE IF EXISTS {table}")
-        self._db.executescript(_SCHEMA)
-        self._set_meta("schema_version", str(SCHEMA_VERSION))
-
     def _meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
-
-    def _set_meta(self, key: str, value: str) -> None:
-        self._db.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (key, value),
-        )
 
     # -- reading ---------------------------------------------------------------
 
@@ -277,7 +277,7 @@ class Cache:
 
     def _run_job(self, job: Callable[[_Writer], _T]) -> _T:
         if self._writer is None:
-            self._writer = _Writer(wal_checkpoints.writer_connection(self.path), self.checkpoints)
+            self._writer = _Writer(sqlite_store.writer_connection(self.path), self.checkpoints)
         return job(self._writer)
 
     def queue_sync(self, write: SyncWrite) -> concurrent.futures.Future[None]:
@@ -333,7 +333,7 @@ class _Writer:
     """The writes, on the writer thread's connection."""
 
     def __init__(
-        self, db: sqlite3.Connection, checkpoints: wal_checkpoints.BackgroundCheckpoints
+        self, db: sqlite3.Connection, checkpoints: sqlite_store.BackgroundCheckpoints
     ) -> None:
         self._db = db
         self.checkpoints = checkpoints

@@ -7,26 +7,28 @@ transaction id: the server recognises a transaction it already has and
 answers with the same event, so nothing is sent twice, even after a crash
 between the server's reply and the removal here.
 
-The content is encrypted at rest (AES-256-GCM, with a key derived from the
-profile's pickle key by HKDF-SHA-256) so that no message text lies in the
-profile in the clear. The file is mode 0600 inside the 0700 profile.
+The content is sealed at rest (`sealing.py`, purpose "outbox", bound to
+the entry's room, transaction id and type) so that no message text lies in
+the profile in the clear. The file is opened through `sqlite_store.py`
+(mode 0600 inside the 0700 profile). An outbox written before the current
+sealing format is sealed again when it is opened.
 """
 
 from __future__ import annotations
 
 import json
-import secrets
+import logging
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from Crypto.Cipher import AES
-from Crypto.Hash import SHA256
-from Crypto.Protocol.KDF import HKDF
+from tuichat.matrix.account.session import Profile
+from tuichat.matrix.storage import legacy_sealing, sqlite_store
+from tuichat.matrix.storage.sealing import Purpose, Sealer, SealError
 
-from tuichat.matrix.account.session import FILE_MODE, Profile, private_umask
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -38,8 +40,6 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_ms INTEGER NOT NULL
 );
 """
-_NONCE = 12
-_TAG = 16
 
 
 @dataclass(frozen=True)
@@ -56,32 +56,25 @@ class Outbox:
 
     def __init__(self, directory: Path, pickle_key: str) -> None:
         self.path = Path(directory) / self.FILE_NAME
-        with private_umask():
-            self._db = sqlite3.connect(self.path, isolation_level=None)
-        self.path.chmod(FILE_MODE)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._sealer = Sealer(pickle_key, Purpose.OUTBOX)
         # A message the user wrote must survive a power cut once accepted.
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
-        self._key = HKDF(pickle_key.encode(), 32, b"", SHA256, context=b"tuichat outbox v1")
+        self._db = sqlite_store.connect(self.path, synchronous="FULL")
+        schema = sqlite_store.Schema(
+            version=1,
+            script=_SCHEMA,
+            steps={0: lambda db: _reseal_unversioned(db, pickle_key, self._sealer)},
+        )
+        sqlite_store.apply_schema(self._db, schema, "the outbox")
 
     def close(self) -> None:
         self._db.close()
 
     def _seal(self, entry: OutboxEntry) -> bytes:
-        nonce = secrets.token_bytes(_NONCE)
-        cipher = AES.new(self._key, AES.MODE_GCM, nonce=nonce)
-        cipher.update(f"{entry.room_id}\n{entry.txn_id}\n{entry.event_type}".encode())
         plaintext = json.dumps(entry.content, ensure_ascii=False).encode()
-        ciphertext, tag = cipher.encrypt_and_digest(plaintext)
-        return nonce + tag + ciphertext
+        return self._sealer.seal(plaintext, entry.room_id, entry.txn_id, entry.event_type)
 
     def _open(self, room_id: str, txn_id: str, event_type: str, sealed: bytes) -> dict[str, Any]:
-        nonce, tag = sealed[:_NONCE], sealed[_NONCE : _NONCE + _TAG]
-        ciphertext = sealed[_NONCE + _TAG :]
-        cipher = AES.new(self._key, AES.MODE_GCM, nonce=nonce)
-        cipher.update(f"{room_id}\n{txn_id}\n{event_type}".encode())
-        content = json.loads(cipher.decrypt_and_verify(ciphertext, tag))
+        content = json.loads(self._sealer.open(sealed, room_id, txn_id, event_type))
         if not isinstance(content, dict):
             raise ValueError("not an object")
         return content
@@ -113,3 +106,24 @@ class Outbox:
         for txn_id in broken:
             self.remove(txn_id)
         return entries, len(broken)
+
+
+def _reseal_unversioned(db: sqlite3.Connection, pickle_key: str, sealer: Sealer) -> None:
+    """An outbox from before the current sealing format: each entry is
+    opened the old way and sealed again (one that does not open is left as
+    it is; `pending` counts and drops it, as it would have)."""
+    if not sqlite_store.table_exists(db, "outbox"):
+        return
+    rows = db.execute("SELECT seq, room_id, txn_id, event_type, sealed FROM outbox").fetchall()
+    resealed = []
+    for seq, room_id, txn_id, event_type, sealed in rows:
+        try:
+            plaintext = legacy_sealing.open_outbox_entry(
+                pickle_key, room_id, txn_id, event_type, bytes(sealed)
+            )
+        except SealError:
+            continue
+        resealed.append((sealer.seal(plaintext, room_id, txn_id, event_type), seq))
+    db.executemany("UPDATE outbox SET sealed = ? WHERE seq = ?", resealed)
+    if resealed:
+        log.info("sealed %d outbox entries again in the current format", len(resealed))

@@ -16,9 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tuichat.matrix.content.convert import Decryption, Viewer, to_item
+from tuichat.matrix.content.convert import Viewer, to_item
 from tuichat.matrix.content.direct_messages import parse_direct
 from tuichat.matrix.content.room_state import RoomState
+from tuichat.matrix.crypto.types import Decryption
 from tuichat.matrix.storage.cache import Cache
 from tuichat.model.items import MESSAGE_KINDS, TimelineItem
 from tuichat.model.rooms import Membership, RoomSummary

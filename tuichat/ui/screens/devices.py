@@ -21,7 +21,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from tuichat.model.devices import DeviceInfo, Trust
+from tuichat.model.devices import DeviceInfo, IdentityState, Trust
 from tuichat.model.sanitize import SafeText, safe_line, safe_text
 
 TRUST_STYLES = {
@@ -105,7 +105,7 @@ class DevicesScreen(Screen[None]):
         # can come before the screen is mounted (no request to the server
         # when the keys are known), and is shown once it is.
         self._early_devices: Sequence[DeviceInfo] | None = None
-        self._early_identity: str | None = None
+        self._early_identity: IdentityState | None = None
         self._early_status: tuple[SafeText, bool] | None = None
         self._ready = False  # the widgets exist (from the start of `on_mount`)
 
@@ -141,7 +141,7 @@ class DevicesScreen(Screen[None]):
         now has nothing to fill."""
         return self._ready and not self.is_attached
 
-    def show_identity(self, state: str) -> None:
+    def show_identity(self, state: IdentityState) -> None:
         """The user's cross-signing identity: verified by you, not verified,
         changed since first seen (shown loudly), or none."""
         if self._gone:
@@ -150,23 +150,23 @@ class DevicesScreen(Screen[None]):
             self._early_identity = state
             return
         texts = {
-            "verified": Text(
+            IdentityState.VERIFIED: Text(
                 "Identity: ✓ verified by you (their signed devices are trusted)", style="green"
             ),
-            "unverified": Text(
+            IdentityState.UNVERIFIED: Text(
                 "Identity: not verified — press e on a device, or /verify the person, to verify it",
                 style="yellow",
             ),
-            "changed": Text(
+            IdentityState.CHANGED: Text(
                 " ⚠ This person's identity CHANGED since you first saw it. "
                 "Verify them again; press a to accept the new identity. ",
                 style="bold reverse red",
             ),
-            "none": Text(
+            IdentityState.NONE: Text(
                 "Identity: no cross-signing keys (devices must be verified one by one)", style="dim"
             ),
         }
-        self.query_one("#identity", Static).update(texts.get(state, texts["none"]))
+        self.query_one("#identity", Static).update(texts.get(state, texts[IdentityState.NONE]))
 
     def show_devices(self, devices: Sequence[DeviceInfo]) -> None:
         if self._gone:
