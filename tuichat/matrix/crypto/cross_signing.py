@@ -36,6 +36,7 @@ import vodozemac
 from Crypto.PublicKey import ECC
 from Crypto.Signature import eddsa
 
+from tuichat.matrix.account.oauth_uia import uia_auth
 from tuichat.matrix.crypto.extras_store import CryptoExtrasStore
 from tuichat.matrix.crypto.sas import canonical_json
 from tuichat.matrix.storage import legacy_sealing
@@ -398,7 +399,8 @@ class CrossSigning:
         except MatrixHttpError as error:
             if error.status != 401 or "session" not in error.body:
                 raise
-            auth = await authenticate(str(error.body["session"]))
+            # The password stage, or an approval in the browser on OAuth 2.0 API servers.
+            auth = await uia_auth(error.body, authenticate)
             await self.http.request("POST", "/keys/device_signing/upload", {**body, "auth": auth})
         own = self.identities.setdefault(self.own_user, Identity(self.own_user))
         own.master = body["master_key"]
