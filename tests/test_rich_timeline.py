@@ -271,8 +271,8 @@ async def test_what_the_peer_does_shows_replies_edits_reactions_typing_and_recei
     # After a restart, before any sync, the cached receipt is still shown.
     again = TuichatApp(profile, connect=False)
     async with again.run_test(size=(120, 40)) as pilot:
-        await wait_ui(pilot, lambda: again.rooms.get(room_id))
-        again.switch_room(room_id)
+        await wait_ui(pilot, lambda: again.state.rooms.get(room_id))
+        again.chat.switch_room(room_id)
         await wait_ui(pilot, lambda: "✓ Bob" in _shown(again))
 
 

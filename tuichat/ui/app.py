@@ -242,10 +242,11 @@ class TuichatApp(App[int]):
             self.people.recovery_offered(changes.recovery_offered)
 
     async def on_unmount(self) -> None:
-        if self.service is not None:
-            await self.service.stop()
-        if self.reader is not None:  # the service closed the cache it took
-            self.reader.close(close_cache=self.service is None)
+        reader, service = self.reader, self.service
+        if reader is not None:  # the collector back on; the service closes the cache it took
+            reader.close(close_cache=service is None)
+        if service is not None:
+            await service.stop()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Every worker of the App that fails is logged and shown here (the

@@ -89,7 +89,7 @@ class DevicesScreen(Screen[None]):
         self.display_name = display_name
         self.service = service
         self._devices: list[DeviceInfo] = []
-        # What the App handed over before the widgets existed: the answer
+        # What was loaded before the widgets existed: the answer
         # can come before the screen is mounted (no request to the server
         # when the keys are known), and is shown once it is.
         self._early_devices: Sequence[DeviceInfo] | None = None
