@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from tuichat.model.draft import Draft, DraftKind
 from tuichat.model.items import ItemKind, TimelineItem
-from tuichat.model.rooms import Membership, RoomSummary
+from tuichat.model.rooms import Membership
 from tuichat.model.sanitize import SafeText, safe_line, safe_text, trusted
 from tuichat.model.timeline import EDITABLE_KINDS
 from tuichat.ui.widgets.status_line import CURRENT, status_text
@@ -219,9 +219,6 @@ class ChatController:
             self._parents_wanted.add(wanted)
             self.run_service_call(self.service.fetch_event(room_id, event_id))
 
-    def room_summary(self, room_id: str) -> RoomSummary | None:
-        return self.state.rooms.get(room_id)
-
     # -- writing ---------------------------------------------------------------------------
 
     def set_draft(self, draft: Draft | None) -> None:
@@ -248,7 +245,7 @@ class ChatController:
             return
         timeline = self.state.timeline(self.room_id)
         last = timeline.remote_count - 1
-        for index in range(last, max(-1, last - EDIT_LAST_LOOKBACK - 1), -1):
+        for index in range(last, max(-1, last - EDIT_LAST_LOOKBACK), -1):
             item = timeline[index]
             if (
                 item.sender == self.state.user_id
