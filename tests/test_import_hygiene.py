@@ -55,3 +55,10 @@ def test_the_startup_cache_reader_imports_neither_nio_nor_textual() -> None:
     for forbidden in ("nio", "aiohttp", "textual"):
         assert forbidden not in modules
     assert not {m for m in modules if m.startswith(("nio.", "textual.", "tuichat.ui"))}
+
+
+def test_the_chat_state_is_plain_python() -> None:
+    # ChatState and the events it applies: tested without a terminal.
+    modules = _modules_after("import tuichat.model.state")
+    for forbidden in ("nio", "textual", "tuichat.matrix", "aiohttp"):
+        assert forbidden not in modules
