@@ -78,11 +78,11 @@ def main() -> None:
                 # As in use: the service imported, every room's timeline loaded.
                 import tuichat.matrix.service  # noqa: F401
 
-                for room in list(self.rooms.ordered()):
-                    self.ensure_timeline_loaded(room.room_id)
+                for room in list(self.state.rooms.ordered()):
+                    self.read_cached_room(room.room_id)
                 gc.collect()
                 result["rss_kb"] = _rss_kb()
-                result["items"] = sum(len(t) for t in self.timelines.values())
+                result["items"] = sum(len(t) for t in self.state.timelines.values())
                 self.exit()
 
         Measured(Profile(Path(sys.argv[3])), connect=False).run(headless=True, size=(120, 40))

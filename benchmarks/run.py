@@ -322,16 +322,16 @@ async def room_switch(tmp: Path) -> Figure:
         view = app.query_one(TimelineView)
         big = room_id(0)
         for _ in range(7):
-            app.switch_room(small_room)  # type: ignore[attr-defined]
+            app.chat.switch_room(small_room)  # type: ignore[attr-defined]
             await pilot.pause()
             for _ in range(3):
                 view.scroll_page_up(animate=False)
                 pages.append(_frame(view))
-            app.snapshot.timelines.pop(big, None)  # type: ignore[attr-defined]
-            app.timelines.pop(big, None)  # type: ignore[attr-defined]
+            app.reader.snapshot.timelines.pop(big, None)  # type: ignore[attr-defined]
+            app.state.timelines.pop(big, None)  # type: ignore[attr-defined]
             gc.collect()
             started = time.perf_counter()
-            app.switch_room(big)  # type: ignore[attr-defined]
+            app.chat.switch_room(big)  # type: ignore[attr-defined]
             view.render_lines(view.region.reset_offset)
             switches.append(time.perf_counter() - started)
             await pilot.pause()
@@ -402,7 +402,6 @@ async def _worst_frame_gap(tmp: Path) -> float:
     from textual.app import App
 
     from tuichat.ui.app import TuichatApp
-    from tuichat.ui.messages import MatrixEvent
 
     rooms = [room_id(n) for n in range(200)]
     peer = PeerDevice()
@@ -415,7 +414,7 @@ async def _worst_frame_gap(tmp: Path) -> float:
     gaps: list[float] = []
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
-        service._sink = lambda event: app.post_message(MatrixEvent(event))
+        service._sink = app.sink  # type: ignore[attr-defined]
         gc.collect()
         gc.freeze()
         done = False

@@ -229,11 +229,11 @@ async def test_the_tui_uploads_with_progress_previews_and_saves(
     config = Config(download_dir=downloads, path=tmp_path / "config.toml")
     app = TuichatApp(profile, sync_timeout_ms=1000, config=config)
     opened: list[Path] = []
-    import tuichat.ui.app as app_module
+    import tuichat.ui.controllers.attachments as app_module
 
     app_module.open_with_system = opened.append  # type: ignore[assignment]
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_ui(pilot, lambda: app.connection is ConnectionState.SYNCED)
+        await wait_ui(pilot, lambda: app.state.connection is ConnectionState.SYNCED)
         await join_in_ui(pilot, app, peer, room_id, alice.user_id)
 
         image = tmp_path / "chart.png"
@@ -361,10 +361,10 @@ async def _retry_then_download(
     tmp_path: Path,
     downloads: Path,
 ) -> None:
-    await wait_ui(pilot, lambda: app.connection is ConnectionState.SYNCED)
-    await wait_ui(pilot, lambda: app.rooms.get(room_id))
+    await wait_ui(pilot, lambda: app.state.connection is ConnectionState.SYNCED)
+    await wait_ui(pilot, lambda: app.state.rooms.get(room_id))
     await type_text(pilot, f"/join {room_id}")
-    await wait_ui(pilot, lambda: app.current_room_id == room_id)
+    await wait_ui(pilot, lambda: app.state.current_room_id == room_id)
     notes = tmp_path / "notes.txt"
     notes.write_text("written after all")
     rule = proxy.fail("/media/v3/upload", 100)
@@ -380,7 +380,7 @@ async def _retry_then_download(
     )
     await wait_ui(
         pilot,
-        lambda: any(i.attachment is not None and i.event_id for i in app.timelines[room_id]),
+        lambda: any(i.attachment is not None and i.event_id for i in app.state.timelines[room_id]),
     )
     await type_text(pilot, "/download")
     await wait_ui(pilot, lambda: isinstance(app.screen, ConfirmDialog), 30)

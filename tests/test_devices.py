@@ -415,7 +415,7 @@ async def test_devices_screen_and_verification_dialog(
         assert service is not None
         room_id = await service.create_room(invite=(bob.user_id,))
         await js.join(room_id)
-        await wait_ui(pilot, lambda: app.current_room_id == room_id)
+        await wait_ui(pilot, lambda: app.state.current_room_id == room_id)
         await type_text(pilot, "hello")
         await js.wait_for_message(room_id, "hello")
 
@@ -477,7 +477,7 @@ async def test_verifying_a_device_by_hand_asks_before_trusting_it(
         room_id = await app.service.create_room(invite=(bob.user_id,))
         assert room_id is not None
         await peer.join(room_id)
-        await wait_ui(pilot, lambda: app.current_room_id == room_id)
+        await wait_ui(pilot, lambda: app.state.current_room_id == room_id)
         await type_text(pilot, f"/devices {bob.user_id}")
         screen = await wait_ui(pilot, lambda: isinstance(app.screen, DevicesScreen) and app.screen)
         await wait_ui(pilot, lambda: screen.selected is not None, 30)
@@ -554,9 +554,9 @@ async def test_devices_screen_of_a_member_whose_keys_are_known_fills_in_without_
     room_id = await peer.create_room(invite=[alice.user_id], encrypted=True)
     app = TuichatApp(profile, sync_timeout_ms=1000)
     async with app.run_test(size=(130, 40)) as pilot:
-        await wait_ui(pilot, lambda: app.rooms.get(room_id), 30)
+        await wait_ui(pilot, lambda: app.state.rooms.get(room_id), 30)
         await type_text(pilot, f"/join {room_id}")
-        await wait_ui(pilot, lambda: app.current_room_id == room_id, 30)
+        await wait_ui(pilot, lambda: app.state.current_room_id == room_id, 30)
         await type_text(pilot, "hello")
         await peer.wait_for_text(room_id, "hello", 30)
         service = app.service
@@ -596,9 +596,9 @@ async def test_devices_screen_closed_before_its_devices_arrive_is_no_error(
     room_id = await peer.create_room(invite=[alice.user_id], encrypted=True)
     app = TuichatApp(profile, sync_timeout_ms=1000)
     async with app.run_test(size=(130, 40)) as pilot:
-        await wait_ui(pilot, lambda: app.rooms.get(room_id), 30)
+        await wait_ui(pilot, lambda: app.state.rooms.get(room_id), 30)
         await type_text(pilot, f"/join {room_id}")
-        await wait_ui(pilot, lambda: app.current_room_id == room_id, 30)
+        await wait_ui(pilot, lambda: app.state.current_room_id == room_id, 30)
         await type_text(pilot, f"/devices {bob.user_id}")
         screen = await wait_ui(pilot, lambda: isinstance(app.screen, DevicesScreen) and app.screen)
         await wait_ui(pilot, lambda: screen.selected is not None)

@@ -280,13 +280,15 @@ async def test_new_dm_dialog_and_invite_dialog(
         await pilot.press(*bob.user_id)
         await wait_ui(pilot, lambda: "Bob" in str(app.screen.query_one("#who").render()))
         await pilot.press("enter")
-        room_id = await wait_ui(pilot, lambda: app.current_room_id if app.current_room_id else None)
-        await wait_ui(pilot, lambda: app.rooms.get(room_id).name == "Bob")  # type: ignore[union-attr]
-        assert app.rooms.get(room_id).is_direct  # type: ignore[union-attr]
+        room_id = await wait_ui(
+            pilot, lambda: app.state.current_room_id if app.state.current_room_id else None
+        )
+        await wait_ui(pilot, lambda: app.state.rooms.get(room_id).name == "Bob")  # type: ignore[union-attr]
+        assert app.state.rooms.get(room_id).is_direct  # type: ignore[union-attr]
 
         # An incoming DM invite: shown in Invites; Enter opens the dialog; A accepts.
         invited = await peer_carol.create_room(invite=[alice.user_id], direct=True)
-        await wait_ui(pilot, lambda: app.rooms.get(invited))
+        await wait_ui(pilot, lambda: app.state.rooms.get(invited))
         rooms = app.query_one(RoomListView)
         await wait_ui(pilot, lambda: rooms.row_texts() and "Invites" in rooms.row_texts()[0])
         assert "invited by Carol" in rooms.row_texts()[2]
@@ -295,7 +297,7 @@ async def test_new_dm_dialog_and_invite_dialog(
         await pilot.press("enter")
         await wait_ui(pilot, lambda: isinstance(app.screen, InviteDialog))
         await pilot.press("a")
-        await wait_ui(pilot, lambda: app.current_room_id == invited)
+        await wait_ui(pilot, lambda: app.state.current_room_id == invited)
         await peer_carol.wait_for_member(invited, alice.user_id)
         await type_text(pilot, "hi carol")
         assert await peer_carol.wait_for_text(invited, "hi carol") == alice.user_id
@@ -372,7 +374,8 @@ async def test_a_dm_header_says_when_the_other_person_has_no_device(
         await wait_ui(pilot, lambda: app.service is not None and app.service.synced_once)
         await type_text(pilot, f"/dm {bob.user_id}")
         room_id = await wait_ui(
-            pilot, lambda: (s := app.current_summary) is not None and s.is_direct and s.room_id
+            pilot,
+            lambda: (s := app.state.current_summary) is not None and s.is_direct and s.room_id,
         )
         # Bob joins from a client that has no encryption (no device keys).
         plain = nio.AsyncClient(synapse.url, bob.user_id, device_id=bob.device_id)

@@ -36,16 +36,16 @@ async def test_feedback_belongs_to_its_room_and_ends_with_its_action(
         feedback = app.query_one(Feedback)
         await join_in_ui(pilot, app, peer, first, alice.user_id)
         second = await peer.create_room(invite=[alice.user_id], name="Second")
-        await wait_ui(pilot, lambda: app.rooms.get(second))
-        app.switch_room(second)  # an invite: asks
+        await wait_ui(pilot, lambda: app.state.rooms.get(second))
+        app.chat.switch_room(second)  # an invite: asks
         await wait_ui(pilot, lambda: isinstance(app.screen, InviteDialog))
         await pilot.press("a")
         await peer.wait_for_member(second, alice.user_id)
-        await wait_ui(pilot, lambda: app.current_room_id == second)
+        await wait_ui(pilot, lambda: app.state.current_room_id == second)
         # The join is done: its line ("Joining Second…") goes; it stayed,
         # in every room, until something else was said.
         for room in (first, second):
-            app.switch_room(room)
+            app.chat.switch_room(room)
             await wait_ui(pilot, lambda: "Joining" not in shown(feedback), 5)
 
         # A file that is not there: said so, with no retry offered.
@@ -54,10 +54,10 @@ async def test_feedback_belongs_to_its_room_and_ends_with_its_action(
         await wait_ui(pilot, lambda: "no such file" in shown(feedback))
         assert str(missing) in shown(feedback) and "again" not in shown(feedback)
         # It belongs to this room.
-        app.switch_room(first)
+        app.chat.switch_room(first)
         await pilot.pause()
         assert shown(feedback) == ""
-        app.switch_room(second)
+        app.chat.switch_room(second)
         await pilot.pause()
         assert "no such file" in shown(feedback)
 

@@ -55,9 +55,9 @@ async def test_scrolling_up_loads_and_decrypts_older_history(
             return await load_older(*args, **kwargs)
 
         service.load_older = held  # type: ignore[method-assign]
-        await wait_ui(pilot, lambda: app.current_room_id == room_id)
-        await wait_ui(pilot, lambda: any(i.body == sent[-1] for i in app.timelines[room_id]))
-        timeline = app.timelines[room_id]
+        await wait_ui(pilot, lambda: app.state.current_room_id == room_id)
+        await wait_ui(pilot, lambda: any(i.body == sent[-1] for i in app.state.timelines[room_id]))
+        timeline = app.state.timelines[room_id]
         assert not any(i.body == sent[0] for i in timeline)
         view = app.query_one(TimelineView)
         view.scroll_to(y=0, animate=False, immediate=True, force=True)

@@ -46,9 +46,9 @@ async def test_hostile_names_and_bodies_reach_the_screen_defused(
     )
     app = TuichatApp(profile, sync_timeout_ms=1000)
     async with app.run_test(size=(140, 30)) as pilot:
-        await wait_ui(pilot, lambda: app.rooms.get(room_id))
+        await wait_ui(pilot, lambda: app.state.rooms.get(room_id))
         await type_text(pilot, f"/join {room_id}")
-        await wait_ui(pilot, lambda: app.current_room_id == room_id)
+        await wait_ui(pilot, lambda: app.state.current_room_id == room_id)
         await peer.wait_for_member(room_id, alice.user_id)
         await peer.send_text(room_id, BODY)
         view = app.query_one(TimelineView)
@@ -523,7 +523,7 @@ async def test_a_flood_of_verification_requests_from_a_stranger_is_one_notice(
 ) -> None:
     """Anyone can send requests: a flood gives one toast, a count in the
     feedback line, and at most MAX_PENDING_VERIFICATIONS kept to open."""
-    from tuichat.ui.app import MAX_PENDING_VERIFICATIONS
+    from tuichat.ui.controllers.people import MAX_PENDING_VERIFICATIONS
 
     alice, mallory = new_user("alice", "Alice"), new_user("mallory", "Mallory")
     await log_in(synapse, profile, alice)
@@ -546,7 +546,7 @@ async def test_a_flood_of_verification_requests_from_a_stranger_is_one_notice(
         await wait_ui(pilot, lambda: all(verifications.get(t) for t in txns), 30)
         await pilot.pause(0.5)
         assert not any(isinstance(s, VerificationDialog) for s in app.screen_stack)
-        assert list(app.pending_verifications) == txns[-MAX_PENDING_VERIFICATIONS:]
+        assert list(app.people.pending_verifications) == txns[-MAX_PENDING_VERIFICATIONS:]
         assert len(app.screen.query("Toast")) == 1
         notice = str(app.main.feedback.render())
         assert f"{MAX_PENDING_VERIFICATIONS} verification requests are waiting" in notice

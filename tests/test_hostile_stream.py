@@ -166,7 +166,7 @@ async def test_a_stream_of_hostile_events_never_holds_up_the_event_loop(
         # The reader moves around while it arrives: resizes, scrolls, and
         # looks for the room with Ctrl+K.
         await pilot.resize_terminal(100, 35)
-        await wait_ui(pilot, lambda: "a a a" in app.rooms.get(room_id).name, 60)
+        await wait_ui(pilot, lambda: "a a a" in app.state.rooms.get(room_id).name, 60)
         await pilot.press("ctrl+k")
         await wait_ui(pilot, lambda: isinstance(app.screen, RoomSwitcher))
         await type_text(pilot, "aaa")

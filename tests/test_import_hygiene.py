@@ -47,3 +47,18 @@ def test_the_ui_paints_without_importing_nio() -> None:
     assert "nio" not in modules and "aiohttp" not in modules
     # Nor the service's domain events: they come with the first of them.
     assert "tuichat.model.events" not in modules
+
+
+def test_the_startup_cache_reader_imports_neither_nio_nor_textual() -> None:
+    # It runs before the first frame, while nio is not imported yet.
+    modules = _modules_after("import tuichat.matrix.storage.startup_reader")
+    for forbidden in ("nio", "aiohttp", "textual"):
+        assert forbidden not in modules
+    assert not {m for m in modules if m.startswith(("nio.", "textual.", "tuichat.ui"))}
+
+
+def test_the_chat_state_is_plain_python() -> None:
+    # ChatState and the events it applies: tested without a terminal.
+    modules = _modules_after("import tuichat.model.state")
+    for forbidden in ("nio", "textual", "tuichat.matrix", "aiohttp"):
+        assert forbidden not in modules

@@ -345,7 +345,7 @@ async def test_import_keys_from_the_composer(
     app = TuichatApp(first, sync_timeout_ms=1000)
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_ui(pilot, lambda: app.service is not None and app.service.synced_once)
-        app.switch_room(room_id)
+        app.chat.switch_room(room_id)
         view = app.query_one(TimelineView)
         await wait_ui(pilot, lambda: any("Unable to decrypt" in line for line in view.line_texts()))
         await type_text(pilot, f"/import-keys {export}")

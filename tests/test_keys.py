@@ -25,7 +25,6 @@ from tuichat.model.keys import KEY_ACTIONS, KeyScope
 from tuichat.model.rooms import RoomSummary
 from tuichat.ui.app import TuichatApp
 from tuichat.ui.commands import HANDLERS
-from tuichat.ui.messages import MatrixEvent
 from tuichat.ui.screens.file_picker import FilePicker
 from tuichat.ui.screens.help import HelpScreen, key_label
 from tuichat.ui.widgets.composer import Composer
@@ -87,10 +86,10 @@ async def test_every_readme_key_works_from_where_it_is_used(tmp_path: Path) -> N
     composer_own = {b.action for b in Composer.BINDINGS if isinstance(b, Binding)}
     composer_reads = {key for key, _ in Composer.KEYS_READ}
     async with app.run_test(size=(100, 30)) as pilot:
-        app.post_message(MatrixEvent(RoomsChanged([RoomSummary("!r", "Room")])))
-        app.post_message(MatrixEvent(TimelineAppended("!r", [message(1, "hello")])))
+        app.sink(RoomsChanged([RoomSummary("!r", "Room")]))
+        app.sink(TimelineAppended("!r", [message(1, "hello")]))
         await pilot.pause()
-        app.switch_room("!r")
+        app.chat.switch_room("!r")
         composer = app.query_one(Composer)
         composer.focus()
         await pilot.pause()
@@ -290,7 +289,7 @@ async def test_help_shows_every_command_and_key_and_scrolls(tmp_path: Path) -> N
 async def test_the_upload_key_opens_the_file_picker_from_the_composer(tmp_path: Path) -> None:
     app = TuichatApp(offline_profile(tmp_path), connect=False)
     async with app.run_test(size=(100, 30)) as pilot:
-        app.post_message(MatrixEvent(RoomsChanged([RoomSummary("!r", "Room")])))
+        app.sink(RoomsChanged([RoomSummary("!r", "Room")]))
         await pilot.pause()
         composer = app.query_one(Composer)
         composer.focus()
@@ -309,10 +308,10 @@ async def test_a_narrow_terminal_keeps_the_timeline_and_the_list_toggles(
 ) -> None:
     app = TuichatApp(offline_profile(tmp_path), connect=False)
     async with app.run_test(size=size) as pilot:
-        app.post_message(MatrixEvent(RoomsChanged([RoomSummary("!r", "Room")])))
-        app.post_message(MatrixEvent(TimelineAppended("!r", [message(1, "hello " * 20)])))
+        app.sink(RoomsChanged([RoomSummary("!r", "Room")]))
+        app.sink(TimelineAppended("!r", [message(1, "hello " * 20)]))
         await pilot.pause()
-        app.switch_room("!r")
+        app.chat.switch_room("!r")
         await pilot.pause()
         columns, rows = size
         rooms, view = app.query_one(RoomListView), app.query_one(TimelineView)

@@ -47,7 +47,7 @@ async def test_placeholder_becomes_the_message_when_the_key_arrives(
         await peer.send_text(room_id, "a message after it")  # same session: also waits
 
         def waiting() -> list[Any]:
-            return [i for i in app.timelines[room_id] if i.kind is ItemKind.UNDECRYPTABLE]
+            return [i for i in app.state.timelines[room_id] if i.kind is ItemKind.UNDECRYPTABLE]
 
         await wait_ui(pilot, lambda: len(waiting()) == 2)
         assert all(i.session_id == held.session_id for i in waiting())
@@ -59,8 +59,8 @@ async def test_placeholder_becomes_the_message_when_the_key_arrives(
         await wait_ui(pilot, lambda: _line_of(view, "the late message") is not None)
         assert _line_of(view, "the late message") == placeholder, "not replaced in place"
         assert _line_of(view, "a message after it") is not None
-        assert not [i for i in app.timelines[room_id] if i.kind is ItemKind.UNDECRYPTABLE]
-        order = [i.body for i in app.timelines[room_id] if i.kind is ItemKind.TEXT]
+        assert not [i for i in app.state.timelines[room_id] if i.kind is ItemKind.UNDECRYPTABLE]
+        order = [i.body for i in app.state.timelines[room_id] if i.kind is ItemKind.TEXT]
         assert order[-3:] == [
             "an ordinary message first",
             "the late message",
@@ -85,14 +85,14 @@ async def test_placeholder_in_a_room_not_on_screen_updates_its_unread_count(
     async with app.run_test(size=(120, 36)) as pilot:
         await join_in_ui(pilot, app, peer, quiet, alice.user_id)
         await join_in_ui(pilot, app, peer, other, alice.user_id)
-        assert app.current_room_id == other
+        assert app.state.current_room_id == other
         held = await peer.send_withholding_key(quiet, f"hey {alice.localpart}, read this")
-        await wait_ui(pilot, lambda: app.rooms.get(quiet).unread == 1)  # type: ignore[union-attr]
-        assert app.rooms.get(quiet).highlight == 0  # type: ignore[union-attr]
+        await wait_ui(pilot, lambda: app.state.rooms.get(quiet).unread == 1)  # type: ignore[union-attr]
+        assert app.state.rooms.get(quiet).highlight == 0  # type: ignore[union-attr]
         await peer.deliver_key(held, alice.user_id, device_id)
         # Decrypted, the message turns out to mention us: it becomes a highlight.
-        await wait_ui(pilot, lambda: app.rooms.get(quiet).highlight == 1)  # type: ignore[union-attr]
-        item = next(i for i in app.timelines[quiet] if i.kind is ItemKind.TEXT)
+        await wait_ui(pilot, lambda: app.state.rooms.get(quiet).highlight == 1)  # type: ignore[union-attr]
+        item = next(i for i in app.state.timelines[quiet] if i.kind is ItemKind.TEXT)
         assert item.body.endswith("read this") and item.highlight
 
 
@@ -122,9 +122,9 @@ async def test_key_that_arrives_while_offline_fills_the_placeholder_after_restar
         view = app.query_one(TimelineView)
         await pilot.pause()
         # From the cache: the ciphertext came back as a placeholder...
-        assert app.snapshot is not None
-        assert [e["type"] for e in app.snapshot.encrypted.get(room_id, [])] or any(
-            i.kind is ItemKind.UNDECRYPTABLE for i in app.snapshot.timelines[room_id]
+        assert app.reader.snapshot is not None
+        assert [e["type"] for e in app.reader.snapshot.encrypted.get(room_id, [])] or any(
+            i.kind is ItemKind.UNDECRYPTABLE for i in app.reader.snapshot.timelines[room_id]
         )
         # ...and the key that came while we were away fills it in.
         await wait_ui(pilot, lambda: _line_of(view, "worth the wait") is not None)
@@ -135,13 +135,13 @@ def _event_ids(app: TuichatApp, room_id: str) -> list[str]:
     """The events a room's timeline shows (local notices and echoes aside)."""
     return [
         i.event_id
-        for i in app.timelines.get(room_id, ())
+        for i in app.state.timelines.get(room_id, ())
         if i.event_id is not None and not i.key.startswith("notice:")
     ]
 
 
 def _decrypting(app: TuichatApp, room_id: str) -> list[Any]:
-    return [i for i in app.timelines.get(room_id, ()) if i.utd_reason == "decrypting"]
+    return [i for i in app.state.timelines.get(room_id, ()) if i.utd_reason == "decrypting"]
 
 
 @requires_js_peer
@@ -175,7 +175,7 @@ async def test_in_room_verification_leaves_no_placeholders_after_a_restart(
         await wait_ui(
             pilot,
             lambda: (
-                app.current_room_id == room_id
+                app.state.current_room_id == room_id
                 and service.states[room_id].membership_of(bob.user_id) == "join"
             ),
             30,
@@ -203,7 +203,9 @@ async def test_in_room_verification_leaves_no_placeholders_after_a_restart(
         await pilot.click("#close")
         await type_text(pilot, "verified now")
         await js.wait_for_message(room_id, "verified now")
-        await wait_ui(pilot, lambda: "verified now" in [i.body for i in app.timelines[room_id]])
+        await wait_ui(
+            pilot, lambda: "verified now" in [i.body for i in app.state.timelines[room_id]]
+        )
         await pilot.pause(1.0)  # the last sync's events reach the cache
         shown_before = _event_ids(app, room_id)
         assert not _decrypting(app, room_id)
@@ -212,7 +214,7 @@ async def test_in_room_verification_leaves_no_placeholders_after_a_restart(
     # The first frame, from the cache alone: what was hidden stays hidden.
     app = TuichatApp(profile, connect=False)
     async with app.run_test(size=(120, 36)) as pilot:
-        await wait_ui(pilot, lambda: app.current_room_id == room_id)
+        await wait_ui(pilot, lambda: app.state.current_room_id == room_id)
         await pilot.pause()
         assert set(_event_ids(app, room_id)) <= set(shown_before)
 
@@ -296,7 +298,7 @@ async def test_a_reaction_taken_back_stays_hidden_after_a_restart(
         await wait_ui(pilot, lambda: _line_of(view, "react to me") is not None)
         service = app.service
         assert service is not None
-        timeline = app.timelines[room_id]
+        timeline = app.state.timelines[room_id]
         service.react(room_id, target, "👍")
         await wait_ui(pilot, lambda: timeline.own_reaction(target, "👍") is not None)
         reaction = timeline.own_reaction(target, "👍")

@@ -11,7 +11,6 @@ from tuichat.model.events import ConnectionChanged, ConnectionState, RoomsChange
 from tuichat.model.items import ItemKind, TimelineItem
 from tuichat.model.rooms import RoomSummary
 from tuichat.ui.app import TuichatApp
-from tuichat.ui.messages import MatrixEvent
 from tuichat.ui.notifications import Notifier, notification_sequences
 from tuichat.ui.screens.room_switcher import RoomSwitcher
 from tuichat.ui.themes import builtin_themes
@@ -60,10 +59,10 @@ async def test_the_config_picks_theme_time_format_and_user_themes(tmp_path: Path
         assert app.theme == "mine"
         messages = [n.message for n in app._notifications]
         assert any("broken.toml" in m and "not a colour" in m for m in messages)
-        app.post_message(MatrixEvent(RoomsChanged([RoomSummary("!r", "Room")])))
-        app.post_message(MatrixEvent(TimelineAppended("!r", [message(1, "hello")])))
+        app.sink(RoomsChanged([RoomSummary("!r", "Room")]))
+        app.sink(TimelineAppended("!r", [message(1, "hello")]))
         await pilot.pause()
-        app.switch_room("!r")
+        app.chat.switch_room("!r")
         await pilot.pause()
         line = next(t for t in app.query_one(TimelineView).line_texts() if "hello" in t)
         assert line[:8].endswith(("AM", "PM"))
@@ -161,21 +160,17 @@ async def test_a_mention_in_another_room_rings_once_synced(tmp_path: Path) -> No
     app.notifier._write = written.append
     rooms = [RoomSummary("!here", "Here", last_activity=2), RoomSummary("!there", "There")]
     async with app.run_test() as pilot:
-        app.post_message(MatrixEvent(RoomsChanged(rooms)))
+        app.sink(RoomsChanged(rooms))
         await pilot.pause()
-        app.switch_room("!here")
+        app.chat.switch_room("!here")
         # The backlog of the first sync does not ring.
-        app.post_message(
-            MatrixEvent(TimelineAppended("!there", [message(1, "old", highlight=True)]))
-        )
+        app.sink(TimelineAppended("!there", [message(1, "old", highlight=True)]))
         await pilot.pause()
         assert written == []
-        app.post_message(MatrixEvent(ConnectionChanged(ConnectionState.SYNCED)))
-        app.post_message(MatrixEvent(TimelineAppended("!there", [message(2, "no mention")])))
+        app.sink(ConnectionChanged(ConnectionState.SYNCED))
+        app.sink(TimelineAppended("!there", [message(2, "no mention")]))
         await pilot.pause()
         assert written == []
-        app.post_message(
-            MatrixEvent(TimelineAppended("!there", [message(3, "hey", highlight=True)]))
-        )
+        app.sink(TimelineAppended("!there", [message(3, "hey", highlight=True)]))
         await pilot.pause()
         assert written[0] == "\a" and written[1].startswith("\x1b]9;There:")

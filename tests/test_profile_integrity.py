@@ -294,7 +294,7 @@ async def test_cached_messages_say_why_when_the_store_does_not_open(
     async with app.run_test(size=(120, 30)) as pilot:
         await join_in_ui(pilot, app, peer, room_id, alice.user_id)
         await peer.send_text(room_id, "a secret")
-        await wait_ui(pilot, lambda: "a secret" in [i.body for i in app.timelines[room_id]])
+        await wait_ui(pilot, lambda: "a secret" in [i.body for i in app.state.timelines[room_id]])
         await pilot.pause(1.0)  # the last sync's events reach the cache
 
     profile.pickle_key_file.write_text(base64.b64encode(secrets.token_bytes(32)).decode())
@@ -302,8 +302,8 @@ async def test_cached_messages_say_why_when_the_store_does_not_open(
     async with app.run_test(size=(120, 30)) as pilot:
         await wait_ui(pilot, lambda: "cannot be opened" in str(app.main.feedback.render()), 30)
         await pilot.pause()
-        assert app.connection is ConnectionState.STOPPED
-        placeholders = [i for i in app.timelines[room_id] if i.utd_reason is not None]
+        assert app.state.connection is ConnectionState.STOPPED
+        placeholders = [i for i in app.state.timelines[room_id] if i.utd_reason is not None]
         assert placeholders
         assert all(i.utd_reason == "no_store" for i in placeholders)
         lines = app.main.timeline.line_texts()

@@ -443,7 +443,7 @@ async def test_a_new_device_is_offered_recovery_and_restores_from_the_dialog(
         await pilot.press("enter")
         await wait_ui(pilot, lambda: "Restored" in str(dialog.query_one("#outcome").render()), 30)
         await pilot.press("escape")
-        app.switch_room(room_id)
+        app.chat.switch_room(room_id)
         view = app.query_one(TimelineView)
         await wait_ui(
             pilot, lambda: any("history worth restoring" in line for line in view.line_texts())
@@ -467,7 +467,7 @@ async def test_recovery_is_set_up_from_the_dialog_with_enter_in_the_password_fie
     app = TuichatApp(profile, sync_timeout_ms=1000)
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_ui(pilot, lambda: app.service is not None and app.service.synced_once, 30)
-        app._open_recovery()
+        app.people.open_recovery()
         dialog = await wait_ui(
             pilot, lambda: isinstance(app.screen, RecoveryDialog) and app.screen, 30
         )
@@ -514,7 +514,7 @@ async def test_the_recovery_dialog_names_out_of_range_passphrase_settings(
     app = TuichatApp(profile, sync_timeout_ms=1000)
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_ui(pilot, lambda: app.service is not None and app.service.crypto is not None)
-        app._open_recovery()
+        app.people.open_recovery()
         dialog = await wait_ui(pilot, lambda: isinstance(app.screen, RecoveryDialog) and app.screen)
         await pilot.press(*"a passphrase")  # the key field has the focus
         await pilot.press("tab", "space")  # "This is my passphrase"

@@ -238,7 +238,7 @@ async def test_a_logout_elsewhere_shows_in_the_status_line_and_login_keeps_the_d
     await log_in(refreshing_synapse, profile, alice)
     app = TuichatApp(profile, sync_timeout_ms=1000)
     async with app.run_test(size=(160, 30)) as pilot:
-        await wait_ui(pilot, lambda: app.connection is ConnectionState.SYNCED, 30)
+        await wait_ui(pilot, lambda: app.state.connection is ConnectionState.SYNCED, 30)
         assert app.service is not None and app.service.client is not None
         identity = app.service.client.olm.account.identity_keys["ed25519"]
         session = app.service.session

@@ -31,7 +31,7 @@ async def _open_shared_room(
     pilot: Pilot[Any], app: TuichatApp, peer: NioPeer, alice_id: str
 ) -> str:
     room_id = await peer.create_room(invite=[alice_id], encrypted=True, name="Rich room")
-    await wait_ui(pilot, lambda: app.connection is ConnectionState.SYNCED)
+    await wait_ui(pilot, lambda: app.state.connection is ConnectionState.SYNCED)
     await join_in_ui(pilot, app, peer, room_id, alice_id)
     return room_id
 
@@ -107,7 +107,7 @@ async def test_sending_markdown_mentions_replies_edits_reactions_and_deletions(
         reply_id = reply["event_id"]
 
         # An edit of our own reply.
-        await wait_ui(pilot, lambda: app.timelines[room_id].get(reply_id) is not None)
+        await wait_ui(pilot, lambda: app.state.timelines[room_id].get(reply_id) is not None)
         await pilot.press("ctrl+s", "e")
         assert composer.text == "the usual one"
         composer.clear()
@@ -168,7 +168,9 @@ async def test_sending_markdown_mentions_replies_edits_reactions_and_deletions(
                 ),
             )
         )
-        await wait_ui(pilot, lambda: app.timelines[room_id].get(reply_id).kind is ItemKind.REDACTED)
+        await wait_ui(
+            pilot, lambda: app.state.timelines[room_id].get(reply_id).kind is ItemKind.REDACTED
+        )
         assert "message deleted" in _shown(app)
         assert "the new one" not in _shown(app)
 
@@ -256,7 +258,7 @@ async def test_what_the_peer_does_shows_replies_edits_reactions_typing_and_recei
         await peer.client.room_read_markers(room_id, ours["event_id"], ours["event_id"])
         await wait_ui(pilot, lambda: "✓ Bob" in _shown(app))
         # We read the peer's messages: our receipt reaches it.
-        last = app.timelines[room_id].last_event_id
+        last = app.state.timelines[room_id].last_event_id
         await wait_until(
             lambda: any(
                 room == room_id
@@ -269,8 +271,8 @@ async def test_what_the_peer_does_shows_replies_edits_reactions_typing_and_recei
     # After a restart, before any sync, the cached receipt is still shown.
     again = TuichatApp(profile, connect=False)
     async with again.run_test(size=(120, 40)) as pilot:
-        await wait_ui(pilot, lambda: again.rooms.get(room_id))
-        again.switch_room(room_id)
+        await wait_ui(pilot, lambda: again.state.rooms.get(room_id))
+        again.chat.switch_room(room_id)
         await wait_ui(pilot, lambda: "✓ Bob" in _shown(again))
 
 
@@ -297,15 +299,15 @@ async def test_up_in_an_empty_composer_edits_your_last_message_in_this_room(
         await join_in_ui(pilot, app, peer, other, alice.user_id)
         await type_text(pilot, "elsewhere")
         await wait_until(_content(peer, other, lambda c: c.get("body") == "elsewhere"))
-        await wait_ui(pilot, lambda: app.timelines[other].last_event_id is not None)
-        while app.current_room_id != room_id:
+        await wait_ui(pilot, lambda: app.state.timelines[other].last_event_id is not None)
+        while app.state.current_room_id != room_id:
             await pilot.press("alt+down")
         composer = app.query_one(Composer)
         composer.focus()
         await pilot.press("up")
-        await wait_ui(pilot, lambda: app.draft is not None)
-        assert app.draft is not None and app.draft.kind is DraftKind.EDIT
-        assert app.draft.item.event_id == ours["event_id"]
+        await wait_ui(pilot, lambda: app.state.draft is not None)
+        assert app.state.draft is not None and app.state.draft.kind is DraftKind.EDIT
+        assert app.state.draft.item.event_id == ours["event_id"]
         assert composer.text == "see you at noom"
         await pilot.press("backspace", "n")
         await pilot.press("enter")
@@ -353,7 +355,7 @@ async def test_a_peer_reading_message_after_message_is_shown_once_at_the_last(
             await wait_ui(
                 pilot,
                 lambda sent=sent: (
-                    (item := app.timelines[room_id].get(sent["event_id"])) is not None
+                    (item := app.state.timelines[room_id].get(sent["event_id"])) is not None
                     and item.read_by == ("Bob",)
                 ),
             )
@@ -386,7 +388,9 @@ async def test_a_verification_request_we_send_shows_as_a_short_line_not_its_fall
                 lambda e: (e.get("content") or {}).get("msgtype") == "m.key.verification.request",
             )
         )
-        await wait_ui(pilot, lambda: app.timelines[room_id].get(request["event_id"]) is not None)
+        await wait_ui(
+            pilot, lambda: app.state.timelines[room_id].get(request["event_id"]) is not None
+        )
         shown = _shown(app)
         assert "You sent a verification request to Bob" in shown
         assert "in-room verification" not in shown
@@ -406,7 +410,7 @@ async def test_replies_edits_and_reactions_with_the_matrix_js_sdk_peer(
     js: JsPeer = await js_peer_factory(bob)
     app = TuichatApp(profile, sync_timeout_ms=1000)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_ui(pilot, lambda: app.connection is ConnectionState.SYNCED)
+        await wait_ui(pilot, lambda: app.state.connection is ConnectionState.SYNCED)
         room_id = await js.create_room(invite=[alice.user_id], name="With Element's stack")
         await join_in_ui(pilot, app, js, room_id, alice.user_id, timeout=30)
 
@@ -460,7 +464,8 @@ async def test_replies_edits_and_reactions_with_the_matrix_js_sdk_peer(
         assert reply["content"]["body"] == "great"
 
         await wait_ui(
-            pilot, lambda: any(i.body == "great" and i.event_id for i in app.timelines[room_id])
+            pilot,
+            lambda: any(i.body == "great" and i.event_id for i in app.state.timelines[room_id]),
         )
         await pilot.press("ctrl+s", "e")
         app.query_one(Composer).clear()
@@ -500,11 +505,11 @@ async def test_a_reply_whose_parent_is_not_loaded_fetches_it(
     )
     app = TuichatApp(profile, sync_timeout_ms=1000)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_ui(pilot, lambda: app.connection is ConnectionState.SYNCED)
-        await wait_ui(pilot, lambda: app.rooms.get(room_id))
+        await wait_ui(pilot, lambda: app.state.connection is ConnectionState.SYNCED)
+        await wait_ui(pilot, lambda: app.state.rooms.get(room_id))
         await type_text(pilot, f"/join {room_id}")
-        await wait_ui(pilot, lambda: app.current_room_id == room_id)
+        await wait_ui(pilot, lambda: app.state.current_room_id == room_id)
         await wait_ui(pilot, lambda: "answering the first question" in _shown(app))
         # Only the last page came with the join: the parent is fetched.
-        assert app.timelines[room_id].get(original) is None
+        assert app.state.timelines[room_id].get(original) is None
         await wait_ui(pilot, lambda: "↳ Bob: the very first question" in _shown(app))

@@ -14,7 +14,6 @@ from tuichat.config import Config
 from tuichat.model.events import RoomsChanged
 from tuichat.model.rooms import Membership, RoomSummary
 from tuichat.ui.app import TuichatApp
-from tuichat.ui.messages import MatrixEvent
 from tuichat.ui.screens.room_switcher import RoomSwitcher, rank_rooms
 from tuichat.ui.widgets.room_list import RoomListView
 
@@ -106,9 +105,9 @@ async def test_the_current_room_is_marked_in_every_theme(tmp_path: Path, theme: 
     app = TuichatApp(offline_profile(tmp_path), connect=False, config=Config(theme=theme))
     async with app.run_test(size=(100, 20)) as pilot:
         rooms = [summary(n) for n in range(3)]
-        app.post_message(MatrixEvent(RoomsChanged(rooms)))
+        app.sink(RoomsChanged(rooms))
         await pilot.pause()
-        app.switch_room(rooms[1].room_id)
+        app.chat.switch_room(rooms[1].room_id)
         await pilot.pause()
         view = app.query_one(RoomListView)
         assert not view.has_focus

@@ -104,16 +104,16 @@ REGRESSIONS = {
         "`device.device_id` is unsafe",
     ),
     "a server error into the feedback line": (
-        "tuichat/ui/app.py",
-        "safe_text(event.text), error=event.error",
-        "event.text, error=event.error",
-        "show() takes `event.text` is unsafe",
+        "tuichat/ui/controllers/chat.py",
+        "safe_text(notice.text), error=notice.error",
+        "notice.text, error=notice.error",
+        "show() takes `notice.text` is unsafe",
     ),
     "a sync error into the status line": (
-        "tuichat/ui/app.py",
-        "safe_line(self.connection_detail)",
-        "self.connection_detail",
-        "status_text() takes `self.connection_detail` is unsafe",
+        "tuichat/ui/controllers/chat.py",
+        "safe_line(state.connection_detail)",
+        "state.connection_detail",
+        "status_text() takes `state.connection_detail` is unsafe",
     ),
     "a login error printed raw": (
         "tuichat/cli_login.py",
@@ -210,7 +210,7 @@ async def test_a_sync_error_from_the_server_reaches_the_status_line_cleaned(
 
     app = TuichatApp(offline_profile(tmp_path), connect=False)
     async with app.run_test(size=(160, 30)) as pilot:
-        app._apply(ConnectionChanged(ConnectionState.RECONNECTING, f"HTTP 502: {HOSTILE}"))
+        app.sink(ConnectionChanged(ConnectionState.RECONNECTING, f"HTTP 502: {HOSTILE}"))
         await pilot.pause()
         shot = _screen(app)
         assert not FORBIDDEN.search(shot), FORBIDDEN.findall(shot)[:5]
@@ -222,7 +222,7 @@ async def test_a_server_error_reaches_the_feedback_line_cleaned(tmp_path: Path) 
 
     app = TuichatApp(offline_profile(tmp_path), connect=False)
     async with app.run_test(size=(160, 30)) as pilot:
-        app._apply(Notice(f"Could not join #x: {HOSTILE}", error=True))
+        app.sink(Notice(f"Could not join #x: {HOSTILE}", error=True))
         await pilot.pause()
         shot = _screen(app)
         assert not FORBIDDEN.search(shot), FORBIDDEN.findall(shot)[:5]

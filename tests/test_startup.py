@@ -93,7 +93,7 @@ async def test_the_cache_is_read_without_garbage_collection_until_frozen(tmp_pat
         await pilot.pause()
         assert app.collecting_while_loading is False
         # Every room read, what was read frozen, collection back on.
-        assert len(app.timelines) == 20
+        assert len(app.state.timelines) == 20
         assert gc.get_freeze_count() > 0
         assert gc.isenabled()
     assert gc.isenabled()

@@ -45,8 +45,8 @@ async def test_a_crypto_store_locked_by_another_program_does_not_end_syncing(
         other.execute("BEGIN EXCLUSIVE")
         try:
             locked = await peer.send_text(room_id, "while the store is locked")
-            await wait_ui(pilot, lambda: app.connection is ConnectionState.RECONNECTING, 60)
-            assert "database is locked" in app.connection_detail
+            await wait_ui(pilot, lambda: app.state.connection is ConnectionState.RECONNECTING, 60)
+            assert "database is locked" in app.state.connection_detail
             assert "database is locked" in str(app.main.status.render())
         finally:
             other.execute("COMMIT")
@@ -54,9 +54,9 @@ async def test_a_crypto_store_locked_by_another_program_does_not_end_syncing(
         # The same sync is tried again, and syncing goes on. (The room key
         # that came in the failed sync was used up by then: the message may
         # wait for its key, but it is there, with that reason.)
-        timeline = app.timelines[room_id]
+        timeline = app.state.timelines[room_id]
         await wait_ui(pilot, lambda: timeline.get(locked) is not None, 60)
-        await wait_ui(pilot, lambda: app.connection is ConnectionState.SYNCED, 30)
+        await wait_ui(pilot, lambda: app.state.connection is ConnectionState.SYNCED, 30)
         assert timeline.get(locked).utd_reason != "decrypting"  # type: ignore[union-attr]
         after = await peer.send_text(room_id, "and after")
         await wait_ui(pilot, lambda: timeline.get(after) is not None, 30)

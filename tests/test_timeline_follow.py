@@ -50,7 +50,9 @@ async def room_with_history(
     for number in range(HISTORY):
         await peer.send_text(room_id, f"{name} line {number}")
     last = f"{name} line {HISTORY - 1}"
-    await wait_ui(pilot, lambda: any(item.body == last for item in app.timelines[room_id]), 30)
+    await wait_ui(
+        pilot, lambda: any(item.body == last for item in app.state.timelines[room_id]), 30
+    )
     return room_id
 
 
@@ -79,7 +81,7 @@ async def test_a_feedback_line_appearing_keeps_the_newest_message_in_view(
 ) -> None:
     app, peer, alice_id = await start(synapse, new_user, profile, peer_factory)
     async with app.run_test(size=(100, 24)) as pilot:
-        await wait_ui(pilot, lambda: app.connection is ConnectionState.SYNCED)
+        await wait_ui(pilot, lambda: app.state.connection is ConnectionState.SYNCED)
         await room_with_history(pilot, app, peer, alice_id, "Chat")
         view = app.query_one(TimelineView)
         await settled_at_bottom(pilot, view)
@@ -99,7 +101,7 @@ async def test_resizing_the_terminal_keeps_the_newest_message_in_view(
 ) -> None:
     app, peer, alice_id = await start(synapse, new_user, profile, peer_factory)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_ui(pilot, lambda: app.connection is ConnectionState.SYNCED)
+        await wait_ui(pilot, lambda: app.state.connection is ConnectionState.SYNCED)
         await room_with_history(pilot, app, peer, alice_id, "Chat")
         view = app.query_one(TimelineView)
         await settled_at_bottom(pilot, view)
@@ -120,7 +122,7 @@ async def test_switching_rooms_and_back_shows_the_newest_messages(
     its end was put in view, and the end must stay in view."""
     app, peer, alice_id = await start(synapse, new_user, profile, peer_factory)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_ui(pilot, lambda: app.connection is ConnectionState.SYNCED)
+        await wait_ui(pilot, lambda: app.state.connection is ConnectionState.SYNCED)
         first = await room_with_history(pilot, app, peer, alice_id, "First")
         view = app.query_one(TimelineView)
         image = tmp_path / "photo.png"
@@ -132,7 +134,7 @@ async def test_switching_rooms_and_back_shows_the_newest_messages(
         second = await room_with_history(pilot, app, peer, alice_id, "Second")
         await settled_at_bottom(pilot, view)
         for room_id, newest in ((first, "First after"), (second, "Second line 29")) * 2:
-            while app.current_room_id != room_id:
+            while app.state.current_room_id != room_id:
                 await pilot.press("alt+down")
             await pilot.pause()
             await settled_at_bottom(pilot, view)
@@ -148,7 +150,7 @@ async def test_an_image_preview_loading_keeps_the_newest_message_in_view(
 ) -> None:
     app, peer, alice_id = await start(synapse, new_user, profile, peer_factory)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_ui(pilot, lambda: app.connection is ConnectionState.SYNCED)
+        await wait_ui(pilot, lambda: app.state.connection is ConnectionState.SYNCED)
         room_id = await room_with_history(pilot, app, peer, alice_id, "Chat")
         view = app.query_one(TimelineView)
         await settled_at_bottom(pilot, view)
@@ -174,7 +176,7 @@ async def test_new_messages_while_scrolled_up_are_counted_and_end_jumps_to_them(
 ) -> None:
     app, peer, alice_id = await start(synapse, new_user, profile, peer_factory)
     async with app.run_test(size=(100, 24)) as pilot:
-        await wait_ui(pilot, lambda: app.connection is ConnectionState.SYNCED)
+        await wait_ui(pilot, lambda: app.state.connection is ConnectionState.SYNCED)
         room_id = await room_with_history(pilot, app, peer, alice_id, "Chat")
         view = app.query_one(TimelineView)
         await settled_at_bottom(pilot, view)
@@ -230,7 +232,7 @@ async def test_page_up_and_page_down_in_the_composer_scroll_the_timeline(
 ) -> None:
     app, peer, alice_id = await start(synapse, new_user, profile, peer_factory)
     async with app.run_test(size=(100, 24)) as pilot:
-        await wait_ui(pilot, lambda: app.connection is ConnectionState.SYNCED)
+        await wait_ui(pilot, lambda: app.state.connection is ConnectionState.SYNCED)
         await room_with_history(pilot, app, peer, alice_id, "Chat")
         view = app.query_one(TimelineView)
         await settled_at_bottom(pilot, view)

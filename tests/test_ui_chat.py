@@ -55,9 +55,9 @@ async def join_in_ui(
 ) -> None:
     """Join `room_id` (an invite from `peer`) with /join, and wait until the
     peer (nio or js) sees `user_id` in it."""
-    await wait_ui(pilot, lambda: app.rooms.get(room_id), timeout)
+    await wait_ui(pilot, lambda: app.state.rooms.get(room_id), timeout)
     await type_text(pilot, f"/join {room_id}")
-    await wait_ui(pilot, lambda: app.current_room_id == room_id, timeout)
+    await wait_ui(pilot, lambda: app.state.current_room_id == room_id, timeout)
     await peer.wait_for_member(room_id, user_id)
 
 
@@ -81,13 +81,13 @@ async def test_message_is_echoed_then_confirmed_and_encrypted_reply_appears(
 
     app = TuichatApp(profile, sync_timeout_ms=1000)
     async with app.run_test(size=(120, 36)) as pilot:
-        await wait_ui(pilot, lambda: app.connection is ConnectionState.SYNCED)
-        await wait_ui(pilot, lambda: app.rooms.get(room_id))
+        await wait_ui(pilot, lambda: app.state.connection is ConnectionState.SYNCED)
+        await wait_ui(pilot, lambda: app.state.rooms.get(room_id))
         rooms = app.query_one(RoomListView)
         await wait_ui(pilot, lambda: rooms.row_texts() and "Invites" in rooms.row_texts()[0])
 
         await type_text(pilot, f"/join {room_id}")
-        await wait_ui(pilot, lambda: app.current_room_id == room_id)
+        await wait_ui(pilot, lambda: app.state.current_room_id == room_id)
         await peer.wait_for_member(room_id, alice.user_id)
 
         view = app.query_one(TimelineView)
@@ -97,7 +97,7 @@ async def test_message_is_echoed_then_confirmed_and_encrypted_reply_appears(
             pilot,
             lambda: any(
                 e.body == "hello bob" and e.send_state is SendState.SENT
-                for e in app.timelines[room_id]
+                for e in app.state.timelines[room_id]
             ),
         )
         echoed = [s for s in snapshots if any("hello bob  (sending…)" in line for line in s)]
@@ -110,7 +110,9 @@ async def test_message_is_echoed_then_confirmed_and_encrypted_reply_appears(
             pilot,
             lambda: any("hi alice, this is encrypted" in line for line in view.line_texts()),
         )
-        reply = next(i for i in app.timelines[room_id] if i.body == "hi alice, this is encrypted")
+        reply = next(
+            i for i in app.state.timelines[room_id] if i.body == "hi alice, this is encrypted"
+        )
         assert reply.encrypted and reply.sender_name == "Bob"
         line = next(line for line in view.line_texts() if "hi alice" in line)
         # Encrypted, from a device nobody verified: the marker says so.
@@ -158,7 +160,7 @@ async def test_composer_keys(
         # (none here): it never brings back text to be sent a second time.
         await pilot.press("up")
         await pilot.pause()
-        assert composer.text == "" and app.draft is None
+        assert composer.text == "" and app.state.draft is None
         await pilot.press("x", "alt+enter", "y", "up")
         assert composer.text == "x\ny" and composer.cursor_location == (0, 1)
 
@@ -177,13 +179,14 @@ async def test_restart_shows_cached_rooms_and_messages_before_the_first_sync(
 
     app = TuichatApp(profile, sync_timeout_ms=1000)
     async with app.run_test(size=(120, 36)) as pilot:
-        await wait_ui(pilot, lambda: app.rooms.get(room_id))
+        await wait_ui(pilot, lambda: app.state.rooms.get(room_id))
         await type_text(pilot, f"/join {room_id}")
-        await wait_ui(pilot, lambda: app.current_room_id == room_id)
+        await wait_ui(pilot, lambda: app.state.current_room_id == room_id)
         await peer.wait_for_member(room_id, alice.user_id)
         await peer.send_text(room_id, "a secret worth caching")
         await wait_ui(
-            pilot, lambda: any(i.body == "a secret worth caching" for i in app.timelines[room_id])
+            pilot,
+            lambda: any(i.body == "a secret worth caching" for i in app.state.timelines[room_id]),
         )
 
     # No plaintext on disk: the cache holds the ciphertext as it came.
@@ -209,12 +212,12 @@ async def test_restart_shows_cached_rooms_and_messages_before_the_first_sync(
     async with app.run_test(size=(120, 36)) as pilot:
         await pilot.pause()
         # Painted from the cache at once, before the crypto store is even open.
-        assert app.current_room_id == room_id
-        assert app.rooms.get(room_id).name == "Cached room"  # type: ignore[union-attr]
+        assert app.state.current_room_id == room_id
+        assert app.state.rooms.get(room_id).name == "Cached room"  # type: ignore[union-attr]
         view = app.query_one(TimelineView)
         await wait_ui(pilot, lambda: sync_started.is_set())
         await wait_ui(
             pilot, lambda: any("a secret worth caching" in line for line in view.line_texts())
         )
-        assert app.connection is ConnectionState.SYNCING  # the first sync is still pending
+        assert app.state.connection is ConnectionState.SYNCING  # the first sync is still pending
         assert "Cached room" in app.query_one(RoomListView).row_texts()[0]

@@ -31,7 +31,6 @@ from tuichat.model.items import TimelineItem
 from tuichat.model.rooms import Membership, RoomSummary
 from tuichat.model.verification import Phase, VerificationView
 from tuichat.ui.app import TuichatApp
-from tuichat.ui.messages import MatrixEvent
 from tuichat.ui.screens.devices import DevicesScreen
 from tuichat.ui.screens.verification import VerificationDialog
 
@@ -250,9 +249,9 @@ async def _shoot(
             app.theme = theme
         await pilot.pause()
         for event in events:
-            app.post_message(MatrixEvent(event))
+            app.sink(event)
         await pilot.pause()
-        app.switch_room(room_id)
+        app.chat.switch_room(room_id)
         await pilot.pause()
         OUT.mkdir(exist_ok=True)
         svg = app.export_screenshot(title=f"tuichat — {name}")
@@ -306,7 +305,7 @@ DEVICES = [
 async def _shoot_screen(app: TuichatApp, screen: Any, name: str, fill: Any = None) -> None:
     async with app.run_test(size=(110, 30)) as pilot:
         await pilot.pause()
-        app.post_message(MatrixEvent(RoomsChanged(ROOMS)))
+        app.sink(RoomsChanged(ROOMS))
         await pilot.pause()
         await app.push_screen(screen)
         await pilot.pause()

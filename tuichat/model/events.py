@@ -1,7 +1,9 @@
-"""Domain events the service emits to its sink (the App, in the TUI).
+"""Domain events the service and the start-up cache reader emit to their
+sink (the App's inbox, in the TUI).
 
-Plain dataclasses: no nio, no Textual. The service never touches the model;
-it describes what happened and the App applies it on the UI loop.
+Plain dataclasses: no nio, no Textual. Neither emitter touches the model;
+they describe what happened and `tuichat.model.state.ChatState` applies it
+on the UI loop.
 """
 
 from __future__ import annotations
@@ -150,6 +152,34 @@ class RecoveryOffered:
     count: int
 
 
+@dataclass(frozen=True)
+class CachedRoomsRead:
+    """The rooms the cache holds, read at start-up before the first frame."""
+
+    rooms: list[RoomSummary]
+
+
+@dataclass(frozen=True)
+class CachedTimelineRead:
+    """One room's recent history as the cache holds it, oldest first, with
+    what the cache knows beside it."""
+
+    room_id: str
+    items: list[TimelineItem]
+    read_marker: str | None = None
+    has_older: bool = True
+    receipts: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WaitingSettled:
+    """Cached encrypted messages will not be decrypted (`reason`, e.g.
+    "no_store": this device's crypto store did not open): the placeholders
+    say why instead of "decrypting…"."""
+
+    reason: str
+
+
 DomainEvent = (
     ConnectionChanged
     | RoomsChanged
@@ -168,6 +198,9 @@ DomainEvent = (
     | DevicesChanged
     | VerificationChanged
     | RecoveryOffered
+    | CachedRoomsRead
+    | CachedTimelineRead
+    | WaitingSettled
 )
 
 Sink = Callable[[DomainEvent], None]

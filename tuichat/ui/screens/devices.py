@@ -2,14 +2,16 @@
 
 Keys: v verify (after comparing the fingerprint out of band), e emoji
 verification, u unverify, b blacklist, n unblacklist, i ignore, a accept
-a changed identity, r refresh, Escape back. The screen only shows data
-and reports intent; the App carries it out through the service.
+a changed identity, r refresh, Escape back. The screen loads its data and
+carries out these choices through the service handed to it (none in a
+screen shown without a connection: it shows what it is given).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from rich.style import Style
 from rich.text import Text
@@ -17,12 +19,15 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from tuichat.model.devices import DeviceInfo, IdentityState, Trust
-from tuichat.model.sanitize import SafeText, safe_line, safe_text
+from tuichat.model.sanitize import SafeText, safe_line, safe_text, trusted
+from tuichat.ui.screens.confirm import ConfirmDialog
+
+if TYPE_CHECKING:
+    from tuichat.matrix.service import MatrixService
 
 TRUST_STYLES = {
     Trust.VERIFIED: Style(color="green", bold=True),
@@ -76,32 +81,15 @@ class DevicesScreen(Screen[None]):
         Binding("r", "refresh", "Refresh"),
     ]
 
-    class TrustRequested(Message):
-        def __init__(self, user_id: str, device_id: str, action: str) -> None:
-            super().__init__()
-            self.user_id, self.device_id, self.action = user_id, device_id, action
-
-    class VerificationRequested(Message):
-        def __init__(self, user_id: str, device_id: str) -> None:
-            super().__init__()
-            self.user_id, self.device_id = user_id, device_id
-
-    class IdentityAcknowledged(Message):
-        def __init__(self, user_id: str) -> None:
-            super().__init__()
-            self.user_id = user_id
-
-    class RefreshRequested(Message):
-        def __init__(self, user_id: str) -> None:
-            super().__init__()
-            self.user_id = user_id
-
-    def __init__(self, user_id: str, display_name: SafeText) -> None:
+    def __init__(
+        self, user_id: str, display_name: SafeText, service: MatrixService | None = None
+    ) -> None:
         super().__init__()
         self.user_id = user_id
         self.display_name = display_name
+        self.service = service
         self._devices: list[DeviceInfo] = []
-        # What the App handed over before the widgets existed: the answer
+        # What was loaded before the widgets existed: the answer
         # can come before the screen is mounted (no request to the server
         # when the keys are known), and is shown once it is.
         self._early_devices: Sequence[DeviceInfo] | None = None
@@ -242,17 +230,15 @@ class DevicesScreen(Screen[None]):
         if selected is None:
             return
         if action != "verify":
-            self.post_message(self.TrustRequested(self.user_id, selected.device_id, action))
+            self._set_trust(selected.device_id, action)
             return
         # Trust is not given by one stray key: verifying by hand means the
         # fingerprint was compared out of band, so ask.
-        from tuichat.ui.screens.confirm import ConfirmDialog
-
-        user_id, device_id = self.user_id, selected.device_id
+        device_id = selected.device_id
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.post_message(self.TrustRequested(user_id, device_id, "verify"))
+                self._set_trust(device_id, "verify")
 
         self.app.push_screen(
             ConfirmDialog(
@@ -267,12 +253,36 @@ class DevicesScreen(Screen[None]):
         )
 
     def action_emoji(self) -> None:
-        selected = self.selected
-        if selected is not None:
-            self.post_message(self.VerificationRequested(self.user_id, selected.device_id))
+        selected, service = self.selected, self.service
+        if selected is not None and service is not None:
+            call = service.request_verification(self.user_id, selected.device_id)
+            self.app.run_worker(call, group="verification", exit_on_error=False)
 
     def action_acknowledge(self) -> None:
-        self.post_message(self.IdentityAcknowledged(self.user_id))
+        if self.service is not None:
+            self.service.acknowledge_identity(self.user_id)
 
     def action_refresh(self) -> None:
-        self.post_message(self.RefreshRequested(self.user_id))
+        self.load(refresh=True)
+
+    # -- through the service ---------------------------------------------------------------
+    # Workers of the App: their failures are reported with the others'.
+
+    def load(self, *, refresh: bool = False) -> None:
+        """Fill in the devices and the identity (`refresh`: ask the server
+        again rather than use the keys known)."""
+        if self.service is None:
+            self.show_status(trusted("Not connected yet."), error=True)
+            return
+        self.app.run_worker(self._load(refresh), group="devices", exit_on_error=False)
+
+    async def _load(self, refresh: bool) -> None:
+        assert self.service is not None
+        self.show_devices(await self.service.devices(self.user_id, refresh=refresh))
+        self.show_identity(self.service.identity_state(self.user_id))
+
+    def _set_trust(self, device_id: str, action: str) -> None:
+        if self.service is None:
+            return
+        if not self.service.set_device_trust(self.user_id, device_id, action):
+            self.show_status(safe_text(f"Unknown device {device_id}"), error=True)

@@ -1,6 +1,12 @@
-"""The main screen: room list, header, timeline, composer, status line."""
+"""The main screen: room list, header, timeline, composer, status line.
+
+What its widgets report (a room chosen, text submitted, an action on the
+selected message, older history wanted) goes to the chat controllers.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from textual import events, getters, on
 from textual.app import ComposeResult
@@ -18,6 +24,10 @@ from tuichat.ui.widgets.timeline_view import TimelineView
 from tuichat.ui.widgets.typing_line import TypingLine
 from tuichat.ui.widgets.upload_bar import UploadBar
 
+if TYPE_CHECKING:
+    from tuichat.ui.controllers.attachments import Attachments
+    from tuichat.ui.controllers.chat import ChatController
+
 # Below this many columns the room list is hidden (F4 shows it): at 80
 # columns a 32-column list left the messages 25, and at 30 the timeline none.
 NARROW_COLUMNS = 70
@@ -30,8 +40,8 @@ def room_list_width(columns: int) -> int:
 
 
 class MainScreen(Screen[None]):
-    """Holds the widgets; the App updates them through these getters, which
-    keep working while a modal screen is on top."""
+    """Holds the widgets; the controllers update them through these getters,
+    which keep working while a modal screen is on top."""
 
     room_list = getters.query_one(RoomListView)
     header = getters.query_one(RoomHeader)
@@ -53,8 +63,56 @@ class MainScreen(Screen[None]):
     class Composed(Message):
         """The widgets exist: the App can fill them before the first frame."""
 
+    def __init__(self, chat: ChatController, files: Attachments) -> None:
+        super().__init__()
+        self.chat = chat
+        self.files = files
+
     def on_mount(self) -> None:
         self.app.post_message(self.Composed())
+
+    # -- what the widgets report -----------------------------------------------------------
+
+    @on(RoomListView.RoomChosen)
+    def _room_chosen(self, message: RoomListView.RoomChosen) -> None:
+        self.chat.switch_room(message.room_id)
+        self.composer.focus()
+
+    @on(Composer.Submitted)
+    def _submitted(self, message: Composer.Submitted) -> None:
+        self.chat.submitted(message.text, message.mentions)
+
+    @on(Composer.Changed, "#composer")
+    def _composer_changed(self) -> None:
+        self.chat.composer_changed()
+
+    @on(Composer.Cancelled)
+    def _composer_cancelled(self) -> None:
+        self.chat.set_draft(None)
+
+    @on(Composer.EditLast)
+    def _edit_last(self) -> None:
+        self.chat.edit_last()
+
+    @on(TimelineView.Left)
+    def _timeline_left(self) -> None:
+        self.composer.focus()
+
+    @on(TimelineView.NearTop)
+    def _near_top(self) -> None:
+        self.chat.near_top()
+
+    @on(TimelineView.ParentMissing)
+    def _parent_missing(self, message: TimelineView.ParentMissing) -> None:
+        self.chat.parent_missing(message.event_id)
+
+    @on(TimelineView.ItemAction)
+    def _item_action(self, message: TimelineView.ItemAction) -> None:
+        self.chat.item_action(message.item, message.action)
+
+    @on(TimelineView.PreviewWanted)
+    def _preview_wanted(self, message: TimelineView.PreviewWanted) -> None:
+        self.files.preview_wanted(message.item)
 
     @on(Composer.ScrollTimeline)
     def _scroll_timeline(self, message: Composer.ScrollTimeline) -> None:

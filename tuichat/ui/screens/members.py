@@ -1,4 +1,5 @@
-"""The room's members; Enter opens a member's devices."""
+"""The room's members; Enter chooses one (the dialog's result: user id and
+display name), whose devices the caller opens."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
@@ -17,7 +17,7 @@ from textual.widgets.option_list import Option
 from tuichat.model.sanitize import SafeText, safe_line
 
 
-class MembersDialog(ModalScreen[None]):
+class MembersDialog(ModalScreen[tuple[str, str] | None]):
     DEFAULT_CSS = """
     MembersDialog { align: center middle; }
     MembersDialog > Vertical {
@@ -28,11 +28,6 @@ class MembersDialog(ModalScreen[None]):
     """
 
     BINDINGS = [Binding("escape", "app.pop_screen", "Close")]
-
-    class MemberChosen(Message):
-        def __init__(self, user_id: str, display_name: str) -> None:
-            super().__init__()
-            self.user_id, self.display_name = user_id, display_name
 
     def __init__(self, room_name: SafeText, members: Sequence[tuple[str, str, str]]) -> None:
         """`members`: (user id, display name, membership), as the room state
@@ -60,5 +55,4 @@ class MembersDialog(ModalScreen[None]):
     def _chosen(self, event: OptionList.OptionSelected) -> None:
         user_id = event.option.id or ""
         name = next((n for u, n, _ in self.members if u == user_id), user_id)
-        self.dismiss(None)
-        self.post_message(self.MemberChosen(user_id, name))
+        self.dismiss((user_id, name))

@@ -1,21 +1,30 @@
 """Recover encrypted history: unlock with the recovery key or passphrase, or
-set recovery up when the account has none. The dialog reports the person's
-choice as a message; the App runs it and feeds progress and the outcome
-back through `show_progress`, `show_done`, `show_error`, `show_recovery_key`.
+set recovery up when the account has none. The dialog runs the person's
+choice through the service handed to it, as a worker of the App (whose
+failures are reported with the others'), and shows progress and the
+outcome (`show_progress`, `show_done`, `show_error`, `show_recovery_key`).
+
+The matrix errors it catches are imported when a choice runs: their modules
+bring nio, and this dialog can open before the service has imported it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, ProgressBar, Static
 
-from tuichat.model.sanitize import SafeText, safe_line
+from tuichat.model.sanitize import SafeText, safe_line, safe_text
+
+if TYPE_CHECKING:
+    from tuichat.matrix.service import MatrixService
 
 
 class RecoveryDialog(ModalScreen[None]):
@@ -37,18 +46,15 @@ class RecoveryDialog(ModalScreen[None]):
 
     BINDINGS = [Binding("escape", "close", "Close")]
 
-    class RestoreRequested(Message):
-        def __init__(self, secret: str, is_passphrase: bool) -> None:
-            super().__init__()
-            self.secret, self.is_passphrase = secret, is_passphrase
-
-    class SetupRequested(Message):
-        def __init__(self, password: str) -> None:
-            super().__init__()
-            self.password = password
-
-    def __init__(self, *, has_secret_storage: bool, backup_count: int = 0) -> None:
+    def __init__(
+        self,
+        service: MatrixService | None,
+        *,
+        has_secret_storage: bool,
+        backup_count: int = 0,
+    ) -> None:
         super().__init__()
+        self.service = service
         self.has_secret_storage = has_secret_storage
         self.backup_count = backup_count
         self.busy = False
@@ -110,7 +116,7 @@ class RecoveryDialog(ModalScreen[None]):
         self.busy = True
         is_passphrase = self.query_one("#is-passphrase", Checkbox).value
         self.show_progress(0, 0)
-        self.post_message(self.RestoreRequested(secret, is_passphrase))
+        self._run(self._restore_with(secret, is_passphrase))
 
     @on(Input.Submitted, "#password")
     @on(Button.Pressed, "#setup")
@@ -118,13 +124,59 @@ class RecoveryDialog(ModalScreen[None]):
         if not self.busy:
             self.busy = True
             self.show_progress(0, 0)
-            self.post_message(self.SetupRequested(self.query_one("#password", Input).value))
+            self._run(self._set_up(self.query_one("#password", Input).value))
 
     @on(Button.Pressed, "#close")
     def action_close(self) -> None:
         self.dismiss(None)
 
-    # -- fed by the App ------------------------------------------------------------------
+    # -- through the service ---------------------------------------------------------------
+
+    def _run(self, work: Coroutine[Any, Any, None]) -> None:
+        self.app.run_worker(work, group="recovery", exclusive=True, exit_on_error=False)
+
+    async def _restore_with(self, secret: str, is_passphrase: bool) -> None:
+        from tuichat.matrix.crypto.key_backup import BackupError
+        from tuichat.matrix.crypto.secret_storage import SecretStorageError
+        from tuichat.matrix.transport.http import MatrixHttpError
+        from tuichat.matrix.transport.network import NETWORK_ERRORS
+
+        if self.service is None:
+            return
+        try:
+            kwargs = {"passphrase": secret} if is_passphrase else {"recovery_key": secret}
+            result = await self.service.recover(progress=self.show_progress, **kwargs)
+        except (SecretStorageError, BackupError) as error:
+            self.show_error(safe_text(str(error)))
+            return
+        except (MatrixHttpError, *NETWORK_ERRORS) as error:
+            self.show_error(safe_text(f"The server could not be reached: {error}"))
+            return
+        self.show_done(
+            safe_text(
+                f"Restored {result.imported} room keys from your backup. "
+                "Encrypted history fills in as it is decrypted."
+            )
+        )
+
+    async def _set_up(self, password: str) -> None:
+        from tuichat.matrix.crypto.secret_storage import SecretStorageError
+        from tuichat.matrix.transport.http import MatrixHttpError
+        from tuichat.matrix.transport.network import NETWORK_ERRORS
+
+        if self.service is None:
+            return
+        try:
+            recovery_key = await self.service.setup_recovery(password=password or None)
+        except SecretStorageError as error:
+            self.show_error(safe_text(str(error)))
+            return
+        except (MatrixHttpError, *NETWORK_ERRORS) as error:
+            self.show_error(safe_text(f"Setting up recovery failed: {error}"))
+            return
+        self.show_recovery_key(recovery_key)
+
+    # -- progress and outcome ------------------------------------------------------------
 
     def show_progress(self, done: int, total: int) -> None:
         bar = self.query_one("#progress", ProgressBar)

@@ -4,10 +4,14 @@ An incoming request asks to accept or decline; then both people compare
 seven emoji (with names, and the numbers as a fallback) and press "They
 match" or "They don't match". The other side's progress and the outcome
 (verified, or cancelled with the reason) are shown until the dialog is
-closed. It reports the person's choices as messages; the App acts on them.
+closed. Each choice goes to the service handed to the dialog (none in a
+dialog shown without a connection), and is posted as a `Choice` message
+for whoever listens.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on
@@ -20,6 +24,9 @@ from textual.widgets import Button, Label, Static
 
 from tuichat.model.sanitize import clean_line, safe_line, safe_text
 from tuichat.model.verification import Phase, VerificationView
+
+if TYPE_CHECKING:
+    from tuichat.matrix.service import MatrixService
 
 
 def describe(view: VerificationView, other_name: str) -> str:
@@ -94,10 +101,13 @@ class VerificationDialog(ModalScreen[None]):
             super().__init__()
             self.transaction_id, self.choice = transaction_id, choice
 
-    def __init__(self, view: VerificationView, other_name: str) -> None:
+    def __init__(
+        self, view: VerificationView, other_name: str, service: MatrixService | None = None
+    ) -> None:
         super().__init__()
         self.view = view
         self.other_name = other_name
+        self.service = service
 
     @property
     def transaction_id(self) -> str:
@@ -152,9 +162,27 @@ class VerificationDialog(ModalScreen[None]):
         if event.button.id == "close":
             self.dismiss(None)
             return
-        self.post_message(self.Choice(self.transaction_id, str(event.button.id)))
+        self._choose(str(event.button.id))
 
     def action_close(self) -> None:
         if self.view.phase not in (Phase.DONE, Phase.CANCELLED):
-            self.post_message(self.Choice(self.transaction_id, "cancel"))
+            self._choose("cancel")
         self.dismiss(None)
+
+    def _choose(self, choice: str) -> None:
+        self.post_message(self.Choice(self.transaction_id, choice))
+        service = self.service
+        if service is None:
+            return
+        calls = {
+            "accept": service.accept_verification,
+            "decline": service.cancel_verification,
+            "match": service.confirm_verification,
+            "mismatch": service.reject_verification,
+            "cancel": service.cancel_verification,
+        }
+        call = calls.get(choice)
+        if call is not None:
+            # A worker of the App: it outlives the dialog, and its failure
+            # is reported with the others'.
+            self.app.run_worker(call(self.transaction_id), group="commands", exit_on_error=False)

@@ -1,0 +1,341 @@
+"""ChatState: what the client knows of the account's chats, and how each
+domain event changes it.
+
+The rooms, their timelines, the room shown, read markers and unread counts,
+who is typing, the draft being written, the connection and the messages
+being sent again live here, as plain Python. `ChatState.apply(event)` looks
+the event's type up in `HANDLERS` and returns a `Changes`: what the UI has
+to redraw or tell (it holds no widget and decides nothing about drawing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tuichat.model import events as ev
+from tuichat.model.connection import ConnectionState
+from tuichat.model.draft import Draft
+from tuichat.model.items import SendState, TimelineItem
+from tuichat.model.rooms import Membership, RoomList, RoomSummary
+from tuichat.model.timeline import Timeline, TimelineChange
+from tuichat.model.verification import VerificationView
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A message worth a bell or a desktop notification (a mention, or a
+    direct message) in `room_id`, once synced."""
+
+    room_id: str
+    room_name: str
+    item: TimelineItem
+
+
+@dataclass
+class Changes:
+    """What one event changed, for the UI to redraw and tell."""
+
+    timeline: list[TimelineChange] = field(default_factory=list)  # of the room shown
+    rooms: bool = False  # the room list
+    header: bool = False  # the room shown: name, topic
+    status: bool = False  # the connection line
+    members: bool = False  # the room shown's members (for completion)
+    history: bool = False  # the marker above the room shown: more, or its start
+    typing: bool = False  # who types in the room shown
+    left: bool = False  # the room shown went (`switch_to` says which room follows, if any)
+    switch_to: str | None = None  # a room to show
+    read_markers: list[tuple[str, str]] = field(default_factory=list)  # (room, event) read here
+    cached_rooms: list[str] = field(default_factory=list)  # rooms read from the cache
+    notices: list[ev.Notice] = field(default_factory=list)
+    send_failures: list[ev.SendStateChanged] = field(default_factory=list)
+    retries_ended: list[tuple[str, int]] = field(default_factory=list)  # (room, how many)
+    new_messages: list[NewMessage] = field(default_factory=list)
+    devices: frozenset[str] = frozenset()  # users whose devices or trust changed
+    verifications: list[VerificationView] = field(default_factory=list)
+    recovery_offered: int | None = None  # sessions in the backup, if offered
+
+
+class ChatState:
+    """The model of the chats one account sees; the UI loop's only writer."""
+
+    def __init__(self, user_id: str) -> None:
+        self.user_id = user_id
+        self.rooms = RoomList()
+        self.timelines: dict[str, Timeline] = {}
+        self.current_room_id: str | None = None
+        self.connection = ConnectionState.CONNECTING
+        self.connection_detail = ""
+        self.typing: dict[str, tuple[str, ...]] = {}  # room id -> names typing
+        self.draft: Draft | None = None  # a reply or edit being written
+        # Rooms whose failed messages are being sent again: how many.
+        self.retrying: dict[str, int] = {}
+
+    # -- reading -----------------------------------------------------------------------
+
+    @property
+    def current_summary(self) -> RoomSummary | None:
+        return self.rooms.get(self.current_room_id) if self.current_room_id else None
+
+    def timeline(self, room_id: str) -> Timeline:
+        timeline = self.timelines.get(room_id)
+        if timeline is None:
+            timeline = self.timelines[room_id] = Timeline(room_id, self.user_id)
+        return timeline
+
+    def joined(self) -> list[str]:
+        """Joined rooms' ids, in the room list's order."""
+        return [r.room_id for r in self.rooms.ordered() if r.membership is Membership.JOIN]
+
+    def step_room(self, step: int) -> str | None:
+        """The joined room `step` places after (or before) the room shown."""
+        order = self.joined()
+        if not order:
+            return None
+        index = order.index(self.current_room_id) if self.current_room_id in order else -1
+        return order[(index + step) % len(order)]
+
+    def failed_echoes(self, room_id: str) -> list[str]:
+        """Transaction ids of this room's messages that failed to send."""
+        return [
+            echo.txn_id
+            for echo in self.timeline(room_id).local_echoes
+            if echo.send_state is SendState.FAILED and echo.txn_id
+        ]
+
+    # -- the user's doing ------------------------------------------------------------------
+
+    def select_room(self, room_id: str) -> bool:
+        """Show `room_id`; True if it was not the room shown (the draft goes)."""
+        previous, self.current_room_id = self.current_room_id, room_id
+        if previous != room_id:
+            self.draft = None
+            return True
+        return False
+
+    def mark_read(self, room_id: str) -> str | None:
+        """The user sees the room's newest message: its counts go to zero.
+        Returns the new read marker if it moved (to tell the server)."""
+        timeline = self.timeline(room_id)
+        before = timeline.read_marker
+        timeline.mark_read()
+        self.rooms.set_counts(room_id, 0, 0)
+        if timeline.read_marker and timeline.read_marker != before:
+            return timeline.read_marker
+        return None
+
+    # -- applying events ---------------------------------------------------------------------
+
+    def apply(self, event: ev.DomainEvent) -> Changes:
+        changes = Changes()
+        HANDLERS[type(event)](self, event, changes)
+        return changes
+
+    def _timeline_changed(self, room_id: str, change: TimelineChange, changes: Changes) -> None:
+        """The room shown redraws and counts as read; another counts unread."""
+        if room_id == self.current_room_id:
+            changes.timeline.append(change)
+            marker = self.mark_read(room_id)
+            if marker is not None:
+                changes.read_markers.append((room_id, marker))
+        else:
+            self._update_counts(room_id)
+
+    def _update_counts(self, room_id: str) -> None:
+        timeline = self.timelines.get(room_id)
+        if timeline is not None:
+            unread, highlight = timeline.unread_counts(self.user_id)
+            self.rooms.set_counts(room_id, unread, highlight)
+
+    def _new_message(self, event: ev.TimelineAppended) -> NewMessage | None:
+        """The first of the event's items that earns a notification (the
+        UI skips it if the room is on screen and the terminal has focus)."""
+        if self.connection is not ConnectionState.SYNCED:
+            return None
+        summary = self.rooms.get(event.room_id)
+        if summary is None:
+            return None
+        known = self.timeline(event.room_id)
+        for item in event.items:
+            if (
+                item.sender != self.user_id
+                and item.is_message
+                and item.relation is None
+                and (item.highlight or summary.is_direct)
+                and (item.event_id is None or known.index_of(item.event_id) is None)
+            ):
+                return NewMessage(event.room_id, summary.name, item)
+        return None
+
+    def _on_appended(self, event: ev.TimelineAppended, changes: Changes) -> None:
+        new = self._new_message(event)
+        if new is not None:
+            changes.new_messages.append(new)
+        timeline = self.timeline(event.room_id)
+        change = timeline.reset(event.items) if event.limited else timeline.append(event.items)
+        self._timeline_changed(event.room_id, change, changes)
+        if event.limited:  # a gap: load what came before
+            changes.history = event.room_id == self.current_room_id
+        for item in event.items:
+            self.rooms.touch(event.room_id, item.timestamp)
+        changes.rooms = True
+
+    def _on_replaced(self, event: ev.ItemsReplaced, changes: Changes) -> None:
+        change = self.timeline(event.room_id).replace(event.items, event.hidden)
+        self._timeline_changed(event.room_id, change, changes)
+        changes.rooms = True
+
+    def _on_prepended(self, event: ev.TimelinePrepended, changes: Changes) -> None:
+        timeline = self.timeline(event.room_id)
+        timeline.has_more_history = event.has_more
+        self._timeline_changed(event.room_id, timeline.prepend(event.items), changes)
+        changes.history = event.room_id == self.current_room_id
+
+    def _on_echo(self, event: ev.LocalEchoAdded, changes: Changes) -> None:
+        change = self.timeline(event.room_id).add_local_echo(event.item)
+        self._timeline_changed(event.room_id, change, changes)
+
+    def _on_send_state(self, event: ev.SendStateChanged, changes: Changes) -> None:
+        timeline = self.timeline(event.room_id)
+        change = timeline.update_local_echo(event.txn_id, event.state, event.event_id)
+        self._timeline_changed(event.room_id, change, changes)
+        retrying = self.retrying.get(event.room_id)
+        if retrying is not None and not any(
+            echo.send_state is SendState.PENDING for echo in timeline.local_echoes
+        ):
+            del self.retrying[event.room_id]
+            changes.retries_ended.append((event.room_id, retrying))
+        if event.state is SendState.FAILED:
+            changes.send_failures.append(event)
+
+    def _on_rooms(self, event: ev.RoomsChanged, changes: Changes) -> None:
+        self.rooms.upsert(event.rooms)
+        if self.current_room_id is None:
+            joined = [r for r in event.rooms if r.membership is Membership.JOIN]
+            if joined:
+                changes.switch_to = joined[0].room_id
+        changes.rooms = changes.header = True
+        changes.members = any(r.room_id == self.current_room_id for r in event.rooms)
+
+    def _on_removed(self, event: ev.RoomRemoved, changes: Changes) -> None:
+        self.rooms.remove(event.room_id)
+        self.timelines.pop(event.room_id, None)
+        if self.current_room_id == event.room_id:
+            self.current_room_id = None
+            changes.left = True
+            joined = self.joined()
+            if joined:
+                changes.switch_to = joined[0]
+            else:
+                changes.header = True
+        changes.rooms = True
+
+    def _on_connection(self, event: ev.ConnectionChanged, changes: Changes) -> None:
+        self.connection = event.state
+        self.connection_detail = event.detail
+        changes.status = True
+
+    def _on_notice(self, event: ev.Notice, changes: Changes) -> None:
+        changes.notices.append(event)
+
+    def _on_switch(self, event: ev.SwitchToRoom, changes: Changes) -> None:
+        changes.switch_to = event.room_id
+
+    def _on_devices(self, event: ev.DevicesChanged, changes: Changes) -> None:
+        changes.devices = event.user_ids
+
+    def _on_verification(self, event: ev.VerificationChanged, changes: Changes) -> None:
+        changes.verifications.append(event.view)
+
+    def _on_recovery(self, event: ev.RecoveryOffered, changes: Changes) -> None:
+        changes.recovery_offered = event.count
+
+    def _on_receipts(self, event: ev.ReceiptsChanged, changes: Changes) -> None:
+        change = self.timeline(event.room_id).set_receipts(event.receipts)
+        if event.room_id == self.current_room_id:
+            changes.timeline.append(change)
+
+    def _on_typing(self, event: ev.TypingChanged, changes: Changes) -> None:
+        self.typing[event.room_id] = event.names
+        changes.typing = event.room_id == self.current_room_id
+
+    def _on_context(self, event: ev.ContextFetched, changes: Changes) -> None:
+        change = self.timeline(event.room_id).add_context(event.items)
+        if event.room_id == self.current_room_id:
+            changes.timeline.append(change)
+
+    def _on_read_markers(self, event: ev.ReadMarkers, changes: Changes) -> None:
+        """Another of our devices read up to a marker: the room's unread
+        count follows, if that is further than read here."""
+        for room_id, event_id in event.markers.items():
+            timeline = self.timeline(room_id)
+            new = timeline.index_of(event_id)
+            old = timeline.index_of(timeline.read_marker) if timeline.read_marker else None
+            if new is not None and (old is None or new > old):
+                timeline.read_marker = event_id
+                if room_id != self.current_room_id:
+                    self._update_counts(room_id)
+                    changes.rooms = True
+
+    def _on_cached_rooms(self, event: ev.CachedRoomsRead, changes: Changes) -> None:
+        self.rooms.upsert(event.rooms)
+        if self.current_room_id is None:
+            joined = self.joined()
+            if joined:
+                changes.switch_to = joined[0]
+        changes.rooms = True
+
+    def _on_cached_timeline(self, event: ev.CachedTimelineRead, changes: Changes) -> None:
+        room_id = event.room_id
+        timeline = self.timeline(room_id)
+        if len(timeline):
+            # Newer events came by sync before the cache was read: the cached
+            # ones they do not repeat are older.
+            change = timeline.prepend(event.items)
+        else:
+            change = timeline.append(event.items)
+            timeline.read_marker = event.read_marker
+            if timeline.read_marker is None:
+                timeline.mark_read()
+        timeline.has_more_history = event.has_older
+        if event.receipts:
+            timeline.set_receipts(event.receipts)
+        if room_id == self.current_room_id:
+            changes.timeline.append(change)
+        else:
+            self._update_counts(room_id)
+        changes.cached_rooms.append(room_id)
+        changes.rooms = True
+
+    def _on_waiting_settled(self, event: ev.WaitingSettled, changes: Changes) -> None:
+        for room_id, timeline in self.timelines.items():
+            self._timeline_changed(room_id, timeline.settle_waiting(event.reason), changes)
+
+
+Handler = Callable[[ChatState, Any, Changes], None]
+
+# Each domain event type and the method that applies it. A test checks that
+# every type in `DomainEvent` has a row.
+HANDLERS: dict[type, Handler] = {
+    ev.TimelineAppended: ChatState._on_appended,
+    ev.ItemsReplaced: ChatState._on_replaced,
+    ev.TimelinePrepended: ChatState._on_prepended,
+    ev.LocalEchoAdded: ChatState._on_echo,
+    ev.SendStateChanged: ChatState._on_send_state,
+    ev.RoomsChanged: ChatState._on_rooms,
+    ev.RoomRemoved: ChatState._on_removed,
+    ev.ConnectionChanged: ChatState._on_connection,
+    ev.Notice: ChatState._on_notice,
+    ev.SwitchToRoom: ChatState._on_switch,
+    ev.DevicesChanged: ChatState._on_devices,
+    ev.VerificationChanged: ChatState._on_verification,
+    ev.RecoveryOffered: ChatState._on_recovery,
+    ev.ReceiptsChanged: ChatState._on_receipts,
+    ev.TypingChanged: ChatState._on_typing,
+    ev.ContextFetched: ChatState._on_context,
+    ev.ReadMarkers: ChatState._on_read_markers,
+    ev.CachedRoomsRead: ChatState._on_cached_rooms,
+    ev.CachedTimelineRead: ChatState._on_cached_timeline,
+    ev.WaitingSettled: ChatState._on_waiting_settled,
+}
