@@ -32,8 +32,10 @@ class ChatService(Protocol):
     service. Results come back as domain events to the service's sink;
     calls that can fail say so in their result or with a `Notice`."""
 
-    user_id: str
-    first_sync_done: asyncio.Event
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def first_sync_done(self) -> asyncio.Event: ...
 
     # -- running -----------------------------------------------------------------
     async def open(self) -> None: ...
