@@ -227,6 +227,8 @@ class MatrixService:
     def decrypt_cached_events(self) -> None:
         """Decrypt the encrypted events read from the cache (at start-up, or
         when a room's timeline was first loaded); emits ItemsReplaced."""
+        if self._context.crypto is None:
+            return  # done when the store opens (no need to build the parts for it)
         self.parts.opener.decrypt_cached_events()
 
     async def handle_sync(self, raw: dict[str, Any]) -> None:
