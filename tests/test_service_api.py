@@ -59,6 +59,13 @@ def test_importing_the_service_imports_no_nio() -> None:
     assert out.split() == ["False", "False"]
 
 
+def test_every_name_the_package_exports_resolves() -> None:
+    import tuichat.matrix.service as service
+
+    for name in service.__all__:
+        assert getattr(service, name) is not None, name
+
+
 def test_the_error_types_the_ui_catches_come_from_the_service_package() -> None:
     import tuichat.matrix.service as service
     from tuichat.matrix.content.file_messages import AttachmentError

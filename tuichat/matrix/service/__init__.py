@@ -20,9 +20,9 @@ passes each to the part that does the job:
 - `room_keys.py`: recovery, key backup, key export and import, upkeep;
 - `token_recovery.py`: an expired access token refreshed, or a logout.
 
-Importing this package imports neither nio nor aiohttp. The error types the
-UI catches are available here too; each is imported when first asked for
-(most of them come with nio).
+Importing this package imports neither nio nor aiohttp. `Profile`, the
+error types the UI catches and the key-file checks are available here too;
+those defined beside nio are imported when first asked for.
 """
 
 from __future__ import annotations
@@ -38,36 +38,49 @@ if TYPE_CHECKING:
     from tuichat.matrix.content.direct_messages import ProfileLookup
     from tuichat.matrix.content.file_messages import AttachmentError
     from tuichat.matrix.crypto.key_backup import BackupError
-    from tuichat.matrix.crypto.key_export import KeyFileError
+    from tuichat.matrix.crypto.key_export import HEAD_BYTES as KEY_FILE_HEAD_BYTES
+    from tuichat.matrix.crypto.key_export import (
+        KeyFileError,
+        check_export_target,
+        passphrase_problem,
+        read_key_file,
+    )
     from tuichat.matrix.crypto.secret_storage import SecretStorageError
     from tuichat.matrix.service.sync_loop import SyncHTTPError, sync_filter
     from tuichat.matrix.transport.http import MatrixHttpError
     from tuichat.matrix.transport.network import NETWORK_ERRORS
 
-# Name -> the module that defines it, imported on first access.
+# Name here -> (the module that defines it, its name there); imported on
+# first access.
 _LAZY = {
-    "AttachmentError": "tuichat.matrix.content.file_messages",
-    "BackupError": "tuichat.matrix.crypto.key_backup",
-    "KeyFileError": "tuichat.matrix.crypto.key_export",
-    "MatrixHttpError": "tuichat.matrix.transport.http",
-    "NETWORK_ERRORS": "tuichat.matrix.transport.network",
-    "ProfileLookup": "tuichat.matrix.content.direct_messages",
-    "SecretStorageError": "tuichat.matrix.crypto.secret_storage",
-    "SyncHTTPError": "tuichat.matrix.service.sync_loop",
-    "sync_filter": "tuichat.matrix.service.sync_loop",
+    "AttachmentError": ("tuichat.matrix.content.file_messages", "AttachmentError"),
+    "BackupError": ("tuichat.matrix.crypto.key_backup", "BackupError"),
+    "KeyFileError": ("tuichat.matrix.crypto.key_export", "KeyFileError"),
+    "KEY_FILE_HEAD_BYTES": ("tuichat.matrix.crypto.key_export", "HEAD_BYTES"),
+    "check_export_target": ("tuichat.matrix.crypto.key_export", "check_export_target"),
+    "read_key_file": ("tuichat.matrix.crypto.key_export", "read_key_file"),
+    "passphrase_problem": ("tuichat.matrix.crypto.key_export", "passphrase_problem"),
+    "MatrixHttpError": ("tuichat.matrix.transport.http", "MatrixHttpError"),
+    "NETWORK_ERRORS": ("tuichat.matrix.transport.network", "NETWORK_ERRORS"),
+    "ProfileLookup": ("tuichat.matrix.content.direct_messages", "ProfileLookup"),
+    "SecretStorageError": ("tuichat.matrix.crypto.secret_storage", "SecretStorageError"),
+    "SyncHTTPError": ("tuichat.matrix.service.sync_loop", "SyncHTTPError"),
+    "sync_filter": ("tuichat.matrix.service.sync_loop", "sync_filter"),
 }
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    source = _LAZY.get(name)
+    if source is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    module, attribute = source
+    value = getattr(importlib.import_module(module), attribute)
     globals()[name] = value
     return value
 
 
 __all__ = [
+    "KEY_FILE_HEAD_BYTES",
     "NETWORK_ERRORS",
     "PAGE_SIZE",
     "SLICE_SECONDS",
@@ -83,5 +96,8 @@ __all__ = [
     "ProfileLookup",
     "SecretStorageError",
     "SyncHTTPError",
+    "check_export_target",
+    "passphrase_problem",
+    "read_key_file",
     "sync_filter",
 ]
