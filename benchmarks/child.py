@@ -75,8 +75,9 @@ def main() -> None:
             async def measure(self) -> None:
                 import gc
 
-                # As in use: the service imported, every room's timeline loaded.
-                import tuichat.matrix.service  # noqa: F401
+                # As in use: the service and its parts (nio among them)
+                # imported, every room's timeline loaded.
+                import tuichat.matrix.service.wiring  # noqa: F401
 
                 for room in list(self.state.rooms.ordered()):
                     self.read_cached_room(room.room_id)

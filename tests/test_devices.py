@@ -371,7 +371,7 @@ async def test_changed_identity_keys_are_flagged_and_not_encrypted_to(
     payload["signatures"] = {}  # unsigned: nio itself would drop it; the check comes first
     response = KeysQueryResponse({bob.user_id: {device_id: payload}}, {})
     olm._handle_key_query(response)
-    service._report_device_news()
+    service.parts.trust.report_device_news()
     infos = await service.devices(bob.user_id)
     flagged = next(d for d in infos if d.device_id == device_id)
     assert flagged.trust is Trust.KEYS_CHANGED

@@ -18,7 +18,7 @@ from tuichat.demo.synapse import LocalSynapse
 from tuichat.matrix.account.login import login
 from tuichat.matrix.account.session import Profile
 from tuichat.matrix.service import MatrixService
-from tuichat.matrix.service.syncing import LONG_POLL_MARGIN
+from tuichat.matrix.service.sync_loop import LONG_POLL_MARGIN
 from tuichat.model.connection import ConnectionState
 from tuichat.model.events import ConnectionChanged
 

@@ -15,7 +15,7 @@ from tests.recorder import Recorder, ServiceFactory
 from tests.test_ui_chat import join_in_ui, wait_ui
 from tuichat.demo.synapse import LocalSynapse
 from tuichat.matrix.account.session import Profile
-from tuichat.matrix.service import MatrixService, syncing
+from tuichat.matrix.service import MatrixService, sync_loop
 from tuichat.model.events import TimelineAppended, TimelinePrepended
 from tuichat.model.items import ItemKind
 from tuichat.ui.app import TuichatApp
@@ -184,7 +184,7 @@ async def test_a_history_load_asked_while_a_gap_is_being_handled_reads_the_new_t
     sync yields between rooms so frames are drawn). The load must read the
     cache as that sync leaves it, not the old gap's token: that page would
     end at the room's beginning and the UI would say so above the gap."""
-    monkeypatch.setattr(syncing, "SLICE_SECONDS", 0.0)  # every room its own slice
+    monkeypatch.setattr(sync_loop, "SLICE_SECONDS", 0.0)  # every room its own slice
     recorder = Recorder()
     loads: list[asyncio.Task[bool]] = []
 

@@ -48,10 +48,11 @@ async def test_sync_waits_out_a_rate_limit_then_backs_off(
     async def nothing() -> None:
         return None
 
-    monkeypatch.setattr(service, "_sync_request", sync_request)
-    monkeypatch.setattr(service, "_back_off", back_off)
-    monkeypatch.setattr(service, "_upkeep", nothing)
+    parts = service.parts
+    monkeypatch.setattr(parts.syncing, "_sync_request", sync_request)
+    monkeypatch.setattr(parts.syncing, "_back_off", back_off)
+    monkeypatch.setattr(parts.keys, "upkeep", nothing)
     with pytest.raises(asyncio.CancelledError):
-        await service._sync_loop()
+        await parts.syncing.run()
     assert delays == [1.5, 1.0, 2.0, 4.0]
     await service.stop()

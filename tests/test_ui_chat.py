@@ -197,17 +197,17 @@ async def test_restart_shows_cached_rooms_and_messages_before_the_first_sync(
     assert b"a secret worth caching" not in cache_bytes
 
     # The next start never gets an answer to its first sync.
-    from tuichat.matrix.service import MatrixService
+    from tuichat.matrix.service.sync_loop import SyncLoop
 
     blocked = asyncio.Event()
     sync_started = asyncio.Event()
 
-    async def never_returns(self: MatrixService, timeout_ms: int) -> dict[str, Any]:
+    async def never_returns(self: SyncLoop, timeout_ms: int) -> dict[str, Any]:
         sync_started.set()
         await blocked.wait()
         raise AssertionError("unreachable")
 
-    monkeypatch.setattr(MatrixService, "_sync_request", never_returns)
+    monkeypatch.setattr(SyncLoop, "_sync_request", never_returns)
     app = TuichatApp(profile, sync_timeout_ms=1000)
     async with app.run_test(size=(120, 36)) as pilot:
         await pilot.pause()

@@ -1,54 +1,103 @@
-"""The Matrix service: owns nio's AsyncClient, the sync loop and sending.
+"""The Matrix service: the one thing the UI imports from `tuichat.matrix`.
 
 Data flows one way. The service turns sync responses into domain events
 (`tuichat.model.events`) and hands them to its sink; user actions come back
-as method calls (`send_text`, `join`, `create_dm`, `verify_device`, …). It
-never touches the model or the UI.
+as calls on `MatrixService` (typed for the UI as `ChatService`), which
+passes each to the part that does the job:
 
-The service is one class assembled from parts, one module each:
-
-- `base.py`: shared state and helpers;
-- `lifecycle.py`: opening the crypto store, replaying the cache, stopping;
-- `syncing.py`: the sync loop and how each response is handled;
-- `sending.py`: messages out, with local echo, in order;
+- `facade.py`: `MatrixService`, the public surface; `api.py`: `ChatService`;
+- `account_context.py`: what the parts share (account, rooms, connections);
+- `wiring.py`: builds the parts and connects them;
+- `opening.py`: opening the crypto store, priming nio with the cached rooms;
+- `sync_loop.py`: the sync loop and how each response is handled;
+- `send_queue.py`: messages out, with local echo, in order, via the outbox;
 - `history.py`: older history, from the cache and /messages; reply parents;
 - `read_state.py`: read receipts, the fully-read marker, typing;
-- `attachments.py`: files in and out, encrypted in encrypted rooms;
-- `rooms.py`: joining, leaving, creating rooms and DMs, invites;
+- `transfers.py`: files in and out, encrypted in encrypted rooms;
+- `room_admin.py`: joining, leaving, creating rooms and DMs, invites;
+- `room_views.py`: room summaries, DM flags, in-place replacements;
 - `trust.py`: devices, trust decisions, emoji verification;
-- `keys.py`: recovery, key backup, key export and import.
+- `room_keys.py`: recovery, key backup, key export and import, upkeep;
+- `token_recovery.py`: an expired access token refreshed, or a logout.
 
-End-to-end encryption beyond nio lives in `tuichat/matrix/crypto/`; the
-service talks to it through `CryptoEngine`.
+Importing this package imports neither nio nor aiohttp. `Profile`, the
+error types the UI catches and the key-file checks are available here too;
+those defined beside nio are imported when first asked for.
 """
 
 from __future__ import annotations
 
-from tuichat.matrix.service.attachments import AttachmentsMixin
-from tuichat.matrix.service.base import SYNC_TIMEOUT_MS, ServiceBase
-from tuichat.matrix.service.history import HistoryMixin
-from tuichat.matrix.service.keys import KeysMixin
-from tuichat.matrix.service.lifecycle import LifecycleMixin
-from tuichat.matrix.service.read_state import ReadStateMixin
-from tuichat.matrix.service.rooms import RoomsMixin
-from tuichat.matrix.service.sending import SendingMixin
-from tuichat.matrix.service.syncing import SyncHTTPError, SyncMixin, sync_filter
-from tuichat.matrix.service.trust import TrustMixin
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from tuichat.matrix.account.session import Profile, ProfileError
+from tuichat.matrix.service.api import PAGE_SIZE, SLICE_SECONDS, SYNC_TIMEOUT_MS, ChatService
+from tuichat.matrix.service.facade import MatrixService
+
+if TYPE_CHECKING:
+    from tuichat.matrix.content.direct_messages import ProfileLookup
+    from tuichat.matrix.content.file_messages import AttachmentError
+    from tuichat.matrix.crypto.key_backup import BackupError
+    from tuichat.matrix.crypto.key_export import HEAD_BYTES as KEY_FILE_HEAD_BYTES
+    from tuichat.matrix.crypto.key_export import (
+        KeyFileError,
+        check_export_target,
+        passphrase_problem,
+        read_key_file,
+    )
+    from tuichat.matrix.crypto.secret_storage import SecretStorageError
+    from tuichat.matrix.service.sync_loop import SyncHTTPError, sync_filter
+    from tuichat.matrix.transport.http import MatrixHttpError
+    from tuichat.matrix.transport.network import NETWORK_ERRORS
+
+# Name here -> (the module that defines it, its name there); imported on
+# first access.
+_LAZY = {
+    "AttachmentError": ("tuichat.matrix.content.file_messages", "AttachmentError"),
+    "BackupError": ("tuichat.matrix.crypto.key_backup", "BackupError"),
+    "KeyFileError": ("tuichat.matrix.crypto.key_export", "KeyFileError"),
+    "KEY_FILE_HEAD_BYTES": ("tuichat.matrix.crypto.key_export", "HEAD_BYTES"),
+    "check_export_target": ("tuichat.matrix.crypto.key_export", "check_export_target"),
+    "read_key_file": ("tuichat.matrix.crypto.key_export", "read_key_file"),
+    "passphrase_problem": ("tuichat.matrix.crypto.key_export", "passphrase_problem"),
+    "MatrixHttpError": ("tuichat.matrix.transport.http", "MatrixHttpError"),
+    "NETWORK_ERRORS": ("tuichat.matrix.transport.network", "NETWORK_ERRORS"),
+    "ProfileLookup": ("tuichat.matrix.content.direct_messages", "ProfileLookup"),
+    "SecretStorageError": ("tuichat.matrix.crypto.secret_storage", "SecretStorageError"),
+    "SyncHTTPError": ("tuichat.matrix.service.sync_loop", "SyncHTTPError"),
+    "sync_filter": ("tuichat.matrix.service.sync_loop", "sync_filter"),
+}
 
 
-class MatrixService(
-    LifecycleMixin,
-    SyncMixin,
-    HistoryMixin,
-    SendingMixin,
-    ReadStateMixin,
-    AttachmentsMixin,
-    RoomsMixin,
-    TrustMixin,
-    KeysMixin,
-    ServiceBase,
-):
-    """One logged-in account: sync, decrypt, send, rooms, devices, keys."""
+def __getattr__(name: str) -> Any:
+    source = _LAZY.get(name)
+    if source is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, attribute = source
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value
+    return value
 
 
-__all__ = ["SYNC_TIMEOUT_MS", "MatrixService", "SyncHTTPError", "sync_filter"]
+__all__ = [
+    "KEY_FILE_HEAD_BYTES",
+    "NETWORK_ERRORS",
+    "PAGE_SIZE",
+    "SLICE_SECONDS",
+    "SYNC_TIMEOUT_MS",
+    "AttachmentError",
+    "BackupError",
+    "ChatService",
+    "KeyFileError",
+    "MatrixHttpError",
+    "MatrixService",
+    "Profile",
+    "ProfileError",
+    "ProfileLookup",
+    "SecretStorageError",
+    "SyncHTTPError",
+    "check_export_target",
+    "passphrase_problem",
+    "read_key_file",
+    "sync_filter",
+]

@@ -16,7 +16,8 @@ import logging
 from typing import Any
 
 from tuichat.matrix.content.convert import Decryption, to_item
-from tuichat.matrix.service.base import ServiceBase
+from tuichat.matrix.service.account_context import AccountContext
+from tuichat.matrix.service.api import PAGE_SIZE
 from tuichat.matrix.transport.http import MatrixHttpError, path_segment
 from tuichat.matrix.transport.network import NETWORK_ERRORS
 from tuichat.model.events import ContextFetched, Notice, TimelinePrepended
@@ -24,11 +25,38 @@ from tuichat.model.items import TimelineItem
 
 log = logging.getLogger(__name__)
 
-PAGE_SIZE = 50
+
+class TimelineGaps:
+    """How a history page tells it is stale: the limited syncs (gaps) seen
+    per room, and whether a sync has counted its gaps but not yet queued
+    its cache writes. The sync loop writes it; `History` reads it."""
+
+    def __init__(self) -> None:
+        # A history page fetched before the latest gap belongs to a
+        # timeline that was replaced.
+        self.counts: dict[str, int] = {}
+        # Clear while a sync has counted gaps and shown their rooms' newest
+        # events but not yet queued its cache writes (it yields between
+        # rooms): the cache still holds the timelines it replaces.
+        self.writes_queued = asyncio.Event()
+        self.writes_queued.set()
+
+    def add(self, room_id: str) -> None:
+        self.counts[room_id] = self.counts.get(room_id, 0) + 1
+
+    def count(self, room_id: str) -> int:
+        return self.counts.get(room_id, 0)
 
 
-class HistoryMixin(ServiceBase):
+class History:
     """Scrolling back: cached events first, then /messages pages."""
+
+    def __init__(self, context: AccountContext, gaps: TimelineGaps) -> None:
+        self._context = context
+        self.cache = context.cache
+        self.emit = context.emit
+        self._gaps = gaps
+        self._history_locks: dict[str, asyncio.Lock] = {}
 
     def _history_lock(self, room_id: str) -> asyncio.Lock:
         lock = self._history_locks.get(room_id)
@@ -48,9 +76,9 @@ class HistoryMixin(ServiceBase):
             # awaited: the reads below see the timeline of that count. A
             # limited sync handled meanwhile makes the answer stale (its
             # writes, the new gap's token among them, may still be queued).
-            while not self._sync_writes_queued.is_set():
-                await self._sync_writes_queued.wait()
-            generation = self._gaps.get(room_id, 0)
+            while not self._gaps.writes_queued.is_set():
+                await self._gaps.writes_queued.wait()
+            generation = self._gaps.count(room_id)
             await self.cache.flushed()
             if self._page_is_stale(room_id, generation):
                 return True
@@ -66,9 +94,10 @@ class HistoryMixin(ServiceBase):
             if token is None:
                 self.emit(TimelinePrepended(room_id, [], has_more=False))
                 return False
-            assert self.crypto is not None
+            crypto = self._context.crypto
+            assert crypto is not None
             try:
-                page = await self.crypto.http.request(
+                page = await crypto.http.request(
                     "GET",
                     f"/rooms/{path_segment(room_id)}/messages",
                     query={"dir": "b", "from": token, "limit": str(limit)},
@@ -100,8 +129,9 @@ class HistoryMixin(ServiceBase):
         # token again, so a gap that opens meanwhile is not written over.
         self.cache.prepend_events(room_id, events, from_token, token)
         items = self._history_items(room_id, events)
-        assert self.crypto is not None
-        self.crypto.extras.flush()
+        crypto = self._context.crypto
+        assert crypto is not None
+        crypto.extras.flush()
         self.emit(TimelinePrepended(room_id, items, has_more=token is not None))
         return token is not None
 
@@ -109,31 +139,32 @@ class HistoryMixin(ServiceBase):
         """Whether a limited sync replaced the room's timeline since the
         request counted `generation` gaps. If so the page is dropped and the
         UI told there is more: it asks again from the new gap."""
-        if generation == self._gaps.get(room_id, 0):
+        if generation == self._gaps.count(room_id):
             return False
         log.info("dropped a stale history page of %s", room_id)
         self.emit(TimelinePrepended(room_id, [], has_more=True))
         return True
 
     def _history_items(self, room_id: str, events: list[dict[str, Any]]) -> list[TimelineItem]:
-        state = self.states.get(room_id)
+        context = self._context
+        state = context.states.get(room_id)
         if state is None:
             return []
         encrypted = [e for e in events if e.get("type") == "m.room.encrypted"]
-        if self.crypto is not None:
-            decryptions = iter(self.crypto.decrypt_page(room_id, encrypted))
+        if context.crypto is not None:
+            decryptions = iter(context.crypto.decrypt_page(room_id, encrypted))
         else:
             # The store is not open yet (the App hands the service over
             # before): placeholders now, decrypted with the cached events
             # when it opens, older ones first.
-            pending = self.snapshot.encrypted
+            pending = context.snapshot.encrypted
             pending[room_id] = [*encrypted, *pending.get(room_id, [])]
-            waiting = Decryption(None, self.snapshot.waiting_reason)
+            waiting = Decryption(None, context.snapshot.waiting_reason)
             decryptions = iter([waiting] * len(encrypted))
         items = []
         for event in events:
             decryption = next(decryptions) if event.get("type") == "m.room.encrypted" else None
-            item = to_item(event, state, self.viewer, decryption)
+            item = to_item(event, state, context.viewer, decryption)
             if item is not None:
                 items.append(item)
         return items
@@ -142,14 +173,15 @@ class HistoryMixin(ServiceBase):
         """One event by id (a reply's parent not loaded here), decrypted if
         it can be; emitted as `ContextFetched`. Looked up in the cache
         first, then asked of the server."""
-        state = self.states.get(room_id)
-        if state is None or self.crypto is None:
+        state = self._context.states.get(room_id)
+        crypto = self._context.crypto
+        if state is None or crypto is None:
             return None
         await self.cache.flushed()
         event = self.cache.load_event(room_id, event_id)
         if event is None:
             try:
-                event = await self.crypto.http.request(
+                event = await crypto.http.request(
                     "GET", f"/rooms/{path_segment(room_id)}/event/{path_segment(event_id)}"
                 )
             except (MatrixHttpError, *NETWORK_ERRORS) as error:
@@ -159,8 +191,8 @@ class HistoryMixin(ServiceBase):
             return None
         decryption = None
         if event.get("type") == "m.room.encrypted":
-            decryption = self.crypto.decrypt(room_id, event)
-        item = to_item(event, state, self.viewer, decryption)
+            decryption = crypto.decrypt(room_id, event)
+        item = to_item(event, state, self._context.viewer, decryption)
         if item is not None:
             self.emit(ContextFetched(room_id, [item]))
         return item

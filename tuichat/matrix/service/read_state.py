@@ -15,7 +15,7 @@ import logging
 from typing import Any
 
 from tuichat.matrix.content.room_state import RoomState
-from tuichat.matrix.service.base import ServiceBase
+from tuichat.matrix.service.account_context import AccountContext
 from tuichat.matrix.transport.network import NETWORK_ERRORS
 from tuichat.model.events import ReadMarkers, ReceiptsChanged, TypingChanged
 
@@ -29,28 +29,36 @@ def _events(block: object) -> list[dict[str, Any]]:
     return [e for e in events if isinstance(e, dict)] if isinstance(events, list) else []
 
 
-class ReadStateMixin(ServiceBase):
+class ReadState:
     """Receipts, read markers and typing notifications, both ways."""
+
+    def __init__(self, context: AccountContext) -> None:
+        self._context = context
+        # Read markers to send, and the task sending them, per room.
+        self._read_wanted: dict[str, str] = {}
+        self._read_tasks: dict[str, asyncio.Task[None]] = {}
 
     def set_read_marker(self, room_id: str, event_id: str) -> None:
         """The user has read up to `event_id`: remember it, and tell the
         server (receipt + fully-read marker) when connected."""
-        self.cache.set_read_marker(room_id, event_id)
+        self._context.cache.set_read_marker(room_id, event_id)
         if not event_id.startswith("$"):
             return
         self._read_wanted[room_id] = event_id
         task = self._read_tasks.get(room_id)
-        if self.client is not None and (task is None or task.done()):
+        if self._context.client is not None and (task is None or task.done()):
             self._read_tasks[room_id] = asyncio.create_task(
                 self._send_read_markers(room_id), name=f"tuichat-read-{room_id}"
             )
 
     async def _send_read_markers(self, room_id: str) -> None:
         sent = None
-        while self.client is not None and self._read_wanted.get(room_id) != sent:
+        while (client := self._context.client) is not None and self._read_wanted.get(
+            room_id
+        ) != sent:
             event_id = self._read_wanted[room_id]
             try:
-                response = await self.client.room_read_markers(
+                response = await client.room_read_markers(
                     room_id, fully_read_event=event_id, read_event=event_id
                 )
             except NETWORK_ERRORS as error:
@@ -61,14 +69,15 @@ class ReadStateMixin(ServiceBase):
             sent = event_id
 
     async def set_typing(self, room_id: str, typing: bool) -> None:
-        if self.client is None:
+        client = self._context.client
+        if client is None:
             return
         try:
-            await self.client.room_typing(room_id, typing, timeout=TYPING_TIMEOUT_MS)
+            await client.room_typing(room_id, typing, timeout=TYPING_TIMEOUT_MS)
         except NETWORK_ERRORS as error:
             log.info("typing notification not sent: %s", error)
 
-    def _handle_ephemeral(
+    def handle_ephemeral(
         self, room_id: str, info: dict[str, Any], state: RoomState
     ) -> dict[str, str]:
         """`m.typing` and `m.receipt` of one joined room in a sync; returns
@@ -81,11 +90,13 @@ class ReadStateMixin(ServiceBase):
             if event.get("type") == "m.typing":
                 user_ids = content.get("user_ids")
                 typing = (
-                    [u for u in user_ids or [] if isinstance(u, str) and u != self.user_id]
+                    [u for u in user_ids or [] if isinstance(u, str) and u != self._context.user_id]
                     if isinstance(user_ids, list)
                     else []
                 )
-                self.emit(TypingChanged(room_id, tuple(state.member_name(u) for u in typing)))
+                self._context.emit(
+                    TypingChanged(room_id, tuple(state.member_name(u) for u in typing))
+                )
             elif event.get("type") == "m.receipt":
                 for event_id, kinds in content.items():
                     readers = kinds.get("m.read") if isinstance(kinds, dict) else None
@@ -96,10 +107,10 @@ class ReadStateMixin(ServiceBase):
                         if isinstance(user_id, str) and thread in (None, "main"):
                             receipts[user_id] = (event_id, state.member_name(user_id))
         if receipts:
-            self.emit(ReceiptsChanged(room_id, receipts))
+            self._context.emit(ReceiptsChanged(room_id, receipts))
         for event in _events(info.get("account_data")):
             content = event.get("content")
             event_id = content.get("event_id") if isinstance(content, dict) else None
             if event.get("type") == "m.fully_read" and isinstance(event_id, str):
-                self.emit(ReadMarkers({room_id: event_id}))
+                self._context.emit(ReadMarkers({room_id: event_id}))
         return {user: event_id for user, (event_id, _name) in receipts.items()}

@@ -5,13 +5,12 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from tuichat.matrix.service.base import (
-    ServiceBase,
-    _ms,
-    _notice,
-    _quietly,
-)
+from tuichat.matrix.content.room_state import RoomState
+from tuichat.matrix.service.account_context import AccountContext
+from tuichat.matrix.service.calls import quietly
+from tuichat.matrix.service.room_views import RoomViews
 from tuichat.model.devices import DeviceInfo, IdentityState
 from tuichat.model.events import (
     DevicesChanged,
@@ -19,16 +18,43 @@ from tuichat.model.events import (
     TimelineAppended,
     VerificationChanged,
 )
-from tuichat.model.items import TimelineItem
+from tuichat.model.items import ItemKind, TimelineItem
 from tuichat.model.rooms import Membership
 from tuichat.model.sanitize import clean_line
 from tuichat.model.verification import VerificationView
 
+if TYPE_CHECKING:
+    from tuichat.matrix.crypto.engine import CryptoEngine
+    from tuichat.matrix.crypto.nio_extensions import TuichatClient
+
 log = logging.getLogger(__name__)
 
 
-class TrustMixin(ServiceBase):
+class DeviceTrust:
     """Devices, trust decisions and emoji verification."""
+
+    def __init__(self, context: AccountContext, views: RoomViews) -> None:
+        self._context = context
+        self._views = views
+        self.user_id = context.user_id
+        self.direct = context.direct
+        self.emit = context.emit
+        self._reported_identity_changes: set[tuple[str, str]] = set()
+        # Verification requests that came unsolicited (see VerificationView).
+        self._unsolicited_verifications: set[str] = set()
+        self._judged_verifications: set[str] = set()
+
+    @property
+    def crypto(self) -> CryptoEngine | None:
+        return self._context.crypto
+
+    @property
+    def client(self) -> TuichatClient | None:
+        return self._context.client
+
+    @property
+    def states(self) -> dict[str, RoomState]:
+        return self._context.states
 
     async def devices(self, user_id: str, *, refresh: bool = False) -> list[DeviceInfo]:
         """A user's devices with fingerprints and trust (fetched if unknown,
@@ -38,10 +64,10 @@ class TrustMixin(ServiceBase):
         olm = self.crypto.olm
         if refresh or user_id not in olm.tracked_users or user_id in olm.users_for_key_query:
             olm.users_for_key_query.add(user_id)
-            self._emit_redecrypted(await self.crypto.query_keys())
+            self._views.emit_redecrypted(await self.crypto.query_keys())
         infos = self.crypto.device_infos(user_id)
         if user_id == self.user_id:
-            response = await _quietly(self.client.devices(), "listing devices")
+            response = await quietly(self.client.devices(), "listing devices")
             seen = {d.id: d for d in getattr(response, "devices", []) or []}
             infos = [
                 replace(
@@ -60,7 +86,7 @@ class TrustMixin(ServiceBase):
         assert self.crypto is not None
         done = self.crypto.set_trust(user_id, device_id, action)
         if done:
-            self._report_device_news()
+            self.report_device_news()
         return done
 
     def verify_device(self, user_id: str, device_id: str) -> bool:
@@ -72,9 +98,9 @@ class TrustMixin(ServiceBase):
         assert self.crypto is not None
         self.crypto.set_verified_only(room_id, on)
         rooms = {room_id} if room_id else {r for r, s in self.states.items() if s.encrypted}
-        self._emit_summaries(rooms)
+        self._views.emit_summaries(rooms)
 
-    def _report_device_news(self) -> None:
+    def report_device_news(self) -> None:
         """Device lists or trust changed: refresh views, and say in each
         encrypted room when a member gained a device, or a known device's
         keys changed (tuichat then stops encrypting to it)."""
@@ -87,11 +113,11 @@ class TrustMixin(ServiceBase):
         if not users:
             return
         self.emit(DevicesChanged(frozenset(users)))
-        self._emit_redecrypted(self.crypto.retrust(users))
+        self._views.emit_redecrypted(self.crypto.retrust(users))
         notices: dict[str, list[TimelineItem]] = {}
         now = int(time.time() * 1000)
         for user_id, device_id in new_devices:
-            for room_id in self._rooms_with({user_id}):
+            for room_id in self._views.rooms_with({user_id}):
                 name = self.states[room_id].member_name(user_id)
                 notices.setdefault(room_id, []).append(
                     _notice(
@@ -102,7 +128,7 @@ class TrustMixin(ServiceBase):
                     )
                 )
         for user_id, device_id in changed_identity:
-            for room_id in self._rooms_with({user_id}):
+            for room_id in self._views.rooms_with({user_id}):
                 name = self.states[room_id].member_name(user_id)
                 notices.setdefault(room_id, []).append(
                     _notice(
@@ -114,7 +140,7 @@ class TrustMixin(ServiceBase):
                     )
                 )
         for user_id in changed_identities:
-            for room_id in self._rooms_with({user_id}):
+            for room_id in self._views.rooms_with({user_id}):
                 name = self.states[room_id].member_name(user_id)
                 notices.setdefault(room_id, []).append(
                     _notice(
@@ -127,9 +153,9 @@ class TrustMixin(ServiceBase):
                 )
         for room_id, items in notices.items():
             self.emit(TimelineAppended(room_id, items))
-        self._emit_summaries(self._rooms_with(users))
+        self._views.emit_summaries(self._views.rooms_with(users))
 
-    def _report_verification(self, view: VerificationView) -> None:
+    def report_verification(self, view: VerificationView) -> None:
         """A verification changed. A request nobody asked for is marked
         unsolicited (for its whole life), so the UI shows a notice rather
         than opening a dialog by itself for anyone who can send to-device
@@ -195,7 +221,7 @@ class TrustMixin(ServiceBase):
         people you verified, the default), "all", or "off"."""
         assert self.crypto is not None
         self.crypto.set_signed_only(value)
-        self._emit_summaries({r for r, s in self.states.items() if s.encrypted})
+        self._views.emit_summaries({r for r, s in self.states.items() if s.encrypted})
 
     def identity_state(self, user_id: str) -> IdentityState:
         assert self.crypto is not None
@@ -206,7 +232,7 @@ class TrustMixin(ServiceBase):
         assert self.crypto is not None
         self.crypto.cross_signing.acknowledge_change(user_id)
         self.crypto.devices_changed.add(user_id)
-        self._report_device_news()
+        self.report_device_news()
 
     async def start_legacy_verification(self, user_id: str, device_id: str) -> str:
         assert self.crypto is not None
@@ -219,7 +245,7 @@ class TrustMixin(ServiceBase):
     async def confirm_verification(self, transaction_id: str) -> None:
         assert self.crypto is not None
         await self.crypto.verifications.confirm(transaction_id)
-        self._report_device_news()
+        self.report_device_news()
 
     async def reject_verification(self, transaction_id: str) -> None:
         """The emoji do not match."""
@@ -229,3 +255,20 @@ class TrustMixin(ServiceBase):
     async def cancel_verification(self, transaction_id: str) -> None:
         assert self.crypto is not None
         await self.crypto.verifications.cancel(transaction_id)
+
+
+def _notice(key: str, text: str, timestamp: int, *, highlight: bool = False) -> TimelineItem:
+    """A line in the timeline that is tuichat's own, not an event."""
+    return TimelineItem(
+        key=f"notice:{key}",
+        sender="",
+        sender_name="tuichat",
+        timestamp=timestamp,
+        kind=ItemKind.STATE,
+        body=text,
+        highlight=highlight,
+    )
+
+
+def _ms(value: object) -> int | None:
+    return int(value.timestamp() * 1000) if hasattr(value, "timestamp") else None

@@ -10,11 +10,12 @@ never fails here that would have parsed before.
 
 from __future__ import annotations
 
-import gc
 import json
 from typing import Any
 
 import orjson
+
+from tuichat.matrix.transport.gc_pause import GcPause
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
@@ -26,16 +27,17 @@ _LARGE = 256 * 1024
 
 
 def loads(data: bytes | str) -> Any:
-    paused = len(data) > _LARGE and gc.isenabled()
-    if paused:
-        gc.disable()
+    if len(data) > _LARGE:
+        with GcPause():
+            return _loads(data)
+    return _loads(data)
+
+
+def _loads(data: bytes | str) -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
         return json.loads(data)
-    finally:
-        if paused:
-            gc.enable()
 
 
 def dumps(value: Any) -> str:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import gc
 import json
 import logging
 import time
@@ -41,17 +40,21 @@ from nio import (
 
 from tuichat.matrix.content.convert import Decryption, Viewer, to_item
 from tuichat.matrix.content.room_state import RoomState
-from tuichat.matrix.service.base import (
-    ServiceBase,
-    _dict_items,
-)
+from tuichat.matrix.service.account_context import AccountContext
+from tuichat.matrix.service.api import SLICE_SECONDS
+from tuichat.matrix.service.history import TimelineGaps
+from tuichat.matrix.service.read_state import ReadState
+from tuichat.matrix.service.room_keys import RoomKeys
+from tuichat.matrix.service.room_views import RoomViews
+from tuichat.matrix.service.token_recovery import TokenRecovery
+from tuichat.matrix.service.trust import DeviceTrust
 from tuichat.matrix.storage.cache import RoomWrite, SyncWrite
 from tuichat.matrix.storage.snapshot import last_activity
 from tuichat.matrix.transport import fastjson
+from tuichat.matrix.transport.gc_pause import GcPause
 from tuichat.matrix.transport.network import NETWORK_ERRORS
 from tuichat.model.events import (
     ConnectionState,
-    Notice,
     RoomRemoved,
     SwitchToRoom,
     TimelineAppended,
@@ -72,8 +75,6 @@ LONG_POLL_MARGIN = 10.0
 # A first sync (timeout 0) makes the server build every room's state: it may
 # legitimately take a while on a large account.
 FIRST_SYNC_ALLOWANCE = 30.0
-# Work done between two chances for the event loop to draw a frame.
-SLICE_SECONDS = 0.004
 # A sync with this many timeline events leaves its objects frozen (see
 # `handle_sync`).
 LARGE_SYNC_EVENTS = 1000
@@ -141,19 +142,45 @@ def sync_filter() -> dict[str, Any]:
     }
 
 
-class SyncMixin(ServiceBase):
+class SyncLoop:
     """The sync loop and what each response does to rooms and timelines."""
 
-    async def _sync_loop(self) -> None:
-        assert self.client is not None
+    def __init__(
+        self,
+        context: AccountContext,
+        *,
+        gaps: TimelineGaps,
+        views: RoomViews,
+        read_state: ReadState,
+        trust: DeviceTrust,
+        keys: RoomKeys,
+        tokens: TokenRecovery,
+        timeout_ms: int,
+    ) -> None:
+        self._context = context
+        self._gaps = gaps
+        self._views = views
+        self._read_state = read_state
+        self._trust = trust
+        self._keys = keys
+        self._tokens = tokens
+        self.timeout_ms = timeout_ms
+        self.cache = context.cache
+        self.emit = context.emit
+
+    async def run(self) -> None:
+        """Sync until cancelled (or the server logs this device out),
+        retrying failures with back-off; an upkeep round between syncs."""
+        context = self._context
+        assert context.client is not None
         backoff = BACKOFF_START
-        await self._upkeep()
+        await self._keys.upkeep()
         while True:
-            first = not self.synced_once
+            first = not context.synced_once
             if first:
-                self._set_state(ConnectionState.SYNCING)
+                context.set_state(ConnectionState.SYNCING)
             try:
-                raw = await self._sync_request(0 if first else self.sync_timeout_ms)
+                raw = await self._sync_request(0 if first else self.timeout_ms)
                 await self.handle_sync(raw)
             except asyncio.CancelledError:
                 raise
@@ -161,9 +188,9 @@ class SyncMixin(ServiceBase):
                 if error.errcode == "M_UNKNOWN_TOKEN":
                     # Refreshed (soft logout, an expired token): the sync goes
                     # on from its token. Else the device was logged out.
-                    if await self._recover_token(error.token, error.soft_logout):
+                    if await self._tokens.recover(error.token, error.soft_logout):
                         continue
-                    self._logged_out_by_server()
+                    self._tokens.logged_out_by_server()
                     return
                 if error.status == 429 and error.retry_after is not None:
                     # Rate-limited: wait as long as the server asks.
@@ -191,26 +218,27 @@ class SyncMixin(ServiceBase):
                 backoff = min(backoff * 2, BACKOFF_MAX)
                 continue
             backoff = BACKOFF_START
-            if self._state is not ConnectionState.SYNCED:
-                self._set_state(ConnectionState.SYNCED)
-                await self._offer_recovery()
-            await self._upkeep()
+            if context.state is not ConnectionState.SYNCED:
+                context.set_state(ConnectionState.SYNCED)
+                await self._keys.offer_recovery()
+            await self._keys.upkeep()
 
     async def _back_off(self, detail: str, delay: float) -> None:
         log.info("sync failed (%s); retrying in %.0f s", detail, delay)
-        self._set_state(ConnectionState.RECONNECTING, detail)
+        self._context.set_state(ConnectionState.RECONNECTING, detail)
         await asyncio.sleep(delay)
 
     async def _sync_request(self, timeout_ms: int) -> dict[str, Any]:
-        assert self.client is not None
+        client = self._context.client
+        assert client is not None
         params = {"timeout": str(timeout_ms), "filter": json.dumps(sync_filter())}
-        if self.sync_token:
-            params["since"] = self.sync_token
+        if self._context.sync_token:
+            params["since"] = self._context.sync_token
         path = f"/_matrix/client/v3/sync?{urlencode(params)}"
-        token = self.client.access_token
+        token = client.access_token
         headers = {"Authorization": f"Bearer {token}"}
         allowance = LONG_POLL_MARGIN if timeout_ms else FIRST_SYNC_ALLOWANCE
-        response = await self.client.send(
+        response = await client.send(
             "GET", path, None, headers, timeout=timeout_ms / 1000 + allowance
         )
         body = await response.read()
@@ -230,32 +258,27 @@ class SyncMixin(ServiceBase):
         (tens of milliseconds with a large heap) would stall a frame. After
         a large sync its survivors are frozen, so later collections do not
         walk them again."""
-        collecting = gc.isenabled()
-        gc.disable()
-        events = 0
-        try:
+        with GcPause() as pause:
             events = await self._handle_sync(raw)
-        finally:
-            if collecting:
-                if events >= LARGE_SYNC_EVENTS:
-                    gc.freeze()
-                gc.enable()
+            pause.freeze_after = events >= LARGE_SYNC_EVENTS
 
     async def _handle_sync(self, raw: dict[str, Any]) -> int:
         """Returns the number of timeline events handled."""
-        assert self.client is not None
+        context = self._context
+        client, crypto = context.client, context.crypto
+        assert client is not None
         next_batch = raw.get("next_batch")
         if not isinstance(next_batch, str):
             raise ValueError("sync response without next_batch")
         # Parsing a large body was one slice of work already.
         await asyncio.sleep(0)
-        response = SyncResponse.from_dict(_nio_view(raw))
+        response = SyncResponse.from_dict(nio_view(raw))
         if isinstance(response, SyncResponse):
-            await self.client.receive_response(response)
+            await client.receive_response(response)
         else:
             log.warning("nio rejected a sync response: %s", response)
-        assert self.crypto is not None
-        redecrypted = await self.crypto.handle_sync(raw)
+        assert crypto is not None
+        redecrypted = await crypto.handle_sync(raw)
         outcome = _SyncOutcome(SyncWrite(next_batch=next_batch))
         self._handle_account_data(raw, outcome)
         rooms = raw.get("rooms") if isinstance(raw.get("rooms"), dict) else {}
@@ -263,7 +286,7 @@ class SyncMixin(ServiceBase):
             self._handle_invite(room_id, info, outcome)
         deadline = time.perf_counter() + SLICE_SECONDS
         events = 0
-        self._sync_writes_queued.clear()
+        self._gaps.writes_queued.clear()
         try:
             for room_id, info in _dict_items(rooms.get("join")):
                 events += self._handle_joined(room_id, info, outcome)
@@ -274,23 +297,23 @@ class SyncMixin(ServiceBase):
                     deadline = time.perf_counter() + SLICE_SECONDS
             for room_id, _info in _dict_items(rooms.get("leave")):
                 self._handle_left(room_id, outcome)
-            self._emit_redecrypted(redecrypted)
+            self._views.emit_redecrypted(redecrypted)
             # Written on the cache's thread, after nio stored the keys above.
             self.cache.queue_sync(outcome.write)
         finally:
-            self._sync_writes_queued.set()
-        self.crypto.extras.flush()
-        self.sync_token = next_batch
-        await self._emit_summaries_in_slices(outcome.changed_rooms)
-        self._report_device_news()
+            self._gaps.writes_queued.set()
+        crypto.extras.flush()
+        context.sync_token = next_batch
+        await self._views.emit_summaries_in_slices(outcome.changed_rooms)
+        self._trust.report_device_news()
         for room_id, event in outcome.verification_events:
-            await self.crypto.verifications.handle_room_event(room_id, event)
-        self.synced_once = True
-        self.first_sync_done.set()
-        pending = self.states.get(self._pending_switch or "")
+            await crypto.verifications.handle_room_event(room_id, event)
+        context.synced_once = True
+        context.first_sync_done.set()
+        pending = context.states.get(context.pending_switch or "")
         if pending is not None and pending.membership is Membership.JOIN:
             self.emit(SwitchToRoom(pending.room_id))
-            self._pending_switch = None
+            context.pending_switch = None
         return events
 
     def _handle_account_data(self, raw: dict[str, Any], outcome: _SyncOutcome) -> None:
@@ -301,24 +324,17 @@ class SyncMixin(ServiceBase):
                 continue
             content = event.get("content") if isinstance(event.get("content"), dict) else {}
             outcome.write.account_data["m.direct"] = content
-            self._set_direct(content, outcome.changed_rooms)
-
-    def _set_direct(self, content: object, changed: set[str]) -> None:
-        self.direct.replace(content)
-        direct = self.direct.room_ids()
-        for room_id, state in self.states.items():
-            if state.is_direct != (room_id in direct):
-                state.is_direct = room_id in direct
-                changed.add(room_id)
+            self._views.set_direct(content, outcome.changed_rooms)
 
     def _state_for(self, room_id: str, membership: Membership) -> RoomState:
-        state = self.states.get(room_id)
+        states = self._context.states
+        state = states.get(room_id)
         if state is None or state.membership is not membership:
             # New, or an accepted invite: nothing of the stripped invite state
             # is kept; the joined room's full state follows in the same sync.
             state = RoomState(room_id, membership)
-            state.is_direct = room_id in self.direct.room_ids()
-            self.states[room_id] = state
+            state.is_direct = room_id in self._context.direct.room_ids()
+            states[room_id] = state
         return state
 
     def _handle_invite(self, room_id: str, info: dict[str, Any], outcome: _SyncOutcome) -> None:
@@ -331,7 +347,8 @@ class SyncMixin(ServiceBase):
 
     def _handle_joined(self, room_id: str, info: dict[str, Any], outcome: _SyncOutcome) -> int:
         """Returns the number of timeline events."""
-        assert self.client is not None
+        context = self._context
+        assert context.client is not None
         state = self._state_for(room_id, Membership.JOIN)
         summary = info.get("summary")
         summary = summary if isinstance(summary, dict) else {}
@@ -350,22 +367,23 @@ class SyncMixin(ServiceBase):
         state_events.extend(e for e in events if state.apply(e))
         self._rotate_if_needed(room_id, state_events)
         items: list[TimelineItem] = []
-        assert self.crypto is not None
+        crypto = context.crypto
+        assert crypto is not None
         for event in events:
             decryption: Decryption | None = None
             if event.get("type") == "m.room.encrypted":
-                decryption = self.crypto.decrypt(room_id, event)
+                decryption = crypto.decrypt(room_id, event)
             _collect_verification(room_id, event, decryption, outcome)
-            item = to_item(event, state, self.viewer, decryption)
+            item = to_item(event, state, context.viewer, decryption)
             if item is not None:
                 items.append(item)
         if state_events:
             outcome.changed_rooms.add(room_id)
             self._note_own_name(state)
-        receipts = self._handle_ephemeral(room_id, info, state)
+        receipts = self._read_state.handle_ephemeral(room_id, info, state)
         limited = bool(timeline.get("limited"))
         if limited:
-            self._gaps[room_id] = self._gaps.get(room_id, 0) + 1
+            self._gaps.add(room_id)
         prev_batch = timeline.get("prev_batch")
         outcome.write.rooms[room_id] = RoomWrite(
             membership="join",
@@ -376,59 +394,54 @@ class SyncMixin(ServiceBase):
             prev_batch=prev_batch if isinstance(prev_batch, str) else None,
             receipts=receipts,
         )
+        snapshot = context.snapshot
         if items or limited:
             activity = last_activity(items)
-            if activity > self._activity(room_id):
-                self._last_activity[room_id] = activity
+            if activity > context.activity(room_id):
+                snapshot.last_activity[room_id] = activity
                 outcome.changed_rooms.add(room_id)
             self.emit(TimelineAppended(room_id, items, limited=limited))
-        if room_id not in self.snapshot.timelines and room_id not in self._last_activity:
+        if room_id not in snapshot.timelines and room_id not in snapshot.last_activity:
             # A room new to this device: nothing is cached to load later.
-            self.snapshot.timelines[room_id] = []
-            self._last_activity[room_id] = 0
+            snapshot.timelines[room_id] = []
+            snapshot.last_activity[room_id] = 0
             outcome.changed_rooms.add(room_id)
         return len(events)
 
     def _rotate_if_needed(self, room_id: str, state_events: list[dict[str, Any]]) -> None:
         """Start a new outbound session when someone may no longer read along:
         a member left, was kicked or banned, or history visibility changed."""
-        assert self.crypto is not None
+        crypto = self._context.crypto
+        assert crypto is not None
         for event in state_events:
             event_type = event.get("type")
             content = event.get("content") if isinstance(event.get("content"), dict) else {}
             if event_type == "m.room.member" and content.get("membership") in ("leave", "ban"):
-                self.crypto.rotate(room_id, f"{event.get('state_key')} left")
+                crypto.rotate(room_id, f"{event.get('state_key')} left")
             elif event_type == "m.room.history_visibility":
-                self.crypto.rotate(room_id, "history visibility changed")
+                crypto.rotate(room_id, "history visibility changed")
             elif event_type == "m.room.encryption":
-                self.crypto.rotate(room_id, "encryption settings changed")
+                crypto.rotate(room_id, "encryption settings changed")
 
     def _note_own_name(self, state: RoomState) -> None:
-        name = state.content("m.room.member", self.user_id).get("displayname")
-        if isinstance(name, str) and name and name != self.viewer.display_name:
-            self.viewer = Viewer(self.user_id, name)
+        context = self._context
+        name = state.content("m.room.member", context.user_id).get("displayname")
+        if isinstance(name, str) and name and name != context.viewer.display_name:
+            context.viewer = Viewer(context.user_id, name)
 
     def _handle_left(self, room_id: str, outcome: _SyncOutcome) -> None:
-        if self.states.pop(room_id, None) is not None or room_id in outcome.write.rooms:
+        client = self._context.client
+        if self._context.states.pop(room_id, None) is not None or room_id in outcome.write.rooms:
             outcome.write.rooms.pop(room_id, None)
             outcome.changed_rooms.discard(room_id)
             outcome.write.removed_rooms.append(room_id)
-            if self.client is not None:
-                self.client.rooms.pop(room_id, None)
-                self.client.invited_rooms.pop(room_id, None)
+            if client is not None:
+                client.rooms.pop(room_id, None)
+                client.invited_rooms.pop(room_id, None)
             self.emit(RoomRemoved(room_id))
 
-    async def _upkeep(self) -> None:
-        assert self.crypto is not None
-        self._emit_redecrypted(await self.crypto.upkeep())
-        self._report_device_news()
-        problem = self.crypto.backup.problem
-        if problem and problem != self._backup_problem:
-            self.emit(Notice(f"Key backup: {problem}", error=True))
-        self._backup_problem = problem
 
-
-def _nio_view(raw: dict[str, Any]) -> dict[str, Any]:
+def nio_view(raw: dict[str, Any]) -> dict[str, Any]:
     """The part of a sync response nio gets to see.
 
     Encrypted timeline events are left out, so nio does not decrypt (and
@@ -486,3 +499,9 @@ def _nothing_for_nio(info: dict[str, Any]) -> bool:
         elif key not in ("unread_notifications", "unread_thread_notifications"):
             return False
     return True
+
+
+def _dict_items(value: object) -> list[tuple[str, dict[str, Any]]]:
+    if not isinstance(value, dict):
+        return []
+    return [(k, v) for k, v in value.items() if isinstance(k, str) and isinstance(v, dict)]

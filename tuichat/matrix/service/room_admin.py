@@ -1,8 +1,9 @@
-"""Rooms, DMs and invites."""
+"""Rooms, DMs and invites: joining, leaving, creating, inviting."""
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from nio import (
     JoinError,
@@ -15,11 +16,11 @@ from nio.api import RoomPreset
 
 from tuichat.matrix.account.identifiers import InvalidIdentifier, parse_user
 from tuichat.matrix.content.direct_messages import ProfileLookup, direct_partners
+from tuichat.matrix.content.room_state import RoomState
 from tuichat.matrix.crypto.nio_extensions import MEGOLM
-from tuichat.matrix.service.base import (
-    ServiceBase,
-    _quietly,
-)
+from tuichat.matrix.service.account_context import AccountContext
+from tuichat.matrix.service.calls import quietly
+from tuichat.matrix.service.room_views import RoomViews
 from tuichat.matrix.transport.network import NETWORK_ERRORS
 from tuichat.model.events import (
     Notice,
@@ -28,17 +29,36 @@ from tuichat.model.events import (
 from tuichat.model.rooms import Membership
 from tuichat.model.sanitize import clean_line
 
+if TYPE_CHECKING:
+    from tuichat.matrix.crypto.nio_extensions import TuichatClient
+
 log = logging.getLogger(__name__)
 
 
-class RoomsMixin(ServiceBase):
+class RoomAdmin:
     """Joining, leaving, creating rooms and DMs, invites."""
+
+    def __init__(self, context: AccountContext, views: RoomViews) -> None:
+        self._context = context
+        self._views = views
+        self.user_id = context.user_id
+        self.direct = context.direct
+        self.cache = context.cache
+        self.emit = context.emit
+
+    @property
+    def client(self) -> TuichatClient | None:
+        return self._context.client
+
+    @property
+    def states(self) -> dict[str, RoomState]:
+        return self._context.states
 
     async def join(self, room: str) -> str | None:
         """Join `#alias:server` or `!id:server`; the UI switches there once the
         room arrives in sync."""
         assert self.client is not None
-        response = await _quietly(self.client.join(room), f"joining {room}")
+        response = await quietly(self.client.join(room), f"joining {room}")
         if response is None or isinstance(response, JoinError):
             message = getattr(response, "message", "") or "the server could not be reached"
             self.emit(Notice(f"Could not join {room}: {message}", error=True))
@@ -48,7 +68,7 @@ class RoomsMixin(ServiceBase):
         if state is not None and state.membership is Membership.JOIN:
             self.emit(SwitchToRoom(room_id))
         else:
-            self._pending_switch = room_id
+            self._context.pending_switch = room_id
         return room_id
 
     async def create_room(
@@ -67,7 +87,7 @@ class RoomsMixin(ServiceBase):
             initial_state.append(
                 {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": MEGOLM}}
             )
-        response = await _quietly(
+        response = await quietly(
             self.client.room_create(
                 name=name,
                 invite=list(invite),
@@ -81,7 +101,7 @@ class RoomsMixin(ServiceBase):
             message = getattr(response, "message", "") or "the server could not be reached"
             self.emit(Notice(f"Could not create the room: {message}", error=True))
             return None
-        self._pending_switch = response.room_id
+        self._context.pending_switch = response.room_id
         return str(response.room_id)
 
     async def lookup_profile(self, user_id: str) -> ProfileLookup:
@@ -91,11 +111,11 @@ class RoomsMixin(ServiceBase):
             parse_user(user_id, require_server=True)
         except InvalidIdentifier as error:
             return ProfileLookup(user_id, None, str(error))
-        response = await _quietly(self.client.get_profile(user_id), "looking up a profile")
+        response = await quietly(self.client.get_profile(user_id), "looking up a profile")
         if isinstance(response, ProfileGetResponse):
             name = clean_line(response.displayname) or None
             if name:
-                self._profile_names[user_id] = name
+                self._views.profile_names[user_id] = name
             return ProfileLookup(user_id, name, None)
         if response is None:
             return ProfileLookup(user_id, None, "the server could not be reached")
@@ -149,9 +169,9 @@ class RoomsMixin(ServiceBase):
             self.emit(Notice("Could not record the DM in your account data", error=True))
             return
         changed: set[str] = set()
-        self._set_direct(content, changed)
+        self._views.set_direct(content, changed)
         self.cache.set_account_data("m.direct", content)
-        self._emit_summaries(changed)
+        self._views.emit_summaries(changed)
 
     async def accept_invite(self, room_id: str) -> bool:
         state = self.states.get(room_id)
@@ -173,7 +193,7 @@ class RoomsMixin(ServiceBase):
         if lookup.error:
             self.emit(Notice(f"Nobody invited: {lookup.error}", error=True))
             return False
-        response = await _quietly(self.client.room_invite(room_id, user_id), "inviting")
+        response = await quietly(self.client.room_invite(room_id, user_id), "inviting")
         if not isinstance(response, RoomInviteResponse):
             message = getattr(response, "message", "") or "the server could not be reached"
             self.emit(Notice(f"Could not invite {user_id}: {message}", error=True))
@@ -183,7 +203,7 @@ class RoomsMixin(ServiceBase):
 
     async def leave(self, room_id: str) -> bool:
         assert self.client is not None
-        response = await _quietly(self.client.room_leave(room_id), "leaving")
+        response = await quietly(self.client.room_leave(room_id), "leaving")
         if response is None or isinstance(response, RoomLeaveError):
             message = getattr(response, "message", "") or "the server could not be reached"
             self.emit(Notice(f"Could not leave the room: {message}", error=True))

@@ -17,8 +17,8 @@ import asyncio
 import logging
 import time
 import uuid
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from nio import RoomRedactResponse, RoomSendResponse
 from nio.api import Api
@@ -27,10 +27,9 @@ from tuichat.matrix.content.compose import edit_content, message_content, reacti
 from tuichat.matrix.content.convert import to_item
 from tuichat.matrix.content.room_state import RoomState
 from tuichat.matrix.crypto.group_sessions import KeyShareError
-from tuichat.matrix.service.base import (
-    Outgoing,
-    ServiceBase,
-)
+from tuichat.matrix.service.account_context import AccountContext
+from tuichat.matrix.service.token_recovery import TokenRecovery
+from tuichat.matrix.storage.outbox import Outbox
 from tuichat.matrix.transport.network import NETWORK_ERRORS
 from tuichat.model.events import (
     LocalEchoAdded,
@@ -39,6 +38,11 @@ from tuichat.model.events import (
 )
 from tuichat.model.items import SendState, TimelineItem
 from tuichat.model.rooms import Membership
+
+if TYPE_CHECKING:
+    from tuichat.matrix.content.convert import Viewer
+    from tuichat.matrix.crypto.engine import CryptoEngine
+    from tuichat.matrix.crypto.nio_extensions import TuichatClient
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +54,44 @@ class NotConnected(RuntimeError):
     """The service has not opened its store yet: a message waits."""
 
 
-class SendingMixin(ServiceBase):
+@dataclass
+class Outgoing:
+    """A message on its way out: kept until the server confirms it."""
+
+    room_id: str
+    txn_id: str
+    content: dict[str, Any]
+    event_type: str = "m.room.message"
+
+
+class SendQueue:
     """Sending with a local echo, one room's messages strictly in order."""
+
+    def __init__(self, context: AccountContext, outbox: Outbox, tokens: TokenRecovery) -> None:
+        self._context = context
+        self.outbox = outbox
+        self._tokens = tokens
+        self.user_id = context.user_id
+        self.emit = context.emit
+        self._send_queues: dict[str, asyncio.Queue[Outgoing]] = {}
+        self.workers: dict[str, asyncio.Task[None]] = {}
+        self._outgoing: dict[str, Outgoing] = {}
+
+    @property
+    def client(self) -> TuichatClient | None:
+        return self._context.client
+
+    @property
+    def crypto(self) -> CryptoEngine | None:
+        return self._context.crypto
+
+    @property
+    def states(self) -> dict[str, RoomState]:
+        return self._context.states
+
+    @property
+    def viewer(self) -> Viewer:
+        return self._context.viewer
 
     def own_name(self, room_id: str) -> str:
         state = self.states.get(room_id)
@@ -84,7 +124,7 @@ class SendingMixin(ServiceBase):
             reply_sender=reply_sender,
             own_user_id=self.user_id,
         )
-        return self._send_content(room_id, "m.room.message", content)
+        return self.send_content(room_id, "m.room.message", content)
 
     def edit_message(
         self,
@@ -98,13 +138,13 @@ class SendingMixin(ServiceBase):
     ) -> str:
         """Replace the content of our message `event_id` (`m.replace`)."""
         content = edit_content(event_id, text, emote=emote, markdown=markdown, mentions=mentions)
-        return self._send_content(room_id, "m.room.message", content)
+        return self.send_content(room_id, "m.room.message", content)
 
     def react(self, room_id: str, event_id: str, key: str) -> str:
         """Annotate `event_id` with `key` (an emoji, or short text)."""
-        return self._send_content(room_id, "m.reaction", reaction_content(event_id, key))
+        return self.send_content(room_id, "m.reaction", reaction_content(event_id, key))
 
-    def _send_content(self, room_id: str, event_type: str, content: dict[str, Any]) -> str:
+    def send_content(self, room_id: str, event_type: str, content: dict[str, Any]) -> str:
         """Through the outbox, in order with the room's other messages; new
         messages get a local echo (edits and reactions show when they come
         back)."""
@@ -203,9 +243,9 @@ class SendingMixin(ServiceBase):
         if queue is None:
             queue = self._send_queues[outgoing.room_id] = asyncio.Queue()
         queue.put_nowait(outgoing)
-        worker = self._send_workers.get(outgoing.room_id)
+        worker = self.workers.get(outgoing.room_id)
         if worker is None or worker.done():
-            self._send_workers[outgoing.room_id] = asyncio.create_task(
+            self.workers[outgoing.room_id] = asyncio.create_task(
                 self._send_worker(queue), name=f"tuichat-send-{outgoing.room_id}"
             )
 
@@ -242,7 +282,7 @@ class SendingMixin(ServiceBase):
                     # An expired token is refreshed and the message sent at
                     # once; after a real logout it stays in the outbox, for
                     # the next start after `tuichat login`.
-                    if await self._recover_token(token, bool(response.soft_logout)):
+                    if await self._tokens.recover(token, bool(response.soft_logout)):
                         continue
                     return
                 error = getattr(response, "message", "") or str(response)
@@ -277,7 +317,7 @@ class SendingMixin(ServiceBase):
         if client is None or crypto is None:
             raise NotConnected("not connected yet")
         if room_id not in self.states:
-            await asyncio.wait_for(self.first_sync_done.wait(), timeout=60)
+            await asyncio.wait_for(self._context.first_sync_done.wait(), timeout=60)
         state = self.states.get(room_id)
         if state is None or state.membership is not Membership.JOIN:
             raise RuntimeError("you are not in this room")
@@ -294,4 +334,4 @@ class SendingMixin(ServiceBase):
         method, path, data = Api.room_send(
             client.access_token, room_id, event_type, content, outgoing.txn_id
         )
-        return await client._send(RoomSendResponse, method, path, data, (room_id,))
+        return await client.send_parsed(RoomSendResponse, method, path, data, (room_id,))

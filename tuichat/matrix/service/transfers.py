@@ -18,7 +18,8 @@ from typing import Any
 from tuichat.matrix.content import file_messages as attachments
 from tuichat.matrix.content.convert import human_size
 from tuichat.matrix.content.file_messages import AttachmentError
-from tuichat.matrix.service.base import ServiceBase
+from tuichat.matrix.service.account_context import AccountContext
+from tuichat.matrix.service.send_queue import SendQueue
 from tuichat.matrix.transport.media import MediaError, MediaRepository, Progress
 from tuichat.matrix.transport.network import NETWORK_ERRORS
 from tuichat.model.items import Attachment
@@ -31,18 +32,22 @@ PREVIEW_MAX_BYTES = 8 * 1024 * 1024
 THUMBNAIL_SIZE = (320, 240)
 
 
-class AttachmentsMixin(ServiceBase):
-    """Files in and out."""
+class Transfers:
+    """Files in and out; a sent file's message goes through the send queue."""
 
-    _media: MediaRepository | None = None
-    _upload_limit: int | None = None
-    _upload_limit_known = False
+    def __init__(self, context: AccountContext, sending: SendQueue) -> None:
+        self._context = context
+        self._sending = sending
+        self._media: MediaRepository | None = None
+        self._upload_limit: int | None = None
+        self._upload_limit_known = False
 
     def _repository(self) -> MediaRepository:
-        if self.client is None:
+        client = self._context.client
+        if client is None:
             raise AttachmentError("not connected yet")
-        if self._media is None or self._media.client is not self.client:
-            self._media = MediaRepository(self.client)
+        if self._media is None or self._media.client is not client:
+            self._media = MediaRepository(client)
         return self._media
 
     async def upload_limit(self) -> int | None:
@@ -59,7 +64,7 @@ class AttachmentsMixin(ServiceBase):
         """Upload `path` (encrypted if the room is) and send it as a message;
         returns the transaction id. Raises AttachmentError (too large,
         unreadable, upload refused or interrupted), the message says why."""
-        state = self.states.get(room_id)
+        state = self._context.states.get(room_id)
         if state is None:
             raise AttachmentError("not in that room")
         try:
@@ -91,7 +96,7 @@ class AttachmentsMixin(ServiceBase):
         if keys is not None and prepared.msgtype == "m.image":
             thumbnail = await self._upload_thumbnail(prepared)
         content = attachments.content_for(prepared, uri, keys, thumbnail)
-        return self._send_content(room_id, "m.room.message", content)
+        return self._sending.send_content(room_id, "m.room.message", content)
 
     async def _upload_thumbnail(
         self, prepared: attachments.PreparedFile

@@ -1,4 +1,5 @@
-"""Recovery, key backup and key export/import."""
+"""Room keys: recovery, key backup, key export/import, and the upkeep round
+(key queries, key requests, backup uploads) run between syncs."""
 
 from __future__ import annotations
 
@@ -8,23 +9,43 @@ from pathlib import Path
 from typing import Any
 
 from tuichat.matrix.crypto.cross_signing import SECRET_NAMES
-from tuichat.matrix.crypto.engine import ImportResult
+from tuichat.matrix.crypto.engine import CryptoEngine, ImportResult
 from tuichat.matrix.crypto.recovery import RecoveryStatus
 from tuichat.matrix.crypto.secret_storage import SecretStorageError
-from tuichat.matrix.service.base import (
-    ServiceBase,
-)
+from tuichat.matrix.service.account_context import AccountContext
+from tuichat.matrix.service.room_views import RoomViews
+from tuichat.matrix.service.trust import DeviceTrust
 from tuichat.matrix.transport.http import MatrixHttpError
 from tuichat.matrix.transport.network import NETWORK_ERRORS
-from tuichat.model.events import (
-    RecoveryOffered,
-)
+from tuichat.model.events import Notice, RecoveryOffered
 
 log = logging.getLogger(__name__)
 
 
-class KeysMixin(ServiceBase):
-    """Recovery, key backup, and key files."""
+class RoomKeys:
+    """Recovery, key backup, key files, and the crypto upkeep."""
+
+    def __init__(self, context: AccountContext, views: RoomViews, trust: DeviceTrust) -> None:
+        self._context = context
+        self._views = views
+        self._trust = trust
+        self._backup_problem = ""
+
+    @property
+    def crypto(self) -> CryptoEngine | None:
+        return self._context.crypto
+
+    async def upkeep(self) -> None:
+        """One round of crypto upkeep (between syncs, and after set-up):
+        what it decrypted is replaced in place, device news and a key backup
+        problem are reported."""
+        assert self.crypto is not None
+        self._views.emit_redecrypted(await self.crypto.upkeep())
+        self._trust.report_device_news()
+        problem = self.crypto.backup.problem
+        if problem and problem != self._backup_problem:
+            self._context.emit(Notice(f"Key backup: {problem}", error=True))
+        self._backup_problem = problem
 
     async def recovery_status(self) -> RecoveryStatus:
         assert self.crypto is not None
@@ -46,9 +67,9 @@ class KeysMixin(ServiceBase):
         await self._adopt_cross_signing(key)
         await recovery.unlock_backup(key)
         result, redecrypted = await self.crypto.restore_backup(progress)
-        self._emit_redecrypted(redecrypted)
+        self._views.emit_redecrypted(redecrypted)
         self.crypto.extras.flush()
-        self._report_device_news()
+        self._trust.report_device_news()
         return result
 
     async def _adopt_cross_signing(self, key: bytes) -> bool:
@@ -74,7 +95,7 @@ class KeysMixin(ServiceBase):
         assert self.crypto is not None
         crypto = self.crypto
         await crypto.refresh_own_identity()
-        bootstrap = not crypto.cross_signing.has_identity(self.user_id)
+        bootstrap = not crypto.cross_signing.has_identity(self._context.user_id)
         if bootstrap and not password:
             raise SecretStorageError(
                 "this account has no cross-signing keys yet: the account password is "
@@ -89,26 +110,26 @@ class KeysMixin(ServiceBase):
                 await crypto.recovery.store_secret(
                     key, key_id, SECRET_NAMES[usage], signing_key.secret
                 )
-        await self._upkeep()
+        await self.upkeep()
         return recovery_key
 
     async def has_cross_signing(self) -> bool:
         assert self.crypto is not None
         await self.crypto.refresh_own_identity()
-        return self.crypto.cross_signing.has_identity(self.user_id)
+        return self.crypto.cross_signing.has_identity(self._context.user_id)
 
     def _password_auth(self, password: str) -> Callable[[str], Awaitable[dict[str, Any]]]:
         async def authenticate(session: str) -> dict[str, Any]:
             return {
                 "type": "m.login.password",
-                "identifier": {"type": "m.id.user", "user": self.user_id},
+                "identifier": {"type": "m.id.user", "user": self._context.user_id},
                 "password": password,
                 "session": session,
             }
 
         return authenticate
 
-    async def _offer_recovery(self) -> None:
+    async def offer_recovery(self) -> None:
         """At the first start of a new device on an account with secret
         storage, ask once whether to recover encrypted history."""
         assert self.crypto is not None
@@ -122,7 +143,7 @@ class KeysMixin(ServiceBase):
             return
         extras.set("recovery_offered", "1")
         if status.has_secret_storage and status.backup is not None:
-            self.emit(RecoveryOffered(status.backup.count))
+            self._context.emit(RecoveryOffered(status.backup.count))
 
     async def export_keys(self, path: Path, passphrase: str) -> int:
         """Export every room key this device holds; returns how many."""
@@ -137,6 +158,6 @@ class KeysMixin(ServiceBase):
         damaged file."""
         assert self.crypto is not None
         result, redecrypted = await self.crypto.import_keys(text, passphrase, progress)
-        self._emit_redecrypted(redecrypted)
+        self._views.emit_redecrypted(redecrypted)
         self.crypto.extras.flush()
         return result
