@@ -25,9 +25,10 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from tuichat.config import Config, user_theme_dir
-from tuichat.matrix.account.session import Profile, ProfileError
+from tuichat.matrix.service import Profile, ProfileError
 from tuichat.model.connection import ConnectionState
 from tuichat.model.keys import KeyScope, in_scope, keys_label
+from tuichat.model.pacing import SLICE_SECONDS
 from tuichat.model.sanitize import safe_text
 from tuichat.ui import terminal_keys
 from tuichat.ui.bindings import app_bindings
@@ -42,12 +43,8 @@ from tuichat.ui.widgets.timeline_view import MembershipDisplay
 from tuichat.ui.worker_errors import report_failure
 
 if TYPE_CHECKING:
-    from tuichat.matrix.service import MatrixService
-    from tuichat.matrix.storage.startup_reader import StartupReader
+    from tuichat.matrix.service import MatrixService, StartupReader
     from tuichat.model.events import DomainEvent
-
-# UI work done between two chances to draw a frame.
-SLICE_SECONDS = 0.004
 
 
 class TuichatApp(App[int]):
@@ -118,7 +115,7 @@ class TuichatApp(App[int]):
         return self.main
 
     def on_load(self) -> None:
-        from tuichat.matrix.storage.startup_reader import StartupReader  # see `__init__`
+        from tuichat.matrix.service import StartupReader  # see `__init__`
 
         # From here until the cache is read, without garbage collection.
         self.reader = StartupReader(self.profile, self.user_id, self.sink)

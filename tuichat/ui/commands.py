@@ -186,7 +186,7 @@ def _keys_file(ctx: CommandContext, command: Command, mentions: Mapping[str, str
     passphrase is asked."""
     # Paid by these two commands only: the key file's crypto costs about
     # 40 ms to import, and the dialog is imported where it opens, as all are.
-    from tuichat.matrix.crypto import key_export
+    from tuichat.matrix import service as key_files
     from tuichat.ui.screens.passphrase import PassphraseDialog
 
     name, argument = command.name, command.argument
@@ -194,10 +194,10 @@ def _keys_file(ctx: CommandContext, command: Command, mentions: Mapping[str, str
     path = Path(argument.removeprefix("--force ").strip() if force else argument).expanduser()
     try:
         if name == "export-keys":
-            key_export.check_export_target(path, force=force)
+            key_files.check_export_target(path, force=force)
         else:
-            key_export.read_key_file(path, key_export.HEAD_BYTES)
-    except key_export.KeyFileError as error:
+            key_files.read_key_file(path, key_files.KEY_FILE_HEAD_BYTES)
+    except key_files.KeyFileError as error:
         told = str(error).replace("; --force", "; /export-keys --force FILE")
         ctx.chat.main.feedback.show(safe_line(told), error=True)
         return
@@ -209,7 +209,7 @@ def _keys_file(ctx: CommandContext, command: Command, mentions: Mapping[str, str
                 "Anyone with the file and the passphrase can read your encrypted history."
             ),
             confirm=True,
-            check=key_export.passphrase_problem,
+            check=key_files.passphrase_problem,
         )
     else:
         dialog = PassphraseDialog(
@@ -221,7 +221,7 @@ def _keys_file(ctx: CommandContext, command: Command, mentions: Mapping[str, str
     def chosen(passphrase: str | None) -> None:
         if passphrase:
             ctx.app.run_worker(
-                _run_keys_file(ctx, name, path, passphrase, key_export.KeyFileError),
+                _run_keys_file(ctx, name, path, passphrase, key_files.KeyFileError),
                 group="keys",
                 exclusive=True,
                 exit_on_error=False,

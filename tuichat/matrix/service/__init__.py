@@ -31,7 +31,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from tuichat.matrix.account.session import Profile, ProfileError
-from tuichat.matrix.service.api import PAGE_SIZE, SLICE_SECONDS, SYNC_TIMEOUT_MS, ChatService
+from tuichat.matrix.service.api import PAGE_SIZE, SYNC_TIMEOUT_MS, ChatService
 from tuichat.matrix.service.facade import MatrixService
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     )
     from tuichat.matrix.crypto.secret_storage import SecretStorageError
     from tuichat.matrix.service.sync_loop import SyncHTTPError, sync_filter
+    from tuichat.matrix.storage.startup_reader import StartupReader
     from tuichat.matrix.transport.http import MatrixHttpError
     from tuichat.matrix.transport.network import NETWORK_ERRORS
 
@@ -64,6 +65,7 @@ _LAZY = {
     "NETWORK_ERRORS": ("tuichat.matrix.transport.network", "NETWORK_ERRORS"),
     "ProfileLookup": ("tuichat.matrix.content.direct_messages", "ProfileLookup"),
     "SecretStorageError": ("tuichat.matrix.crypto.secret_storage", "SecretStorageError"),
+    "StartupReader": ("tuichat.matrix.storage.startup_reader", "StartupReader"),
     "SyncHTTPError": ("tuichat.matrix.service.sync_loop", "SyncHTTPError"),
     "sync_filter": ("tuichat.matrix.service.sync_loop", "sync_filter"),
 }
@@ -83,7 +85,6 @@ __all__ = [
     "KEY_FILE_HEAD_BYTES",
     "NETWORK_ERRORS",
     "PAGE_SIZE",
-    "SLICE_SECONDS",
     "SYNC_TIMEOUT_MS",
     "AttachmentError",
     "BackupError",
@@ -95,6 +96,7 @@ __all__ = [
     "ProfileError",
     "ProfileLookup",
     "SecretStorageError",
+    "StartupReader",
     "SyncHTTPError",
     "check_export_target",
     "passphrase_problem",

@@ -23,8 +23,6 @@ if TYPE_CHECKING:
 SYNC_TIMEOUT_MS = 30_000
 # History is asked for this many events at a time.
 PAGE_SIZE = 50
-# Work done between two chances for the event loop to draw a frame.
-SLICE_SECONDS = 0.004
 
 
 class ChatService(Protocol):

@@ -41,7 +41,6 @@ from nio import (
 from tuichat.matrix.content.convert import Decryption, Viewer, to_item
 from tuichat.matrix.content.room_state import RoomState
 from tuichat.matrix.service.account_context import AccountContext
-from tuichat.matrix.service.api import SLICE_SECONDS
 from tuichat.matrix.service.history import TimelineGaps
 from tuichat.matrix.service.read_state import ReadState
 from tuichat.matrix.service.room_keys import RoomKeys
@@ -60,6 +59,7 @@ from tuichat.model.events import (
     TimelineAppended,
 )
 from tuichat.model.items import TimelineItem
+from tuichat.model.pacing import SLICE_SECONDS
 from tuichat.model.rooms import Membership
 from tuichat.model.sanitize import clean_line
 

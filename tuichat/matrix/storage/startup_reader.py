@@ -27,9 +27,7 @@ from tuichat.matrix.account.session import Profile
 from tuichat.matrix.storage.cache import Cache
 from tuichat.matrix.storage.snapshot import Snapshot, load_snapshot
 from tuichat.model.events import CachedRoomsRead, CachedTimelineRead, Sink, WaitingSettled
-
-# Reading done between two chances for the UI to draw a frame.
-SLICE_SECONDS = 0.004
+from tuichat.model.pacing import SLICE_SECONDS
 
 
 class StartupReader:

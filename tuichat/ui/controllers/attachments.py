@@ -77,7 +77,7 @@ class Attachments:
         self.app.run_worker(self._download(item, data), group="downloads", exit_on_error=False)
 
     async def _download(self, item: TimelineItem, data: bytes | None) -> None:
-        from tuichat.matrix.content.file_messages import AttachmentError
+        from tuichat.matrix.service import AttachmentError
         from tuichat.ui.screens.confirm import ConfirmDialog
 
         app = self.app
@@ -103,7 +103,7 @@ class Attachments:
         self.app.run_worker(self._view_image(item), group="downloads", exit_on_error=False)
 
     async def _view_image(self, item: TimelineItem) -> None:
-        from tuichat.matrix.content.file_messages import AttachmentError
+        from tuichat.matrix.service import AttachmentError
         from tuichat.ui.screens.image_viewer import ImageViewer
 
         app = self.app
@@ -136,7 +136,7 @@ class Attachments:
         self.app.run_worker(self._upload(room_id, path), group="uploads", exit_on_error=False)
 
     async def _upload(self, room_id: str, path: Path) -> None:
-        from tuichat.matrix.content.file_messages import AttachmentError
+        from tuichat.matrix.service import AttachmentError
 
         app = self.app
         feedback, bar = app.main.feedback, app.main.upload_bar

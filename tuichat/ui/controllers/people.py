@@ -212,8 +212,7 @@ class People:
         self.app.run_worker(self._open_recovery(), group="recovery", exit_on_error=False)
 
     async def _open_recovery(self) -> None:
-        from tuichat.matrix.transport.http import MatrixHttpError
-        from tuichat.matrix.transport.network import NETWORK_ERRORS
+        from tuichat.matrix.service import NETWORK_ERRORS, MatrixHttpError
         from tuichat.ui.screens.recovery import RecoveryDialog
 
         service, feedback = self.service, self.app.main.feedback

@@ -14,7 +14,7 @@ from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.widgets import Input, Label, Static
 
-from tuichat.matrix.content.direct_messages import ProfileLookup
+from tuichat.matrix.service import ProfileLookup
 from tuichat.model.sanitize import safe_line
 
 Lookup = Callable[[str], Awaitable[ProfileLookup]]

@@ -136,10 +136,12 @@ class RecoveryDialog(ModalScreen[None]):
         self.app.run_worker(work, group="recovery", exclusive=True, exit_on_error=False)
 
     async def _restore_with(self, secret: str, is_passphrase: bool) -> None:
-        from tuichat.matrix.crypto.key_backup import BackupError
-        from tuichat.matrix.crypto.secret_storage import SecretStorageError
-        from tuichat.matrix.transport.http import MatrixHttpError
-        from tuichat.matrix.transport.network import NETWORK_ERRORS
+        from tuichat.matrix.service import (
+            NETWORK_ERRORS,
+            BackupError,
+            MatrixHttpError,
+            SecretStorageError,
+        )
 
         if self.service is None:
             return
@@ -160,9 +162,7 @@ class RecoveryDialog(ModalScreen[None]):
         )
 
     async def _set_up(self, password: str) -> None:
-        from tuichat.matrix.crypto.secret_storage import SecretStorageError
-        from tuichat.matrix.transport.http import MatrixHttpError
-        from tuichat.matrix.transport.network import NETWORK_ERRORS
+        from tuichat.matrix.service import NETWORK_ERRORS, MatrixHttpError, SecretStorageError
 
         if self.service is None:
             return
