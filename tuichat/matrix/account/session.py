@@ -213,7 +213,8 @@ class Profile:
     CACHE_FILE = "cache.sqlite3"
     OUTBOX_FILE = "outbox.sqlite3"  # the outbox (tuichat.matrix.storage.outbox) is named from here
     LOCK_FILE = "lock"
-    # Registrations with OAuth 2.0 authorization servers (account/oauth.py).
+    # Registrations with OAuth 2.0 authorization servers
+    # (account/oauth_client_registration.py).
     OAUTH_CLIENTS_FILE = "oauth_clients.json"
 
     def __init__(self, root: Path | str) -> None:
