@@ -109,7 +109,7 @@ class ClientCache:
         sealed = entry.get("client_secret_sealed")
         if isinstance(sealed, str) and sealed:
             try:
-                secret = self.profile._unseal_token(
+                secret = self.profile.unseal_token(
                     self._binding(issuer, entry["client_id"]), sealed
                 )
             except ProfileError as error:  # no pickle key: register again
@@ -133,7 +133,7 @@ class ClientCache:
         if secret:
             if not self.profile.pickle_key_file.exists():
                 self.profile.create_pickle_key()
-            entry["client_secret_sealed"] = self.profile._seal_token(
+            entry["client_secret_sealed"] = self.profile.seal_token(
                 self._binding(registration.issuer, registration.client_id), secret
             )
         data[registration.issuer] = entry
