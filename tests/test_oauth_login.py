@@ -24,7 +24,7 @@ from tests.peers import wait_until
 from tests.recorder import Recorder
 from tests.test_sso_login import LoginProcess, start_login
 from tuichat.demo.synapse import LocalSynapse
-from tuichat.matrix.account import oauth, oauth_login
+from tuichat.matrix.account import oauth, oauth_client_registration, oauth_grants, oauth_login
 from tuichat.matrix.account.login import LoginError, logout
 from tuichat.matrix.account.session import Profile, Session
 from tuichat.model.events import ConnectionState
@@ -290,11 +290,11 @@ async def oauth_log_in(
     """The device grant in this process, the person approving at once."""
     auth_server, client, device_id = await oauth_login.prepare(profile, synapse.url, None)
     auth_server = metadata or auth_server
-    authorization = await oauth.start_device_authorization(auth_server, client, device_id)
+    authorization = await oauth_grants.start_device_authorization(auth_server, client, device_id)
     assert authorization.verification_uri_complete is not None
     localpart = _localpart()
     await approve_device(authorization.verification_uri_complete, localpart)
-    tokens = await oauth.poll_device_token(auth_server, client, authorization)
+    tokens = await oauth_grants.poll_device_token(auth_server, client, authorization)
     return await oauth_login.complete(
         profile, synapse.url, auth_server, client, tokens, device_id, None
     )
@@ -509,7 +509,9 @@ async def test_device_grant_polls_slower_after_slow_down(
     oauth_server.enforced_interval = 3  # announces 1 s, wants 3 s
     oauth_server.polls.clear()
     try:
-        authorization = await oauth.start_device_authorization(auth_server, client, device_id)
+        authorization = await oauth_grants.start_device_authorization(
+            auth_server, client, device_id
+        )
         assert authorization.interval_s == 1
         assert authorization.verification_uri_complete is not None
 
@@ -519,7 +521,7 @@ async def test_device_grant_polls_slower_after_slow_down(
 
         approval = asyncio.ensure_future(approve_later())
         started = time.monotonic()
-        tokens = await oauth.poll_device_token(auth_server, client, authorization)
+        tokens = await oauth_grants.poll_device_token(auth_server, client, authorization)
         await approval
     finally:
         oauth_server.enforced_interval = None
@@ -531,12 +533,12 @@ async def test_device_grant_polls_slower_after_slow_down(
 
 
 def test_a_client_secret_is_kept_sealed_in_the_profile(profile: Profile) -> None:
-    cache = oauth.ClientCache(profile)
-    registration = oauth.ClientRegistration(
+    cache = oauth_client_registration.ClientCache(profile)
+    registration = oauth_client_registration.ClientRegistration(
         "https://auth.example.org/",
         "client-1",
-        (oauth.REGISTERED_REDIRECT_URI,),
-        oauth.GRANT_TYPES,
+        (oauth_client_registration.REGISTERED_REDIRECT_URI,),
+        oauth_client_registration.GRANT_TYPES,
         client_secret="very-secret-client-value",
     )
     cache.put(registration)

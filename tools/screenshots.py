@@ -325,7 +325,7 @@ def _device_login() -> None:
     from rich.text import Text
 
     from tuichat.cli_login import device_login_parts
-    from tuichat.matrix.account.oauth import DeviceAuthorization
+    from tuichat.matrix.account.oauth_grants import DeviceAuthorization
 
     authorization = DeviceAuthorization(
         device_code="unused",

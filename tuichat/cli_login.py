@@ -21,7 +21,7 @@ import threading
 import webbrowser
 from pathlib import Path
 
-from tuichat.matrix.account import oauth, oauth_login
+from tuichat.matrix.account import oauth, oauth_grants, oauth_login
 from tuichat.matrix.account.login import (
     LoginError,
     check_homeserver,
@@ -38,6 +38,7 @@ from tuichat.matrix.account.login_methods import (
     choose_method,
     fetch_login_methods,
 )
+from tuichat.matrix.account.oauth_client_registration import ClientRegistration
 from tuichat.matrix.account.oauth_uia import BrowserApproval, PasswordAuth
 from tuichat.matrix.account.session import Profile, Session
 from tuichat.matrix.account.sso import (
@@ -209,7 +210,7 @@ def _countdown(seconds_left: float) -> None:
 
 
 def device_login_parts(
-    authorization: oauth.DeviceAuthorization,
+    authorization: oauth_grants.DeviceAuthorization,
 ) -> tuple[list[SafeText], list[SafeText], list[SafeText]]:
     """What the device login shows: the lines before the QR code (the
     address, the code), the QR code's rows (of the complete address, none
@@ -232,7 +233,7 @@ def device_login_parts(
     return before, rows, after
 
 
-def print_device_login(authorization: oauth.DeviceAuthorization, *, colour: bool) -> None:
+def print_device_login(authorization: oauth_grants.DeviceAuthorization, *, colour: bool) -> None:
     """Print `device_login_parts`; with `colour` the QR code is drawn black
     on white (SGR 256 colours), as a dark terminal would invert it and many
     scanners cannot read an inverted code."""
@@ -251,15 +252,17 @@ def print_device_login(authorization: oauth.DeviceAuthorization, *, colour: bool
 
 
 async def oauth_device_login(
-    server: oauth.AuthServer, client: oauth.ClientRegistration, device_id: str
-) -> oauth.Tokens:
+    server: oauth.AuthServer, client: ClientRegistration, device_id: str
+) -> oauth_grants.Tokens:
     """The device authorization grant (RFC 8628): the address, the code and
     a QR code of the complete address; then wait for the approval."""
-    authorization = await oauth.start_device_authorization(server, client, device_id)
+    authorization = await oauth_grants.start_device_authorization(server, client, device_id)
     log.info("device login at %s", server.issuer)
     print_device_login(authorization, colour=sys.stdout.isatty())
     try:
-        return await oauth.poll_device_token(server, client, authorization, on_tick=_countdown)
+        return await oauth_grants.poll_device_token(
+            server, client, authorization, on_tick=_countdown
+        )
     finally:
         if sys.stdout.isatty():
             print(flush=True)
@@ -267,18 +270,18 @@ async def oauth_device_login(
 
 async def oauth_code_login(
     server: oauth.AuthServer,
-    client: oauth.ClientRegistration,
+    client: ClientRegistration,
     device_id: str,
     args: argparse.Namespace,
-) -> oauth.Tokens:
+) -> oauth_grants.Tokens:
     """Authorization code with PKCE: the browser (or a printed address),
     the loopback redirect or a pasted address, then the token request."""
     from tuichat.matrix.account.sso import stdin_lines, wait_for_login_token
 
-    callback = oauth.OAuthCallback(oauth.new_state())
+    callback = oauth_grants.OAuthCallback(oauth_grants.new_state())
     await callback.start()
     try:
-        request = oauth.authorization_request(
+        request = oauth_grants.authorization_request(
             server, client, callback.url, device_id, callback.state
         )
         opened = not args.no_browser and _can_open_browser() and await _open_browser(request.url)
@@ -304,7 +307,7 @@ async def oauth_code_login(
                 callback,
                 stdin_lines(),
                 bad_paste,
-                parse=lambda line: oauth.code_from_redirect(line, request.state),
+                parse=lambda line: oauth_grants.code_from_redirect(line, request.state),
                 what="OAuth 2.0 authorization code",
             ),
             SSO_TIMEOUT_S,
@@ -316,7 +319,7 @@ async def oauth_code_login(
     finally:
         await callback.close()
     _say(trusted("Signed in in the browser; logging in…"))
-    return await oauth.exchange_code(server, client, request, code)
+    return await oauth_grants.exchange_code(server, client, request, code)
 
 
 async def run_oauth_login(

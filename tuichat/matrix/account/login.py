@@ -91,12 +91,13 @@ async def check_homeserver(base_url: str) -> None:
         try:
             status, data = await _get_json(http, f"{base_url}/_matrix/client/versions")
         except (aiohttp.ClientError, OSError, TimeoutError) as error:
-            raise LoginError(f"cannot reach {base_url}: {_short(error)}") from None
+            raise LoginError(f"cannot reach {base_url}: {short_error(error)}") from None
     if status != 200 or not isinstance(data, dict) or "versions" not in data:
         raise LoginError(f"{base_url} does not look like a Matrix homeserver")
 
 
-def _short(error: BaseException) -> str:
+def short_error(error: BaseException) -> str:
+    """The first line of an error's message, or its type's name if it has none."""
     text = str(error) or type(error).__name__
     return text.splitlines()[0]
 
@@ -209,7 +210,7 @@ async def _token_still_works(profile: Profile, session: Session) -> bool:
                         _store_refreshed(profile, session, await response.text())
                         return True
         except (aiohttp.ClientError, OSError, TimeoutError) as error:
-            log.warning("cannot check the stored session: %s", _short(error))
+            log.warning("cannot check the stored session: %s", short_error(error))
             return True
     if status == 200:
         return True
@@ -295,7 +296,7 @@ async def complete_login(
         try:
             session = await request_login(client, base_url, auth, device_name, device_id, what)
         except (aiohttp.ClientError, OSError, TimeoutError) as error:
-            raise LoginError(f"cannot reach {base_url}: {_short(error)}") from None
+            raise LoginError(f"cannot reach {base_url}: {short_error(error)}") from None
         if what == "token" and user.startswith("@") and session.user_id != user:
             await _discard_login(base_url, session.access_token)
             raise LoginError(
@@ -351,7 +352,7 @@ async def _discard_login(base_url: str, access_token: str) -> None:
     try:
         await _post_logout(base_url, access_token)
     except (aiohttp.ClientError, OSError, TimeoutError) as error:
-        log.warning("logging out the unwanted session failed: %s", _short(error))
+        log.warning("logging out the unwanted session failed: %s", short_error(error))
 
 
 def login_request_body(
@@ -434,7 +435,7 @@ async def logout(profile: Profile) -> Session:
         status, body = await _post_logout(session.homeserver, session.access_token)
     except (TimeoutError, aiohttp.ClientError, OSError) as error:
         raise LoginError(
-            f"cannot reach {session.homeserver}: {_short(error)}; nothing was removed"
+            f"cannot reach {session.homeserver}: {short_error(error)}; nothing was removed"
         ) from None
     # An already invalid token means the device is gone on the server.
     if status != 200 and _errcode(body) != "M_UNKNOWN_TOKEN":

@@ -1,9 +1,10 @@
 """Logging in and out through the OAuth 2.0 API: from tokens to a session.
 
-The grants themselves are in `oauth.py`; this module turns their tokens into
-a stored session (the device's crypto store opened, its keys uploaded, as
-`login.complete_login` does for the Matrix login API), refreshes them for
-`TokenKeeper`, and logs out by revoking them.
+The protocol itself is in `oauth.py` (the authorization server),
+`oauth_client_registration.py` and `oauth_grants.py`; this module turns the
+grants' tokens into a stored session (the device's crypto store opened, its
+keys uploaded, as `login.complete_login` does for the Matrix login API),
+refreshes them for `TokenKeeper`, and logs out by revoking them.
 """
 
 from __future__ import annotations
@@ -15,8 +16,15 @@ import time
 import aiohttp
 
 from tuichat.log_redaction import register_secret
-from tuichat.matrix.account import oauth
+from tuichat.matrix.account import oauth_grants
 from tuichat.matrix.account.login import HTTP_TIMEOUT, LoginError
+from tuichat.matrix.account.oauth import AuthServer, fetch_auth_server
+from tuichat.matrix.account.oauth_client_registration import (
+    ClientCache,
+    ClientRegistration,
+    client_for,
+)
+from tuichat.matrix.account.oauth_grants import Tokens, new_device_id
 from tuichat.matrix.account.session import Profile, Session
 from tuichat.model.sanitize import clean_line
 
@@ -25,18 +33,18 @@ log = logging.getLogger(__name__)
 
 async def prepare(
     profile: Profile, base_url: str, user_id: str | None
-) -> tuple[oauth.AuthServer, oauth.ClientRegistration, str]:
+) -> tuple[AuthServer, ClientRegistration, str]:
     """The authorization server, tuichat's registration with it and the
     device id to ask for: the profile's own when it logs in again (its
     session expired or ended on the server), else a new one."""
     from tuichat.matrix.account.login import reusable_device_id
 
     device_id = await reusable_device_id(profile, user_id)
-    server = await oauth.fetch_auth_server(base_url)
+    server = await fetch_auth_server(base_url)
     if server is None:
         raise LoginError(f"{base_url} does not offer the OAuth 2.0 API")
-    client = await oauth.client_for(profile, server)
-    return server, client, device_id or oauth.new_device_id()
+    client = await client_for(profile, server)
+    return server, client, device_id or new_device_id()
 
 
 async def _whoami(base_url: str, access_token: str) -> tuple[str, str | None]:
@@ -66,9 +74,9 @@ async def _whoami(base_url: str, access_token: str) -> tuple[str, str | None]:
 async def complete(
     profile: Profile,
     base_url: str,
-    server: oauth.AuthServer,
-    client_registration: oauth.ClientRegistration,
-    tokens: oauth.Tokens,
+    server: AuthServer,
+    client_registration: ClientRegistration,
+    tokens: Tokens,
     device_id: str,
     user_id: str | None,
 ) -> Session:
@@ -102,7 +110,7 @@ async def complete(
     profile.ensure()
     if previous is None:
         profile.remove_session()  # leftovers of an earlier, unfinished login
-        oauth.ClientCache(profile).put(client_registration)
+        ClientCache(profile).put(client_registration)
         profile.create_pickle_key()
     now_ms = int(time.time() * 1000)
     session = Session(
@@ -139,9 +147,7 @@ async def complete(
         client.extras.close()
 
 
-async def _revoke_quietly(
-    server: oauth.AuthServer, client: oauth.ClientRegistration, tokens: oauth.Tokens
-) -> None:
+async def _revoke_quietly(server: AuthServer, client: ClientRegistration, tokens: Tokens) -> None:
     """Revoke tokens that must not be kept; a failure is only logged."""
     for token, hint in (
         (tokens.refresh_token, "refresh_token"),
@@ -150,25 +156,25 @@ async def _revoke_quietly(
         if not token:
             continue
         try:
-            await oauth.revoke(server, client, token, hint)
+            await oauth_grants.revoke(server, client, token, hint)
         except LoginError as error:
             log.warning("revoking an unwanted token failed: %s", error)
 
 
-def client_of(profile: Profile, session: Session) -> oauth.ClientRegistration:
+def client_of(profile: Profile, session: Session) -> ClientRegistration:
     """tuichat's registration for an OAuth session (with its secret, if
     the server handed one out)."""
-    cached = oauth.ClientCache(profile).get(session.oauth_issuer)
+    cached = ClientCache(profile).get(session.oauth_issuer)
     if cached is not None and cached.client_id == session.oauth_client_id:
         return cached
-    return oauth.ClientRegistration(session.oauth_issuer, session.oauth_client_id, (), ())
+    return ClientRegistration(session.oauth_issuer, session.oauth_client_id, (), ())
 
 
 async def refresh_session(profile: Profile, session: Session) -> Session:
     """New tokens for an OAuth session from its token endpoint, stored in
     the profile. TokenRefused: the session is over; OAuthUnreachable: try
     again later."""
-    tokens = await oauth.refresh(
+    tokens = await oauth_grants.refresh(
         session.oauth_token_endpoint, client_of(profile, session), session.refresh_token
     )
     register_secret(tokens.access_token)
@@ -186,7 +192,7 @@ async def logout(profile: Profile, session: Session) -> None:
     """End an OAuth session on the server: revoke its refresh token (which
     ends the session and its device) and its access token (RFC 7009). An
     already invalid token counts as done: the server forgot it."""
-    server = await oauth.fetch_auth_server(session.homeserver)
+    server = await fetch_auth_server(session.homeserver)
     if server is None:
         raise LoginError(
             f"{session.homeserver} no longer publishes its OAuth 2.0 metadata; nothing was removed"
@@ -197,5 +203,5 @@ async def logout(profile: Profile, session: Session) -> None:
         (session.access_token, "access_token"),
     ):
         if token:
-            await oauth.revoke(server, client, token, hint)
+            await oauth_grants.revoke(server, client, token, hint)
     log.info("the OAuth session's tokens are revoked")

@@ -213,7 +213,8 @@ class Profile:
     CACHE_FILE = "cache.sqlite3"
     OUTBOX_FILE = "outbox.sqlite3"  # the outbox (tuichat.matrix.storage.outbox) is named from here
     LOCK_FILE = "lock"
-    # Registrations with OAuth 2.0 authorization servers (account/oauth.py).
+    # Registrations with OAuth 2.0 authorization servers
+    # (account/oauth_client_registration.py).
     OAUTH_CLIENTS_FILE = "oauth_clients.json"
 
     def __init__(self, root: Path | str) -> None:
@@ -312,7 +313,7 @@ class Profile:
         if tokens and sealed:
             from dataclasses import replace
 
-            opened = {name: self._unseal_token(session, value) for name, value in sealed.items()}
+            opened = {name: self.unseal_token(session, value) for name, value in sealed.items()}
             session = replace(session, **opened)
         register_secret(session.access_token)
         return session
@@ -329,20 +330,22 @@ class Profile:
         for name in ("access_token", "refresh_token"):
             token = data.pop(name)
             if token:
-                data[f"{name}_sealed"] = self._seal_token(session, token)
+                data[f"{name}_sealed"] = self.seal_token(session, token)
         write_private(self.session_file, json.dumps(data, indent=2).encode())
 
     # The tokens are kept sealed with the profile's key, bound to the user
     # and device they belong to (tuichat/matrix/storage/sealing.py): a copy
     # of the session file alone gives no access to the account.
 
-    def _seal_token(self, session: Session, token: str) -> str:
+    def seal_token(self, session: Session, token: str) -> str:
+        """`token` sealed with the profile's token key, bound to the
+        session's user and device."""
         from tuichat.matrix.storage.sealing import Purpose, Sealer
 
         sealer = Sealer(self.pickle_key(), Purpose.TOKENS)
         return sealer.seal_text(token, session.user_id, session.device_id)
 
-    def _unseal_token(self, session: Session, sealed: str) -> str:
+    def unseal_token(self, session: Session, sealed: str) -> str:
         """The token, or "" if it cannot be opened (another pickle key, a
         damaged one: opening the crypto store then says what is wrong). One
         sealed in an older format is read, and sealed anew at the next save."""
