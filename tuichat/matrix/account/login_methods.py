@@ -16,17 +16,11 @@ from typing import Literal
 import aiohttp
 
 from tuichat.matrix.account.login import HTTP_TIMEOUT, LoginError
+from tuichat.matrix.account.oauth import AUTH_METADATA_PATHS
 from tuichat.model.sanitize import clean_line
 
 Method = Literal["password", "sso", "oauth"]
 METHODS: tuple[Method, ...] = ("password", "sso", "oauth")
-
-# Where the OAuth 2.0 API's server metadata is asked for: the stable
-# endpoint (Matrix 1.15), then MSC2965's unstable one older servers use.
-_AUTH_METADATA_PATHS = (
-    "/_matrix/client/v1/auth_metadata",
-    "/_matrix/client/unstable/org.matrix.msc2965/auth_metadata",
-)
 
 # Flows left out of "other methods" in messages: the ones named already,
 # and application services' (bridges and bots, never a person).
@@ -135,7 +129,7 @@ async def fetch_login_methods(base_url: str) -> LoginMethods:
         try:
             status, data = await _get(http, f"{base_url}/_matrix/client/v3/login")
             issuer = None
-            for path in _AUTH_METADATA_PATHS:
+            for path in AUTH_METADATA_PATHS:
                 meta_status, metadata = await _get(http, base_url + path)
                 if meta_status == 200 and isinstance(metadata, dict):
                     issuer = clean_line(metadata.get("issuer")) or None
