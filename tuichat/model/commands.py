@@ -5,6 +5,9 @@ parser. Parsing is plain Python so it can be tested without a terminal; the
 UI's handlers (`tuichat.ui.commands`, one per name in this table) carry a
 parsed command out through the service. The Help screen and Tab completion
 read the same table.
+
+One concept seen from two sides, hence two modules of this name: this one
+parses what was typed; `tuichat/ui/commands.py` carries each command out.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@
 whitelist, by `tuichat.matrix.content.formatted_body`; the timeline renders these
 blocks (`tuichat.ui.widgets.rich_body`). Every string here is sanitised
 already, and nothing here is markup: spans carry their styles as flags.
+
+The same concept as `tuichat/ui/widgets/rich_body.py`, seen from the other
+side: this module holds the blocks, that one draws them.
 """
 
 from __future__ import annotations

@@ -1,4 +1,10 @@
-"""A key verification as the UI shows it (plain data)."""
+"""A key verification as the UI shows it (plain data).
+
+One concept seen from three sides, hence three modules of this name:
+`tuichat/matrix/crypto/verification.py` runs the protocol, this module
+holds what a verification looks like to the UI, and
+`tuichat/ui/screens/verification.py` is the dialog that shows it.
+"""
 
 from __future__ import annotations
 

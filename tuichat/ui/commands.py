@@ -5,6 +5,9 @@ A handler takes a `CommandContext` (the chat controllers it may use) and
 the parsed command. Whether it needs the service or a room is said in its
 row here, so the "Not connected yet." and "Choose a room first" messages are
 told in one place, in the same order for every command.
+
+One concept seen from two sides, hence two modules of this name: this one
+carries commands out; `tuichat/model/commands.py` parses what was typed.
 """
 
 from __future__ import annotations

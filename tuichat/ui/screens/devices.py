@@ -5,6 +5,9 @@ verification, u unverify, b blacklist, n unblacklist, i ignore, a accept
 a changed identity, r refresh, Escape back. The screen loads its data and
 carries out these choices through the service handed to it (none in a
 screen shown without a connection: it shows what it is given).
+
+The same concept as `tuichat/model/devices.py`, seen from the other side:
+that module holds the values, this screen shows them.
 """
 
 from __future__ import annotations

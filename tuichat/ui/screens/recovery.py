@@ -6,6 +6,10 @@ outcome (`show_progress`, `show_done`, `show_error`, `show_recovery_key`).
 
 The matrix errors it catches are imported when a choice runs: their modules
 bring nio, and this dialog can open before the service has imported it.
+
+The same concept as `tuichat/matrix/crypto/recovery.py`, seen from the
+other side: that module restores and sets up keys, this dialog asks for
+the key or passphrase and shows the outcome.
 """
 
 from __future__ import annotations

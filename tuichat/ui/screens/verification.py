@@ -7,6 +7,11 @@ match" or "They don't match". The other side's progress and the outcome
 closed. Each choice goes to the service handed to the dialog (none in a
 dialog shown without a connection), and is posted as a `Choice` message
 for whoever listens.
+
+One concept seen from three sides, hence three modules of this name:
+`tuichat/matrix/crypto/verification.py` runs the protocol,
+`tuichat/model/verification.py` holds what the dialog shows, and this
+module is the dialog.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ Paragraphs become Rich `Text` built span by span (never parsed as markup);
 code blocks are drawn in a box that keeps their indentation, highlighted
 once `tuichat.ui.widgets.highlight` has done so in the background (plain
 until then). Every line returned fits `width` cells.
+
+The same concept as `tuichat/model/rich_body.py`, seen from the other
+side: that module holds the blocks, this one draws them.
 """
 
 from __future__ import annotations
