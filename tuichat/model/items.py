@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
+from tuichat.model.devices import MessageTrust
 from tuichat.model.rich_body import RichBody
 
 
@@ -160,8 +161,8 @@ class TimelineItem:
     utd_reason: str | None = None
     session_id: str | None = None
     highlight: bool = False
-    # For decrypted events: "own", "verified", "unverified", "unknown_device".
-    trust: str | None = None
+    # For decrypted events: how the message is bound to its sender's device.
+    trust: MessageTrust | None = None
     # Set when the key did not come directly from the sender (see above).
     key_source: str | None = None
     # The sanitised formatted body (HTML through the whitelist), if any.

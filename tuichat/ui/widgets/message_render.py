@@ -24,6 +24,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.strip import Strip
 
+from tuichat.model.devices import MessageTrust
 from tuichat.model.items import KEY_SOURCE_LABELS, ItemKind, SendState, TimelineItem
 from tuichat.model.layout import (
     DAY_BREAK,
@@ -61,6 +62,12 @@ SENDER_COLOURS = (
     "#6796e6",
 )
 
+# Messages marked with a warning: decrypted, but not bound to a device its
+# owner verified.
+WEAKLY_BOUND = frozenset(
+    {MessageTrust.UNVERIFIED, MessageTrust.UNKNOWN_DEVICE, MessageTrust.UNSIGNED}
+)
+
 
 def sender_colour(user_id: str) -> str:
     """A stable colour per user id (the same in every run). A checksum is
@@ -96,9 +103,9 @@ def trust_note(item: TimelineItem) -> str:
     """Why this message is less strongly bound to its sender, if it is."""
     if item.key_source:
         return KEY_SOURCE_LABELS.get(item.key_source, item.key_source)
-    if item.trust == "unknown_device":
+    if item.trust == MessageTrust.UNKNOWN_DEVICE:
         return "sent from a device not known yet"
-    if item.trust == "unsigned":
+    if item.trust == MessageTrust.UNSIGNED:
         return "sent from a device its owner has not verified"
     return ""
 
@@ -156,7 +163,7 @@ class MessageRenderer:
         that is not verified (or not known yet); blank when not encrypted."""
         if not item.encrypted:
             return Text("  ")
-        if item.trust in ("unverified", "unknown_device", "unsigned"):
+        if item.trust in WEAKLY_BOUND:
             return Text.styled("⚠ ", self._host._style("timeline--unverified"))
         return Text.styled("🔒", self._host._style("timeline--lock"))
 
