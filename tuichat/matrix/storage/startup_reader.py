@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from tuichat.matrix.account.session import Profile
 from tuichat.matrix.storage.cache import Cache
 from tuichat.matrix.storage.snapshot import Snapshot, load_snapshot
+from tuichat.matrix.transport.gc_pause import GcPause
 from tuichat.model.events import CachedRoomsRead, CachedTimelineRead, Sink, WaitingSettled
 from tuichat.model.pacing import SLICE_SECONDS
 
@@ -37,8 +38,8 @@ class StartupReader:
         self._sink = sink
         self._cache: Cache | None = None
         self._snapshot: Snapshot | None = None
-        self._gc_paused = gc.isenabled()
-        gc.disable()
+        self._gc = GcPause()
+        self._gc.pause()
 
     @property
     def cache(self) -> Cache:
@@ -95,8 +96,8 @@ class StartupReader:
                     deadline = time.perf_counter() + SLICE_SECONDS
         finally:
             gc.collect()
-            gc.freeze()
-            self._resume_gc()
+            self._gc.freeze_after = True
+            self._gc.resume()
 
     def settle_waiting(self, reason: str) -> None:
         """Nothing will decrypt the cached messages (`reason`, e.g.
@@ -110,14 +111,9 @@ class StartupReader:
         if self._cache is not None:
             self._cache.set_read_marker(room_id, event_id)
 
-    def _resume_gc(self) -> None:
-        if self._gc_paused:
-            self._gc_paused = False
-            gc.enable()
-
     def close(self, *, close_cache: bool = True) -> None:
         """Resume the garbage collector (if `read_rest` never ran) and close
         the cache, unless the service took it over (`close_cache=False`)."""
-        self._resume_gc()
+        self._gc.resume()
         if close_cache and self._cache is not None:
             self._cache.close()

@@ -16,7 +16,10 @@ from types import TracebackType
 class GcPause:
     """`with GcPause() as pause:` runs the block with the collector paused
     (if it was enabled); setting `pause.freeze_after = True` inside the
-    block freezes the survivors before the collector runs again."""
+    block freezes the survivors before the collector runs again.
+
+    A pause that spans more than one block (start-up reading the cache
+    across frames) calls `pause()` and, later, `resume()`."""
 
     __slots__ = ("_resume", "freeze_after")
 
@@ -24,9 +27,20 @@ class GcPause:
         self._resume = False
         self.freeze_after = False
 
-    def __enter__(self) -> GcPause:
+    def pause(self) -> None:
         self._resume = gc.isenabled()
         gc.disable()
+
+    def resume(self) -> None:
+        """Let the collector run again if this pause stopped it (once)."""
+        if self._resume:
+            self._resume = False
+            if self.freeze_after:
+                gc.freeze()
+            gc.enable()
+
+    def __enter__(self) -> GcPause:
+        self.pause()
         return self
 
     def __exit__(
@@ -35,7 +49,4 @@ class GcPause:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if self._resume:
-            if self.freeze_after:
-                gc.freeze()
-            gc.enable()
+        self.resume()
