@@ -9,12 +9,12 @@ told in one place, in the same order for every command.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tuichat.matrix.service import Failed
 from tuichat.model.commands import Command
 from tuichat.model.sanitize import safe_line, safe_text, trusted
 from tuichat.ui.widgets.timeline_view import MembershipDisplay
@@ -184,21 +184,16 @@ def _retry(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -
 def _keys_file(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
     """/export-keys and /import-keys: a wrong file is told before the
     passphrase is asked."""
-    # Paid by these two commands only: the key file's crypto costs about
-    # 40 ms to import, and the dialog is imported where it opens, as all are.
-    from tuichat.matrix import service as key_files
     from tuichat.ui.screens.passphrase import PassphraseDialog
 
+    service = ctx.service
+    assert service is not None
     name, argument = command.name, command.argument
     force = name == "export-keys" and argument.startswith("--force ")
     path = Path(argument.removeprefix("--force ").strip() if force else argument).expanduser()
-    try:
-        if name == "export-keys":
-            key_files.check_export_target(path, force=force)
-        else:
-            key_files.read_key_file(path, key_files.KEY_FILE_HEAD_BYTES)
-    except key_files.KeyFileError as error:
-        told = str(error).replace("; --force", "; /export-keys --force FILE")
+    problem = service.check_key_file(path, export=name == "export-keys", force=force)
+    if problem is not None:
+        told = problem.message.replace("; --force", "; /export-keys --force FILE")
         ctx.chat.main.feedback.show(safe_line(told), error=True)
         return
     if name == "export-keys":
@@ -209,7 +204,7 @@ def _keys_file(ctx: CommandContext, command: Command, mentions: Mapping[str, str
                 "Anyone with the file and the passphrase can read your encrypted history."
             ),
             confirm=True,
-            check=key_files.passphrase_problem,
+            check=service.passphrase_problem,
         )
     else:
         dialog = PassphraseDialog(
@@ -221,7 +216,7 @@ def _keys_file(ctx: CommandContext, command: Command, mentions: Mapping[str, str
     def chosen(passphrase: str | None) -> None:
         if passphrase:
             ctx.app.run_worker(
-                _run_keys_file(ctx, name, path, passphrase, key_files.KeyFileError),
+                _run_keys_file(ctx, name, path, passphrase),
                 group="keys",
                 exclusive=True,
                 exit_on_error=False,
@@ -231,29 +226,33 @@ def _keys_file(ctx: CommandContext, command: Command, mentions: Mapping[str, str
     ctx.app.push_screen(dialog, chosen)
 
 
-async def _run_keys_file(
-    ctx: CommandContext, name: str, path: Path, passphrase: str, file_error: type[Exception]
-) -> None:
+async def _run_keys_file(ctx: CommandContext, name: str, path: Path, passphrase: str) -> None:
     feedback = ctx.chat.main.feedback
     service = ctx.service
     if service is None:
         feedback.show("Not connected yet.", error=True)
         return
-    try:
-        if name == "export-keys":
-            feedback.show("Exporting room keys…")
-            count = await service.export_keys(path, passphrase)
+    failed = f"Key {name.split('-')[0]} failed"
+    if name == "export-keys":
+        feedback.show("Exporting room keys…")
+        count = await service.export_keys(path, passphrase)
+        if isinstance(count, Failed):
+            feedback.show(safe_text(f"{failed}: {count.message}"), error=True)
+        else:
             feedback.show(safe_text(f"Exported {count} room keys to {path}."))
-            return
-        feedback.show("Decrypting the key file…")
-        text = await asyncio.to_thread(path.read_text, encoding="utf-8")
+        return
+    feedback.show("Decrypting the key file…")
+    text = await service.read_key_file(path)
+    if isinstance(text, Failed):
+        feedback.show(safe_text(f"{failed}: {text.message}"), error=True)
+        return
 
-        def progress(done: int, total: int) -> None:
-            feedback.show(f"Importing room keys… {done}/{total}")
+    def progress(done: int, total: int) -> None:
+        feedback.show(f"Importing room keys… {done}/{total}")
 
-        result = await service.import_keys(text, passphrase, progress)
-    except (file_error, OSError, UnicodeDecodeError) as error:
-        feedback.show(safe_text(f"Key {name.split('-')[0]} failed: {error}"), error=True)
+    result = await service.import_keys(text, passphrase, progress)
+    if isinstance(result, Failed):
+        feedback.show(safe_text(f"{failed}: {result.message}"), error=True)
         return
     invalid = f", {result.invalid} unusable" if result.invalid else ""
     feedback.show(
