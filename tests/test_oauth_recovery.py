@@ -123,3 +123,46 @@ async def test_recover_setup_on_the_command_line_needs_no_password(
     out, err = await asyncio.wait_for(process.communicate(), 120)
     assert process.returncode == 0, err.decode()
     assert "Recovery is set up. Your recovery key is:" in out.decode()
+
+
+async def test_the_account_command_shows_the_account_page_without_a_browser(
+    oauth_synapse: LocalSynapse,
+    oauth_server: AuthServer,
+    profile: Profile,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tuichat.ui.app import TuichatApp
+
+    for name in NO_BROWSER:
+        monkeypatch.delenv(name, raising=False)
+    session = await oauth_log_in(oauth_server, oauth_synapse, profile)
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(200, 36)) as pilot:
+        await wait_ui(pilot, lambda: app.service is not None and app.service.synced_once, 30)
+        feedback = app.main.feedback
+        await type_text(pilot, "/account device")
+        page = (
+            f"{oauth_server.issuer}account?action=org.matrix.session_view"
+            f"&device_id={session.device_id}"
+        )
+        await wait_ui(pilot, lambda: page in str(feedback.render()), 20)
+        assert str(feedback.render()).startswith("Open your account page in a browser: ")
+
+        await type_text(pilot, "/account nonsense")
+        await wait_ui(pilot, lambda: "Usage: /account [profile" in str(feedback.render()))
+
+
+async def test_a_server_without_the_oauth_api_has_no_account_page(
+    synapse: LocalSynapse, new_user: Any, profile: Profile
+) -> None:
+    from tests.conftest import log_in
+    from tuichat.ui.app import TuichatApp
+
+    await log_in(synapse, profile, new_user("alice"))
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(160, 36)) as pilot:
+        await wait_ui(pilot, lambda: app.service is not None and app.service.synced_once, 30)
+        assert app.service is not None and not app.service.oauth_account
+        assert await app.service.account_url("profile") is None
+        await type_text(pilot, "/account")
+        await wait_ui(pilot, lambda: "has no account page" in str(app.main.feedback.render()))

@@ -340,12 +340,17 @@ async def account_url(profile: Profile, action: str | None) -> str:
     session = profile.load_session(tokens=False)
     if session is None:
         raise LoginError(f"{profile.root} holds no session; run tuichat login first")
-    server = await oauth.fetch_auth_server(session.homeserver)
-    if server is None:
+    from tuichat.matrix.service.account_page import account_url as page_url
+    from tuichat.matrix.service.outcome import Failed
+
+    url = await page_url(session, action)
+    if isinstance(url, Failed):
+        raise LoginError(url.message)
+    if url is None:
         raise LoginError(
             f"{session.homeserver} does not use the OAuth 2.0 API and publishes no account page"
         )
-    return server.account_url(action, session.device_id)
+    return url
 
 
 def account_command(args: argparse.Namespace, profile_dir: Path) -> int:

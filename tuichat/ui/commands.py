@@ -266,6 +266,39 @@ def _help(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) ->
     ctx.app.action_help()
 
 
+# -- the account page (issue 20: OAuth 2.0 API) -------------------------------------
+
+
+def _account(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
+    action = command.args[0] if command.args else None
+    ctx.app.run_worker(_open_account_page(ctx, action), group="commands", exit_on_error=False)
+
+
+async def _open_account_page(ctx: CommandContext, action: str | None) -> None:
+    """Open the account page in the browser, or show its address when no
+    browser can be opened here (SSH)."""
+    from tuichat.browser import can_open_browser, open_browser
+
+    feedback, service = ctx.chat.main.feedback, ctx.service
+    if service is None:
+        feedback.show("Not connected yet.", error=True)
+        return
+    feedback.show("Asking the server for your account page…")
+    url = await service.account_url(action)
+    if isinstance(url, Failed):
+        feedback.show(safe_text(f"No account page: {url.message}"), error=True)
+    elif url is None:
+        feedback.show(
+            "Your server has no account page: it does not use the OAuth 2.0 API. "
+            "Manage your account with its own tools or another client.",
+            error=True,
+        )
+    elif can_open_browser() and await open_browser(url):
+        feedback.show(safe_line(f"Opened your account page in the browser: {url}"))
+    else:
+        feedback.show(safe_line(f"Open your account page in a browser: {url}"))
+
+
 HANDLERS: dict[str, CommandHandler] = {
     "join": CommandHandler(_join),
     "leave": CommandHandler(_leave, needs_room=True),
@@ -289,4 +322,6 @@ HANDLERS: dict[str, CommandHandler] = {
     "export-keys": CommandHandler(_keys_file),
     "import-keys": CommandHandler(_keys_file),
     "help": CommandHandler(_help, needs_service=False),
+    # The account page (issue 20: OAuth 2.0 API).
+    "account": CommandHandler(_account),
 }

@@ -476,3 +476,10 @@ class MatrixService:
 
     def passphrase_problem(self, passphrase: str) -> str | None:
         return key_files.passphrase_problem(passphrase)
+
+    # -- the account page (issue 20: OAuth 2.0 API) ------------------------------------------
+
+    async def account_url(self, action: str | None = None) -> Outcome[str | None]:
+        from tuichat.matrix.service.account_page import account_url
+
+        return await account_url(self._context.session, action)
