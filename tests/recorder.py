@@ -1,10 +1,13 @@
-"""A sink for the service's domain events, with helpers to wait on them."""
+"""A sink for the service's domain events, with helpers to wait on them;
+`expect_failed` for the service calls that return `Failed`."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from tuichat.matrix.service.outcome import Failed
 from tuichat.model.events import (
     ItemsReplaced,
     RoomsChanged,
@@ -71,3 +74,12 @@ async def join_invite(
     await wait_until(
         lambda: (r := recorder.rooms().get(room_id)) and r.membership is Membership.JOIN, 30
     )
+
+
+def expect_failed(outcome: object, match: str = "") -> Failed:
+    """What `pytest.raises(match=...)` asserts of a raising call, for one
+    that returns `Failed`: it failed, with a message `match` is found in
+    (`re.search`)."""
+    assert isinstance(outcome, Failed), f"expected a failure, got {outcome!r}"
+    assert re.search(match, outcome.message), f"{match!r} not in {outcome.message!r}"
+    return outcome

@@ -38,7 +38,7 @@ def test_the_facade_has_every_call_of_the_protocol_with_its_signature() -> None:
             getattr(ChatService, name)
         ), f"{name}: async or not, as the protocol says"
     attributes = {n for n, v in _members(ChatService).items() if isinstance(v, property)}
-    assert attributes == {"user_id", "first_sync_done"}
+    assert attributes == {"user_id", "first_sync_done", "oauth_account"}
     for attribute in attributes:
         assert isinstance(getattr(MatrixService, attribute, None), property) or (
             f"self.{attribute} =" in inspect.getsource(MatrixService.__init__)
@@ -66,13 +66,30 @@ def test_every_name_the_package_exports_resolves() -> None:
         assert getattr(service, name) is not None, name
 
 
-def test_the_error_types_the_ui_catches_come_from_the_service_package() -> None:
-    import tuichat.matrix.service as service
-    from tuichat.matrix.content.file_messages import AttachmentError
-    from tuichat.matrix.transport.http import MatrixHttpError
+def test_the_ui_catches_no_matrix_errors_the_calls_return_failed() -> None:
+    """One error rule: the calls the UI makes return `Failed` for expected
+    failures, so the UI imports no exception type from the service but
+    ProfileError (a damaged profile, met at start-up)."""
+    import ast
 
-    assert service.AttachmentError is AttachmentError
-    assert service.MatrixHttpError is MatrixHttpError
+    import tuichat.matrix.service as service
+    import tuichat.ui
+
+    imported: set[str] = set()
+    for source in Path(tuichat.ui.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module == "tuichat.matrix.service":
+                imported.update(alias.name for alias in node.names)
+    errors = {
+        name
+        for name in imported
+        if isinstance(value := getattr(service, name), type) and issubclass(value, BaseException)
+    }
+    assert errors == {"ProfileError"}
+    assert "Failed" in imported
+    assert str(service.Failed("the server could not be reached")) == (
+        "the server could not be reached"
+    )
 
 
 def test_constructing_the_service_imports_no_nio(tmp_path: Path) -> None:

@@ -213,8 +213,7 @@ def _key_file_and_passphrase(path: Path, exporting: bool, force: bool) -> tuple[
 
 def _keys(args: argparse.Namespace, profile_dir: Path) -> int:
     from tuichat.matrix.account.session import Profile, ProfileError
-    from tuichat.matrix.crypto.key_export import KeyFileError
-    from tuichat.matrix.service import MatrixService
+    from tuichat.matrix.service import Failed, MatrixService, Outcome
 
     path = Path(args.file).expanduser()
     exporting = args.keys_action == "export"
@@ -228,17 +227,18 @@ def _keys(args: argparse.Namespace, profile_dir: Path) -> int:
         if total >= 500:
             print(f"\rImporting room keys: {done}/{total}", end="", file=sys.stderr, flush=True)
 
-    async def run() -> str:
+    async def run() -> Outcome[str]:
         service = MatrixService(Profile(profile_dir), lambda event: None)
         await service.open()
         try:
             if exporting:
-                try:
-                    count = await service.export_keys(path, passphrase)
-                except OSError as error:  # a full disk: the target, not a temp file
-                    raise KeyFileError(f"cannot write {path}: {error.strerror}") from None
+                count = await service.export_keys(path, passphrase)
+                if isinstance(count, Failed):
+                    return count
                 return f"Exported {count} room keys to {path}"
             result = await service.import_keys(text, passphrase, progress)
+            if isinstance(result, Failed):
+                return result
             if result.total >= 500:
                 print(file=sys.stderr)
             invalid = f", {result.invalid} unusable" if result.invalid else ""
@@ -247,9 +247,12 @@ def _keys(args: argparse.Namespace, profile_dir: Path) -> int:
             await service.stop()
 
     try:
-        print(safe_text(asyncio.run(run())))
-    except (KeyFileError, ProfileError, LookupError, OSError) as error:
+        done = asyncio.run(run())
+    except (ProfileError, LookupError, OSError) as error:
         return _fail(safe_line(str(error)))
+    if isinstance(done, Failed):
+        return _fail(safe_line(done.message))
+    print(safe_text(done))
     return 0
 
 
@@ -299,30 +302,38 @@ def _progress_bar(done: int, total: int) -> None:
 
 
 def _recover(args: argparse.Namespace, profile_dir: Path) -> int:
+    from tuichat.cli_login import terminal_approval
     from tuichat.matrix.account.session import Profile, ProfileError
-    from tuichat.matrix.crypto.key_backup import BackupError
-    from tuichat.matrix.crypto.secret_storage import SecretStorageError
-    from tuichat.matrix.service import MatrixService
-    from tuichat.matrix.transport.http import MatrixHttpError
+    from tuichat.matrix.service import Failed, MatrixService, Outcome
 
-    async def run() -> str:
+    async def run() -> Outcome[str]:
         service = MatrixService(Profile(profile_dir), lambda event: None)
         await service.open()
         try:
             status = await service.recovery_status()
+            if isinstance(status, Failed):
+                return status
             if args.setup:
                 if status.has_secret_storage:
-                    raise SecretStorageError(
+                    return Failed(
                         "recovery is already set up on this account; "
                         "use `tuichat recover` to restore with it"
                     )
                 passphrase = _read_secret("Passphrase", confirm=True) if args.passphrase else None
                 password = None
-                if not await service.has_cross_signing():
+                has_keys = await service.has_cross_signing()
+                if isinstance(has_keys, Failed):
+                    return has_keys
+                if not has_keys and not service.oauth_account:
                     password = _read_secret(
                         "Account password (to create your cross-signing keys)", confirm=False
                     )
-                recovery_key = await service.setup_recovery(passphrase, password)
+                # OAuth 2.0 API accounts have no password: the server may
+                # ask for an approval in the browser instead.
+                approve = terminal_approval().approve if service.oauth_account else None
+                recovery_key = await service.setup_recovery(passphrase, password, approve)
+                if isinstance(recovery_key, Failed):
+                    return recovery_key
                 return (
                     "Recovery is set up. Your recovery key is:\n\n"
                     f"    {recovery_key}\n\n"
@@ -331,7 +342,7 @@ def _recover(args: argparse.Namespace, profile_dir: Path) -> int:
                     "your encrypted history."
                 )
             if not status.has_secret_storage:
-                raise SecretStorageError(
+                return Failed(
                     "this account has no recovery set up; `tuichat recover --setup` creates it"
                 )
             if args.passphrase:
@@ -340,6 +351,8 @@ def _recover(args: argparse.Namespace, profile_dir: Path) -> int:
             else:
                 secret = _read_secret("Recovery key", confirm=False)
                 result = await service.recover(recovery_key=secret, progress=_progress_bar)
+            if isinstance(result, Failed):
+                return result
             return (
                 f"Restored {result.imported} new room keys from the key backup "
                 f"({result.total} in it"
@@ -350,13 +363,14 @@ def _recover(args: argparse.Namespace, profile_dir: Path) -> int:
             await service.stop()
 
     try:
-        print(safe_text(asyncio.run(run())))
-    except (SecretStorageError, BackupError, ProfileError, LookupError, OSError) as error:
+        done = asyncio.run(run())
+    except (ProfileError, LookupError, OSError) as error:
         return _fail(safe_line(str(error)))
-    except MatrixHttpError as error:
-        return _fail(safe_line(f"the server refused: {error}"))
     except (ValueError, EOFError, KeyboardInterrupt) as error:
         return _fail(safe_line(str(error)) or "cancelled")
+    if isinstance(done, Failed):
+        return _fail(safe_line(done.message))
+    print(safe_text(done))
     return 0
 
 

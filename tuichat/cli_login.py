@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import getpass
 import logging
-import os
 import sys
-import threading
-import webbrowser
 from pathlib import Path
 
+from tuichat.browser import can_open_browser, open_browser, open_in_browser
 from tuichat.matrix.account import oauth, oauth_grants, oauth_login
 from tuichat.matrix.account.login import (
     LoginError,
@@ -53,8 +50,6 @@ log = logging.getLogger(__name__)
 
 # How long single sign-on may take in the browser before tuichat gives up.
 SSO_TIMEOUT_S = 600.0
-# How long to wait for the browser command to report whether it opened.
-BROWSER_START_S = 3.0
 
 
 def _say(text: SafeText) -> None:
@@ -99,42 +94,6 @@ def choose_identity_provider(
         _say(safe_line(f"Type a number from 1 to {len(providers)}."))
 
 
-def _can_open_browser() -> bool:
-    """Whether a graphical browser can be on this machine. Over SSH without
-    a display there is none, and Python's fallback would start a text
-    browser inside this terminal."""
-    if sys.platform in ("darwin", "win32") or os.environ.get("BROWSER"):
-        return True
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-
-
-def _open_in_browser(url: str) -> bool:
-    try:
-        return bool(webbrowser.open(url))
-    except webbrowser.Error:
-        return False
-
-
-async def _open_browser(url: str) -> bool:
-    """Open `url` without blocking the loopback server: `webbrowser` waits
-    for a $BROWSER command to exit, which may be the browser itself. A
-    browser still starting after a few seconds counts as opened."""
-    loop = asyncio.get_running_loop()
-    result: asyncio.Future[bool] = loop.create_future()
-
-    def run() -> None:
-        opened = _open_in_browser(url)
-        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
-            loop.call_soon_threadsafe(lambda: result.done() or result.set_result(opened))
-
-    # A daemon thread, not the default executor: exiting must not wait for it.
-    threading.Thread(target=run, name="open-browser", daemon=True).start()
-    try:
-        return await asyncio.wait_for(asyncio.shield(result), BROWSER_START_S)
-    except TimeoutError:
-        return True
-
-
 async def sso_login(
     profile: Profile,
     base_url: str,
@@ -152,7 +111,7 @@ async def sso_login(
         url = sso_redirect_url(base_url, callback.url, provider.id if provider else None)
         log.info("single sign-on on %s, identity provider %r", base_url, provider and provider.id)
         via = f" with {provider.name}" if provider else ""
-        opened = not args.no_browser and _can_open_browser() and await _open_browser(url)
+        opened = not args.no_browser and can_open_browser() and await open_browser(url)
         if opened:
             _say(safe_line(f"Opened your browser to sign in{via}. If it did not open, go to:"))
         else:
@@ -199,7 +158,7 @@ def _device_grant_wanted(args: argparse.Namespace, server: oauth.AuthServer) -> 
         return True
     if grant == "code":
         return False
-    return server.offers_device_grant and (args.no_browser or not _can_open_browser())
+    return server.offers_device_grant and (args.no_browser or not can_open_browser())
 
 
 def _countdown(seconds_left: float) -> None:
@@ -284,7 +243,7 @@ async def oauth_code_login(
         request = oauth_grants.authorization_request(
             server, client, callback.url, device_id, callback.state
         )
-        opened = not args.no_browser and _can_open_browser() and await _open_browser(request.url)
+        opened = not args.no_browser and can_open_browser() and await open_browser(request.url)
         if opened:
             _say(trusted("Opened your browser to sign in. If it did not open, go to:"))
         else:
@@ -384,12 +343,17 @@ async def account_url(profile: Profile, action: str | None) -> str:
     session = profile.load_session(tokens=False)
     if session is None:
         raise LoginError(f"{profile.root} holds no session; run tuichat login first")
-    server = await oauth.fetch_auth_server(session.homeserver)
-    if server is None:
+    from tuichat.matrix.service.account_page import account_url as page_url
+    from tuichat.matrix.service.outcome import Failed
+
+    url = await page_url(session, action)
+    if isinstance(url, Failed):
+        raise LoginError(url.message)
+    if url is None:
         raise LoginError(
             f"{session.homeserver} does not use the OAuth 2.0 API and publishes no account page"
         )
-    return server.account_url(action, session.device_id)
+    return url
 
 
 def account_command(args: argparse.Namespace, profile_dir: Path) -> int:
@@ -401,7 +365,7 @@ def account_command(args: argparse.Namespace, profile_dir: Path) -> int:
     except (LoginError, ProfileError) as error:
         print(safe_line("tuichat: " + str(error)), file=sys.stderr)
         return 1
-    if not args.no_browser and _can_open_browser() and _open_in_browser(url):
+    if not args.no_browser and can_open_browser() and open_in_browser(url):
         _say(trusted("Opened your account page:"))
     else:
         _say(trusted("Your account page:"))
@@ -421,7 +385,7 @@ def terminal_approval(password: PasswordAuth | None = None) -> BrowserApproval:
                 "the browser (it has no password to ask for)."
             )
         )
-        if _can_open_browser() and await _open_browser(url):
+        if can_open_browser() and await open_browser(url):
             _say(trusted("Opened the page to approve it in your browser:"))
         else:
             _say(trusted("Open this address and approve it:"))

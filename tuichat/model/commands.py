@@ -95,6 +95,17 @@ def one_of(*choices: str) -> ArgumentParser:
     return parse
 
 
+def optional_one_of(*choices: str) -> ArgumentParser:
+    """Nothing, or one of `choices`."""
+
+    def parse(argument: str) -> tuple[str, ...]:
+        if argument and argument not in choices:
+            raise UsageError
+        return (argument,) if argument else ()
+
+    return parse
+
+
 def on_off_global(argument: str) -> tuple[str, ...]:
     """ "on" or "off", then optionally "global"."""
     words = argument.split()
@@ -196,6 +207,13 @@ COMMANDS: dict[str, CommandSpec] = {
         ),
         CommandSpec(
             "help", "/help", f"every command and key (also {key_label(DEFAULT_KEYS['help'])})"
+        ),
+        # The account page (issue 20: OAuth 2.0 API).
+        CommandSpec(
+            "account",
+            "/account [profile|sessions|device|end-device|cross-signing-reset]",
+            "open your account's page on the server (OAuth 2.0 API servers)",
+            optional_one_of("profile", "sessions", "device", "end-device", "cross-signing-reset"),
         ),
     )
 }

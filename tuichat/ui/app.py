@@ -266,6 +266,12 @@ class TuichatApp(App[int]):
         yield SystemCommand(
             "Recover encrypted history", "Recovery key or passphrase", self.people.open_recovery
         )
+        # The account page (issue 20: OAuth 2.0 API).
+        yield SystemCommand(
+            "Account page",
+            "Your account's page on the server (/account)",
+            lambda: self.chat.submitted("/account", {}),
+        )
         for mode in MembershipDisplay:
             yield SystemCommand(
                 f"Membership changes: {mode.value}",

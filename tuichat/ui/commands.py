@@ -12,12 +12,12 @@ carries commands out; `tuichat/model/commands.py` parses what was typed.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tuichat.matrix.service import Failed
 from tuichat.model.commands import Command
 from tuichat.model.sanitize import safe_line, safe_text, trusted
 from tuichat.ui.widgets.timeline_view import MembershipDisplay
@@ -187,21 +187,16 @@ def _retry(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -
 def _keys_file(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
     """/export-keys and /import-keys: a wrong file is told before the
     passphrase is asked."""
-    # Paid by these two commands only: the key file's crypto costs about
-    # 40 ms to import, and the dialog is imported where it opens, as all are.
-    from tuichat.matrix import service as key_files
     from tuichat.ui.screens.passphrase import PassphraseDialog
 
+    service = ctx.service
+    assert service is not None
     name, argument = command.name, command.argument
     force = name == "export-keys" and argument.startswith("--force ")
     path = Path(argument.removeprefix("--force ").strip() if force else argument).expanduser()
-    try:
-        if name == "export-keys":
-            key_files.check_export_target(path, force=force)
-        else:
-            key_files.read_key_file(path, key_files.KEY_FILE_HEAD_BYTES)
-    except key_files.KeyFileError as error:
-        told = str(error).replace("; --force", "; /export-keys --force FILE")
+    problem = service.check_key_file(path, export=name == "export-keys", force=force)
+    if problem is not None:
+        told = problem.message.replace("; --force", "; /export-keys --force FILE")
         ctx.chat.main.feedback.show(safe_line(told), error=True)
         return
     if name == "export-keys":
@@ -212,7 +207,7 @@ def _keys_file(ctx: CommandContext, command: Command, mentions: Mapping[str, str
                 "Anyone with the file and the passphrase can read your encrypted history."
             ),
             confirm=True,
-            check=key_files.passphrase_problem,
+            check=service.passphrase_problem,
         )
     else:
         dialog = PassphraseDialog(
@@ -224,7 +219,7 @@ def _keys_file(ctx: CommandContext, command: Command, mentions: Mapping[str, str
     def chosen(passphrase: str | None) -> None:
         if passphrase:
             ctx.app.run_worker(
-                _run_keys_file(ctx, name, path, passphrase, key_files.KeyFileError),
+                _run_keys_file(ctx, name, path, passphrase),
                 group="keys",
                 exclusive=True,
                 exit_on_error=False,
@@ -234,29 +229,33 @@ def _keys_file(ctx: CommandContext, command: Command, mentions: Mapping[str, str
     ctx.app.push_screen(dialog, chosen)
 
 
-async def _run_keys_file(
-    ctx: CommandContext, name: str, path: Path, passphrase: str, file_error: type[Exception]
-) -> None:
+async def _run_keys_file(ctx: CommandContext, name: str, path: Path, passphrase: str) -> None:
     feedback = ctx.chat.main.feedback
     service = ctx.service
     if service is None:
         feedback.show("Not connected yet.", error=True)
         return
-    try:
-        if name == "export-keys":
-            feedback.show("Exporting room keys…")
-            count = await service.export_keys(path, passphrase)
+    failed = f"Key {name.split('-')[0]} failed"
+    if name == "export-keys":
+        feedback.show("Exporting room keys…")
+        count = await service.export_keys(path, passphrase)
+        if isinstance(count, Failed):
+            feedback.show(safe_text(f"{failed}: {count.message}"), error=True)
+        else:
             feedback.show(safe_text(f"Exported {count} room keys to {path}."))
-            return
-        feedback.show("Decrypting the key file…")
-        text = await asyncio.to_thread(path.read_text, encoding="utf-8")
+        return
+    feedback.show("Decrypting the key file…")
+    text = await service.read_key_file(path)
+    if isinstance(text, Failed):
+        feedback.show(safe_text(f"{failed}: {text.message}"), error=True)
+        return
 
-        def progress(done: int, total: int) -> None:
-            feedback.show(f"Importing room keys… {done}/{total}")
+    def progress(done: int, total: int) -> None:
+        feedback.show(f"Importing room keys… {done}/{total}")
 
-        result = await service.import_keys(text, passphrase, progress)
-    except (file_error, OSError, UnicodeDecodeError) as error:
-        feedback.show(safe_text(f"Key {name.split('-')[0]} failed: {error}"), error=True)
+    result = await service.import_keys(text, passphrase, progress)
+    if isinstance(result, Failed):
+        feedback.show(safe_text(f"{failed}: {result.message}"), error=True)
         return
     invalid = f", {result.invalid} unusable" if result.invalid else ""
     feedback.show(
@@ -268,6 +267,39 @@ async def _run_keys_file(
 
 def _help(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
     ctx.app.action_help()
+
+
+# -- the account page (issue 20: OAuth 2.0 API) -------------------------------------
+
+
+def _account(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
+    action = command.args[0] if command.args else None
+    ctx.app.run_worker(_open_account_page(ctx, action), group="commands", exit_on_error=False)
+
+
+async def _open_account_page(ctx: CommandContext, action: str | None) -> None:
+    """Open the account page in the browser, or show its address when no
+    browser can be opened here (SSH)."""
+    from tuichat.browser import can_open_browser, open_browser
+
+    feedback, service = ctx.chat.main.feedback, ctx.service
+    if service is None:
+        feedback.show("Not connected yet.", error=True)
+        return
+    feedback.show("Asking the server for your account page…")
+    url = await service.account_url(action)
+    if isinstance(url, Failed):
+        feedback.show(safe_text(f"No account page: {url.message}"), error=True)
+    elif url is None:
+        feedback.show(
+            "Your server has no account page: it does not use the OAuth 2.0 API. "
+            "Manage your account with its own tools or another client.",
+            error=True,
+        )
+    elif can_open_browser() and await open_browser(url):
+        feedback.show(safe_line(f"Opened your account page in the browser: {url}"))
+    else:
+        feedback.show(safe_line(f"Open your account page in a browser: {url}"))
 
 
 HANDLERS: dict[str, CommandHandler] = {
@@ -293,4 +325,6 @@ HANDLERS: dict[str, CommandHandler] = {
     "export-keys": CommandHandler(_keys_file),
     "import-keys": CommandHandler(_keys_file),
     "help": CommandHandler(_help, needs_service=False),
+    # The account page (issue 20: OAuth 2.0 API).
+    "account": CommandHandler(_account),
 }

@@ -18,11 +18,15 @@ passes each to the part that does the job:
 - `room_views.py`: room summaries, DM flags, in-place replacements;
 - `trust.py`: devices, trust decisions, emoji verification;
 - `room_keys.py`: recovery, key backup, key export and import, upkeep;
-- `token_recovery.py`: an expired access token refreshed, or a logout.
+- `key_files.py`: key export files checked before a passphrase is asked;
+- `token_recovery.py`: an expired access token refreshed, or a logout;
+- `account_page.py`: the account management page of OAuth 2.0 API servers;
+- `outcome.py`: `Failed`, what a call that failed in an expected way
+  returns instead of raising (`Outcome[T]` is `T | Failed`).
 
-Importing this package imports neither nio nor aiohttp. `Profile`, the
-error types the UI catches and the key-file checks are available here too;
-those defined beside nio are imported when first asked for.
+Importing this package imports neither nio nor aiohttp. `Profile` (and the
+`ProfileError` of a damaged profile, met at start-up) is available here
+too; the names defined beside nio are imported when first asked for.
 """
 
 from __future__ import annotations
@@ -33,38 +37,17 @@ from typing import TYPE_CHECKING, Any
 from tuichat.matrix.account.session import Profile, ProfileError
 from tuichat.matrix.service.api import PAGE_SIZE, SYNC_TIMEOUT_MS, ChatService
 from tuichat.matrix.service.facade import MatrixService
+from tuichat.matrix.service.outcome import Failed, Outcome
 
 if TYPE_CHECKING:
     from tuichat.matrix.content.direct_messages import ProfileLookup
-    from tuichat.matrix.content.file_messages import AttachmentError
-    from tuichat.matrix.crypto.key_backup import BackupError
-    from tuichat.matrix.crypto.key_export import HEAD_BYTES as KEY_FILE_HEAD_BYTES
-    from tuichat.matrix.crypto.key_export import (
-        KeyFileError,
-        check_export_target,
-        passphrase_problem,
-        read_key_file,
-    )
-    from tuichat.matrix.crypto.secret_storage import SecretStorageError
     from tuichat.matrix.service.sync_loop import SyncHTTPError, sync_filter
     from tuichat.matrix.storage.startup_reader import StartupReader
-    from tuichat.matrix.transport.http import MatrixHttpError
-    from tuichat.matrix.transport.network import NETWORK_ERRORS
 
 # Name here -> (the module that defines it, its name there); imported on
 # first access.
 _LAZY = {
-    "AttachmentError": ("tuichat.matrix.content.file_messages", "AttachmentError"),
-    "BackupError": ("tuichat.matrix.crypto.key_backup", "BackupError"),
-    "KeyFileError": ("tuichat.matrix.crypto.key_export", "KeyFileError"),
-    "KEY_FILE_HEAD_BYTES": ("tuichat.matrix.crypto.key_export", "HEAD_BYTES"),
-    "check_export_target": ("tuichat.matrix.crypto.key_export", "check_export_target"),
-    "read_key_file": ("tuichat.matrix.crypto.key_export", "read_key_file"),
-    "passphrase_problem": ("tuichat.matrix.crypto.key_export", "passphrase_problem"),
-    "MatrixHttpError": ("tuichat.matrix.transport.http", "MatrixHttpError"),
-    "NETWORK_ERRORS": ("tuichat.matrix.transport.network", "NETWORK_ERRORS"),
     "ProfileLookup": ("tuichat.matrix.content.direct_messages", "ProfileLookup"),
-    "SecretStorageError": ("tuichat.matrix.crypto.secret_storage", "SecretStorageError"),
     "StartupReader": ("tuichat.matrix.storage.startup_reader", "StartupReader"),
     "SyncHTTPError": ("tuichat.matrix.service.sync_loop", "SyncHTTPError"),
     "sync_filter": ("tuichat.matrix.service.sync_loop", "sync_filter"),
@@ -82,24 +65,16 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "KEY_FILE_HEAD_BYTES",
-    "NETWORK_ERRORS",
     "PAGE_SIZE",
     "SYNC_TIMEOUT_MS",
-    "AttachmentError",
-    "BackupError",
     "ChatService",
-    "KeyFileError",
-    "MatrixHttpError",
+    "Failed",
     "MatrixService",
+    "Outcome",
     "Profile",
     "ProfileError",
     "ProfileLookup",
-    "SecretStorageError",
     "StartupReader",
     "SyncHTTPError",
-    "check_export_target",
-    "passphrase_problem",
-    "read_key_file",
     "sync_filter",
 ]

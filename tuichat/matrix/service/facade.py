@@ -15,7 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuichat.matrix.service.api import PAGE_SIZE, SYNC_TIMEOUT_MS
+from tuichat.matrix.service import key_files
+from tuichat.matrix.service.api import PAGE_SIZE, SYNC_TIMEOUT_MS, Approve
+from tuichat.matrix.service.outcome import Failed, Outcome
 
 if TYPE_CHECKING:
     from tuichat.matrix.account.session import Profile, Session
@@ -328,17 +330,19 @@ class MatrixService:
     async def upload_limit(self) -> int | None:
         return await self.parts.transfers.upload_limit()
 
-    async def send_file(self, room_id: str, path: Path, progress: Progress | None = None) -> str:
+    async def send_file(
+        self, room_id: str, path: Path, progress: Progress | None = None
+    ) -> Outcome[str]:
         return await self.parts.transfers.send_file(room_id, path, progress)
 
     async def fetch_attachment(
         self, attachment: Attachment, *, max_bytes: int | None = None
-    ) -> bytes:
+    ) -> Outcome[bytes]:
         return await self.parts.transfers.fetch_attachment(attachment, max_bytes=max_bytes)
 
     async def download(
         self, attachment: Attachment, directory: Path, data: bytes | None = None
-    ) -> Path:
+    ) -> Outcome[Path]:
         return await self.parts.transfers.download(attachment, directory, data)
 
     async def preview_data(self, attachment: Attachment) -> bytes | None:
@@ -425,7 +429,7 @@ class MatrixService:
 
     # -- keys and recovery ------------------------------------------------------------------
 
-    async def recovery_status(self) -> RecoveryStatus:
+    async def recovery_status(self) -> Outcome[RecoveryStatus]:
         return await self.parts.keys.recovery_status()
 
     async def recover(
@@ -434,23 +438,48 @@ class MatrixService:
         recovery_key: str | None = None,
         passphrase: str | None = None,
         progress: Callable[[int, int], None] | None = None,
-    ) -> ImportResult:
+    ) -> Outcome[ImportResult]:
         return await self.parts.keys.recover(
             recovery_key=recovery_key, passphrase=passphrase, progress=progress
         )
 
     async def setup_recovery(
-        self, passphrase: str | None = None, password: str | None = None
-    ) -> str:
-        return await self.parts.keys.setup_recovery(passphrase, password)
+        self,
+        passphrase: str | None = None,
+        password: str | None = None,
+        approve: Approve | None = None,
+    ) -> Outcome[str]:
+        return await self.parts.keys.setup_recovery(passphrase, password, approve)
 
-    async def has_cross_signing(self) -> bool:
+    @property
+    def oauth_account(self) -> bool:
+        """Whether the account signs in through the OAuth 2.0 API (it has no
+        password; approvals happen on the server's account page)."""
+        return bool(self._context.session.oauth_issuer)
+
+    async def has_cross_signing(self) -> Outcome[bool]:
         return await self.parts.keys.has_cross_signing()
 
-    async def export_keys(self, path: Path, passphrase: str) -> int:
+    async def export_keys(self, path: Path, passphrase: str) -> Outcome[int]:
         return await self.parts.keys.export_keys(path, passphrase)
 
     async def import_keys(
         self, text: str, passphrase: str, progress: Callable[[int, int], None] | None = None
-    ) -> ImportResult:
+    ) -> Outcome[ImportResult]:
         return await self.parts.keys.import_keys(text, passphrase, progress)
+
+    def check_key_file(self, path: Path, *, export: bool, force: bool = False) -> Failed | None:
+        return key_files.check_key_file(path, export=export, force=force)
+
+    async def read_key_file(self, path: Path) -> Outcome[str]:
+        return await key_files.read_key_file(path)
+
+    def passphrase_problem(self, passphrase: str) -> str | None:
+        return key_files.passphrase_problem(passphrase)
+
+    # -- the account page (issue 20: OAuth 2.0 API) ------------------------------------------
+
+    async def account_url(self, action: str | None = None) -> Outcome[str | None]:
+        from tuichat.matrix.service.account_page import account_url
+
+        return await account_url(self._context.session, action)

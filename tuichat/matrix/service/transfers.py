@@ -4,7 +4,9 @@ encrypted rooms, downloads checked and decrypted, image previews.
 A file bigger than the server's `m.upload.size` is refused before anything
 is read or sent. The upload itself is not in the outbox (the bytes are not
 kept); once uploaded, the message pointing at it goes through the outbox
-like any other, so it is sent once and in order.
+like any other, so it is sent once and in order. The calls the UI makes
+return their value or a `Failed` sentence (too large, unreadable,
+interrupted, a bad checksum).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from tuichat.matrix.content import file_messages as attachments
 from tuichat.matrix.content.convert import human_size
 from tuichat.matrix.content.file_messages import AttachmentError
 from tuichat.matrix.service.account_context import AccountContext
+from tuichat.matrix.service.outcome import Failed, Outcome
 from tuichat.matrix.service.send_queue import SendQueue
 from tuichat.matrix.transport.media import MediaError, MediaRepository, Progress
 from tuichat.matrix.transport.network import NETWORK_ERRORS
@@ -60,10 +63,18 @@ class Transfers:
                 log.info("media config unavailable: %s", error)
         return self._upload_limit
 
-    async def send_file(self, room_id: str, path: Path, progress: Progress | None = None) -> str:
+    async def send_file(
+        self, room_id: str, path: Path, progress: Progress | None = None
+    ) -> Outcome[str]:
         """Upload `path` (encrypted if the room is) and send it as a message;
-        returns the transaction id. Raises AttachmentError (too large,
-        unreadable, upload refused or interrupted), the message says why."""
+        returns the transaction id, or why not (too large, unreadable,
+        upload refused or interrupted)."""
+        try:
+            return await self._send_file(room_id, path, progress)
+        except AttachmentError as error:
+            return Failed(str(error))
+
+    async def _send_file(self, room_id: str, path: Path, progress: Progress | None) -> str:
         state = self._context.states.get(room_id)
         if state is None:
             raise AttachmentError("not in that room")
@@ -119,8 +130,14 @@ class Transfers:
 
     async def fetch_attachment(
         self, attachment: Attachment, *, max_bytes: int | None = None
-    ) -> bytes:
+    ) -> Outcome[bytes]:
         """The file's bytes, decrypted and checked when it is encrypted."""
+        try:
+            return await self._fetch(attachment, max_bytes)
+        except AttachmentError as error:
+            return Failed(str(error))
+
+    async def _fetch(self, attachment: Attachment, max_bytes: int | None) -> bytes:
         if attachment.url is None:
             raise AttachmentError("this attachment has no valid address")
         try:
@@ -135,13 +152,18 @@ class Transfers:
 
     async def download(
         self, attachment: Attachment, directory: Path, data: bytes | None = None
-    ) -> Path:
+    ) -> Outcome[Path]:
         """Save the file in `directory` under a safe, new name; nothing is
         written when the download or the checksum fails. `data` is the
         file as `fetch_attachment` gave it, when it was fetched already."""
-        if data is None:
-            data = await self.fetch_attachment(attachment)
-        return await asyncio.to_thread(attachments.save, directory, attachment, data)
+        try:
+            if data is None:
+                data = await self._fetch(attachment, None)
+            return await asyncio.to_thread(attachments.save, directory, attachment, data)
+        except AttachmentError as error:
+            return Failed(str(error))
+        except OSError as error:
+            return Failed(f"cannot write in {directory}: {error.strerror or error}")
 
     async def preview_data(self, attachment: Attachment) -> bytes | None:
         """Image bytes for a preview: the thumbnail if the event has one
@@ -149,8 +171,8 @@ class Transfers:
         itself when it is small enough. None when there is nothing."""
         if not attachment.is_image or attachment.url is None:
             return None
-        repository = self._repository()
         try:
+            repository = self._repository()
             if attachment.thumbnail_url is not None:
                 data = await repository.download(
                     attachment.thumbnail_url, max_bytes=PREVIEW_MAX_BYTES
@@ -162,7 +184,7 @@ class Transfers:
                 return await repository.thumbnail(attachment.url, *THUMBNAIL_SIZE)
             if attachment.size is not None and attachment.size > PREVIEW_MAX_BYTES:
                 return None
-            return await self.fetch_attachment(attachment, max_bytes=PREVIEW_MAX_BYTES)
+            return await self._fetch(attachment, PREVIEW_MAX_BYTES)
         except (MediaError, AttachmentError, *NETWORK_ERRORS) as error:
             log.info("no preview: %s", error)
             return None

@@ -3,9 +3,10 @@ offer to open them), the image viewer, and uploads with their progress bar
 and retry.
 
 Each runs as a worker of the App (`exit_on_error=False`), whose failures
-the App reports in one place (`tuichat.ui.worker_errors`). Dialogs are
-imported where they open (see `tuichat.ui.controllers.chat`), and so is
-`AttachmentError`: its module brings nio, which start-up does without.
+the App reports in one place (`tuichat.ui.worker_errors`); what the service
+expects to fail (a file too large, a bad checksum) comes back as `Failed`
+and is told on the feedback line. Dialogs are imported where they open (see
+`tuichat.ui.controllers.chat`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from platformdirs import user_downloads_path
 
+from tuichat.matrix.service import Failed
 from tuichat.model.items import TimelineItem
 from tuichat.model.sanitize import safe_line, safe_text, trusted
 from tuichat.ui.graphics import inline_images
@@ -77,7 +79,6 @@ class Attachments:
         self.app.run_worker(self._download(item, data), group="downloads", exit_on_error=False)
 
     async def _download(self, item: TimelineItem, data: bytes | None) -> None:
-        from tuichat.matrix.service import AttachmentError
         from tuichat.ui.screens.confirm import ConfirmDialog
 
         app = self.app
@@ -86,10 +87,9 @@ class Attachments:
             feedback.show("Not connected yet.", error=True)
             return
         feedback.show(safe_text(f"Downloading {item.attachment.name}…"), room=room)
-        try:
-            path = await app.service.download(item.attachment, self.download_dir(), data)
-        except (AttachmentError, OSError) as error:
-            feedback.show(safe_text(f"Not saved: {error}"), error=True, room=room)
+        path = await app.service.download(item.attachment, self.download_dir(), data)
+        if isinstance(path, Failed):
+            feedback.show(safe_text(f"Not saved: {path.message}"), error=True, room=room)
             return
         feedback.show(safe_text(f"Saved to {path}"), room=room)
         app.push_screen(
@@ -103,16 +103,14 @@ class Attachments:
         self.app.run_worker(self._view_image(item), group="downloads", exit_on_error=False)
 
     async def _view_image(self, item: TimelineItem) -> None:
-        from tuichat.matrix.service import AttachmentError
         from tuichat.ui.screens.image_viewer import ImageViewer
 
         app = self.app
         if app.service is None or item.attachment is None:
             return
-        try:
-            data = await app.service.fetch_attachment(item.attachment)
-        except AttachmentError as error:
-            app.main.feedback.show(safe_text(f"Cannot show the image: {error}"), error=True)
+        data = await app.service.fetch_attachment(item.attachment)
+        if isinstance(data, Failed):
+            app.main.feedback.show(safe_text(f"Cannot show the image: {data.message}"), error=True)
             return
         choice = await app.push_screen_wait(ImageViewer(item.attachment.name, data))
         if choice == "save":
@@ -136,8 +134,6 @@ class Attachments:
         self.app.run_worker(self._upload(room_id, path), group="uploads", exit_on_error=False)
 
     async def _upload(self, room_id: str, path: Path) -> None:
-        from tuichat.matrix.service import AttachmentError
-
         app = self.app
         feedback, bar = app.main.feedback, app.main.upload_bar
         if app.service is None:
@@ -151,18 +147,19 @@ class Attachments:
             return
         bar.start(path.name, 1)
         try:
-            await app.service.send_file(room_id, path, bar.advance)
-        except AttachmentError as error:
+            sent = await app.service.send_file(room_id, path, bar.advance)
+        finally:
+            bar.finish()
+        if isinstance(sent, Failed):
             self._failed_uploads.append((room_id, path))
+            retry = app.key_label("retry_failed")
             feedback.show(
-                safe_text(f"Upload failed: {error}. {app.key_label('retry_failed')} tries again."),
+                safe_text(f"Upload failed: {sent.message}. {retry} tries again."),
                 error=True,
                 room=room_id,
             )
         else:
             feedback.hide(room_id)
-        finally:
-            bar.finish()
 
     def retry_uploads(self, room_id: str) -> list[Path]:
         """Start this room's failed uploads again; the files started."""

@@ -5,14 +5,15 @@ and the recovery dialog.
 
 The dialogs carry out their own workflows through the service handed to
 them; this module decides which one opens, and when. Dialogs are imported
-where they open (see `tuichat.ui.controllers.chat`), and so are the matrix
-errors caught here: their modules bring nio, which start-up does without.
+where they open (see `tuichat.ui.controllers.chat`). A service call that
+fails in an expected way returns `Failed`, told on the feedback line.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from tuichat.matrix.service import Failed
 from tuichat.model.rooms import RoomSummary
 from tuichat.model.sanitize import safe_line, safe_text
 from tuichat.model.verification import Phase, VerificationView
@@ -212,17 +213,15 @@ class People:
         self.app.run_worker(self._open_recovery(), group="recovery", exit_on_error=False)
 
     async def _open_recovery(self) -> None:
-        from tuichat.matrix.service import NETWORK_ERRORS, MatrixHttpError
         from tuichat.ui.screens.recovery import RecoveryDialog
 
         service, feedback = self.service, self.app.main.feedback
         if service is None:
             feedback.show("Not connected yet.", error=True)
             return
-        try:
-            status = await service.recovery_status()
-        except (MatrixHttpError, *NETWORK_ERRORS) as error:
-            feedback.show(safe_text(f"Could not check recovery: {error}"), error=True)
+        status = await service.recovery_status()
+        if isinstance(status, Failed):
+            feedback.show(safe_text(f"Could not check recovery: {status.message}"), error=True)
             return
         count = status.backup.count if status.backup else 0
         has_storage = status.has_secret_storage
