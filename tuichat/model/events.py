@@ -180,6 +180,26 @@ class WaitingSettled:
     reason: str
 
 
+# -- notifications and unread state (issue 23) ---------------------------------------
+
+
+@dataclass(frozen=True)
+class PushSettingsChanged:
+    """The account's push rules changed: each room's own setting (room id ->
+    a `RoomMode` value, rooms without one left out) and the keywords."""
+
+    room_modes: dict[str, str]
+    keywords: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MarkedUnread:
+    """A room was marked unread (or no longer) by one of our clients."""
+
+    room_id: str
+    unread: bool
+
+
 DomainEvent = (
     ConnectionChanged
     | RoomsChanged
@@ -201,6 +221,8 @@ DomainEvent = (
     | CachedRoomsRead
     | CachedTimelineRead
     | WaitingSettled
+    | PushSettingsChanged
+    | MarkedUnread
 )
 
 Sink = Callable[[DomainEvent], None]

@@ -21,7 +21,6 @@ from enum import StrEnum
 from itertools import islice
 
 from tuichat.model.items import (
-    MESSAGE_KINDS,
     ItemKind,
     Reaction,
     RelationKind,
@@ -569,7 +568,7 @@ class Timeline(Sequence[TimelineItem]):
             start = 0 if marker is None else marker + 1
         unread = highlight = 0
         for item in self._remote[start:]:
-            if item.sender == own_user_id or item.kind not in MESSAGE_KINDS:
+            if item.sender == own_user_id or not item.counts_unread:
                 continue
             unread += 1
             if item.highlight:
