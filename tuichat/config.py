@@ -59,6 +59,7 @@ bell = true           # ring the terminal bell
 desktop = "off"       # "osc9" or "osc777": a desktop notification, where
                       # the terminal supports it (kitty, foot, WezTerm, …)
 show_text = false     # put the message text in desktop notifications
+private_receipts = false  # others do not see how far you read (m.read.private)
 
 [keys]
 # Change an action's keys: action = "key" or "key1,key2". The actions and
@@ -74,6 +75,7 @@ class Config:
     bell: bool = True
     desktop: str = "off"
     show_text: bool = False
+    private_receipts: bool = False
     previews: bool = True
     download_dir: Path | None = None
     keys: dict[str, str] = field(default_factory=dict)
@@ -188,7 +190,7 @@ def _validate(raw: dict[str, Any], path: Path, lines: _Lines) -> tuple[Config, l
                 problem("", key, "[notifications] must be a table")
                 continue
             for name in section:
-                if name in ("bell", "show_text"):
+                if name in ("bell", "show_text", "private_receipts"):
                     if isinstance(section[name], bool):
                         values[name] = section[name]
                     else:

@@ -100,6 +100,29 @@ def on_off_global(argument: str) -> tuple[str, ...]:
     return tuple(words)
 
 
+def optional_one_of(*choices: str) -> ArgumentParser:
+    """Nothing, or one of `choices`."""
+
+    def parse(argument: str) -> tuple[str, ...]:
+        if not argument:
+            return ()
+        if argument not in choices:
+            raise UsageError
+        return (argument,)
+
+    return parse
+
+
+def keyword_arguments(argument: str) -> tuple[str, ...]:
+    """Nothing (list them), or "add"/"remove" and one word."""
+    words = argument.split()
+    if not words:
+        return ()
+    if len(words) != 2 or words[0] not in ("add", "remove"):
+        raise UsageError(" (one word at a time)")
+    return tuple(words)
+
+
 @dataclass(frozen=True)
 class CommandSpec:
     name: str
@@ -191,6 +214,21 @@ COMMANDS: dict[str, CommandSpec] = {
         CommandSpec(
             "import-keys", "/import-keys FILE", "load room keys from an export file", text_argument
         ),
+        # notifications and unread state (issue 23)
+        CommandSpec(
+            "notify",
+            "/notify [all|mentions|mute|default]",
+            "this room's notifications (shared with Element); alone: show them",
+            optional_one_of("all", "mentions", "mute", "default"),
+        ),
+        CommandSpec(
+            "keyword",
+            "/keyword [add|remove WORD]",
+            "words that notify and highlight in every room; alone: list them",
+            keyword_arguments,
+        ),
+        CommandSpec("unread", "/unread", "mark this room unread (reading it clears that)"),
+        CommandSpec("mentions", "/mentions", "messages that mentioned you, newest first"),
         CommandSpec(
             "help", "/help", f"every command and key (also {key_label(DEFAULT_KEYS['help'])})"
         ),

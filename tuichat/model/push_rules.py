@@ -288,6 +288,17 @@ class PushRules:
             return RoomMode.DEFAULT
         return RoomMode.ALL if parse_actions(rule.get("actions")).notify else RoomMode.MENTIONS
 
+    def room_settings(self) -> dict[str, str]:
+        """Every room with a setting of its own: room id -> `RoomMode` value."""
+        rooms = {r.get("rule_id") for r in self.rules("override") + self.rules("room")}
+        modes = {}
+        for room_id in rooms:
+            if isinstance(room_id, str) and room_id.startswith("!"):
+                mode = self.room_mode(room_id)
+                if mode is not RoomMode.DEFAULT:
+                    modes[room_id] = mode.value
+        return modes
+
     def keywords(self) -> list[str]:
         """The patterns of the user's own content rules."""
         return [

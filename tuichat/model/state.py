@@ -361,7 +361,11 @@ class ChatState:
     # -- notifications and unread state (issue 23) -----------------------------------------
 
     def _flag_rooms(self, summaries: list[RoomSummary]) -> None:
+        """Settings and flags known before the rooms were (a room's timeline
+        read from the cache before its summary: its counts too)."""
         for summary in summaries:
+            if summary.room_id in self.timelines and summary.room_id != self.current_room_id:
+                self._update_counts(summary.room_id)
             self.rooms.set_flags(
                 summary.room_id,
                 notify_mode=self.room_modes.get(summary.room_id, ""),

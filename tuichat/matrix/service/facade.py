@@ -335,6 +335,9 @@ class MatrixService:
     async def set_marked_unread(self, room_id: str, unread: bool) -> bool:
         return await self.parts.push.set_marked_unread(room_id, unread)
 
+    def set_private_receipts(self, private: bool) -> None:
+        self.parts.read_state.private_receipts = private
+
     # -- files -------------------------------------------------------------------------
 
     async def upload_limit(self) -> int | None:

@@ -69,14 +69,7 @@ class PushSettings:
 
     def settings(self, rules: PushRules | None = None) -> PushSettingsChanged:
         rules = rules or self.rules
-        rooms = {r.get("rule_id") for r in rules.rules("override") + rules.rules("room")}
-        modes = {}
-        for room_id in rooms:
-            if isinstance(room_id, str) and room_id.startswith("!"):
-                mode = rules.room_mode(room_id)
-                if mode is not RoomMode.DEFAULT:
-                    modes[room_id] = mode.value
-        return PushSettingsChanged(modes, tuple(rules.keywords()))
+        return PushSettingsChanged(rules.room_settings(), tuple(rules.keywords()))
 
     def handle_room_account_data(self, room_id: str, info: dict[str, Any]) -> None:
         """`m.marked_unread` (or its unstable name) in a joined room's

@@ -26,7 +26,13 @@ from collections.abc import Iterable
 from tuichat.matrix.account.session import Profile
 from tuichat.matrix.storage.cache import Cache
 from tuichat.matrix.storage.snapshot import Snapshot, load_snapshot
-from tuichat.model.events import CachedRoomsRead, CachedTimelineRead, Sink, WaitingSettled
+from tuichat.model.events import (
+    CachedRoomsRead,
+    CachedTimelineRead,
+    PushSettingsChanged,
+    Sink,
+    WaitingSettled,
+)
 from tuichat.model.pacing import SLICE_SECONDS
 
 
@@ -55,6 +61,10 @@ class StartupReader:
         with the latest activity), then every room's summary."""
         self._cache = Cache(self.profile.cache_file)
         self._snapshot = load_snapshot(self._cache, self.user_id)
+        # Notifications: the cached rooms' settings before their counts.
+        rules = self._snapshot.viewer().push_rules
+        if rules is not None and not rules.is_default:
+            self._sink(PushSettingsChanged(rules.room_settings(), tuple(rules.keywords())))
         for room_id in self._snapshot.timelines:
             self._report(room_id)
         self._sink(CachedRoomsRead(self._snapshot.summaries(self.user_id)))
