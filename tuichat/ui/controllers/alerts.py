@@ -40,8 +40,13 @@ class Alerts:
         self.app.main.feedback.show(safe_text(text), error=error)
 
     def after(self, changes: Changes) -> None:
-        """Rooms marked unread that reading cleared: told to the server."""
+        """The window title's count of highlights; rooms marked unread
+        that reading cleared: told to the server."""
         state = self.app.state
+        if changes.rooms:
+            self.app.notifier.highlights(
+                sum(r.highlight for r in state.rooms if r.notify_mode != "mute")
+            )
         rooms = list(dict.fromkeys([*changes.unmarked, *state.unmarked]))
         state.unmarked.clear()
         if self.service is not None:
