@@ -272,6 +272,9 @@ class JsPeer:
     async def push_actions(self, room_id: str, event_id: str) -> dict[str, bool]:
         return dict(await self.call("pushActions", roomId=room_id, eventId=event_id))
 
+    async def rule_notifies(self, kind: str, rule_id: str, wait_for: bool | None = None) -> bool:
+        return bool(await self.call("ruleNotifies", kind=kind, ruleId=rule_id, waitFor=wait_for))
+
     async def set_marked_unread(self, room_id: str, unread: bool) -> None:
         await self.call("setMarkedUnread", roomId=room_id, unread=unread)
 

@@ -130,6 +130,15 @@ async def test_room_settings_are_shared_with_element_and_followed(
     assert await element.room_notif_state(room_id, wait_for="all") == "all"
     await wait_until(lambda: _mode(recorder, room_id) == "default", 30)
 
+    # The group rooms' default, as Element's "Messages in group chats".
+    assert await service.set_group_default("mentions")
+    for rule_id in (".m.rule.message", ".m.rule.encrypted"):
+        assert await element.rule_notifies("underride", rule_id, wait_for=False) is False
+    await wait_until(lambda: (s := _settings(recorder)) and s.group_default == "mentions", 30)
+    assert await service.set_group_default("all")
+    assert await element.rule_notifies("underride", ".m.rule.message", wait_for=True)
+    await wait_until(lambda: (s := _settings(recorder)) and s.group_default == "all", 30)
+
     # Marked unread, both ways (MSC2867).
     await element.set_marked_unread(room_id, True)
     await wait_until(lambda: _marked(recorder, room_id) is True, 30)

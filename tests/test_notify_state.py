@@ -140,6 +140,9 @@ def test_commands_parse() -> None:
     assert parse("/keyword add tea").args == ("add", "tea")  # type: ignore[union-attr]
     assert isinstance(parse("/keyword add two words"), CommandError)
     assert isinstance(parse("/keyword drop tea"), CommandError)
+    assert parse("/notify global mentions").args == ("global", "mentions")  # type: ignore[union-attr]
+    assert isinstance(parse("/notify global mute"), CommandError)
+    assert isinstance(parse("/notify mute now"), CommandError)
     assert parse("/unread") == Command("unread", "")
     assert parse("/mentions") == Command("mentions", "")
 

@@ -388,6 +388,18 @@ def test_all_messages_room_rule_rings() -> None:
     assert not DEFAULTS.evaluate(message("chatter"), GROUP).rings
 
 
+def test_group_default_follows_the_message_rules() -> None:
+    assert DEFAULTS.group_default() == "all"
+    ruleset = PushRules(ME).ruleset
+    for rule in ruleset["underride"]:
+        if rule["rule_id"] in (".m.rule.message", ".m.rule.encrypted"):
+            rule["actions"] = []
+    quiet = PushRules(ME, ruleset)
+    assert quiet.group_default() == "mentions"
+    assert quiet.evaluate(message("chatter"), GROUP) == NOTHING
+    assert quiet.evaluate(message("chatter"), DM).rings  # two members: still the 1:1 rule
+
+
 def test_legacy_dont_notify_is_ignored() -> None:
     rules = _with(room=[{"rule_id": ROOM, "actions": ["dont_notify"]}])
     assert rules.room_mode(ROOM) is RoomMode.MENTIONS

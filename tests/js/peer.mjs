@@ -678,6 +678,17 @@ const commands = {
         return { notify: Boolean(actions?.notify), highlight: Boolean(actions?.tweaks?.highlight) };
     },
 
+    async ruleNotifies({ kind, ruleId, waitFor: wanted = null, timeoutMs = 30000 }) {
+        // Whether a rule of the synced rules notifies (Element's settings read this).
+        const read = () => {
+            const rule = (client.pushRules?.global?.[kind] ?? []).find((r) => r.rule_id === ruleId);
+            return Boolean(rule?.enabled && rule.actions.includes("notify"));
+        };
+        if (wanted === null) return read();
+        await waitFor(() => read() === wanted, timeoutMs, `${ruleId} notify ${wanted}`);
+        return read();
+    },
+
     async setMarkedUnread({ roomId, unread }) {
         await client.setRoomAccountData(roomId, "m.marked_unread", { unread });
         return true;

@@ -100,17 +100,18 @@ def on_off_global(argument: str) -> tuple[str, ...]:
     return tuple(words)
 
 
-def optional_one_of(*choices: str) -> ArgumentParser:
-    """Nothing, or one of `choices`."""
-
-    def parse(argument: str) -> tuple[str, ...]:
-        if not argument:
-            return ()
-        if argument not in choices:
-            raise UsageError
-        return (argument,)
-
-    return parse
+def notify_arguments(argument: str) -> tuple[str, ...]:
+    """Nothing (show), a room setting, or "global" and the group default."""
+    words = argument.split()
+    if not words:
+        return ()
+    if words[0] == "global":
+        if len(words) != 2 or words[1] not in ("all", "mentions"):
+            raise UsageError(" (/notify global all|mentions)")
+        return tuple(words)
+    if len(words) != 1 or words[0] not in ("all", "mentions", "mute", "default"):
+        raise UsageError
+    return tuple(words)
 
 
 def keyword_arguments(argument: str) -> tuple[str, ...]:
@@ -217,9 +218,9 @@ COMMANDS: dict[str, CommandSpec] = {
         # notifications and unread state (issue 23)
         CommandSpec(
             "notify",
-            "/notify [all|mentions|mute|default]",
-            "this room's notifications (shared with Element); alone: show them",
-            optional_one_of("all", "mentions", "mute", "default"),
+            "/notify [all|mentions|mute|default] | global all|mentions",
+            "this room's notifications, or group rooms' default (shared with Element)",
+            notify_arguments,
         ),
         CommandSpec(
             "keyword",

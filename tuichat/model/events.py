@@ -190,6 +190,7 @@ class PushSettingsChanged:
 
     room_modes: dict[str, str]
     keywords: tuple[str, ...] = ()
+    group_default: str = "all"  # group rooms without a setting: "all" or "mentions"
 
 
 @dataclass(frozen=True)

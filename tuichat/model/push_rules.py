@@ -27,6 +27,8 @@ from functools import lru_cache
 from typing import Any
 
 KINDS = ("override", "content", "room", "sender", "underride")
+# The default rules that make every message in a group room notify.
+GROUP_RULES = (".m.rule.message", ".m.rule.encrypted")
 # Rules matching mentions in the body, kept by older servers: skipped for
 # events with `m.mentions` (MSC3952), whose mentions are intentional.
 LEGACY_MENTION_RULES = frozenset(
@@ -298,6 +300,20 @@ class PushRules:
                 if mode is not RoomMode.DEFAULT:
                     modes[room_id] = mode.value
         return modes
+
+    def group_default(self) -> str:
+        """The account's default for group rooms, as Element's "Messages
+        in group chats" shows it: "all" if `.m.rule.message` or
+        `.m.rule.encrypted` notify, else "mentions"."""
+        for rule_id in GROUP_RULES:
+            rule = self.find("underride", rule_id)
+            if (
+                rule is not None
+                and rule.get("enabled", True) is True
+                and parse_actions(rule.get("actions")).notify
+            ):
+                return "all"
+        return "mentions"
 
     def keywords(self) -> list[str]:
         """The patterns of the user's own content rules."""

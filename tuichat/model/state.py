@@ -79,6 +79,7 @@ class ChatState:
         # `RoomMode` value), keywords, and rooms marked unread.
         self.room_modes: dict[str, str] = {}
         self.keywords: tuple[str, ...] = ()
+        self.group_default = "all"
         self.marked_unread: set[str] = set()
         self.unmarked: list[str] = []  # cleared by reading, not yet told
 
@@ -376,6 +377,7 @@ class ChatState:
         before = self.room_modes
         self.room_modes = dict(event.room_modes)
         self.keywords = event.keywords
+        self.group_default = event.group_default
         for room_id in set(before) | set(self.room_modes):
             self.rooms.set_flags(room_id, notify_mode=self.room_modes.get(room_id, ""))
             if room_id != self.current_room_id:

@@ -268,7 +268,10 @@ async def _run_keys_file(
 
 def _notify(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
     assert ctx.room_id is not None
-    ctx.app.alerts.room_mode(ctx.room_id, command.args[0] if command.args else None)
+    if command.args[:1] == ("global",):
+        ctx.app.alerts.group_default(command.args[1])
+    else:
+        ctx.app.alerts.room_mode(ctx.room_id, command.args[0] if command.args else None)
 
 
 def _keyword(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:

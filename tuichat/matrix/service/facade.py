@@ -329,6 +329,9 @@ class MatrixService:
     async def set_room_notifications(self, room_id: str, mode: str) -> bool:
         return await self.parts.push.set_room_mode(room_id, RoomMode(mode))
 
+    async def set_group_default(self, mode: str) -> bool:
+        return await self.parts.push.set_group_default(mode)
+
     async def set_keyword(self, word: str, present: bool) -> bool:
         return await self.parts.push.set_keyword(word, present)
 

@@ -24,6 +24,7 @@ from tuichat.matrix.service.account_context import AccountContext
 from tuichat.matrix.transport.network import NETWORK_ERRORS
 from tuichat.model.events import MarkedUnread, Notice, PushSettingsChanged
 from tuichat.model.push_rules import (
+    GROUP_RULES,
     PushRules,
     RoomMode,
     keyword_rule,
@@ -69,7 +70,9 @@ class PushSettings:
 
     def settings(self, rules: PushRules | None = None) -> PushSettingsChanged:
         rules = rules or self.rules
-        return PushSettingsChanged(rules.room_settings(), tuple(rules.keywords()))
+        return PushSettingsChanged(
+            rules.room_settings(), tuple(rules.keywords()), rules.group_default()
+        )
 
     def handle_room_account_data(self, room_id: str, info: dict[str, Any]) -> None:
         """`m.marked_unread` (or its unstable name) in a joined room's
@@ -139,6 +142,19 @@ class PushSettings:
                 self._context.emit(
                     Notice(f"Could not change notifications: {error}", error=True, room_id=room_id)
                 )
+                return False
+        return True
+
+    async def set_group_default(self, mode: str) -> bool:
+        """Every message in group rooms notifies ("all") or only mentions
+        and keywords do ("mentions"): the actions of `.m.rule.message` and
+        `.m.rule.encrypted`, as Element's "Messages in group chats" sets them."""
+        actions: list[Any] = ["notify"] if mode == "all" else []
+        for rule_id in GROUP_RULES:
+            path = _rule_path("underride", rule_id) + "/actions"
+            error = await self._request("PUT", path, {"actions": actions})
+            if error is not None:
+                self._context.emit(Notice(f"Could not change the default: {error}", error=True))
                 return False
         return True
 

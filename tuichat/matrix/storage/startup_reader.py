@@ -64,7 +64,11 @@ class StartupReader:
         # Notifications: the cached rooms' settings before their counts.
         rules = self._snapshot.viewer().push_rules
         if rules is not None and not rules.is_default:
-            self._sink(PushSettingsChanged(rules.room_settings(), tuple(rules.keywords())))
+            self._sink(
+                PushSettingsChanged(
+                    rules.room_settings(), tuple(rules.keywords()), rules.group_default()
+                )
+            )
         for room_id in self._snapshot.timelines:
             self._report(room_id)
         self._sink(CachedRoomsRead(self._snapshot.summaries(self.user_id)))

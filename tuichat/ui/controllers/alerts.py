@@ -20,8 +20,12 @@ if TYPE_CHECKING:
     from tuichat.model.state import Changes
     from tuichat.ui.app import TuichatApp
 
+GROUP_WORDS = {
+    "all": "all messages; DMs and mentions ring",
+    "mentions": "mentions and keywords only",
+}
 MODE_WORDS = {
-    "default": "the account's default (all messages; DMs and mentions ring)",
+    "default": "the account's default",
     "all": "all messages, with a sound",
     "mentions": "mentions and keywords only",
     "mute": "muted: nothing notifies",
@@ -59,7 +63,10 @@ class Alerts:
         state = self.app.state
         if mode is None:
             current = state.room_modes.get(room_id, "default")
-            self._show(f"Notifications here: {MODE_WORDS.get(current, current)}.")
+            words = MODE_WORDS.get(current, current)
+            if current == "default":
+                words = f"the account's default ({GROUP_WORDS[state.group_default]})"
+            self._show(f"Notifications here: {words}.")
             return
         service = self.service
         assert service is not None
@@ -67,6 +74,16 @@ class Alerts:
         async def run() -> None:
             if await service.set_room_notifications(room_id, mode):
                 self._show(f"Notifications here: {MODE_WORDS[mode]}.")
+
+        self.app.chat.run_service_call(run())
+
+    def group_default(self, mode: str) -> None:
+        service = self.service
+        assert service is not None
+
+        async def run() -> None:
+            if await service.set_group_default(mode):
+                self._show(f"Group rooms by default: {GROUP_WORDS[mode]}.")
 
         self.app.chat.run_service_call(run())
 
