@@ -281,3 +281,33 @@ def test_counts_survive_a_restart_with_the_cached_rules(tmp_path: Path) -> None:
         0,
         "mute",
     )
+
+
+async def test_private_read_receipts_when_set() -> None:
+    """With `private_receipts`, the receipt sent is `m.read.private`."""
+    import asyncio
+    from types import SimpleNamespace
+    from typing import Any
+
+    from tuichat.matrix.service.read_state import ReadState
+
+    sent: list[dict[str, Any]] = []
+
+    class Client:
+        async def room_read_markers(self, room_id: str, **kwargs: Any) -> object:
+            sent.append({"room_id": room_id, **kwargs})
+            return SimpleNamespace()
+
+    context: Any = SimpleNamespace(
+        client=Client(), cache=SimpleNamespace(set_read_marker=lambda room, event: None)
+    )
+    reading = ReadState(context)
+    reading.set_read_marker("!r:x", "$public")
+    await asyncio.sleep(0.01)
+    reading.private_receipts = True
+    reading.set_read_marker("!r:x", "$private")
+    await asyncio.sleep(0.01)
+    assert sent == [
+        {"room_id": "!r:x", "fully_read_event": "$public", "read_event": "$public"},
+        {"room_id": "!r:x", "fully_read_event": "$private", "private_read_event": "$private"},
+    ]
