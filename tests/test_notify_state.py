@@ -47,6 +47,23 @@ def test_counts_follow_the_rules_verdict() -> None:
     assert summary is not None and (summary.unread, summary.highlight) == (3, 1)
 
 
+def test_server_counts_fill_in_for_clear_text_rooms_with_a_gap() -> None:
+    state = two_rooms()
+    state.apply(ev.RoomsChanged([RoomSummary("!e", "E", encrypted=True)]))
+    state.apply(ev.TimelineAppended("!b", [item(1, notify=True)]))
+    state.timeline("!b").read_marker = "$e1"  # here: the local count is complete
+    state.apply(ev.ServerCounts("!b", 7, 2))
+    assert (state.rooms.get("!b").unread, state.rooms.get("!b").highlight) == (0, 0)  # type: ignore[union-attr]
+    state.timeline("!b").read_marker = "$gone"  # not here (a gap): the server counted
+    state.apply(ev.ServerCounts("!b", 7, 2))
+    assert (state.rooms.get("!b").unread, state.rooms.get("!b").highlight) == (7, 2)  # type: ignore[union-attr]
+    state.apply(ev.ServerCounts("!e", 9, 9))  # encrypted: our own evaluation only
+    assert (state.rooms.get("!e").unread, state.rooms.get("!e").highlight) == (0, 0)  # type: ignore[union-attr]
+    state.select_room("!b")
+    state.mark_read("!b")
+    assert "!b" not in state.server_counts
+
+
 def test_a_muted_room_counts_nothing_and_does_not_ring() -> None:
     state = synced(two_rooms())
     state.apply(ev.TimelineAppended("!b", [item(1, notify=True, highlight=True, loud=True)]))

@@ -201,6 +201,17 @@ class MarkedUnread:
     unread: bool
 
 
+@dataclass(frozen=True)
+class ServerCounts:
+    """The server's notification and highlight counts of a clear-text room
+    (`unread_notifications`): used where the events after the read marker
+    are not all here to count."""
+
+    room_id: str
+    notifications: int
+    highlights: int
+
+
 DomainEvent = (
     ConnectionChanged
     | RoomsChanged
@@ -224,6 +235,7 @@ DomainEvent = (
     | WaitingSettled
     | PushSettingsChanged
     | MarkedUnread
+    | ServerCounts
 )
 
 Sink = Callable[[DomainEvent], None]

@@ -82,6 +82,8 @@ class ChatState:
         self.group_default = "all"
         self.marked_unread: set[str] = set()
         self.unmarked: list[str] = []  # cleared by reading, not yet told
+        # Clear-text rooms: the server's (notifications, highlights).
+        self.server_counts: dict[str, tuple[int, int]] = {}
 
     # -- reading -----------------------------------------------------------------------
 
@@ -132,6 +134,7 @@ class ChatState:
         before = timeline.read_marker
         timeline.mark_read()
         self.rooms.set_counts(room_id, 0, 0)
+        self.server_counts.pop(room_id, None)
         if room_id in self.marked_unread:
             self.marked_unread.discard(room_id)
             self.rooms.set_flags(room_id, marked_unread=False)
@@ -163,6 +166,11 @@ class ChatState:
         timeline = self.timelines.get(room_id)
         if timeline is not None:
             unread, highlight = timeline.unread_counts(self.user_id)
+            server = self.server_counts.get(room_id)
+            if server is not None and not timeline.has_read_marker_here():
+                # Not every event since the marker is here: the server
+                # counted them (clear-text rooms only).
+                unread, highlight = max(unread, server[0]), max(highlight, server[1])
             if self.room_modes.get(room_id) == "mute":
                 unread = highlight = 0  # also what came before it was muted
             self.rooms.set_counts(room_id, unread, highlight)
@@ -384,6 +392,15 @@ class ChatState:
                 self._update_counts(room_id)
         changes.rooms = changes.push_settings = True
 
+    def _on_server_counts(self, event: ev.ServerCounts, changes: Changes) -> None:
+        summary = self.rooms.get(event.room_id)
+        if summary is not None and summary.encrypted:
+            return  # the server cannot read these: our own evaluation counts
+        self.server_counts[event.room_id] = (event.notifications, event.highlights)
+        if event.room_id != self.current_room_id:
+            self._update_counts(event.room_id)
+            changes.rooms = True
+
     def _on_marked_unread(self, event: ev.MarkedUnread, changes: Changes) -> None:
         if event.unread:
             self.marked_unread.add(event.room_id)
@@ -429,4 +446,5 @@ HANDLERS: dict[type, Handler] = {
     # notifications and unread state (issue 23)
     ev.PushSettingsChanged: ChatState._on_push_settings,
     ev.MarkedUnread: ChatState._on_marked_unread,
+    ev.ServerCounts: ChatState._on_server_counts,
 }

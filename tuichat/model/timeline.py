@@ -560,6 +560,11 @@ class Timeline(Sequence[TimelineItem]):
                 self.read_marker = item.event_id
                 return
 
+    def has_read_marker_here(self) -> bool:
+        """Whether the read marker is one of the events here (so everything
+        after it is here to count)."""
+        return self.read_marker is not None and self.index_of(self.read_marker) is not None
+
     def unread_counts(self, own_user_id: str) -> tuple[int, int]:
         """(unread, highlight) messages from others after the read marker."""
         start = 0

@@ -5,7 +5,8 @@ viewer evaluates every event with (`tuichat.model.push_rules`), is kept in
 the cache for the next start, and is told to the UI as each room's setting
 and the keywords (`PushSettingsChanged`). The `m.marked_unread` room
 account data (and MSC2867's unstable `com.famedly.marked_unread`) becomes
-`MarkedUnread`.
+`MarkedUnread`; a clear-text room's `unread_notifications` becomes
+`ServerCounts`.
 
 Out: `/notify`, `/keyword` and marking a room unread write push rules and
 account data through the client-server API, the way Element writes them, so
@@ -22,7 +23,7 @@ from urllib.parse import quote
 
 from tuichat.matrix.service.account_context import AccountContext
 from tuichat.matrix.transport.network import NETWORK_ERRORS
-from tuichat.model.events import MarkedUnread, Notice, PushSettingsChanged
+from tuichat.model.events import MarkedUnread, Notice, PushSettingsChanged, ServerCounts
 from tuichat.model.push_rules import (
     GROUP_RULES,
     PushRules,
@@ -92,6 +93,16 @@ class PushSettings:
                 marked = content.get("unread") is True
         if marked is not None:
             self._context.emit(MarkedUnread(room_id, marked))
+
+    def handle_server_counts(self, room_id: str, info: dict[str, Any], encrypted: bool) -> None:
+        """A clear-text room's `unread_notifications` (encrypted rooms are
+        counted here, by evaluating the rules on what decrypts)."""
+        counts = info.get("unread_notifications")
+        if encrypted or not isinstance(counts, dict):
+            return
+        notifications, highlights = counts.get("notification_count"), counts.get("highlight_count")
+        if isinstance(notifications, int) and isinstance(highlights, int):
+            self._context.emit(ServerCounts(room_id, max(notifications, 0), max(highlights, 0)))
 
     # -- out --------------------------------------------------------------------------
 

@@ -389,6 +389,7 @@ class SyncLoop:
             self._note_own_name(state)
         receipts = self._read_state.handle_ephemeral(room_id, info, state)
         self._push.handle_room_account_data(room_id, info)
+        self._push.handle_server_counts(room_id, info, state.encrypted)
         limited = bool(timeline.get("limited"))
         if limited:
             self._gaps.add(room_id)
