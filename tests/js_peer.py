@@ -258,6 +258,32 @@ class JsPeer:
     async def reset_cross_signing(self) -> None:
         await self.call("resetCrossSigning", timeout=120)
 
+    # -- notifications (issue 23) ---------------------------------------------------------
+
+    async def set_room_notif_state(self, room_id: str, state: str) -> None:
+        """Write a room's setting as Element does ("all", "all_loud",
+        "mentions", "mute")."""
+        await self.call("setRoomNotifState", roomId=room_id, state=state)
+
+    async def room_notif_state(self, room_id: str, wait_for: str | None = None) -> str:
+        """The room's setting as Element reads it from the synced rules."""
+        return str(await self.call("roomNotifState", roomId=room_id, waitFor=wait_for))
+
+    async def push_actions(self, room_id: str, event_id: str) -> dict[str, bool]:
+        return dict(await self.call("pushActions", roomId=room_id, eventId=event_id))
+
+    async def rule_notifies(self, kind: str, rule_id: str, wait_for: bool | None = None) -> bool:
+        return bool(await self.call("ruleNotifies", kind=kind, ruleId=rule_id, waitFor=wait_for))
+
+    async def set_marked_unread(self, room_id: str, unread: bool) -> None:
+        await self.call("setMarkedUnread", roomId=room_id, unread=unread)
+
+    async def marked_unread(self, room_id: str, wait_for: bool | None = None) -> bool:
+        return bool(await self.call("markedUnread", roomId=room_id, waitFor=wait_for))
+
+    async def set_power_level(self, room_id: str, user_id: str, level: int) -> None:
+        await self.call("setPowerLevel", roomId=room_id, userId=user_id, level=level)
+
     async def close(self) -> None:
         if self.process is None:
             return

@@ -30,7 +30,7 @@ from tuichat.model.keys import DEFAULT_KEYS
 CONFIG_ENV = "TUICHAT_CONFIG"
 
 MEMBERSHIP_CHOICES = ("show", "condense", "hide")
-DESKTOP_CHOICES = ("off", "osc9", "osc777")
+DESKTOP_CHOICES = ("off", "auto", "osc9", "osc777", "osc99", "notify-send")
 
 DEFAULT_CONFIG = """\
 # tuichat configuration (TOML). Delete a line to get its default back.
@@ -56,9 +56,13 @@ previews = true
 [notifications]
 # A mention, or a message in a direct chat, in a room you are not looking at:
 bell = true           # ring the terminal bell
-desktop = "off"       # "osc9" or "osc777": a desktop notification, where
-                      # the terminal supports it (kitty, foot, WezTerm, …)
+desktop = "off"       # "auto", "osc9", "osc777", "osc99" (kitty) or
+                      # "notify-send": a desktop notification, where the
+                      # terminal supports it (kitty, foot, WezTerm, …)
 show_text = false     # put the message text in desktop notifications
+show_encrypted_text = false  # … also for encrypted rooms
+title_counts = false  # the number of mentions in the window title
+private_receipts = false  # others do not see how far you read (m.read.private)
 
 [keys]
 # Change an action's keys: action = "key" or "key1,key2". The actions and
@@ -74,6 +78,9 @@ class Config:
     bell: bool = True
     desktop: str = "off"
     show_text: bool = False
+    private_receipts: bool = False
+    show_encrypted_text: bool = False
+    title_counts: bool = False
     previews: bool = True
     download_dir: Path | None = None
     keys: dict[str, str] = field(default_factory=dict)
@@ -188,7 +195,13 @@ def _validate(raw: dict[str, Any], path: Path, lines: _Lines) -> tuple[Config, l
                 problem("", key, "[notifications] must be a table")
                 continue
             for name in section:
-                if name in ("bell", "show_text"):
+                if name in (
+                    "bell",
+                    "show_text",
+                    "show_encrypted_text",
+                    "title_counts",
+                    "private_receipts",
+                ):
                     if isinstance(section[name], bool):
                         values[name] = section[name]
                     else:

@@ -610,6 +610,108 @@ const commands = {
         return true;
     },
 
+    // -- notifications (issue 23): push rules as Element's RoomNotifs writes and reads them --
+
+    async setRoomNotifState({ roomId, state }) {
+        const remove = async (kind) => {
+            try {
+                await client.deletePushRule("global", kind, roomId);
+            } catch (error) {
+                if (error?.httpStatus !== 404) throw error;
+            }
+        };
+        if (state === "mute") {
+            await client.addPushRule("global", "override", roomId, {
+                conditions: [{ kind: "event_match", key: "room_id", pattern: roomId }],
+                actions: [],
+            });
+            return true;
+        }
+        await remove("override");
+        if (state === "mentions") {
+            await client.addPushRule("global", "room", roomId, { actions: [] });
+        } else if (state === "all_loud") {
+            await client.addPushRule("global", "room", roomId, {
+                actions: ["notify", { set_tweak: "sound", value: "default" }],
+            });
+        } else {
+            await remove("room");
+        }
+        return true;
+    },
+
+    async roomNotifState({ roomId, waitFor: wanted = null, timeoutMs = 30000 }) {
+        // What Element's room notification menu shows, from the synced rules.
+        const silent = (rule) =>
+            rule.actions.length === 0 || rule.actions.every((a) => a === "dont_notify");
+        const read = () => {
+            const rules = client.pushRules?.global ?? {};
+            const mute = (rules.override ?? []).find(
+                (rule) =>
+                    rule.enabled &&
+                    silent(rule) &&
+                    rule.conditions?.length === 1 &&
+                    rule.conditions[0].kind === "event_match" &&
+                    rule.conditions[0].key === "room_id" &&
+                    rule.conditions[0].pattern === roomId,
+            );
+            if (mute) return "mute";
+            const roomRule = (rules.room ?? []).find((rule) => rule.rule_id === roomId);
+            if (!roomRule?.enabled) return "all";
+            if (silent(roomRule)) return "mentions";
+            const sound = roomRule.actions.some((a) => typeof a === "object" && a.set_tweak === "sound");
+            return sound ? "all_loud" : "unknown";
+        };
+        if (wanted === null) return read();
+        await waitFor(() => read() === wanted, timeoutMs, `room setting ${wanted}`);
+        return read();
+    },
+
+    async pushActions({ roomId, eventId, timeoutMs = 30000 }) {
+        // How matrix-js-sdk's push processor (Element's) evaluates an event.
+        const event = await waitFor(
+            () => client.getRoom(roomId)?.findEventById(eventId),
+            timeoutMs,
+            `event ${eventId}`,
+        );
+        const actions = client.getPushActionsForEvent(event, true);
+        return { notify: Boolean(actions?.notify), highlight: Boolean(actions?.tweaks?.highlight) };
+    },
+
+    async ruleNotifies({ kind, ruleId, waitFor: wanted = null, timeoutMs = 30000 }) {
+        // Whether a rule of the synced rules notifies (Element's settings read this).
+        const read = () => {
+            const rule = (client.pushRules?.global?.[kind] ?? []).find((r) => r.rule_id === ruleId);
+            return Boolean(rule?.enabled && rule.actions.includes("notify"));
+        };
+        if (wanted === null) return read();
+        await waitFor(() => read() === wanted, timeoutMs, `${ruleId} notify ${wanted}`);
+        return read();
+    },
+
+    async setMarkedUnread({ roomId, unread }) {
+        await client.setRoomAccountData(roomId, "m.marked_unread", { unread });
+        return true;
+    },
+
+    async markedUnread({ roomId, waitFor: wanted = null, timeoutMs = 30000 }) {
+        const read = () => {
+            const room = client.getRoom(roomId);
+            const stable = room?.getAccountData("m.marked_unread")?.getContent();
+            const unstable = room?.getAccountData("com.famedly.marked_unread")?.getContent();
+            return Boolean((stable ?? unstable)?.unread);
+        };
+        if (wanted === null) return read();
+        await waitFor(() => read() === wanted, timeoutMs, `marked unread ${wanted}`);
+        return read();
+    },
+
+    async setPowerLevel({ roomId, userId, level }) {
+        await roomReady(roomId);
+        await client.setPowerLevel(roomId, userId, level);
+        return true;
+    },
+
     async undecryptable({ roomId }) {
         return undecryptableEvents.filter((e) => e.room_id === roomId);
     },

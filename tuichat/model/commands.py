@@ -114,6 +114,30 @@ def on_off_global(argument: str) -> tuple[str, ...]:
     return tuple(words)
 
 
+def notify_arguments(argument: str) -> tuple[str, ...]:
+    """Nothing (show), a room setting, or "global" and the group default."""
+    words = argument.split()
+    if not words:
+        return ()
+    if words[0] == "global":
+        if len(words) != 2 or words[1] not in ("all", "mentions"):
+            raise UsageError(" (/notify global all|mentions)")
+        return tuple(words)
+    if len(words) != 1 or words[0] not in ("all", "mentions", "mute", "default"):
+        raise UsageError
+    return tuple(words)
+
+
+def keyword_arguments(argument: str) -> tuple[str, ...]:
+    """Nothing (list them), or "add"/"remove" and one word."""
+    words = argument.split()
+    if not words:
+        return ()
+    if len(words) != 2 or words[0] not in ("add", "remove"):
+        raise UsageError(" (one word at a time)")
+    return tuple(words)
+
+
 @dataclass(frozen=True)
 class CommandSpec:
     name: str
@@ -205,6 +229,21 @@ COMMANDS: dict[str, CommandSpec] = {
         CommandSpec(
             "import-keys", "/import-keys FILE", "load room keys from an export file", text_argument
         ),
+        # notifications and unread state (issue 23)
+        CommandSpec(
+            "notify",
+            "/notify [all|mentions|mute|default] | global all|mentions",
+            "this room's notifications, or group rooms' default (shared with Element)",
+            notify_arguments,
+        ),
+        CommandSpec(
+            "keyword",
+            "/keyword [add|remove WORD]",
+            "words that notify and highlight in every room; alone: list them",
+            keyword_arguments,
+        ),
+        CommandSpec("unread", "/unread", "mark this room unread (reading it clears that)"),
+        CommandSpec("mentions", "/mentions", "messages that mentioned you, newest first"),
         CommandSpec(
             "help", "/help", f"every command and key (also {key_label(DEFAULT_KEYS['help'])})"
         ),

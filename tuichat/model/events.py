@@ -180,6 +180,38 @@ class WaitingSettled:
     reason: str
 
 
+# -- notifications and unread state (issue 23) ---------------------------------------
+
+
+@dataclass(frozen=True)
+class PushSettingsChanged:
+    """The account's push rules changed: each room's own setting (room id ->
+    a `RoomMode` value, rooms without one left out) and the keywords."""
+
+    room_modes: dict[str, str]
+    keywords: tuple[str, ...] = ()
+    group_default: str = "all"  # group rooms without a setting: "all" or "mentions"
+
+
+@dataclass(frozen=True)
+class MarkedUnread:
+    """A room was marked unread (or no longer) by one of our clients."""
+
+    room_id: str
+    unread: bool
+
+
+@dataclass(frozen=True)
+class ServerCounts:
+    """The server's notification and highlight counts of a clear-text room
+    (`unread_notifications`): used where the events after the read marker
+    are not all here to count."""
+
+    room_id: str
+    notifications: int
+    highlights: int
+
+
 DomainEvent = (
     ConnectionChanged
     | RoomsChanged
@@ -201,6 +233,9 @@ DomainEvent = (
     | CachedRoomsRead
     | CachedTimelineRead
     | WaitingSettled
+    | PushSettingsChanged
+    | MarkedUnread
+    | ServerCounts
 )
 
 Sink = Callable[[DomainEvent], None]

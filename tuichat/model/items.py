@@ -177,6 +177,11 @@ class TimelineItem:
     # Membership changes, for condensing runs of them: (action, name).
     membership: tuple[str, str] | None = None
     attachment: Attachment | None = None
+    # Push rules (notifications feature): whether the account's rules say
+    # to notify (None: not evaluated; every message counts) and to make a
+    # sound; `highlight` above follows them too when evaluated.
+    notify: bool | None = None
+    loud: bool = False
     version: int = 0
 
     @property
@@ -190,6 +195,20 @@ class TimelineItem:
     @property
     def is_message(self) -> bool:
         return self.kind in MESSAGE_KINDS
+
+    @property
+    def counts_unread(self) -> bool:
+        """Counted in the room's unread count: what the push rules say to
+        notify of, or, not evaluated, every message."""
+        return self.notify if self.notify is not None else self.kind in MESSAGE_KINDS
+
+    @property
+    def rings(self) -> bool:
+        """Worth the bell: by the push rules, a notifying highlight or a
+        rule with a sound; not evaluated, a highlight."""
+        if self.notify is None:
+            return self.highlight
+        return self.notify and (self.highlight or self.loud)
 
     @property
     def utd_text(self) -> str:

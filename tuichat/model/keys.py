@@ -60,6 +60,17 @@ KEY_ACTIONS: tuple[KeyAction, ...] = (
     KeyAction(
         "previous_room", "alt+up,ctrl+pageup", "Previous room", palette="The room above", show=False
     ),
+    # notifications and unread state (issue 23)
+    KeyAction(
+        "next_activity",
+        "alt+a",
+        "Next unread",
+        palette="The next room with a mention, else with unread messages ({key})",
+        show=False,
+    ),
+    KeyAction(
+        "mentions", "f5", "Mentions", palette="Messages that mentioned you ({key})", show=False
+    ),
     KeyAction("reply", "r", "Reply", KeyScope.SELECTED_MESSAGE),
     KeyAction("edit", "e", "Edit", KeyScope.SELECTED_MESSAGE),
     KeyAction("react", "plus,equals_sign", "React", KeyScope.SELECTED_MESSAGE),

@@ -33,6 +33,10 @@ class RoomSummary:
     # readable by nobody on their side.
     devices: int = 0
     members_without_devices: int = 0
+    # Notifications (issue 23): the room's own push-rule setting ("" when
+    # none: a `RoomMode` value otherwise), and marked unread by a client.
+    notify_mode: str = ""
+    marked_unread: bool = False
 
     def evolve(self, **changes: object) -> RoomSummary:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -68,6 +72,8 @@ class RoomList:
                 summary = summary.evolve(
                     unread=old.unread,
                     highlight=old.highlight,
+                    notify_mode=old.notify_mode,
+                    marked_unread=old.marked_unread,
                     last_activity=max(old.last_activity, summary.last_activity),
                 )
             self._rooms[summary.room_id] = summary
@@ -79,6 +85,14 @@ class RoomList:
         room = self._rooms.get(room_id)
         if room is not None:
             self._rooms[room_id] = room.evolve(unread=unread, highlight=highlight)
+
+    def set_flags(self, room_id: str, **flags: object) -> bool:
+        """Set `notify_mode` / `marked_unread`; False if the room is unknown."""
+        room = self._rooms.get(room_id)
+        if room is None:
+            return False
+        self._rooms[room_id] = room.evolve(**flags)
+        return True
 
     def touch(self, room_id: str, timestamp: int) -> None:
         room = self._rooms.get(room_id)

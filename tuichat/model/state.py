@@ -55,6 +55,10 @@ class Changes:
     devices: frozenset[str] = frozenset()  # users whose devices or trust changed
     verifications: list[VerificationView] = field(default_factory=list)
     recovery_offered: int | None = None  # sessions in the backup, if offered
+    # Notifications (issue 23): rooms whose marked-unread flag reading cleared
+    # (to tell the server), and whether room settings or keywords changed.
+    unmarked: list[str] = field(default_factory=list)
+    push_settings: bool = False
 
 
 class ChatState:
@@ -71,6 +75,15 @@ class ChatState:
         self.draft: Draft | None = None  # a reply or edit being written
         # Rooms whose failed messages are being sent again: how many.
         self.retrying: dict[str, int] = {}
+        # Notifications (issue 23): rooms' own push-rule settings (room id ->
+        # `RoomMode` value), keywords, and rooms marked unread.
+        self.room_modes: dict[str, str] = {}
+        self.keywords: tuple[str, ...] = ()
+        self.group_default = "all"
+        self.marked_unread: set[str] = set()
+        self.unmarked: list[str] = []  # cleared by reading, not yet told
+        # Clear-text rooms: the server's (notifications, highlights).
+        self.server_counts: dict[str, tuple[int, int]] = {}
 
     # -- reading -----------------------------------------------------------------------
 
@@ -121,6 +134,11 @@ class ChatState:
         before = timeline.read_marker
         timeline.mark_read()
         self.rooms.set_counts(room_id, 0, 0)
+        self.server_counts.pop(room_id, None)
+        if room_id in self.marked_unread:
+            self.marked_unread.discard(room_id)
+            self.rooms.set_flags(room_id, marked_unread=False)
+            self.unmarked.append(room_id)
         if timeline.read_marker and timeline.read_marker != before:
             return timeline.read_marker
         return None
@@ -139,6 +157,8 @@ class ChatState:
             marker = self.mark_read(room_id)
             if marker is not None:
                 changes.read_markers.append((room_id, marker))
+            changes.unmarked.extend(self.unmarked)
+            self.unmarked.clear()
         else:
             self._update_counts(room_id)
 
@@ -146,6 +166,13 @@ class ChatState:
         timeline = self.timelines.get(room_id)
         if timeline is not None:
             unread, highlight = timeline.unread_counts(self.user_id)
+            server = self.server_counts.get(room_id)
+            if server is not None and not timeline.has_read_marker_here():
+                # Not every event since the marker is here: the server
+                # counted them (clear-text rooms only).
+                unread, highlight = max(unread, server[0]), max(highlight, server[1])
+            if self.room_modes.get(room_id) == "mute":
+                unread = highlight = 0  # also what came before it was muted
             self.rooms.set_counts(room_id, unread, highlight)
 
     def _new_message(self, event: ev.TimelineAppended) -> NewMessage | None:
@@ -162,8 +189,31 @@ class ChatState:
                 item.sender != self.user_id
                 and item.is_message
                 and item.relation is None
-                and (item.highlight or summary.is_direct)
+                and (item.rings if item.notify is not None else item.highlight or summary.is_direct)
                 and (item.event_id is None or known.index_of(item.event_id) is None)
+            ):
+                return NewMessage(event.room_id, summary.name, item)
+        return None
+
+    def _decrypted_message(self, event: ev.ItemsReplaced) -> NewMessage | None:
+        """A placeholder that decrypted to a message the push rules ring for
+        (they are evaluated again on the decrypted event)."""
+        summary = self.rooms.get(event.room_id)
+        if self.connection is not ConnectionState.SYNCED or summary is None:
+            return None
+        known = self.timeline(event.room_id)
+        for item in event.items:
+            old = known.get(item.event_id) if item.event_id else None
+            if (
+                old is not None
+                and old.utd_reason is not None
+                and item.utd_reason is None
+                and item.sender != self.user_id
+                and item.is_message
+                and item.relation is None
+                and item.notify is not None
+                and item.rings
+                and not known_read(known, item.event_id)
             ):
                 return NewMessage(event.room_id, summary.name, item)
         return None
@@ -182,6 +232,9 @@ class ChatState:
         changes.rooms = True
 
     def _on_replaced(self, event: ev.ItemsReplaced, changes: Changes) -> None:
+        new = self._decrypted_message(event)
+        if new is not None:
+            changes.new_messages.append(new)
         change = self.timeline(event.room_id).replace(event.items, event.hidden)
         self._timeline_changed(event.room_id, change, changes)
         changes.rooms = True
@@ -211,6 +264,7 @@ class ChatState:
 
     def _on_rooms(self, event: ev.RoomsChanged, changes: Changes) -> None:
         self.rooms.upsert(event.rooms)
+        self._flag_rooms(event.rooms)
         if self.current_room_id is None:
             joined = [r for r in event.rooms if r.membership is Membership.JOIN]
             if joined:
@@ -280,6 +334,7 @@ class ChatState:
 
     def _on_cached_rooms(self, event: ev.CachedRoomsRead, changes: Changes) -> None:
         self.rooms.upsert(event.rooms)
+        self._flag_rooms(event.rooms)
         if self.current_room_id is None:
             joined = self.joined()
             if joined:
@@ -312,6 +367,56 @@ class ChatState:
         for room_id, timeline in self.timelines.items():
             self._timeline_changed(room_id, timeline.settle_waiting(event.reason), changes)
 
+    # -- notifications and unread state (issue 23) -----------------------------------------
+
+    def _flag_rooms(self, summaries: list[RoomSummary]) -> None:
+        """Settings and flags known before the rooms were (a room's timeline
+        read from the cache before its summary: its counts too)."""
+        for summary in summaries:
+            if summary.room_id in self.timelines and summary.room_id != self.current_room_id:
+                self._update_counts(summary.room_id)
+            self.rooms.set_flags(
+                summary.room_id,
+                notify_mode=self.room_modes.get(summary.room_id, ""),
+                marked_unread=summary.room_id in self.marked_unread,
+            )
+
+    def _on_push_settings(self, event: ev.PushSettingsChanged, changes: Changes) -> None:
+        before = self.room_modes
+        self.room_modes = dict(event.room_modes)
+        self.keywords = event.keywords
+        self.group_default = event.group_default
+        for room_id in set(before) | set(self.room_modes):
+            self.rooms.set_flags(room_id, notify_mode=self.room_modes.get(room_id, ""))
+            if room_id != self.current_room_id:
+                self._update_counts(room_id)
+        changes.rooms = changes.push_settings = True
+
+    def _on_server_counts(self, event: ev.ServerCounts, changes: Changes) -> None:
+        summary = self.rooms.get(event.room_id)
+        if summary is not None and summary.encrypted:
+            return  # the server cannot read these: our own evaluation counts
+        self.server_counts[event.room_id] = (event.notifications, event.highlights)
+        if event.room_id != self.current_room_id:
+            self._update_counts(event.room_id)
+            changes.rooms = True
+
+    def _on_marked_unread(self, event: ev.MarkedUnread, changes: Changes) -> None:
+        if event.unread:
+            self.marked_unread.add(event.room_id)
+        else:
+            self.marked_unread.discard(event.room_id)
+        self.rooms.set_flags(event.room_id, marked_unread=event.unread)
+        changes.rooms = True
+
+
+def known_read(timeline: Timeline, event_id: str | None) -> bool:
+    """Whether `event_id` is at or before the timeline's read marker."""
+    if event_id is None or timeline.read_marker is None:
+        return False
+    marker, index = timeline.index_of(timeline.read_marker), timeline.index_of(event_id)
+    return marker is not None and index is not None and index <= marker
+
 
 Handler = Callable[[ChatState, Any, Changes], None]
 
@@ -338,4 +443,8 @@ HANDLERS: dict[type, Handler] = {
     ev.CachedRoomsRead: ChatState._on_cached_rooms,
     ev.CachedTimelineRead: ChatState._on_cached_timeline,
     ev.WaitingSettled: ChatState._on_waiting_settled,
+    # notifications and unread state (issue 23)
+    ev.PushSettingsChanged: ChatState._on_push_settings,
+    ev.MarkedUnread: ChatState._on_marked_unread,
+    ev.ServerCounts: ChatState._on_server_counts,
 }

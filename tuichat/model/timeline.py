@@ -21,7 +21,6 @@ from enum import StrEnum
 from itertools import islice
 
 from tuichat.model.items import (
-    MESSAGE_KINDS,
     ItemKind,
     Reaction,
     RelationKind,
@@ -561,6 +560,11 @@ class Timeline(Sequence[TimelineItem]):
                 self.read_marker = item.event_id
                 return
 
+    def has_read_marker_here(self) -> bool:
+        """Whether the read marker is one of the events here (so everything
+        after it is here to count)."""
+        return self.read_marker is not None and self.index_of(self.read_marker) is not None
+
     def unread_counts(self, own_user_id: str) -> tuple[int, int]:
         """(unread, highlight) messages from others after the read marker."""
         start = 0
@@ -569,7 +573,7 @@ class Timeline(Sequence[TimelineItem]):
             start = 0 if marker is None else marker + 1
         unread = highlight = 0
         for item in self._remote[start:]:
-            if item.sender == own_user_id or item.kind not in MESSAGE_KINDS:
+            if item.sender == own_user_id or not item.counts_unread:
                 continue
             unread += 1
             if item.highlight:

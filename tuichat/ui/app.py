@@ -32,6 +32,7 @@ from tuichat.model.pacing import SLICE_SECONDS
 from tuichat.model.sanitize import safe_text
 from tuichat.ui import terminal_keys
 from tuichat.ui.bindings import app_bindings
+from tuichat.ui.controllers.alerts import Alerts
 from tuichat.ui.controllers.attachments import Attachments
 from tuichat.ui.controllers.chat import ChatController
 from tuichat.ui.controllers.people import People
@@ -86,6 +87,7 @@ class TuichatApp(App[int]):
         self.chat = ChatController(self)
         self.files = Attachments(self)
         self.people = People(self)
+        self.alerts = Alerts(self)
         self.main = MainScreen(self.chat, self.files)
         self._inbox: deque[DomainEvent] = deque()
         self._inbox_posted = False
@@ -185,6 +187,7 @@ class TuichatApp(App[int]):
                 self.profile, self.sink, snapshot=reader.snapshot, cache=reader.cache, **kwargs
             )
             self.service = service
+            service.set_private_receipts(self.config.private_receipts)
             await service.start()
             self.main.timeline.ask_again()
         except ProfileError as error:
@@ -231,6 +234,7 @@ class TuichatApp(App[int]):
     def _apply(self, event: DomainEvent) -> None:
         changes = self.state.apply(event)
         self.chat.draw(changes)
+        self.alerts.after(changes)
         if changes.devices:
             self.people.devices_changed(changes.devices)
         for view in changes.verifications:
@@ -319,3 +323,9 @@ class TuichatApp(App[int]):
 
     def action_upload(self) -> None:
         self.files.choose_upload()
+
+    def action_next_activity(self) -> None:
+        self.alerts.next_activity()
+
+    def action_mentions(self) -> None:
+        self.alerts.open_mentions()

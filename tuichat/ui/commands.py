@@ -265,6 +265,30 @@ async def _run_keys_file(ctx: CommandContext, name: str, path: Path, passphrase:
     )
 
 
+# -- notifications and unread state (issue 23) --
+
+
+def _notify(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
+    assert ctx.room_id is not None
+    if command.args[:1] == ("global",):
+        ctx.app.alerts.group_default(command.args[1])
+    else:
+        ctx.app.alerts.room_mode(ctx.room_id, command.args[0] if command.args else None)
+
+
+def _keyword(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
+    ctx.app.alerts.keyword(command.args)
+
+
+def _unread(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
+    assert ctx.room_id is not None
+    ctx.app.alerts.mark_unread(ctx.room_id)
+
+
+def _mentions(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
+    ctx.app.alerts.open_mentions()
+
+
 def _help(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
     ctx.app.action_help()
 
@@ -324,6 +348,11 @@ HANDLERS: dict[str, CommandHandler] = {
     "retry": CommandHandler(_retry),
     "export-keys": CommandHandler(_keys_file),
     "import-keys": CommandHandler(_keys_file),
+    # notifications and unread state (issue 23)
+    "notify": CommandHandler(_notify, needs_room=True),
+    "keyword": CommandHandler(_keyword),
+    "unread": CommandHandler(_unread, needs_room=True),
+    "mentions": CommandHandler(_mentions, needs_service=False),
     "help": CommandHandler(_help, needs_service=False),
     # The account page (issue 20: OAuth 2.0 API).
     "account": CommandHandler(_account),

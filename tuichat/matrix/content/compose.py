@@ -6,13 +6,14 @@ HTML off so nothing typed becomes markup by accident). When it has any
 formatting, or mentions someone, the content carries
 `format: org.matrix.custom.html` and the rendered `formatted_body` beside
 the plain `body`; otherwise only `body`. Every content says whom it
-mentions (`m.mentions`, empty when nobody), so clients do not guess from
-the text.
+mentions (`m.mentions`, empty when nobody; `room` when "@room" is typed),
+so clients do not guess from the text.
 """
 
 from __future__ import annotations
 
 import html
+import re
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
@@ -67,6 +68,10 @@ def render_markdown(text: str, mentions: dict[str, str] | None = None) -> str | 
     return rendered
 
 
+# "@room" as a word of its own (not "@roomba", "x@room" or "@room:server").
+ROOM_MENTION = re.compile(r"(?<![\w@])@room(?![\w:@-])")
+
+
 def message_content(
     text: str,
     *,
@@ -89,7 +94,12 @@ def message_content(
         content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
         if reply_sender and reply_sender != own_user_id:
             mentioned.add(reply_sender)
-    content["m.mentions"] = {"user_ids": sorted(mentioned)} if mentioned else {}
+    intentional: dict[str, Any] = {"user_ids": sorted(mentioned)} if mentioned else {}
+    if ROOM_MENTION.search(text):
+        # "@room" typed as a word: the whole room is mentioned (MSC3952);
+        # whether it notifies is the room's power levels' business.
+        intentional["room"] = True
+    content["m.mentions"] = intentional
     return content
 
 

@@ -19,6 +19,7 @@ from tuichat.matrix.content.room_state import RoomState
 from tuichat.matrix.crypto.types import Decryption
 from tuichat.matrix.transport.media import parse_mxc
 from tuichat.model.items import Attachment, ItemKind, Relation, RelationKind, TimelineItem
+from tuichat.model.push_rules import PushRules
 from tuichat.model.sanitize import clean_line, clean_text
 
 log = logging.getLogger(__name__)
@@ -26,10 +27,28 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Viewer:
-    """Who is looking: used for highlights (mentions of us)."""
+    """Who is looking: used for highlights (mentions of us) and, with the
+    account's push rules, for what notifies."""
 
     user_id: str
     display_name: str = ""
+    push_rules: PushRules | None = None
+
+    def pushed(
+        self, event: dict[str, Any], event_type: str, content: dict[str, Any], state: RoomState
+    ) -> Fields:
+        """The push rules' verdict on an event as shown, as item fields
+        (none without rules)."""
+        if self.push_rules is None:
+            return {}
+        from tuichat.matrix.content.push_context import evaluate
+
+        actions = evaluate(self.push_rules, event, event_type, content, state, self.display_name)
+        return {
+            "notify": actions.notify,
+            "loud": actions.sound is not None,
+            "highlight": actions.notify and actions.highlight,
+        }
 
     def mentioned_in(self, content: dict[str, Any], body: str) -> bool:
         mentions = content.get("m.mentions")
@@ -429,6 +448,7 @@ def _to_item(
                 utd_reason=decryption.reason if decryption else "missing_key",
                 session_id=session_id,
                 **common,
+                **viewer.pushed(event, event_type, content, state),
             )
         payload = decryption.payload
         event_type = _str(payload.get("type"))
@@ -447,4 +467,5 @@ def _to_item(
     fields = converter(event, content, state, viewer)
     if fields is None:
         return None
+    fields.update(viewer.pushed(event, event_type, content, state))
     return TimelineItem(**common, **fields)

@@ -40,7 +40,7 @@ class AccountContext:
         # later, and syncs, update it.
         self.snapshot = snapshot
         self.direct = DirectMessages(self.user_id, snapshot.m_direct)
-        self.viewer = Viewer(self.user_id, snapshot.own_display_name)
+        self.viewer: Viewer = snapshot.viewer()
         self.sync_token = snapshot.sync_token
         self.client: TuichatClient | None = None
         self.crypto: CryptoEngine | None = None

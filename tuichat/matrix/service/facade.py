@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from tuichat.matrix.service import key_files
 from tuichat.matrix.service.api import PAGE_SIZE, SYNC_TIMEOUT_MS, Approve
 from tuichat.matrix.service.outcome import Failed, Outcome
+from tuichat.model.push_rules import RoomMode
 
 if TYPE_CHECKING:
     from tuichat.matrix.account.session import Profile, Session
@@ -324,6 +325,23 @@ class MatrixService:
 
     async def set_typing(self, room_id: str, typing: bool) -> None:
         await self.parts.read_state.set_typing(room_id, typing)
+
+    # -- notifications and unread state (issue 23) --------------------------------------
+
+    async def set_room_notifications(self, room_id: str, mode: str) -> bool:
+        return await self.parts.push.set_room_mode(room_id, RoomMode(mode))
+
+    async def set_group_default(self, mode: str) -> bool:
+        return await self.parts.push.set_group_default(mode)
+
+    async def set_keyword(self, word: str, present: bool) -> bool:
+        return await self.parts.push.set_keyword(word, present)
+
+    async def set_marked_unread(self, room_id: str, unread: bool) -> bool:
+        return await self.parts.push.set_marked_unread(room_id, unread)
+
+    def set_private_receipts(self, private: bool) -> None:
+        self.parts.read_state.private_receipts = private
 
     # -- files -------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """Who read what and who is typing: receipts, the fully-read marker, typing.
 
-Out: the room on screen sends a read receipt and moves the fully-read
-marker (`/read_markers`, one request in flight per room, the latest event
-wins); the composer sends typing notifications. In: `m.receipt` and
+Out: the room on screen sends a read receipt (a private one,
+`m.read.private`, when set so) and moves the fully-read marker
+(`/read_markers`, one request in flight per room, the latest event wins);
+the composer sends typing notifications. In: `m.receipt` and
 `m.typing` ephemeral events and the `m.fully_read` room account data come
 in sync responses and become `ReceiptsChanged`, `TypingChanged` and
 `ReadMarkers`.
@@ -37,6 +38,8 @@ class ReadState:
         # Read markers to send, and the task sending them, per room.
         self._read_wanted: dict[str, str] = {}
         self._read_tasks: dict[str, asyncio.Task[None]] = {}
+        # Read receipts only our own devices see (`m.read.private`).
+        self.private_receipts = False
 
     def set_read_marker(self, room_id: str, event_id: str) -> None:
         """The user has read up to `event_id`: remember it, and tell the
@@ -58,9 +61,14 @@ class ReadState:
         ) != sent:
             event_id = self._read_wanted[room_id]
             try:
-                response = await client.room_read_markers(
-                    room_id, fully_read_event=event_id, read_event=event_id
-                )
+                if self.private_receipts:
+                    response = await client.room_read_markers(
+                        room_id, fully_read_event=event_id, private_read_event=event_id
+                    )
+                else:
+                    response = await client.room_read_markers(
+                        room_id, fully_read_event=event_id, read_event=event_id
+                    )
             except NETWORK_ERRORS as error:
                 log.info("read markers for %s not sent: %s", room_id, error)
                 return

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import json
 import logging
 import time
@@ -38,10 +39,11 @@ from nio import (
     SyncResponse,
 )
 
-from tuichat.matrix.content.convert import Decryption, Viewer, to_item
+from tuichat.matrix.content.convert import Decryption, to_item
 from tuichat.matrix.content.room_state import RoomState
 from tuichat.matrix.service.account_context import AccountContext
 from tuichat.matrix.service.history import TimelineGaps
+from tuichat.matrix.service.push_settings import PushSettings
 from tuichat.matrix.service.read_state import ReadState
 from tuichat.matrix.service.room_keys import RoomKeys
 from tuichat.matrix.service.room_views import RoomViews
@@ -155,8 +157,10 @@ class SyncLoop:
         trust: DeviceTrust,
         keys: RoomKeys,
         tokens: TokenRecovery,
+        push: PushSettings,
         timeout_ms: int,
     ) -> None:
+        self._push = push
         self._context = context
         self._gaps = gaps
         self._views = views
@@ -320,6 +324,9 @@ class SyncLoop:
         account_data = raw.get("account_data")
         events = account_data.get("events") if isinstance(account_data, dict) else None
         for event in events if isinstance(events, list) else []:
+            if isinstance(event, dict) and event.get("type") == "m.push_rules":
+                # Notifications: before the rooms, so this sync's events follow them.
+                self._push.handle_push_rules(event, outcome.write.account_data)
             if not isinstance(event, dict) or event.get("type") != "m.direct":
                 continue
             content = event.get("content") if isinstance(event.get("content"), dict) else {}
@@ -381,6 +388,8 @@ class SyncLoop:
             outcome.changed_rooms.add(room_id)
             self._note_own_name(state)
         receipts = self._read_state.handle_ephemeral(room_id, info, state)
+        self._push.handle_room_account_data(room_id, info)
+        self._push.handle_server_counts(room_id, info, state.encrypted)
         limited = bool(timeline.get("limited"))
         if limited:
             self._gaps.add(room_id)
@@ -427,7 +436,7 @@ class SyncLoop:
         context = self._context
         name = state.content("m.room.member", context.user_id).get("displayname")
         if isinstance(name, str) and name and name != context.viewer.display_name:
-            context.viewer = Viewer(context.user_id, name)
+            context.viewer = dataclasses.replace(context.viewer, display_name=name)
 
     def _handle_left(self, room_id: str, outcome: _SyncOutcome) -> None:
         client = self._context.client

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from tuichat.matrix.service.account_context import AccountContext
 from tuichat.matrix.service.history import History, TimelineGaps
 from tuichat.matrix.service.opening import AccountOpener
+from tuichat.matrix.service.push_settings import PushSettings
 from tuichat.matrix.service.read_state import ReadState
 from tuichat.matrix.service.room_admin import RoomAdmin
 from tuichat.matrix.service.room_keys import RoomKeys
@@ -37,6 +38,7 @@ class Parts:
     trust: DeviceTrust
     keys: RoomKeys
     transfers: Transfers
+    push: PushSettings  # notifications (issue 23)
 
 
 def build_parts(
@@ -55,6 +57,7 @@ def build_parts(
     read_state = ReadState(context)
     sending = SendQueue(context, outbox, tokens)
     gaps = TimelineGaps()
+    push = PushSettings(context)
     return Parts(
         views=views,
         tokens=tokens,
@@ -75,6 +78,7 @@ def build_parts(
             trust=trust,
             keys=keys,
             tokens=tokens,
+            push=push,
             timeout_ms=sync_timeout_ms,
         ),
         sending=sending,
@@ -84,4 +88,5 @@ def build_parts(
         trust=trust,
         keys=keys,
         transfers=Transfers(context, sending),
+        push=push,
     )

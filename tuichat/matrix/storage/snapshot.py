@@ -22,6 +22,7 @@ from tuichat.matrix.content.room_state import RoomState
 from tuichat.matrix.crypto.types import Decryption
 from tuichat.matrix.storage.cache import Cache
 from tuichat.model.items import MESSAGE_KINDS, TimelineItem
+from tuichat.model.push_rules import PushRules
 from tuichat.model.rooms import Membership, RoomSummary
 
 EVENTS_PER_ROOM = 100
@@ -51,6 +52,8 @@ class Snapshot:
     m_direct: dict[str, list[str]] = field(default_factory=dict)
     own_display_name: str = ""
     user_id: str = ""
+    # The account's push rules (`m.push_rules` content), as last synced.
+    push_rules: dict[str, Any] | None = None
     # What cached encrypted events show until the service decrypts them;
     # "no_store" once it cannot (this device's crypto store did not open).
     waiting_reason: str = "decrypting"
@@ -60,6 +63,11 @@ class Snapshot:
             state.summary(own_user_id, self.last_activity.get(room_id, 0))
             for room_id, state in self.states.items()
         ]
+
+    def viewer(self) -> Viewer:
+        """Who looks, with the push rules the cache holds."""
+        rules = PushRules.from_account_data(self.user_id, self.push_rules)
+        return Viewer(self.user_id, self.own_display_name, rules)
 
     def load_room(
         self, cache: Cache, room_id: str, events_per_room: int = EVENTS_PER_ROOM
@@ -80,7 +88,7 @@ class Snapshot:
             self.receipts[room_id] = {
                 user: (event, state.member_name(user)) for user, event in receipts.items()
             }
-        viewer = Viewer(self.user_id, self.own_display_name)
+        viewer = self.viewer()
         waiting = Decryption(None, self.waiting_reason)
         items = []
         encrypted = []
@@ -108,6 +116,7 @@ def load_snapshot(cache: Cache, own_user_id: str) -> Snapshot:
     m_direct = parse_direct(cache.account_data("m.direct"))
     direct = {room for rooms in m_direct.values() for room in rooms}
     snapshot = Snapshot(sync_token=cache.sync_token, m_direct=m_direct, user_id=own_user_id)
+    snapshot.push_rules = cache.account_data("m.push_rules")
     for cached in cache.load_rooms():
         try:
             membership = Membership(cached.membership)

@@ -27,7 +27,13 @@ from tuichat.matrix.account.session import Profile
 from tuichat.matrix.storage.cache import Cache
 from tuichat.matrix.storage.snapshot import Snapshot, load_snapshot
 from tuichat.matrix.transport.gc_pause import GcPause
-from tuichat.model.events import CachedRoomsRead, CachedTimelineRead, Sink, WaitingSettled
+from tuichat.model.events import (
+    CachedRoomsRead,
+    CachedTimelineRead,
+    PushSettingsChanged,
+    Sink,
+    WaitingSettled,
+)
 from tuichat.model.pacing import SLICE_SECONDS
 
 
@@ -56,6 +62,14 @@ class StartupReader:
         with the latest activity), then every room's summary."""
         self._cache = Cache(self.profile.cache_file)
         self._snapshot = load_snapshot(self._cache, self.user_id)
+        # Notifications: the cached rooms' settings before their counts.
+        rules = self._snapshot.viewer().push_rules
+        if rules is not None and not rules.is_default:
+            self._sink(
+                PushSettingsChanged(
+                    rules.room_settings(), tuple(rules.keywords()), rules.group_default()
+                )
+            )
         for room_id in self._snapshot.timelines:
             self._report(room_id)
         self._sink(CachedRoomsRead(self._snapshot.summaries(self.user_id)))

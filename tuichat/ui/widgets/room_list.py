@@ -20,6 +20,9 @@ from tuichat.ui.widgets.style_memo import StyleMemo
 
 DM_MARK = "@"
 ENCRYPTED_MARK = "🔒"
+# Notifications (issue 23): a room marked unread; a room's own setting.
+MARKED_UNREAD_MARK = "•"
+MODE_MARKS = {"mute": "🔕", "mentions": "@", "all": "🔔"}
 
 
 def _badge(count: int) -> str:
@@ -42,6 +45,10 @@ def room_label(room: RoomSummary) -> Text:
         label.append(f" ({_badge(room.highlight)}!)", style=Style(color="red", bold=True))
     elif room.unread:
         label.append(f" ({_badge(room.unread)})", style=Style(bold=True))
+    elif room.marked_unread:
+        label.append(f" ({MARKED_UNREAD_MARK})", style=Style(bold=True))
+    if room.notify_mode in MODE_MARKS:
+        label.append(f" {MODE_MARKS[room.notify_mode]}", style=Style(dim=True))
     return label
 
 

@@ -365,6 +365,15 @@ class VirtualLines(StyleMemo, ScrollView):
                 self._select(index)
                 return
 
+    def select_key(self, key: str) -> bool:
+        """Select the item with this key (an event id), scrolled into view;
+        False if it is not here."""
+        index = self._index_of(key)
+        if index is None or not self._selectable(index):
+            return False
+        self._select(index)
+        return True
+
     def _select(self, index: int | None) -> None:
         self._selected = None if index is None else self._key_of(index)
         if index is not None:
