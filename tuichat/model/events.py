@@ -180,6 +180,38 @@ class WaitingSettled:
     reason: str
 
 
+# -- threads (issue 21) ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ThreadPage:
+    """Earlier replies of a thread (relations API), oldest first."""
+
+    room_id: str
+    root: str
+    items: list[TimelineItem]
+    has_more: bool = False
+    next_token: str | None = None
+
+
+@dataclass(frozen=True)
+class ThreadsListed:
+    """Thread roots of a room from the thread list (`/threads`), newest
+    activity first, with their server summaries."""
+
+    room_id: str
+    roots: list[TimelineItem]
+    has_more: bool = False
+
+
+@dataclass(frozen=True)
+class ThreadReceipts:
+    """Our own threaded read receipts (MSC3771): thread root -> event id."""
+
+    room_id: str
+    receipts: dict[str, str]
+
+
 DomainEvent = (
     ConnectionChanged
     | RoomsChanged
@@ -201,6 +233,9 @@ DomainEvent = (
     | CachedRoomsRead
     | CachedTimelineRead
     | WaitingSettled
+    | ThreadPage
+    | ThreadsListed
+    | ThreadReceipts
 )
 
 Sink = Callable[[DomainEvent], None]

@@ -19,7 +19,8 @@ from tuichat.model.connection import ConnectionState
 from tuichat.model.draft import Draft
 from tuichat.model.items import SendState, TimelineItem
 from tuichat.model.rooms import Membership, RoomList, RoomSummary
-from tuichat.model.timeline import Timeline, TimelineChange
+from tuichat.model.threads import RoomTimeline
+from tuichat.model.timeline import TimelineChange
 from tuichat.model.verification import VerificationView
 
 
@@ -55,6 +56,7 @@ class Changes:
     devices: frozenset[str] = frozenset()  # users whose devices or trust changed
     verifications: list[VerificationView] = field(default_factory=list)
     recovery_offered: int | None = None  # sessions in the backup, if offered
+    threads: list[str] = field(default_factory=list)  # rooms whose thread list changed
 
 
 class ChatState:
@@ -63,7 +65,7 @@ class ChatState:
     def __init__(self, user_id: str) -> None:
         self.user_id = user_id
         self.rooms = RoomList()
-        self.timelines: dict[str, Timeline] = {}
+        self.timelines: dict[str, RoomTimeline] = {}
         self.current_room_id: str | None = None
         self.connection = ConnectionState.CONNECTING
         self.connection_detail = ""
@@ -78,10 +80,10 @@ class ChatState:
     def current_summary(self) -> RoomSummary | None:
         return self.rooms.get(self.current_room_id) if self.current_room_id else None
 
-    def timeline(self, room_id: str) -> Timeline:
+    def timeline(self, room_id: str) -> RoomTimeline:
         timeline = self.timelines.get(room_id)
         if timeline is None:
-            timeline = self.timelines[room_id] = Timeline(room_id, self.user_id)
+            timeline = self.timelines[room_id] = RoomTimeline(room_id, self.user_id)
         return timeline
 
     def joined(self) -> list[str]:
@@ -312,6 +314,39 @@ class ChatState:
         for room_id, timeline in self.timelines.items():
             self._timeline_changed(room_id, timeline.settle_waiting(event.reason), changes)
 
+    # -- threads (issue 21) ------------------------------------------------------------
+
+    def _on_thread_page(self, event: ev.ThreadPage, changes: Changes) -> None:
+        timeline = self.timeline(event.room_id)
+        change = timeline.add_thread_page(
+            event.root, event.items, has_more=event.has_more, next_token=event.next_token
+        )
+        if event.room_id == self.current_room_id:
+            changes.timeline.append(change)
+        changes.threads.append(event.room_id)
+
+    def _on_threads_listed(self, event: ev.ThreadsListed, changes: Changes) -> None:
+        timeline = self.timeline(event.room_id)
+        timeline.threads_listed = True
+        timeline.threads_have_more = event.has_more
+        change = timeline.add_thread_roots(event.roots)
+        if event.room_id == self.current_room_id:
+            changes.timeline.append(change)
+        changes.threads.append(event.room_id)
+
+    def _on_thread_receipts(self, event: ev.ThreadReceipts, changes: Changes) -> None:
+        timeline = self.timeline(event.room_id)
+        roots = [root for root, event_id in event.receipts.items() if root in timeline.threads]
+        for root in roots:
+            timeline.mark_thread_read(root, event.receipts[root])
+        change = timeline.refresh_roots(roots)
+        if event.room_id == self.current_room_id:
+            changes.timeline.append(change)
+        else:
+            self._update_counts(event.room_id)
+        changes.rooms = True
+        changes.threads.append(event.room_id)
+
 
 Handler = Callable[[ChatState, Any, Changes], None]
 
@@ -338,4 +373,8 @@ HANDLERS: dict[type, Handler] = {
     ev.CachedRoomsRead: ChatState._on_cached_rooms,
     ev.CachedTimelineRead: ChatState._on_cached_timeline,
     ev.WaitingSettled: ChatState._on_waiting_settled,
+    # threads (issue 21)
+    ev.ThreadPage: ChatState._on_thread_page,
+    ev.ThreadsListed: ChatState._on_threads_listed,
+    ev.ThreadReceipts: ChatState._on_thread_receipts,
 }
