@@ -77,6 +77,26 @@ class ChatService(Protocol):
     def set_read_marker(self, room_id: str, event_id: str) -> None: ...
     async def set_typing(self, room_id: str, typing: bool) -> None: ...
 
+    # -- threads (issue 21) ------------------------------------------------------------
+    async def load_thread(self, room_id: str, root: str, from_token: str | None = None) -> bool: ...
+    async def list_threads(
+        self, room_id: str, *, participated: bool = False, from_token: str | None = None
+    ) -> str | None: ...
+    def send_thread_message(
+        self,
+        room_id: str,
+        root: str,
+        text: str,
+        *,
+        latest: str,
+        reply_to: str | None = None,
+        reply_sender: str | None = None,
+        emote: bool = False,
+        markdown: bool = True,
+        mentions: dict[str, str] | None = None,
+    ) -> str: ...
+    async def send_thread_receipt(self, room_id: str, event_id: str, thread_id: str) -> bool: ...
+
     # -- files -------------------------------------------------------------------
     async def send_file(
         self, room_id: str, path: Path, progress: Callable[[int, int], None] | None = None

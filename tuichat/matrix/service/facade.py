@@ -454,3 +454,43 @@ class MatrixService:
         self, text: str, passphrase: str, progress: Callable[[int, int], None] | None = None
     ) -> ImportResult:
         return await self.parts.keys.import_keys(text, passphrase, progress)
+
+    # -- threads (issue 21) ------------------------------------------------------------
+
+    async def load_thread(self, room_id: str, root: str, from_token: str | None = None) -> bool:
+        return await self.parts.threads.load_thread(room_id, root, from_token)
+
+    async def list_threads(
+        self, room_id: str, *, participated: bool = False, from_token: str | None = None
+    ) -> str | None:
+        return await self.parts.threads.list_threads(
+            room_id, participated=participated, from_token=from_token
+        )
+
+    def send_thread_message(
+        self,
+        room_id: str,
+        root: str,
+        text: str,
+        *,
+        latest: str,
+        reply_to: str | None = None,
+        reply_sender: str | None = None,
+        emote: bool = False,
+        markdown: bool = True,
+        mentions: dict[str, str] | None = None,
+    ) -> str:
+        return self.parts.threads.send_thread_message(
+            room_id,
+            root,
+            text,
+            latest=latest,
+            reply_to=reply_to,
+            reply_sender=reply_sender,
+            emote=emote,
+            markdown=markdown,
+            mentions=mentions,
+        )
+
+    async def send_thread_receipt(self, room_id: str, event_id: str, thread_id: str) -> bool:
+        return await self.parts.threads.send_thread_receipt(room_id, event_id, thread_id)

@@ -17,7 +17,7 @@ from typing import Any
 from tuichat.matrix.content.room_state import RoomState
 from tuichat.matrix.service.account_context import AccountContext
 from tuichat.matrix.transport.network import NETWORK_ERRORS
-from tuichat.model.events import ReadMarkers, ReceiptsChanged, TypingChanged
+from tuichat.model.events import ReadMarkers, ReceiptsChanged, ThreadReceipts, TypingChanged
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,7 @@ class ReadState:
         """`m.typing` and `m.receipt` of one joined room in a sync; returns
         the receipts (user id -> event id) for the cache."""
         receipts: dict[str, tuple[str, str]] = {}
+        own_threads: dict[str, str] = {}  # our threaded receipts: root -> event id
         for event in _events(info.get("ephemeral")):
             content = event.get("content")
             if not isinstance(content, dict):
@@ -106,8 +107,12 @@ class ReadState:
                         thread = data.get("thread_id") if isinstance(data, dict) else None
                         if isinstance(user_id, str) and thread in (None, "main"):
                             receipts[user_id] = (event_id, state.member_name(user_id))
+                        elif user_id == self._context.user_id and isinstance(thread, str):
+                            own_threads[thread] = event_id  # threads (issue 21)
         if receipts:
             self._context.emit(ReceiptsChanged(room_id, receipts))
+        if own_threads:
+            self._context.emit(ThreadReceipts(room_id, own_threads))
         for event in _events(info.get("account_data")):
             content = event.get("content")
             event_id = content.get("event_id") if isinstance(content, dict) else None

@@ -13,6 +13,7 @@ from tuichat.matrix.service.opening import AccountOpener
 from tuichat.matrix.service.read_state import ReadState
 from tuichat.matrix.service.room_admin import RoomAdmin
 from tuichat.matrix.service.room_keys import RoomKeys
+from tuichat.matrix.service.room_threads import RoomThreads
 from tuichat.matrix.service.room_views import RoomViews
 from tuichat.matrix.service.send_queue import SendQueue
 from tuichat.matrix.service.sync_loop import SyncLoop
@@ -37,6 +38,7 @@ class Parts:
     trust: DeviceTrust
     keys: RoomKeys
     transfers: Transfers
+    threads: RoomThreads  # issue 21
 
 
 def build_parts(
@@ -84,4 +86,5 @@ def build_parts(
         trust=trust,
         keys=keys,
         transfers=Transfers(context, sending),
+        threads=RoomThreads(context, sending),
     )
