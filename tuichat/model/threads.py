@@ -373,7 +373,6 @@ class RoomTimeline(Timeline):
                 timeline.read_marker = event_id
         marker = timeline.read_marker
         if marker is not None and marker != before:
-            thread.note(TimelineChange(ChangeKind.REPLACED))
             return marker
         return None
 

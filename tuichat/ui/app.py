@@ -35,6 +35,7 @@ from tuichat.ui.bindings import app_bindings
 from tuichat.ui.controllers.attachments import Attachments
 from tuichat.ui.controllers.chat import ChatController
 from tuichat.ui.controllers.people import People
+from tuichat.ui.controllers.thread_panel import ThreadPanel
 from tuichat.ui.messages import MatrixEventsReady
 from tuichat.ui.notifications import Notifier
 from tuichat.ui.screens.main import MainScreen
@@ -86,6 +87,7 @@ class TuichatApp(App[int]):
         self.chat = ChatController(self)
         self.files = Attachments(self)
         self.people = People(self)
+        self.threads = ThreadPanel(self)  # threads (issue 21)
         self.main = MainScreen(self.chat, self.files)
         self._inbox: deque[DomainEvent] = deque()
         self._inbox_posted = False
@@ -231,6 +233,7 @@ class TuichatApp(App[int]):
     def _apply(self, event: DomainEvent) -> None:
         changes = self.state.apply(event)
         self.chat.draw(changes)
+        self.threads.draw(changes)
         if changes.devices:
             self.people.devices_changed(changes.devices)
         for view in changes.verifications:
@@ -313,3 +316,6 @@ class TuichatApp(App[int]):
 
     def action_upload(self) -> None:
         self.files.choose_upload()
+
+    def action_threads(self) -> None:
+        self.threads.open_list()

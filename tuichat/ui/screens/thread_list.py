@@ -1,0 +1,127 @@
+"""The thread list of a room: every thread (or those you took part in),
+newest activity first, unread ones marked; Enter opens one, `p` switches
+between all and yours, Escape closes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option
+
+from tuichat.model.sanitize import safe_line
+from tuichat.model.threads import Thread, preview
+
+if TYPE_CHECKING:
+    from tuichat.model.threads import RoomTimeline
+    from tuichat.ui.controllers.thread_panel import ThreadPanel
+
+# Rows shown at most (the server's list is paged; the model's is bounded by
+# what was loaded).
+MAX_ROWS = 500
+
+
+def thread_row(timeline: RoomTimeline, thread: Thread, own_user_id: str) -> Text:
+    """ "● Root text — 3 replies, Ada: latest" (all remote text sanitised)."""
+    summary = thread.summary(own_user_id)
+    root = timeline.root_item(thread.root)
+    root_text = preview(root) if root is not None else "(thread root not loaded)"
+    count = summary.count
+    text = Text()
+    text.append("● " if summary.unread else "  ", style="bold red" if summary.unread else "")
+    if root is not None:
+        text.append(safe_line(root.sender_name) + ": ", style="bold")
+    text.append(safe_line(root_text))
+    latest = ""
+    if summary.latest_sender_name:
+        latest = f", {summary.latest_sender_name}: {summary.latest_preview}"
+    text.append(safe_line(f" — {count} repl{'y' if count == 1 else 'ies'}{latest}"), style="dim")
+    text.truncate(200, overflow="ellipsis")
+    return text
+
+
+class ThreadListScreen(ModalScreen[str | None]):
+    """Dismisses with the chosen thread's root, or None."""
+
+    DEFAULT_CSS = """
+    ThreadListScreen { align: center top; }
+    ThreadListScreen > Vertical {
+        width: 80%;
+        max-width: 110;
+        height: auto;
+        max-height: 80%;
+        margin-top: 2;
+        border: thick $primary;
+        background: $surface;
+    }
+    ThreadListScreen #thread-list-title { height: 1; text-style: bold; }
+    ThreadListScreen OptionList { height: auto; max-height: 30; }
+    """
+
+    BINDINGS = [
+        Binding("escape", "dismiss_none", "Close"),
+        Binding("p", "toggle_participated", "All / yours"),
+    ]
+
+    def __init__(self, panel: ThreadPanel, room_id: str, *, participated: bool) -> None:
+        super().__init__()
+        self.panel = panel
+        self.room_id = room_id
+        self.participated = participated
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(id="thread-list-title")
+            yield OptionList(id="thread-list")
+
+    def on_mount(self) -> None:
+        self.refresh_threads()
+        self.query_one(OptionList).focus()
+
+    def refresh_threads(self) -> None:
+        state = self.panel.state
+        timeline = state.timeline(self.room_id)
+        own = state.user_id
+        threads = timeline.ordered_threads()
+        if self.participated:
+            threads = [t for t in threads if t.summary(own).participated]
+        title = "Your threads" if self.participated else "Threads"
+        more = " (loading…)" if not timeline.threads_listed else ""
+        self.query_one("#thread-list-title", Static).update(
+            Text(
+                safe_line(f"{title} in this room{more} — Enter opens, p: all/yours, Escape closes")
+            )
+        )
+        options = self.query_one(OptionList)
+        highlighted = options.highlighted
+        options.clear_options()
+        options.add_options(
+            Option(thread_row(timeline, thread, own), id=thread.root)
+            for thread in threads[:MAX_ROWS]
+        )
+        if threads:
+            options.highlighted = min(highlighted or 0, len(threads) - 1)
+
+    @on(OptionList.OptionSelected)
+    def _selected(self, message: OptionList.OptionSelected) -> None:
+        self.dismiss(message.option.id)
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)
+
+    def action_toggle_participated(self) -> None:
+        self.participated = not self.participated
+        self.refresh_threads()
+        service = self.panel.service
+        if service is not None:
+            self.app.run_worker(
+                service.list_threads(self.room_id, participated=self.participated),
+                group="threads",
+                exit_on_error=False,
+            )
