@@ -1,0 +1,128 @@
+"""Threads against Element's stack: the matrix-js-sdk peer (Rust crypto)
+and tuichat's screen, driven with Pilot, in an encrypted room on the real
+Synapse. The peer's thread reply stays out of tuichat's main timeline and
+shows as the root's summary; the thread pane shows it decrypted (its page
+fetched through the relations API); tuichat's replies in the pane reach the
+peer in the thread with Element's fallback (or a real reply); the threaded
+read receipt reaches the server with the root as `thread_id`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.conftest import UserFactory, log_in
+from tests.js_peer import JsPeer, requires_js_peer
+from tests.test_ui_chat import join_in_ui, wait_ui
+from tuichat.demo.synapse import LocalSynapse
+from tuichat.matrix.account.session import Profile
+from tuichat.model.events import ConnectionState
+from tuichat.ui.app import TuichatApp
+
+pytestmark = requires_js_peer
+
+
+def lines(view: Any) -> str:
+    return "\n".join(view.line_texts())
+
+
+async def test_threads_with_the_js_peer_in_an_encrypted_room(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    js_peer_factory: Any,
+) -> None:
+    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
+    await log_in(synapse, profile, alice)
+    js: JsPeer = await js_peer_factory(bob)
+    room_id = await js.create_room(invite=[alice.user_id], name="Threads")
+
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await wait_ui(pilot, lambda: app.state.connection is ConnectionState.SYNCED, 30)
+        await join_in_ui(pilot, app, js, room_id, alice.user_id, 30)
+        main = app.main
+
+        root = await js.send(room_id, "a root from element")
+        await wait_ui(pilot, lambda: "a root from element" in lines(main.timeline), 30)
+        reply = await js.send_thread_reply(room_id, root, "first reply in the thread", latest=root)
+        await js.send(room_id, "back in the main timeline")
+
+        # The main timeline: the root with "1 reply", not the reply itself.
+        await wait_ui(pilot, lambda: "back in the main timeline" in lines(main.timeline), 30)
+        await wait_ui(pilot, lambda: "1 reply" in lines(main.timeline), 30)
+        shown = lines(main.timeline)
+        summary = next(line for line in shown.splitlines() if "1 reply" in line)
+        assert "Bob" in summary and "first reply in the thread" in summary
+        assert sum("first reply in the thread" in line for line in shown.splitlines()) == 1
+        timeline = app.state.timeline(room_id)
+        assert timeline.index_of(reply) is None
+        assert timeline.root_of(reply) == root
+
+        # Enter on the root opens the pane: the reply, decrypted.
+        main.timeline.focus()
+        main.timeline.select_last()
+        await pilot.press("up", "enter")
+        pane = main.thread_pane
+        await wait_ui(pilot, lambda: pane.is_open and app.threads.root == root, 10)
+        await wait_ui(pilot, lambda: "first reply in the thread" in lines(pane.timeline), 30)
+        shown_reply = timeline.thread(root).timeline.get(reply)
+        assert shown_reply is not None and shown_reply.encrypted
+        assert shown_reply.utd_reason is None
+        # The page from the relations API came (the only page: no more).
+        await wait_ui(pilot, lambda: not timeline.thread(root).has_more, 30)
+
+        # The threaded receipt for the reply reached the server.
+        async def receipt_seen() -> bool:
+            receipts = await js.server_receipts(room_id)
+            return any(
+                r["user_id"] == alice.user_id and r["thread_id"] == root and r["event_id"] == reply
+                for r in receipts
+            )
+
+        for _ in range(100):
+            if await receipt_seen():
+                break
+            await pilot.pause(0.2)
+        else:
+            raise AssertionError("no threaded receipt from tuichat on the server")
+
+        # tuichat replies in the thread: Element's relation and fallback.
+        assert pane.composer.has_focus
+        pane.composer.insert("tuichat answers in the thread")
+        await pilot.press("enter")
+        event = await js.wait_for_thread_event(room_id, root, "tuichat answers in the thread")
+        assert event["thread_root"] == root and event["encrypted"]
+        relation = event["relation"]
+        assert relation["rel_type"] == "m.thread" and relation["event_id"] == root
+        assert relation["is_falling_back"] is True
+        assert relation["m.in_reply_to"]["event_id"] == reply
+        await wait_ui(pilot, lambda: "tuichat answers in the thread" in lines(pane.timeline), 30)
+        assert "tuichat answers in the thread" not in lines(main.timeline).replace(
+            "Alice: tuichat answers in the thread", ""
+        )
+
+        # A reply to a specific message in the thread quotes it.
+        pane.timeline.focus()
+        thread_items = timeline.thread(root).timeline
+        pane.timeline.select_last()
+        await pilot.press("up")
+        selected = pane.timeline.selected_item
+        assert selected is not None and selected.event_id == reply, selected
+        await pilot.press("r")
+        assert pane.composer.has_focus
+        pane.composer.insert("quoting bob inside the thread")
+        await pilot.press("enter")
+        quoted = await js.wait_for_thread_event(room_id, root, "quoting bob inside the thread")
+        relation = quoted["relation"]
+        assert relation["rel_type"] == "m.thread" and relation["event_id"] == root
+        assert relation["is_falling_back"] is False
+        assert relation["m.in_reply_to"]["event_id"] == reply
+        await wait_ui(pilot, lambda: thread_items.remote_count == 3, 30)
+        root_item = timeline.get(root)
+        assert root_item is not None and root_item.thread is not None
+        assert root_item.thread.count == 3 and root_item.thread.participated
+
+        # Escape (from the pane's composer) closes it.
+        pane.composer.focus()
+        await pilot.press("escape")
+        await wait_ui(pilot, lambda: not pane.is_open, 10)
