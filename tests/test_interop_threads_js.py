@@ -8,6 +8,7 @@ read receipt reaches the server with the root as `thread_id`."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from tests.conftest import UserFactory, log_in
@@ -71,20 +72,43 @@ async def test_threads_with_the_js_peer_in_an_encrypted_room(
         # The page from the relations API came (the only page: no more).
         await wait_ui(pilot, lambda: not timeline.thread(root).has_more, 30)
 
-        # The threaded receipt for the reply reached the server.
-        async def receipt_seen() -> bool:
+        # The threaded receipt for the reply reached the server, and the
+        # main timeline's receipt says "main".
+        async def receipt_seen(thread_id: str, event_id: str | None) -> bool:
             receipts = await js.server_receipts(room_id)
             return any(
-                r["user_id"] == alice.user_id and r["thread_id"] == root and r["event_id"] == reply
+                r["user_id"] == alice.user_id
+                and r["thread_id"] == thread_id
+                and (event_id is None or r["event_id"] == event_id)
                 for r in receipts
             )
 
-        for _ in range(100):
-            if await receipt_seen():
-                break
-            await pilot.pause(0.2)
-        else:
-            raise AssertionError("no threaded receipt from tuichat on the server")
+        for thread_id, event_id in ((root, reply), ("main", None)):
+            for _ in range(100):
+                if await receipt_seen(thread_id, event_id):
+                    break
+                await pilot.pause(0.2)
+            else:
+                raise AssertionError(f"no receipt with thread_id {thread_id} on the server")
+
+        # The peer edits its reply: the pane shows the new text.
+        await js.send_event(
+            room_id,
+            "m.room.message",
+            {
+                "msgtype": "m.text",
+                "body": "* first reply, edited",
+                "m.new_content": {"msgtype": "m.text", "body": "first reply, edited"},
+                "m.relates_to": {"rel_type": "m.replace", "event_id": reply},
+            },
+        )
+        await wait_ui(pilot, lambda: "first reply, edited" in lines(pane.timeline), 30)
+        # tuichat reacts to it: the peer sees the annotation of the reply.
+        assert app.service is not None
+        app.service.react(room_id, reply, "👍")
+        reaction = await js.wait_for_event(room_id, "m.reaction", sender=alice.user_id)
+        assert reaction["relation"]["event_id"] == reply
+        await wait_ui(pilot, lambda: "👍 1" in lines(pane.timeline), 30)
 
         # tuichat replies in the thread: Element's relation and fallback.
         assert pane.composer.has_focus
@@ -126,3 +150,21 @@ async def test_threads_with_the_js_peer_in_an_encrypted_room(
         pane.composer.focus()
         await pilot.press("escape")
         await wait_ui(pilot, lambda: not pane.is_open, 10)
+
+        # A reply while the thread is closed is unread: marked on the root.
+        def root_unread() -> bool:
+            item = timeline.get(root)
+            return item is not None and item.thread is not None and item.thread.unread
+
+        unread = await js.send_thread_reply(room_id, root, "while the thread was closed")
+        await wait_ui(pilot, root_unread, 30)
+        assert any("4 replies" in line and "●" in line for line in lines(main.timeline).split("\n"))
+        # Another of Alice's sessions reads it (a threaded receipt): read here too.
+        await asyncio.to_thread(
+            synapse._request,
+            "POST",
+            f"/_matrix/client/v3/rooms/{room_id}/receipt/m.read/{unread}",
+            {"thread_id": root},
+            token=alice.access_token,
+        )
+        await wait_ui(pilot, lambda: not root_unread(), 30)

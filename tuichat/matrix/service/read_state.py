@@ -1,11 +1,12 @@
 """Who read what and who is typing: receipts, the fully-read marker, typing.
 
-Out: the room on screen sends a read receipt and moves the fully-read
-marker (`/read_markers`, one request in flight per room, the latest event
-wins); the composer sends typing notifications. In: `m.receipt` and
-`m.typing` ephemeral events and the `m.fully_read` room account data come
-in sync responses and become `ReceiptsChanged`, `TypingChanged` and
-`ReadMarkers`.
+Out: the room on screen moves the fully-read marker (`/read_markers`) and
+sends a read receipt for the main timeline (`thread_id: main`, MSC3771),
+one request in flight per room, the latest event wins; the composer sends
+typing notifications. In: `m.receipt` and `m.typing` ephemeral events and
+the `m.fully_read` room account data come in sync responses and become
+`ReceiptsChanged`, `TypingChanged` and `ReadMarkers`; our own threaded
+receipts become `ThreadReceipts`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from tuichat.matrix.content.room_state import RoomState
 from tuichat.matrix.service.account_context import AccountContext
+from tuichat.matrix.transport.http import MatrixHttpError, path_segment
 from tuichat.matrix.transport.network import NETWORK_ERRORS
 from tuichat.model.events import ReadMarkers, ReceiptsChanged, ThreadReceipts, TypingChanged
 
@@ -57,11 +59,22 @@ class ReadState:
             room_id
         ) != sent:
             event_id = self._read_wanted[room_id]
+            crypto = self._context.crypto
             try:
-                response = await client.room_read_markers(
-                    room_id, fully_read_event=event_id, read_event=event_id
-                )
-            except NETWORK_ERRORS as error:
+                if crypto is None:
+                    response = await client.room_read_markers(
+                        room_id, fully_read_event=event_id, read_event=event_id
+                    )
+                else:
+                    # The receipt is threaded (MSC3771): it says the main
+                    # timeline is read, and leaves threads' replies unread.
+                    response = await client.room_read_markers(room_id, fully_read_event=event_id)
+                    await crypto.http.request(
+                        "POST",
+                        f"/rooms/{path_segment(room_id)}/receipt/m.read/{path_segment(event_id)}",
+                        {"thread_id": "main"},
+                    )
+            except (MatrixHttpError, *NETWORK_ERRORS) as error:
                 log.info("read markers for %s not sent: %s", room_id, error)
                 return
             if getattr(response, "status_code", None):
