@@ -292,3 +292,20 @@ def test_converter_reads_thread_relations_and_server_summaries() -> None:
     assert root is not None and root.thread is not None
     assert root.thread.count == 3 and root.thread.latest_event_id == "$l"
     assert "\x1b" not in root.thread.latest_preview
+
+
+def test_threads_without_a_receipt_are_read_up_to_when_the_room_was_read() -> None:
+    timeline = RoomTimeline("!a", ME)
+    timeline.append([item(1), item(2, root="$e1"), item(3)])
+    timeline.mark_read()  # the room was read up to $e3 (after the reply)
+    assert timeline.unread_counts(ME) == (0, 0)
+    assert not timeline.get("$e1").thread.unread  # type: ignore[union-attr]
+    timeline.append([item(4, root="$e1")])
+    assert timeline.unread_counts(ME) == (1, 0)
+    assert timeline.get("$e1").thread.unread  # type: ignore[union-attr]
+    # Reading the main timeline further does not read the thread.
+    timeline.append([item(5)])
+    timeline.mark_read()
+    assert timeline.unread_counts(ME) == (1, 0)
+    assert timeline.mark_thread_read("$e1") == "$e4"
+    assert timeline.unread_counts(ME) == (0, 0)

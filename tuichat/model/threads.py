@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from tuichat.model.items import SendState, ThreadSummary, TimelineItem
+from tuichat.model.items import MESSAGE_KINDS, SendState, ThreadSummary, TimelineItem
 from tuichat.model.layout import ItemList
 from tuichat.model.sanitize import clean_line
 from tuichat.model.timeline import ChangeKind, Timeline, TimelineChange
@@ -54,6 +54,7 @@ class Thread:
     has_more: bool = True  # earlier replies may exist (relations pages)
     next_token: str | None = None  # where the next relations page starts
     root_item: TimelineItem | None = None  # the root when not in the main timeline
+    took_part: bool = False  # a reply of ours is among those known here
     watched: bool = False  # shown in a pane: its changes are kept for it
     changes: list[TimelineChange] = field(default_factory=list)  # for the pane
 
@@ -66,7 +67,25 @@ class Thread:
         count = timeline.remote_count
         return timeline[count - 1] if count else None
 
-    def summary(self, own_user_id: str) -> ThreadSummary:
+    def unread_counts(self, own_user_id: str, baseline: int = 0) -> tuple[int, int]:
+        """(unread, highlight) replies from others. Without a threaded
+        receipt, replies older than `baseline` (when the room was last
+        read as tuichat started) count as read, so old threads nobody
+        opened do not all count at once."""
+        timeline = self.timeline
+        if timeline.read_marker is not None:
+            return timeline.unread_counts(own_user_id)
+        unread = highlight = 0
+        for index in range(timeline.remote_count - 1, -1, -1):
+            item = timeline[index]
+            if item.timestamp <= baseline:
+                break
+            if item.sender != own_user_id and item.kind in MESSAGE_KINDS:
+                unread += 1
+                highlight += item.highlight
+        return unread, highlight
+
+    def summary(self, own_user_id: str, baseline: int = 0) -> ThreadSummary:
         """The summary line: the server's, brought up to date with what
         came here since."""
         timeline, server = self.timeline, self.server
@@ -80,10 +99,8 @@ class Thread:
                     break
                 newer += 1
             count = max(local, server.count + newer)
-        participated = (server is not None and server.participated) or any(
-            timeline[index].sender == own_user_id for index in range(local)
-        )
-        unread = timeline.unread_counts(own_user_id)[0] > 0
+        participated = (server is not None and server.participated) or self.took_part
+        unread = self.unread_counts(own_user_id, baseline)[0] > 0
         if latest is None or (server is not None and server.latest_ts > latest.timestamp):
             if server is None:
                 return ThreadSummary(count=0, participated=participated)
@@ -91,6 +108,7 @@ class Thread:
                 server.latest_sender != own_user_id
                 and timeline.read_marker is None
                 and server.latest_event_id is not None
+                and server.latest_ts > baseline
             )
             return replace(server, count=count, participated=participated, unread=unread)
         return ThreadSummary(
@@ -113,6 +131,7 @@ class RoomTimeline(Timeline):
         self._thread_of: dict[str, str] = {}  # thread reply event id -> root
         self._echo_thread: dict[str, str] = {}  # txn id of a thread echo -> root
         self.threads_listed = False  # the server's thread list was read
+        self._baseline: int | None = None
         self.threads_have_more = False
         super().__init__(room_id, own_user_id)
 
@@ -123,6 +142,24 @@ class RoomTimeline(Timeline):
         if thread is None:
             thread = self.threads[root] = Thread(root, Timeline(self.room_id, self.own_user_id))
         return thread
+
+    def baseline(self) -> int:
+        """When the room was read as first known here (its read marker's
+        time): threads without a receipt are read up to then."""
+        if self._baseline is None and self.read_marker is not None:
+            marker = self.get(self.read_marker)
+            if marker is not None:
+                self._baseline = marker.timestamp
+        return self._baseline or 0
+
+    def mark_read(self) -> None:
+        first = self._baseline is None
+        super().mark_read()
+        if first and self.baseline():
+            # The first read position: roots drawn before it was known
+            # may have counted old replies unread.
+            for root in self.threads:
+                self._redecorate(root)
 
     def root_of(self, event_id: str) -> str | None:
         """The root of the thread `event_id` replies in, if it does."""
@@ -151,7 +188,7 @@ class RoomTimeline(Timeline):
 
     def thread_summary(self, root: str) -> ThreadSummary | None:
         thread = self.threads.get(root)
-        return thread.summary(self.own_user_id) if thread else None
+        return thread.summary(self.own_user_id, self.baseline()) if thread else None
 
     def drain_thread_changes(self, root: str) -> list[TimelineChange]:
         thread = self.threads.get(root)
@@ -181,6 +218,7 @@ class RoomTimeline(Timeline):
         for item in items:
             if item.event_id is not None and item.relation is None:
                 self._thread_of[item.event_id] = root
+                thread.took_part = thread.took_part or item.sender == self.own_user_id
         latest = thread.latest()
         if older:
             change = thread.timeline.prepend(items)
@@ -232,7 +270,7 @@ class RoomTimeline(Timeline):
         thread = self.threads.get(key) if key is not None else None
         if thread is None:
             return item
-        summary = thread.summary(self.own_user_id)
+        summary = thread.summary(self.own_user_id, self.baseline())
         if not summary.count:
             summary = None  # a thread started but no reply yet
         return item if item.thread == summary else replace(item, thread=summary)
@@ -317,8 +355,9 @@ class RoomTimeline(Timeline):
     def unread_counts(self, own_user_id: str) -> tuple[int, int]:
         """The main timeline's counts plus every thread's."""
         unread, highlight = super().unread_counts(own_user_id)
+        baseline = self.baseline()
         for thread in self.threads.values():
-            more, more_highlight = thread.timeline.unread_counts(own_user_id)
+            more, more_highlight = thread.unread_counts(own_user_id, baseline)
             unread += more
             highlight += more_highlight
         return unread, highlight

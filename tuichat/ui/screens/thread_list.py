@@ -29,7 +29,7 @@ MAX_ROWS = 500
 
 def thread_row(timeline: RoomTimeline, thread: Thread, own_user_id: str) -> Text:
     """ "● Root text — 3 replies, Ada: latest" (all remote text sanitised)."""
-    summary = thread.summary(own_user_id)
+    summary = thread.summary(own_user_id, timeline.baseline())
     root = timeline.root_item(thread.root)
     root_text = preview(root) if root is not None else "(thread root not loaded)"
     count = summary.count
@@ -90,7 +90,7 @@ class ThreadListScreen(ModalScreen[str | None]):
         own = state.user_id
         threads = timeline.ordered_threads()
         if self.participated:
-            threads = [t for t in threads if t.summary(own).participated]
+            threads = [t for t in threads if t.summary(own, timeline.baseline()).participated]
         title = "Your threads" if self.participated else "Threads"
         more = " (loading…)" if not timeline.threads_listed else ""
         self.query_one("#thread-list-title", Static).update(
