@@ -19,6 +19,7 @@ from tuichat.model.items import ItemKind, TimelineItem
 from tuichat.model.sanitize import safe_line, trusted
 from tuichat.model.threads import ThreadView
 from tuichat.model.timeline import EDITABLE_KINDS, ChangeKind, TimelineChange
+from tuichat.ui.widgets.timeline_view import HistoryState
 
 if TYPE_CHECKING:
     from tuichat.matrix.service import MatrixService
@@ -89,6 +90,7 @@ class ThreadPanel:
             self.app.chat.parent_missing(root)
         if thread.next_token is None and thread.has_more:
             self._load(None)
+        self._show_history()
         self._mark_read()
 
     def close(self) -> None:
@@ -129,6 +131,9 @@ class ThreadPanel:
         if self.room_id != self.state.current_room_id:
             self.close()
             return
+        if self.room_id in changes.threads:  # a page of replies came
+            self._loading = False
+            self._show_history()
         pending = view.changes()
         if not pending:
             return
@@ -145,6 +150,19 @@ class ThreadPanel:
                 timeline.apply_change(change)
         self._show_title()
         self._mark_read()  # the open thread is read, as the room shown is
+
+    def _show_history(self) -> None:
+        """The line above the replies: more to load, loading, or the start."""
+        view = self.view
+        if view is None:
+            return
+        if self._loading:
+            state = HistoryState.LOADING
+        elif view.thread.has_more and view.thread.next_token is not None:
+            state = HistoryState.MORE
+        else:
+            state = HistoryState.START
+        self.pane.timeline.set_history(state)
 
     def _show_title(self) -> None:
         view, room_id = self.view, self.room_id
@@ -178,6 +196,7 @@ class ThreadPanel:
         thread = view.thread
         if thread.has_more and thread.next_token is not None:
             self._load(thread.next_token)
+            self._show_history()
 
     def _load(self, token: str | None) -> None:
         room_id, root, service = self.room_id, self.root, self.service
@@ -190,6 +209,7 @@ class ThreadPanel:
                 await service.load_thread(room_id, root, token)
             finally:
                 self._loading = False
+                self._show_history()
 
         self.app.run_worker(run(), group="threads", exit_on_error=False)
 
