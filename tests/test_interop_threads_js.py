@@ -11,13 +11,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from textual.widgets import OptionList
+
 from tests.conftest import UserFactory, log_in
 from tests.js_peer import JsPeer, requires_js_peer
-from tests.test_ui_chat import join_in_ui, wait_ui
+from tests.test_ui_chat import join_in_ui, type_text, wait_ui
 from tuichat.demo.synapse import LocalSynapse
 from tuichat.matrix.account.session import Profile
 from tuichat.model.events import ConnectionState
 from tuichat.ui.app import TuichatApp
+from tuichat.ui.screens.thread_list import ThreadListScreen
 
 pytestmark = requires_js_peer
 
@@ -168,3 +171,75 @@ async def test_threads_with_the_js_peer_in_an_encrypted_room(
             token=alice.access_token,
         )
         await wait_ui(pilot, lambda: not root_unread(), 30)
+
+
+async def test_thread_list_and_replies_older_than_the_sync_window(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+) -> None:
+    """A thread whose root and replies lie beyond the synced window (sent
+    before tuichat joined, then buried under 55 messages): the thread list
+    (F5, `/threads`) finds it with the server's summary, and opening it
+    fetches the root and the replies (relations API), in order."""
+    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
+    await log_in(synapse, profile, alice)
+
+    def request(method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        status, reply = synapse._request(method, path, body, token=bob.access_token)
+        assert status == 200, (status, reply)
+        return reply
+
+    def send(room_id: str, n: int, content: dict[str, Any]) -> str:
+        path = f"/_matrix/client/v3/rooms/{room_id}/send/m.room.message/t{n}"
+        return str(request("PUT", path, content)["event_id"])
+
+    room = request(
+        "POST",
+        "/_matrix/client/v3/createRoom",
+        {"preset": "private_chat", "invite": [alice.user_id], "name": "Old threads"},
+    )
+    room_id = room["room_id"]
+    root = send(room_id, 0, {"msgtype": "m.text", "body": "an old thread root"})
+    replies = [
+        send(
+            room_id,
+            n,
+            {
+                "msgtype": "m.text",
+                "body": f"old reply {n}",
+                "m.relates_to": {"rel_type": "m.thread", "event_id": root},
+            },
+        )
+        for n in (1, 2, 3)
+    ]
+    for n in range(4, 59):
+        send(room_id, n, {"msgtype": "m.text", "body": f"main message {n}"})
+
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await wait_ui(pilot, lambda: app.state.connection is ConnectionState.SYNCED, 30)
+        await wait_ui(pilot, lambda: app.state.rooms.get(room_id), 30)
+        await type_text(pilot, f"/join {room_id}")
+        await wait_ui(pilot, lambda: app.state.current_room_id == room_id, 30)
+        timeline = app.state.timeline(room_id)
+        await wait_ui(pilot, lambda: len(timeline) > 40, 30)
+        assert timeline.get(root) is None and timeline.root_of(replies[0]) is None
+
+        await pilot.press("f5")
+        await wait_ui(pilot, lambda: isinstance(app.screen, ThreadListScreen), 10)
+        options = app.screen.query_one(OptionList)
+        await wait_ui(pilot, lambda: options.option_count == 1, 30)
+        row = str(options.get_option_at_index(0).prompt)
+        assert "an old thread root" in row and "3 replies" in row and "old reply 3" in row
+        await pilot.press("enter")
+        pane = app.main.thread_pane
+        await wait_ui(pilot, lambda: pane.is_open and app.threads.root == root, 10)
+        await wait_ui(pilot, lambda: [i.key for i in timeline.thread(root).timeline] == replies, 30)
+        await wait_ui(pilot, lambda: "an old thread root" in lines(pane.timeline), 30)
+        shown = lines(pane.timeline)
+        # (The root's summary line quotes the latest reply: the last
+        # occurrence of each text is the reply itself.)
+        order = [shown.rindex(t) for t in ("an old thread root", "old reply 1", "old reply 3")]
+        assert order == sorted(order)
+        assert "old reply" not in lines(app.main.timeline)

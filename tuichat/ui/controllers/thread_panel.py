@@ -282,7 +282,7 @@ class ThreadPanel:
     # -- the thread list ---------------------------------------------------------------------
 
     def open_list(self, *, participated: bool = False) -> None:
-        room_id, service = self.state.current_room_id, self.service
+        room_id = self.state.current_room_id
         if room_id is None:
             self.app.chat.choose_a_room()
             return
@@ -290,12 +290,6 @@ class ThreadPanel:
 
         screen = self.list_screen = ThreadListScreen(self, room_id, participated=participated)
         self.app.push_screen(screen, self._chosen)
-        if service is not None:
-            self.app.run_worker(
-                service.list_threads(room_id, participated=participated),
-                group="threads",
-                exit_on_error=False,
-            )
 
     def _chosen(self, root: str | None) -> None:
         self.list_screen = None

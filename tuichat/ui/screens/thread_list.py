@@ -1,6 +1,7 @@
 """The thread list of a room: every thread (or those you took part in),
 newest activity first, unread ones marked; Enter opens one, `p` switches
-between all and yours, Escape closes."""
+between all and yours, Escape closes. Pages of the server's list
+(`/threads`) load as the last row is reached."""
 
 from __future__ import annotations
 
@@ -74,6 +75,8 @@ class ThreadListScreen(ModalScreen[str | None]):
         self.panel = panel
         self.room_id = room_id
         self.participated = participated
+        self.next_token: str | None = None
+        self.loading = False
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -83,6 +86,32 @@ class ThreadListScreen(ModalScreen[str | None]):
     def on_mount(self) -> None:
         self.refresh_threads()
         self.query_one(OptionList).focus()
+        self.load()
+
+    def load(self, token: str | None = None) -> None:
+        """A page of the server's thread list (the first, or after `token`)."""
+        service = self.panel.service
+        if service is None or self.loading:
+            return
+        self.loading = True
+        participated = self.participated
+
+        async def run() -> None:
+            try:
+                self.next_token = await service.list_threads(
+                    self.room_id, participated=participated, from_token=token
+                )
+            finally:
+                self.loading = False
+
+        self.app.run_worker(run(), group="threads", exit_on_error=False)
+
+    @on(OptionList.OptionHighlighted)
+    def _highlighted(self, message: OptionList.OptionHighlighted) -> None:
+        """At the last row: the next page, if the server has more."""
+        options = message.option_list
+        if message.option_index == options.option_count - 1 and self.next_token:
+            self.load(self.next_token)
 
     def refresh_threads(self) -> None:
         state = self.panel.state
@@ -117,11 +146,6 @@ class ThreadListScreen(ModalScreen[str | None]):
 
     def action_toggle_participated(self) -> None:
         self.participated = not self.participated
+        self.next_token = None
         self.refresh_threads()
-        service = self.panel.service
-        if service is not None:
-            self.app.run_worker(
-                service.list_threads(self.room_id, participated=self.participated),
-                group="threads",
-                exit_on_error=False,
-            )
+        self.load()
