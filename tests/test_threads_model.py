@@ -309,3 +309,22 @@ def test_threads_without_a_receipt_are_read_up_to_when_the_room_was_read() -> No
     assert timeline.unread_counts(ME) == (1, 0)
     assert timeline.mark_thread_read("$e1") == "$e4"
     assert timeline.unread_counts(ME) == (0, 0)
+
+
+def test_server_thread_counts_mark_threads_unread_until_read_here() -> None:
+    state = ChatState(ME)
+    state.apply(ev.RoomsChanged([RoomSummary("!a", "A"), RoomSummary("!b", "B")]))
+    state.select_room("!a")
+    state.apply(ev.TimelineAppended("!b", [item(1), item(2, root="$e1", sender=ME)]))
+    state.mark_read("!b")
+    timeline = state.timeline("!b")
+    assert not timeline.get("$e1").thread.unread  # type: ignore[union-attr]
+    changes = state.apply(ev.ThreadCounts("!b", {"$e1": (2, 1)}))
+    assert changes.rooms and "!b" in changes.threads
+    assert timeline.get("$e1").thread.unread  # type: ignore[union-attr]
+    summary = state.rooms.get("!b")
+    assert summary is not None and summary.unread == 2 and summary.highlight == 1
+    # Absent from the next count: none unread.
+    state.apply(ev.ThreadCounts("!b", {}))
+    assert not timeline.get("$e1").thread.unread  # type: ignore[union-attr]
+    assert state.rooms.get("!b").unread == 0  # type: ignore[union-attr]

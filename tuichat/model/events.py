@@ -212,6 +212,15 @@ class ThreadReceipts:
     receipts: dict[str, str]
 
 
+@dataclass(frozen=True)
+class ThreadCounts:
+    """The server's unread counts per thread (MSC3773): root ->
+    (notifications, highlights); threads not named have none."""
+
+    room_id: str
+    counts: dict[str, tuple[int, int]]
+
+
 DomainEvent = (
     ConnectionChanged
     | RoomsChanged
@@ -236,6 +245,7 @@ DomainEvent = (
     | ThreadPage
     | ThreadsListed
     | ThreadReceipts
+    | ThreadCounts
 )
 
 Sink = Callable[[DomainEvent], None]

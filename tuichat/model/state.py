@@ -347,6 +347,18 @@ class ChatState:
         changes.rooms = True
         changes.threads.append(event.room_id)
 
+    def _on_thread_counts(self, event: ev.ThreadCounts, changes: Changes) -> None:
+        timeline = self.timeline(event.room_id)
+        change = timeline.set_server_counts(event.counts)
+        if change is None:
+            return
+        if event.room_id == self.current_room_id:
+            changes.timeline.append(change)
+        else:
+            self._update_counts(event.room_id)
+            changes.rooms = True
+        changes.threads.append(event.room_id)
+
 
 Handler = Callable[[ChatState, Any, Changes], None]
 
@@ -377,4 +389,5 @@ HANDLERS: dict[type, Handler] = {
     ev.ThreadPage: ChatState._on_thread_page,
     ev.ThreadsListed: ChatState._on_threads_listed,
     ev.ThreadReceipts: ChatState._on_thread_receipts,
+    ev.ThreadCounts: ChatState._on_thread_counts,
 }

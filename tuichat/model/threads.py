@@ -55,6 +55,8 @@ class Thread:
     next_token: str | None = None  # where the next relations page starts
     root_item: TimelineItem | None = None  # the root when not in the main timeline
     took_part: bool = False  # a reply of ours is among those known here
+    # The server's unread (notifications, highlights) in it (MSC3773).
+    server_counts: tuple[int, int] = (0, 0)
     watched: bool = False  # shown in a pane: its changes are kept for it
     changes: list[TimelineChange] = field(default_factory=list)  # for the pane
 
@@ -72,6 +74,11 @@ class Thread:
         receipt, replies older than `baseline` (when the room was last
         read as tuichat started) count as read, so old threads nobody
         opened do not all count at once."""
+        local = self._local_unread(own_user_id, baseline)
+        server = self.server_counts
+        return (max(local[0], server[0]), max(local[1], server[1]))
+
+    def _local_unread(self, own_user_id: str, baseline: int) -> tuple[int, int]:
         timeline = self.timeline
         if timeline.read_marker is not None:
             return timeline.unread_counts(own_user_id)
@@ -389,6 +396,18 @@ class RoomTimeline(Timeline):
             [r.event_id for r in roots if r.event_id], TimelineChange(ChangeKind.REPLACED)
         )
 
+    def set_server_counts(self, counts: dict[str, tuple[int, int]]) -> TimelineChange | None:
+        """The server's unread counts of every thread (absent: none); None
+        if nothing changed."""
+        changed = []
+        for root in set(counts) | {r for r, t in self.threads.items() if t.server_counts != (0, 0)}:
+            value = counts.get(root, (0, 0))
+            thread = self.thread(root) if root in counts else self.threads[root]
+            if thread.server_counts != value:
+                thread.server_counts = value
+                changed.append(root)
+        return self.refresh_roots(changed) if changed else None
+
     def refresh_roots(self, roots: Iterable[str]) -> TimelineChange:
         """Redraw these roots' summaries (their unread state changed)."""
         return self._refresh_roots(roots, TimelineChange(ChangeKind.REPLACED))
@@ -412,6 +431,7 @@ class RoomTimeline(Timeline):
                 timeline.read_marker = event_id
         marker = timeline.read_marker
         if marker is not None and marker != before:
+            thread.server_counts = (0, 0)  # until the server counts again
             return marker
         return None
 

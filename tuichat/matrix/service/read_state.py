@@ -19,7 +19,13 @@ from tuichat.matrix.content.room_state import RoomState
 from tuichat.matrix.service.account_context import AccountContext
 from tuichat.matrix.transport.http import MatrixHttpError, path_segment
 from tuichat.matrix.transport.network import NETWORK_ERRORS
-from tuichat.model.events import ReadMarkers, ReceiptsChanged, ThreadReceipts, TypingChanged
+from tuichat.model.events import (
+    ReadMarkers,
+    ReceiptsChanged,
+    ThreadCounts,
+    ThreadReceipts,
+    TypingChanged,
+)
 
 log = logging.getLogger(__name__)
 
@@ -132,3 +138,24 @@ class ReadState:
             if event.get("type") == "m.fully_read" and isinstance(event_id, str):
                 self._context.emit(ReadMarkers({room_id: event_id}))
         return {user: event_id for user, (event_id, _name) in receipts.items()}
+
+    def handle_thread_counts(self, room_id: str, info: dict[str, Any]) -> None:
+        """The server's unread counts per thread (MSC3773), when the sync
+        carries them: every thread with unread notifications; those not
+        named have none."""
+        block = info.get("unread_thread_notifications")
+        if not isinstance(block, dict):
+            return
+        counts: dict[str, tuple[int, int]] = {}
+        for root, value in block.items():
+            if not isinstance(root, str) or not isinstance(value, dict):
+                continue
+            counts[root] = (
+                _count(value.get("notification_count")),
+                _count(value.get("highlight_count")),
+            )
+        self._context.emit(ThreadCounts(room_id, counts))
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0

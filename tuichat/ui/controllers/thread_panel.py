@@ -131,9 +131,15 @@ class ThreadPanel:
         if self.room_id != self.state.current_room_id:
             self.close()
             return
-        if self.room_id in changes.threads:  # a page of replies came
+        if self.room_id in changes.threads:  # a page, or the server's counts
             self._loading = False
             self._show_history()
+            if view.thread.server_counts != (0, 0):
+                # Counted before our receipt for the open thread reached it.
+                view.thread.server_counts = (0, 0)
+                self.app.main.timeline.apply_change(
+                    self.state.timeline(self.room_id or "").refresh_roots([view.root])
+                )
         pending = view.changes()
         if not pending:
             return
