@@ -130,3 +130,40 @@ async def test_thread_list_orders_threads_and_opens_one(tmp_path: Path) -> None:
         await pilot.press("enter")
         await pilot.pause()
         assert app.threads.root == "$e2" and app.main.thread_pane.is_open
+
+
+async def test_my_threads_across_rooms_unread_first(tmp_path: Path) -> None:
+    from textual.widgets import OptionList
+
+    from tuichat.ui.screens.thread_list import MyThreadsScreen
+
+    me = "@sam:example.org"
+    app = TuichatApp(offline_profile(tmp_path), connect=False)
+    async with app.run_test(size=(150, 30)) as pilot:
+        app.sink(RoomsChanged([RoomSummary("!one", "One"), RoomSummary("!two", "Two")]))
+        await pilot.pause()
+        app.chat.switch_room("!one")
+        mine = message(2, "my reply", root="$e1")
+        app.sink(TimelineAppended("!one", [message(1, "root one"), mine.evolve(sender=me)]))
+        app.sink(
+            TimelineAppended(
+                "!two",
+                [
+                    message(3, "root two"),
+                    message(4, "mine", root="$e3").evolve(sender=me),
+                    message(5, "unread answer", root="$e3"),
+                ],
+            )
+        )
+        app.sink(TimelineAppended("!one", [message(6, "not a thread of mine")]))
+        await pilot.pause()
+        await pilot.press("f8")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, MyThreadsScreen)
+        options = screen.query_one(OptionList)
+        ids = [options.get_option_at_index(i).id for i in range(options.option_count)]
+        assert ids == ["!two $e3", "!one $e1"]
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.state.current_room_id == "!two" and app.threads.root == "$e3"

@@ -62,6 +62,7 @@ KEY_ACTIONS: tuple[KeyAction, ...] = (
     ),
     # threads (issue 21)
     KeyAction("threads", "f5", "Threads", palette="This room's threads ({key})"),
+    KeyAction("my_threads", "f8", "My threads", palette="Your threads in every room, unread first"),
     KeyAction("reply", "r", "Reply", KeyScope.SELECTED_MESSAGE),
     KeyAction("edit", "e", "Edit", KeyScope.SELECTED_MESSAGE),
     KeyAction("react", "plus,equals_sign", "React", KeyScope.SELECTED_MESSAGE),

@@ -180,10 +180,11 @@ class RoomTimeline(Timeline):
         """Threads with a known root or reply, newest activity first."""
         return sorted(
             (t for t in self.threads.values() if t.latest() or t.server or t.root_item),
-            key=lambda t: -self._activity(t),
+            key=lambda t: -self.activity(t),
         )
 
-    def _activity(self, thread: Thread) -> int:
+    def activity(self, thread: Thread) -> int:
+        """When a thread last saw a reply (or its root, if none)."""
         latest = thread.latest()
         times = [latest.timestamp if latest else 0]
         if thread.server is not None:

@@ -319,3 +319,6 @@ class TuichatApp(App[int]):
 
     def action_threads(self) -> None:
         self.threads.open_list()
+
+    def action_my_threads(self) -> None:
+        self.threads.open_mine()

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from tuichat.matrix.service import MatrixService
     from tuichat.model.state import Changes, ChatState
     from tuichat.ui.app import TuichatApp
-    from tuichat.ui.screens.thread_list import ThreadListScreen
+    from tuichat.ui.screens.thread_list import MyThreadsScreen, ThreadListScreen
     from tuichat.ui.widgets.thread_pane import ThreadPane
 
 # Below this many columns the pane goes under the main timeline.
@@ -41,7 +41,7 @@ class ThreadPanel:
         self.draft: Draft | None = None
         self._offset = 0
         self._loading = False
-        self.list_screen: ThreadListScreen | None = None
+        self.list_screen: ThreadListScreen | MyThreadsScreen | None = None
 
     @property
     def pane(self) -> ThreadPane:
@@ -123,8 +123,13 @@ class ThreadPanel:
     def draw(self, changes: Changes) -> None:
         """After an applied event: the open thread's changes, the thread
         list, and closing the pane when its room is no longer shown."""
-        if self.list_screen is not None and self.list_screen.room_id in changes.threads:
-            self.list_screen.refresh_threads()
+        screen = self.list_screen
+        if (
+            screen is not None
+            and changes.threads
+            and (screen.room_id is None or screen.room_id in changes.threads)
+        ):
+            screen.refresh_threads()
         view = self.view
         if view is None:
             return
@@ -300,4 +305,20 @@ class ThreadPanel:
     def _chosen(self, root: str | None) -> None:
         self.list_screen = None
         if root:
+            self.open(root)
+
+    def open_mine(self) -> None:
+        """Your threads in every room, unread first."""
+        from tuichat.ui.screens.thread_list import MyThreadsScreen
+
+        screen = self.list_screen = MyThreadsScreen(self)
+        self.app.push_screen(screen, self._chosen_anywhere)
+
+    def _chosen_anywhere(self, choice: str | None) -> None:
+        self.list_screen = None
+        if not choice:
+            return
+        room_id, _, root = choice.partition(" ")
+        self.app.chat.switch_room(room_id)
+        if self.state.current_room_id == room_id:
             self.open(root)

@@ -47,6 +47,18 @@ def thread_row(timeline: RoomTimeline, thread: Thread, own_user_id: str) -> Text
     return text
 
 
+def _option(option_id: str, row: Text) -> Option:
+    return Option(row, id=option_id)
+
+
+def room_thread_row(room_name: str, timeline: RoomTimeline, thread: Thread, own: str) -> Text:
+    """ "Room · " and the thread's row."""
+    row = Text(safe_line(f"{room_name} · "), style="bold")
+    row.append_text(thread_row(timeline, thread, own))
+    row.truncate(220, overflow="ellipsis")
+    return row
+
+
 class ThreadListScreen(ModalScreen[str | None]):
     """Dismisses with the chosen thread's root, or None."""
 
@@ -149,3 +161,78 @@ class ThreadListScreen(ModalScreen[str | None]):
         self.next_token = None
         self.refresh_threads()
         self.load()
+
+
+# The cross-room view asks the server for your threads in this many of the
+# most recently active rooms.
+ROOMS_ASKED = 10
+
+
+class MyThreadsScreen(ModalScreen[str | None]):
+    """The threads you took part in, in every room: unread ones first, then
+    by latest activity. Dismisses with "<room id> <root>", or None."""
+
+    DEFAULT_CSS = ThreadListScreen.DEFAULT_CSS.replace("ThreadListScreen", "MyThreadsScreen")
+
+    BINDINGS = [Binding("escape", "dismiss_none", "Close")]
+
+    def __init__(self, panel: ThreadPanel) -> None:
+        super().__init__()
+        self.panel = panel
+        self.room_id: str | None = None  # every room
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(
+                Text("Your threads in every room: unread first. Enter opens, Escape closes"),
+                id="thread-list-title",
+            )
+            yield OptionList(id="thread-list")
+
+    def on_mount(self) -> None:
+        self.refresh_threads()
+        self.query_one(OptionList).focus()
+        service = self.panel.service
+        if service is not None:
+            for room_id in self.panel.state.joined()[:ROOMS_ASKED]:
+                self.app.run_worker(
+                    service.list_threads(room_id, participated=True),
+                    group="threads",
+                    exit_on_error=False,
+                )
+
+    def threads(self) -> list[tuple[str, RoomTimeline, Thread]]:
+        """(room id, its timeline, thread) of every thread you are in,
+        unread first, then newest activity first."""
+        state = self.panel.state
+        own = state.user_id
+        found = []
+        for room_id, timeline in state.timelines.items():
+            baseline = timeline.baseline()
+            for thread in timeline.ordered_threads():
+                summary = thread.summary(own, baseline)
+                if summary.participated:
+                    key = (not summary.unread, -timeline.activity(thread))
+                    found.append((key, room_id, timeline, thread))
+        found.sort(key=lambda entry: entry[0])
+        return [(room_id, timeline, thread) for _, room_id, timeline, thread in found][:MAX_ROWS]
+
+    def refresh_threads(self) -> None:
+        state = self.panel.state
+        options = self.query_one(OptionList)
+        highlighted = options.highlighted
+        options.clear_options()
+        threads = self.threads()
+        for room_id, timeline, thread in threads:
+            room = state.rooms.get(room_id)
+            row = room_thread_row(room.name if room else room_id, timeline, thread, state.user_id)
+            options.add_option(_option(f"{room_id} {thread.root}", row))
+        if threads:
+            options.highlighted = min(highlighted or 0, len(threads) - 1)
+
+    @on(OptionList.OptionSelected)
+    def _selected(self, message: OptionList.OptionSelected) -> None:
+        self.dismiss(message.option.id)
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)
