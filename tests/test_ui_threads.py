@@ -167,3 +167,33 @@ async def test_my_threads_across_rooms_unread_first(tmp_path: Path) -> None:
         await pilot.press("enter")
         await pilot.pause()
         assert app.state.current_room_id == "!two" and app.threads.root == "$e3"
+
+
+async def test_thread_command_opens_the_latest_thread(tmp_path: Path) -> None:
+    from tests.test_ui_chat import type_text
+
+    app = TuichatApp(offline_profile(tmp_path), connect=False)
+    async with app.run_test(size=(150, 30)) as pilot:
+        app.sink(RoomsChanged([RoomSummary("!room", "Room")]))
+        await pilot.pause()
+        app.chat.switch_room("!room")
+        app.sink(
+            TimelineAppended(
+                "!room",
+                [
+                    message(1, "older root"),
+                    message(2, "newer root"),
+                    message(3, "in the older", root="$e1"),
+                    message(4, "in the newer", root="$e2"),
+                ],
+            )
+        )
+        await pilot.pause()
+        await type_text(pilot, "/thread")
+        await pilot.pause()
+        assert app.threads.root == "$e2" and app.main.thread_pane.is_open
+        # Writing in the pane without a connection says so, and keeps the pane.
+        app.main.thread_pane.composer.insert("hello")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "Not connected" in str(app.main.feedback.text)

@@ -310,6 +310,6 @@ HANDLERS: dict[str, CommandHandler] = {
     "import-keys": CommandHandler(_keys_file),
     "help": CommandHandler(_help, needs_service=False),
     # threads (issue 21)
-    "thread": CommandHandler(_thread, needs_room=True),
-    "threads": CommandHandler(_threads, needs_room=True),
+    "thread": CommandHandler(_thread, needs_service=False, needs_room=True),
+    "threads": CommandHandler(_threads, needs_service=False, needs_room=True),
 }
