@@ -149,6 +149,17 @@ async def test_threads_with_the_js_peer_in_an_encrypted_room(
         assert root_item is not None and root_item.thread is not None
         assert root_item.thread.count == 3 and root_item.thread.participated
 
+        # The peer quotes a message inside the thread (a reply to a reply):
+        # in the pane, with its quote.
+        answer = await js.send_thread_reply(
+            room_id, root, "bob quotes the first reply", reply_to=reply
+        )
+        await wait_ui(pilot, lambda: thread_items.get(answer) is not None, 30)
+        quoting = thread_items.get(answer)
+        assert quoting is not None and quoting.reply_to == reply and quoting.utd_reason is None
+        await wait_ui(pilot, lambda: "bob quotes the first reply" in lines(pane.timeline), 30)
+        assert "↳ Bob: first reply, edited" in lines(pane.timeline)
+
         # Escape (from the pane's composer) closes it.
         pane.composer.focus()
         await pilot.press("escape")
@@ -163,7 +174,7 @@ async def test_threads_with_the_js_peer_in_an_encrypted_room(
         await wait_ui(pilot, root_unread, 30)
         # The server counts it too (MSC3773, asked for in the sync filter).
         await wait_ui(pilot, lambda: timeline.thread(root).server_counts[0] >= 1, 30)
-        assert any("4 replies" in line and "●" in line for line in lines(main.timeline).split("\n"))
+        assert any("5 replies" in line and "●" in line for line in lines(main.timeline).split("\n"))
         # Another of Alice's sessions reads it (a threaded receipt): read here too.
         await asyncio.to_thread(
             synapse._request,
