@@ -328,3 +328,20 @@ def test_server_thread_counts_mark_threads_unread_until_read_here() -> None:
     state.apply(ev.ThreadCounts("!b", {}))
     assert not timeline.get("$e1").thread.unread  # type: ignore[union-attr]
     assert state.rooms.get("!b").unread == 0  # type: ignore[union-attr]
+
+
+def test_a_thread_placeholder_fills_in_where_it_is() -> None:
+    timeline = RoomTimeline("!a", ME)
+    timeline.append([item(1)])
+    view = ThreadView(timeline, "$e1")
+    placeholder = item(2, root="$e1").evolve(
+        kind=ItemKind.UNDECRYPTABLE, body="", utd_reason="missing_key", encrypted=True
+    )
+    timeline.append([placeholder])
+    assert timeline.get("$e1").thread.latest_preview == "🔒 encrypted message"  # type: ignore[union-attr]
+    view.changes()
+    change = timeline.replace([item(2, root="$e1", encrypted=True)])
+    assert 0 in change.indices  # the root's summary line changed
+    assert [c.indices for c in view.changes()] == [(1,)]  # the pane's row 1
+    assert view[1].body == "message 2" and view[1].utd_reason is None
+    assert timeline.get("$e1").thread.latest_preview == "message 2"  # type: ignore[union-attr]
