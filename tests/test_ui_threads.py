@@ -192,6 +192,16 @@ async def test_thread_command_opens_the_latest_thread(tmp_path: Path) -> None:
         await type_text(pilot, "/thread")
         await pilot.pause()
         assert app.threads.root == "$e2" and app.main.thread_pane.is_open
+        # Up on the empty composer edits your newest reply in the thread.
+        mine = message(5, "my own reply", root="$e2").evolve(sender="@sam:example.org")
+        app.sink(TimelineAppended("!room", [mine]))
+        await pilot.pause()
+        await pilot.press("up")
+        await pilot.pause()
+        assert app.main.thread_pane.composer.text == "my own reply"
+        assert app.threads.draft is not None and app.threads.draft.item.key == "$e5"
+        await pilot.press("escape")
+        assert app.main.thread_pane.composer.text == ""
         # Writing in the pane without a connection says so, and keeps the pane.
         app.main.thread_pane.composer.insert("hello")
         await pilot.press("enter")

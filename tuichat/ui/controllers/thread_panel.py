@@ -245,6 +245,22 @@ class ThreadPanel:
         else:
             self.app.chat.item_action(item, action)
 
+    def edit_last(self) -> None:
+        """Up on the pane's empty composer: edit your newest reply in it."""
+        view = self.view
+        if view is None:
+            return
+        timeline = view.thread.timeline
+        for index in range(timeline.remote_count - 1, max(-1, timeline.remote_count - 500), -1):
+            item = timeline[index]
+            if (
+                item.sender == self.state.user_id
+                and item.kind in EDITABLE_KINDS
+                and item.attachment is None
+            ):
+                self.item_action(item, "edit")
+                return
+
     def _set_draft(self, draft: Draft) -> None:
         self.draft = draft
         item = draft.item

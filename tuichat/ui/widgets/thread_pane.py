@@ -86,6 +86,8 @@ class ThreadPane(Vertical):
     @on(Composer.EditLast)
     def _edit_last(self, message: Composer.EditLast) -> None:
         message.stop()
+        if self.panel is not None:
+            self.panel.edit_last()
 
     @on(Composer.ScrollTimeline)
     def _scroll(self, message: Composer.ScrollTimeline) -> None:
