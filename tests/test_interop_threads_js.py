@@ -128,6 +128,16 @@ async def test_threads_with_the_js_peer_in_an_encrypted_room(
             "Alice: tuichat answers in the thread", ""
         )
 
+        # The peer's threaded receipt on it shows under it in the pane.
+        ours = next(
+            i
+            for i in timeline.thread(root).timeline
+            if i.body == "tuichat answers in the thread" and i.event_id
+        )
+        assert ours.event_id is not None
+        await js.send_threaded_receipt(room_id, ours.event_id, root)
+        await wait_ui(pilot, lambda: "✓ Bob" in lines(pane.timeline), 30)
+
         # A reply to a specific message in the thread quotes it.
         pane.timeline.focus()
         thread_items = timeline.thread(root).timeline

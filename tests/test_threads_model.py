@@ -345,3 +345,13 @@ def test_a_thread_placeholder_fills_in_where_it_is() -> None:
     assert [c.indices for c in view.changes()] == [(1,)]  # the pane's row 1
     assert view[1].body == "message 2" and view[1].utd_reason is None
     assert timeline.get("$e1").thread.latest_preview == "message 2"  # type: ignore[union-attr]
+
+
+def test_others_threaded_receipts_show_in_the_thread() -> None:
+    state = ChatState(ME)
+    state.apply(ev.RoomsChanged([RoomSummary("!a", "A")]))
+    state.select_room("!a")
+    state.apply(ev.TimelineAppended("!a", [item(1), item(2, root="$e1"), item(3, root="$e1")]))
+    state.apply(ev.ThreadReaders("!a", "$e1", {"@bo:example.org": ("$e2", "Bo")}))
+    reply = state.timeline("!a").thread("$e1").timeline.get("$e2")
+    assert reply is not None and reply.read_by == ("Bo",)

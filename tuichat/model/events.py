@@ -221,6 +221,16 @@ class ThreadCounts:
     counts: dict[str, tuple[int, int]]
 
 
+@dataclass(frozen=True)
+class ThreadReaders:
+    """Other members' read receipts in thread `root`: user id -> (event
+    id, name)."""
+
+    room_id: str
+    root: str
+    receipts: dict[str, tuple[str, str]]
+
+
 DomainEvent = (
     ConnectionChanged
     | RoomsChanged
@@ -246,6 +256,7 @@ DomainEvent = (
     | ThreadsListed
     | ThreadReceipts
     | ThreadCounts
+    | ThreadReaders
 )
 
 Sink = Callable[[DomainEvent], None]

@@ -359,6 +359,10 @@ class ChatState:
             changes.rooms = True
         changes.threads.append(event.room_id)
 
+    def _on_thread_readers(self, event: ev.ThreadReaders, changes: Changes) -> None:
+        thread = self.timeline(event.room_id).thread(event.root)
+        thread.note(thread.timeline.set_receipts(event.receipts))
+
 
 Handler = Callable[[ChatState, Any, Changes], None]
 
@@ -390,4 +394,5 @@ HANDLERS: dict[type, Handler] = {
     ev.ThreadsListed: ChatState._on_threads_listed,
     ev.ThreadReceipts: ChatState._on_thread_receipts,
     ev.ThreadCounts: ChatState._on_thread_counts,
+    ev.ThreadReaders: ChatState._on_thread_readers,
 }

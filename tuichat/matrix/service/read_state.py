@@ -23,6 +23,7 @@ from tuichat.model.events import (
     ReadMarkers,
     ReceiptsChanged,
     ThreadCounts,
+    ThreadReaders,
     ThreadReceipts,
     TypingChanged,
 )
@@ -103,6 +104,8 @@ class ReadState:
         the receipts (user id -> event id) for the cache."""
         receipts: dict[str, tuple[str, str]] = {}
         own_threads: dict[str, str] = {}  # our threaded receipts: root -> event id
+        # Others' threaded receipts: root -> user id -> (event id, name).
+        thread_readers: dict[str, dict[str, tuple[str, str]]] = {}
         for event in _events(info.get("ephemeral")):
             content = event.get("content")
             if not isinstance(content, dict):
@@ -128,10 +131,15 @@ class ReadState:
                             receipts[user_id] = (event_id, state.member_name(user_id))
                         elif user_id == self._context.user_id and isinstance(thread, str):
                             own_threads[thread] = event_id  # threads (issue 21)
+                        elif isinstance(user_id, str) and isinstance(thread, str):
+                            readers = thread_readers.setdefault(thread, {})
+                            readers[user_id] = (event_id, state.member_name(user_id))
         if receipts:
             self._context.emit(ReceiptsChanged(room_id, receipts))
         if own_threads:
             self._context.emit(ThreadReceipts(room_id, own_threads))
+        for root, readers in thread_readers.items():
+            self._context.emit(ThreadReaders(room_id, root, readers))
         for event in _events(info.get("account_data")):
             content = event.get("content")
             event_id = content.get("event_id") if isinstance(content, dict) else None
