@@ -143,6 +143,50 @@ class JsPeer:
             )
         )
 
+    async def send_thread_reply(
+        self,
+        room_id: str,
+        root: str,
+        body: str,
+        latest: str | None = None,
+        reply_to: str | None = None,
+    ) -> str:
+        """A reply in thread `root`, as Element sends it."""
+        return str(
+            await self.call(
+                "sendThreadReply",
+                roomId=room_id,
+                rootId=root,
+                body=body,
+                latest=latest,
+                replyTo=reply_to,
+            )
+        )
+
+    async def wait_for_thread_event(
+        self, room_id: str, root: str, body: str | None = None, timeout: float = 30.0
+    ) -> dict[str, Any]:
+        """The first message the SDK places in thread `root` (by its own
+        `threadRootId`): type, content, relation."""
+        return dict(
+            await self.call(
+                "waitForThreadEvent",
+                timeout=timeout + 5,
+                roomId=room_id,
+                rootId=root,
+                body=body,
+                timeoutMs=int(timeout * 1000),
+            )
+        )
+
+    async def send_threaded_receipt(self, room_id: str, event_id: str, thread_id: str) -> None:
+        await self.call("sendThreadedReceipt", roomId=room_id, eventId=event_id, threadId=thread_id)
+
+    async def server_receipts(self, room_id: str) -> list[dict[str, Any]]:
+        """The room's read receipts a fresh sync brings: event_id, user_id,
+        thread_id."""
+        return list(await self.call("serverReceipts", roomId=room_id))
+
     async def discard_room_key(self, room_id: str) -> None:
         """Start a new Megolm session for the next message (sent to every
         device over Olm)."""

@@ -1,7 +1,7 @@
 """Notifications through the screen (Pilot), against the real Synapse, with
 Element's stack (the matrix-js-sdk peer) as Alice's other client and as
 Bob: a room Element mutes is marked and stops ringing, `/notify` is read
-by Element, Alt+A goes to the room with a mention, F5 lists mentions and
+by Element, Alt+A goes to the room with a mention, F9 lists mentions and
 Enter jumps to one."""
 
 from __future__ import annotations
@@ -97,9 +97,9 @@ async def test_room_settings_mentions_view_and_next_activity(
         await wait_ui(pilot, lambda: app.state.current_room_id == quiet, 10)
         await wait_ui(pilot, lambda: "(1!)" not in _row(rooms, "Quiet"), 10)
 
-        # F5: the mention (not the muted one), Enter jumps to it.
+        # F9: the mention (not the muted one), Enter jumps to it.
         app.chat.switch_room(busy)
-        await pilot.press("f5")
+        await pilot.press("f9")
         screen = await wait_ui(
             pilot, lambda: app.screen if isinstance(app.screen, MentionsScreen) else None, 10
         )

@@ -259,6 +259,54 @@ async def _shoot(
         print(f"wrote screenshots/{name}.svg")
 
 
+THREAD_SCRIPT = [
+    ("@linus:example.org", "Which terminal clients do threads properly?", None),
+    ("@ada:example.org", "Element does, on the web and on phones.", "root"),
+    ("@grace:example.org", "tuichat now opens them beside the room.", "root"),
+    (ME, "And replies land in the thread for everyone, with Element's fallback.", "root"),
+    ("@ada:example.org", "Meanwhile: release notes are in the wiki.", None),
+    ("@grace:example.org", "The pane even loads older replies as you scroll up.", "root"),
+]
+
+
+def _thread_items(room_id: str) -> list[TimelineItem]:
+    """A root in #terminal-clients, replies in its thread, and main chatter."""
+    state = _state(room_id)
+    viewer = Viewer(ME, "Sam")
+    root = f"${room_id[1:]}-0"
+    items = []
+    for n, (sender, body, where) in enumerate(THREAD_SCRIPT):
+        event = _message(room_id, n, sender, body)
+        if where == "root":
+            event["content"]["m.relates_to"] = {
+                "rel_type": "m.thread",
+                "event_id": root,
+                "is_falling_back": True,
+                "m.in_reply_to": {"event_id": root},
+            }
+        item = to_item(event, state, viewer)
+        assert item is not None
+        items.append(item)
+    return items
+
+
+async def _shoot_thread(app: TuichatApp, events: list[DomainEvent], room_id: str) -> None:
+    """A thread open beside the room (wide enough for side by side)."""
+    async with app.run_test(size=(150, 32)) as pilot:
+        await pilot.pause()
+        for event in events:
+            app.sink(event)
+        await pilot.pause()
+        app.chat.switch_room(room_id)
+        await pilot.pause()
+        app.threads.open(f"${room_id[1:]}-0")
+        await pilot.pause()
+        OUT.mkdir(exist_ok=True)
+        svg = app.export_screenshot(title="tuichat — threads")
+        (OUT / "threads.svg").write_text(svg)
+        print("wrote screenshots/threads.svg")
+
+
 DEVICES = [
     DeviceInfo(
         ME,
@@ -372,6 +420,9 @@ async def main() -> int:
         for theme in THEMES:
             app = TuichatApp(profile, connect=False)
             await _shoot(app, [*common, ada, rich], "!e2ee", f"theme-{theme}", theme)
+        tui = TimelineAppended("!tui", _thread_items("!tui"))
+        app = TuichatApp(profile, connect=False)
+        await _shoot_thread(app, [*common, ada, tui], "!tui")
         grace = TimelineAppended("!grace", _items("!grace", PLACEHOLDERS))
         app = TuichatApp(profile, connect=False)
         await _shoot(app, [*common, ada, grace], "!grace", "undecryptable")

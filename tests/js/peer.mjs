@@ -114,6 +114,8 @@ function recordEvent(event) {
                 event.getContent()?.["m.relates_to"] ?? event.getWireContent()?.["m.relates_to"] ?? null,
             redacts: event.event?.redacts ?? event.getContent()?.redacts ?? null,
             encrypted: event.isEncrypted(),
+            // The SDK's own reading of the thread relation (null: main timeline).
+            thread_root: event.threadRootId ?? null,
         });
     }
     if (event.getType() !== "m.room.message") return;
@@ -398,6 +400,66 @@ const commands = {
             timeoutMs,
             `a ${type} event`,
         );
+    },
+
+    // Threads: a reply in thread `rootId` as Element sends it (the SDK adds
+    // the m.thread relation; `latest` makes the fallback reply point at the
+    // thread's newest event, `replyTo` makes it a real reply instead).
+    async sendThreadReply({ roomId, rootId, body, latest = null, replyTo = null }) {
+        await roomReady(roomId);
+        const content = { msgtype: "m.text", body };
+        if (replyTo) {
+            content["m.relates_to"] = { "m.in_reply_to": { event_id: replyTo } };
+        } else if (latest) {
+            content["m.relates_to"] = {
+                rel_type: "m.thread",
+                event_id: rootId,
+                is_falling_back: true,
+                "m.in_reply_to": { event_id: latest },
+            };
+        }
+        const { event_id } = await client.sendMessage(roomId, rootId, content);
+        return event_id;
+    },
+
+    async waitForThreadEvent({ roomId, rootId, body = null, timeoutMs = 30000 }) {
+        return await waitFor(
+            () =>
+                roomEvents.find(
+                    (e) =>
+                        e.room_id === roomId &&
+                        e.thread_root === rootId &&
+                        e.type === "m.room.message" &&
+                        (body === null || e.content?.body === body),
+                ),
+            timeoutMs,
+            `a reply in thread ${rootId}`,
+        );
+    },
+
+    // A read receipt with a thread_id (MSC3771): a root, or "main".
+    async sendThreadedReceipt({ roomId, eventId, threadId }) {
+        const path = `/rooms/${encodeURIComponent(roomId)}/receipt/m.read/${encodeURIComponent(eventId)}`;
+        await client.http.authedRequest("POST", path, undefined, { thread_id: threadId });
+        return true;
+    },
+
+    // The room's receipts as the server hands them to a fresh sync:
+    // [{event_id, user_id, thread_id}].
+    async serverReceipts({ roomId }) {
+        const filter = JSON.stringify({ room: { rooms: [roomId], timeline: { limit: 1 } } });
+        const response = await client.http.authedRequest("GET", "/sync", { filter, timeout: "0" });
+        const receipts = [];
+        const ephemeral = response.rooms?.join?.[roomId]?.ephemeral?.events ?? [];
+        for (const event of ephemeral) {
+            if (event.type !== "m.receipt") continue;
+            for (const [eventId, kinds] of Object.entries(event.content)) {
+                for (const [userId, data] of Object.entries(kinds["m.read"] ?? {})) {
+                    receipts.push({ event_id: eventId, user_id: userId, thread_id: data.thread_id ?? null });
+                }
+            }
+        }
+        return receipts;
     },
 
     async discardRoomKey({ roomId }) {

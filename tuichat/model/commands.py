@@ -53,6 +53,13 @@ def text_argument(argument: str) -> tuple[str, ...]:
     return (argument,)
 
 
+def threads_argument(argument: str) -> tuple[str, ...]:
+    """Nothing (all threads), or "mine" (those you took part in)."""
+    if argument not in ("", "mine"):
+        raise UsageError
+    return (argument,) if argument else ()
+
+
 def room_argument(argument: str) -> tuple[str, ...]:
     if not _ROOM_REF.match(argument):
         raise UsageError
@@ -253,6 +260,18 @@ COMMANDS: dict[str, CommandSpec] = {
             "/account [profile|sessions|device|end-device|cross-signing-reset]",
             "open your account's page on the server (OAuth 2.0 API servers)",
             optional_one_of("profile", "sessions", "device", "end-device", "cross-signing-reset"),
+        ),
+        # threads (issue 21)
+        CommandSpec(
+            "thread",
+            "/thread",
+            "open the selected message's thread (else the latest thread) beside the room",
+        ),
+        CommandSpec(
+            "threads",
+            "/threads [mine]",
+            f"this room's threads, or yours (also {key_label(DEFAULT_KEYS['threads'])})",
+            threads_argument,
         ),
     )
 }

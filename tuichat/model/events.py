@@ -212,6 +212,57 @@ class ServerCounts:
     highlights: int
 
 
+# -- threads (issue 21) ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ThreadPage:
+    """Earlier replies of a thread (relations API), oldest first."""
+
+    room_id: str
+    root: str
+    items: list[TimelineItem]
+    has_more: bool = False
+    next_token: str | None = None
+
+
+@dataclass(frozen=True)
+class ThreadsListed:
+    """Thread roots of a room from the thread list (`/threads`), newest
+    activity first, with their server summaries."""
+
+    room_id: str
+    roots: list[TimelineItem]
+    has_more: bool = False
+
+
+@dataclass(frozen=True)
+class ThreadReceipts:
+    """Our own threaded read receipts (MSC3771): thread root -> event id."""
+
+    room_id: str
+    receipts: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ThreadCounts:
+    """The server's unread counts per thread (MSC3773): root ->
+    (notifications, highlights); threads not named have none."""
+
+    room_id: str
+    counts: dict[str, tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class ThreadReaders:
+    """Other members' read receipts in thread `root`: user id -> (event
+    id, name)."""
+
+    room_id: str
+    root: str
+    receipts: dict[str, tuple[str, str]]
+
+
 DomainEvent = (
     ConnectionChanged
     | RoomsChanged
@@ -236,6 +287,11 @@ DomainEvent = (
     | PushSettingsChanged
     | MarkedUnread
     | ServerCounts
+    | ThreadPage
+    | ThreadsListed
+    | ThreadReceipts
+    | ThreadCounts
+    | ThreadReaders
 )
 
 Sink = Callable[[DomainEvent], None]

@@ -142,6 +142,22 @@ class Attachment:
         return self.msgtype == "m.image"
 
 
+@dataclass(frozen=True, slots=True)
+class ThreadSummary:
+    """What the main timeline shows under a thread root: how many replies,
+    the latest one's sender and a short preview (sanitised), and whether
+    the user has unread replies in it."""
+
+    count: int
+    latest_sender: str = ""
+    latest_sender_name: str = ""
+    latest_preview: str = ""
+    latest_ts: int = 0
+    latest_event_id: str | None = None
+    participated: bool = False
+    unread: bool = False
+
+
 # Kinds that count as messages for unread counters.
 MESSAGE_KINDS = frozenset({ItemKind.TEXT, ItemKind.EMOTE, ItemKind.NOTICE, ItemKind.UNDECRYPTABLE})
 
@@ -182,6 +198,10 @@ class TimelineItem:
     # sound; `highlight` above follows them too when evaluated.
     notify: bool | None = None
     loud: bool = False
+    # Threads (issue 21): the root of the thread this event is a reply in,
+    # and, on a thread root, the summary of its thread.
+    thread_root: str | None = None
+    thread: ThreadSummary | None = None
     version: int = 0
 
     @property

@@ -69,14 +69,18 @@ KEY_ACTIONS: tuple[KeyAction, ...] = (
         show=False,
     ),
     KeyAction(
-        "mentions", "f5", "Mentions", palette="Messages that mentioned you ({key})", show=False
+        "mentions", "f9", "Mentions", palette="Messages that mentioned you ({key})", show=False
     ),
+    # threads (issue 21)
+    KeyAction("threads", "f5", "Threads", palette="This room's threads ({key})"),
+    KeyAction("my_threads", "f8", "My threads", palette="Your threads in every room, unread first"),
     KeyAction("reply", "r", "Reply", KeyScope.SELECTED_MESSAGE),
     KeyAction("edit", "e", "Edit", KeyScope.SELECTED_MESSAGE),
     KeyAction("react", "plus,equals_sign", "React", KeyScope.SELECTED_MESSAGE),
     KeyAction("delete", "d,delete", "Delete", KeyScope.SELECTED_MESSAGE),
     KeyAction("open", "enter", "Save file", KeyScope.SELECTED_MESSAGE),
     KeyAction("view", "v", "View image", KeyScope.SELECTED_MESSAGE),
+    KeyAction("thread", "t", "Thread", KeyScope.SELECTED_MESSAGE),  # threads (issue 21)
 )
 
 KEYS_BY_ID: dict[str, KeyAction] = {action.id: action for action in KEY_ACTIONS}

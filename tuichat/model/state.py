@@ -19,6 +19,7 @@ from tuichat.model.connection import ConnectionState
 from tuichat.model.draft import Draft
 from tuichat.model.items import SendState, TimelineItem
 from tuichat.model.rooms import Membership, RoomList, RoomSummary
+from tuichat.model.threads import RoomTimeline
 from tuichat.model.timeline import Timeline, TimelineChange
 from tuichat.model.verification import VerificationView
 
@@ -59,6 +60,7 @@ class Changes:
     # (to tell the server), and whether room settings or keywords changed.
     unmarked: list[str] = field(default_factory=list)
     push_settings: bool = False
+    threads: list[str] = field(default_factory=list)  # rooms whose thread list changed
 
 
 class ChatState:
@@ -67,7 +69,7 @@ class ChatState:
     def __init__(self, user_id: str) -> None:
         self.user_id = user_id
         self.rooms = RoomList()
-        self.timelines: dict[str, Timeline] = {}
+        self.timelines: dict[str, RoomTimeline] = {}
         self.current_room_id: str | None = None
         self.connection = ConnectionState.CONNECTING
         self.connection_detail = ""
@@ -91,10 +93,10 @@ class ChatState:
     def current_summary(self) -> RoomSummary | None:
         return self.rooms.get(self.current_room_id) if self.current_room_id else None
 
-    def timeline(self, room_id: str) -> Timeline:
+    def timeline(self, room_id: str) -> RoomTimeline:
         timeline = self.timelines.get(room_id)
         if timeline is None:
-            timeline = self.timelines[room_id] = Timeline(room_id, self.user_id)
+            timeline = self.timelines[room_id] = RoomTimeline(room_id, self.user_id)
         return timeline
 
     def joined(self) -> list[str]:
@@ -409,6 +411,55 @@ class ChatState:
         self.rooms.set_flags(event.room_id, marked_unread=event.unread)
         changes.rooms = True
 
+    # -- threads (issue 21) ------------------------------------------------------------
+
+    def _on_thread_page(self, event: ev.ThreadPage, changes: Changes) -> None:
+        timeline = self.timeline(event.room_id)
+        change = timeline.add_thread_page(
+            event.root, event.items, has_more=event.has_more, next_token=event.next_token
+        )
+        if event.room_id == self.current_room_id:
+            changes.timeline.append(change)
+        changes.threads.append(event.room_id)
+
+    def _on_threads_listed(self, event: ev.ThreadsListed, changes: Changes) -> None:
+        timeline = self.timeline(event.room_id)
+        timeline.threads_listed = True
+        timeline.threads_have_more = event.has_more
+        change = timeline.add_thread_roots(event.roots)
+        if event.room_id == self.current_room_id:
+            changes.timeline.append(change)
+        changes.threads.append(event.room_id)
+
+    def _on_thread_receipts(self, event: ev.ThreadReceipts, changes: Changes) -> None:
+        timeline = self.timeline(event.room_id)
+        roots = [root for root, event_id in event.receipts.items() if root in timeline.threads]
+        for root in roots:
+            timeline.mark_thread_read(root, event.receipts[root])
+        change = timeline.refresh_roots(roots)
+        if event.room_id == self.current_room_id:
+            changes.timeline.append(change)
+        else:
+            self._update_counts(event.room_id)
+        changes.rooms = True
+        changes.threads.append(event.room_id)
+
+    def _on_thread_counts(self, event: ev.ThreadCounts, changes: Changes) -> None:
+        timeline = self.timeline(event.room_id)
+        change = timeline.set_server_counts(event.counts)
+        if change is None:
+            return
+        if event.room_id == self.current_room_id:
+            changes.timeline.append(change)
+        else:
+            self._update_counts(event.room_id)
+            changes.rooms = True
+        changes.threads.append(event.room_id)
+
+    def _on_thread_readers(self, event: ev.ThreadReaders, changes: Changes) -> None:
+        thread = self.timeline(event.room_id).thread(event.root)
+        thread.note(thread.timeline.set_receipts(event.receipts))
+
 
 def known_read(timeline: Timeline, event_id: str | None) -> bool:
     """Whether `event_id` is at or before the timeline's read marker."""
@@ -447,4 +498,10 @@ HANDLERS: dict[type, Handler] = {
     ev.PushSettingsChanged: ChatState._on_push_settings,
     ev.MarkedUnread: ChatState._on_marked_unread,
     ev.ServerCounts: ChatState._on_server_counts,
+    # threads (issue 21)
+    ev.ThreadPage: ChatState._on_thread_page,
+    ev.ThreadsListed: ChatState._on_threads_listed,
+    ev.ThreadReceipts: ChatState._on_thread_receipts,
+    ev.ThreadCounts: ChatState._on_thread_counts,
+    ev.ThreadReaders: ChatState._on_thread_readers,
 }

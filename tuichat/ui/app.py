@@ -36,6 +36,7 @@ from tuichat.ui.controllers.alerts import Alerts
 from tuichat.ui.controllers.attachments import Attachments
 from tuichat.ui.controllers.chat import ChatController
 from tuichat.ui.controllers.people import People
+from tuichat.ui.controllers.thread_panel import ThreadPanel
 from tuichat.ui.messages import MatrixEventsReady
 from tuichat.ui.notifications import Notifier
 from tuichat.ui.screens.main import MainScreen
@@ -88,6 +89,7 @@ class TuichatApp(App[int]):
         self.files = Attachments(self)
         self.people = People(self)
         self.alerts = Alerts(self)
+        self.threads = ThreadPanel(self)  # threads (issue 21)
         self.main = MainScreen(self.chat, self.files)
         self._inbox: deque[DomainEvent] = deque()
         self._inbox_posted = False
@@ -235,6 +237,7 @@ class TuichatApp(App[int]):
         changes = self.state.apply(event)
         self.chat.draw(changes)
         self.alerts.after(changes)
+        self.threads.draw(changes)
         if changes.devices:
             self.people.devices_changed(changes.devices)
         for view in changes.verifications:
@@ -329,3 +332,9 @@ class TuichatApp(App[int]):
 
     def action_mentions(self) -> None:
         self.alerts.open_mentions()
+
+    def action_threads(self) -> None:
+        self.threads.open_list()
+
+    def action_my_threads(self) -> None:
+        self.threads.open_mine()

@@ -326,6 +326,25 @@ async def _open_account_page(ctx: CommandContext, action: str | None) -> None:
         feedback.show(safe_line(f"Open your account page in a browser: {url}"))
 
 
+def _thread(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
+    """The selected message's thread, else the room's latest thread."""
+    threads = ctx.app.threads
+    selected = ctx.app.main.timeline.selected_item
+    if selected is not None:
+        threads.open_for(selected)
+        return
+    room_id = ctx.room_id
+    ordered = ctx.app.state.timeline(room_id).ordered_threads() if room_id else []
+    if ordered:
+        threads.open(ordered[0].root)
+    else:
+        threads.open_list()
+
+
+def _threads(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
+    ctx.app.threads.open_list(participated=command.args == ("mine",))
+
+
 HANDLERS: dict[str, CommandHandler] = {
     "join": CommandHandler(_join),
     "leave": CommandHandler(_leave, needs_room=True),
@@ -356,4 +375,7 @@ HANDLERS: dict[str, CommandHandler] = {
     "help": CommandHandler(_help, needs_service=False),
     # The account page (issue 20: OAuth 2.0 API).
     "account": CommandHandler(_account),
+    # threads (issue 21)
+    "thread": CommandHandler(_thread, needs_service=False, needs_room=True),
+    "threads": CommandHandler(_threads, needs_service=False, needs_room=True),
 }

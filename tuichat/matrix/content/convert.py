@@ -16,6 +16,7 @@ from functools import cached_property
 from typing import Any
 
 from tuichat.matrix.content.room_state import RoomState
+from tuichat.matrix.content.thread_relations import thread_fields
 from tuichat.matrix.crypto.types import Decryption
 from tuichat.matrix.transport.media import parse_mxc
 from tuichat.model.items import Attachment, ItemKind, Relation, RelationKind, TimelineItem
@@ -447,6 +448,8 @@ def _to_item(
                 body="",
                 utd_reason=decryption.reason if decryption else "missing_key",
                 session_id=session_id,
+                # Threads: the relation is in the clear (issue 21).
+                **thread_fields(event, content, viewer.user_id, state.member_name),
                 **common,
                 **viewer.pushed(event, event_type, content, state),
             )
@@ -468,4 +471,6 @@ def _to_item(
     if fields is None:
         return None
     fields.update(viewer.pushed(event, event_type, content, state))
+    if "relation" not in fields:  # threads (issue 21)
+        fields.update(thread_fields(event, content, viewer.user_id, state.member_name))
     return TimelineItem(**common, **fields)

@@ -90,6 +90,25 @@ class ChatService(Protocol):
     async def set_keyword(self, word: str, present: bool) -> bool: ...
     async def set_marked_unread(self, room_id: str, unread: bool) -> bool: ...
     def set_private_receipts(self, private: bool) -> None: ...
+    # -- threads (issue 21) ------------------------------------------------------------
+    async def load_thread(self, room_id: str, root: str, from_token: str | None = None) -> bool: ...
+    async def list_threads(
+        self, room_id: str, *, participated: bool = False, from_token: str | None = None
+    ) -> str | None: ...
+    def send_thread_message(
+        self,
+        room_id: str,
+        root: str,
+        text: str,
+        *,
+        latest: str,
+        reply_to: str | None = None,
+        reply_sender: str | None = None,
+        emote: bool = False,
+        markdown: bool = True,
+        mentions: dict[str, str] | None = None,
+    ) -> str: ...
+    async def send_thread_receipt(self, room_id: str, event_id: str, thread_id: str) -> bool: ...
 
     # -- files -------------------------------------------------------------------
     async def send_file(

@@ -501,3 +501,43 @@ class MatrixService:
         from tuichat.matrix.service.account_page import account_url
 
         return await account_url(self._context.session, action)
+
+    # -- threads (issue 21) ------------------------------------------------------------
+
+    async def load_thread(self, room_id: str, root: str, from_token: str | None = None) -> bool:
+        return await self.parts.threads.load_thread(room_id, root, from_token)
+
+    async def list_threads(
+        self, room_id: str, *, participated: bool = False, from_token: str | None = None
+    ) -> str | None:
+        return await self.parts.threads.list_threads(
+            room_id, participated=participated, from_token=from_token
+        )
+
+    def send_thread_message(
+        self,
+        room_id: str,
+        root: str,
+        text: str,
+        *,
+        latest: str,
+        reply_to: str | None = None,
+        reply_sender: str | None = None,
+        emote: bool = False,
+        markdown: bool = True,
+        mentions: dict[str, str] | None = None,
+    ) -> str:
+        return self.parts.threads.send_thread_message(
+            room_id,
+            root,
+            text,
+            latest=latest,
+            reply_to=reply_to,
+            reply_sender=reply_sender,
+            emote=emote,
+            markdown=markdown,
+            mentions=mentions,
+        )
+
+    async def send_thread_receipt(self, room_id: str, event_id: str, thread_id: str) -> bool:
+        return await self.parts.threads.send_thread_receipt(room_id, event_id, thread_id)

@@ -137,7 +137,8 @@ class SyncHTTPError(Exception):
 def sync_filter() -> dict[str, Any]:
     return {
         "room": {
-            "timeline": {"limit": TIMELINE_LIMIT},
+            # Per-thread counts (MSC3773) beside the room's: threads (issue 21).
+            "timeline": {"limit": TIMELINE_LIMIT, "unread_thread_notifications": True},
             "state": {"lazy_load_members": False},
         },
         "presence": {"not_types": ["*"]},
@@ -390,6 +391,7 @@ class SyncLoop:
         receipts = self._read_state.handle_ephemeral(room_id, info, state)
         self._push.handle_room_account_data(room_id, info)
         self._push.handle_server_counts(room_id, info, state.encrypted)
+        self._read_state.handle_thread_counts(room_id, info)  # threads (issue 21)
         limited = bool(timeline.get("limited"))
         if limited:
             self._gaps.add(room_id)

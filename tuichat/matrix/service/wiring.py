@@ -14,6 +14,7 @@ from tuichat.matrix.service.push_settings import PushSettings
 from tuichat.matrix.service.read_state import ReadState
 from tuichat.matrix.service.room_admin import RoomAdmin
 from tuichat.matrix.service.room_keys import RoomKeys
+from tuichat.matrix.service.room_threads import RoomThreads
 from tuichat.matrix.service.room_views import RoomViews
 from tuichat.matrix.service.send_queue import SendQueue
 from tuichat.matrix.service.sync_loop import SyncLoop
@@ -39,6 +40,7 @@ class Parts:
     keys: RoomKeys
     transfers: Transfers
     push: PushSettings  # notifications (issue 23)
+    threads: RoomThreads  # issue 21
 
 
 def build_parts(
@@ -89,4 +91,5 @@ def build_parts(
         keys=keys,
         transfers=Transfers(context, sending),
         push=push,
+        threads=RoomThreads(context, sending),
     )

@@ -69,7 +69,9 @@ class MatrixHttp:
         query: dict[str, str] | None,
         token: str,
     ) -> dict[str, Any]:
-        url = PREFIX + path + (f"?{urlencode(query)}" if query else "")
+        # A full path ("/_matrix/client/v1/...") for endpoints outside v3.
+        base = path if path.startswith("/_matrix/") else PREFIX + path
+        url = base + (f"?{urlencode(query)}" if query else "")
         headers = {"Authorization": f"Bearer {token}"}
         data = None if body is None else json.dumps(body)
         if data is not None:

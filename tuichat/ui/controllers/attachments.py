@@ -28,6 +28,8 @@ from tuichat.ui.graphics import inline_images
 from tuichat.ui.widgets.image_preview import preview_or_note
 
 if TYPE_CHECKING:
+    from rich.segment import Segment
+
     from tuichat.ui.app import TuichatApp
 
 log = logging.getLogger(__name__)
@@ -52,11 +54,17 @@ class Attachments:
             return
         cached = self._previews.get((room_id, item.event_id))
         if cached is not None:
-            self.app.main.timeline.set_preview(item.key, cached)
+            self._show_preview(item.key, cached)
         else:
             self.app.run_worker(
                 self._fetch_preview(room_id, item), group="previews", exit_on_error=False
             )
+
+    def _show_preview(self, key: str, lines: list[list[Segment]]) -> None:
+        """In the room's timeline, and in the thread pane (issue 21)."""
+        main = self.app.main
+        main.timeline.set_preview(key, lines)
+        main.thread_pane.timeline.set_preview(key, lines)
 
     async def _fetch_preview(self, room_id: str, item: TimelineItem) -> None:
         service = self.app.service
@@ -69,7 +77,7 @@ class Attachments:
         if lines:
             self._previews[(room_id, item.event_id)] = lines
             if room_id == self.app.state.current_room_id:
-                self.app.main.timeline.set_preview(item.key, lines)
+                self._show_preview(item.key, lines)
 
     # -- downloads -----------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from tuichat.ui.widgets.draft_bar import DraftBar
 from tuichat.ui.widgets.room_header import RoomHeader
 from tuichat.ui.widgets.room_list import RoomListView
 from tuichat.ui.widgets.status_line import Feedback, StatusLine
+from tuichat.ui.widgets.thread_pane import ThreadPane
 from tuichat.ui.widgets.timeline_view import TimelineView
 from tuichat.ui.widgets.typing_line import TypingLine
 from tuichat.ui.widgets.upload_bar import UploadBar
@@ -45,16 +46,20 @@ class MainScreen(Screen[None]):
 
     room_list = getters.query_one(RoomListView)
     header = getters.query_one(RoomHeader)
-    timeline = getters.query_one(TimelineView)
+    timeline = getters.query_one("#timeline", TimelineView)
     feedback = getters.query_one(Feedback)
-    composer = getters.query_one(Composer)
+    composer = getters.query_one("#composer", Composer)
     draft_bar = getters.query_one(DraftBar)
     typing = getters.query_one(TypingLine)
     upload_bar = getters.query_one(UploadBar)
     status = getters.query_one(StatusLine)
+    thread_pane = getters.query_one(ThreadPane)  # threads (issue 21)
+    panes = getters.query_one("#panes", Horizontal)
 
     DEFAULT_CSS = """
     MainScreen #footer-slot { dock: bottom; height: 1; }
+    MainScreen #panes { width: 1fr; }
+    MainScreen #panes.-stacked { layout: vertical; }
     """
 
     # None: shown or hidden by the width; True/False: the user's choice (F4).
@@ -108,7 +113,12 @@ class MainScreen(Screen[None]):
 
     @on(TimelineView.ItemAction)
     def _item_action(self, message: TimelineView.ItemAction) -> None:
-        self.chat.item_action(message.item, message.action)
+        item, action = message.item, message.action
+        # Threads (issue 21): the thread key on any message, or Enter on a root.
+        if action == "thread" or (action == "open" and item.thread is not None):
+            self.chat.app.threads.open_for(item)
+            return
+        self.chat.item_action(item, action)
 
     @on(TimelineView.PreviewWanted)
     def _preview_wanted(self, message: TimelineView.PreviewWanted) -> None:
@@ -128,14 +138,16 @@ class MainScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         with Horizontal(id="body"):
             yield RoomListView(id="rooms")
-            with Vertical(id="conversation"):
-                yield RoomHeader(id="room-header")
-                yield TimelineView(id="timeline")
-                yield TypingLine(id="typing")
-                yield Feedback(id="feedback")
-                yield UploadBar(id="upload-bar")
-                yield DraftBar(id="draft-bar")
-                yield Composer(id="composer")
+            with Horizontal(id="panes"):
+                with Vertical(id="conversation"):
+                    yield RoomHeader(id="room-header")
+                    yield TimelineView(id="timeline")
+                    yield TypingLine(id="typing")
+                    yield Feedback(id="feedback")
+                    yield UploadBar(id="upload-bar")
+                    yield DraftBar(id="draft-bar")
+                    yield Composer(id="composer")
+                yield ThreadPane(id="thread-pane")
         yield StatusLine(id="status")
         # The key bar's row, kept until `show_footer`: Textual's Footer makes
         # a widget per key and composes them again when the focus first
@@ -145,6 +157,7 @@ class MainScreen(Screen[None]):
 
     def on_resize(self, event: events.Resize) -> None:
         self._fit_room_list(event.size.width)
+        self.chat.app.threads.fit(event.size.width)
 
     def _fit_room_list(self, columns: int) -> None:
         rooms = self.room_list

@@ -25,7 +25,13 @@ from rich.text import Text
 from textual.strip import Strip
 
 from tuichat.model.devices import MessageTrust
-from tuichat.model.items import KEY_SOURCE_LABELS, ItemKind, SendState, TimelineItem
+from tuichat.model.items import (
+    KEY_SOURCE_LABELS,
+    ItemKind,
+    SendState,
+    ThreadSummary,
+    TimelineItem,
+)
 from tuichat.model.layout import (
     DAY_BREAK,
     HIDDEN,
@@ -237,6 +243,8 @@ class MessageRenderer:
                 lines += [segments_text(line) for line in preview]
         if item.reactions:
             lines += self.reactions_text(item).wrap(console, width)
+        if item.thread is not None:  # threads (issue 21)
+            lines.append(self.thread_line(item.thread, width))
         if item.read_by:
             seen = _fit("✓ " + ", ".join(item.read_by), width)
             seen.stylize(self._host._style("timeline--reaction"))
@@ -281,6 +289,26 @@ class MessageRenderer:
                 (": " + shown, style),
             )
         text.truncate(width, overflow="ellipsis")
+        return text
+
+    def thread_line(self, thread: ThreadSummary, width: int) -> Text:
+        """ "🧵 3 replies · Ada: latest words ●" under a thread root (● when
+        it has unread replies)."""
+        style = self._host._style
+        count = thread.count
+        text = Text.assemble(
+            (safe_line(f"🧵 {count} repl{'y' if count == 1 else 'ies'}"), style("timeline--link")),
+        )
+        if thread.latest_sender_name:
+            text.append(" · ", style("timeline--quote"))
+            text.append(
+                safe_line(thread.latest_sender_name),
+                Style(color=sender_colour(thread.latest_sender), bold=True),
+            )
+            text.append(safe_line(": " + thread.latest_preview), style("timeline--quote"))
+        text.truncate(max(1, width - 2), overflow="ellipsis")
+        if thread.unread:
+            text.append(" ●", style("timeline--new"))
         return text
 
     def reactions_text(self, item: TimelineItem) -> Text:
