@@ -316,7 +316,9 @@ async def test_private_read_receipts_when_set() -> None:
             return SimpleNamespace()
 
     context: Any = SimpleNamespace(
-        client=Client(), cache=SimpleNamespace(set_read_marker=lambda room, event: None)
+        client=Client(),
+        crypto=None,  # before the store opens: receipts go with /read_markers
+        cache=SimpleNamespace(set_read_marker=lambda room, event: None),
     )
     reading = ReadState(context)
     reading.set_read_marker("!r:x", "$public")
@@ -327,4 +329,20 @@ async def test_private_read_receipts_when_set() -> None:
     assert sent == [
         {"room_id": "!r:x", "fully_read_event": "$public", "read_event": "$public"},
         {"room_id": "!r:x", "fully_read_event": "$private", "private_read_event": "$private"},
+    ]
+
+    # Once the store is open the receipt is threaded (`main`), and private still.
+    posted: list[tuple[str, str, object]] = []
+
+    class Http:
+        async def request(self, method: str, path: str, body: object) -> object:
+            posted.append((method, path, body))
+            return {}
+
+    context.crypto = SimpleNamespace(http=Http())
+    reading.set_read_marker("!r:x", "$threaded")
+    await asyncio.sleep(0.01)
+    assert sent[-1] == {"room_id": "!r:x", "fully_read_event": "$threaded"}
+    assert posted == [
+        ("POST", "/rooms/%21r%3Ax/receipt/m.read.private/%24threaded", {"thread_id": "main"})
     ]

@@ -73,11 +73,9 @@ class ReadState:
             try:
                 receipt_type = "m.read.private" if self.private_receipts else "m.read"
                 if crypto is None:
+                    receipt = "private_read_event" if self.private_receipts else "read_event"
                     response = await client.room_read_markers(
-                        room_id,
-                        fully_read_event=event_id,
-                        read_event=None if self.private_receipts else event_id,
-                        private_read_event=event_id if self.private_receipts else None,
+                        room_id, fully_read_event=event_id, **{receipt: event_id}
                     )
                 else:
                     # The receipt is threaded (MSC3771): it says the main
