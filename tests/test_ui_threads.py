@@ -14,6 +14,7 @@ from tuichat.model.items import ItemKind, TimelineItem
 from tuichat.model.rooms import RoomSummary
 from tuichat.ui.app import TuichatApp
 from tuichat.ui.screens.thread_list import ThreadListScreen
+from tuichat.ui.widgets.timeline_view import HistoryState
 
 ADA = "@ada:example.org"
 
@@ -64,6 +65,11 @@ async def test_thread_pane_opens_on_a_root_and_shows_its_replies(tmp_path: Path)
         assert not main.panes.has_class("-stacked")
         pane_lines = "\n".join(pane.timeline.line_texts())
         assert "the root" in pane_lines and "first in thread" in pane_lines
+        # Nothing older: the pane's top line names the thread, not the room.
+        pane.timeline.set_history(HistoryState.START)
+        pane.timeline.scroll_home(animate=False)
+        await pilot.pause()
+        assert "beginning of the thread" in pane.timeline.render_line(0).text
         # A reply coming while it is open shows in the pane, not the room.
         app.sink(TimelineAppended("!room", [message(4, "second in thread", root="$e1")]))
         await pilot.pause()

@@ -50,7 +50,9 @@ class ThreadPane(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(id="thread-title")
-        yield TimelineView(id="thread-timeline")
+        timeline = TimelineView(id="thread-timeline")
+        timeline.start_text = "This is the beginning of the thread"
+        yield timeline
         yield Static(id="thread-draft")
         yield Composer(id="thread-composer")
 

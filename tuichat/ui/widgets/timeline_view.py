@@ -101,6 +101,9 @@ class _HighlightReady:
 class TimelineView(VirtualLines, can_focus=True):
     """Renders a sequence of `TimelineItem`s, newest at the bottom."""
 
+    # The line above the first item once nothing older is left.
+    start_text = "This is the beginning of the room"
+
     SELECTED_STYLE = "timeline--selected"
     JUMP_STYLE = "timeline--jump"
 
@@ -411,7 +414,7 @@ class TimelineView(VirtualLines, can_focus=True):
         if self.history is HistoryState.LOADING:
             text = " ⏳ Loading older messages…"
         elif self.history is HistoryState.START:
-            text = " ── This is the beginning of the room ──" if has_items else ""
+            text = f" ── {self.start_text} ──" if has_items else ""
         else:
             text = " ↑ Scroll up for older messages" if has_items else ""
         return Strip([Segment(text, style)]).adjust_cell_length(width, self._base_style)
