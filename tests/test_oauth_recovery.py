@@ -152,6 +152,36 @@ async def test_the_account_command_shows_the_account_page_without_a_browser(
         await wait_ui(pilot, lambda: "Usage: /account [profile" in str(feedback.render()))
 
 
+async def test_the_devices_screen_opens_the_account_page_of_your_sessions(
+    oauth_synapse: LocalSynapse,
+    oauth_server: AuthServer,
+    profile: Profile,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`m` on your own Devices screen (no other session to select): the
+    account page listing your sessions, shown where no browser opens."""
+    from tuichat.ui.app import TuichatApp
+    from tuichat.ui.screens.devices import DevicesScreen
+
+    for name in NO_BROWSER:
+        monkeypatch.delenv(name, raising=False)
+    await oauth_log_in(oauth_server, oauth_synapse, profile)
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(200, 36)) as pilot:
+        await wait_ui(pilot, lambda: app.service is not None and app.service.synced_once, 30)
+        await pilot.press("f3")
+        await wait_ui(pilot, lambda: isinstance(app.screen, DevicesScreen), 10)
+        screen = app.screen
+        assert isinstance(screen, DevicesScreen)
+        await wait_ui(
+            pilot, lambda: "Loading" not in str(screen.query_one("#this-device").render())
+        )
+        await pilot.press("m")
+        page = f"{oauth_server.issuer}account?action=org.matrix.sessions_list"
+        status = screen.query_one("#devices-status")
+        await wait_ui(pilot, lambda: page in str(status.render()), 20)
+
+
 async def test_a_server_without_the_oauth_api_has_no_account_page(
     synapse: LocalSynapse, new_user: Any, profile: Profile
 ) -> None:

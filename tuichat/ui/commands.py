@@ -302,28 +302,13 @@ def _account(ctx: CommandContext, command: Command, mentions: Mapping[str, str])
 
 
 async def _open_account_page(ctx: CommandContext, action: str | None) -> None:
-    """Open the account page in the browser, or show its address when no
-    browser can be opened here (SSH)."""
-    from tuichat.browser import can_open_browser, open_browser
+    from tuichat.ui.account_page import open_account_page
 
     feedback, service = ctx.chat.main.feedback, ctx.service
     if service is None:
         feedback.show("Not connected yet.", error=True)
         return
-    feedback.show("Asking the server for your account page…")
-    url = await service.account_url(action)
-    if isinstance(url, Failed):
-        feedback.show(safe_text(f"No account page: {url.message}"), error=True)
-    elif url is None:
-        feedback.show(
-            "Your server has no account page: it does not use the OAuth 2.0 API. "
-            "Manage your account with its own tools or another client.",
-            error=True,
-        )
-    elif can_open_browser() and await open_browser(url):
-        feedback.show(safe_line(f"Opened your account page in the browser: {url}"))
-    else:
-        feedback.show(safe_line(f"Open your account page in a browser: {url}"))
+    await open_account_page(service, action, lambda text, error: feedback.show(text, error=error))
 
 
 def _thread(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:

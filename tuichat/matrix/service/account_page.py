@@ -12,9 +12,12 @@ from tuichat.matrix.account.session import Session
 from tuichat.matrix.service.outcome import Failed, Outcome
 
 
-async def account_url(session: Session, action: str | None) -> Outcome[str | None]:
+async def account_url(
+    session: Session, action: str | None, device_id: str | None = None
+) -> Outcome[str | None]:
     """The page's address, for `action` (profile, sessions, device,
-    end-device, cross-signing-reset) when given; None when the server does
+    end-device, cross-signing-reset) when given, about `device_id` (this
+    device when not given) for the device actions; None when the server does
     not use the OAuth 2.0 API and so has no such page; `Failed` when the
     server cannot be asked or does not support the action."""
     from tuichat.matrix.account.oauth import OAuthError, fetch_auth_server
@@ -23,6 +26,6 @@ async def account_url(session: Session, action: str | None) -> Outcome[str | Non
         server = await fetch_auth_server(session.homeserver)
         if server is None:
             return None
-        return server.account_url(action, session.device_id)
+        return server.account_url(action, device_id or session.device_id)
     except OAuthError as error:
         return Failed(str(error))

@@ -497,10 +497,12 @@ class MatrixService:
 
     # -- the account page (issue 20: OAuth 2.0 API) ------------------------------------------
 
-    async def account_url(self, action: str | None = None) -> Outcome[str | None]:
+    async def account_url(
+        self, action: str | None = None, device_id: str | None = None
+    ) -> Outcome[str | None]:
         from tuichat.matrix.service.account_page import account_url
 
-        return await account_url(self._context.session, action)
+        return await account_url(self._context.session, action, device_id)
 
     # -- threads (issue 21) ------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 Keys: v verify (after comparing the fingerprint out of band), e emoji
 verification, u unverify, b blacklist, n unblacklist, i ignore, a accept
-a changed identity, r refresh, Escape back. The screen loads its data and
+a changed identity, r refresh, m manage your account (the server's account
+page, on OAuth 2.0 API servers), Escape back. The screen loads its data and
 carries out these choices through the service handed to it (none in a
 screen shown without a connection: it shows what it is given).
 
@@ -82,6 +83,7 @@ class DevicesScreen(Screen[None]):
         Binding("i", "trust('ignore')", "Ignore"),
         Binding("a", "acknowledge", "Accept new identity", show=False),
         Binding("r", "refresh", "Refresh"),
+        Binding("m", "manage_account", "Manage account"),
     ]
 
     def __init__(
@@ -267,6 +269,24 @@ class DevicesScreen(Screen[None]):
 
     def action_refresh(self) -> None:
         self.load(refresh=True)
+
+    def action_manage_account(self) -> None:
+        """Your account's page on the server: the selected session's page
+        when one of your devices is selected, else the list of sessions."""
+        service = self.service
+        if service is None:
+            return
+        if self.user_id != service.user_id:
+            self.show_status(trusted("Only your own account has a page to manage."), error=True)
+            return
+        from tuichat.ui.account_page import open_account_page
+
+        selected = self.selected
+        action, device_id = ("device", selected.device_id) if selected else ("sessions", None)
+        call = open_account_page(
+            service, action, lambda text, error: self.show_status(text, error=error), device_id
+        )
+        self.app.run_worker(call, group="account", exit_on_error=False)
 
     # -- through the service ---------------------------------------------------------------
     # Workers of the App: their failures are reported with the others'.
