@@ -100,6 +100,58 @@ def on_off_global(argument: str) -> tuple[str, ...]:
     return tuple(words)
 
 
+# -- room management (issue 22) -----------------------------------------------------------
+
+
+def create_arguments(argument: str) -> tuple[str, ...]:
+    """[--public] NAME [@invitee …] -> ("public"|"private", NAME, invitees…)."""
+    words = argument.split()
+    public = bool(words) and words[0] == "--public"
+    if public:
+        words = words[1:]
+    invitees: list[str] = []
+    while words and _USER_ID.match(words[-1]):
+        invitees.insert(0, words.pop())
+    if not words or any(w.startswith("@") for w in words):
+        raise UsageError(" (user ids look like @name:server)")
+    return ("public" if public else "private", " ".join(words), *invitees)
+
+
+def user_and_reason(argument: str) -> tuple[str, ...]:
+    """A user id, then an optional reason (the rest of the text)."""
+    user, _, reason = argument.partition(" ")
+    if not _USER_ID.match(user):
+        raise UsageError(" (user ids look like @name:server)")
+    return (user, reason.strip()) if reason.strip() else (user,)
+
+
+def user_and_level(argument: str) -> tuple[str, ...]:
+    words = argument.split()
+    if len(words) != 2 or not _USER_ID.match(words[0]):
+        raise UsageError
+    try:
+        level = int(words[1])
+    except ValueError:
+        raise UsageError(" (LEVEL is a whole number: 0 user, 50 moderator, 100 admin)") from None
+    if abs(level) > 2**53 - 1:
+        raise UsageError(" (LEVEL is too large)")
+    return (words[0], str(level))
+
+
+def optional_room(argument: str) -> tuple[str, ...]:
+    return room_argument(argument) if argument else ()
+
+
+def nick_arguments(argument: str) -> tuple[str, ...]:
+    """[--room] NAME -> ("room"|"global", NAME)."""
+    scope = "global"
+    if argument.startswith("--room"):
+        scope, argument = "room", argument.removeprefix("--room").strip()
+    if not argument:
+        raise UsageError
+    return (scope, argument)
+
+
 @dataclass(frozen=True)
 class CommandSpec:
     name: str
@@ -117,7 +169,7 @@ COMMANDS: dict[str, CommandSpec] = {
             "join a room and switch to it",
             room_argument,
         ),
-        CommandSpec("leave", "/leave", "leave the current room"),
+        CommandSpec("leave", "/leave", "leave the current room (asks first)"),
         CommandSpec(
             "dm", "/dm @user:server [@user2 …]", "open an encrypted direct message", user_arguments
         ),
@@ -190,6 +242,41 @@ COMMANDS: dict[str, CommandSpec] = {
         ),
         CommandSpec(
             "import-keys", "/import-keys FILE", "load room keys from an export file", text_argument
+        ),
+        # -- room management (issue 22) --
+        CommandSpec(
+            "create",
+            "/create [--public] NAME [@invitee:server …]",
+            "create a room (private and encrypted unless --public)",
+            create_arguments,
+        ),
+        CommandSpec("topic", "/topic TEXT", "set this room's topic", text_argument),
+        CommandSpec("name", "/name TEXT", "rename this room", text_argument),
+        CommandSpec("encrypt", "/encrypt", "turn on end-to-end encryption (cannot be undone)"),
+        CommandSpec(
+            "kick", "/kick @user:server [REASON]", "remove someone from this room", user_and_reason
+        ),
+        CommandSpec(
+            "ban", "/ban @user:server [REASON]", "ban someone from this room", user_and_reason
+        ),
+        CommandSpec("unban", "/unban @user:server", "lift a ban", one_user_argument),
+        CommandSpec(
+            "op",
+            "/op @user:server LEVEL",
+            "set someone's power level (50 moderator, 100 admin)",
+            user_and_level,
+        ),
+        CommandSpec(
+            "forget",
+            "/forget [!id:server]",
+            "forget a room you left (the one you left last)",
+            optional_room,
+        ),
+        CommandSpec(
+            "nick",
+            "/nick [--room] NAME",
+            "set your display name (everywhere, or in this room only)",
+            nick_arguments,
         ),
         CommandSpec(
             "help", "/help", f"every command and key (also {key_label(DEFAULT_KEYS['help'])})"

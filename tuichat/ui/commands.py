@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tuichat.model.commands import Command
-from tuichat.model.sanitize import safe_line, safe_text, trusted
+from tuichat.model.sanitize import SafeText, safe_line, safe_text, trusted
 from tuichat.ui.widgets.timeline_view import MembershipDisplay
 
 if TYPE_CHECKING:
@@ -78,7 +78,32 @@ def _join(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) ->
 
 def _leave(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
     assert ctx.service is not None and ctx.room_id is not None
-    ctx.chat.run_service_call(ctx.service.leave(ctx.room_id))
+    service, room_id = ctx.service, ctx.room_id
+    _confirm(
+        ctx,
+        trusted("Leave this room?"),
+        trusted("To come back to a private room you need a new invitation."),
+        trusted("Leave"),
+        lambda: ctx.chat.run_service_call(service.leave(room_id)),
+    )
+
+
+def _confirm(
+    ctx: CommandContext,
+    question: SafeText,
+    detail: SafeText,
+    yes: SafeText,
+    then: Callable[[], None],
+) -> None:
+    """Ask first; `then` runs on yes."""
+    from tuichat.ui.screens.confirm import ConfirmDialog
+
+    def answered(answer: bool | None) -> None:
+        if answer:
+            then()
+        ctx.chat.main.composer.focus()
+
+    ctx.app.push_screen(ConfirmDialog(question, detail, yes), answered)
 
 
 def _dm(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
@@ -263,6 +288,76 @@ async def _run_keys_file(
     )
 
 
+# -- room management (issue 22) ------------------------------------------------------
+
+
+def _create(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
+    assert ctx.service is not None
+    kind, name, *invitees = command.args
+    ctx.chat.with_progress(
+        trusted("Creating the room…"),
+        ctx.service.create_named_room(name, public=kind == "public", invite=tuple(invitees)),
+    )
+
+
+def _topic(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
+    assert ctx.service is not None and ctx.room_id is not None
+    ctx.chat.run_service_call(ctx.service.set_topic(ctx.room_id, command.argument))
+
+
+def _name(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
+    assert ctx.service is not None and ctx.room_id is not None
+    ctx.chat.run_service_call(ctx.service.set_room_name(ctx.room_id, command.argument))
+
+
+def _encrypt(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
+    assert ctx.service is not None and ctx.room_id is not None
+    service, room_id = ctx.service, ctx.room_id
+    _confirm(
+        ctx,
+        trusted("Turn on encryption in this room?"),
+        trusted(
+            "This cannot be undone. New messages will be readable only by members' "
+            "devices; bridges and bots without encryption stop working."
+        ),
+        trusted("Encrypt"),
+        lambda: ctx.chat.run_service_call(service.enable_encryption(room_id)),
+    )
+
+
+def _kick_or_ban(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
+    assert ctx.service is not None and ctx.room_id is not None
+    user_id, *reason = command.args
+    act = ctx.service.kick if command.name == "kick" else ctx.service.ban
+    ctx.chat.run_service_call(act(ctx.room_id, user_id, reason[0] if reason else None))
+
+
+def _unban(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
+    assert ctx.service is not None and ctx.room_id is not None
+    ctx.chat.run_service_call(ctx.service.unban(ctx.room_id, command.args[0]))
+
+
+def _op(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
+    assert ctx.service is not None and ctx.room_id is not None
+    user_id, level = command.args
+    ctx.chat.run_service_call(ctx.service.set_power_level(ctx.room_id, user_id, int(level)))
+
+
+def _forget(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
+    assert ctx.service is not None
+    ctx.chat.run_service_call(ctx.service.forget(command.args[0] if command.args else None))
+
+
+def _nick(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
+    assert ctx.service is not None
+    scope, name = command.args
+    if scope == "room" and ctx.room_id is None:
+        ctx.chat.choose_a_room()
+        return
+    room_id = ctx.room_id if scope == "room" else None
+    ctx.chat.run_service_call(ctx.service.set_display_name(name, room_id))
+
+
 def _help(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
     ctx.app.action_help()
 
@@ -289,5 +384,16 @@ HANDLERS: dict[str, CommandHandler] = {
     "retry": CommandHandler(_retry),
     "export-keys": CommandHandler(_keys_file),
     "import-keys": CommandHandler(_keys_file),
+    # room management (issue 22)
+    "create": CommandHandler(_create),
+    "topic": CommandHandler(_topic, needs_room=True),
+    "name": CommandHandler(_name, needs_room=True),
+    "encrypt": CommandHandler(_encrypt, needs_room=True),
+    "kick": CommandHandler(_kick_or_ban, needs_room=True),
+    "ban": CommandHandler(_kick_or_ban, needs_room=True),
+    "unban": CommandHandler(_unban, needs_room=True),
+    "op": CommandHandler(_op, needs_room=True),
+    "forget": CommandHandler(_forget),
+    "nick": CommandHandler(_nick),
     "help": CommandHandler(_help, needs_service=False),
 }

@@ -374,10 +374,44 @@ class MatrixService:
         return await self.parts.rooms.decline_invite(room_id)
 
     async def invite(self, room_id: str, user_id: str) -> bool:
-        return await self.parts.rooms.invite(room_id, user_id)
+        return await self.parts.moderation.invite(room_id, user_id)
 
     async def leave(self, room_id: str) -> bool:
-        return await self.parts.rooms.leave(room_id)
+        return await self.parts.moderation.leave(room_id)
+
+    # -- room management (issue 22) ------------------------------------------------------
+
+    async def create_named_room(
+        self, name: str, *, public: bool = False, invite: tuple[str, ...] = ()
+    ) -> str | None:
+        return await self.parts.moderation.create_named_room(name, public=public, invite=invite)
+
+    async def set_topic(self, room_id: str, topic: str) -> bool:
+        return await self.parts.moderation.set_topic(room_id, topic)
+
+    async def set_room_name(self, room_id: str, name: str) -> bool:
+        return await self.parts.moderation.set_name(room_id, name)
+
+    async def enable_encryption(self, room_id: str) -> bool:
+        return await self.parts.moderation.enable_encryption(room_id)
+
+    async def set_power_level(self, room_id: str, user_id: str, level: int) -> bool:
+        return await self.parts.moderation.set_power_level(room_id, user_id, level)
+
+    async def kick(self, room_id: str, user_id: str, reason: str | None = None) -> bool:
+        return await self.parts.moderation.kick(room_id, user_id, reason)
+
+    async def ban(self, room_id: str, user_id: str, reason: str | None = None) -> bool:
+        return await self.parts.moderation.ban(room_id, user_id, reason)
+
+    async def unban(self, room_id: str, user_id: str) -> bool:
+        return await self.parts.moderation.unban(room_id, user_id)
+
+    async def forget(self, room_id: str | None) -> bool:
+        return await self.parts.moderation.forget(room_id)
+
+    async def set_display_name(self, name: str, room_id: str | None = None) -> bool:
+        return await self.parts.moderation.set_display_name(name, room_id)
 
     # -- devices, trust, verification ----------------------------------------------------
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from tuichat.matrix.service.account_context import AccountContext
 from tuichat.matrix.service.history import History, TimelineGaps
+from tuichat.matrix.service.moderation import RoomModeration
 from tuichat.matrix.service.opening import AccountOpener
 from tuichat.matrix.service.read_state import ReadState
 from tuichat.matrix.service.room_admin import RoomAdmin
@@ -37,6 +38,8 @@ class Parts:
     trust: DeviceTrust
     keys: RoomKeys
     transfers: Transfers
+    # issue 22: room management
+    moderation: RoomModeration
 
 
 def build_parts(
@@ -55,6 +58,7 @@ def build_parts(
     read_state = ReadState(context)
     sending = SendQueue(context, outbox, tokens)
     gaps = TimelineGaps()
+    rooms = RoomAdmin(context, views)
     return Parts(
         views=views,
         tokens=tokens,
@@ -80,8 +84,9 @@ def build_parts(
         sending=sending,
         history=History(context, gaps),
         read_state=read_state,
-        rooms=RoomAdmin(context, views),
+        rooms=rooms,
         trust=trust,
         keys=keys,
         transfers=Transfers(context, sending),
+        moderation=RoomModeration(context, rooms),
     )
