@@ -152,6 +152,14 @@ def nick_arguments(argument: str) -> tuple[str, ...]:
     return (scope, argument)
 
 
+def vote_arguments(argument: str) -> tuple[str, ...]:
+    """Answer numbers, as the poll numbers them: "2" or "1 3"."""
+    words = argument.replace(",", " ").split()
+    if not words or not all(w.isdigit() and 0 < int(w) <= 99 for w in words):
+        raise UsageError(" (the answer's number, as the poll shows it)")
+    return tuple(words)
+
+
 @dataclass(frozen=True)
 class CommandSpec:
     name: str
@@ -277,6 +285,12 @@ COMMANDS: dict[str, CommandSpec] = {
             "/nick [--room] NAME",
             "set your display name (everywhere, or in this room only)",
             nick_arguments,
+        ),
+        CommandSpec(
+            "vote",
+            "/vote N [N …]",
+            "vote on the selected poll (or the latest one in this room)",
+            vote_arguments,
         ),
         CommandSpec(
             "help", "/help", f"every command and key (also {key_label(DEFAULT_KEYS['help'])})"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
+from tuichat.model.polls import PollStart
 from tuichat.model.rich_body import RichBody
 
 
@@ -97,6 +98,9 @@ class RelationKind(StrEnum):
     REACTION = "reaction"  # m.annotation: `key` is the reaction
     REDACTION = "redaction"
     HIDDEN = "hidden"  # an edit or reaction that could not be decrypted (yet)
+    # issue 22: a vote on a poll (`answers`), and a poll's end
+    POLL_RESPONSE = "poll_response"
+    POLL_END = "poll_end"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +108,7 @@ class Relation:
     kind: RelationKind
     target: str  # the event id it relates to
     key: str = ""  # the reaction's key (an emoji or short text)
+    answers: tuple[str, ...] = ()  # a poll response's answer ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +181,8 @@ class TimelineItem:
     # Membership changes, for condensing runs of them: (action, name).
     membership: tuple[str, str] | None = None
     attachment: Attachment | None = None
+    # issue 22: a poll's question and answers (its body shows the counts).
+    poll: PollStart | None = None
     version: int = 0
 
     @property

@@ -358,6 +358,32 @@ def _nick(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) ->
     ctx.chat.run_service_call(ctx.service.set_display_name(name, room_id))
 
 
+def _vote(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
+    assert ctx.service is not None and ctx.room_id is not None
+    feedback = ctx.chat.main.feedback
+    item = ctx.chat.main.timeline.selected_item
+    if item is None or item.poll is None:
+        timeline = ctx.chat.state.timeline(ctx.room_id)
+        item = next((i for i in reversed(timeline) if i.poll is not None), None)
+    if item is None or item.poll is None or item.event_id is None:
+        feedback.show("No poll in this room to vote on.", error=True)
+        return
+    answers = item.poll.answers
+    numbers = [int(n) for n in command.args]
+    if any(n > len(answers) for n in numbers):
+        feedback.show(safe_line(f"This poll has {len(answers)} answers."), error=True)
+        return
+    if len(numbers) > item.poll.max_selections:
+        feedback.show(
+            safe_line(f"This poll takes at most {item.poll.max_selections} answer(s)."), error=True
+        )
+        return
+    chosen = [answers[n - 1].answer_id for n in numbers]
+    ctx.service.vote(ctx.room_id, item.event_id, item.poll, chosen)
+    picked = ", ".join(answers[n - 1].text for n in numbers)
+    feedback.show(safe_line(f"Voted: {picked}."))
+
+
 def _help(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
     ctx.app.action_help()
 
@@ -395,5 +421,6 @@ HANDLERS: dict[str, CommandHandler] = {
     "op": CommandHandler(_op, needs_room=True),
     "forget": CommandHandler(_forget),
     "nick": CommandHandler(_nick),
+    "vote": CommandHandler(_vote, needs_room=True),
     "help": CommandHandler(_help, needs_service=False),
 }

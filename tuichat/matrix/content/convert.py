@@ -15,6 +15,12 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from tuichat.matrix.content.other_events import (
+    OTHER_CONVERTERS,
+    create_suffix,
+    location_body,
+    unknown_event,
+)
 from tuichat.matrix.content.room_state import RoomState
 from tuichat.matrix.crypto.types import Decryption
 from tuichat.matrix.transport.media import parse_mxc
@@ -125,6 +131,8 @@ def _message_fields(
         kind = ItemKind.EMOTE
     elif msgtype == "m.notice":
         kind, highlight = ItemKind.NOTICE, False
+    elif msgtype == "m.location":  # issue 22
+        body, formatted = location_body(content), None
     attachment = None
     if msgtype in _ATTACHMENTS:
         attachment = _attachment(msgtype, content, body)
@@ -323,7 +331,7 @@ def _describe_encryption(actor: str, content: dict[str, Any]) -> str:
 
 
 def _describe_create(actor: str, content: dict[str, Any]) -> str:
-    return f"{actor} created the room"
+    return f"{actor} created the room{create_suffix(content)}"
 
 
 def _describe_alias(actor: str, content: dict[str, Any]) -> str | None:
@@ -352,6 +360,8 @@ CONVERTERS: dict[str, Converter] = {
     "m.room.canonical_alias": _state_change(_describe_alias),
     "m.room.history_visibility": _state_change(_describe_history),
     "m.room.join_rules": _state_change(_describe_join_rules),
+    # issue 22: polls, stickers, pinned messages, room upgrades
+    **OTHER_CONVERTERS,
 }
 
 
@@ -443,8 +453,9 @@ def _to_item(
         common["key_source"] = decryption.key_source
     converter = CONVERTERS.get(event_type)
     if converter is None:
-        return None
-    fields = converter(event, content, state, viewer)
+        fields = unknown_event(event_type, event, content, state)  # issue 22: never dropped
+    else:
+        fields = converter(event, content, state, viewer)
     if fields is None:
         return None
     return TimelineItem(**common, **fields)

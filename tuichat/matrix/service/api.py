@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from tuichat.matrix.crypto.recovery import RecoveryStatus
     from tuichat.model.devices import DeviceInfo
     from tuichat.model.items import Attachment, TimelineItem
+    from tuichat.model.polls import PollStart
 
 # The long poll's timeout of a sync (after the first, which does not wait).
 SYNC_TIMEOUT_MS = 30_000
@@ -111,6 +112,9 @@ class ChatService(Protocol):
     async def unban(self, room_id: str, user_id: str) -> bool: ...
     async def forget(self, room_id: str | None) -> bool: ...
     async def set_display_name(self, name: str, room_id: str | None = None) -> bool: ...
+    def vote(
+        self, room_id: str, poll_event_id: str, poll: PollStart, answers: list[str]
+    ) -> str: ...
 
     # -- devices, trust, verification -------------------------------------------------
     async def devices(self, user_id: str, *, refresh: bool = False) -> list[DeviceInfo]: ...

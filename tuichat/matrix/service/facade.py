@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuichat.matrix.service.api import PAGE_SIZE, SYNC_TIMEOUT_MS
+from tuichat.model.polls import PollStart, response_content
 
 if TYPE_CHECKING:
     from tuichat.matrix.account.session import Profile, Session
@@ -412,6 +413,11 @@ class MatrixService:
 
     async def set_display_name(self, name: str, room_id: str | None = None) -> bool:
         return await self.parts.moderation.set_display_name(name, room_id)
+
+    def vote(self, room_id: str, poll_event_id: str, poll: PollStart, answers: list[str]) -> str:
+        return self.parts.sending.send_content(
+            room_id, *response_content(poll, poll_event_id, answers)
+        )
 
     # -- devices, trust, verification ----------------------------------------------------
 
