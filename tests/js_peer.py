@@ -151,6 +151,25 @@ class JsPeer:
     async def send_event(self, room_id: str, event_type: str, content: dict[str, Any]) -> str:
         return str(await self.call("sendEvent", roomId=room_id, type=event_type, content=content))
 
+    async def send_poll(
+        self, room_id: str, question: str, answers: list[str], disclosed: bool = True
+    ) -> tuple[str, dict[str, Any]]:
+        """A poll as Element starts one: (its event id, its content)."""
+        sent = await self.call(
+            "sendPoll", roomId=room_id, question=question, answers=answers, disclosed=disclosed
+        )
+        return str(sent["eventId"]), dict(sent["content"])
+
+    async def vote_poll(self, room_id: str, poll_event_id: str, answer_ids: list[str]) -> str:
+        return str(
+            await self.call(
+                "votePoll", roomId=room_id, pollEventId=poll_event_id, answerIds=answer_ids
+            )
+        )
+
+    async def end_poll(self, room_id: str, poll_event_id: str) -> str:
+        return str(await self.call("endPoll", roomId=room_id, pollEventId=poll_event_id))
+
     async def wait_for_event(
         self,
         room_id: str,

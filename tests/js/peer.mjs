@@ -383,6 +383,31 @@ const commands = {
         return event_id;
     },
 
+    // Polls as Element sends them (the SDK's own builders, MSC3381's names).
+    async sendPoll({ roomId, question, answers, disclosed = true }) {
+        await roomReady(roomId);
+        const { PollStartEvent } = await import("matrix-js-sdk/lib/extensible_events_v1/PollStartEvent.js");
+        const { M_POLL_KIND_DISCLOSED, M_POLL_KIND_UNDISCLOSED } = await import("matrix-js-sdk/lib/@types/polls.js");
+        const kind = disclosed ? M_POLL_KIND_DISCLOSED : M_POLL_KIND_UNDISCLOSED;
+        const { type, content } = PollStartEvent.from(question, answers, kind).serialize();
+        const { event_id } = await client.sendEvent(roomId, type, content);
+        return { eventId: event_id, content };
+    },
+
+    async votePoll({ roomId, pollEventId, answerIds }) {
+        const { PollResponseEvent } = await import("matrix-js-sdk/lib/extensible_events_v1/PollResponseEvent.js");
+        const { type, content } = PollResponseEvent.from(answerIds, pollEventId).serialize();
+        const { event_id } = await client.sendEvent(roomId, type, content);
+        return event_id;
+    },
+
+    async endPoll({ roomId, pollEventId }) {
+        const { PollEndEvent } = await import("matrix-js-sdk/lib/extensible_events_v1/PollEndEvent.js");
+        const { type, content } = PollEndEvent.from(pollEventId, "The poll has ended").serialize();
+        const { event_id } = await client.sendEvent(roomId, type, content);
+        return event_id;
+    },
+
     async waitForEvent({ roomId, type, relType = null, sender = null, timeoutMs = 30000 }) {
         return await waitFor(
             () =>
