@@ -60,6 +60,14 @@ KEY_ACTIONS: tuple[KeyAction, ...] = (
     KeyAction(
         "previous_room", "alt+up,ctrl+pageup", "Previous room", palette="The room above", show=False
     ),
+    # issue 22: spaces
+    KeyAction(
+        "next_space",
+        "alt+s",
+        "Next space",
+        palette="Choose the next space: the room list shows it, Ctrl+K looks in it",
+        show=False,
+    ),
     KeyAction("reply", "r", "Reply", KeyScope.SELECTED_MESSAGE),
     KeyAction("edit", "e", "Edit", KeyScope.SELECTED_MESSAGE),
     KeyAction("react", "plus,equals_sign", "React", KeyScope.SELECTED_MESSAGE),

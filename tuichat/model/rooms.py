@@ -5,6 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tuichat.model.space_tree import SpaceChild
 
 
 class Membership(StrEnum):
@@ -33,6 +37,11 @@ class RoomSummary:
     # readable by nobody on their side.
     devices: int = 0
     members_without_devices: int = 0
+    # issue 22: spaces. A space's rooms (its m.space.child events), and
+    # the spaces a room names as its parents (m.space.parent).
+    is_space: bool = False
+    space_children: tuple[SpaceChild, ...] = ()
+    space_parents: tuple[str, ...] = ()
 
     def evolve(self, **changes: object) -> RoomSummary:
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tuichat.model.rooms import RoomSummary
-from tuichat.model.sanitize import safe_line, safe_text
+from tuichat.model.sanitize import safe_line, safe_text, trusted
 from tuichat.model.verification import Phase, VerificationView
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ class People:
     # -- rooms -------------------------------------------------------------------------------
 
     def choose_room(self) -> None:
+        from tuichat.model.space_tree import space_rooms
         from tuichat.ui.screens.room_switcher import RoomSwitcher
 
         app = self.app
@@ -55,7 +56,26 @@ class People:
                 app.chat.switch_room(room_id)
             app.main.composer.focus()
 
-        app.push_screen(RoomSwitcher(app.state.rooms.ordered()), chosen)
+        rooms = app.state.rooms.ordered()
+        space_id = app.main.room_list.scoped_space
+        space = app.state.rooms.get(space_id) if space_id else None
+        if space_id and space is not None:  # issue 22: Ctrl+K within the chosen space
+            inside = space_rooms(rooms, space_id)
+            rooms = [r for r in rooms if r.room_id in inside and not r.is_space]
+            app.push_screen(RoomSwitcher(rooms, safe_line(space.name)), chosen)
+            return
+        app.push_screen(RoomSwitcher(rooms), chosen)
+
+    def next_space(self) -> None:
+        """The next space in the room list (issue 22): Ctrl+K looks in it."""
+        app = self.app
+        space_id = app.main.room_list.action_next_space()
+        space = app.state.rooms.get(space_id) if space_id else None
+        switch = app.key_label("switch_room")
+        if space is not None:
+            app.main.feedback.show(safe_line(f"Space: {space.name} ({switch} looks in it)."))
+        else:
+            app.main.feedback.show(trusted("All rooms."))
 
     def answer_invite(self, summary: RoomSummary) -> None:
         from tuichat.ui.screens.invite import InviteDialog
