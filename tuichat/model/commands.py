@@ -152,6 +152,17 @@ def nick_arguments(argument: str) -> tuple[str, ...]:
     return (scope, argument)
 
 
+def space_arguments(argument: str) -> tuple[str, ...]:
+    """create NAME | browse [SPACE] | add [SPACE] | remove [SPACE]."""
+    action, _, rest = argument.partition(" ")
+    rest = rest.strip()
+    if action == "create" and rest:
+        return (action, rest)
+    if action in ("browse", "add", "remove") and (not rest or _ROOM_REF.match(rest)):
+        return (action, rest) if rest else (action,)
+    raise UsageError
+
+
 def vote_arguments(argument: str) -> tuple[str, ...]:
     """Answer numbers, as the poll numbers them: "2" or "1 3"."""
     words = argument.replace(",", " ").split()
@@ -285,6 +296,13 @@ COMMANDS: dict[str, CommandSpec] = {
             "/nick [--room] NAME",
             "set your display name (everywhere, or in this room only)",
             nick_arguments,
+        ),
+        CommandSpec(
+            "space",
+            "/space create NAME | browse | add | remove [!space]",
+            "spaces: create one; browse the chosen space's rooms (Enter joins); "
+            "add or remove this room",
+            space_arguments,
         ),
         CommandSpec(
             "vote",

@@ -191,3 +191,18 @@ def space_rooms(rooms: Sequence[RoomSummary], space_id: str) -> set[str]:
                 todo.append(child.room_id)
     found |= {r.room_id for r in rooms if space_id in r.space_parents}
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class HierarchyRoom:
+    """One room of a space's hierarchy as the server describes it (every
+    string sanitised), with the servers to join it through."""
+
+    room_id: str
+    name: str
+    topic: str = ""
+    members: int = 0
+    joined: bool = False
+    is_space: bool = False
+    via: tuple[str, ...] = ()
+    suggested: bool = False

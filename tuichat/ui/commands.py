@@ -21,6 +21,7 @@ from tuichat.ui.widgets.timeline_view import MembershipDisplay
 
 if TYPE_CHECKING:
     from tuichat.matrix.service import MatrixService
+    from tuichat.model.space_tree import HierarchyRoom
     from tuichat.ui.app import TuichatApp
     from tuichat.ui.controllers.attachments import Attachments
     from tuichat.ui.controllers.chat import ChatController
@@ -358,6 +359,58 @@ def _nick(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) ->
     ctx.chat.run_service_call(ctx.service.set_display_name(name, room_id))
 
 
+def _space(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
+    """/space create | browse | add | remove: the space is the one named, else
+    the one chosen in the room list (Alt+S), else the one the room is in."""
+    assert ctx.service is not None
+    action, *rest = command.args
+    service, feedback = ctx.service, ctx.chat.main.feedback
+    if action == "create":
+        ctx.chat.with_progress(trusted("Creating the space…"), service.create_space(rest[0]))
+        return
+    room_list = ctx.chat.main.room_list
+    space_id = rest[0] if rest else room_list.scoped_space or room_list.selected_space()
+    if space_id is None:
+        feedback.show("Choose a space first (Alt+S), or name it: /space browse !id.", error=True)
+        return
+    if action in ("add", "remove"):
+        if ctx.room_id is None:
+            ctx.chat.choose_a_room()
+            return
+        call = service.set_space_child(space_id, ctx.room_id, action == "add")
+        ctx.chat.run_service_call(call)
+        return
+    ctx.app.run_worker(_browse_space(ctx, space_id), group="space", exclusive=True)
+
+
+async def _browse_space(ctx: CommandContext, space_id: str) -> None:
+    from tuichat.ui.screens.space_browser import SpaceBrowser
+
+    service = ctx.service
+    if service is None:
+        return
+    feedback = ctx.chat.main.feedback
+    feedback.show("Reading the space's rooms…")
+    rooms = await service.space_hierarchy(space_id)
+    feedback.hide()
+    if rooms is None:
+        return
+    summary = ctx.chat.state.rooms.get(space_id)
+    name = safe_line(summary.name if summary is not None else space_id)
+
+    def chosen(room: HierarchyRoom | None) -> None:
+        if room is not None and service is ctx.service:
+            if room.joined:
+                ctx.chat.switch_room(room.room_id)
+            else:
+                ctx.chat.with_progress(
+                    safe_line(f"Joining {room.name}…"), service.join_via(room.room_id, room.via)
+                )
+        ctx.chat.main.composer.focus()
+
+    ctx.app.push_screen(SpaceBrowser(name, rooms), chosen)
+
+
 def _vote(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
     assert ctx.service is not None and ctx.room_id is not None
     feedback = ctx.chat.main.feedback
@@ -421,6 +474,7 @@ HANDLERS: dict[str, CommandHandler] = {
     "op": CommandHandler(_op, needs_room=True),
     "forget": CommandHandler(_forget),
     "nick": CommandHandler(_nick),
+    "space": CommandHandler(_space),
     "vote": CommandHandler(_vote, needs_room=True),
     "help": CommandHandler(_help, needs_service=False),
 }

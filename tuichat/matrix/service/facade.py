@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from tuichat.model.events import ConnectionState, Sink
     from tuichat.model.items import Attachment, TimelineItem
     from tuichat.model.rooms import RoomSummary
+    from tuichat.model.space_tree import HierarchyRoom
 
 _WIRING = "tuichat.matrix.service.wiring"
 
@@ -413,6 +414,18 @@ class MatrixService:
 
     async def set_display_name(self, name: str, room_id: str | None = None) -> bool:
         return await self.parts.moderation.set_display_name(name, room_id)
+
+    async def space_hierarchy(self, space_id: str) -> list[HierarchyRoom] | None:
+        return await self.parts.spaces.browse(space_id)
+
+    async def join_via(self, room_id: str, via: tuple[str, ...]) -> bool:
+        return await self.parts.spaces.join_via(room_id, via)
+
+    async def create_space(self, name: str) -> str | None:
+        return await self.parts.spaces.create_space(name)
+
+    async def set_space_child(self, space_id: str, room_id: str, add: bool) -> bool:
+        return await self.parts.spaces.set_child(space_id, room_id, add)
 
     def vote(self, room_id: str, poll_event_id: str, poll: PollStart, answers: list[str]) -> str:
         return self.parts.sending.send_content(

@@ -16,6 +16,7 @@ from tuichat.matrix.service.room_admin import RoomAdmin
 from tuichat.matrix.service.room_keys import RoomKeys
 from tuichat.matrix.service.room_views import RoomViews
 from tuichat.matrix.service.send_queue import SendQueue
+from tuichat.matrix.service.spaces import Spaces
 from tuichat.matrix.service.sync_loop import SyncLoop
 from tuichat.matrix.service.token_recovery import TokenRecovery
 from tuichat.matrix.service.transfers import Transfers
@@ -40,6 +41,7 @@ class Parts:
     transfers: Transfers
     # issue 22: room management
     moderation: RoomModeration
+    spaces: Spaces
 
 
 def build_parts(
@@ -59,6 +61,7 @@ def build_parts(
     sending = SendQueue(context, outbox, tokens)
     gaps = TimelineGaps()
     rooms = RoomAdmin(context, views)
+    moderation = RoomModeration(context, rooms)
     return Parts(
         views=views,
         tokens=tokens,
@@ -88,5 +91,6 @@ def build_parts(
         trust=trust,
         keys=keys,
         transfers=Transfers(context, sending),
-        moderation=RoomModeration(context, rooms),
+        moderation=moderation,
+        spaces=Spaces(context, moderation),
     )
