@@ -179,6 +179,10 @@ async def test_created_room_is_managed_and_the_peer_sees_every_change(
     public = await service.create_named_room("Town square", public=True)
     assert public is not None
     assert _state(synapse, alice, public, "m.room.join_rules")["join_rule"] == "public"
+    _status, directory = synapse._request(
+        "GET", "/_matrix/client/v3/publicRooms", token=alice.access_token
+    )
+    assert public in [r["room_id"] for r in directory["chunk"]]
     await wait_until(lambda: public in service.states)
     assert not service.states[public].encrypted
     assert await service.enable_encryption(public)
@@ -283,3 +287,52 @@ async def test_encrypt_and_leave_ask_first_and_refusals_show_in_the_status_line(
         await wait_ui(pilot, lambda: room_id not in app.state.rooms)
         await type_text(pilot, "/forget")
         await wait_ui(pilot, lambda: "Room forgotten." in str(feedback.render()))
+
+
+@pytest.mark.parametrize(
+    ("text", "args"),
+    [
+        ("/directory", ("", "")),
+        ("/directory books", ("", "books")),
+        ("/directory matrix.org", ("matrix.org", "")),
+        ("/directory example.org:8448 book swap", ("example.org:8448", "book swap")),
+    ],
+)
+def test_directory_arguments(text: str, args: tuple[str, ...]) -> None:
+    parsed = commands.parse(text)
+    assert isinstance(parsed, commands.Command) and parsed.args == args
+
+
+async def test_the_directory_finds_a_public_room_and_joins_it_through_the_screen(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+) -> None:
+    from tests.test_ui_chat import type_text, wait_ui
+    from tuichat.model.events import ConnectionState
+    from tuichat.model.rooms import Membership
+    from tuichat.ui.app import TuichatApp
+    from tuichat.ui.screens.space_browser import SpaceBrowser
+
+    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
+    await log_in(synapse, profile, alice)
+    peer: NioPeer = await peer_factory(bob)
+    from nio.api import RoomPreset, RoomVisibility
+
+    created = await peer.client.room_create(
+        visibility=RoomVisibility.public, name="Book swap", preset=RoomPreset.public_chat
+    )
+    room_id = created.room_id
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_ui(pilot, lambda: app.state.connection is ConnectionState.SYNCED)
+        await type_text(pilot, "/directory localhost swap")
+        browser = await wait_ui(pilot, lambda: isinstance(app.screen, SpaceBrowser) and app.screen)
+        assert [r.name for r in browser.rooms] == ["Book swap"]
+        assert not browser.rooms[0].joined and browser.rooms[0].members == 1
+        await pilot.press("enter")
+        await wait_ui(
+            pilot, lambda: (r := app.state.rooms.get(room_id)) and r.membership is Membership.JOIN
+        )
+        await wait_ui(pilot, lambda: app.state.current_room_id == room_id)

@@ -163,6 +163,14 @@ def space_arguments(argument: str) -> tuple[str, ...]:
     raise UsageError
 
 
+def directory_arguments(argument: str) -> tuple[str, ...]:
+    """[SERVER] [TERMS]: a first word with a dot or a colon names a server."""
+    first, _, rest = argument.partition(" ")
+    if first and re.fullmatch(r"[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+(:\d+)?|localhost(:\d+)?", first):
+        return (first, rest.strip())
+    return ("", argument)
+
+
 def vote_arguments(argument: str) -> tuple[str, ...]:
     """Answer numbers, as the poll numbers them: "2" or "1 3"."""
     words = argument.replace(",", " ").split()
@@ -303,6 +311,12 @@ COMMANDS: dict[str, CommandSpec] = {
             "spaces: create one; browse the chosen space's rooms (Enter joins); "
             "add or remove this room",
             space_arguments,
+        ),
+        CommandSpec(
+            "directory",
+            "/directory [SERVER] [TERMS]",
+            "search a server's public rooms (Enter joins)",
+            directory_arguments,
         ),
         CommandSpec(
             "vote",

@@ -380,23 +380,32 @@ def _space(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -
         call = service.set_space_child(space_id, ctx.room_id, action == "add")
         ctx.chat.run_service_call(call)
         return
-    ctx.app.run_worker(_browse_space(ctx, space_id), group="space", exclusive=True)
+    ctx.app.run_worker(_browse(ctx, space_id, None, ""), group="space", exclusive=True)
 
 
-async def _browse_space(ctx: CommandContext, space_id: str) -> None:
+async def _browse(
+    ctx: CommandContext, space_id: str | None, server: str | None, terms: str
+) -> None:
+    """A space's rooms (`space_id`), or a server's directory: Enter joins."""
     from tuichat.ui.screens.space_browser import SpaceBrowser
 
     service = ctx.service
     if service is None:
         return
     feedback = ctx.chat.main.feedback
-    feedback.show("Reading the space's rooms…")
-    rooms = await service.space_hierarchy(space_id)
+    if space_id is not None:
+        feedback.show("Reading the space's rooms…")
+        rooms = await service.space_hierarchy(space_id)
+        summary = ctx.chat.state.rooms.get(space_id)
+        name = safe_line(f"Rooms of {summary.name if summary is not None else space_id}")
+    else:
+        feedback.show("Searching the room directory…")
+        rooms = await service.directory(server, terms)
+        where = server or ctx.chat.state.user_id.partition(":")[2]
+        name = safe_line(f"Public rooms on {where}" + (f" matching {terms}" if terms else ""))
     feedback.hide()
     if rooms is None:
         return
-    summary = ctx.chat.state.rooms.get(space_id)
-    name = safe_line(summary.name if summary is not None else space_id)
 
     def chosen(room: HierarchyRoom | None) -> None:
         if room is not None and service is ctx.service:
@@ -409,6 +418,11 @@ async def _browse_space(ctx: CommandContext, space_id: str) -> None:
         ctx.chat.main.composer.focus()
 
     ctx.app.push_screen(SpaceBrowser(name, rooms), chosen)
+
+
+def _directory(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
+    server, terms = command.args
+    ctx.app.run_worker(_browse(ctx, None, server or None, terms), group="space", exclusive=True)
 
 
 def _vote(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
@@ -475,6 +489,7 @@ HANDLERS: dict[str, CommandHandler] = {
     "forget": CommandHandler(_forget),
     "nick": CommandHandler(_nick),
     "space": CommandHandler(_space),
+    "directory": CommandHandler(_directory),
     "vote": CommandHandler(_vote, needs_room=True),
     "help": CommandHandler(_help, needs_service=False),
 }

@@ -418,6 +418,9 @@ class MatrixService:
     async def space_hierarchy(self, space_id: str) -> list[HierarchyRoom] | None:
         return await self.parts.spaces.browse(space_id)
 
+    async def directory(self, server: str | None, terms: str) -> list[HierarchyRoom] | None:
+        return await self.parts.spaces.directory(server, terms)
+
     async def join_via(self, room_id: str, via: tuple[str, ...]) -> bool:
         return await self.parts.spaces.join_via(room_id, via)
 

@@ -1,6 +1,7 @@
-"""Spaces on the server: a space's hierarchy (every page of it), joining a
-room through the servers its space names, creating a space, and adding or
-removing its rooms.
+"""Spaces and the room directory on the server: a space's hierarchy (every
+page of it), the public rooms of a server (every page, filtered by search
+terms), joining a room through the servers its space or directory names,
+creating a space, and adding or removing its rooms.
 
 The hierarchy is read with `/_matrix/client/v1/rooms/{id}/hierarchy`, page
 after page to the end (bounded, as remote input must be); what it returns is
@@ -142,6 +143,55 @@ class Spaces:
                 )
             )
         return result
+
+    async def public_rooms(self, server: str | None, terms: str) -> list[HierarchyRoom]:
+        """The directory of `server` (ours when None), every page."""
+        query = f"?{urlencode({'server': server})}" if server else ""
+        found: list[HierarchyRoom] = []
+        since: str | None = None
+        states = self._context.states
+        for _page in range(_MAX_PAGES):
+            body: dict[str, Any] = {"limit": _PAGE}
+            if terms:
+                body["filter"] = {"generic_search_term": terms}
+            if since:
+                body["since"] = since
+            payload = _dict(
+                await self._request("POST", f"/_matrix/client/v3/publicRooms{query}", body)
+            )
+            chunk = payload.get("chunk")
+            for room in chunk if isinstance(chunk, list) else []:
+                room = _dict(room)
+                room_id = room.get("room_id")
+                if not isinstance(room_id, str):
+                    continue
+                state = states.get(room_id)
+                members = room.get("num_joined_members")
+                alias = clean_line(room.get("canonical_alias"))
+                found.append(
+                    HierarchyRoom(
+                        room_id=room_id,
+                        name=clean_line(room.get("name")) or alias or clean_line(room_id),
+                        topic=clean_line(room.get("topic"), max_length=300),
+                        members=members if isinstance(members, int) and members >= 0 else 0,
+                        joined=state is not None and state.membership is Membership.JOIN,
+                        is_space=room.get("room_type") == "m.space",
+                        via=(clean_line(server),) if server else (self.server_name,),
+                    )
+                )
+            batch = payload.get("next_batch")
+            since = batch if isinstance(batch, str) and batch else None
+            if since is None:
+                break
+        return found
+
+    async def directory(self, server: str | None, terms: str) -> list[HierarchyRoom] | None:
+        """The directory, or None (told as a Notice) when it cannot be read."""
+        try:
+            return await self.public_rooms(server, terms)
+        except SpaceError as error:
+            self.emit(Notice(f"Could not read the room directory: {error}.", error=True))
+            return None
 
     async def join_via(self, room_id: str, via: tuple[str, ...]) -> bool:
         """Join a room found in a space, through the servers the space names."""

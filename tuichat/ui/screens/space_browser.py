@@ -1,6 +1,6 @@
-"""A space's rooms as its hierarchy lists them (name, topic, members,
-whether you joined); Enter on a room not joined returns it, for the caller
-to join through the servers the space names."""
+"""A list of rooms to join: a space's rooms as its hierarchy lists them, or
+a server's public rooms (name, topic, members, whether you joined); Enter
+returns the room, for the caller to join through the servers named."""
 
 from __future__ import annotations
 
@@ -47,15 +47,15 @@ class SpaceBrowser(ModalScreen[HierarchyRoom | None]):
 
     BINDINGS = [Binding("escape", "app.pop_screen", "Close")]
 
-    def __init__(self, space_name: SafeText, rooms: Sequence[HierarchyRoom]) -> None:
+    def __init__(self, title: SafeText, rooms: Sequence[HierarchyRoom]) -> None:
         super().__init__()
-        self.space_name = space_name
+        self.title_text = title
         self.rooms = list(rooms)
 
     def compose(self) -> ComposeResult:
         with Vertical():
             count = f"  ({len(self.rooms)} rooms)"
-            yield Label(Text.assemble(("Rooms of ", "bold"), (self.space_name, "bold"), count))
+            yield Label(Text.assemble((self.title_text, "bold"), count))
             yield OptionList(
                 *(Option(hierarchy_label(room), id=room.room_id) for room in self.rooms)
             )
