@@ -239,7 +239,8 @@ def test_pins_tombstones_and_predecessors_read_as_sentences() -> None:
         )
     )
     assert tombstone.body.startswith("This room has been replaced (Upgraded)")
-    assert "/join !new:example.org" in tombstone.body
+    assert "continues in !new:example.org" in tombstone.body
+    assert tombstone.link_room == "!new:example.org"
     create = convert(
         event(
             "m.room.create",
@@ -248,6 +249,7 @@ def test_pins_tombstones_and_predecessors_read_as_sentences() -> None:
         )
     )
     assert "continues the room !old:example.org" in create.body
+    assert create.link_room == "!old:example.org"
 
 
 # Every room event type the spec lists (client-server API, Matrix 1.x).

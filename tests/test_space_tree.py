@@ -156,3 +156,8 @@ def test_room_state_reads_children_and_parents_with_via_only() -> None:
     # A later change is seen (the links are found again when they change).
     plain.apply(_state("m.space.parent", "!s:x", {}))
     assert plain.summary("@me:x").space_parents == ()
+
+
+def test_a_replaced_room_leaves_the_list_once_its_successor_is_joined() -> None:
+    rooms = [room("!old", successor="!new"), room("!new"), room("!other", successor="!far")]
+    assert shown(build_tree(rooms)) == ["- new", "- other"]

@@ -183,6 +183,8 @@ class TimelineItem:
     attachment: Attachment | None = None
     # issue 22: a poll's question and answers (its body shows the counts).
     poll: PollStart | None = None
+    # A room this item leads to (a tombstone's successor, a predecessor).
+    link_room: str | None = None
     version: int = 0
 
     @property

@@ -42,6 +42,8 @@ class RoomSummary:
     is_space: bool = False
     space_children: tuple[SpaceChild, ...] = ()
     space_parents: tuple[str, ...] = ()
+    # The room that replaced this one (its tombstone's), if any.
+    successor: str = ""
 
     def evolve(self, **changes: object) -> RoomSummary:
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -7,7 +7,8 @@ rooms are its `m.space.child` events (with `via`), ordered as the spec says:
 by `order` (those with one first), then by when the child was added, then
 by room id. A room whose space you have not joined still names it with
 `m.space.parent`: such rooms gather under that space, marked not joined.
-Rooms in no space are "Other rooms"; direct messages are on their own.
+Rooms in no space are "Other rooms"; direct messages are on their own. A
+room replaced by an upgrade is left out once you joined its successor.
 Without any space the list is as it always was: invites, then rooms.
 """
 
@@ -74,6 +75,9 @@ def build_tree(
 ) -> list[TreeRow]:
     """The rows of the room list. `rooms` in display order (recent first);
     within a space, rooms follow the space's own order."""
+    # A replaced room leaves the list once you are in its successor.
+    joined_ids = {r.room_id for r in rooms if r.membership is Membership.JOIN}
+    rooms = [r for r in rooms if not (r.successor and r.successor in joined_ids)]
     by_id = {room.room_id: room for room in rooms}
     invites = [r for r in rooms if r.membership is Membership.INVITE]
     joined = [r for r in rooms if r.membership is Membership.JOIN]

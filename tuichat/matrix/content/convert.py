@@ -19,6 +19,7 @@ from tuichat.matrix.content.other_events import (
     OTHER_CONVERTERS,
     create_suffix,
     location_body,
+    predecessor_of,
     unknown_event,
 )
 from tuichat.matrix.content.room_state import RoomState
@@ -334,6 +335,18 @@ def _describe_create(actor: str, content: dict[str, Any]) -> str:
     return f"{actor} created the room{create_suffix(content)}"
 
 
+def _create(
+    event: dict[str, Any], content: dict[str, Any], state: RoomState, viewer: Viewer
+) -> Fields | None:
+    """The room's creation; an upgraded room's leads to its predecessor."""
+    actor = state.member_name(_str(event.get("sender"), "someone"))
+    fields: Fields = {"kind": ItemKind.STATE, "body": _describe_create(actor, content)}
+    predecessor = predecessor_of(content)
+    if predecessor:
+        fields["link_room"] = predecessor
+    return fields
+
+
 def _describe_alias(actor: str, content: dict[str, Any]) -> str | None:
     alias = clean_line(content.get("alias"))
     return f"{actor} set the address to {alias}" if alias else None
@@ -356,7 +369,7 @@ CONVERTERS: dict[str, Converter] = {
     "m.room.name": _state_change(_describe_name),
     "m.room.topic": _state_change(_describe_topic),
     "m.room.encryption": _state_change(_describe_encryption),
-    "m.room.create": _state_change(_describe_create),
+    "m.room.create": _create,
     "m.room.canonical_alias": _state_change(_describe_alias),
     "m.room.history_visibility": _state_change(_describe_history),
     "m.room.join_rules": _state_change(_describe_join_rules),

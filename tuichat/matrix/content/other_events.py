@@ -207,17 +207,24 @@ def _tombstone(
     text = "This room has been replaced"
     if reason:
         text += f" ({reason})"
-    if successor:
-        text += f". The conversation continues in {successor}: /join {successor}"
-    return {"kind": ItemKind.STATE, "body": text}
+    if not successor.startswith("!"):
+        return {"kind": ItemKind.STATE, "body": text}
+    text += f". The conversation continues in {successor} (select this line, Enter: go there)"
+    return {"kind": ItemKind.STATE, "body": text, "link_room": successor}
+
+
+def predecessor_of(content: dict[str, Any]) -> str | None:
+    """The room a create event's room replaces, if it names one."""
+    predecessor = clean_line(_dict(content.get("predecessor")).get("room_id"))
+    return predecessor if predecessor.startswith("!") else None
 
 
 def create_suffix(content: dict[str, Any]) -> str:
     """What a room's create event adds when the room replaces another."""
-    predecessor = clean_line(_dict(content.get("predecessor")).get("room_id"))
+    predecessor = predecessor_of(content)
     if not predecessor:
         return ""
-    return f". It continues the room {predecessor}: /join {predecessor} for the older history"
+    return f". It continues the room {predecessor} (select this line, Enter: its older history)"
 
 
 # -- anything else ----------------------------------------------------------------------------

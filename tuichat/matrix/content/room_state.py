@@ -232,4 +232,5 @@ class RoomState:
             is_space=self.is_space,
             space_children=self.space_children(),
             space_parents=self.space_parents(),
+            successor=clean_line(self.content("m.room.tombstone").get("replacement_room")),
         )

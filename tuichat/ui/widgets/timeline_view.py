@@ -371,7 +371,10 @@ class TimelineView(VirtualLines, can_focus=True):
 
     def _selectable(self, index: int) -> bool:
         item = self._items[index]
-        return item.event_id is not None and item.membership is None and item.kind in _SELECTABLE
+        if item.event_id is None or item.membership is not None:
+            return False
+        # A line leading to another room (a room upgrade's) is selectable too.
+        return item.kind in _SELECTABLE or item.link_room is not None
 
     def _counts_as_new(self, index: int) -> bool:
         return self._items[index].is_message
