@@ -18,6 +18,7 @@ from tuichat.matrix.account.session import Profile
 from tuichat.model import commands
 from tuichat.model.events import Notice
 from tuichat.model.power_levels import (
+    CREATOR_LEVEL,
     PowerLevels,
     check_member_action,
     check_set_level,
@@ -336,3 +337,57 @@ async def test_the_directory_finds_a_public_room_and_joins_it_through_the_screen
             pilot, lambda: (r := app.state.rooms.get(room_id)) and r.membership is Membership.JOIN
         )
         await wait_ui(pilot, lambda: app.state.current_room_id == room_id)
+
+
+async def test_room_settings_edit_what_the_power_level_allows(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+) -> None:
+    from textual.widgets import Button, Input, Select
+
+    from tests.test_ui_chat import join_in_ui, type_text, wait_ui
+    from tuichat.model.events import ConnectionState
+    from tuichat.ui.app import TuichatApp
+    from tuichat.ui.screens.room_settings import RoomSettingsDialog
+
+    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
+    await log_in(synapse, profile, alice)
+    peer: NioPeer = await peer_factory(bob)
+    room_id = await peer.create_room(invite=[alice.user_id], encrypted=True, name="Bob's room")
+
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(120, 50)) as pilot:
+        await wait_ui(pilot, lambda: app.state.connection is ConnectionState.SYNCED)
+        await join_in_ui(pilot, app, peer, room_id, alice.user_id)
+        await type_text(pilot, "/settings")
+        dialog = await wait_ui(
+            pilot, lambda: isinstance(app.screen, RoomSettingsDialog) and app.screen
+        )
+        # Level 0 in Bob's room: everything read-only, Bob listed at 100.
+        assert dialog.query_one("#topic", Input).disabled
+        assert dialog.query_one("#save", Button).disabled
+        # Bob created it: in room version 12 a creator outranks every level.
+        assert (bob.user_id, "Bob", CREATOR_LEVEL) in list(dialog.view.members)
+        await pilot.press("escape")
+
+        levels = _state(synapse, bob, room_id, "m.room.power_levels")
+        levels["users"][alice.user_id] = 100
+        await peer.client.room_put_state(room_id, "m.room.power_levels", levels)
+        service = app.service
+        assert service is not None
+        await wait_ui(pilot, lambda: service.power_levels(room_id).user_level(alice.user_id) == 100)
+        await type_text(pilot, "/settings")
+        dialog = await wait_ui(
+            pilot, lambda: isinstance(app.screen, RoomSettingsDialog) and app.screen
+        )
+        topic = dialog.query_one("#topic", Input)
+        assert not topic.disabled
+        topic.value = "Set in the settings"
+        dialog.query_one("#join_rule", Select).value = "public"
+        dialog.query_one("#save", Button).press()
+        await wait_until(lambda: peer.client.rooms[room_id].topic == "Set in the settings")
+        await wait_until(
+            lambda: _state(synapse, bob, room_id, "m.room.join_rules")["join_rule"] == "public"
+        )

@@ -319,6 +319,9 @@ COMMANDS: dict[str, CommandSpec] = {
             directory_arguments,
         ),
         CommandSpec(
+            "settings", "/settings", "this room's settings (editable as your power allows)"
+        ),
+        CommandSpec(
             "vote",
             "/vote N [N …]",
             "vote on the selected poll (or the latest one in this room)",

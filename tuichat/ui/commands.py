@@ -425,6 +425,10 @@ def _directory(ctx: CommandContext, command: Command, mentions: Mapping[str, str
     ctx.app.run_worker(_browse(ctx, None, server or None, terms), group="space", exclusive=True)
 
 
+def _settings(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
+    ctx.people.room_settings()
+
+
 def _vote(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
     assert ctx.service is not None and ctx.room_id is not None
     feedback = ctx.chat.main.feedback
@@ -490,6 +494,7 @@ HANDLERS: dict[str, CommandHandler] = {
     "nick": CommandHandler(_nick),
     "space": CommandHandler(_space),
     "directory": CommandHandler(_directory),
+    "settings": CommandHandler(_settings, needs_room=True),
     "vote": CommandHandler(_vote, needs_room=True),
     "help": CommandHandler(_help, needs_service=False),
 }

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from tuichat.matrix.content.direct_messages import ProfileLookup
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from tuichat.model.devices import DeviceInfo
     from tuichat.model.items import Attachment, TimelineItem
     from tuichat.model.polls import PollStart
+    from tuichat.model.power_levels import PowerLevels
     from tuichat.model.space_tree import HierarchyRoom
 
 # The long poll's timeout of a sync (after the first, which does not wait).
@@ -113,6 +114,10 @@ class ChatService(Protocol):
     async def unban(self, room_id: str, user_id: str) -> bool: ...
     async def forget(self, room_id: str | None) -> bool: ...
     async def set_display_name(self, name: str, room_id: str | None = None) -> bool: ...
+    def power_levels(self, room_id: str) -> PowerLevels: ...
+    async def set_room_setting(
+        self, room_id: str, event_type: str, content: dict[str, Any], done: str
+    ) -> bool: ...
     async def space_hierarchy(self, space_id: str) -> list[HierarchyRoom] | None: ...
     async def directory(self, server: str | None, terms: str) -> list[HierarchyRoom] | None: ...
     async def join_via(self, room_id: str, via: tuple[str, ...]) -> bool: ...

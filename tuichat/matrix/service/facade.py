@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from tuichat.model.devices import DeviceInfo
     from tuichat.model.events import ConnectionState, Sink
     from tuichat.model.items import Attachment, TimelineItem
+    from tuichat.model.power_levels import PowerLevels
     from tuichat.model.rooms import RoomSummary
     from tuichat.model.space_tree import HierarchyRoom
 
@@ -414,6 +415,14 @@ class MatrixService:
 
     async def set_display_name(self, name: str, room_id: str | None = None) -> bool:
         return await self.parts.moderation.set_display_name(name, room_id)
+
+    def power_levels(self, room_id: str) -> PowerLevels:
+        return self.parts.moderation.levels(room_id)
+
+    async def set_room_setting(
+        self, room_id: str, event_type: str, content: dict[str, Any], done: str
+    ) -> bool:
+        return await self.parts.moderation.put_state(room_id, event_type, content, done)
 
     async def space_hierarchy(self, space_id: str) -> list[HierarchyRoom] | None:
         return await self.parts.spaces.browse(space_id)

@@ -20,6 +20,7 @@ from tuichat.model.verification import Phase, VerificationView
 if TYPE_CHECKING:
     from tuichat.matrix.service import MatrixService
     from tuichat.ui.app import TuichatApp
+    from tuichat.ui.screens.room_settings import SettingsChange
     from tuichat.ui.screens.verification import VerificationDialog
 
 # Unsolicited verification requests kept for /verifications (oldest dropped).
@@ -137,6 +138,81 @@ class People:
                 self.open_devices(*member)
 
         app.push_screen(MembersDialog(title, members), chosen)
+
+    def room_settings(self) -> None:
+        """The room's settings (issue 22), editable as the power levels allow."""
+        from tuichat.ui.screens.room_settings import RoomSettingsDialog, SettingsView
+
+        app, service = self.app, self.service
+        room_id = app.state.current_room_id
+        state = service.room_state(room_id) if service and room_id else None
+        if service is None or room_id is None or state is None:
+            app.main.feedback.show("Choose a room first.", error=True)
+            return
+        levels = service.power_levels(room_id)
+        mine = levels.user_level(service.user_id)
+        may = frozenset(
+            what
+            for what, event_type in (
+                ("name", "m.room.name"),
+                ("topic", "m.room.topic"),
+                ("encryption", "m.room.encryption"),
+                ("history", "m.room.history_visibility"),
+                ("join_rules", "m.room.join_rules"),
+            )
+            if mine >= levels.state_level(event_type)
+        )
+        members = sorted(
+            (
+                (safe_line(user), safe_line(state.member_name(user)), levels.user_level(user))
+                for user in state.members(("join", "invite"))
+            ),
+            key=lambda m: (-m[2], m[1].casefold()),
+        )
+        history = state.content("m.room.history_visibility").get("history_visibility")
+        join_rule = state.content("m.room.join_rules").get("join_rule")
+        view = SettingsView(
+            name=state.name,
+            topic=state.topic,
+            encrypted=state.encrypted,
+            history=history if isinstance(history, str) else "",
+            join_rule=join_rule if isinstance(join_rule, str) else "",
+            members=members,
+            may=may,
+        )
+
+        def chosen(change: SettingsChange | None) -> None:
+            if change is not None and not change.empty:
+                app.run_worker(self._apply_settings(room_id, change), group="settings")
+            app.main.composer.focus()
+
+        title = safe_line(state.display_name(service.user_id))
+        app.push_screen(RoomSettingsDialog(title, view), chosen)
+
+    async def _apply_settings(self, room_id: str, change: SettingsChange) -> None:
+        service = self.service
+        if service is None:
+            return
+        if change.name is not None:
+            await service.set_room_name(room_id, change.name)
+        if change.topic is not None:
+            await service.set_topic(room_id, change.topic)
+        if change.history is not None:
+            await service.set_room_setting(
+                room_id,
+                "m.room.history_visibility",
+                {"history_visibility": change.history},
+                "Who can read the history changed.",
+            )
+        if change.join_rule is not None:
+            await service.set_room_setting(
+                room_id,
+                "m.room.join_rules",
+                {"join_rule": change.join_rule},
+                "Who can join changed.",
+            )
+        if change.encrypt:
+            await service.enable_encryption(room_id)
 
     def open_devices(self, user_id: str, display_name: str | None = None) -> None:
         from tuichat.ui.screens.devices import DevicesScreen
