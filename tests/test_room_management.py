@@ -391,3 +391,44 @@ async def test_room_settings_edit_what_the_power_level_allows(
         await wait_until(
             lambda: _state(synapse, bob, room_id, "m.room.join_rules")["join_rule"] == "public"
         )
+
+
+async def test_ignore_report_and_notice(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+    start_service: ServiceFactory,
+) -> None:
+    service, recorder, peer, room_id = await service_and_peer_in_room(
+        synapse, new_user, profile, peer_factory, start_service, encrypted=True
+    )
+    event_id = await peer.send_text(room_id, "rude words")
+    await wait_until(lambda: recorder.text_from(room_id, "rude words"))
+    assert await service.report(room_id, event_id, "spam")
+    await _notice(recorder, "Reported to your server's administrators.")
+
+    assert await service.set_ignored(peer.user_id, True)
+    _status, ignored = synapse._request(
+        "GET",
+        f"/_matrix/client/v3/user/{service.user_id}/account_data/m.ignored_user_list",
+        token=service.session.access_token,
+    )
+    assert peer.user_id in ignored["ignored_users"]
+    await peer.send_text(room_id, "more rude words")
+    service.send_notice(room_id, "a notice after")
+    await wait_until(
+        lambda: any(
+            r == room_id and e.get("content", {}).get("msgtype") == "m.notice"
+            for r, e in peer.events
+        )
+    )
+    await wait_until(lambda: any(i.body == "a notice after" for i in recorder.items(room_id)))
+    assert recorder.text_from(room_id, "more rude words") is None  # hidden by the server
+    notice = next(i for i in recorder.items(room_id) if i.body == "a notice after")
+    assert notice.kind.value == "notice"
+
+    assert await service.set_ignored(peer.user_id, False)
+    await peer.send_text(room_id, "sorry")
+    await wait_until(lambda: recorder.text_from(room_id, "sorry"), 30)
+    assert not await service.set_ignored(service.user_id, True)

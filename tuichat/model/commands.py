@@ -319,6 +319,22 @@ COMMANDS: dict[str, CommandSpec] = {
             directory_arguments,
         ),
         CommandSpec(
+            "ignore",
+            "/ignore @user:server",
+            "hide someone's messages and invites",
+            one_user_argument,
+        ),
+        CommandSpec(
+            "unignore", "/unignore @user:server", "stop ignoring someone", one_user_argument
+        ),
+        CommandSpec(
+            "report",
+            "/report [REASON]",
+            "report the selected message to your server's admins",
+            lambda argument: (argument,),
+        ),
+        CommandSpec("notice", "/notice TEXT", "send TEXT as a notice (as bots do)", text_argument),
+        CommandSpec(
             "settings", "/settings", "this room's settings (editable as your power allows)"
         ),
         CommandSpec(

@@ -425,6 +425,29 @@ def _directory(ctx: CommandContext, command: Command, mentions: Mapping[str, str
     ctx.app.run_worker(_browse(ctx, None, server or None, terms), group="space", exclusive=True)
 
 
+def _ignore(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
+    assert ctx.service is not None
+    call = ctx.service.set_ignored(command.args[0], command.name == "ignore")
+    ctx.chat.run_service_call(call)
+
+
+def _report(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
+    assert ctx.service is not None and ctx.room_id is not None
+    item = ctx.chat.main.timeline.selected_item
+    if item is None or item.event_id is None:
+        ctx.chat.main.feedback.show(
+            safe_line(f"Select the message first ({ctx.chat.key_label('select_message')})."),
+            error=True,
+        )
+        return
+    ctx.chat.run_service_call(ctx.service.report(ctx.room_id, item.event_id, command.argument))
+
+
+def _notice(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
+    assert ctx.service is not None and ctx.room_id is not None
+    ctx.service.send_notice(ctx.room_id, command.argument)
+
+
 def _settings(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
     ctx.people.room_settings()
 
@@ -494,6 +517,10 @@ HANDLERS: dict[str, CommandHandler] = {
     "nick": CommandHandler(_nick),
     "space": CommandHandler(_space),
     "directory": CommandHandler(_directory),
+    "ignore": CommandHandler(_ignore),
+    "unignore": CommandHandler(_ignore),
+    "report": CommandHandler(_report, needs_room=True),
+    "notice": CommandHandler(_notice, needs_room=True),
     "settings": CommandHandler(_settings, needs_room=True),
     "vote": CommandHandler(_vote, needs_room=True),
     "help": CommandHandler(_help, needs_service=False),

@@ -416,6 +416,17 @@ class MatrixService:
     async def set_display_name(self, name: str, room_id: str | None = None) -> bool:
         return await self.parts.moderation.set_display_name(name, room_id)
 
+    async def set_ignored(self, user_id: str, ignore: bool) -> bool:
+        return await self.parts.safety.set_ignored(user_id, ignore)
+
+    async def report(self, room_id: str, event_id: str, reason: str) -> bool:
+        return await self.parts.safety.report(room_id, event_id, reason)
+
+    def send_notice(self, room_id: str, text: str) -> str:
+        return self.parts.sending.send_content(
+            room_id, "m.room.message", {"msgtype": "m.notice", "body": text}
+        )
+
     def power_levels(self, room_id: str) -> PowerLevels:
         return self.parts.moderation.levels(room_id)
 

@@ -10,7 +10,6 @@ cleaned into `HierarchyRoom`s before the UI sees it.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
@@ -19,9 +18,8 @@ from nio import RoomCreateResponse
 from nio.api import RoomPreset
 
 from tuichat.matrix.service.account_context import AccountContext
-from tuichat.matrix.service.calls import quietly
+from tuichat.matrix.service.calls import RequestRefused, json_request, quietly
 from tuichat.matrix.service.moderation import RoomModeration
-from tuichat.matrix.transport.network import NETWORK_ERRORS
 from tuichat.model.events import Notice, SwitchToRoom
 from tuichat.model.rooms import Membership
 from tuichat.model.sanitize import clean_line
@@ -61,25 +59,10 @@ class Spaces:
         return self._context.user_id.partition(":")[2]
 
     async def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        client = self.client
-        if client is None:
-            raise SpaceError("not connected yet")
-        headers = {"Authorization": f"Bearer {client.access_token}"}
-        data = json.dumps(body) if body is not None else None
         try:
-            response = await client.send(method, path, data, headers)
-            try:
-                payload = await response.json(content_type=None)
-            finally:
-                response.release()
-        except NETWORK_ERRORS as error:
-            raise SpaceError("the server could not be reached") from error
-        except ValueError as error:
-            raise SpaceError("the server's answer was not JSON") from error
-        if response.status != 200:
-            error = _dict(payload)
-            raise SpaceError(clean_line(error.get("error")) or f"HTTP {response.status}")
-        return payload
+            return await json_request(self.client, method, path, body)
+        except RequestRefused as error:
+            raise SpaceError(str(error)) from error
 
     async def browse(self, space_id: str) -> list[HierarchyRoom] | None:
         """The hierarchy, or None (told as a Notice) when it cannot be read."""

@@ -21,6 +21,7 @@ from tuichat.matrix.service.sync_loop import SyncLoop
 from tuichat.matrix.service.token_recovery import TokenRecovery
 from tuichat.matrix.service.transfers import Transfers
 from tuichat.matrix.service.trust import DeviceTrust
+from tuichat.matrix.service.user_safety import UserSafety
 from tuichat.matrix.storage.outbox import Outbox
 
 
@@ -42,6 +43,7 @@ class Parts:
     # issue 22: room management
     moderation: RoomModeration
     spaces: Spaces
+    safety: UserSafety
 
 
 def build_parts(
@@ -93,4 +95,5 @@ def build_parts(
         transfers=Transfers(context, sending),
         moderation=moderation,
         spaces=Spaces(context, moderation),
+        safety=UserSafety(context),
     )
