@@ -432,3 +432,45 @@ async def test_ignore_report_and_notice(
     await peer.send_text(room_id, "sorry")
     await wait_until(lambda: recorder.text_from(room_id, "sorry"), 30)
     assert not await service.set_ignored(service.user_id, True)
+
+
+async def test_pin_list_and_unpin_through_the_screen(
+    synapse: LocalSynapse, new_user: UserFactory, profile: Profile
+) -> None:
+    from tests.test_ui_chat import type_text, wait_ui
+    from tuichat.model.events import ConnectionState
+    from tuichat.model.items import SendState
+    from tuichat.ui.app import TuichatApp
+    from tuichat.ui.screens.pinned import PinnedDialog
+    from tuichat.ui.widgets.room_header import RoomHeader
+
+    alice = new_user("alice", "Alice")
+    await log_in(synapse, profile, alice)
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_ui(pilot, lambda: app.state.connection is ConnectionState.SYNCED)
+        await type_text(pilot, "/create Notes")
+        await wait_ui(pilot, lambda: app.state.current_summary is not None, 30)
+        room_id = app.state.current_room_id
+        assert room_id is not None
+        await type_text(pilot, "remember the milk")
+        await wait_ui(
+            pilot,
+            lambda: any(
+                i.body == "remember the milk" and i.send_state is SendState.SENT
+                for i in app.state.timelines[room_id]
+            ),
+        )
+        await pilot.press("ctrl+s")
+        await wait_ui(pilot, lambda: app.chat.main.timeline.selected_item is not None)
+        await type_text(pilot, "/pin")
+        header = app.query_one(RoomHeader)
+        await wait_ui(pilot, lambda: "📌 1 pinned" in header.render().plain, 30)
+        await type_text(pilot, "/pins")
+        dialog = await wait_ui(pilot, lambda: isinstance(app.screen, PinnedDialog) and app.screen)
+        assert dialog.pins == [("Alice", "remember the milk")]
+        await pilot.press("escape")
+        await pilot.press("ctrl+s")
+        await wait_ui(pilot, lambda: app.chat.main.timeline.selected_item is not None)
+        await type_text(pilot, "/unpin")
+        await wait_ui(pilot, lambda: "pinned" not in header.render().plain, 30)

@@ -333,6 +333,9 @@ COMMANDS: dict[str, CommandSpec] = {
             "report the selected message to your server's admins",
             lambda argument: (argument,),
         ),
+        CommandSpec("pin", "/pin", "pin the selected message"),
+        CommandSpec("unpin", "/unpin", "unpin the selected message"),
+        CommandSpec("pins", "/pins", "list this room's pinned messages (Enter: go to one)"),
         CommandSpec("notice", "/notice TEXT", "send TEXT as a notice (as bots do)", text_argument),
         CommandSpec(
             "settings", "/settings", "this room's settings (editable as your power allows)"

@@ -44,6 +44,8 @@ class RoomSummary:
     space_parents: tuple[str, ...] = ()
     # The room that replaced this one (its tombstone's), if any.
     successor: str = ""
+    # Pinned messages' event ids (m.room.pinned_events), newest pin last.
+    pinned: tuple[str, ...] = ()
 
     def evolve(self, **changes: object) -> RoomSummary:
         return replace(self, **changes)  # type: ignore[arg-type]

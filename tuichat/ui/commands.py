@@ -21,6 +21,7 @@ from tuichat.ui.widgets.timeline_view import MembershipDisplay
 
 if TYPE_CHECKING:
     from tuichat.matrix.service import MatrixService
+    from tuichat.model.items import TimelineItem
     from tuichat.model.space_tree import HierarchyRoom
     from tuichat.ui.app import TuichatApp
     from tuichat.ui.controllers.attachments import Attachments
@@ -425,6 +426,23 @@ def _directory(ctx: CommandContext, command: Command, mentions: Mapping[str, str
     ctx.app.run_worker(_browse(ctx, None, server or None, terms), group="space", exclusive=True)
 
 
+def _chosen_message(ctx: CommandContext) -> TimelineItem | None:
+    """The message selected (or selected last, before typing the command)
+    in this room; None, told, when there is none."""
+    view = ctx.chat.main.timeline
+    item = view.selected_item or view.last_selected
+    if (
+        item is not None
+        and ctx.room_id is not None
+        and item.event_id is not None
+        and any(i.event_id == item.event_id for i in ctx.chat.state.timeline(ctx.room_id))
+    ):
+        return item
+    key = ctx.chat.key_label("select_message")
+    ctx.chat.main.feedback.show(safe_line(f"Select the message first ({key})."), error=True)
+    return None
+
+
 def _ignore(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
     assert ctx.service is not None
     call = ctx.service.set_ignored(command.args[0], command.name == "ignore")
@@ -433,14 +451,23 @@ def _ignore(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) 
 
 def _report(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
     assert ctx.service is not None and ctx.room_id is not None
-    item = ctx.chat.main.timeline.selected_item
+    item = _chosen_message(ctx)
     if item is None or item.event_id is None:
-        ctx.chat.main.feedback.show(
-            safe_line(f"Select the message first ({ctx.chat.key_label('select_message')})."),
-            error=True,
-        )
         return
     ctx.chat.run_service_call(ctx.service.report(ctx.room_id, item.event_id, command.argument))
+
+
+def _pin(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
+    assert ctx.service is not None and ctx.room_id is not None
+    item = _chosen_message(ctx)
+    if item is None or item.event_id is None:
+        return
+    call = ctx.service.set_pinned(ctx.room_id, item.event_id, command.name == "pin")
+    ctx.chat.run_service_call(call)
+
+
+def _pins(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
+    ctx.app.run_worker(ctx.people.show_pins(), group="pins", exclusive=True)
 
 
 def _notice(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
@@ -520,6 +547,9 @@ HANDLERS: dict[str, CommandHandler] = {
     "ignore": CommandHandler(_ignore),
     "unignore": CommandHandler(_ignore),
     "report": CommandHandler(_report, needs_room=True),
+    "pin": CommandHandler(_pin, needs_room=True),
+    "unpin": CommandHandler(_pin, needs_room=True),
+    "pins": CommandHandler(_pins, needs_room=True),
     "notice": CommandHandler(_notice, needs_room=True),
     "settings": CommandHandler(_settings, needs_room=True),
     "vote": CommandHandler(_vote, needs_room=True),

@@ -218,6 +218,15 @@ class RoomState:
     def space_parents(self) -> tuple[str, ...]:
         return tuple(sorted(room_id for room_id, _c, _t in self._space_links("m.space.parent")))
 
+    def pinned(self) -> tuple[str, ...]:
+        """Pinned event ids (at most 50: remote input, bounded)."""
+        pinned = self.content("m.room.pinned_events").get("pinned")
+        if not isinstance(pinned, list):
+            return ()
+        return tuple(dict.fromkeys(p for p in pinned if isinstance(p, str) and p.startswith("$")))[
+            -50:
+        ]
+
     def summary(self, own_user_id: str, last_activity: int = 0) -> RoomSummary:
         invite = self.membership is Membership.INVITE
         return RoomSummary(
@@ -233,4 +242,5 @@ class RoomState:
             space_children=self.space_children(),
             space_parents=self.space_parents(),
             successor=clean_line(self.content("m.room.tombstone").get("replacement_room")),
+            pinned=self.pinned(),
         )

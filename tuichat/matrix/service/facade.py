@@ -427,6 +427,9 @@ class MatrixService:
             room_id, "m.room.message", {"msgtype": "m.notice", "body": text}
         )
 
+    async def set_pinned(self, room_id: str, event_id: str, pin: bool) -> bool:
+        return await self.parts.moderation.set_pinned(room_id, event_id, pin)
+
     def power_levels(self, room_id: str) -> PowerLevels:
         return self.parts.moderation.levels(room_id)
 

@@ -191,6 +191,17 @@ class RoomModeration:
             room_id, "m.room.power_levels", content, f"{target} now has power level {level}.", ""
         )
 
+    async def set_pinned(self, room_id: str, event_id: str, pin: bool) -> bool:
+        """Pin or unpin a message (m.room.pinned_events)."""
+        state = self._context.states.get(room_id)
+        pinned = list(state.pinned()) if state is not None else []
+        if pin == (event_id in pinned):
+            self.emit(Notice("Already pinned." if pin else "That message is not pinned."))
+            return True
+        pinned = [*pinned, event_id] if pin else [p for p in pinned if p != event_id]
+        done = "Message pinned." if pin else "Message unpinned."
+        return await self.put_state(room_id, "m.room.pinned_events", {"pinned": pinned}, done)
+
     # -- members ------------------------------------------------------------------------
 
     async def kick(self, room_id: str, target: str, reason: str | None = None) -> bool:

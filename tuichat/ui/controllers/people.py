@@ -214,6 +214,25 @@ class People:
         if change.encrypt:
             await service.enable_encryption(room_id)
 
+    async def show_pins(self) -> None:
+        """The room's pinned messages (fetched when not loaded here)."""
+        from tuichat.ui.screens.pinned import PinnedDialog
+
+        app, service = self.app, self.service
+        room_id = app.state.current_room_id
+        summary = app.state.current_summary
+        if service is None or room_id is None or summary is None:
+            return
+        if not summary.pinned:
+            app.main.feedback.show("No pinned messages in this room.")
+            return
+        loaded = {i.event_id: i for i in app.state.timeline(room_id) if i.event_id}
+        pins = []
+        for event_id in reversed(summary.pinned):
+            item = loaded.get(event_id) or await service.fetch_event(room_id, event_id)
+            pins.append((item.sender_name, item.body) if item else ("?", "(not found)"))
+        app.push_screen(PinnedDialog(safe_line(summary.name), pins))
+
     def open_devices(self, user_id: str, display_name: str | None = None) -> None:
         from tuichat.ui.screens.devices import DevicesScreen
 

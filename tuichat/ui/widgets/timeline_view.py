@@ -483,6 +483,14 @@ class TimelineView(VirtualLines, can_focus=True):
         if item is not None:
             self.post_message(self.ItemAction(action, item))
 
+    # The item selected when the timeline last lost the focus (the base
+    # class's blur handler, which runs after this one, clears the
+    # selection): what /pin and /report act on from the composer.
+    last_selected: TimelineItem | None = None
+
+    def on_blur(self) -> None:
+        self.last_selected = self.selected_item
+
     def action_leave(self) -> None:
         self._select(None)
         self.post_message(self.Left())
