@@ -221,6 +221,37 @@ def test_a_sticker_is_an_image_and_a_location_shows_its_geo_uri() -> None:
     assert "no usable geo: URI" in odd.body
 
 
+def test_a_voice_message_shows_its_duration_and_waveform() -> None:
+    voice = convert(
+        event(
+            "m.room.message",
+            {
+                "msgtype": "m.audio",
+                "body": "Voice message",
+                "url": "mxc://example.org/v",
+                "info": {"mimetype": "audio/ogg", "duration": 12_345},
+                "org.matrix.msc1767.audio": {"duration": 12_345, "waveform": [0, 512, 1024, 256]},
+                "org.matrix.msc3245.voice": {},
+            },
+        )
+    )
+    assert voice.body.startswith("[voice message] 0:12 ▁▄█▂")
+    assert voice.attachment is not None and voice.attachment.msgtype == "m.audio"
+    odd = convert(
+        event(
+            "m.room.message",
+            {
+                "msgtype": "m.audio",
+                "body": "v",
+                "url": "mxc://example.org/v",
+                "org.matrix.msc3245.voice": {},
+                "org.matrix.msc1767.audio": {"duration": "long", "waveform": ["x", True, 9999]},
+            },
+        )
+    )
+    assert odd.body.startswith("[voice message] █")
+
+
 def test_pins_tombstones_and_predecessors_read_as_sentences() -> None:
     pinned = convert(
         event(

@@ -21,6 +21,7 @@ from tuichat.matrix.content.other_events import (
     location_body,
     predecessor_of,
     unknown_event,
+    voice_body,
 )
 from tuichat.matrix.content.room_state import RoomState
 from tuichat.matrix.crypto.types import Decryption
@@ -140,6 +141,9 @@ def _message_fields(
         size = human_size(attachment.size)
         detail = ", ".join(part for part in (attachment.mimetype, size) if part)
         body = f"[{_ATTACHMENTS[msgtype]}] {attachment.name}" + (f" ({detail})" if detail else "")
+        voice = voice_body(content) if msgtype == "m.audio" else None  # issue 22
+        if voice is not None:
+            body = voice
         if attachment.url is None:
             body += " — unavailable"
         formatted = None

@@ -173,6 +173,38 @@ def location_body(content: dict[str, Any]) -> str:
     return f"[location] {description or 'a location'} — {geo}"
 
 
+_BARS = "▁▂▃▄▅▆▇█"
+_WAVEFORM_WIDTH = 24
+
+
+def voice_body(content: dict[str, Any]) -> str | None:
+    """A voice message (MSC3245): its duration and its waveform drawn in
+    text; None for audio that is not one."""
+    if "org.matrix.msc3245.voice" not in content:
+        return None
+    audio = _dict(content.get("org.matrix.msc1767.audio"))
+    info = _dict(content.get("info"))
+    duration = audio.get("duration", info.get("duration"))
+    seconds = duration // 1000 if isinstance(duration, int) and duration >= 0 else None
+    length = f" {seconds // 60}:{seconds % 60:02d}" if seconds is not None else ""
+    raw = audio.get("waveform")
+    samples = (
+        [v for v in raw if isinstance(v, int) and not isinstance(v, bool)]
+        if isinstance(raw, list)
+        else []
+    )
+    wave = ""
+    if samples:
+        # Spec'd as 0..1024; draw at most a line's worth, averaged.
+        step = max(1, len(samples) // _WAVEFORM_WIDTH)
+        buckets = [samples[i : i + step] for i in range(0, len(samples), step)][:_WAVEFORM_WIDTH]
+        for bucket in buckets:
+            level = max(0, min(1024, sum(bucket) // len(bucket)))
+            wave += _BARS[min(len(_BARS) - 1, level * len(_BARS) // 1025)]
+        wave = f" {wave}"
+    return f"[voice message]{length}{wave} (Enter: save, then play it)"
+
+
 # -- pinned messages, room upgrades -----------------------------------------------------------
 
 
