@@ -114,11 +114,27 @@ class JsPeer:
         encrypted: bool = True,
         name: str | None = None,
         is_direct: bool = False,
+        preset: str | None = None,
     ) -> str:
         return str(
             await self.call(
-                "createRoom", invite=invite, encrypted=encrypted, name=name, isDirect=is_direct
+                "createRoom",
+                invite=invite,
+                encrypted=encrypted,
+                name=name,
+                isDirect=is_direct,
+                preset=preset,
             )
+        )
+
+    async def create_space(self, name: str, invite: list[str] | None = None) -> str:
+        return str(await self.call("createSpace", name=name, invite=invite or []))
+
+    async def add_space_child(
+        self, space_id: str, child_id: str, order: str | None = None, suggested: bool = False
+    ) -> None:
+        await self.call(
+            "addSpaceChild", spaceId=space_id, childId=child_id, order=order, suggested=suggested
         )
 
     async def join(self, room_id: str) -> None:
@@ -192,8 +208,34 @@ class JsPeer:
         device over Olm)."""
         await self.call("discardRoomKey", roomId=room_id)
 
-    async def send_event(self, room_id: str, event_type: str, content: dict[str, Any]) -> str:
-        return str(await self.call("sendEvent", roomId=room_id, type=event_type, content=content))
+    async def send_event(
+        self, room_id: str, event_type: str, content: dict[str, Any], encrypted: bool = True
+    ) -> str:
+        """`encrypted`: the room is, and the peer waits until it knows so."""
+        return str(
+            await self.call(
+                "sendEvent", roomId=room_id, type=event_type, content=content, encrypted=encrypted
+            )
+        )
+
+    async def send_poll(
+        self, room_id: str, question: str, answers: list[str], disclosed: bool = True
+    ) -> tuple[str, dict[str, Any]]:
+        """A poll as Element starts one: (its event id, its content)."""
+        sent = await self.call(
+            "sendPoll", roomId=room_id, question=question, answers=answers, disclosed=disclosed
+        )
+        return str(sent["eventId"]), dict(sent["content"])
+
+    async def vote_poll(self, room_id: str, poll_event_id: str, answer_ids: list[str]) -> str:
+        return str(
+            await self.call(
+                "votePoll", roomId=room_id, pollEventId=poll_event_id, answerIds=answer_ids
+            )
+        )
+
+    async def end_poll(self, room_id: str, poll_event_id: str) -> str:
+        return str(await self.call("endPoll", roomId=room_id, pollEventId=poll_event_id))
 
     async def wait_for_event(
         self,

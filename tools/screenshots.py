@@ -29,6 +29,7 @@ from tuichat.model.events import (
 )
 from tuichat.model.items import TimelineItem
 from tuichat.model.rooms import Membership, RoomSummary
+from tuichat.model.space_tree import SpaceChild
 from tuichat.model.verification import Phase, VerificationView
 from tuichat.ui.app import TuichatApp
 from tuichat.ui.screens.devices import DevicesScreen
@@ -241,6 +242,78 @@ def _rich_items(room_id: str) -> list[TimelineItem]:
     return items
 
 
+# Spaces and a poll (issue 22): a space with a nested space, its rooms,
+# people apart, and a poll with votes in the space's room.
+SPACE_ROOMS = [
+    *ROOMS,
+    RoomSummary(
+        "!club",
+        "Compiler club",
+        is_space=True,
+        space_children=(
+            SpaceChild("!teams", order="a", via=("example.org",)),
+            SpaceChild("!lunch", order="b", via=("example.org",)),
+            SpaceChild("!tui", order="c", via=("example.org",)),
+        ),
+    ),
+    RoomSummary(
+        "!teams",
+        "Teams",
+        is_space=True,
+        space_children=(SpaceChild("!parser", via=("example.org",), suggested=True),),
+    ),
+    RoomSummary("!parser", "Parser team", encrypted=True, unread=3, last_activity=BASE_TS),
+    RoomSummary(
+        "!lunch",
+        "Lunch",
+        encrypted=True,
+        topic="Where, when, who",
+        last_activity=BASE_TS + 990_000,
+    ),
+]
+
+
+def _poll_items(room_id: str) -> list[TimelineItem]:
+    state = _state(room_id)
+    viewer = Viewer(ME, "Sam")
+    poll = {
+        "type": "org.matrix.msc3381.poll.start",
+        "event_id": "$poll",
+        "sender": "@ada:example.org",
+        "origin_server_ts": BASE_TS,
+        "content": {
+            "org.matrix.msc3381.poll.start": {
+                "question": {"org.matrix.msc1767.text": "Lunch on Friday?"},
+                "kind": "org.matrix.msc3381.poll.disclosed",
+                "max_selections": 1,
+                "answers": [
+                    {"id": "ramen", "org.matrix.msc1767.text": "Ramen"},
+                    {"id": "tacos", "org.matrix.msc1767.text": "Tacos"},
+                    {"id": "salad", "org.matrix.msc1767.text": "Salad bar"},
+                ],
+            }
+        },
+    }
+    events = [poll, _message(room_id, 1, "@grace:example.org", "Tacos, obviously.")]
+    for n, (sender, answer) in enumerate(
+        [("@grace:example.org", "tacos"), ("@linus:example.org", "ramen"), (ME, "tacos")], 2
+    ):
+        events.append(
+            {
+                "type": "org.matrix.msc3381.poll.response",
+                "event_id": f"$vote{n}",
+                "sender": sender,
+                "origin_server_ts": BASE_TS + n * 47_000,
+                "content": {
+                    "org.matrix.msc3381.poll.response": {"answers": [answer]},
+                    "m.relates_to": {"rel_type": "m.reference", "event_id": "$poll"},
+                },
+            }
+        )
+    items = [to_item(event, state, viewer) for event in events]
+    return [item for item in items if item is not None]
+
+
 async def _shoot(
     app: TuichatApp, events: list[DomainEvent], room_id: str, name: str, theme: str | None = None
 ) -> None:
@@ -426,6 +499,10 @@ async def main() -> int:
         grace = TimelineAppended("!grace", _items("!grace", PLACEHOLDERS))
         app = TuichatApp(profile, connect=False)
         await _shoot(app, [*common, ada, grace], "!grace", "undecryptable")
+        app = TuichatApp(profile, connect=False)
+        spaces = [RoomsChanged(SPACE_ROOMS), ConnectionChanged(ConnectionState.SYNCED)]
+        lunch = TimelineAppended("!lunch", _poll_items("!lunch"))
+        await _shoot(app, [*spaces, lunch], "!lunch", "spaces-and-poll")
         app = TuichatApp(profile, connect=False)
         await _shoot_screen(
             app, DevicesScreen(ME, "you"), "devices", lambda s: s.show_devices(DEVICES)

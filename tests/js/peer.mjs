@@ -336,20 +336,44 @@ const commands = {
         return Buffer.from(data).toString("base64");
     },
 
-    async createRoom({ invite = [], encrypted = true, name, isDirect = false }) {
+    async createRoom({ invite = [], encrypted = true, name, isDirect = false, preset = null }) {
         const initialState = encrypted
             ? [{ type: "m.room.encryption", state_key: "", content: { algorithm: "m.megolm.v1.aes-sha2" } }]
             : [];
         const options = {
             invite,
             is_direct: isDirect,
-            preset: isDirect ? "trusted_private_chat" : "private_chat",
+            preset: preset ?? (isDirect ? "trusted_private_chat" : "private_chat"),
             initial_state: initialState,
         };
         if (name) options.name = name;
         const { room_id } = await client.createRoom(options);
-        await roomReady(room_id);
+        if (encrypted) await roomReady(room_id);
+        else await waitFor(() => client.getRoom(room_id)?.getMyMembership() === "join");
         return room_id;
+    },
+
+    // Spaces as Element makes them: a public room of type m.space whose
+    // rooms are its m.space.child events (each room names it back).
+    async createSpace({ name, invite = [] }) {
+        const { room_id } = await client.createRoom({
+            name,
+            invite,
+            preset: "public_chat",
+            creation_content: { type: "m.space" },
+            power_level_content_override: { events_default: 100 },
+        });
+        await waitFor(() => client.getRoom(room_id)?.getMyMembership() === "join");
+        return room_id;
+    },
+
+    async addSpaceChild({ spaceId, childId, order = null, suggested = false }) {
+        const via = [client.getDomain()];
+        const content = { via, suggested };
+        if (order !== null) content.order = order;
+        await client.sendStateEvent(spaceId, "m.space.child", content, childId);
+        await client.sendStateEvent(childId, "m.space.parent", { via, canonical: true }, spaceId);
+        return true;
     },
 
     async join({ roomId }) {
@@ -379,8 +403,34 @@ const commands = {
         );
     },
 
-    async sendEvent({ roomId, type, content }) {
+    async sendEvent({ roomId, type, content, encrypted = true }) {
+        if (encrypted) await roomReady(roomId);
+        else await waitFor(() => client.getRoom(roomId)?.getMyMembership() === "join");
+        const { event_id } = await client.sendEvent(roomId, type, content);
+        return event_id;
+    },
+
+    // Polls as Element sends them (the SDK's own builders, MSC3381's names).
+    async sendPoll({ roomId, question, answers, disclosed = true }) {
         await roomReady(roomId);
+        const { PollStartEvent } = await import("matrix-js-sdk/lib/extensible_events_v1/PollStartEvent.js");
+        const { M_POLL_KIND_DISCLOSED, M_POLL_KIND_UNDISCLOSED } = await import("matrix-js-sdk/lib/@types/polls.js");
+        const kind = disclosed ? M_POLL_KIND_DISCLOSED : M_POLL_KIND_UNDISCLOSED;
+        const { type, content } = PollStartEvent.from(question, answers, kind).serialize();
+        const { event_id } = await client.sendEvent(roomId, type, content);
+        return { eventId: event_id, content };
+    },
+
+    async votePoll({ roomId, pollEventId, answerIds }) {
+        const { PollResponseEvent } = await import("matrix-js-sdk/lib/extensible_events_v1/PollResponseEvent.js");
+        const { type, content } = PollResponseEvent.from(answerIds, pollEventId).serialize();
+        const { event_id } = await client.sendEvent(roomId, type, content);
+        return event_id;
+    },
+
+    async endPoll({ roomId, pollEventId }) {
+        const { PollEndEvent } = await import("matrix-js-sdk/lib/extensible_events_v1/PollEndEvent.js");
+        const { type, content } = PollEndEvent.from(pollEventId, "The poll has ended").serialize();
         const { event_id } = await client.sendEvent(roomId, type, content);
         return event_id;
     },

@@ -123,6 +123,9 @@ def _homeserver_config(base: Path, port: int) -> dict[str, Any]:
         "media_store_path": str(base / "media"),
         "signing_key_path": str(base / "signing.key"),
         "trusted_key_servers": [],
+        # Anyone may list a room in the room directory (Synapse's default
+        # lets nobody), so /create --public and /directory can be tried.
+        "room_list_publication_rules": [{"action": "allow"}],
         "suppress_key_server_warning": True,
         "report_stats": False,
         "enable_metrics": False,

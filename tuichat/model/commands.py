@@ -145,6 +145,85 @@ def keyword_arguments(argument: str) -> tuple[str, ...]:
     return tuple(words)
 
 
+# -- room management (issue 22) -----------------------------------------------------------
+
+
+def create_arguments(argument: str) -> tuple[str, ...]:
+    """[--public] NAME [@invitee …] -> ("public"|"private", NAME, invitees…)."""
+    words = argument.split()
+    public = bool(words) and words[0] == "--public"
+    if public:
+        words = words[1:]
+    invitees: list[str] = []
+    while words and _USER_ID.match(words[-1]):
+        invitees.insert(0, words.pop())
+    if not words or any(w.startswith("@") for w in words):
+        raise UsageError(" (user ids look like @name:server)")
+    return ("public" if public else "private", " ".join(words), *invitees)
+
+
+def user_and_reason(argument: str) -> tuple[str, ...]:
+    """A user id, then an optional reason (the rest of the text)."""
+    user, _, reason = argument.partition(" ")
+    if not _USER_ID.match(user):
+        raise UsageError(" (user ids look like @name:server)")
+    return (user, reason.strip()) if reason.strip() else (user,)
+
+
+def user_and_level(argument: str) -> tuple[str, ...]:
+    words = argument.split()
+    if len(words) != 2 or not _USER_ID.match(words[0]):
+        raise UsageError
+    try:
+        level = int(words[1])
+    except ValueError:
+        raise UsageError(" (LEVEL is a whole number: 0 user, 50 moderator, 100 admin)") from None
+    if abs(level) > 2**53 - 1:
+        raise UsageError(" (LEVEL is too large)")
+    return (words[0], str(level))
+
+
+def optional_room(argument: str) -> tuple[str, ...]:
+    return room_argument(argument) if argument else ()
+
+
+def nick_arguments(argument: str) -> tuple[str, ...]:
+    """[--room] NAME -> ("room"|"global", NAME)."""
+    scope = "global"
+    if argument.startswith("--room"):
+        scope, argument = "room", argument.removeprefix("--room").strip()
+    if not argument:
+        raise UsageError
+    return (scope, argument)
+
+
+def space_arguments(argument: str) -> tuple[str, ...]:
+    """create NAME | browse [SPACE] | add [SPACE] | remove [SPACE]."""
+    action, _, rest = argument.partition(" ")
+    rest = rest.strip()
+    if action == "create" and rest:
+        return (action, rest)
+    if action in ("browse", "add", "remove") and (not rest or _ROOM_REF.match(rest)):
+        return (action, rest) if rest else (action,)
+    raise UsageError
+
+
+def directory_arguments(argument: str) -> tuple[str, ...]:
+    """[SERVER] [TERMS]: a first word with a dot or a colon names a server."""
+    first, _, rest = argument.partition(" ")
+    if first and re.fullmatch(r"[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+(:\d+)?|localhost(:\d+)?", first):
+        return (first, rest.strip())
+    return ("", argument)
+
+
+def vote_arguments(argument: str) -> tuple[str, ...]:
+    """Answer numbers, as the poll numbers them: "2" or "1 3"."""
+    words = argument.replace(",", " ").split()
+    if not words or not all(w.isdigit() and 0 < int(w) <= 99 for w in words):
+        raise UsageError(" (the answer's number, as the poll shows it)")
+    return tuple(words)
+
+
 @dataclass(frozen=True)
 class CommandSpec:
     name: str
@@ -162,7 +241,7 @@ COMMANDS: dict[str, CommandSpec] = {
             "join a room and switch to it",
             room_argument,
         ),
-        CommandSpec("leave", "/leave", "leave the current room"),
+        CommandSpec("leave", "/leave", "leave the current room (asks first)"),
         CommandSpec(
             "dm", "/dm @user:server [@user2 …]", "open an encrypted direct message", user_arguments
         ),
@@ -251,6 +330,82 @@ COMMANDS: dict[str, CommandSpec] = {
         ),
         CommandSpec("unread", "/unread", "mark this room unread (reading it clears that)"),
         CommandSpec("mentions", "/mentions", "messages that mentioned you, newest first"),
+        # -- room management (issue 22) --
+        CommandSpec(
+            "create",
+            "/create [--public] NAME [@invitee:server …]",
+            "create a room (private and encrypted unless --public)",
+            create_arguments,
+        ),
+        CommandSpec("topic", "/topic TEXT", "set this room's topic", text_argument),
+        CommandSpec("name", "/name TEXT", "rename this room", text_argument),
+        CommandSpec("encrypt", "/encrypt", "turn on end-to-end encryption (cannot be undone)"),
+        CommandSpec(
+            "kick", "/kick @user:server [REASON]", "remove someone from this room", user_and_reason
+        ),
+        CommandSpec(
+            "ban", "/ban @user:server [REASON]", "ban someone from this room", user_and_reason
+        ),
+        CommandSpec("unban", "/unban @user:server", "lift a ban", one_user_argument),
+        CommandSpec(
+            "op",
+            "/op @user:server LEVEL",
+            "set someone's power level (50 moderator, 100 admin)",
+            user_and_level,
+        ),
+        CommandSpec(
+            "forget",
+            "/forget [!id:server]",
+            "forget a room you left (the one you left last)",
+            optional_room,
+        ),
+        CommandSpec(
+            "nick",
+            "/nick [--room] NAME",
+            "set your display name (everywhere, or in this room only)",
+            nick_arguments,
+        ),
+        CommandSpec(
+            "space",
+            "/space create NAME | browse | add | remove [!space]",
+            "spaces: create one; browse the chosen space's rooms (Enter joins); "
+            "add or remove this room",
+            space_arguments,
+        ),
+        CommandSpec(
+            "directory",
+            "/directory [SERVER] [TERMS]",
+            "search a server's public rooms (Enter joins)",
+            directory_arguments,
+        ),
+        CommandSpec(
+            "ignore",
+            "/ignore @user:server",
+            "hide someone's messages and invites",
+            one_user_argument,
+        ),
+        CommandSpec(
+            "unignore", "/unignore @user:server", "stop ignoring someone", one_user_argument
+        ),
+        CommandSpec(
+            "report",
+            "/report [REASON]",
+            "report the selected message to your server's admins",
+            lambda argument: (argument,),
+        ),
+        CommandSpec("pin", "/pin", "pin the selected message"),
+        CommandSpec("unpin", "/unpin", "unpin the selected message"),
+        CommandSpec("pins", "/pins", "list this room's pinned messages (Enter: go to one)"),
+        CommandSpec("notice", "/notice TEXT", "send TEXT as a notice (as bots do)", text_argument),
+        CommandSpec(
+            "settings", "/settings", "this room's settings (editable as your power allows)"
+        ),
+        CommandSpec(
+            "vote",
+            "/vote N [N …]",
+            "vote on the selected poll (or the latest one in this room)",
+            vote_arguments,
+        ),
         CommandSpec(
             "help", "/help", f"every command and key (also {key_label(DEFAULT_KEYS['help'])})"
         ),

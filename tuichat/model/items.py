@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from tuichat.model.devices import MessageTrust
+from tuichat.model.polls import PollStart
 from tuichat.model.rich_body import RichBody
 
 
@@ -98,6 +99,9 @@ class RelationKind(StrEnum):
     REACTION = "reaction"  # m.annotation: `key` is the reaction
     REDACTION = "redaction"
     HIDDEN = "hidden"  # an edit or reaction that could not be decrypted (yet)
+    # issue 22: a vote on a poll (`answers`), and a poll's end
+    POLL_RESPONSE = "poll_response"
+    POLL_END = "poll_end"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +109,7 @@ class Relation:
     kind: RelationKind
     target: str  # the event id it relates to
     key: str = ""  # the reaction's key (an emoji or short text)
+    answers: tuple[str, ...] = ()  # a poll response's answer ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +207,10 @@ class TimelineItem:
     # and, on a thread root, the summary of its thread.
     thread_root: str | None = None
     thread: ThreadSummary | None = None
+    # issue 22: a poll's question and answers (its body shows the counts).
+    poll: PollStart | None = None
+    # A room this item leads to (a tombstone's successor, a predecessor).
+    link_room: str | None = None
     version: int = 0
 
     @property

@@ -74,6 +74,14 @@ KEY_ACTIONS: tuple[KeyAction, ...] = (
     # threads (issue 21)
     KeyAction("threads", "f5", "Threads", palette="This room's threads ({key})"),
     KeyAction("my_threads", "f8", "My threads", palette="Your threads in every room, unread first"),
+    # issue 22: spaces
+    KeyAction(
+        "next_space",
+        "alt+s",
+        "Next space",
+        palette="Choose the next space: the room list shows it, Ctrl+K looks in it",
+        show=False,
+    ),
     KeyAction("reply", "r", "Reply", KeyScope.SELECTED_MESSAGE),
     KeyAction("edit", "e", "Edit", KeyScope.SELECTED_MESSAGE),
     KeyAction("react", "plus,equals_sign", "React", KeyScope.SELECTED_MESSAGE),

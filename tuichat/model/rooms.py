@@ -5,6 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tuichat.model.space_tree import SpaceChild
 
 
 class Membership(StrEnum):
@@ -37,6 +41,15 @@ class RoomSummary:
     # none: a `RoomMode` value otherwise), and marked unread by a client.
     notify_mode: str = ""
     marked_unread: bool = False
+    # issue 22: spaces. A space's rooms (its m.space.child events), and
+    # the spaces a room names as its parents (m.space.parent).
+    is_space: bool = False
+    space_children: tuple[SpaceChild, ...] = ()
+    space_parents: tuple[str, ...] = ()
+    # The room that replaced this one (its tombstone's), if any.
+    successor: str = ""
+    # Pinned messages' event ids (m.room.pinned_events), newest pin last.
+    pinned: tuple[str, ...] = ()
 
     def evolve(self, **changes: object) -> RoomSummary:
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -27,6 +27,7 @@ from tuichat.model.items import (
     SendState,
     TimelineItem,
 )
+from tuichat.model.polls import PollBook
 
 # Shown under a message at most: different reactions, and names of readers.
 MAX_REACTION_KEYS = 24
@@ -141,6 +142,7 @@ class Timeline(Sequence[TimelineItem]):
         # its latest valid edit), kept up to date as edits come, so a flood
         # of edits to one message is not rescanned on every new one.
         self._latest: dict[str, tuple[tuple[str, bool], TimelineItem | None]] = {}
+        self._polls = PollBook()  # issue 22: votes and ends, by poll
         self._edit_target: dict[str, str] = {}  # edit event id -> target
         self._reactions: dict[str, dict[str, tuple[str, str]]] = {}  # target -> {id: (key, sender)}
         self._reaction_target: dict[str, str] = {}  # reaction event id -> target
@@ -250,6 +252,9 @@ class Timeline(Sequence[TimelineItem]):
             return self._redecorate(target)
         if relation.kind is RelationKind.REDACTION:
             self._redacted.add(target)
+            poll = self._polls.forget_response(target)
+            if poll is not None:
+                return self._redecorate(poll)
             if target in self._reaction_target:
                 parent = self._reaction_target.pop(target)
                 removed = self._reactions.get(parent, {}).pop(target, None)
@@ -261,6 +266,11 @@ class Timeline(Sequence[TimelineItem]):
                 self._edits.get(parent, {}).pop(target, None)
                 self._forget_latest(parent, target)
                 return self._redecorate(parent)
+            return self._redecorate(target)
+        if relation.kind in (RelationKind.POLL_RESPONSE, RelationKind.POLL_END):
+            end = relation.kind is RelationKind.POLL_END
+            answers = None if end else relation.answers
+            self._polls.add(target, event_id, item.sender, item.timestamp, answers)
             return self._redecorate(target)
         return []  # HIDDEN: applied once it decrypts (an ItemsReplaced)
 
@@ -276,6 +286,7 @@ class Timeline(Sequence[TimelineItem]):
             # A reader who moved on leaves nothing in `_readers`: the names
             # the item still carries must go.
             and not base.read_by
+            and base.poll is None
         ):
             return base
         readers = self._readers_of(key)
@@ -305,6 +316,9 @@ class Timeline(Sequence[TimelineItem]):
                 highlight=edit.highlight,
                 edited=True,
             )
+        if base.poll is not None:
+            body = self._polls.text(key, base.poll, base.sender, self.own_user_id)
+            item = replace(item, body=body) if body != item.body else item
         reactions = self._aggregate(key)
         if reactions != item.reactions or readers != item.read_by:
             item = replace(item, reactions=reactions, read_by=readers)

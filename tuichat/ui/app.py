@@ -309,6 +309,9 @@ class TuichatApp(App[int]):
     def action_previous_room(self) -> None:
         self.chat.step_room(-1)
 
+    def action_next_space(self) -> None:
+        self.people.next_space()
+
     def action_new_dm(self) -> None:
         self.people.new_dm()
 

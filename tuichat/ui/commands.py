@@ -12,51 +12,19 @@ carries commands out; `tuichat/model/commands.py` parses what was typed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tuichat.matrix.service import Failed
 from tuichat.model.commands import Command
 from tuichat.model.sanitize import safe_line, safe_text, trusted
+from tuichat.ui.command_context import CommandContext, CommandHandler, confirm
+from tuichat.ui.room_commands import ROOM_HANDLERS
 from tuichat.ui.widgets.timeline_view import MembershipDisplay
 
 if TYPE_CHECKING:
-    from tuichat.matrix.service import MatrixService
-    from tuichat.ui.app import TuichatApp
-    from tuichat.ui.controllers.attachments import Attachments
-    from tuichat.ui.controllers.chat import ChatController
-    from tuichat.ui.controllers.people import People
-
-
-@dataclass(frozen=True)
-class CommandContext:
-    """What a slash command may use: the App (for its public Textual API:
-    screens, workers, help) and the chat controllers."""
-
-    app: TuichatApp
-    chat: ChatController
-    files: Attachments
-    people: People
-
-    @property
-    def service(self) -> MatrixService | None:
-        return self.chat.service
-
-    @property
-    def room_id(self) -> str | None:
-        return self.chat.room_id
-
-
-Handler = Callable[[CommandContext, Command, Mapping[str, str]], None]
-
-
-@dataclass(frozen=True)
-class CommandHandler:
-    run: Handler  # (context, command, mentions completed in the composer)
-    needs_service: bool = True
-    needs_room: bool = False
+    pass
 
 
 def run_command(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
@@ -81,7 +49,14 @@ def _join(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) ->
 
 def _leave(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
     assert ctx.service is not None and ctx.room_id is not None
-    ctx.chat.run_service_call(ctx.service.leave(ctx.room_id))
+    service, room_id = ctx.service, ctx.room_id
+    confirm(
+        ctx,
+        trusted("Leave this room?"),
+        trusted("To come back to a private room you need a new invitation."),
+        trusted("Leave"),
+        lambda: ctx.chat.run_service_call(service.leave(room_id)),
+    )
 
 
 def _dm(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
@@ -302,7 +277,7 @@ def _account(ctx: CommandContext, command: Command, mentions: Mapping[str, str])
 
 
 async def _open_account_page(ctx: CommandContext, action: str | None) -> None:
-    from tuichat.ui.account_page import open_account_page
+    from tuichat.ui.manage_account import open_account_page
 
     feedback, service = ctx.chat.main.feedback, ctx.service
     if service is None:
@@ -357,6 +332,8 @@ HANDLERS: dict[str, CommandHandler] = {
     "keyword": CommandHandler(_keyword),
     "unread": CommandHandler(_unread, needs_room=True),
     "mentions": CommandHandler(_mentions, needs_service=False),
+    # room management (issue 22): tuichat/ui/room_commands.py
+    **ROOM_HANDLERS,
     "help": CommandHandler(_help, needs_service=False),
     # The account page (issue 20: OAuth 2.0 API).
     "account": CommandHandler(_account),

@@ -15,6 +15,14 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from tuichat.matrix.content.other_events import (
+    OTHER_CONVERTERS,
+    create_suffix,
+    location_body,
+    predecessor_of,
+    unknown_event,
+    voice_body,
+)
 from tuichat.matrix.content.room_state import RoomState
 from tuichat.matrix.content.thread_relations import thread_fields
 from tuichat.matrix.crypto.types import Decryption
@@ -145,12 +153,17 @@ def _message_fields(
         kind = ItemKind.EMOTE
     elif msgtype == "m.notice":
         kind, highlight = ItemKind.NOTICE, False
+    elif msgtype == "m.location":  # issue 22
+        body, formatted = location_body(content), None
     attachment = None
     if msgtype in _ATTACHMENTS:
         attachment = _attachment(msgtype, content, body)
         size = human_size(attachment.size)
         detail = ", ".join(part for part in (attachment.mimetype, size) if part)
         body = f"[{_ATTACHMENTS[msgtype]}] {attachment.name}" + (f" ({detail})" if detail else "")
+        voice = voice_body(content) if msgtype == "m.audio" else None  # issue 22
+        if voice is not None:
+            body = voice
         if attachment.url is None:
             body += " — unavailable"
         formatted = None
@@ -343,7 +356,19 @@ def _describe_encryption(actor: str, content: dict[str, Any]) -> str:
 
 
 def _describe_create(actor: str, content: dict[str, Any]) -> str:
-    return f"{actor} created the room"
+    return f"{actor} created the room{create_suffix(content)}"
+
+
+def _create(
+    event: dict[str, Any], content: dict[str, Any], state: RoomState, viewer: Viewer
+) -> Fields | None:
+    """The room's creation; an upgraded room's leads to its predecessor."""
+    actor = state.member_name(_str(event.get("sender"), "someone"))
+    fields: Fields = {"kind": ItemKind.STATE, "body": _describe_create(actor, content)}
+    predecessor = predecessor_of(content)
+    if predecessor:
+        fields["link_room"] = predecessor
+    return fields
 
 
 def _describe_alias(actor: str, content: dict[str, Any]) -> str | None:
@@ -368,10 +393,12 @@ CONVERTERS: dict[str, Converter] = {
     "m.room.name": _state_change(_describe_name),
     "m.room.topic": _state_change(_describe_topic),
     "m.room.encryption": _state_change(_describe_encryption),
-    "m.room.create": _state_change(_describe_create),
+    "m.room.create": _create,
     "m.room.canonical_alias": _state_change(_describe_alias),
     "m.room.history_visibility": _state_change(_describe_history),
     "m.room.join_rules": _state_change(_describe_join_rules),
+    # issue 22: polls, stickers, pinned messages, room upgrades
+    **OTHER_CONVERTERS,
 }
 
 
@@ -466,8 +493,9 @@ def _to_item(
         common["key_source"] = decryption.key_source
     converter = CONVERTERS.get(event_type)
     if converter is None:
-        return None
-    fields = converter(event, content, state, viewer)
+        fields = unknown_event(event_type, event, content, state)  # issue 22: never dropped
+    else:
+        fields = converter(event, content, state, viewer)
     if fields is None:
         return None
     fields.update(viewer.pushed(event, event_type, content, state))

@@ -13,6 +13,7 @@ from typing import Any
 from tuichat.model.room_names import room_display_name
 from tuichat.model.rooms import Membership, RoomSummary
 from tuichat.model.sanitize import clean_line
+from tuichat.model.space_tree import SpaceChild, valid_order
 
 StateKey = tuple[str, str]
 
@@ -35,6 +36,9 @@ class RoomState:
         self.sync_summary: dict[str, Any] = {}
         self.is_direct = False
         self._names: dict[str, str] | None = None
+        # The space links by type, found once per change of them (not by
+        # scanning every member at every summary).
+        self._links: dict[str, list[tuple[str, dict[str, Any], int]]] | None = None
 
     # -- updates ---------------------------------------------------------------
 
@@ -47,6 +51,8 @@ class RoomState:
         self.events[(event_type, state_key)] = event
         if event_type == "m.room.member":
             self._names = None
+        elif event_type.startswith("m.space."):
+            self._links = None
         return True
 
     def load(self, events: dict[StateKey, dict[str, Any]]) -> None:
@@ -54,6 +60,7 @@ class RoomState:
         keys it (from the cache, which checked each event when writing)."""
         self.events = events
         self._names = None
+        self._links = None
 
     def merge_summary(self, summary: dict[str, Any]) -> None:
         for key in ("m.heroes", "m.joined_member_count", "m.invited_member_count"):
@@ -169,6 +176,57 @@ class RoomState:
             own_user_id=own_user_id,
         )
 
+    # -- spaces (issue 22) ---------------------------------------------------------
+
+    @property
+    def is_space(self) -> bool:
+        return self.content("m.room.create").get("type") == "m.space"
+
+    def _space_links(self, event_type: str) -> list[tuple[str, dict[str, Any], int]]:
+        """(state key, content, timestamp) of the valid links: those with `via`."""
+        if self._links is None:
+            links: dict[str, list[tuple[str, dict[str, Any], int]]] = {
+                "m.space.child": [],
+                "m.space.parent": [],
+            }
+            for (kind, state_key), event in self.events.items():
+                if kind not in links:
+                    continue
+                via = _content(event).get("via")
+                if isinstance(via, list) and via and state_key:
+                    ts = event.get("origin_server_ts")
+                    links[kind].append(
+                        (state_key, _content(event), ts if isinstance(ts, int) else 0)
+                    )
+            self._links = links
+        return self._links[event_type]
+
+    def space_children(self) -> tuple[SpaceChild, ...]:
+        if not self.is_space:
+            return ()
+        return tuple(
+            SpaceChild(
+                room_id=room_id,
+                order=valid_order(content.get("order")),
+                suggested=content.get("suggested") is True,
+                via=tuple(clean_line(v) for v in content["via"] if isinstance(v, str))[:10],
+                added=ts,
+            )
+            for room_id, content, ts in self._space_links("m.space.child")
+        )
+
+    def space_parents(self) -> tuple[str, ...]:
+        return tuple(sorted(room_id for room_id, _c, _t in self._space_links("m.space.parent")))
+
+    def pinned(self) -> tuple[str, ...]:
+        """Pinned event ids (at most 50: remote input, bounded)."""
+        pinned = self.content("m.room.pinned_events").get("pinned")
+        if not isinstance(pinned, list):
+            return ()
+        return tuple(dict.fromkeys(p for p in pinned if isinstance(p, str) and p.startswith("$")))[
+            -50:
+        ]
+
     def summary(self, own_user_id: str, last_activity: int = 0) -> RoomSummary:
         invite = self.membership is Membership.INVITE
         return RoomSummary(
@@ -180,4 +238,9 @@ class RoomState:
             encrypted=self.encrypted,
             inviter=self.inviter(own_user_id) if invite else "",
             last_activity=last_activity,
+            is_space=self.is_space,
+            space_children=self.space_children(),
+            space_parents=self.space_parents(),
+            successor=clean_line(self.content("m.room.tombstone").get("replacement_room")),
+            pinned=self.pinned(),
         )

@@ -8,7 +8,6 @@ drawing meanwhile."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import sys
 from collections.abc import Callable
@@ -18,13 +17,12 @@ from typing import TYPE_CHECKING, Any
 from tuichat.matrix.service import key_files
 from tuichat.matrix.service.api import PAGE_SIZE, SYNC_TIMEOUT_MS, Approve
 from tuichat.matrix.service.outcome import Failed, Outcome
+from tuichat.model.polls import PollStart, response_content
 from tuichat.model.push_rules import RoomMode
 
 if TYPE_CHECKING:
     from tuichat.matrix.account.session import Profile, Session
-    from tuichat.matrix.account.tokens import TokenKeeper
-    from tuichat.matrix.content.convert import Viewer
-    from tuichat.matrix.content.direct_messages import DirectMessages, ProfileLookup
+    from tuichat.matrix.content.direct_messages import ProfileLookup
     from tuichat.matrix.content.room_state import RoomState
     from tuichat.matrix.crypto.engine import CryptoEngine, ImportResult
     from tuichat.matrix.crypto.nio_extensions import TuichatClient
@@ -37,7 +35,9 @@ if TYPE_CHECKING:
     from tuichat.model.devices import DeviceInfo
     from tuichat.model.events import ConnectionState, Sink
     from tuichat.model.items import Attachment, TimelineItem
+    from tuichat.model.power_levels import PowerLevels
     from tuichat.model.rooms import RoomSummary
+    from tuichat.model.space_tree import HierarchyRoom
 
 _WIRING = "tuichat.matrix.service.wiring"
 
@@ -60,6 +60,7 @@ class MatrixService:
         key_request_backoff: tuple[float, ...] | None = None,
     ) -> None:
         from tuichat.matrix.service.account_context import AccountContext
+        from tuichat.matrix.service.run_control import RunControl
         from tuichat.matrix.storage.cache import Cache
         from tuichat.matrix.storage.outbox import Outbox
         from tuichat.matrix.storage.snapshot import load_snapshot
@@ -78,8 +79,7 @@ class MatrixService:
         self.key_request_backoff = key_request_backoff
         self._sync_timeout_ms = sync_timeout_ms
         self._parts: Parts | None = None
-        self._sync_task: asyncio.Task[None] | None = None
-        self._token_task: asyncio.Task[None] | None = None
+        self._running = RunControl(self._context, self.outbox)
 
     @property
     def parts(self) -> Parts:
@@ -90,7 +90,7 @@ class MatrixService:
             self._parts = build_parts(
                 self._context,
                 self.outbox,
-                stop_syncing=self._stop_syncing,
+                stop_syncing=self._running.stop_syncing,
                 sync_timeout_ms=self._sync_timeout_ms,
                 key_request_grace=self.key_request_grace,
                 key_request_backoff=self.key_request_backoff,
@@ -116,28 +116,12 @@ class MatrixService:
         return self._context.states
 
     @property
-    def direct(self) -> DirectMessages:
-        return self._context.direct
-
-    @property
-    def viewer(self) -> Viewer:
-        return self._context.viewer
-
-    @property
     def client(self) -> TuichatClient | None:
         return self._context.client
 
     @property
     def crypto(self) -> CryptoEngine | None:
         return self._context.crypto
-
-    @property
-    def tokens(self) -> TokenKeeper | None:
-        return self._context.tokens
-
-    @property
-    def sync_token(self) -> str | None:
-        return self._context.sync_token
 
     @property
     def first_sync_done(self) -> asyncio.Event:
@@ -192,40 +176,18 @@ class MatrixService:
         """Open the store (if needed) and run the sync loop in the background."""
         if self.client is None:
             await self.open()
-        parts = self.parts
-        self._sync_task = asyncio.create_task(parts.syncing.run(), name="tuichat-sync")
-        assert self.tokens is not None
-        self._token_task = asyncio.create_task(self.tokens.run(), name="tuichat-tokens")
-        parts.sending.resume_outbox()
+        self._running.start(self.parts)
 
-    def _stop_syncing(self) -> None:
-        task = self._sync_task
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
+    @property
+    def _sync_task(self) -> asyncio.Task[None] | None:
+        return self._running.sync_task
+
+    @property
+    def _token_task(self) -> asyncio.Task[None] | None:
+        return self._running.token_task
 
     async def stop(self) -> None:
-        from tuichat.model.events import ConnectionState
-
-        workers = self._parts.sending.workers if self._parts is not None else {}
-        tasks = [t for t in (self._sync_task, self._token_task, *workers.values()) if t]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            # Stopping: whatever the tasks died of was already reported.
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._sync_task = self._token_task = None
-        workers.clear()
-        context = self._context
-        if context.client is not None:
-            await context.client.close()
-        if context.crypto is not None:
-            context.crypto.close()
-        elif context.client is not None:
-            context.client.extras.close()
-        context.cache.close()
-        self.outbox.close()
-        context.set_state(ConnectionState.STOPPED)
+        await self._running.stop(self._parts)
 
     def decrypt_cached_events(self) -> None:
         """Decrypt the encrypted events read from the cache (at start-up, or
@@ -396,10 +358,86 @@ class MatrixService:
         return await self.parts.rooms.decline_invite(room_id)
 
     async def invite(self, room_id: str, user_id: str) -> bool:
-        return await self.parts.rooms.invite(room_id, user_id)
+        return await self.parts.moderation.invite(room_id, user_id)
 
     async def leave(self, room_id: str) -> bool:
-        return await self.parts.rooms.leave(room_id)
+        return await self.parts.moderation.leave(room_id)
+
+    # -- room management (issue 22) ------------------------------------------------------
+
+    async def create_named_room(
+        self, name: str, *, public: bool = False, invite: tuple[str, ...] = ()
+    ) -> str | None:
+        return await self.parts.moderation.create_named_room(name, public=public, invite=invite)
+
+    async def set_topic(self, room_id: str, topic: str) -> bool:
+        return await self.parts.moderation.set_topic(room_id, topic)
+
+    async def set_room_name(self, room_id: str, name: str) -> bool:
+        return await self.parts.moderation.set_name(room_id, name)
+
+    async def enable_encryption(self, room_id: str) -> bool:
+        return await self.parts.moderation.enable_encryption(room_id)
+
+    async def set_power_level(self, room_id: str, user_id: str, level: int) -> bool:
+        return await self.parts.moderation.set_power_level(room_id, user_id, level)
+
+    async def kick(self, room_id: str, user_id: str, reason: str | None = None) -> bool:
+        return await self.parts.moderation.kick(room_id, user_id, reason)
+
+    async def ban(self, room_id: str, user_id: str, reason: str | None = None) -> bool:
+        return await self.parts.moderation.ban(room_id, user_id, reason)
+
+    async def unban(self, room_id: str, user_id: str) -> bool:
+        return await self.parts.moderation.unban(room_id, user_id)
+
+    async def forget(self, room_id: str | None) -> bool:
+        return await self.parts.moderation.forget(room_id)
+
+    async def set_display_name(self, name: str, room_id: str | None = None) -> bool:
+        return await self.parts.moderation.set_display_name(name, room_id)
+
+    async def set_ignored(self, user_id: str, ignore: bool) -> bool:
+        return await self.parts.safety.set_ignored(user_id, ignore)
+
+    async def report(self, room_id: str, event_id: str, reason: str) -> bool:
+        return await self.parts.safety.report(room_id, event_id, reason)
+
+    def send_notice(self, room_id: str, text: str) -> str:
+        return self.parts.sending.send_content(
+            room_id, "m.room.message", {"msgtype": "m.notice", "body": text}
+        )
+
+    async def set_pinned(self, room_id: str, event_id: str, pin: bool) -> bool:
+        return await self.parts.moderation.set_pinned(room_id, event_id, pin)
+
+    def power_levels(self, room_id: str) -> PowerLevels:
+        return self.parts.moderation.levels(room_id)
+
+    async def set_room_setting(
+        self, room_id: str, event_type: str, content: dict[str, Any], done: str
+    ) -> bool:
+        return await self.parts.moderation.put_state(room_id, event_type, content, done)
+
+    async def space_hierarchy(self, space_id: str) -> list[HierarchyRoom] | None:
+        return await self.parts.spaces.browse(space_id)
+
+    async def directory(self, server: str | None, terms: str) -> list[HierarchyRoom] | None:
+        return await self.parts.spaces.directory(server, terms)
+
+    async def join_via(self, room_id: str, via: tuple[str, ...]) -> bool:
+        return await self.parts.spaces.join_via(room_id, via)
+
+    async def create_space(self, name: str) -> str | None:
+        return await self.parts.spaces.create_space(name)
+
+    async def set_space_child(self, space_id: str, room_id: str, add: bool) -> bool:
+        return await self.parts.spaces.set_child(space_id, room_id, add)
+
+    def vote(self, room_id: str, poll_event_id: str, poll: PollStart, answers: list[str]) -> str:
+        return self.parts.sending.send_content(
+            room_id, *response_content(poll, poll_event_id, answers)
+        )
 
     # -- devices, trust, verification ----------------------------------------------------
 

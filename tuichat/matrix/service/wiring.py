@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from tuichat.matrix.service.account_context import AccountContext
 from tuichat.matrix.service.history import History, TimelineGaps
+from tuichat.matrix.service.moderation import RoomModeration
 from tuichat.matrix.service.opening import AccountOpener
 from tuichat.matrix.service.push_settings import PushSettings
 from tuichat.matrix.service.read_state import ReadState
@@ -17,10 +18,12 @@ from tuichat.matrix.service.room_keys import RoomKeys
 from tuichat.matrix.service.room_threads import RoomThreads
 from tuichat.matrix.service.room_views import RoomViews
 from tuichat.matrix.service.send_queue import SendQueue
+from tuichat.matrix.service.spaces import Spaces
 from tuichat.matrix.service.sync_loop import SyncLoop
 from tuichat.matrix.service.token_recovery import TokenRecovery
 from tuichat.matrix.service.transfers import Transfers
 from tuichat.matrix.service.trust import DeviceTrust
+from tuichat.matrix.service.user_safety import UserSafety
 from tuichat.matrix.storage.outbox import Outbox
 
 
@@ -41,6 +44,10 @@ class Parts:
     transfers: Transfers
     push: PushSettings  # notifications (issue 23)
     threads: RoomThreads  # issue 21
+    # issue 22: room management
+    moderation: RoomModeration
+    spaces: Spaces
+    safety: UserSafety
 
 
 def build_parts(
@@ -60,6 +67,8 @@ def build_parts(
     sending = SendQueue(context, outbox, tokens)
     gaps = TimelineGaps()
     push = PushSettings(context)
+    rooms = RoomAdmin(context, views)
+    moderation = RoomModeration(context, rooms)
     return Parts(
         views=views,
         tokens=tokens,
@@ -86,10 +95,13 @@ def build_parts(
         sending=sending,
         history=History(context, gaps),
         read_state=read_state,
-        rooms=RoomAdmin(context, views),
+        rooms=rooms,
         trust=trust,
         keys=keys,
         transfers=Transfers(context, sending),
         push=push,
         threads=RoomThreads(context, sending),
+        moderation=moderation,
+        spaces=Spaces(context, moderation),
+        safety=UserSafety(context),
     )

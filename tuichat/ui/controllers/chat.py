@@ -282,7 +282,8 @@ class ChatController:
         # With the first thing sent, not at start-up (the command table and
         # its handlers cost about 9 ms).
         from tuichat.model import commands
-        from tuichat.ui.commands import CommandContext, run_command
+        from tuichat.ui.command_context import CommandContext
+        from tuichat.ui.commands import run_command
 
         feedback = self.main.feedback
         feedback.hide()
@@ -339,6 +340,15 @@ class ChatController:
 
     # -- the selected message ------------------------------------------------------------------
 
+    def follow_link(self, room_id: str) -> None:
+        """To a replaced room's successor, or an upgraded room's predecessor:
+        switch there if joined, else join it."""
+        known = self.state.rooms.get(room_id)
+        if known is not None and known.membership is Membership.JOIN:
+            self.switch_room(room_id)
+        elif self.service is not None:
+            self.with_progress(safe_line(f"Joining {room_id}…"), self.service.join(room_id))
+
     def item_action(self, item: TimelineItem, action: str) -> None:
         feedback = self.main.feedback
         own = item.sender == self.state.user_id
@@ -358,6 +368,9 @@ class ChatController:
             self.app.push_screen(ReactionPicker(), lambda key: self._react(item, key))
         elif action in ("open", "view"):
             files = self.app.files
+            if item.link_room is not None and action == "open":  # issue 22: room upgrades
+                self.follow_link(item.link_room)
+                return
             if item.attachment is None:
                 if action == "open":
                     self.set_draft(Draft(DraftKind.REPLY, item))  # Enter on a message: answer it

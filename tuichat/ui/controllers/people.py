@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING
 
 from tuichat.matrix.service import Failed
 from tuichat.model.rooms import RoomSummary
-from tuichat.model.sanitize import safe_line, safe_text
+from tuichat.model.sanitize import safe_line, safe_text, trusted
 from tuichat.model.verification import Phase, VerificationView
 
 if TYPE_CHECKING:
     from tuichat.matrix.service import MatrixService
     from tuichat.ui.app import TuichatApp
+    from tuichat.ui.screens.room_settings import SettingsChange
     from tuichat.ui.screens.verification import VerificationDialog
 
 # Unsolicited verification requests kept for /verifications (oldest dropped).
@@ -47,6 +48,7 @@ class People:
     # -- rooms -------------------------------------------------------------------------------
 
     def choose_room(self) -> None:
+        from tuichat.model.space_tree import space_rooms
         from tuichat.ui.screens.room_switcher import RoomSwitcher
 
         app = self.app
@@ -56,7 +58,26 @@ class People:
                 app.chat.switch_room(room_id)
             app.main.composer.focus()
 
-        app.push_screen(RoomSwitcher(app.state.rooms.ordered()), chosen)
+        rooms = app.state.rooms.ordered()
+        space_id = app.main.room_list.scoped_space
+        space = app.state.rooms.get(space_id) if space_id else None
+        if space_id and space is not None:  # issue 22: Ctrl+K within the chosen space
+            inside = space_rooms(rooms, space_id)
+            rooms = [r for r in rooms if r.room_id in inside and not r.is_space]
+            app.push_screen(RoomSwitcher(rooms, safe_line(space.name)), chosen)
+            return
+        app.push_screen(RoomSwitcher(rooms), chosen)
+
+    def next_space(self) -> None:
+        """The next space in the room list (issue 22): Ctrl+K looks in it."""
+        app = self.app
+        space_id = app.main.room_list.action_next_space()
+        space = app.state.rooms.get(space_id) if space_id else None
+        switch = app.key_label("switch_room")
+        if space is not None:
+            app.main.feedback.show(safe_line(f"Space: {space.name} ({switch} looks in it)."))
+        else:
+            app.main.feedback.show(trusted("All rooms."))
 
     def answer_invite(self, summary: RoomSummary) -> None:
         from tuichat.ui.screens.invite import InviteDialog
@@ -118,6 +139,100 @@ class People:
                 self.open_devices(*member)
 
         app.push_screen(MembersDialog(title, members), chosen)
+
+    def room_settings(self) -> None:
+        """The room's settings (issue 22), editable as the power levels allow."""
+        from tuichat.ui.screens.room_settings import RoomSettingsDialog, SettingsView
+
+        app, service = self.app, self.service
+        room_id = app.state.current_room_id
+        state = service.room_state(room_id) if service and room_id else None
+        if service is None or room_id is None or state is None:
+            app.main.feedback.show("Choose a room first.", error=True)
+            return
+        levels = service.power_levels(room_id)
+        mine = levels.user_level(service.user_id)
+        may = frozenset(
+            what
+            for what, event_type in (
+                ("name", "m.room.name"),
+                ("topic", "m.room.topic"),
+                ("encryption", "m.room.encryption"),
+                ("history", "m.room.history_visibility"),
+                ("join_rules", "m.room.join_rules"),
+            )
+            if mine >= levels.state_level(event_type)
+        )
+        members = sorted(
+            (
+                (safe_line(user), safe_line(state.member_name(user)), levels.user_level(user))
+                for user in state.members(("join", "invite"))
+            ),
+            key=lambda m: (-m[2], m[1].casefold()),
+        )
+        history = state.content("m.room.history_visibility").get("history_visibility")
+        join_rule = state.content("m.room.join_rules").get("join_rule")
+        view = SettingsView(
+            name=state.name,
+            topic=state.topic,
+            encrypted=state.encrypted,
+            history=history if isinstance(history, str) else "",
+            join_rule=join_rule if isinstance(join_rule, str) else "",
+            members=members,
+            may=may,
+        )
+
+        def chosen(change: SettingsChange | None) -> None:
+            if change is not None and not change.empty:
+                app.run_worker(self._apply_settings(room_id, change), group="settings")
+            app.main.composer.focus()
+
+        title = safe_line(state.display_name(service.user_id))
+        app.push_screen(RoomSettingsDialog(title, view), chosen)
+
+    async def _apply_settings(self, room_id: str, change: SettingsChange) -> None:
+        service = self.service
+        if service is None:
+            return
+        if change.name is not None:
+            await service.set_room_name(room_id, change.name)
+        if change.topic is not None:
+            await service.set_topic(room_id, change.topic)
+        if change.history is not None:
+            await service.set_room_setting(
+                room_id,
+                "m.room.history_visibility",
+                {"history_visibility": change.history},
+                "Who can read the history changed.",
+            )
+        if change.join_rule is not None:
+            await service.set_room_setting(
+                room_id,
+                "m.room.join_rules",
+                {"join_rule": change.join_rule},
+                "Who can join changed.",
+            )
+        if change.encrypt:
+            await service.enable_encryption(room_id)
+
+    async def show_pins(self) -> None:
+        """The room's pinned messages (fetched when not loaded here)."""
+        from tuichat.ui.screens.pinned import PinnedDialog
+
+        app, service = self.app, self.service
+        room_id = app.state.current_room_id
+        summary = app.state.current_summary
+        if service is None or room_id is None or summary is None:
+            return
+        if not summary.pinned:
+            app.main.feedback.show("No pinned messages in this room.")
+            return
+        loaded = {i.event_id: i for i in app.state.timeline(room_id) if i.event_id}
+        pins = []
+        for event_id in reversed(summary.pinned):
+            item = loaded.get(event_id) or await service.fetch_event(room_id, event_id)
+            pins.append((item.sender_name, item.body) if item else ("?", "(not found)"))
+        app.push_screen(PinnedDialog(safe_line(summary.name), pins))
 
     def open_devices(self, user_id: str, display_name: str | None = None) -> None:
         from tuichat.ui.screens.devices import DevicesScreen

@@ -279,7 +279,7 @@ class DevicesScreen(Screen[None]):
         if self.user_id != service.user_id:
             self.show_status(trusted("Only your own account has a page to manage."), error=True)
             return
-        from tuichat.ui.account_page import open_account_page
+        from tuichat.ui.manage_account import open_account_page
 
         selected = self.selected
         action, device_id = ("device", selected.device_id) if selected else ("sessions", None)

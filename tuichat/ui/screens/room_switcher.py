@@ -14,6 +14,7 @@ from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option
 
 from tuichat.model.rooms import RoomSummary
+from tuichat.model.sanitize import SafeText, safe_line, trusted
 from tuichat.ui.widgets.room_list import room_label
 
 # Room names and ids are remote (up to 512 characters, any content): only
@@ -89,13 +90,20 @@ class RoomSwitcher(ModalScreen[str | None]):
         Binding("up", "cursor_up", "Up", show=False),
     ]
 
-    def __init__(self, rooms: Sequence[RoomSummary]) -> None:
+    def __init__(self, rooms: Sequence[RoomSummary], scope: SafeText | None = None) -> None:
         super().__init__()
         self._rooms = list(rooms)
+        # The space the list is limited to (its name, sanitised), if any.
+        self._scope = scope
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Input(placeholder="Switch to room…", id="room-filter")
+            placeholder = (
+                safe_line(f"Switch to a room in {self._scope}…")
+                if self._scope
+                else trusted("Switch to room…")
+            )
+            yield Input(placeholder=placeholder, id="room-filter")
             yield OptionList(id="room-matches")
 
     def on_mount(self) -> None:

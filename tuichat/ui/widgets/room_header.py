@@ -15,6 +15,9 @@ def header_text(room: RoomSummary | None) -> Text:
         return Text("No room selected", style=Style(italic=True))
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append(safe_line(room.name), style=Style(bold=True))
+    if room.pinned:  # issue 22: /pins lists them
+        count = len(room.pinned)
+        text.append(f"  📌 {count} pinned", style=Style(color="cyan"))
     if room.topic:
         text.append("  —  ")
         text.append(safe_line(room.topic, max_length=1024), style=Style(dim=True))

@@ -1,4 +1,5 @@
-"""The room list: an Invites section, then rooms by recent activity."""
+"""The room list: an Invites section, then rooms by recent activity; with
+spaces, the tree of spaces (collapsible), people, and other rooms."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from textual.strip import Strip
 
 from tuichat.model.rooms import Membership, RoomSummary
 from tuichat.model.sanitize import safe_line
+from tuichat.model.space_tree import RowKind, TreeRow, build_tree
 from tuichat.ui.widgets.style_memo import StyleMemo
 
 DM_MARK = "@"
@@ -49,6 +51,27 @@ def room_label(room: RoomSummary) -> Text:
         label.append(f" ({MARKED_UNREAD_MARK})", style=Style(bold=True))
     if room.notify_mode in MODE_MARKS:
         label.append(f" {MODE_MARKS[room.notify_mode]}", style=Style(dim=True))
+    return label
+
+
+def tree_label(row: TreeRow, room: RoomSummary) -> Text:
+    """A space's row (▸ collapsed, ▾ open, with its rooms' counts when
+    collapsed), or a room's row indented under its space."""
+    indent = "  " * row.depth
+    if row.kind is not RowKind.SPACE:
+        label = Text(indent, no_wrap=True, overflow="ellipsis")
+        label.append_text(room_label(room).split("\n")[0])
+        if row.suggested:
+            label.append(" (suggested)", style=Style(dim=True, italic=True))
+        return label
+    label = Text(no_wrap=True, overflow="ellipsis")
+    label.append(f"{indent}{'▸' if row.collapsed else '▾'} ", style=Style(dim=True))
+    name = room.name if row.room is not None else f"{room.name} (not joined)"
+    label.append(safe_line(name), style=Style(bold=True))
+    if row.highlight:
+        label.append(f" ({_badge(row.highlight)}!)", style=Style(color="red", bold=True))
+    elif row.unread:
+        label.append(f" ({_badge(row.unread)})", style=Style(bold=True))
     return label
 
 
@@ -102,24 +125,38 @@ class RoomListView(StyleMemo, ScrollView, can_focus=True):
         self._first_row: dict[str, int] = {}
         self._current: str | None = None
         self.highlighted: int | None = None  # index into `room_ids`
+        self._rooms: list[RoomSummary] = []
+        # Rows of the space tree that draw differently (spaces, rooms in one).
+        self._tree: dict[str, TreeRow] = {}
+        self.collapsed: set[str] = set()
+        self.scoped_space: str | None = None  # chosen with the next-space key
 
     @property
     def room_ids(self) -> list[str]:
         return list(self._order)
 
     def show_rooms(self, rooms: Sequence[RoomSummary], current: str | None) -> None:
-        """Rows are (header text | None, room | None, line within the room)."""
+        """Rows are (header text | None, room | None, line within the room);
+        with spaces, the tree `tuichat.model.space_tree` lays out."""
         cursor = self._order[self.highlighted] if self.highlighted is not None else None
-        invites = [r for r in rooms if r.membership is Membership.INVITE]
-        joined = [r for r in rooms if r.membership is Membership.JOIN]
+        self._rooms = list(rooms)
         rows: list[tuple[str | None, RoomSummary | None, int]] = []
         order: list[str] = []
-        if invites:
-            rows.append(("Invites", None, 0))
-            for room in invites:
-                self._add_room(rows, order, room)
-            rows.append(("Rooms", None, 0))
-        for room in joined:
+        self._tree = {}
+        for tree_row in build_tree(self._rooms, frozenset(self.collapsed)):
+            if tree_row.kind is RowKind.HEADER:
+                rows.append((tree_row.title, None, 0))
+                continue
+            room = tree_row.room
+            if room is None:  # a space not joined, named by its rooms
+                room = RoomSummary(tree_row.space_id, tree_row.title, is_space=True)
+            if tree_row.kind is RowKind.SPACE:
+                self._tree[room.room_id] = tree_row
+                order.append(room.room_id)
+                rows.append((None, room, 0))
+                continue
+            if tree_row.depth or tree_row.suggested:
+                self._tree[room.room_id] = tree_row
             self._add_room(rows, order, room)
         self._rows, self._order, self._current = rows, order, current
         self._first_row = {}
@@ -154,8 +191,46 @@ class RoomListView(StyleMemo, ScrollView, can_focus=True):
         header, room, line = self._rows[number]
         if room is None:
             return Text(safe_line(header))
+        tree_row = self._tree.get(room.room_id)
+        if tree_row is not None:
+            return tree_label(tree_row, room)
         label = room_label(room).split("\n")
         return label[min(line, len(label) - 1)]
+
+    # -- spaces (issue 22) -------------------------------------------------------------
+
+    def toggle_space(self, space_id: str) -> None:
+        """Collapse or open a space's rooms."""
+        self.collapsed ^= {space_id}
+        self.show_rooms(self._rooms, self._current)
+
+    def selected_space(self) -> str | None:
+        """The space under the cursor, or the space the cursor's room is in."""
+        if self.highlighted is None:
+            return None
+        room_id = self._order[self.highlighted]
+        tree_row = self._tree.get(room_id)
+        if tree_row is not None and tree_row.kind is RowKind.SPACE:
+            return room_id
+        for number in range(self._first_row.get(room_id, 0), -1, -1):
+            room = self._rows[number][1]
+            if room is not None and room.is_space:
+                row = self._tree.get(room.room_id)
+                if row is not None and (tree_row is None or row.depth < tree_row.depth):
+                    return room.room_id
+        return None
+
+    def action_next_space(self) -> str | None:
+        """Choose the next space (its row under the cursor; Ctrl+K then
+        looks only in it); after the last, no space again. Returns it."""
+        spaces = [r for r in self._order if r in self._tree and self._tree[r].kind is RowKind.SPACE]
+        position = spaces.index(self.scoped_space) if self.scoped_space in spaces else -1
+        self.scoped_space = spaces[position + 1] if position + 1 < len(spaces) else None
+        if self.scoped_space is not None:
+            self._move_to(self._order.index(self.scoped_space))
+        elif self._current in self._first_row:
+            self._move_to(self._order.index(self._current))
+        return self.scoped_space
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
@@ -204,7 +279,12 @@ class RoomListView(StyleMemo, ScrollView, can_focus=True):
 
     def action_choose(self) -> None:
         if self.highlighted is not None:
-            self.post_message(self.RoomChosen(self._order[self.highlighted]))
+            room_id = self._order[self.highlighted]
+            tree_row = self._tree.get(room_id)
+            if tree_row is not None and tree_row.kind is RowKind.SPACE:
+                self.toggle_space(room_id)  # a space is opened and closed, not read
+                return
+            self.post_message(self.RoomChosen(room_id))
 
     def on_click(self, event: events.Click) -> None:
         number = self.scroll_offset.y + event.y
@@ -213,4 +293,4 @@ class RoomListView(StyleMemo, ScrollView, can_focus=True):
             if room is not None:
                 self.highlighted = self._order.index(room.room_id)
                 self.refresh()
-                self.post_message(self.RoomChosen(room.room_id))
+                self.action_choose()

@@ -374,7 +374,10 @@ class TimelineView(VirtualLines, can_focus=True):
 
     def _selectable(self, index: int) -> bool:
         item = self._items[index]
-        return item.event_id is not None and item.membership is None and item.kind in _SELECTABLE
+        if item.event_id is None or item.membership is not None:
+            return False
+        # A line leading to another room (a room upgrade's) is selectable too.
+        return item.kind in _SELECTABLE or item.link_room is not None
 
     def _counts_as_new(self, index: int) -> bool:
         return self._items[index].is_message
@@ -482,6 +485,14 @@ class TimelineView(VirtualLines, can_focus=True):
         item = self.selected_item
         if item is not None:
             self.post_message(self.ItemAction(action, item))
+
+    # The item selected when the timeline last lost the focus (the base
+    # class's blur handler, which runs after this one, clears the
+    # selection): what /pin and /report act on from the composer.
+    last_selected: TimelineItem | None = None
+
+    def on_blur(self) -> None:
+        self.last_selected = self.selected_item
 
     def action_leave(self) -> None:
         self._select(None)
