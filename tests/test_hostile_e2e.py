@@ -304,7 +304,9 @@ async def test_no_hostile_sequence_from_any_remote_field_reaches_the_terminal(
     )
 
     config = tmp_path / "config.toml"
-    config.write_text("previews = false\n", encoding="utf-8")
+    # No bell of tuichat's own (a two-person room rings under the default push
+    # rules): any BEL in the output then came from remote text.
+    config.write_text("previews = false\n[notifications]\nbell = false\n", encoding="utf-8")
     environment = {
         **os.environ,
         "TERM": "xterm-256color",
