@@ -331,6 +331,8 @@ def test_unknown_types_show_a_sanitised_line_and_bodies_show() -> None:
     assert state.body == "Bob changed org.example.setting"
     with_body = convert(event("org.example.note", {"body": "a note"}))
     assert with_body.kind is ItemKind.TEXT and with_body.body == "a note"
+    # Type-only lines are marked for `show_hidden_events`; bodies are not.
+    assert custom.type_only and state.type_only and not with_body.type_only
     # Relations and in-room verification steps stay with what they relate to.
     relation = {"m.relates_to": {"rel_type": "m.reference", "event_id": "$x"}}
     assert to_item(event("m.key.verification.start", relation), STATE, VIEWER) is None

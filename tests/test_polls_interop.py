@@ -76,5 +76,15 @@ async def test_a_poll_from_element_is_shown_voted_on_counted_and_ended(
         await wait_ui(pilot, lambda: lines_with("[sticker] A cat"), 30)
         sticker = next(i for i in app.state.timelines[room_id] if "[sticker]" in i.body)
         assert sticker.attachment is not None and sticker.attachment.is_image
+        # An unknown type is kept, and its line shows with `show_hidden_events`.
         await js.send_event(room_id, "org.example.widget", {"x": 1})
+        await wait_ui(
+            pilot,
+            lambda: any(
+                "org.example.widget" in i.body and i.type_only for i in app.state.timelines[room_id]
+            ),
+            30,
+        )
+        assert not lines_with("org.example.widget")
+        view.set_show_hidden_events(True)
         await wait_ui(pilot, lambda: lines_with("sent an event of type org.example.widget"), 30)

@@ -278,7 +278,8 @@ def unknown_event(
     event_type: str, event: dict[str, Any], content: dict[str, Any], state: RoomState
 ) -> Fields | None:
     """An event with no converter: its body if it has one, else a line
-    naming its type. Relations and verification steps stay applied to what
+    naming its type (`type_only`: the timeline shows it only when
+    `show_hidden_events` is on). Relations and verification steps stay applied to what
     they relate to, not shown."""
     relates = _dict(content.get("m.relates_to"))
     if relates.get("rel_type") in ("m.replace", "m.annotation", "m.reference"):
@@ -293,8 +294,12 @@ def unknown_event(
         return {"kind": ItemKind.TEXT, "body": clean_text(body)}
     shown = clean_line(event_type, max_length=80) or "(no type)"
     if isinstance(event.get("state_key"), str):
-        return {"kind": ItemKind.STATE, "body": f"{actor} changed {shown}"}
-    return {"kind": ItemKind.STATE, "body": f"{actor} sent an event of type {shown}"}
+        return {"kind": ItemKind.STATE, "body": f"{actor} changed {shown}", "type_only": True}
+    return {
+        "kind": ItemKind.STATE,
+        "body": f"{actor} sent an event of type {shown}",
+        "type_only": True,
+    }
 
 
 OTHER_CONVERTERS: dict[str, Converter] = {

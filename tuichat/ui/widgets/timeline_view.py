@@ -243,6 +243,20 @@ class TimelineView(VirtualLines, can_focus=True):
         self._layout.membership = mode
 
     @property
+    def show_hidden_events(self) -> bool:
+        """Whether lines naming only an event's type show (the config's
+        `show_hidden_events`)."""
+        return self._layout.show_hidden_events
+
+    def set_show_hidden_events(self, shown: bool) -> None:
+        """Show or leave out the lines naming only an event's type: every
+        height may change, as for membership changes."""
+        self._layout.show_hidden_events = shown
+        self._strips.clear()
+        self._lines.reset(len(self._items))
+        self.refresh()
+
+    @property
     def previews_enabled(self) -> bool:
         return self._renderer.previews_enabled
 
