@@ -9,7 +9,7 @@ table); every string shown is cleaned here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from tuichat.matrix.content.room_state import RoomState
@@ -249,6 +249,18 @@ def predecessor_of(content: dict[str, Any]) -> str | None:
     """The room a create event's room replaces, if it names one."""
     predecessor = clean_line(_dict(content.get("predecessor")).get("room_id"))
     return predecessor if predecessor.startswith("!") else None
+
+
+def readable_predecessor(states: Mapping[str, RoomState], room_id: str) -> str | None:
+    """The room `room_id` replaces, if its state is known here (you are or
+    were in it), else None."""
+    state = states.get(room_id)
+    if state is None:
+        return None
+    predecessor = predecessor_of(state.content("m.room.create"))
+    if predecessor is None or predecessor == room_id or predecessor not in states:
+        return None
+    return predecessor
 
 
 def create_suffix(content: dict[str, Any]) -> str:

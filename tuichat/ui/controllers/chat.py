@@ -184,6 +184,9 @@ class ChatController:
         main.typing.show(tuple(safe_line(name) for name in state.typing.get(room_id, ())))
         self.update_members(room_id)
         self.show_history_state(room_id)
+        # A timeline shorter than the screen is at its top already: older
+        # history (an upgraded room's predecessor's too) without a scroll.
+        main.timeline.call_after_refresh(main.timeline.ask_again)
         marker = state.mark_read(room_id)
         if marker is not None:
             self._send_read_marker(room_id, marker)
