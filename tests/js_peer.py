@@ -244,9 +244,11 @@ class JsPeer:
         rel_type: str | None = None,
         sender: str | None = None,
         timeout: float = 30.0,
+        nth: int = 0,
     ) -> dict[str, Any]:
-        """The first event of `event_type` (with that relation, from that
-        sender) the peer received, decrypted: type, content, relation."""
+        """The first (or `nth`, from 0) event of `event_type` (with that
+        relation, from that sender) the peer received, decrypted: type,
+        content, relation."""
         return dict(
             await self.call(
                 "waitForEvent",
@@ -256,6 +258,7 @@ class JsPeer:
                 relType=rel_type,
                 sender=sender,
                 timeoutMs=int(timeout * 1000),
+                nth=nth,
             )
         )
 

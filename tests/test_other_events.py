@@ -331,7 +331,27 @@ def test_unknown_types_show_a_sanitised_line_and_bodies_show() -> None:
     assert state.body == "Bob changed org.example.setting"
     with_body = convert(event("org.example.note", {"body": "a note"}))
     assert with_body.kind is ItemKind.TEXT and with_body.body == "a note"
+    # Type-only lines are marked for `show_hidden_events`; bodies are not.
+    assert custom.type_only and state.type_only and not with_body.type_only
     # Relations and in-room verification steps stay with what they relate to.
     relation = {"m.relates_to": {"rel_type": "m.reference", "event_id": "$x"}}
     assert to_item(event("m.key.verification.start", relation), STATE, VIEWER) is None
     assert to_item(event("org.example.ref", relation), STATE, VIEWER) is None
+
+
+def test_a_digit_votes_on_single_choice_and_toggles_within_the_limit_on_multi_choice() -> None:
+    from tuichat.model.poll_choice import choose
+    from tuichat.model.polls import PollResults
+
+    none = PollResults((0, 0, 0), 0, ())
+    assert choose(LUNCH, none, 2).answers == ("b",)
+    assert choose(LUNCH, none, 4).error and choose(LUNCH, none, 4).answers is None
+    two = PollStart(LUNCH.question, LUNCH.answers, max_selections=2)
+    assert choose(two, PollResults((0, 0, 0), 1, ("c",)), 1).answers == ("a", "c")
+    assert choose(two, PollResults((0, 0, 0), 1, ("a", "c")), 1).answers == ("c",)
+    full = choose(two, PollResults((0, 0, 0), 1, ("a", "c")), 2)
+    assert full.answers is None and full.error and "at most 2" in full.message
+    withdrawn = choose(two, PollResults((0, 0, 0), 1, ("a",)), 1)
+    assert withdrawn.answers == () and withdrawn.message == "Vote withdrawn."
+    ended = choose(LUNCH, PollResults((1, 0, 0), 1, ("a",), ended=True), 2)
+    assert ended.answers is None and ended.error

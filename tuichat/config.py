@@ -50,6 +50,11 @@ membership = "condense"
 # v shows it large).
 previews = true
 
+# Lines naming only the type of an event tuichat has no rendering for
+# (state events, unknown types): never dropped, shown only when true.
+# Ctrl+P, "hidden events" switches live.
+show_hidden_events = false
+
 # Where downloaded files go (default: your Downloads directory).
 # download_dir = "~/Downloads"
 
@@ -82,6 +87,7 @@ class Config:
     show_encrypted_text: bool = False
     title_counts: bool = False
     previews: bool = True
+    show_hidden_events: bool = False
     download_dir: Path | None = None
     keys: dict[str, str] = field(default_factory=dict)
     path: Path | None = None
@@ -180,11 +186,11 @@ def _validate(raw: dict[str, Any], path: Path, lines: _Lines) -> tuple[Config, l
                         value = None
             if value is not None:
                 values[key] = value
-        elif key == "previews":
+        elif key in ("previews", "show_hidden_events"):
             if isinstance(raw[key], bool):
                 values[key] = raw[key]
             else:
-                problem("", key, "'previews' must be true or false")
+                problem("", key, f"'{key}' must be true or false")
         elif key == "download_dir":
             value = text_choice("", key, None, raw)
             if value is not None:

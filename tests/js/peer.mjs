@@ -435,10 +435,11 @@ const commands = {
         return event_id;
     },
 
-    async waitForEvent({ roomId, type, relType = null, sender = null, timeoutMs = 30000 }) {
+    // `nth`: the nth such event (0: the first), to wait for later ones.
+    async waitForEvent({ roomId, type, relType = null, sender = null, timeoutMs = 30000, nth = 0 }) {
         return await waitFor(
             () =>
-                roomEvents.find(
+                roomEvents.filter(
                     (e) =>
                         e.room_id === roomId &&
                         e.type === type &&
@@ -446,7 +447,7 @@ const commands = {
                         (relType === null ||
                             e.relation?.rel_type === relType ||
                             (relType === "m.in_reply_to" && e.relation?.["m.in_reply_to"])),
-                ),
+                )[nth],
             timeoutMs,
             `a ${type} event`,
         );

@@ -211,6 +211,9 @@ class TimelineItem:
     poll: PollStart | None = None
     # A room this item leads to (a tombstone's successor, a predecessor).
     link_room: str | None = None
+    # A line naming only an event's type (a state event or type tuichat has
+    # no rendering for): kept, shown only with `show_hidden_events`.
+    type_only: bool = False
     version: int = 0
 
     @property

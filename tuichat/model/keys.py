@@ -89,6 +89,15 @@ KEY_ACTIONS: tuple[KeyAction, ...] = (
     KeyAction("open", "enter", "Save file", KeyScope.SELECTED_MESSAGE),
     KeyAction("view", "v", "View image", KeyScope.SELECTED_MESSAGE),
     KeyAction("thread", "t", "Thread", KeyScope.SELECTED_MESSAGE),  # threads (issue 21)
+    # issue 22: on a selected poll, the digit N votes for answer N (toggles it on
+    # multi-choice polls); keys bound instead vote by their last digit.
+    KeyAction(
+        "vote",
+        "1,2,3,4,5,6,7,8,9",
+        "Vote for answer N (a poll)",
+        KeyScope.SELECTED_MESSAGE,
+        show=False,
+    ),
 )
 
 KEYS_BY_ID: dict[str, KeyAction] = {action.id: action for action in KEY_ACTIONS}

@@ -28,7 +28,7 @@ from tuichat.model.items import TimelineItem
 DAY_BREAK = 1  # the first item of its day: a date line above it
 NEW_BELOW = 2  # the last item read: the "new messages" line below it
 RUN_HEAD = 4  # the first of several membership changes: their summary
-HIDDEN = 8  # condensed into the run's summary, or membership hidden
+HIDDEN = 8  # condensed into a run's summary, membership or type-only lines hidden
 PREVIEW = 16  # an image whose preview has arrived
 # A run of membership changes is summarised up to this many items.
 MAX_RUN = 500
@@ -132,15 +132,17 @@ def membership_summary(items: Sequence[TimelineItem]) -> str:
 
 class Layout:
     """The neighbour facts of a timeline's items: `items` in order, the
-    key of the last item read (`unread_after`) and how membership changes
-    are shown."""
+    key of the last item read (`unread_after`), how membership changes
+    are shown, and whether lines naming only an event's type show
+    (`show_hidden_events`)."""
 
-    __slots__ = ("items", "membership", "unread_after")
+    __slots__ = ("items", "membership", "show_hidden_events", "unread_after")
 
     def __init__(self, items: ItemSource) -> None:
         self.items = items
         self.unread_after: str | None = None
         self.membership = MembershipDisplay.CONDENSE
+        self.show_hidden_events = False
 
     def flags(self, index: int, previews: Container[str]) -> tuple[int, int]:
         """The neighbour facts of item `index`, and the length of the run
@@ -160,6 +162,8 @@ class Layout:
             flags |= NEW_BELOW
         if item.attachment is not None and item.key in previews:
             flags |= PREVIEW
+        if item.type_only and not self.show_hidden_events:
+            flags |= HIDDEN
         if item.membership is not None:
             mode = self.membership
             if mode is MembershipDisplay.HIDE:

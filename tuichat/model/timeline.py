@@ -142,7 +142,7 @@ class Timeline(Sequence[TimelineItem]):
         # its latest valid edit), kept up to date as edits come, so a flood
         # of edits to one message is not rescanned on every new one.
         self._latest: dict[str, tuple[tuple[str, bool], TimelineItem | None]] = {}
-        self._polls = PollBook()  # issue 22: votes and ends, by poll
+        self.polls = PollBook()  # issue 22: votes and ends, by poll
         self._edit_target: dict[str, str] = {}  # edit event id -> target
         self._reactions: dict[str, dict[str, tuple[str, str]]] = {}  # target -> {id: (key, sender)}
         self._reaction_target: dict[str, str] = {}  # reaction event id -> target
@@ -252,7 +252,7 @@ class Timeline(Sequence[TimelineItem]):
             return self._redecorate(target)
         if relation.kind is RelationKind.REDACTION:
             self._redacted.add(target)
-            poll = self._polls.forget_response(target)
+            poll = self.polls.forget_response(target)
             if poll is not None:
                 return self._redecorate(poll)
             if target in self._reaction_target:
@@ -270,7 +270,7 @@ class Timeline(Sequence[TimelineItem]):
         if relation.kind in (RelationKind.POLL_RESPONSE, RelationKind.POLL_END):
             end = relation.kind is RelationKind.POLL_END
             answers = None if end else relation.answers
-            self._polls.add(target, event_id, item.sender, item.timestamp, answers)
+            self.polls.add(target, event_id, item.sender, item.timestamp, answers)
             return self._redecorate(target)
         return []  # HIDDEN: applied once it decrypts (an ItemsReplaced)
 
@@ -317,7 +317,7 @@ class Timeline(Sequence[TimelineItem]):
                 edited=True,
             )
         if base.poll is not None:
-            body = self._polls.text(key, base.poll, base.sender, self.own_user_id)
+            body = self.polls.text(key, base.poll, base.sender, self.own_user_id)
             item = replace(item, body=body) if body != item.body else item
         reactions = self._aggregate(key)
         if reactions != item.reactions or readers != item.read_by:

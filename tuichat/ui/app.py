@@ -148,6 +148,7 @@ class TuichatApp(App[int]):
         view.time_format = self.config.time_format
         view.membership_display = MembershipDisplay(self.config.membership)
         view.previews_enabled = self.config.previews
+        view.set_show_hidden_events(self.config.show_hidden_events)
         assert self.reader is not None
         self.reader.read_start()
         self.apply_inbox_now()
@@ -285,6 +286,13 @@ class TuichatApp(App[int]):
                 "How joins and leaves appear in the timeline",
                 lambda mode=mode: self.chat.set_membership_display(mode),
             )
+        # issue 22: lines naming only an event's type (`show_hidden_events`).
+        view = self.main.timeline
+        yield SystemCommand(
+            f"Hidden events: {'hide' if view.show_hidden_events else 'show'}",
+            "Lines naming only the type of an event tuichat has no rendering for",
+            lambda: view.set_show_hidden_events(not view.show_hidden_events),
+        )
 
     def key_label(self, binding_id: str) -> str:
         """The keys of an action in the key table as people write them

@@ -9,7 +9,7 @@ table); every string shown is cleaned here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from tuichat.matrix.content.room_state import RoomState
@@ -251,6 +251,18 @@ def predecessor_of(content: dict[str, Any]) -> str | None:
     return predecessor if predecessor.startswith("!") else None
 
 
+def readable_predecessor(states: Mapping[str, RoomState], room_id: str) -> str | None:
+    """The room `room_id` replaces, if its state is known here (you are or
+    were in it), else None."""
+    state = states.get(room_id)
+    if state is None:
+        return None
+    predecessor = predecessor_of(state.content("m.room.create"))
+    if predecessor is None or predecessor == room_id or predecessor not in states:
+        return None
+    return predecessor
+
+
 def create_suffix(content: dict[str, Any]) -> str:
     """What a room's create event adds when the room replaces another."""
     predecessor = predecessor_of(content)
@@ -278,7 +290,8 @@ def unknown_event(
     event_type: str, event: dict[str, Any], content: dict[str, Any], state: RoomState
 ) -> Fields | None:
     """An event with no converter: its body if it has one, else a line
-    naming its type. Relations and verification steps stay applied to what
+    naming its type (`type_only`: the timeline shows it only when
+    `show_hidden_events` is on). Relations and verification steps stay applied to what
     they relate to, not shown."""
     relates = _dict(content.get("m.relates_to"))
     if relates.get("rel_type") in ("m.replace", "m.annotation", "m.reference"):
@@ -293,8 +306,12 @@ def unknown_event(
         return {"kind": ItemKind.TEXT, "body": clean_text(body)}
     shown = clean_line(event_type, max_length=80) or "(no type)"
     if isinstance(event.get("state_key"), str):
-        return {"kind": ItemKind.STATE, "body": f"{actor} changed {shown}"}
-    return {"kind": ItemKind.STATE, "body": f"{actor} sent an event of type {shown}"}
+        return {"kind": ItemKind.STATE, "body": f"{actor} changed {shown}", "type_only": True}
+    return {
+        "kind": ItemKind.STATE,
+        "body": f"{actor} sent an event of type {shown}",
+        "type_only": True,
+    }
 
 
 OTHER_CONVERTERS: dict[str, Converter] = {

@@ -18,6 +18,7 @@ from typing import Any
 
 from tuichat.matrix.content.convert import Viewer, to_item
 from tuichat.matrix.content.direct_messages import parse_direct
+from tuichat.matrix.content.other_events import readable_predecessor
 from tuichat.matrix.content.room_state import RoomState
 from tuichat.matrix.crypto.types import Decryption
 from tuichat.matrix.storage.cache import Cache
@@ -79,7 +80,12 @@ class Snapshot:
         if state is None or room_id in self.timelines:
             return None
         events, has_older = cache.load_events(room_id, events_per_room)
-        self.has_older[room_id] = has_older or cache.prev_batch(room_id) is not None
+        self.has_older[room_id] = (
+            has_older
+            or cache.prev_batch(room_id) is not None
+            # issue 22: past an upgraded room's start, its predecessor's history
+            or readable_predecessor(self.states, room_id) is not None
+        )
         marker = cache.read_marker(room_id)
         if marker:
             self.read_markers[room_id] = marker

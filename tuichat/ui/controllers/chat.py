@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from tuichat.model.draft import Draft, DraftKind
 from tuichat.model.items import ItemKind, TimelineItem
+from tuichat.model.poll_choice import choose
 from tuichat.model.rooms import Membership
 from tuichat.model.sanitize import SafeText, safe_line, safe_text, trusted
 from tuichat.model.timeline import EDITABLE_KINDS
@@ -183,6 +184,9 @@ class ChatController:
         main.typing.show(tuple(safe_line(name) for name in state.typing.get(room_id, ())))
         self.update_members(room_id)
         self.show_history_state(room_id)
+        # A timeline shorter than the screen is at its top already: older
+        # history (an upgraded room's predecessor's too) without a scroll.
+        main.timeline.call_after_refresh(main.timeline.ask_again)
         marker = state.mark_read(room_id)
         if marker is not None:
             self._send_read_marker(room_id, marker)
@@ -339,6 +343,21 @@ class ChatController:
         )
 
     # -- the selected message ------------------------------------------------------------------
+
+    def vote_by_key(self, item: TimelineItem, number: int) -> None:
+        """A digit on a selected poll (issue 22): vote for answer `number`,
+        or toggle it in your selection on a multi-choice poll."""
+        feedback = self.main.feedback
+        room_id, service = self.room_id, self.service
+        if item.poll is None or item.event_id is None or room_id is None or service is None:
+            feedback.show(trusted("Digits vote on a selected poll."), error=True)
+            return
+        timeline = self.state.timeline(room_id)
+        results = timeline.polls.results(item.event_id, item.poll, item.sender, self.state.user_id)
+        choice = choose(item.poll, results, number)
+        if choice.answers is not None:
+            service.vote(room_id, item.event_id, item.poll, list(choice.answers))
+        feedback.show(safe_line(choice.message), error=choice.error)
 
     def follow_link(self, room_id: str) -> None:
         """To a replaced room's successor, or an upgraded room's predecessor:

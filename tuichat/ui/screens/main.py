@@ -118,6 +118,9 @@ class MainScreen(Screen[None]):
         if action == "thread" or (action == "open" and item.thread is not None):
             self.chat.app.threads.open_for(item)
             return
+        if action == "vote":  # issue 22: a digit on a poll
+            self.chat.vote_by_key(item, message.number)
+            return
         self.chat.item_action(item, action)
 
     @on(TimelineView.PreviewWanted)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from rich.segment import Segment
+from textual import events
 from textual.binding import Binding
 from textual.message import Message
 from textual.strip import Strip
@@ -181,10 +182,11 @@ class TimelineView(VirtualLines, can_focus=True):
     class ItemAction(Message):
         """The reader wants to do something with the selected item."""
 
-        def __init__(self, action: str, item: TimelineItem) -> None:
+        def __init__(self, action: str, item: TimelineItem, number: int = 0) -> None:
             super().__init__()
             self.action = action
             self.item = item
+            self.number = number  # "vote": the answer's number (the digit pressed)
 
     class Left(Message):
         """The reader left the timeline (Escape): back to the composer."""
@@ -241,6 +243,20 @@ class TimelineView(VirtualLines, can_focus=True):
     @membership_display.setter
     def membership_display(self, mode: MembershipDisplay) -> None:
         self._layout.membership = mode
+
+    @property
+    def show_hidden_events(self) -> bool:
+        """Whether lines naming only an event's type show (the config's
+        `show_hidden_events`)."""
+        return self._layout.show_hidden_events
+
+    def set_show_hidden_events(self, shown: bool) -> None:
+        """Show or leave out the lines naming only an event's type: every
+        height may change, as for membership changes."""
+        self._layout.show_hidden_events = shown
+        self._strips.clear()
+        self._lines.reset(len(self._items))
+        self.refresh()
 
     @property
     def previews_enabled(self) -> bool:
@@ -481,10 +497,19 @@ class TimelineView(VirtualLines, can_focus=True):
         if not self._step_selection(step) and step > 0:
             self.action_leave()
 
+    # The last key pressed here: the App checks non-priority bindings after
+    # the focused widget saw the key, so `vote` reads its digit from it.
+    _last_key = ""
+
+    def on_key(self, event: events.Key) -> None:
+        self._last_key = event.key
+
     def action_act(self, action: str) -> None:
         item = self.selected_item
         if item is not None:
-            self.post_message(self.ItemAction(action, item))
+            digit = self._last_key[-1:]
+            number = int(digit) if action == "vote" and digit.isdigit() else 0
+            self.post_message(self.ItemAction(action, item, number))
 
     # The item selected when the timeline last lost the focus (the base
     # class's blur handler, which runs after this one, clears the
