@@ -402,7 +402,14 @@ def _request_content(txn: str) -> dict[str, Any]:
 
 
 def _state_text(dialog: Any) -> str:
-    return str(dialog.query_one("#state").render())
+    """The dialog's state line; empty while the dialog, already the screen,
+    is still composing its widgets."""
+    from textual.css.query import NoMatches
+
+    try:
+        return str(dialog.query_one("#state").render())
+    except NoMatches:
+        return ""
 
 
 async def test_hostile_verification_request_and_cancel_reach_the_dialog_defused(
