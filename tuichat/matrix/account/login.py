@@ -267,6 +267,27 @@ def _errcode(body: str) -> str | None:
     return errcode if isinstance(errcode, str) else None
 
 
+async def store_session(
+    profile: Profile, client: TuichatClient, session: Session, *, relogin: bool
+) -> None:
+    """Store a new login's session in `profile` and upload the device keys
+    with `client` (built on the profile's crypto store). `relogin`: the
+    profile's device logged in again."""
+    if relogin:
+        # The server may have forgotten this device's keys with the device
+        # (a logout): upload them again, the same identity, so peers see
+        # the same device.
+        client.olm.account.shared = False
+    profile.save_session(session)
+    try:
+        if client.should_upload_keys:
+            await client.keys_upload()
+    except (aiohttp.ClientError, OSError, TimeoutError) as error:
+        # The keys are stored; the first sync uploads them.
+        log.warning("uploading device keys failed: %s", error)
+    profile.fix_permissions()
+
+
 async def complete_login(
     profile: Profile,
     base_url: str,
@@ -311,18 +332,7 @@ async def complete_login(
             )
         if previous is not None:
             session = replace(session, created_ms=previous.created_ms)
-            # The server may have forgotten this device's keys with the
-            # device (a logout): upload them again, the same identity, so
-            # peers see the same device.
-            client.olm.account.shared = False
-        profile.save_session(session)
-        try:
-            if client.should_upload_keys:
-                await client.keys_upload()
-        except (aiohttp.ClientError, OSError, TimeoutError) as error:
-            # The keys are stored; the first sync uploads them.
-            log.warning("uploading device keys failed: %s", error)
-        profile.fix_permissions()
+        await store_session(profile, client, session, relogin=previous is not None)
         return session
     except BaseException:
         if previous is None and profile.load_session() is None:

@@ -17,7 +17,7 @@ import aiohttp
 
 from tuichat.log_redaction import register_secret
 from tuichat.matrix.account import oauth_grants
-from tuichat.matrix.account.login import HTTP_TIMEOUT, LoginError
+from tuichat.matrix.account.login import HTTP_TIMEOUT, LoginError, store_session
 from tuichat.matrix.account.oauth import AuthServer, fetch_auth_server
 from tuichat.matrix.account.oauth_client_registration import (
     ClientCache,
@@ -126,17 +126,7 @@ async def complete(
     client = build_client(profile, session, max_timeouts=0)
     try:
         client.restore_login(session.user_id, session.device_id, session.access_token)
-        if previous is not None:
-            # The server may have forgotten this device's keys with the
-            # device: upload them again, the same identity.
-            client.olm.account.shared = False
-        profile.save_session(session)
-        try:
-            if client.should_upload_keys:
-                await client.keys_upload()
-        except (aiohttp.ClientError, OSError, TimeoutError) as error:
-            log.warning("uploading device keys failed: %s", error)
-        profile.fix_permissions()
+        await store_session(profile, client, session, relogin=previous is not None)
         return session
     except BaseException:
         if previous is None and profile.load_session() is None:
