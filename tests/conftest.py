@@ -60,9 +60,18 @@ def loopback_only() -> Iterator[None]:
     socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
 
 
+# Synapse's experimental features the tests switch on, one commented block each.
+EXPERIMENTAL_FEATURES: dict[str, Any] = {}
+# Dehydrated devices (MSC3814, issue 26): /unstable/org.matrix.msc3814.v1/dehydrated_device.
+EXPERIMENTAL_FEATURES["msc3814_enabled"] = True
+
+
 @pytest.fixture(scope="session")
 def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSynapse]:
-    server = LocalSynapse(tmp_path_factory.mktemp("synapse"))
+    server = LocalSynapse(
+        tmp_path_factory.mktemp("synapse"),
+        extra_config={"experimental_features": EXPERIMENTAL_FEATURES},
+    )
     server.start()
     yield server
     server.stop()

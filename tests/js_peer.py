@@ -373,6 +373,30 @@ class JsPeer:
     async def set_power_level(self, room_id: str, user_id: str, level: int) -> None:
         await self.call("setPowerLevel", roomId=room_id, userId=user_id, level=level)
 
+    # -- dehydrated devices (MSC3814, issue 26) -----------------------------------------
+
+    async def start_dehydration(
+        self, recovery_key: str | None = None, rehydrate: bool = True, create_new_key: bool = False
+    ) -> dict[str, Any]:
+        """Element's `startDehydration` (with the recovery key first, as on a
+        new login): {rehydrated, error, room_keys, to_device}."""
+        return dict(
+            await self.call(
+                "startDehydration",
+                timeout=120,
+                recoveryKey=recovery_key,
+                rehydrate=rehydrate,
+                createNewKey=create_new_key,
+            )
+        )
+
+    async def dehydrated_device(self) -> dict[str, Any] | None:
+        result = await self.call("dehydratedDevice")
+        return dict(result) if result else None
+
+    async def logout(self) -> None:
+        await self.call("logout")
+
     async def close(self) -> None:
         if self.process is None:
             return

@@ -825,6 +825,70 @@ const commands = {
         return true;
     },
 
+    // -- dehydrated devices (MSC3814, issue 26) --------------------------------------------
+
+    async startDehydration({ recoveryKey = null, rehydrate = true, createNewKey = false }) {
+        // As Element after "verify with recovery key": the cross-signing keys
+        // from secret storage, then rehydrate (if a device is there) and keep
+        // a new dehydrated device.
+        const { CryptoEvent } = await import("matrix-js-sdk/lib/crypto-api/index.js");
+        const crypto = client.getCrypto();
+        if (recoveryKey) {
+            const { decodeRecoveryKey } = await import("matrix-js-sdk/lib/crypto-api/recovery-key.js");
+            secretStorageKey = decodeRecoveryKey(recoveryKey);
+            // Our identity as the server has it, before its private keys are imported.
+            await crypto.getUserDeviceInfo([client.getUserId()], true);
+            await waitFor(
+                async () => (await crypto.getCrossSigningStatus()).publicKeysOnDevice,
+                30000,
+                "our cross-signing identity",
+            );
+            await crypto.bootstrapCrossSigning({});
+        }
+        const outcome = { rehydrated: false, error: null, room_keys: 0, to_device: 0 };
+        const progress = (roomKeys, toDevice) => {
+            outcome.room_keys = roomKeys;
+            outcome.to_device = toDevice;
+        };
+        const completed = () => {
+            outcome.rehydrated = true;
+        };
+        const failed = (message) => {
+            outcome.error = String(message);
+        };
+        client.on(CryptoEvent.RehydrationProgress, progress);
+        client.on(CryptoEvent.RehydrationCompleted, completed);
+        client.on(CryptoEvent.RehydrationError, failed);
+        try {
+            await crypto.startDehydration({ rehydrate, createNewKey });
+        } finally {
+            client.off(CryptoEvent.RehydrationProgress, progress);
+            client.off(CryptoEvent.RehydrationCompleted, completed);
+            client.off(CryptoEvent.RehydrationError, failed);
+        }
+        return outcome;
+    },
+
+    async dehydratedDevice() {
+        // The server's dehydrated device of this account: {device_id, algorithm} or null.
+        try {
+            const reply = await client.http.authedRequest("GET", "/dehydrated_device", undefined, undefined, {
+                prefix: "/_matrix/client/unstable/org.matrix.msc3814.v1",
+            });
+            return { device_id: reply.device_id, algorithm: reply.device_data?.algorithm ?? null };
+        } catch (error) {
+            if (error?.errcode === "M_NOT_FOUND") return null;
+            throw error;
+        }
+    },
+
+    async logout() {
+        // Sign this device out (the server deletes it and its keys).
+        client.stopClient();
+        await client.logout(true);
+        return true;
+    },
+
     async undecryptable({ roomId }) {
         return undecryptableEvents.filter((e) => e.room_id === roomId);
     },

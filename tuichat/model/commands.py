@@ -299,6 +299,13 @@ COMMANDS: dict[str, CommandSpec] = {
             on_off_global,
         ),
         CommandSpec("recover", "/recover", "restore encrypted history (or set up recovery)"),
+        # dehydrated devices (issue 26)
+        CommandSpec(
+            "dehydration",
+            "/dehydration on|off",
+            "keep a device on the server that receives keys while you are signed out",
+            one_of("on", "off"),
+        ),
         CommandSpec(
             "signed-only",
             "/signed-only verified|all|off",

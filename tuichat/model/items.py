@@ -89,6 +89,8 @@ KEY_SOURCE_LABELS: dict[str, str] = {
     "forwarded": "key forwarded by another device",
     "imported": "key imported from a file",
     "backup": "key restored from backup",
+    # dehydrated devices (issue 26): sent over Olm to the device the server kept
+    "dehydrated": "key received by your dehydrated device",
 }
 
 

@@ -147,6 +147,21 @@ def _recover(ctx: CommandContext, command: Command, mentions: Mapping[str, str])
     ctx.people.open_recovery()
 
 
+def _dehydration(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
+    """Dehydrated devices (issue 26): the setting, said back as the service did it."""
+    service, feedback = ctx.service, ctx.chat.main.feedback
+    assert service is not None
+
+    async def run() -> None:
+        result = await service.set_dehydration(command.argument == "on")
+        if isinstance(result, Failed):
+            feedback.show(safe_line(f"Dehydrated device: {result.message}"), error=True)
+        else:
+            feedback.show(safe_text(result))
+
+    ctx.chat.with_progress(trusted("Dehydrated device…"), run())
+
+
 def _signed_only(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
     assert ctx.service is not None
     ctx.service.set_signed_only(command.argument)
@@ -323,6 +338,7 @@ HANDLERS: dict[str, CommandHandler] = {
     "blacklist": CommandHandler(_set_device_trust),
     "verified-only": CommandHandler(_verified_only),
     "recover": CommandHandler(_recover),
+    "dehydration": CommandHandler(_dehydration),  # issue 26
     "signed-only": CommandHandler(_signed_only),
     "retry": CommandHandler(_retry),
     "export-keys": CommandHandler(_keys_file),

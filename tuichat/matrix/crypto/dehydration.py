@@ -33,6 +33,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import struct
 from dataclasses import dataclass, field
@@ -44,8 +45,12 @@ from Crypto.Hash import SHA256
 from Crypto.Protocol.KDF import HKDF
 from Crypto.PublicKey import ECC
 from Crypto.Util.Padding import pad
+from nio.crypto.sessions import InboundGroupSession
 
 from tuichat.matrix.crypto.cross_signing import SigningKey, signable
+from tuichat.matrix.crypto.nio_extensions import TuichatOlm
+
+log = logging.getLogger(__name__)
 
 SECRET_NAME = "org.matrix.msc3814"
 ALGORITHM_V1 = "org.matrix.msc3814.v1.olm"
@@ -149,7 +154,8 @@ def encode_v2(device: DeviceSecrets, key: bytes) -> dict[str, Any]:
     nonce = secrets.token_bytes(_NONCE)
     cipher = ChaCha20_Poly1305.new(key=key, nonce=nonce)
     ciphertext, tag = cipher.encrypt_and_digest(bytes(plain))
-    return {"algorithm": ALGORITHM_V2, "device_pickle": _b64(ciphertext + tag), "nonce": _b64(nonce)}
+    pickle = _b64(ciphertext + tag)
+    return {"algorithm": ALGORITHM_V2, "device_pickle": pickle, "nonce": _b64(nonce)}
 
 
 def decode_v2(device_data: dict[str, Any], key: bytes) -> DeviceSecrets:
@@ -177,7 +183,7 @@ def decode_v2(device_data: dict[str, Any], key: bytes) -> DeviceSecrets:
         one_time = tuple(plain[at + 32 * i : at + 32 * (i + 1)] for i in range(count))
         at += 32 * count
         fallback = plain[at + 1 : at + 33] if plain[at] else None
-        if fallback is not None and len(fallback) != 32 or len(curve) != 32 or len(seed) != 32:
+        if (fallback is not None and len(fallback) != 32) or len(curve) != 32 or len(seed) != 32:
             raise DehydrationError("the dehydrated device's pickle is malformed")
     except struct.error:
         raise DehydrationError("the dehydrated device's pickle is malformed") from None
@@ -446,3 +452,27 @@ class RehydratedDevice:
             sender_key=str(event["content"]["sender_key"]),
             sender_ed25519=claimed,
         )
+
+
+KEY_SOURCE = "dehydrated"  # how the timeline names where such a key came from
+
+
+def import_received_keys(olm: TuichatOlm, keys: list[ReceivedRoomKey]) -> int:
+    """Keep the room keys (one store transaction); returns how many were new
+    or better than the copy held. The caller retries waiting events."""
+    imported = 0
+    with olm.store_transaction():
+        for key in keys:
+            try:
+                session = InboundGroupSession(
+                    key.session_key, key.sender_ed25519, key.sender_key, key.room_id
+                )
+            except Exception:  # noqa: BLE001 - a malformed key from a peer
+                log.warning("a room key the dehydrated device received is malformed")
+                continue
+            if session.id != key.session_id:
+                log.warning("a room key the dehydrated device received names another session")
+                continue
+            if olm.import_inbound_session(session, KEY_SOURCE):
+                imported += 1
+    return imported

@@ -63,7 +63,7 @@ class Decryption:
     reason: str | None = None  # a UtdReason or a withheld reason, when payload is None
     session_id: str | None = None
     trust: MessageTrust | None = None  # for a decrypted event
-    key_source: str | None = None  # "forwarded", "imported", "backup" or None
+    key_source: str | None = None  # "forwarded", "imported", "backup", "dehydrated" or None
 
     @classmethod
     def withheld(cls, code: WithheldCode, session_id: str | None) -> Decryption:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from tuichat.matrix.content.room_state import RoomState
     from tuichat.matrix.crypto.engine import ImportResult
     from tuichat.matrix.crypto.recovery import RecoveryStatus
+    from tuichat.model.dehydration import DehydrationState
     from tuichat.model.devices import DeviceInfo
     from tuichat.model.items import Attachment, TimelineItem
     from tuichat.model.polls import PollStart
@@ -208,3 +209,7 @@ class ChatService(Protocol):
     async def account_url(
         self, action: str | None = None, device_id: str | None = None
     ) -> Outcome[str | None]: ...
+
+    # -- dehydrated devices (issue 26) ---------------------------------------------------
+    async def dehydration_state(self) -> Outcome[DehydrationState]: ...
+    async def set_dehydration(self, on: bool) -> Outcome[str]: ...

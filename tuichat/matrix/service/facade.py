@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from tuichat.matrix.storage.cache import Cache
     from tuichat.matrix.storage.snapshot import Snapshot
     from tuichat.matrix.transport.media import Progress
+    from tuichat.model.dehydration import DehydrationState
     from tuichat.model.devices import DeviceInfo
     from tuichat.model.events import ConnectionState, Sink
     from tuichat.model.items import Attachment, TimelineItem
@@ -581,3 +582,11 @@ class MatrixService:
 
     async def send_thread_receipt(self, room_id: str, event_id: str, thread_id: str) -> bool:
         return await self.parts.threads.send_thread_receipt(room_id, event_id, thread_id)
+
+    # -- dehydrated devices (issue 26) ---------------------------------------------------
+
+    async def dehydration_state(self) -> Outcome[DehydrationState]:
+        return await self.parts.dehydration.state()
+
+    async def set_dehydration(self, on: bool) -> Outcome[str]:
+        return await self.parts.dehydration.set_enabled(on)

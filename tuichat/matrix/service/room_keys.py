@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuichat.matrix.account.oauth_uia import (
     ApprovalRequired,
@@ -34,6 +34,9 @@ from tuichat.matrix.service.room_views import RoomViews
 from tuichat.matrix.service.trust import DeviceTrust
 from tuichat.model.events import Notice, RecoveryOffered
 
+if TYPE_CHECKING:
+    from tuichat.matrix.service.dehydrated_device import DehydratedDevice
+
 log = logging.getLogger(__name__)
 
 
@@ -45,6 +48,8 @@ class RoomKeys:
         self._views = views
         self._trust = trust
         self._backup_problem = ""
+        # Dehydrated devices (issue 26), set by wiring.
+        self.dehydration: DehydratedDevice | None = None
 
     @property
     def crypto(self) -> CryptoEngine | None:
@@ -61,6 +66,8 @@ class RoomKeys:
         if problem and problem != self._backup_problem:
             self._context.emit(Notice(f"Key backup: {problem}", error=True))
         self._backup_problem = problem
+        if self.dehydration is not None:
+            await self.dehydration.upkeep()
 
     async def recovery_status(self) -> Outcome[RecoveryStatus]:
         assert self.crypto is not None
@@ -99,6 +106,8 @@ class RoomKeys:
         result, redecrypted = await self.crypto.restore_backup(progress)
         self._views.emit_redecrypted(redecrypted)
         self.crypto.extras.flush()
+        if self.dehydration is not None:
+            await self.dehydration.recovered(key)
         self._trust.report_device_news()
         return result
 
@@ -156,6 +165,8 @@ class RoomKeys:
                 await crypto.recovery.store_secret(
                     key, key_id, SECRET_NAMES[usage], signing_key.secret
                 )
+        if self.dehydration is not None:
+            await self.dehydration.recovered(key)
         await self.upkeep()
         return recovery_key
 

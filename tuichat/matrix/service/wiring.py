@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tuichat.matrix.service.account_context import AccountContext
+from tuichat.matrix.service.dehydrated_device import DehydratedDevice
 from tuichat.matrix.service.history import History, TimelineGaps
 from tuichat.matrix.service.moderation import RoomModeration
 from tuichat.matrix.service.opening import AccountOpener
@@ -48,6 +49,7 @@ class Parts:
     moderation: RoomModeration
     spaces: Spaces
     safety: UserSafety
+    dehydration: DehydratedDevice  # issue 26
 
 
 def build_parts(
@@ -63,6 +65,8 @@ def build_parts(
     tokens = TokenRecovery(context, stop_syncing)
     trust = DeviceTrust(context, views)
     keys = RoomKeys(context, views, trust)
+    # Dehydrated devices (issue 26): made and read around recovery, replaced in upkeep.
+    keys.dehydration = dehydration = DehydratedDevice(context, views)
     read_state = ReadState(context)
     sending = SendQueue(context, outbox, tokens)
     gaps = TimelineGaps()
@@ -104,4 +108,5 @@ def build_parts(
         moderation=moderation,
         spaces=Spaces(context, moderation),
         safety=UserSafety(context),
+        dehydration=dehydration,
     )

@@ -1,5 +1,8 @@
 """The Devices screen: a user's identity, devices, fingerprints and trust.
 
+For your own account it also says whether a dehydrated device (MSC3814)
+receives room keys while you are signed out.
+
 Keys: v verify (after comparing the fingerprint out of band), e emoji
 verification, u unverify, b blacklist, n unblacklist, i ignore, a accept
 a changed identity, r refresh, m manage your account (the server's account
@@ -26,6 +29,8 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from tuichat.matrix.service import Failed
+from tuichat.model.dehydration import DehydrationState
 from tuichat.model.devices import DeviceInfo, IdentityState, Trust
 from tuichat.model.sanitize import SafeText, safe_line, safe_text, trusted
 from tuichat.ui.screens.confirm import ConfirmDialog
@@ -66,6 +71,7 @@ class DevicesScreen(Screen[None]):
     DevicesScreen { layout: vertical; }
     DevicesScreen #devices-title { height: auto; padding: 0 1; background: $panel; }
     DevicesScreen #identity { height: auto; padding: 0 1; margin: 1 1 0 1; }
+    DevicesScreen #dehydrated { height: auto; padding: 0 1; margin: 0 1; color: $text-muted; }
     DevicesScreen #this-device {
         height: auto; padding: 1 1; border: round $success; margin: 1 1 0 1;
     }
@@ -101,6 +107,7 @@ class DevicesScreen(Screen[None]):
         self._early_identity: IdentityState | None = None
         self._early_status: tuple[SafeText, bool] | None = None
         self._ready = False  # the widgets exist (from the start of `on_mount`)
+        self._dehydrated_line: Text | None = None  # your own devices only (issue 26)
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -108,6 +115,7 @@ class DevicesScreen(Screen[None]):
             title.append(f"  {safe_line(self.user_id)}", style="dim")
             yield Static(title, id="devices-title")
             yield Static(id="identity")
+            yield Static(id="dehydrated")
             yield Static(Text("Loading…", style="dim"), id="this-device")
             yield DataTable(id="device-table", cursor_type="row", zebra_stripes=True)
             yield Static(id="devices-status")
@@ -126,6 +134,9 @@ class DevicesScreen(Screen[None]):
             self.show_identity(self._early_identity)
         if self._early_status is not None:
             self.show_status(self._early_status[0], error=self._early_status[1])
+        self.query_one("#dehydrated", Static).display = self._dehydrated_line is not None
+        if self._dehydrated_line is not None:
+            self.query_one("#dehydrated", Static).update(self._dehydrated_line)
         self._early_devices = self._early_identity = self._early_status = None
 
     @property
@@ -160,6 +171,19 @@ class DevicesScreen(Screen[None]):
             ),
         }
         self.query_one("#identity", Static).update(texts.get(state, texts[IdentityState.NONE]))
+
+    def show_dehydration(self, state: DehydrationState | Failed) -> None:
+        """Whether your account has a dehydrated device (your own devices only)."""
+        if isinstance(state, Failed):
+            line = Text(safe_line(f"Dehydrated device: unknown ({state.message})"), style="red")
+        else:
+            line = Text(safe_line(state.line()))
+        self._dehydrated_line = line
+        if self._gone or not self._ready:
+            return
+        widget = self.query_one("#dehydrated", Static)
+        widget.display = True
+        widget.update(line)
 
     def show_devices(self, devices: Sequence[DeviceInfo]) -> None:
         if self._gone:
@@ -303,6 +327,8 @@ class DevicesScreen(Screen[None]):
         assert self.service is not None
         self.show_devices(await self.service.devices(self.user_id, refresh=refresh))
         self.show_identity(self.service.identity_state(self.user_id))
+        if self.user_id == self.service.user_id:
+            self.show_dehydration(await self.service.dehydration_state())
 
     def _set_trust(self, device_id: str, action: str) -> None:
         if self.service is None:
