@@ -5,6 +5,7 @@ directions, against Synapse with MSC3814 on."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import Callable
@@ -203,25 +204,31 @@ async def _read_after_new_login(
     profile: Profile,
     start_service: ServiceFactory,
     room_id: str,
-    body: str,
+    bodies: list[str],
     recovery_key: str,
+    events_page: int | None = None,
 ) -> tuple[MatrixService, Recorder]:
-    """A new tuichat login: the message waits for its key until the
-    recovery key is entered, then reads with the dehydrated device's key."""
+    """A new tuichat login: the messages wait for their keys until the
+    recovery key is entered, then read with the dehydrated device's keys
+    (its to-device messages fetched `events_page` at a time)."""
     await log_in(synapse, profile, user)
     recorder = Recorder()
     service = await start_service(profile, recorder)
     await wait_until(
-        lambda: [i for i in recorder.items(room_id) if i.kind is ItemKind.UNDECRYPTABLE], 30
+        lambda: (
+            len([i for i in recorder.items(room_id) if i.kind is ItemKind.UNDECRYPTABLE])
+            == len(bodies)
+        ),
+        30,
     )
+    service.parts.dehydration.events_page = events_page
     result = await service.recover(recovery_key=recovery_key)
     assert not isinstance(result, Failed), result
-    item = await wait_until(lambda: recorder.text_from(room_id, body), 30)
-    assert item.key_source == "dehydrated"
-    assert any(
-        isinstance(e, Notice) and "dehydrated device had received 1 room key" in e.text
-        for e in recorder.events
-    )
+    for body in bodies:
+        item = await wait_until(lambda body=body: recorder.text_from(room_id, body), 30)
+        assert item.key_source == "dehydrated"
+    told = f"dehydrated device had received {len(bodies)} room key(s)"
+    assert any(isinstance(e, Notice) and told in e.text for e in recorder.events)
     return service, recorder
 
 
@@ -249,20 +256,36 @@ async def test_keys_sent_while_signed_out_are_read_after_a_new_tuichat_login(
     await _joined(service, recorder, room_id)
     await js.wait_for_member(room_id, alice.user_id)
     await _sign_out(service, first)
+    # Two room keys, one page each: the second Olm message is again a
+    # pre-key message of the same session (the device never answered).
     await js.send(room_id, "sent while no tuichat device existed")
+    await js.discard_room_key(room_id)
+    await js.send(room_id, "and a second, with a new room key")
 
-    second, _recorder = await _read_after_new_login(
+    second, second_recorder = await _read_after_new_login(
         synapse,
         alice,
         Profile(tmp_path / "second"),
         start_service,
         room_id,
-        "sent while no tuichat device existed",
+        ["sent while no tuichat device existed", "and a second, with a new room key"],
         recovery_key,
+        events_page=1,
     )
-    # Deleted once read, and a new one kept in its place.
+    # Deleted once read, and a new one kept in its place; nobody is told of
+    # it as of someone signing in.
     replaced = _dehydrated(synapse, alice)
     assert replaced is not None and replaced["device_id"] != made["device_id"]
+    await wait_until(
+        lambda: [
+            d
+            for d in second.parts.trust.crypto.device_infos(alice.user_id)  # type: ignore[union-attr]
+            if d.device_id == replaced["device_id"]
+        ],
+        30,
+    )
+    await asyncio.sleep(3)  # upkeep rounds, which tell of new devices
+    assert not [i for i in second_recorder.items(room_id) if replaced["device_id"] in i.key]
 
     # Off: the device is deleted and the setting stays in the profile.
     said = await second.set_dehydration(False)
@@ -337,7 +360,7 @@ async def test_tuichat_rehydrates_a_device_element_made(
         Profile(tmp_path / "tuichat"),
         start_service,
         room_id,
-        "for the device Element dehydrated",
+        ["for the device Element dehydrated"],
         recovery_key,
     )
     replaced = _dehydrated(synapse, alice)

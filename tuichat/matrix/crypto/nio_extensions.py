@@ -25,7 +25,8 @@ Encryption module is the reference):
 - Olm-encrypted to-device messages nio does not understand (verification
   steps, secrets) are kept for tuichat instead of being dropped.
 - A known device whose identity keys change is flagged and keeps its old
-  keys; nio silently accepts a new Curve25519 key.
+  keys; nio silently accepts a new Curve25519 key. A new device is
+  reported, unless it is a dehydrated device (MSC3814).
 - An error answer to /keys/claim is a KeysClaimError, not a TypeError.
 - /keys/query answers are also handed over raw, for cross-signing
   (`cross_signing.py`): nio drops the cross-signing keys and signatures.
@@ -462,7 +463,10 @@ class TuichatOlm(Olm):
                 reported = (keys.get(f"ed25519:{device_id}"), keys.get(f"curve25519:{device_id}"))
                 old = known.get(device_id)
                 if old is None:
-                    if (user_id, device_id) != (self.user_id, self.device_id):
+                    # A dehydrated device (MSC3814) is nobody signing in.
+                    if (user_id, device_id) != (self.user_id, self.device_id) and (
+                        payload.get("dehydrated") is not True
+                    ):
                         self.new_devices.append((user_id, device_id))
                 elif reported != old:
                     device = self.device_store[user_id].get(device_id)

@@ -100,6 +100,9 @@ class DehydratedDevice:
         self._clock = clock
         self._next_check_ms = 0
         self._told = ""
+        # Events asked for per page of the device's to-device messages (None:
+        # the server's default, 100 on Synapse).
+        self.events_page: int | None = None
 
     @property
     def crypto(self) -> CryptoEngine:
@@ -192,7 +195,10 @@ class DehydratedDevice:
         since: str | None = None
         received, events_seen = [], 0
         for _page in range(MAX_EVENT_PAGES):
-            reply = await crypto.http.request("GET", path, query={"from": since} if since else None)
+            query = {"from": since} if since else {}
+            if self.events_page is not None:
+                query["limit"] = str(self.events_page)
+            reply = await crypto.http.request("GET", path, query=query or None)
             events = reply.get("events")
             events = events if isinstance(events, list) else []
             events_seen += len(events)
