@@ -367,3 +367,51 @@ async def test_tuichat_rehydrates_a_device_element_made(
     assert replaced is not None and replaced["device_id"] != made["device_id"]
     state = await service.dehydration_state()
     assert isinstance(state, DehydrationState) and state.device_id == replaced["device_id"]
+
+
+# -- the command and the Devices screen -------------------------------------------------
+
+
+async def test_the_dehydration_command_and_the_devices_line(
+    synapse: LocalSynapse, new_user: UserFactory, profile: Profile
+) -> None:
+    """Without recovery: the setting is kept and said back, and the Devices
+    screen of your own account says what is missing."""
+    from textual.widgets import Static
+
+    from tests.test_ui_chat import type_text, wait_ui
+    from tuichat.ui.app import TuichatApp
+    from tuichat.ui.screens.devices import DevicesScreen
+    from tuichat.ui.widgets.status_line import Feedback
+
+    alice = new_user("alice")
+    await log_in(synapse, profile, alice)
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(130, 40)) as pilot:
+        await wait_ui(pilot, lambda: app.service is not None and app.service.synced_once)
+        feedback = app.query_one(Feedback)
+
+        async def devices_line() -> str:
+            await type_text(pilot, "/devices")
+            screen = await wait_ui(
+                pilot, lambda: isinstance(app.screen, DevicesScreen) and app.screen
+            )
+            line = await wait_ui(
+                pilot,
+                lambda: (
+                    "Dehydrated device"
+                    in (text := str(screen.query_one("#dehydrated", Static).render()))
+                    and text
+                ),
+            )
+            await pilot.press("escape")
+            return str(line)
+
+        await type_text(pilot, "/dehydration off")
+        await wait_ui(pilot, lambda: "Dehydration is off" in str(feedback.render()))
+        assert "/dehydration on to keep one" in await devices_line()
+        await type_text(pilot, "/dehydration on")
+        await wait_ui(pilot, lambda: "Enter your recovery key" in str(feedback.render()))
+        assert "enter recovery (/recover)" in await devices_line()
+        await type_text(pilot, "/dehydration maybe")
+        await wait_ui(pilot, lambda: "/dehydration on|off" in str(feedback.render()))
