@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import vodozemac
@@ -227,7 +229,7 @@ async def _read_after_new_login(
     for body in bodies:
         item = await wait_until(lambda body=body: recorder.text_from(room_id, body), 30)
         assert item.key_source == "dehydrated"
-    told = f"dehydrated device had received {len(bodies)} room key(s)"
+    told = f"dehydrated device received {len(bodies)} room key(s)"
     assert any(isinstance(e, Notice) and told in e.text for e in recorder.events)
     return service, recorder
 
@@ -296,6 +298,46 @@ async def test_keys_sent_while_signed_out_are_read_after_a_new_tuichat_login(
     said = await second.set_dehydration(True)
     assert isinstance(said, str) and "receives room keys" in said
     assert _dehydrated(synapse, alice) is not None
+
+
+async def test_replaced_after_a_week_but_never_with_a_key_secret_storage_lost(
+    synapse: LocalSynapse, new_user: UserFactory, profile: Profile, start_service: ServiceFactory
+) -> None:
+    alice = new_user("alice", "Alice")
+    service, recorder, _recovery_key = await _tuichat_with_recovery(
+        synapse, alice, profile, start_service
+    )
+    part = service.parts.dehydration
+    made = _dehydrated(synapse, alice)
+    assert made is not None
+
+    async def upkeep_at(days: float) -> None:
+        part._clock = lambda: time.time() + days * 86400
+        part._next_check_ms = 0
+        await part.upkeep()
+
+    await upkeep_at(1)
+    assert _dehydrated(synapse, alice) == made  # not due yet
+    await upkeep_at(8)
+    week_later = _dehydrated(synapse, alice)
+    assert week_later is not None and week_later["device_id"] != made["device_id"]
+
+    # Another device puts a new dehydration key in secret storage: the copy
+    # held here no longer matches, so it is not used again.
+    status, body = synapse._request(
+        "PUT",
+        f"/_matrix/client/v3/user/{quote(alice.user_id)}/account_data/org.matrix.msc3814",
+        {"encrypted": {"other": {"iv": "AA", "ciphertext": "AA", "mac": "AA"}}},
+        token=alice.access_token,
+    )
+    assert status == 200, body
+    await upkeep_at(16)
+    assert _dehydrated(synapse, alice) == week_later
+    assert any(
+        isinstance(e, Notice) and "changed on another device" in e.text for e in recorder.events
+    )
+    state = await service.dehydration_state()
+    assert isinstance(state, DehydrationState) and not state.key_held
 
 
 @requires_js_peer

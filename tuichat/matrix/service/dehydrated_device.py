@@ -25,6 +25,7 @@ deletes the device on the server. Failures are told as notices and logged
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -100,6 +101,9 @@ class DehydratedDevice:
         self._clock = clock
         self._next_check_ms = 0
         self._told = ""
+        # One change at a time: /recover, /dehydration and the upkeep's
+        # replacement would otherwise upload two devices at once.
+        self._lock = asyncio.Lock()
         # Events asked for per page of the device's to-device messages (None:
         # the server's default, 100 on Synapse).
         self.events_page: int | None = None
@@ -187,7 +191,7 @@ class DehydratedDevice:
     # -- rehydrating ----------------------------------------------------------------------
 
     async def _rehydrate(self, device_id: str, device_data: dict[str, Any], key: bytes) -> int:
-        """Read the room keys the device received; returns how many were new."""
+        """Keep the room keys the device received; returns how many it had."""
         crypto = self.crypto
         account = account_from_device_data(device_data, key, device_id)
         device = RehydratedDevice(self._context.user_id, device_id, account)
@@ -217,7 +221,7 @@ class DehydratedDevice:
             imported,
             device.undecryptable,
         )
-        return imported
+        return len(received)
 
     # -- what the service calls -------------------------------------------------------------
 
@@ -225,7 +229,8 @@ class DehydratedDevice:
         """Secret storage was opened with `storage_key` (a new login's
         /recover): rehydrate the dehydrated device, then keep a new one."""
         try:
-            await self._recovered(storage_key)
+            async with self._lock:
+                await self._recovered(storage_key)
         except Unsupported:
             log.info("the server cannot keep dehydrated devices")
         except ERRORS as error:
@@ -242,14 +247,14 @@ class DehydratedDevice:
         server = await self._server_device()
         if server is not None and key is not None:
             try:
-                imported = await self._rehydrate(*server, key)
+                received = await self._rehydrate(*server, key)
             except (DehydrationError, *SERVER_ERRORS) as error:
                 self._tell(error, "could not be read")
             else:
                 self._context.emit(
                     Notice(
-                        f"Your dehydrated device had received {imported} room key(s) "
-                        "while you were signed out; they are read."
+                        f"Your dehydrated device received {received} room key(s) while you "
+                        "were signed out; tuichat has them now."
                     )
                 )
                 if self.enabled:
@@ -282,7 +287,8 @@ class DehydratedDevice:
         if extras.get(MADE_WITH) == _digest(key) and now - made_at < REPLACE_AFTER_MS:
             return
         try:
-            await self._replace(key)
+            async with self._lock:
+                await self._replace(key)
         except Unsupported:
             log.info("the server cannot keep dehydrated devices")
         except ERRORS as error:
@@ -307,6 +313,10 @@ class DehydratedDevice:
 
     async def set_enabled(self, on: bool) -> Outcome[str]:
         """`/dehydration on|off`; the sentence to show."""
+        async with self._lock:
+            return await self._set_enabled(on)
+
+    async def _set_enabled(self, on: bool) -> Outcome[str]:
         self.crypto.extras.set(SETTING, "on" if on else "off")
         try:
             if not on:
