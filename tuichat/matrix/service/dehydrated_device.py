@@ -186,6 +186,7 @@ class DehydratedDevice:
         # Our device list changed: see the new device as others will.
         crypto.olm.users_for_key_query.add(self._context.user_id)
         log.info("uploaded a new dehydrated device")
+        self._told = ""  # a later failure is told again
         return device.device_id
 
     # -- rehydrating ----------------------------------------------------------------------
@@ -234,6 +235,9 @@ class DehydratedDevice:
         except Unsupported:
             log.info("the server cannot keep dehydrated devices")
         except ERRORS as error:
+            self._tell(error)
+        except Exception as error:  # never the recovery's undoing
+            log.exception("dehydrated device: unexpected failure")
             self._tell(error)
 
     async def _recovered(self, storage_key: bytes) -> None:
@@ -292,6 +296,9 @@ class DehydratedDevice:
         except Unsupported:
             log.info("the server cannot keep dehydrated devices")
         except ERRORS as error:
+            self._tell(error)
+        except Exception as error:  # never the sync loop's undoing
+            log.exception("dehydrated device: unexpected failure")
             self._tell(error)
 
     async def _replace(self, key: bytes) -> str | None:
