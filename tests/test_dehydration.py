@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +35,7 @@ from tuichat.matrix.crypto.dehydration import (
     account_from_device_data,
     decode_v2,
     encode_v2,
+    key_to_secret,
     legacy_pickle_key,
     libolm_pickle,
     new_device,
@@ -301,8 +303,13 @@ async def test_keys_sent_while_signed_out_are_read_after_a_new_tuichat_login(
 
 
 async def test_replaced_after_a_week_but_never_with_a_key_secret_storage_lost(
-    synapse: LocalSynapse, new_user: UserFactory, profile: Profile, start_service: ServiceFactory
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    start_service: ServiceFactory,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     alice = new_user("alice", "Alice")
     service, recorder, _recovery_key = await _tuichat_with_recovery(
         synapse, alice, profile, start_service
@@ -310,6 +317,15 @@ async def test_replaced_after_a_week_but_never_with_a_key_secret_storage_lost(
     part = service.parts.dehydration
     made = _dehydrated(synapse, alice)
     assert made is not None
+    # The dehydration key lies in the profile only sealed, and is never logged.
+    key = part._held_key()
+    assert key is not None
+    shapes = [key, key_to_secret(key).encode(), key_to_secret(key).rstrip("=").encode()]
+    service.crypto.extras.flush(wait=True)  # type: ignore[union-attr]
+    for path in profile.root.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert not [shape for shape in shapes if shape in data], path
 
     async def upkeep_at(days: float) -> None:
         part._clock = lambda: time.time() + days * 86400
@@ -338,6 +354,8 @@ async def test_replaced_after_a_week_but_never_with_a_key_secret_storage_lost(
     )
     state = await service.dehydration_state()
     assert isinstance(state, DehydrationState) and not state.key_held
+    assert "dehydrated device" in caplog.text
+    assert not [shape for shape in shapes if shape.decode("latin-1") in caplog.text]
 
 
 @requires_js_peer

@@ -22,8 +22,10 @@ tuichat writes v2 and reads both. vodozemac's Python binding has no call for
 either format, so the bytes are laid out here, and the keys become a
 vodozemac `Account` through the one import it offers, a libolm pickle
 (encrypted under a throwaway key). The device id is the unpadded base64 of
-the Curve25519 public key, as the proposal asks. Nothing here touches the
-network; `service/dehydrated_device.py` does.
+the Curve25519 public key, as the proposal asks. The room keys a rehydrated
+device finds are kept like any others (`import_received_keys`), marked as
+having come through it. Nothing here touches the network;
+`service/dehydrated_device.py` does.
 """
 
 from __future__ import annotations

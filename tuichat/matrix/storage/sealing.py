@@ -2,9 +2,10 @@
 
 What tuichat keeps in the profile that must not lie there readable is sealed
 here: message text waiting in the outbox, the access and refresh tokens in
-the session file, the cross-signing private keys, the key-backup key and the dehydrated
-device's key in the crypto extras store. (nio seals its own store with the pickle key; the
-cache keeps events as the server sent them, ciphertext for encrypted rooms.)
+the session file, the cross-signing private keys, the key-backup key and the
+dehydrated device's key in the crypto extras store. (nio seals its own store
+with the pickle key; the cache keeps events as the server sent them,
+ciphertext for encrypted rooms.)
 
 Key: HKDF-SHA-256 over the profile's pickle key (its text), no salt, info
 `tuichat seal v2 <purpose>`: each `Purpose` has a key of its own, so a
