@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import aiohttp
 import pytest
 import vodozemac
 
@@ -211,10 +212,13 @@ async def _read_after_new_login(
     bodies: list[str],
     recovery_key: str,
     events_page: int | None = None,
+    interrupt_at_page: int | None = None,
 ) -> tuple[MatrixService, Recorder]:
     """A new tuichat login: the messages wait for their keys until the
     recovery key is entered, then read with the dehydrated device's keys
-    (its to-device messages fetched `events_page` at a time)."""
+    (its to-device messages fetched `events_page` at a time; the connection
+    lost once at page `interrupt_at_page`, the device is read again by the
+    upkeep)."""
     await log_in(synapse, profile, user)
     recorder = Recorder()
     service = await start_service(profile, recorder)
@@ -225,9 +229,31 @@ async def _read_after_new_login(
         ),
         30,
     )
-    service.parts.dehydration.events_page = events_page
+    part = service.parts.dehydration
+    part.events_page = events_page
+    if interrupt_at_page is not None:
+        http = part.crypto.http
+        real_request, pages = http.request, []
+
+        async def request(method: str, path: str, *args: Any, **kwargs: Any) -> Any:
+            if path.endswith("/events"):
+                pages.append(path)
+                if len(pages) == interrupt_at_page:
+                    raise aiohttp.ClientConnectionError("connection lost (the test)")
+            return await real_request(method, path, *args, **kwargs)
+
+        http.request = request  # type: ignore[method-assign]
+        before = _dehydrated(synapse, user)
     result = await service.recover(recovery_key=recovery_key)
     assert not isinstance(result, Failed), result
+    if interrupt_at_page is not None:
+        assert any(
+            isinstance(e, Notice) and "could not be read yet" in e.text for e in recorder.events
+        )
+        assert _dehydrated(synapse, user) == before  # left to be read again
+        assert not recorder.text_from(room_id, bodies[0])
+        part._next_check_ms = 0
+        await part.upkeep()
     for body in bodies:
         item = await wait_until(lambda body=body: recorder.text_from(room_id, body), 30)
         assert item.key_source == "dehydrated"
@@ -275,6 +301,7 @@ async def test_keys_sent_while_signed_out_are_read_after_a_new_tuichat_login(
         ["sent while no tuichat device existed", "and a second, with a new room key"],
         recovery_key,
         events_page=1,
+        interrupt_at_page=2,
     )
     # Deleted once read, and a new one kept in its place; nobody is told of
     # it as of someone signing in.

@@ -8,7 +8,8 @@ receives room keys while none of your devices is signed in. When a new
 login enters the recovery key (`RoomKeys.recover`), tuichat reads the key
 from secret storage, rehydrates the device, fetches the to-device messages
 it received (page by page), keeps the room keys they carry, deletes it and
-uploads a new one. The device is replaced every week and whenever the key
+uploads a new one. When the server fails on the way, the device is left as
+it is and read again from the upkeep. The device is replaced every week and whenever the key
 this device holds is not the one the current device was made with.
 
 This device keeps the dehydration key in the profile, sealed
@@ -61,6 +62,7 @@ log = logging.getLogger(__name__)
 
 REPLACE_AFTER_MS = 7 * 24 * 3600 * 1000  # Element's interval
 CHECK_EVERY_MS = 3600 * 1000  # how often the upkeep looks whether a replacement is due
+RETRY_READ_MS = 300 * 1000  # how soon a read the server interrupted is tried again
 MAX_EVENT_PAGES = 1000  # a bound on a server that keeps answering next_batch
 
 # Entries of the crypto extras store (the profile).
@@ -69,6 +71,7 @@ KEY = "dehydration_key"  # sealed: the dehydration key, base64
 KEY_ORIGIN = "dehydration_key_origin"  # digest of the secret storage entry it came from
 MADE_WITH = "dehydration_made_with"  # digest of the key the current device was made with
 MADE_AT = "dehydration_made_at_ms"
+UNREAD = "dehydration_unread"  # the device a failure kept from being read, to read again
 
 ERRORS = (DehydrationError, SecretStorageError, SealError, *SERVER_ERRORS)
 
@@ -249,20 +252,8 @@ class DehydratedDevice:
         if key is not None:
             self._hold_key(key, content)
         server = await self._server_device()
-        if server is not None and key is not None:
-            try:
-                received = await self._rehydrate(*server, key)
-            except (DehydrationError, *SERVER_ERRORS) as error:
-                self._tell(error, "could not be read")
-            else:
-                self._context.emit(
-                    Notice(
-                        f"Your dehydrated device received {received} room key(s) while you "
-                        "were signed out; tuichat has them now."
-                    )
-                )
-                if self.enabled:
-                    await self._delete_on_server()
+        if server is not None and key is not None and not await self._read(server, key):
+            return
         if not self.enabled:
             return
         if key is None:
@@ -276,9 +267,37 @@ class DehydratedDevice:
             self._hold_key(key, await crypto.http.account_data(SECRET_NAME))
         await self._upload_new(key)
 
+    async def _read(self, server: tuple[str, dict[str, Any]], key: bytes) -> bool:
+        """Rehydrate the server's device and keep its room keys; then it may be
+        replaced (True). False: the server failed on the way, and the device
+        is left for the upkeep to read again."""
+        extras = self.crypto.extras
+        try:
+            received = await self._rehydrate(*server, key)
+        except SERVER_ERRORS as error:
+            extras.set(UNREAD, server[0])
+            self._tell(error, "could not be read yet (tuichat tries again)")
+            return False
+        except DehydrationError as error:
+            # Not with the key secret storage holds: nobody can read it.
+            extras.set(UNREAD, "")
+            self._tell(error, "could not be read")
+            return True
+        extras.set(UNREAD, "")
+        self._context.emit(
+            Notice(
+                f"Your dehydrated device received {received} room key(s) while you "
+                "were signed out; tuichat has them now."
+            )
+        )
+        if self.enabled:
+            await self._delete_on_server()
+        return True
+
     async def upkeep(self) -> None:
-        """Between syncs: replace the device when a week has passed or the
-        key this device holds is not the one it was made with."""
+        """Between syncs: finish reading a device a failure interrupted, and
+        replace the device when a week has passed or the key this device
+        holds is not the one it was made with."""
         now = self._now_ms()
         if now < self._next_check_ms or not self.enabled:
             return
@@ -287,12 +306,21 @@ class DehydratedDevice:
         if key is None:
             return
         extras = self.crypto.extras
+        unread = extras.get(UNREAD)
         made_at = int(extras.get(MADE_AT) or 0)
-        if extras.get(MADE_WITH) == _digest(key) and now - made_at < REPLACE_AFTER_MS:
+        if (
+            not unread
+            and extras.get(MADE_WITH) == _digest(key)
+            and now - made_at < REPLACE_AFTER_MS
+        ):
             return
         try:
             async with self._lock:
-                await self._replace(key)
+                if unread:
+                    self._next_check_ms = now + RETRY_READ_MS
+                    await self._read_again(unread, key)
+                else:
+                    await self._replace(key)
         except Unsupported:
             log.info("the server cannot keep dehydrated devices")
         except ERRORS as error:
@@ -300,6 +328,14 @@ class DehydratedDevice:
         except Exception as error:  # never the sync loop's undoing
             log.exception("dehydrated device: unexpected failure")
             self._tell(error)
+
+    async def _read_again(self, device_id: str, key: bytes) -> None:
+        server = await self._server_device()
+        if server is None or server[0] != device_id:
+            self.crypto.extras.set(UNREAD, "")  # replaced or deleted meanwhile
+            return
+        if await self._read(server, key):
+            await self._upload_new(key)
 
     async def _replace(self, key: bytes) -> str | None:
         """A new device made with `key`, if secret storage still holds that
