@@ -80,6 +80,10 @@ class Unsupported(Exception):
     """The server has no MSC3814 endpoints."""
 
 
+class ReadLater(Exception):
+    """The device a failure kept from being read is still unread (told)."""
+
+
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
 
@@ -314,13 +318,13 @@ class DehydratedDevice:
             and now - made_at < REPLACE_AFTER_MS
         ):
             return
+        if unread:
+            self._next_check_ms = now + RETRY_READ_MS
         try:
             async with self._lock:
-                if unread:
-                    self._next_check_ms = now + RETRY_READ_MS
-                    await self._read_again(unread, key)
-                else:
-                    await self._replace(key)
+                await self._replace(key)
+        except ReadLater:
+            pass
         except Unsupported:
             log.info("the server cannot keep dehydrated devices")
         except ERRORS as error:
@@ -329,19 +333,13 @@ class DehydratedDevice:
             log.exception("dehydrated device: unexpected failure")
             self._tell(error)
 
-    async def _read_again(self, device_id: str, key: bytes) -> None:
-        server = await self._server_device()
-        if server is None or server[0] != device_id:
-            self.crypto.extras.set(UNREAD, "")  # replaced or deleted meanwhile
-            return
-        if await self._read(server, key):
-            await self._upload_new(key)
-
     async def _replace(self, key: bytes) -> str | None:
         """A new device made with `key`, if secret storage still holds that
-        key; else the key is forgotten and None returned."""
+        key (else the key is forgotten and None returned); a device a failure
+        kept from being read is read first (ReadLater if it still cannot be)."""
+        extras = self.crypto.extras
         content = await self.crypto.http.account_data(SECRET_NAME)
-        if _origin(content) != self.crypto.extras.get(KEY_ORIGIN):
+        if _origin(content) != extras.get(KEY_ORIGIN):
             self._forget_key()
             self._context.emit(
                 Notice(
@@ -351,7 +349,13 @@ class DehydratedDevice:
                 )
             )
             return None
-        await self._server_device()  # Unsupported before anything is made
+        server = await self._server_device()  # Unsupported before anything is made
+        unread = extras.get(UNREAD)
+        if unread and server is not None and server[0] == unread:
+            if not await self._read(server, key):
+                raise ReadLater
+        elif unread:
+            extras.set(UNREAD, "")  # replaced or deleted meanwhile
         return await self._upload_new(key)
 
     async def set_enabled(self, on: bool) -> Outcome[str]:
@@ -374,6 +378,8 @@ class DehydratedDevice:
             device_id = await self._replace(key)
         except Unsupported:
             return Failed("this server cannot keep dehydrated devices (MSC3814)")
+        except ReadLater:
+            return Failed("your dehydrated device could not be read yet; tuichat tries again")
         except (DehydrationError, SecretStorageError, SealError) as error:
             log.warning("dehydration: %s", error)
             return Failed(str(error))
