@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import vodozemac
 
+from tests.js_peer import requires_js_peer
 from tests.qr_screen import decode_drawn_qr
 from tuichat.matrix.crypto.qr_verification import (
     QR_SCAN,
@@ -267,3 +268,173 @@ async def test_the_dialog_draws_a_code_a_scanner_reads_and_e_switches_to_emoji(
         await pilot.click("#scanned")
         await pilot.pause()
         assert choices == ["emoji", "scanned"]
+
+
+# -- with Element's stack: the js peer scans the code tuichat drew --------------------------
+
+# A phone's Element (Element X, Element Android): it scans codes too.
+PHONE_METHODS = [SAS_METHOD, QR_SHOW, QR_SCAN, RECIPROCATE]
+
+
+async def _scan_the_drawn_code(pilot: Any, dialog: Any, js: Any, txn: str) -> QrPayload:
+    """Element scans the code off tuichat's screen; the person here says yes."""
+    from tests.test_ui_chat import wait_ui
+
+    await wait_ui(pilot, lambda: dialog.view.phase is Phase.READY and dialog.view.qr, 30)
+    await wait_ui(
+        pilot, lambda: dialog.query_one("#qr").display and dialog.query_one("#qr").size.height
+    )
+    await pilot.pause()
+    drawn = decode_drawn_qr(dialog.query_one("#qr"))
+    await js.scan_qr_code(txn, drawn)
+    await wait_ui(pilot, lambda: dialog.view.phase is Phase.QR_SCANNED, 30)
+    assert "Did they scan it?" in str(dialog.query_one("#state").render())
+    await pilot.click("#scanned")
+    await wait_ui(pilot, lambda: dialog.view.phase is Phase.DONE, 30)
+    assert "Verified" in str(dialog.query_one("#state").render())
+    await js.verification_state(txn, wait_for="done")
+    return QrPayload.decode(drawn)
+
+
+@requires_js_peer
+async def test_element_on_a_phone_scans_tuichat_s_code_and_both_people_are_verified(
+    synapse: Any, new_user: Any, profile: Any, js_peer_factory: Any
+) -> None:
+    from tests.conftest import log_in
+    from tests.test_cross_signing import _verified_user, poll
+    from tests.test_ui_chat import type_text, wait_ui
+    from tuichat.ui.app import TuichatApp
+    from tuichat.ui.screens.verification import VerificationDialog
+
+    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
+    await log_in(synapse, profile, alice)
+    js = await js_peer_factory(bob)
+    await js.bootstrap_recovery()
+    await js.set_verification_methods(PHONE_METHODS)
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(130, 50)) as pilot:
+        await wait_ui(pilot, lambda: app.service is not None and app.service.synced_once, 60)
+        service = app.service
+        assert service is not None
+        await service.setup_recovery(password=alice.password)  # Alice's identity, trusted here
+        room_id = await service.create_dm([bob.user_id])
+        assert room_id is not None
+        await js.join(room_id)
+        await wait_ui(pilot, lambda: app.state.current_room_id == room_id, 30)
+        await type_text(pilot, "hi bob")
+        await js.wait_for_message(room_id, "hi bob")
+        await service.devices(bob.user_id, refresh=True)
+        assert service.identity_state(bob.user_id) == "unverified"
+
+        txn = await js.request_verification_dm(alice.user_id, room_id)
+        dialog = await wait_ui(
+            pilot, lambda: isinstance(app.screen, VerificationDialog) and app.screen, 30
+        )
+        # The dialog may be on the stack a moment before its widgets exist.
+        await wait_ui(
+            pilot,
+            lambda: any("wants to verify" in str(w.render()) for w in dialog.query("#state")),
+        )
+        await pilot.click("#accept")
+        await wait_ui(pilot, lambda: dialog.view.phase is not Phase.REQUESTED, 30)
+        offered = await js.verification_methods(txn)
+        # tuichat shows codes and answers scans; it never claims to scan.
+        assert offered["other_party_supports"] == {
+            "sas": True,
+            "show": True,
+            "scan": False,
+            "reciprocate": True,
+        }
+        shown = await _scan_the_drawn_code(pilot, dialog, js, txn)
+        assert shown.mode is QrMode.OTHER_USER and shown.transaction_id == txn
+
+        await wait_ui(pilot, lambda: service.identity_state(bob.user_id) == "verified", 30)
+        await poll(lambda: _verified_user(js, alice.user_id))
+
+
+@requires_js_peer
+async def test_element_on_a_phone_scans_a_new_tuichat_device_which_gets_the_secrets(
+    synapse: Any, new_user: Any, profile: Any, js_peer_factory: Any
+) -> None:
+    """Bob's Element holds his cross-signing keys; his new tuichat device does
+    not trust his master key yet (mode 0x02). Element scans tuichat's code,
+    cross-signs the device, and hands it the keys."""
+    from tests.conftest import log_in
+    from tests.test_cross_signing import _signed_status, poll
+    from tests.test_ui_chat import wait_ui
+    from tuichat.matrix.crypto.cross_signing import MASTER, SELF_SIGNING, USER_SIGNING
+    from tuichat.ui.app import TuichatApp
+    from tuichat.ui.screens.recovery import RecoveryDialog
+    from tuichat.ui.screens.verification import VerificationDialog
+
+    bob = new_user("bob", "Bob")
+    js = await js_peer_factory(bob)
+    await js.bootstrap_recovery()
+    await js.set_verification_methods(PHONE_METHODS)
+    await log_in(synapse, profile, bob)  # a fresh tuichat device of Bob's
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(130, 50)) as pilot:
+        await wait_ui(pilot, lambda: app.service is not None and app.service.synced_once, 60)
+        service = app.service
+        assert service is not None
+        device_id = service.session.device_id
+        # A new device is offered recovery first; Bob would rather use his phone.
+        await wait_ui(pilot, lambda: isinstance(app.screen, RecoveryDialog), 30)
+        await pilot.press("escape")
+        await wait_ui(pilot, lambda: not isinstance(app.screen, RecoveryDialog))
+        txn = await service.request_verification(bob.user_id)
+        accepted = await js.accept_verification()
+        assert accepted["transaction_id"] == txn
+        dialog = await wait_ui(
+            pilot, lambda: isinstance(app.screen, VerificationDialog) and app.screen, 30
+        )
+        shown = await _scan_the_drawn_code(pilot, dialog, js, txn)
+        assert shown.mode is QrMode.OWN_DEVICE_UNTRUSTED
+
+        assert await js.is_verified(bob.user_id, device_id)
+        crypto = service.crypto
+        assert crypto is not None
+        await wait_ui(
+            pilot,
+            lambda: {MASTER, SELF_SIGNING, USER_SIGNING} <= set(crypto.cross_signing.private),
+            30,
+        )
+        status = await poll(lambda: _signed_status(js, bob.user_id, device_id))
+        assert status["cross_signing_verified"]
+
+
+@requires_js_peer
+async def test_element_web_which_only_shows_codes_is_verified_by_emoji(
+    synapse: Any, new_user: Any, profile: Any, js_peer_factory: Any, start_service: Any
+) -> None:
+    """Element Web shows codes but cannot scan, and neither can tuichat: on
+    Element's `ready` tuichat starts emoji at once, and no code is shown."""
+    from tests.conftest import log_in
+    from tests.peers import wait_until
+    from tests.recorder import Recorder
+    from tests.test_cross_signing import _finish_sas
+    from tests.test_devices import _views
+
+    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
+    await log_in(synapse, profile, alice)
+    recorder = Recorder()
+    service = await start_service(profile, recorder)
+    await service.first_sync_done.wait()
+    await service.setup_recovery(password=alice.password)  # a code could be made
+    js = await js_peer_factory(bob)
+    await js.bootstrap_recovery()
+    await js.set_verification_methods([SAS_METHOD, QR_SHOW, RECIPROCATE])  # Element Web's
+    room_id = await service.create_dm([bob.user_id])
+    assert room_id is not None
+    await js.join(room_id)
+    service.send_text(room_id, "hi bob")
+    await js.wait_for_message(room_id, "hi bob")
+
+    txn = await service.request_user_verification(bob.user_id)
+    assert txn is not None
+    await js.accept_verification()
+    offered = await js.verification_methods(txn)
+    assert offered["other_party_supports"]["show"] and not offered["other_party_supports"]["scan"]
+    await _finish_sas(service, recorder, js, txn)
+    assert not any(view.qr for view in _views(recorder, txn))
+    await wait_until(lambda: service.identity_state(bob.user_id) == "verified", 30)
