@@ -116,7 +116,8 @@ class VerificationDialog(ModalScreen[None]):
     DEFAULT_CSS = """
     VerificationDialog { align: center middle; }
     VerificationDialog > Vertical {
-        width: 96; height: auto; max-height: 100%; padding: 1 2; overflow-y: auto;
+        width: 96; max-width: 100%; height: auto; max-height: 100%; padding: 1 2;
+        overflow-y: auto;
         border: thick $primary; background: $surface;
     }
     VerificationDialog #sas { height: auto; margin: 1 0; }
