@@ -281,16 +281,24 @@ async def _scan_the_drawn_code(pilot: Any, dialog: Any, js: Any, txn: str) -> Qr
     from tests.test_ui_chat import wait_ui
 
     await wait_ui(pilot, lambda: dialog.view.phase is Phase.READY and dialog.view.qr, 30)
-    await wait_ui(
-        pilot, lambda: dialog.query_one("#qr").display and dialog.query_one("#qr").size.height
-    )
+    code = dialog.query_one("#qr")
+    await wait_ui(pilot, lambda: code.display and code.size.height)
     await pilot.pause()
-    drawn = decode_drawn_qr(dialog.query_one("#qr"))
+    drawn = decode_drawn_qr(code)
     await js.scan_qr_code(txn, drawn)
     await wait_ui(pilot, lambda: dialog.view.phase is Phase.QR_SCANNED, 30)
     assert "Did they scan it?" in str(dialog.query_one("#state").render())
-    await pilot.click("#scanned")
-    await wait_ui(pilot, lambda: dialog.view.phase is Phase.DONE, 30)
+    # The answer buttons replace the code: click once they are laid out.
+    button = dialog.query_one("#scanned")
+    await wait_ui(pilot, lambda: button.display and button.region.height and not code.display)
+    await pilot.pause()
+    assert await pilot.click("#scanned")
+    finished = (Phase.DONE, Phase.CANCELLED)
+    try:
+        await wait_ui(pilot, lambda: dialog.view.phase in finished, 30)
+    except TimeoutError:
+        raise AssertionError(f"not finished: {dialog.view}") from None
+    assert dialog.view.phase is Phase.DONE, dialog.view
     assert "Verified" in str(dialog.query_one("#state").render())
     await js.verification_state(txn, wait_for="done")
     return QrPayload.decode(drawn)
