@@ -259,6 +259,12 @@ async def test_the_dialog_draws_a_code_a_scanner_reads_and_e_switches_to_emoji(
         await pilot.press("e")
         await pilot.pause()
         assert choices == ["emoji"]
+        # Without a code (they cannot scan), emoji can still be started here.
+        plain = VerificationView("txn", "@bob:example.org", "BOBDEVICE", False, Phase.READY)
+        dialog.update_view(plain)
+        await pilot.pause()
+        emoji = dialog.query_one("#emoji")
+        assert not code.display and emoji.display and str(emoji.label) == "Compare emoji"
         scanned = VerificationView("txn", "@bob:example.org", "BOBDEVICE", True, Phase.QR_SCANNED)
         dialog.update_view(scanned)
         await pilot.pause()

@@ -237,7 +237,9 @@ class SasVerification:
     async def _qr_keys(self, *, fetch: bool) -> qr.QrKeys:
         device = self.other_device
         own = self.other_user == self.own_user
-        unknown = own and device and self._device_key(self.other_user, device) is None
+        unknown = self._master_key(self.other_user) is None or bool(
+            own and device and self._device_key(self.other_user, device) is None
+        )
         if fetch and unknown and self._refresh_keys is not None:
             await self._refresh_keys(self.other_user)
         return qr.QrKeys(

@@ -185,6 +185,8 @@ class VerificationDialog(ModalScreen[None]):
             code.update(qr_text(view))
             self._qr_drawn = view.qr
         code.display = showing_qr
+        emoji = self.query_one("#emoji", Button)
+        emoji.label = "Compare emoji instead" if showing_qr else "Compare emoji"
         incoming = view.phase is Phase.REQUESTED and not view.we_requested
         comparing = view.phase is Phase.SHOW_SAS
         scanned = view.phase is Phase.QR_SCANNED
@@ -192,7 +194,9 @@ class VerificationDialog(ModalScreen[None]):
         visible = {
             "decline": incoming,
             "accept": incoming,
-            "emoji": showing_qr,
+            # Either side may start emoji once ready (a request from a
+            # device that only shows codes would otherwise wait for ever).
+            "emoji": view.phase is Phase.READY,
             "not_scanned": scanned,
             "scanned": scanned,
             "mismatch": comparing,
@@ -219,7 +223,7 @@ class VerificationDialog(ModalScreen[None]):
         self._choose(str(event.button.id))
 
     def action_emoji(self) -> None:
-        if self.view.phase is Phase.READY and self.view.qr:
+        if self.view.phase is Phase.READY:
             self._choose("emoji")
 
     def action_close(self) -> None:
