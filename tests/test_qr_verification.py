@@ -452,3 +452,63 @@ async def test_element_web_which_only_shows_codes_is_verified_by_emoji(
     await _finish_sas(service, recorder, js, txn)
     assert not any(view.qr for view in _views(recorder, txn))
     await wait_until(lambda: service.identity_state(bob.user_id) == "verified", 30)
+
+
+@requires_js_peer
+async def test_a_new_element_device_scans_the_code_of_tuichat_which_holds_the_identity(
+    synapse: Any,
+    new_user: Any,
+    profile: Any,
+    js_peer_factory: Any,
+    start_service: Any,
+    tmp_path: Any,
+) -> None:
+    """Mode 0x01: tuichat trusts Bob's master key; his new phone does not yet.
+    The phone scans tuichat's code, which holds the master key and the phone's
+    own device key; afterwards each trusts the other device."""
+    from tests.conftest import log_in
+    from tests.peers import wait_until
+    from tests.recorder import Recorder
+    from tests.test_cross_signing import _knows, poll
+    from tests.test_devices import _views
+    from tests.test_look_and_feel import offline_profile
+    from tests.test_ui_chat import wait_ui
+    from tuichat.model.devices import Trust
+    from tuichat.ui.app import TuichatApp
+    from tuichat.ui.screens.verification import VerificationDialog
+
+    bob = new_user("bob", "Bob")
+    await log_in(synapse, profile, bob)
+    recorder = Recorder()
+    service = await start_service(profile, recorder)
+    await service.first_sync_done.wait()
+    await service.setup_recovery(password=bob.password)  # Bob's identity, made here
+    js = await js_peer_factory(bob)  # his new phone
+    await js.set_verification_methods(PHONE_METHODS)
+    await poll(lambda: _knows(js, bob.user_id, service.session.device_id))
+    devices = await service.devices(bob.user_id, refresh=True)
+    assert js.device_id in {d.device_id for d in devices}
+
+    txn = await service.request_verification(bob.user_id, js.device_id)
+    await js.accept_verification()
+    view = await wait_until(lambda: next((v for v in _views(recorder, txn) if v.qr), None), 30)
+    # The code as tuichat's dialog draws it, read off the cells.
+    app = TuichatApp(offline_profile(tmp_path), connect=False)
+    async with app.run_test(size=(110, 42)) as pilot:
+        dialog = VerificationDialog(view, "Bob")
+        await app.push_screen(dialog)
+        code = dialog.query_one("#qr")
+        await wait_ui(pilot, lambda: code.display and code.size.height)
+        drawn = decode_drawn_qr(code)
+    payload = QrPayload.decode(drawn)
+    assert payload.mode is QrMode.OWN_DEVICE_TRUSTED
+    assert payload.second_key == js.ed25519
+
+    await js.scan_qr_code(txn, drawn)
+    await wait_until(lambda: _views(recorder, txn)[-1].phase is Phase.QR_SCANNED, 30)
+    await service.confirm_verification(txn)
+    await wait_until(lambda: _views(recorder, txn)[-1].phase is Phase.DONE, 30)
+    await js.verification_state(txn, wait_for="done")
+    assert await js.is_verified(bob.user_id, service.session.device_id)
+    devices = await service.devices(bob.user_id)
+    assert next(d for d in devices if d.device_id == js.device_id).trust is Trust.VERIFIED
