@@ -298,6 +298,15 @@ class JsPeer:
     async def start_sas(self, txn: str) -> None:
         await self.call("startSas", txn=txn)
 
+    async def set_verification_methods(self, methods: list[str]) -> None:
+        await self.call("setVerificationMethods", methods=methods)
+
+    async def verification_methods(self, txn: str) -> dict[str, Any]:
+        return await self.call("verificationMethods", txn=txn)
+
+    async def scan_qr_code(self, txn: str, data: bytes) -> None:
+        await self.call("scanQrCode", txn=txn, data=base64.b64encode(data).decode())
+
     async def wait_sas(self, txn: str) -> dict[str, Any]:
         return dict(await self.call("waitSas", txn=txn))
 

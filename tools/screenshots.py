@@ -8,16 +8,19 @@ them to its model exactly as in a live session. No network is used.
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from tuichat.matrix.account.session import Profile, Session
 from tuichat.matrix.content.convert import Decryption, Viewer, to_item
 from tuichat.matrix.content.room_state import RoomState
+from tuichat.matrix.crypto.qr_verification import QrMode, QrPayload
 from tuichat.matrix.crypto.sas_emoji import SAS_EMOJI
 from tuichat.model.devices import DeviceInfo, Trust
 from tuichat.model.events import (
@@ -423,8 +426,14 @@ DEVICES = [
 ]
 
 
-async def _shoot_screen(app: TuichatApp, screen: Any, name: str, fill: Any = None) -> None:
-    async with app.run_test(size=(110, 30)) as pilot:
+async def _shoot_screen(
+    app: TuichatApp,
+    screen: Any,
+    name: str,
+    fill: Any = None,
+    size: tuple[int, int] = (110, 30),
+) -> None:
+    async with app.run_test(size=size) as pilot:
         await pilot.pause()
         app.sink(RoomsChanged(ROOMS))
         await pilot.pause()
@@ -518,6 +527,19 @@ async def main() -> int:
         )
         app = TuichatApp(profile, connect=False)
         await _shoot_screen(app, VerificationDialog(view, "Ada"), "verification")
+        # Verification by QR code: the code Ada's phone scans (fixed keys).
+        code = QrPayload(
+            QrMode.OTHER_USER,
+            "$verification-request-of-ada",
+            base64.b64encode(bytes(range(32))).decode().rstrip("="),
+            base64.b64encode(bytes(range(32, 64))).decode().rstrip("="),
+            b"tuichat-secret!!",
+        )
+        qr_view = replace(view, phase=Phase.READY, emoji=[], decimals=(), qr=code.encode())
+        app = TuichatApp(profile, connect=False)
+        await _shoot_screen(
+            app, VerificationDialog(qr_view, "Ada"), "verification-qr", size=(110, 42)
+        )
     _device_login()
     return 0
 

@@ -1,6 +1,7 @@
 """A QR code drawn with text: two modules per character cell (half blocks).
 
-For the device login over SSH: the phone scans the terminal. Dark modules
+For the device login over SSH and for verification by QR code: the phone
+scans the terminal. Dark modules
 are drawn, light ones left blank, with a quiet zone of two modules all
 round. On a terminal the caller draws the lines black on white
 (`BLACK_ON_WHITE`, 256-colour black and white rather than the theme's): a
@@ -20,11 +21,12 @@ _HALF_BLOCKS = {
 QUIET_ZONE = 2
 
 
-def qr_lines(data: str) -> list[str]:
-    """The QR code of `data` as lines of half-block characters."""
+def qr_lines(data: str | bytes, error: str = "m") -> list[str]:
+    """The QR code of `data` (text, or bytes as they are) as lines of
+    half-block characters; `error` is the error correction level."""
     import segno
 
-    code = segno.make(data, micro=False, error="m")
+    code = segno.make(data, micro=False, error=error)
     rows = [[bool(module) for module in row] for row in code.matrix_iter(border=QUIET_ZONE)]
     if len(rows) % 2:
         rows.append([False] * len(rows[0]))

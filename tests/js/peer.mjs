@@ -145,6 +145,9 @@ async function login({ homeserver, user, password: userPassword, deviceName }) {
         userId: response.user_id,
         deviceId: response.device_id,
         accessToken: response.access_token,
+        // Element Web's methods: emoji, and showing a QR code, but no
+        // scanning (no camera). setVerificationMethods makes it a phone.
+        verificationMethods: ["m.sas.v1", "m.qr_code.show.v1", "m.reciprocate.v1"],
         cryptoCallbacks: {
             getSecretStorageKey: async ({ keys }) => {
                 if (!secretStorageKey) return null;
@@ -570,6 +573,50 @@ const commands = {
             entry.verifier = verifier;
             verifier.on("show_sas", (sas) => {
                 entry.sas = sas;
+            });
+            verifier.verify().then(
+                () => {
+                    entry.done = true;
+                },
+                (error) => {
+                    entry.cancelled = entry.cancelled ?? String(error?.message ?? error);
+                },
+            );
+        }
+        return true;
+    },
+
+    async setVerificationMethods({ methods }) {
+        client.getCrypto().setSupportedVerificationMethods(methods);
+        return true;
+    },
+
+    async verificationMethods({ txn, timeoutMs = 30000 }) {
+        // The methods the other side offered, once it did (request or ready).
+        const entry = await waitFor(() => verifications.get(txn), timeoutMs, "verification");
+        const request = entry.request;
+        await waitFor(() => request.phase >= 3 /* Ready */ || !request.initiatedByMe, timeoutMs, "ready");
+        return {
+            other_party_supports: {
+                sas: request.otherPartySupportsMethod("m.sas.v1"),
+                show: request.otherPartySupportsMethod("m.qr_code.show.v1"),
+                scan: request.otherPartySupportsMethod("m.qr_code.scan.v1"),
+                reciprocate: request.otherPartySupportsMethod("m.reciprocate.v1"),
+            },
+        };
+    },
+
+    async scanQrCode({ txn, data, timeoutMs = 30000 }) {
+        // Scan the code tuichat showed (`data`: its bytes as base64), as a
+        // phone's camera would: Element checks the keys in it and sends the
+        // reciprocation with the secret; then waits for tuichat's `done`.
+        const entry = await waitFor(() => verifications.get(txn), timeoutMs, "verification");
+        await waitFor(() => entry.request.phase === 3 /* Ready */, timeoutMs, "ready");
+        const verifier = await entry.request.scanQRCode(Uint8ClampedArray.from(Buffer.from(data, "base64")));
+        if (!entry.verifier) {
+            entry.verifier = verifier;
+            verifier.on("cancel", (error) => {
+                entry.cancelled = String(error?.message ?? error);
             });
             verifier.verify().then(
                 () => {

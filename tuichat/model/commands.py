@@ -272,7 +272,7 @@ COMMANDS: dict[str, CommandSpec] = {
         CommandSpec(
             "verify",
             "/verify @user:server [DEVICE]",
-            "verify a device by comparing emoji",
+            "verify a device (a QR code for a phone to scan, or emoji)",
             user_and_device(1, 2),
         ),
         CommandSpec(

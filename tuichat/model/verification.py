@@ -18,6 +18,7 @@ class Phase(StrEnum):
     STARTED = "started"
     ACCEPTED = "accepted"
     SHOW_SAS = "show_sas"  # keys exchanged: the people compare the emoji
+    QR_SCANNED = "qr_scanned"  # they say they scanned our code: did they?
     CONFIRMED = "confirmed"  # we said they match and sent our MAC
     DONE = "done"
     CANCELLED = "cancelled"
@@ -43,3 +44,6 @@ class VerificationView:
     # from a device you blacklisted or ignored): a notice to open, not a
     # dialog that opens by itself.
     unsolicited: bool = False
+    # The QR code to show while waiting for them to scan it (the spec's
+    # binary payload; empty when there is none to show).
+    qr: bytes = b""

@@ -260,8 +260,21 @@ class CryptoEngine:
 
     # -- verification and its consequences -------------------------------------------
 
-    def _verified_by_sas(self, user_id: str, device_id: str, master: str | None) -> None:
-        self.trust.set_trust(user_id, device_id, TrustAction.VERIFY)
+    def _verified_by_sas(
+        self, user_id: str, device_id: str, master: str | None, device_key_checked: bool = True
+    ) -> None:
+        if not device_key_checked and user_id == self.olm.user_id:
+            # A QR code proved our master key, not that device's key: the
+            # device is trusted if that master key's SSK signed it.
+            identity = self.cross_signing.identity(user_id)
+            signed = self.cross_signing.device_signed_by_owner(user_id, device_id)
+            if identity is None or identity.master_key != master or not signed:
+                log.warning("device %s is not signed by the verified master key", device_id)
+                self.on_verified(user_id, device_id)
+                return
+            device_key_checked = True
+        if device_key_checked:
+            self.trust.set_trust(user_id, device_id, TrustAction.VERIFY)
         if user_id == self.olm.user_id:
             # Our other device: ask it for the cross-signing keys (Element
             # answers only devices it trusts, so only now, not before).

@@ -32,12 +32,13 @@ from typing import Any
 
 import vodozemac
 
+from tuichat.matrix.crypto import qr_verification as qr
+from tuichat.matrix.crypto.qr_verification import OUR_METHODS, SAS_METHOD
 from tuichat.matrix.crypto.sas_emoji import SAS_EMOJI
 from tuichat.model.verification import Phase, VerificationView
 
 log = logging.getLogger(__name__)
 
-SAS_METHOD = "m.sas.v1"
 KEY_AGREEMENT = "curve25519-hkdf-sha256"
 HASH = "sha256"
 MAC_V2 = "hkdf-hmac-sha256.v2"
@@ -133,7 +134,13 @@ class SasVerification:
         self._clock = clock
         self.deadline = clock() + TIMEOUT_SECONDS
         self.phase = Phase.REQUESTED
-        self.methods: list[str] = []
+        # The methods the other side offered (their request or ready).
+        self.their_methods: list[str] = []
+        # The QR code we show (None: none, emoji only), and whether the
+        # verified device key was checked by this flow (a QR code of modes
+        # 0x00 and 0x02 proves a master key, not their device's key).
+        self.qr: qr.QrPayload | None = None
+        self.device_key_checked = True
         self._sas = vodozemac.Sas()
         self._established: vodozemac.EstablishedSas | None = None
         self._our_start: dict[str, Any] | None = None
@@ -177,6 +184,7 @@ class SasVerification:
             cancelled_by_us=self.cancelled_by_us,
             their_mac_received=self._their_mac is not None,
             verified=self.phase is Phase.DONE,
+            qr=self.qr.encode() if self.qr is not None and self.phase is Phase.READY else b"",
         )
 
     def _content(self, **fields: Any) -> dict[str, Any]:
@@ -199,7 +207,7 @@ class SasVerification:
             "m.key.verification.request",
             self._content(
                 from_device=self.own_device,
-                methods=[SAS_METHOD],
+                methods=list(OUR_METHODS),
                 timestamp=int(time.time() * 1000),
             ),
         )
@@ -209,9 +217,38 @@ class SasVerification:
         if self.phase is not Phase.REQUESTED or self.we_requested:
             return False
         self.phase = Phase.READY
-        return await self._out(
+        sent = await self._out(
             "m.key.verification.ready",
-            self._content(from_device=self.own_device, methods=[SAS_METHOD]),
+            self._content(from_device=self.own_device, methods=list(OUR_METHODS)),
+        )
+        if qr.they_can_scan(self.their_methods):
+            self.qr = await self._make_qr()
+        return sent
+
+    async def start_emoji(self) -> None:
+        """Compare emoji instead of (or before) a QR code being scanned."""
+        if self.phase is Phase.READY and not self._we_started and self.other_device:
+            await self.start()
+
+    async def _make_qr(self) -> qr.QrPayload | None:
+        keys = await self._qr_keys(fetch=True)
+        return qr.payload_for(self.transaction_id, keys)
+
+    async def _qr_keys(self, *, fetch: bool) -> qr.QrKeys:
+        device = self.other_device
+        own = self.other_user == self.own_user
+        unknown = self._master_key(self.other_user) is None or bool(
+            own and device and self._device_key(self.other_user, device) is None
+        )
+        if fetch and unknown and self._refresh_keys is not None:
+            await self._refresh_keys(self.other_user)
+        return qr.QrKeys(
+            own_user=self.own_user,
+            own_ed25519=self.own_ed25519,
+            other_user=self.other_user,
+            trusted_own_master=self._trusted_own_master(),
+            other_master=self._master_key(self.other_user),
+            other_device_key=self._device_key(self.other_user, device) if device else None,
         )
 
     async def start(self) -> bool:
@@ -229,7 +266,10 @@ class SasVerification:
         return await self._out("m.key.verification.start", content)
 
     async def confirm(self) -> None:
-        """The people compared the emoji and they match: send our MAC."""
+        """The people compared the emoji and they match: send our MAC. Or:
+        they did scan our QR code: trust what it said and send `done`."""
+        if self.phase is Phase.QR_SCANNED:
+            return await self._confirm_scan()
         if self.phase is not Phase.SHOW_SAS:
             return
         assert self._established is not None and self.other_device is not None
@@ -311,10 +351,18 @@ class SasVerification:
         if not self.we_requested or self.phase is not Phase.REQUESTED:
             return await self.cancel("m.unexpected_message")
         methods = content.get("methods") or []
-        if SAS_METHOD not in methods:
+        self.their_methods = [m for m in methods if isinstance(m, str)]
+        can_scan = qr.they_can_scan(methods)
+        if SAS_METHOD not in methods and not can_scan:
             return await self.cancel("m.unknown_method")
         self.other_device = str(content.get("from_device") or device or "")
         self.phase = Phase.READY
+        if can_scan:
+            self.qr = await self._make_qr()
+            if self.qr is not None or self.finished:
+                return  # they scan it, or the person here chooses emoji
+        if SAS_METHOD not in methods:
+            return await self.cancel("m.unknown_method")
         await self.start()
 
     async def _on_start(self, content: dict[str, Any], device: str | None) -> None:
@@ -326,6 +374,8 @@ class SasVerification:
                 return
             self._we_started = False
             self._our_start = None
+        if content.get("method") == qr.RECIPROCATE:
+            return await self._on_reciprocate(content, device)
         if content.get("method") != SAS_METHOD:
             return await self.cancel("m.unknown_method")
         if KEY_AGREEMENT not in (content.get("key_agreement_protocols") or []):
@@ -355,6 +405,34 @@ class SasVerification:
                 commitment=commitment(self._sas.public_key.to_base64(), content),
             ),
         )
+
+    async def _on_reciprocate(self, content: dict[str, Any], device: str | None) -> None:
+        """They scanned our code (and checked our keys in it)."""
+        if self.qr is None or self.phase is not Phase.READY:
+            return await self.cancel("m.unknown_method")
+        if not self.qr.secret_matches(content.get("secret")):
+            log.warning("verification %s: the QR code's secret did not match", self.transaction_id)
+            return await self.cancel("m.key_mismatch")
+        self.other_device = str(content.get("from_device") or device or self.other_device or "")
+        self.phase = Phase.QR_SCANNED
+
+    async def _confirm_scan(self) -> None:
+        """The person here saw their device confirm the scan."""
+        assert self.qr is not None
+        result = qr.outcome(self.qr, await self._qr_keys(fetch=False))
+        if result is None:
+            log.warning("verification %s: keys changed since the QR code", self.transaction_id)
+            return await self.cancel("m.key_mismatch")
+        self.device_key_checked = result.device_key is not None
+        self.verified_master = result.master_key
+        proven = (result.device_key, result.master_key)
+        self.verified_keys = [f"ed25519:{key}" for key in proven if key]
+        self.phase = Phase.CONFIRMED
+        self._sent_mac = True  # nothing to MAC: the scan proved the keys
+        self._sent_done = True
+        await self._out("m.key.verification.done", self._content())
+        if self._their_done:
+            self.phase = Phase.DONE
 
     async def _on_accept(self, content: dict[str, Any], _device: str | None) -> None:
         if not self._we_started or self.phase is not Phase.STARTED:

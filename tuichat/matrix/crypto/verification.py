@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from tuichat.matrix.crypto.qr_verification import OUR_METHODS
 from tuichat.matrix.crypto.sas import (
     KeyLookup,
     MasterLookup,
@@ -51,8 +52,10 @@ SendToDevice = Callable[[str, dict[str, dict[str, Any]]], Awaitable[bool]]
 # (room id, event type, content) -> the sent event's id, or None.
 SendRoomEvent = Callable[[str, str, dict[str, Any]], Awaitable[str | None]]
 OnChange = Callable[[VerificationView], None]
-# (user id, device id, their master key if the MAC proved it)
-OnVerified = Callable[[str, str, str | None], None]
+# (user id, device id, their master key if the MAC or a QR code proved it,
+# whether the device's own key was checked: a QR code of another user, or
+# of our own device made before trusting our master key, proves the master)
+OnVerified = Callable[[str, str, str | None, bool], None]
 
 
 class Verifications:
@@ -134,7 +137,10 @@ class Verifications:
     def _report(self, verification: SasVerification, was: Phase) -> None:
         if verification.phase is Phase.DONE and was is not Phase.DONE and verification.other_device:
             self._on_verified(
-                verification.other_user, verification.other_device, verification.verified_master
+                verification.other_user,
+                verification.other_device,
+                verification.verified_master,
+                verification.device_key_checked,
             )
         self._on_change(verification.view())
 
@@ -159,7 +165,7 @@ class Verifications:
             "(your client does not support in-room verification).",
             "to": user_id,
             "from_device": self.own_device,
-            "methods": ["m.sas.v1"],
+            "methods": list(OUR_METHODS),
         }
         event_id = await self._send_room_event(room_id, "m.room.message", content)
         if event_id is None:
@@ -194,6 +200,7 @@ class Verifications:
                     we_requested=False,
                     room_id=room_id,
                 )
+                verification.their_methods = _methods(content)
                 self._on_change(verification.view())
             return
         if event_type not in VERIFICATION_TYPES:
@@ -230,6 +237,9 @@ class Verifications:
 
     async def accept(self, transaction_id: str) -> None:
         await self._act(transaction_id, "accept_request")
+
+    async def start_emoji(self, transaction_id: str) -> None:
+        await self._act(transaction_id, "start_emoji")
 
     async def confirm(self, transaction_id: str) -> None:
         await self._act(transaction_id, "confirm")
@@ -270,6 +280,7 @@ class Verifications:
         if event_type == "m.key.verification.request":
             if verification is None and self._fresh(content):
                 verification = self._new(transaction_id, sender, from_device, we_requested=False)
+                verification.their_methods = _methods(content)
                 self._on_change(verification.view())
             return
         if verification is None:
@@ -302,3 +313,8 @@ class Verifications:
             return False
         now = int(time.time() * 1000)
         return now - REQUEST_MAX_AGE_MS <= timestamp <= now + REQUEST_MAX_FUTURE_MS
+
+
+def _methods(content: dict[str, Any]) -> list[str]:
+    methods = content.get("methods")
+    return [m for m in methods if isinstance(m, str)] if isinstance(methods, list) else []

@@ -475,6 +475,9 @@ class MatrixService:
     async def accept_verification(self, transaction_id: str) -> None:
         await self.parts.trust.accept_verification(transaction_id)
 
+    async def start_emoji_verification(self, transaction_id: str) -> None:  # QR verification
+        await self.parts.trust.start_emoji_verification(transaction_id)
+
     async def confirm_verification(self, transaction_id: str) -> None:
         await self.parts.trust.confirm_verification(transaction_id)
 

@@ -242,6 +242,11 @@ class DeviceTrust:
         assert self.crypto is not None
         await self.crypto.verifications.accept(transaction_id)
 
+    async def start_emoji_verification(self, transaction_id: str) -> None:
+        """Compare emoji instead of having our QR code scanned."""
+        assert self.crypto is not None
+        await self.crypto.verifications.start_emoji(transaction_id)
+
     async def confirm_verification(self, transaction_id: str) -> None:
         assert self.crypto is not None
         await self.crypto.verifications.confirm(transaction_id)

@@ -3,8 +3,8 @@
 For your own account it also says whether a dehydrated device (MSC3814)
 receives room keys while you are signed out.
 
-Keys: v verify (after comparing the fingerprint out of band), e emoji
-verification, u unverify, b blacklist, n unblacklist, i ignore, a accept
+Keys: v verify (after comparing the fingerprint out of band), e verify by
+QR code or emoji, u unverify, b blacklist, n unblacklist, i ignore, a accept
 a changed identity, r refresh, m manage your account (the server's account
 page, on OAuth 2.0 API servers), Escape back. The screen loads its data and
 carries out these choices through the service handed to it (none in a
@@ -82,7 +82,7 @@ class DevicesScreen(Screen[None]):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("v", "trust('verify')", "Verify"),
-        Binding("e", "emoji", "Emoji verify"),
+        Binding("e", "emoji", "QR/emoji verify"),
         Binding("u", "trust('unverify')", "Unverify"),
         Binding("b", "trust('blacklist')", "Blacklist"),
         Binding("n", "trust('unblacklist')", "Unblacklist"),
