@@ -581,3 +581,10 @@ class MatrixService:
 
     async def send_thread_receipt(self, room_id: str, event_id: str, thread_id: str) -> bool:
         return await self.parts.threads.send_thread_receipt(room_id, event_id, thread_id)
+
+    # -- issue 25: members are loaded lazily, fetched in full where needed ----------------
+    async def load_members(self, room_id: str, *, quiet: bool = False) -> bool:
+        return await self.parts.members.load(room_id, quiet=quiet)
+
+    def members_complete(self, room_id: str) -> bool:
+        return self.parts.members.is_complete(room_id)

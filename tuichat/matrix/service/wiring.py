@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from tuichat.matrix.service.account_context import AccountContext
 from tuichat.matrix.service.history import History, TimelineGaps
+from tuichat.matrix.service.member_lists import MemberLists
 from tuichat.matrix.service.moderation import RoomModeration
 from tuichat.matrix.service.opening import AccountOpener
 from tuichat.matrix.service.push_settings import PushSettings
@@ -48,6 +49,7 @@ class Parts:
     moderation: RoomModeration
     spaces: Spaces
     safety: UserSafety
+    members: MemberLists  # issue 25: lazily loaded members, fetched where needed
 
 
 def build_parts(
@@ -64,8 +66,9 @@ def build_parts(
     trust = DeviceTrust(context, views)
     keys = RoomKeys(context, views, trust)
     read_state = ReadState(context)
-    sending = SendQueue(context, outbox, tokens)
     gaps = TimelineGaps()
+    members = MemberLists(context, gaps)
+    sending = SendQueue(context, outbox, tokens, members)
     push = PushSettings(context)
     rooms = RoomAdmin(context, views)
     moderation = RoomModeration(context, rooms)
@@ -104,4 +107,5 @@ def build_parts(
         moderation=moderation,
         spaces=Spaces(context, moderation),
         safety=UserSafety(context),
+        members=members,
     )

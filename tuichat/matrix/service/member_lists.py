@@ -1,0 +1,121 @@
+"""Members fetched in full where they are needed (issue 25).
+
+Syncs load members lazily (`lazy_load_members`): a room's state then holds
+the member events of those who appear in its timeline, not of everyone.
+Where the whole list matters, `MemberLists.ensure_complete` fetches it once
+(`GET /rooms/{id}/members`) and fills in the members the state lacks:
+before a room key is shared (every member's devices must get it), and for
+the member list and name completion. A limited sync may leave out member
+changes in its gap, so after one the list is fetched again; so it is when
+the sync's member counts disagree with the members known.
+
+A fetched member event only fills in a member the state has no event for:
+whatever a sync delivered is as new as the fetch, or newer (a member who
+left while the request was under way stays gone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from tuichat.matrix.crypto.group_sessions import KeyShareError
+from tuichat.matrix.service.account_context import AccountContext
+from tuichat.matrix.service.history import TimelineGaps
+from tuichat.matrix.transport.http import MatrixHttpError, path_segment
+from tuichat.matrix.transport.network import NETWORK_ERRORS
+from tuichat.model.events import Notice
+
+log = logging.getLogger(__name__)
+
+# Member events kept from a fetch: those of current and would-be members.
+_KEPT = ("join", "invite", "ban", "knock")
+
+
+class MemberLists:
+    """Which rooms' member lists are complete, and fetching the others."""
+
+    def __init__(self, context: AccountContext, gaps: TimelineGaps) -> None:
+        self._context = context
+        self._gaps = gaps
+        # Room -> the number of gaps it had seen when its list was fetched.
+        self._fetched: dict[str, int] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def is_complete(self, room_id: str) -> bool:
+        """Whether the room's state holds every member: fetched since its
+        last gap, and the sync's counts agree."""
+        fetched = self._fetched.get(room_id)
+        if fetched is None or fetched != self._gaps.count(room_id):
+            return False
+        state = self._context.states.get(room_id)
+        if state is None:
+            return False
+        joined = state.sync_summary.get("m.joined_member_count")
+        invited = state.sync_summary.get("m.invited_member_count")
+        if isinstance(joined, int) and joined > len(state.members(("join",))):
+            return False
+        return not (isinstance(invited, int) and invited > len(state.members(("invite",))))
+
+    async def ensure_complete(self, room_id: str) -> None:
+        """Fetch the room's members unless its list is complete. Raises
+        KeyShareError when it cannot be fetched (a room key must wait)."""
+        lock = self._locks.setdefault(room_id, asyncio.Lock())
+        async with lock:
+            if self.is_complete(room_id):
+                return
+            crypto = self._context.crypto
+            if crypto is None:
+                raise KeyShareError("not connected yet: the member list is unknown")
+            generation = self._gaps.count(room_id)
+            try:
+                reply = await crypto.http.request(
+                    "GET",
+                    f"/rooms/{path_segment(room_id)}/members",
+                    query={"not_membership": "leave"},
+                )
+            except (MatrixHttpError, *NETWORK_ERRORS) as error:
+                log.warning("fetching the members of %s failed: %s", room_id, error)
+                raise KeyShareError(f"the member list could not be fetched: {error}") from None
+            added = self._fill_in(room_id, reply)
+            self._fetched[room_id] = generation
+            log.info("member list of %s fetched: %d member(s) added", room_id, added)
+
+    async def load(self, room_id: str, *, quiet: bool = False) -> bool:
+        """`ensure_complete` for the interface: False if the list could not
+        be fetched, with a notice unless `quiet` (a fetch in the background:
+        the failure is logged, and the list is asked for again when used)."""
+        try:
+            await self.ensure_complete(room_id)
+        except KeyShareError as error:
+            if not quiet:
+                self._context.emit(Notice(f"Could not load the member list: {error}", error=True))
+            return False
+        return True
+
+    def _fill_in(self, room_id: str, reply: Any) -> int:
+        state = self._context.states.get(room_id)
+        chunk = reply.get("chunk") if isinstance(reply, dict) else None
+        if state is None or not isinstance(chunk, list):
+            return 0
+        added = []
+        for event in chunk:
+            if not isinstance(event, dict) or event.get("type") != "m.room.member":
+                continue
+            user_id, content = event.get("state_key"), event.get("content")
+            if not isinstance(user_id, str) or not isinstance(content, dict):
+                continue
+            if content.get("membership") not in _KEPT:
+                continue
+            if ("m.room.member", user_id) in state.events:
+                continue  # what a sync delivered stands
+            state.apply(event)
+            added.append(user_id)
+        crypto = self._context.crypto
+        if added and crypto is not None and state.encrypted:
+            # Their devices must be known before a key is shared: queried
+            # with the next key query, as nio does for members it saw.
+            olm = crypto.olm
+            olm.users_for_key_query.update(u for u in added if u not in olm.tracked_users)
+        return len(added)
