@@ -12,9 +12,28 @@ import pytest
 from tests.conftest import UserFactory, log_in
 from tests.peers import NioPeer
 from tests.recorder import Recorder, ServiceFactory, join_invite
-from tuichat.demo.synapse import LocalSynapse
+from tests.test_ui_chat import join_in_ui, type_text, wait_ui
+from tuichat.demo.synapse import LocalSynapse, RegisteredUser
 from tuichat.matrix.account.session import Profile
 from tuichat.matrix.service import sync_loop
+from tuichat.ui.app import TuichatApp
+from tuichat.ui.screens.members import MembersDialog
+from tuichat.ui.widgets.composer import Composer
+
+
+async def _room_with_a_quiet_member(
+    bob_peer: NioPeer, carol_peer: NioPeer, carol: RegisteredUser, alice: RegisteredUser
+) -> str:
+    """Bob's encrypted room: Carol joined and said nothing, Alice invited,
+    then more than a five-event timeline of Bob's messages."""
+    # A named room: the server sends no heroes (whose members it would include).
+    room_id = await bob_peer.create_room(invite=[carol.user_id], encrypted=True, name="Lazy")
+    await carol_peer.join(room_id)
+    await bob_peer.wait_for_member(room_id, carol.user_id)
+    await bob_peer.client.room_invite(room_id, alice.user_id)
+    for number in range(6):
+        await bob_peer.send_text(room_id, f"filler {number}")
+    return room_id
 
 
 async def test_a_member_lazy_loading_left_out_gets_the_room_key(
@@ -32,14 +51,7 @@ async def test_a_member_lazy_loading_left_out_gets_the_room_key(
     service = await start_service(profile, recorder)
     bob_peer: NioPeer = await peer_factory(bob)
     carol_peer: NioPeer = await peer_factory(carol)
-    # A named room: the server sends no heroes (whose members it would include).
-    room_id = await bob_peer.create_room(invite=[carol.user_id], encrypted=True, name="Lazy")
-    await carol_peer.join(room_id)
-    await bob_peer.wait_for_member(room_id, carol.user_id)
-    await bob_peer.client.room_invite(room_id, alice.user_id)
-    # Carol says nothing; her join falls out of a five-event timeline.
-    for number in range(6):
-        await bob_peer.send_text(room_id, f"filler {number}")
+    room_id = await _room_with_a_quiet_member(bob_peer, carol_peer, carol, alice)
     await join_invite(service, recorder, bob_peer, room_id)
     state = service.room_state(room_id)
     assert state is not None and state.encrypted
@@ -52,3 +64,29 @@ async def test_a_member_lazy_loading_left_out_gets_the_room_key(
     assert not carol_peer.undecryptable
     assert state.membership_of(carol.user_id) == "join"
     assert service.members_complete(room_id)
+
+
+async def test_the_member_list_and_name_completion_show_every_member(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sync_loop, "TIMELINE_LIMIT", 5)
+    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
+    carol = new_user("carol", "Carol")
+    await log_in(synapse, profile, alice)
+    bob_peer: NioPeer = await peer_factory(bob)
+    carol_peer: NioPeer = await peer_factory(carol)
+    room_id = await _room_with_a_quiet_member(bob_peer, carol_peer, carol, alice)
+
+    app = TuichatApp(profile, sync_timeout_ms=1000)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await join_in_ui(pilot, app, bob_peer, room_id, alice.user_id)
+        composer = app.query_one(Composer)
+        await wait_ui(pilot, lambda: ("Carol", carol.user_id) in composer.members)
+        await type_text(pilot, "/members")
+        dialog = await wait_ui(pilot, lambda: isinstance(app.screen, MembersDialog) and app.screen)
+        shown = {user_id: membership for user_id, _name, membership in dialog.members}
+        assert shown == {alice.user_id: "join", bob.user_id: "join", carol.user_id: "join"}
