@@ -90,3 +90,79 @@ async def test_the_member_list_and_name_completion_show_every_member(
         dialog = await wait_ui(pilot, lambda: isinstance(app.screen, MembersDialog) and app.screen)
         shown = {user_id: membership for user_id, _name, membership in dialog.members}
         assert shown == {alice.user_id: "join", bob.user_id: "join", carol.user_id: "join"}
+
+
+def _member(user_id: str, membership: str, event_id: str) -> dict[str, Any]:
+    return {
+        "type": "m.room.member",
+        "state_key": user_id,
+        "sender": user_id,
+        "event_id": event_id,
+        "content": {"membership": membership},
+    }
+
+
+class _Olm:
+    def __init__(self) -> None:
+        self.users_for_key_query: set[str] = set()
+        self.tracked_users = {"@bob:x"}
+
+
+class _Crypto:
+    """What `MemberLists` uses of the crypto engine: its HTTP client (which
+    answers `reply`, after `meanwhile` ran as a sync would), rotation, olm."""
+
+    def __init__(self, reply: dict[str, Any], meanwhile: Callable[[], None]) -> None:
+        self.http = self
+        self.olm = _Olm()
+        self.rotated: list[str] = []
+        self._reply, self._meanwhile = reply, meanwhile
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        self._meanwhile()
+        return self._reply
+
+    def rotate(self, room_id: str, reason: str) -> None:
+        self.rotated.append(reason)
+
+
+async def test_the_fetched_list_replaces_stale_members_but_not_what_a_sync_brought() -> None:
+    from types import SimpleNamespace
+
+    from tuichat.matrix.content.room_state import RoomState
+    from tuichat.matrix.service.history import TimelineGaps
+    from tuichat.matrix.service.member_lists import MemberLists
+
+    state = RoomState("!r:x")
+    for event in (
+        {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1"}},
+        _member("@alice:x", "join", "$a"),
+        _member("@bob:x", "join", "$b1"),
+        _member("@erin:x", "join", "$e1"),
+    ):
+        state.apply(event)
+    reply = {
+        "chunk": [
+            _member("@alice:x", "join", "$a"),
+            _member("@bob:x", "leave", "$b2"),  # left in a gap lazy loading hid
+            _member("@carol:x", "join", "$c"),  # never seen: lazily left out
+            _member("@dave:x", "invite", "$d"),
+            _member("@erin:x", "join", "$e1"),  # older than what the sync brings
+        ]
+    }
+    crypto = _Crypto(reply, lambda: state.apply(_member("@erin:x", "leave", "$e2")))
+    context = SimpleNamespace(states={"!r:x": state}, crypto=crypto, emit=lambda event: None)
+    gaps = TimelineGaps()
+    members = MemberLists(context, gaps)  # type: ignore[arg-type]
+    assert not members.is_complete("!r:x")
+
+    await members.ensure_complete("!r:x")
+
+    assert state.members() == ["@alice:x", "@carol:x", "@dave:x"]
+    assert state.membership_of("@bob:x") == "leave"
+    assert state.membership_of("@erin:x") == "leave"
+    assert crypto.rotated == ["1 member(s) left"]
+    assert crypto.olm.users_for_key_query == {"@carol:x", "@dave:x"}
+    assert members.is_complete("!r:x")
+    gaps.add("!r:x")  # a limited sync: member changes in its gap may be missing
+    assert not members.is_complete("!r:x")

@@ -3,15 +3,16 @@
 Syncs load members lazily (`lazy_load_members`): a room's state then holds
 the member events of those who appear in its timeline, not of everyone.
 Where the whole list matters, `MemberLists.ensure_complete` fetches it once
-(`GET /rooms/{id}/members`) and fills in the members the state lacks:
+(`GET /rooms/{id}/members`) and brings the state's member events up to date:
 before a room key is shared (every member's devices must get it), and for
 the member list and name completion. A limited sync may leave out member
 changes in its gap, so after one the list is fetched again; so it is when
 the sync's member counts disagree with the members known.
 
-A fetched member event only fills in a member the state has no event for:
-whatever a sync delivered is as new as the fetch, or newer (a member who
-left while the request was under way stays gone).
+The fetched list is as new as the state the request began from, or newer:
+it replaces those member events (a member who left in a gap that lazy
+loading did not show is gone after it, and the room key is rotated), except
+where a sync changed a member while the request was under way.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import asyncio
 import logging
 from typing import Any
 
+from tuichat.matrix.content.room_state import RoomState, StateKey
 from tuichat.matrix.crypto.group_sessions import KeyShareError
 from tuichat.matrix.service.account_context import AccountContext
 from tuichat.matrix.service.history import TimelineGaps
@@ -29,8 +31,9 @@ from tuichat.model.events import Notice
 
 log = logging.getLogger(__name__)
 
-# Member events kept from a fetch: those of current and would-be members.
-_KEPT = ("join", "invite", "ban", "knock")
+_MEMBER = "m.room.member"
+# Memberships whose devices get the room key.
+_CURRENT = ("join", "invite")
 
 
 class MemberLists:
@@ -69,18 +72,22 @@ class MemberLists:
             if crypto is None:
                 raise KeyShareError("not connected yet: the member list is unknown")
             generation = self._gaps.count(room_id)
+            state = self._context.states.get(room_id)
+            if state is None:
+                return
+            # The member events as they stand now: the fetched list is as
+            # new as these or newer; what a sync changes meanwhile is newer.
+            before = {key: event for key, event in state.events.items() if key[0] == _MEMBER}
             try:
-                reply = await crypto.http.request(
-                    "GET",
-                    f"/rooms/{path_segment(room_id)}/members",
-                    query={"not_membership": "leave"},
-                )
+                reply = await crypto.http.request("GET", f"/rooms/{path_segment(room_id)}/members")
             except (MatrixHttpError, *NETWORK_ERRORS) as error:
                 log.warning("fetching the members of %s failed: %s", room_id, error)
                 raise KeyShareError(f"the member list could not be fetched: {error}") from None
-            added = self._fill_in(room_id, reply)
+            if self._context.states.get(room_id) is not state:
+                return  # left or rejoined meanwhile: the next use asks again
+            changed = self._take(state, reply, before)
             self._fetched[room_id] = generation
-            log.info("member list of %s fetched: %d member(s) added", room_id, added)
+            log.info("member list of %s fetched: %d member(s) changed", room_id, changed)
 
     async def load(self, room_id: str, *, quiet: bool = False) -> bool:
         """`ensure_complete` for the interface: False if the list could not
@@ -94,28 +101,38 @@ class MemberLists:
             return False
         return True
 
-    def _fill_in(self, room_id: str, reply: Any) -> int:
-        state = self._context.states.get(room_id)
+    def _take(self, state: RoomState, reply: Any, before: dict[StateKey, dict[str, Any]]) -> int:
+        """Apply the fetched member events where no sync changed the member
+        since the request; returns how many changed."""
         chunk = reply.get("chunk") if isinstance(reply, dict) else None
-        if state is None or not isinstance(chunk, list):
+        if not isinstance(chunk, list):
             return 0
-        added = []
+        new_members, gone = [], []
         for event in chunk:
-            if not isinstance(event, dict) or event.get("type") != "m.room.member":
+            if not isinstance(event, dict) or event.get("type") != _MEMBER:
                 continue
             user_id, content = event.get("state_key"), event.get("content")
             if not isinstance(user_id, str) or not isinstance(content, dict):
                 continue
-            if content.get("membership") not in _KEPT:
+            key = (_MEMBER, user_id)
+            held = state.events.get(key)
+            if held is not before.get(key):
+                continue  # a sync brought something newer meanwhile
+            was = state.membership_of(user_id)
+            if held is not None and held.get("event_id") == event.get("event_id"):
                 continue
-            if ("m.room.member", user_id) in state.events:
-                continue  # what a sync delivered stands
             state.apply(event)
-            added.append(user_id)
+            now = content.get("membership")
+            if now in _CURRENT and was not in _CURRENT:
+                new_members.append(user_id)
+            elif was in _CURRENT and now not in _CURRENT:
+                gone.append(user_id)  # left in a gap lazy loading did not show
         crypto = self._context.crypto
-        if added and crypto is not None and state.encrypted:
+        if crypto is not None and state.encrypted:
+            if gone:
+                crypto.rotate(state.room_id, f"{len(gone)} member(s) left")
             # Their devices must be known before a key is shared: queried
             # with the next key query, as nio does for members it saw.
             olm = crypto.olm
-            olm.users_for_key_query.update(u for u in added if u not in olm.tracked_users)
-        return len(added)
+            olm.users_for_key_query.update(u for u in new_members if u not in olm.tracked_users)
+        return len(new_members) + len(gone)
