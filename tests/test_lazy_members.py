@@ -153,7 +153,9 @@ async def test_the_fetched_list_replaces_stale_members_but_not_what_a_sync_broug
     crypto = _Crypto(reply, lambda: state.apply(_member("@erin:x", "leave", "$e2")))
     context = SimpleNamespace(states={"!r:x": state}, crypto=crypto, emit=lambda event: None)
     gaps = TimelineGaps()
-    members = MemberLists(context, gaps)  # type: ignore[arg-type]
+    summarised: list[set[str]] = []
+    views = SimpleNamespace(emit_summaries=summarised.append)
+    members = MemberLists(context, gaps, views)  # type: ignore[arg-type]
     assert not members.is_complete("!r:x")
 
     await members.ensure_complete("!r:x")
@@ -164,5 +166,6 @@ async def test_the_fetched_list_replaces_stale_members_but_not_what_a_sync_broug
     assert crypto.rotated == ["1 member(s) left"]
     assert crypto.olm.users_for_key_query == {"@carol:x", "@dave:x"}
     assert members.is_complete("!r:x")
+    assert summarised == [{"!r:x"}]  # the room's shield counts them all
     gaps.add("!r:x")  # a limited sync: member changes in its gap may be missing
     assert not members.is_complete("!r:x")

@@ -25,6 +25,7 @@ from tuichat.matrix.content.room_state import RoomState, StateKey
 from tuichat.matrix.crypto.group_sessions import KeyShareError
 from tuichat.matrix.service.account_context import AccountContext
 from tuichat.matrix.service.history import TimelineGaps
+from tuichat.matrix.service.room_views import RoomViews
 from tuichat.matrix.transport.http import MatrixHttpError, path_segment
 from tuichat.matrix.transport.network import NETWORK_ERRORS
 from tuichat.model.events import Notice
@@ -39,9 +40,10 @@ _CURRENT = ("join", "invite")
 class MemberLists:
     """Which rooms' member lists are complete, and fetching the others."""
 
-    def __init__(self, context: AccountContext, gaps: TimelineGaps) -> None:
+    def __init__(self, context: AccountContext, gaps: TimelineGaps, views: RoomViews) -> None:
         self._context = context
         self._gaps = gaps
+        self._views = views
         # Room -> the number of gaps it had seen when its list was fetched.
         self._fetched: dict[str, int] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -87,6 +89,9 @@ class MemberLists:
                 return  # left or rejoined meanwhile: the next use asks again
             changed = self._take(state, reply, before)
             self._fetched[room_id] = generation
+            if changed:
+                # The room's shield counts every member's devices now.
+                self._views.emit_summaries({room_id})
             log.info("member list of %s fetched: %d member(s) changed", room_id, changed)
 
     async def load(self, room_id: str, *, quiet: bool = False) -> bool:

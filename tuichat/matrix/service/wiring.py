@@ -67,7 +67,7 @@ def build_parts(
     keys = RoomKeys(context, views, trust)
     read_state = ReadState(context)
     gaps = TimelineGaps()
-    members = MemberLists(context, gaps)
+    members = MemberLists(context, gaps, views)
     sending = SendQueue(context, outbox, tokens, members)
     push = PushSettings(context)
     rooms = RoomAdmin(context, views)
