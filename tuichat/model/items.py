@@ -223,14 +223,16 @@ _CORE_FIELDS = ("key", "sender", "sender_name", "timestamp", "kind", "body", "ev
 # Details shared between items, by the values given: a bounded table,
 # emptied when full (a value that is unique to one item only passes
 # through it).
-_SHARED_DETAILS: dict[tuple[tuple[str, object], ...], ItemDetails] = {}
+_SHARED_DETAILS: dict[tuple[tuple[tuple[str, object], ...], tuple[type, ...]], ItemDetails] = {}
 _SHARED_LIMIT = 4096
 
 
 def _details(values: dict[str, Any]) -> ItemDetails:
     if not values:
         return _NO_DETAILS
-    key = tuple(values.items())
+    # With the types: equal values of other types (a StrEnum member and its
+    # string) must not share, or `is` comparisons would see the wrong one.
+    key = (tuple(values.items()), tuple(map(type, values.values())))
     try:
         found = _SHARED_DETAILS.get(key)
     except TypeError:  # an unhashable value (an encrypted file's keys)
