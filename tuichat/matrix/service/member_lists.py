@@ -97,7 +97,10 @@ class MemberLists:
     async def load(self, room_id: str, *, quiet: bool = False) -> bool:
         """`ensure_complete` for the interface: False if the list could not
         be fetched, with a notice unless `quiet` (a fetch in the background:
-        the failure is logged, and the list is asked for again when used)."""
+        the failure is logged, and the list is asked for again when used;
+        it waits for the first sync if the service is not connected yet)."""
+        if quiet and not self._context.first_sync_done.is_set():
+            await self._context.first_sync_done.wait()
         try:
             await self.ensure_complete(room_id)
         except KeyShareError as error:
