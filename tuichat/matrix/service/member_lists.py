@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import Counter
 from typing import Any
 
 from tuichat.matrix.content.room_state import RoomState, StateKey
@@ -29,10 +31,18 @@ from tuichat.matrix.service.room_views import RoomViews
 from tuichat.matrix.transport.http import MatrixHttpError, path_segment
 from tuichat.matrix.transport.network import NETWORK_ERRORS
 from tuichat.model.events import Notice
+from tuichat.model.pacing import SLICE_SECONDS
 
 log = logging.getLogger(__name__)
 
 _MEMBER = "m.room.member"
+
+
+def _content(event: dict[str, Any]) -> dict[str, Any]:
+    content = event.get("content")
+    return content if isinstance(content, dict) else {}
+
+
 # Memberships whose devices get the room key.
 _CURRENT = ("join", "invite")
 
@@ -59,9 +69,14 @@ class MemberLists:
             return False
         joined = state.sync_summary.get("m.joined_member_count")
         invited = state.sync_summary.get("m.invited_member_count")
-        if isinstance(joined, int) and joined > len(state.members(("join",))):
+        counts = Counter(
+            _content(event).get("membership")
+            for (event_type, _key), event in state.events.items()
+            if event_type == _MEMBER
+        )
+        if isinstance(joined, int) and joined > counts["join"]:
             return False
-        return not (isinstance(invited, int) and invited > len(state.members(("invite",))))
+        return not (isinstance(invited, int) and invited > counts["invite"])
 
     async def ensure_complete(self, room_id: str) -> None:
         """Fetch the room's members unless its list is complete. Raises
@@ -87,7 +102,7 @@ class MemberLists:
                 raise KeyShareError(f"the member list could not be fetched: {error}") from None
             if self._context.states.get(room_id) is not state:
                 return  # left or rejoined meanwhile: the next use asks again
-            changed = self._take(state, reply, before)
+            changed = await self._take(state, reply, before)
             self._fetched[room_id] = generation
             if changed:
                 # The room's shield counts every member's devices now.
@@ -109,14 +124,22 @@ class MemberLists:
             return False
         return True
 
-    def _take(self, state: RoomState, reply: Any, before: dict[StateKey, dict[str, Any]]) -> int:
+    async def _take(
+        self, state: RoomState, reply: Any, before: dict[StateKey, dict[str, Any]]
+    ) -> int:
         """Apply the fetched member events where no sync changed the member
         since the request; returns how many changed."""
         chunk = reply.get("chunk") if isinstance(reply, dict) else None
         if not isinstance(chunk, list):
             return 0
         new_members, gone = [], []
+        deadline = time.perf_counter() + SLICE_SECONDS
         for event in chunk:
+            if time.perf_counter() > deadline:
+                # A room of thousands: the interface draws in between (a
+                # sync handled meanwhile is seen by the check below).
+                await asyncio.sleep(0)
+                deadline = time.perf_counter() + SLICE_SECONDS
             if not isinstance(event, dict) or event.get("type") != _MEMBER:
                 continue
             user_id, content = event.get("state_key"), event.get("content")
