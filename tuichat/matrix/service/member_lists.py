@@ -101,7 +101,8 @@ class MemberLists:
                 log.warning("fetching the members of %s failed: %s", room_id, error)
                 raise KeyShareError(f"the member list could not be fetched: {error}") from None
             if self._context.states.get(room_id) is not state:
-                return  # left or rejoined meanwhile: the next use asks again
+                # Left or rejoined meanwhile: asked again when next needed.
+                raise KeyShareError("the room changed while its members were fetched")
             changed = await self._take(state, reply, before)
             self._fetched[room_id] = generation
             if changed:
