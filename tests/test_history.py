@@ -33,10 +33,17 @@ async def test_scrolling_up_loads_and_decrypts_older_history(
     peer: NioPeer = await peer_factory(bob)
     room_id = await peer.create_room(invite=[alice.user_id], encrypted=True)
     sent = [f"history message {n}" for n in range(150)]
+    before = [f"before the gap {n}" for n in range(3)]
 
     app = TuichatApp(profile, sync_timeout_ms=1000)
     async with app.run_test(size=(100, 30)) as pilot:
         await join_in_ui(pilot, app, peer, room_id, alice.user_id)
+        # issue 25: what was shown before the gap comes back too, once.
+        for body in before:
+            await peer.send_text(room_id, body)
+        await wait_ui(
+            pilot, lambda: any(i.body == before[-1] for i in app.state.timelines[room_id])
+        )
 
     # Sent while tuichat is closed: the next sync is limited to the newest
     # page, and the rest is a gap only /messages can fill.
@@ -75,7 +82,9 @@ async def test_scrolling_up_loads_and_decrypts_older_history(
             await pilot.pause()
         assert view.history is HistoryState.START
         bodies = [i.body for i in timeline if i.kind is ItemKind.TEXT and i.sender == bob.user_id]
-        assert bodies == sent
+        assert bodies == before + sent
+        event_ids = [i.event_id for i in timeline]
+        assert len(set(event_ids)) == len(event_ids)
         assert not [i for i in timeline if i.kind is ItemKind.UNDECRYPTABLE]
         view.scroll_home(animate=False)
         await pilot.pause()

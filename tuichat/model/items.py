@@ -9,9 +9,10 @@ keyed by ``(key, version, width)`` stay correct.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import FrozenInstanceError, dataclass, fields
 from enum import StrEnum
-from typing import Any
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any
 
 from tuichat.model.devices import MessageTrust
 from tuichat.model.polls import PollStart
@@ -170,14 +171,13 @@ MESSAGE_KINDS = frozenset({ItemKind.TEXT, ItemKind.EMOTE, ItemKind.NOTICE, ItemK
 
 
 @dataclass(frozen=True, slots=True)
-class TimelineItem:
-    key: str  # event id, or "txn:<id>" for a local echo not yet confirmed
-    sender: str
-    sender_name: str
-    timestamp: int  # milliseconds since the epoch
-    kind: ItemKind
-    body: str
-    event_id: str | None = None
+class ItemDetails:
+    """The fields of a `TimelineItem` most items leave at their defaults
+    (or share with many others: a plain message's push-rule outcome, a
+    Megolm session's trust). Items hold one of these, shared between items
+    with equal details where the values allow it, so an item costs a few
+    machine words instead of one per field."""
+
     txn_id: str | None = None
     encrypted: bool = False
     send_state: SendState = SendState.SENT
@@ -216,7 +216,152 @@ class TimelineItem:
     # A line naming only an event's type (a state event or type tuichat has
     # no rendering for): kept, shown only with `show_hidden_events`.
     type_only: bool = False
-    version: int = 0
+
+
+_NO_DETAILS = ItemDetails()
+DETAIL_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ItemDetails))
+_DEFAULTS: dict[str, object] = {name: getattr(_NO_DETAILS, name) for name in DETAIL_FIELDS}
+_CORE_FIELDS = ("key", "sender", "sender_name", "timestamp", "kind", "body", "event_id", "version")
+# Details shared between items, by the values given: a bounded table,
+# emptied when full (a value that is unique to one item only passes
+# through it).
+_SHARED_DETAILS: dict[tuple[tuple[tuple[str, object], ...], tuple[type, ...]], ItemDetails] = {}
+_SHARED_LIMIT = 4096
+
+
+def _details(values: dict[str, Any]) -> ItemDetails:
+    if not values:
+        return _NO_DETAILS
+    # With the types: equal values of other types (a StrEnum member and its
+    # string) must not share, or `is` comparisons would see the wrong one.
+    key = (tuple(values.items()), tuple(map(type, values.values())))
+    try:
+        found = _SHARED_DETAILS.get(key)
+    except TypeError:  # an unhashable value (an encrypted file's keys)
+        return ItemDetails(**values)
+    if found is None:
+        found = ItemDetails(**values)
+        if len(_SHARED_DETAILS) >= _SHARED_LIMIT:
+            _SHARED_DETAILS.clear()
+        _SHARED_DETAILS[key] = found
+    return found
+
+
+class TimelineItem:
+    """One timeline entry: immutable, compared and hashed by value like a
+    frozen dataclass. The fields every item has are slots; the rest (see
+    `ItemDetails`) are read through properties from its shared details."""
+
+    __slots__ = (*_CORE_FIELDS, "_details")
+
+    key: str  # event id, or "txn:<id>" for a local echo not yet confirmed
+    sender: str
+    sender_name: str
+    timestamp: int  # milliseconds since the epoch
+    kind: ItemKind
+    body: str
+    event_id: str | None
+    version: int
+    _details: ItemDetails
+
+    if TYPE_CHECKING:  # read from `_details` (properties set below the class)
+        txn_id: str | None
+        encrypted: bool
+        send_state: SendState
+        utd_reason: str | None
+        session_id: str | None
+        highlight: bool
+        trust: MessageTrust | None
+        key_source: str | None
+        formatted: RichBody | None
+        reply_to: str | None
+        relation: Relation | None
+        edited: bool
+        reactions: tuple[Reaction, ...]
+        read_by: tuple[str, ...]
+        membership: tuple[str, str] | None
+        attachment: Attachment | None
+        notify: bool | None
+        loud: bool
+        thread_root: str | None
+        thread: ThreadSummary | None
+        poll: PollStart | None
+        link_room: str | None
+        type_only: bool
+
+    def __init__(
+        self,
+        key: str,
+        sender: str,
+        sender_name: str,
+        timestamp: int,
+        kind: ItemKind,
+        body: str,
+        event_id: str | None = None,
+        version: int = 0,
+        **details: Any,
+    ) -> None:
+        put = object.__setattr__
+        put(self, "key", key)
+        put(self, "sender", sender)
+        put(self, "sender_name", sender_name)
+        put(self, "timestamp", timestamp)
+        put(self, "kind", kind)
+        put(self, "body", body)
+        put(self, "event_id", event_id)
+        put(self, "version", version)
+        put(self, "_details", _details(details))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def _values(self) -> tuple[object, ...]:
+        return (
+            self.key,
+            self.sender,
+            self.sender_name,
+            self.timestamp,
+            self.kind,
+            self.body,
+            self.event_id,
+            self.version,
+            self._details,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not TimelineItem:
+            return NotImplemented
+        return self._values() == other._values()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        shown = [f"{name}={getattr(self, name)!r}" for name in _CORE_FIELDS]
+        shown += [f"{name}={value!r}" for name, value in self.details().items()]
+        return f"TimelineItem({', '.join(shown)})"
+
+    def details(self) -> dict[str, Any]:
+        """The detail fields this item sets to other than their defaults."""
+        found = self._details
+        if found is _NO_DETAILS:
+            return {}
+        return {
+            name: value
+            for name in DETAIL_FIELDS
+            if (value := getattr(found, name)) is not _DEFAULTS[name] and value != _DEFAULTS[name]
+        }
+
+    def replace(self, **changes: Any) -> TimelineItem:
+        """A copy with `changes` applied (what `dataclasses.replace` does
+        for a dataclass); `evolve` also bumps the version."""
+        values: dict[str, Any] = {name: getattr(self, name) for name in _CORE_FIELDS}
+        values.update(self.details())
+        values.update(changes)
+        return TimelineItem(**values)
 
     @property
     def is_local_echo(self) -> bool:
@@ -224,7 +369,7 @@ class TimelineItem:
 
     def evolve(self, **changes: object) -> TimelineItem:
         """A copy with `changes` applied and the version bumped."""
-        return replace(self, version=self.version + 1, **changes)  # type: ignore[arg-type]
+        return self.replace(version=self.version + 1, **changes)
 
     @property
     def is_message(self) -> bool:
@@ -253,3 +398,8 @@ class TimelineItem:
             code = WithheldCode.parse(reason.partition(":")[2])
             return f"withheld: {WITHHELD_CODES[code]}"
         return UTD_REASONS.get(reason, "unable to decrypt")
+
+
+for _name in DETAIL_FIELDS:
+    # attrgetter reads through `_details` in C.
+    setattr(TimelineItem, _name, property(attrgetter(f"_details.{_name}")))

@@ -281,7 +281,7 @@ class RoomTimeline(Timeline):
         summary = thread.summary(self.own_user_id, self.baseline())
         if not summary.count:
             summary = None  # a thread started but no reply yet
-        return item if item.thread == summary else replace(item, thread=summary)
+        return item if item.thread == summary else item.replace(thread=summary)
 
     def append(self, items: Iterable[TimelineItem]) -> TimelineChange:
         main, threaded = self._split(items)

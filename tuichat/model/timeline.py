@@ -16,7 +16,7 @@ redraws the quotes of its replies.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 from itertools import islice
 
@@ -210,7 +210,7 @@ class Timeline(Sequence[TimelineItem]):
             self._base.pop(item.event_id, None)
         item = self._admit(item)
         if item.version <= old.version:
-            item = replace(item, version=old.version + 1)
+            item = item.replace(version=old.version + 1)
         self._remote[index] = item
         return [index, *self._touch_replies(item.key)]
 
@@ -293,8 +293,7 @@ class Timeline(Sequence[TimelineItem]):
         if key in self._redacted:
             if base.kind is ItemKind.REDACTED and base.read_by == readers:
                 return base
-            return replace(
-                base,
+            return base.replace(
                 kind=ItemKind.REDACTED,
                 body="message deleted",
                 formatted=None,
@@ -308,8 +307,7 @@ class Timeline(Sequence[TimelineItem]):
         edit = self._latest_edit(base)
         if edit is not None:
             self._base[key] = base
-            item = replace(
-                item,
+            item = item.replace(
                 kind=edit.kind,
                 body=edit.body,
                 formatted=edit.formatted,
@@ -318,10 +316,10 @@ class Timeline(Sequence[TimelineItem]):
             )
         if base.poll is not None:
             body = self.polls.text(key, base.poll, base.sender, self.own_user_id)
-            item = replace(item, body=body) if body != item.body else item
+            item = item.replace(body=body) if body != item.body else item
         reactions = self._aggregate(key)
         if reactions != item.reactions or readers != item.read_by:
-            item = replace(item, reactions=reactions, read_by=readers)
+            item = item.replace(reactions=reactions, read_by=readers)
         return item
 
     def _latest_edit(self, original: TimelineItem) -> TimelineItem | None:

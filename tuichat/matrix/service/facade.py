@@ -593,3 +593,9 @@ class MatrixService:
 
     async def set_dehydration(self, on: bool) -> Outcome[str]:
         return await self.parts.dehydration.set_enabled(on)
+    # -- issue 25: members are loaded lazily, fetched in full where needed ----------------
+    async def load_members(self, room_id: str, *, quiet: bool = False) -> bool:
+        return await self.parts.members.load(room_id, quiet=quiet)
+
+    def members_complete(self, room_id: str) -> bool:
+        return self.parts.members.is_complete(room_id)

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nio import RoomRedactResponse, RoomSendResponse
@@ -28,6 +28,7 @@ from tuichat.matrix.content.convert import to_item
 from tuichat.matrix.content.room_state import RoomState
 from tuichat.matrix.crypto.group_sessions import KeyShareError
 from tuichat.matrix.service.account_context import AccountContext
+from tuichat.matrix.service.member_lists import MemberLists
 from tuichat.matrix.service.token_recovery import TokenRecovery
 from tuichat.matrix.storage.outbox import Outbox
 from tuichat.matrix.transport.network import NETWORK_ERRORS
@@ -67,8 +68,15 @@ class Outgoing:
 class SendQueue:
     """Sending with a local echo, one room's messages strictly in order."""
 
-    def __init__(self, context: AccountContext, outbox: Outbox, tokens: TokenRecovery) -> None:
+    def __init__(
+        self,
+        context: AccountContext,
+        outbox: Outbox,
+        tokens: TokenRecovery,
+        members: MemberLists,
+    ) -> None:
         self._context = context
+        self._members = members  # issue 25: complete before a key is shared
         self.outbox = outbox
         self._tokens = tokens
         self.user_id = context.user_id
@@ -195,8 +203,7 @@ class SendQueue:
         item = to_item(event, state, self.viewer)
         if item is None or item.relation is not None:
             return None
-        return replace(
-            item,
+        return item.replace(
             event_id=None,
             txn_id=txn_id,
             encrypted=state.encrypted,
@@ -323,6 +330,8 @@ class SendQueue:
             raise RuntimeError("you are not in this room")
         event_type, content = outgoing.event_type, outgoing.content
         if state.encrypted:
+            # Members are loaded lazily: every one of them, before the key.
+            await self._members.ensure_complete(room_id)
             content = await crypto.encrypt(
                 room_id,
                 state.members(("join", "invite")),

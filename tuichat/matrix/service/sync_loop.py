@@ -138,8 +138,12 @@ def sync_filter() -> dict[str, Any]:
     return {
         "room": {
             # Per-thread counts (MSC3773) beside the room's: threads (issue 21).
-            "timeline": {"limit": TIMELINE_LIMIT, "unread_thread_notifications": True},
-            "state": {"lazy_load_members": False},
+            "timeline": {
+                "limit": TIMELINE_LIMIT,
+                "unread_thread_notifications": True,
+                "lazy_load_members": True,  # issue 25: see member_lists.py
+            },
+            "state": {"lazy_load_members": True},
         },
         "presence": {"not_types": ["*"]},
     }

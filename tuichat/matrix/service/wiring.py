@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from tuichat.matrix.service.account_context import AccountContext
 from tuichat.matrix.service.dehydrated_device import DehydratedDevice
 from tuichat.matrix.service.history import History, TimelineGaps
+from tuichat.matrix.service.member_lists import MemberLists
 from tuichat.matrix.service.moderation import RoomModeration
 from tuichat.matrix.service.opening import AccountOpener
 from tuichat.matrix.service.push_settings import PushSettings
@@ -50,6 +51,7 @@ class Parts:
     spaces: Spaces
     safety: UserSafety
     dehydration: DehydratedDevice  # issue 26
+    members: MemberLists  # issue 25: lazily loaded members, fetched where needed
 
 
 def build_parts(
@@ -68,8 +70,9 @@ def build_parts(
     # Dehydrated devices (issue 26): made and read around recovery, replaced in upkeep.
     keys.dehydration = dehydration = DehydratedDevice(context, views)
     read_state = ReadState(context)
-    sending = SendQueue(context, outbox, tokens)
     gaps = TimelineGaps()
+    members = MemberLists(context, gaps, views)
+    sending = SendQueue(context, outbox, tokens, members)
     push = PushSettings(context)
     rooms = RoomAdmin(context, views)
     moderation = RoomModeration(context, rooms)
@@ -109,4 +112,5 @@ def build_parts(
         spaces=Spaces(context, moderation),
         safety=UserSafety(context),
         dehydration=dehydration,
+        members=members,
     )

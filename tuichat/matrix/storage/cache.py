@@ -16,6 +16,7 @@ import asyncio
 import concurrent.futures
 import logging
 import sqlite3
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,6 +94,19 @@ SCHEMA = sqlite_store.Schema(
 
 _dumps = fastjson.dumps
 _loads = fastjson.loads
+
+
+def _share_strings(event: dict[str, Any]) -> None:
+    """Interns the strings thousands of rooms' state events repeat (types,
+    user ids, memberships): one copy each instead of one per event."""
+    for key in ("type", "state_key", "sender"):
+        value = event.get(key)
+        if isinstance(value, str):
+            event[key] = sys.intern(value)
+    content = event.get("content")
+    membership = content.get("membership") if isinstance(content, dict) else None
+    if isinstance(membership, str):
+        content["membership"] = sys.intern(membership)  # type: ignore[index]
 
 
 @dataclass
@@ -202,7 +216,8 @@ class Cache:
                 # Checked when written; a damaged file must not stop start-up.
                 event_type, state_key = event.get("type"), event.get("state_key")
                 if isinstance(event_type, str) and isinstance(state_key, str):
-                    state[(event_type, state_key)] = event
+                    _share_strings(event)
+                    state[(event["type"], event["state_key"])] = event
             state_by_room[room_id] = state
         return [
             CachedRoom(

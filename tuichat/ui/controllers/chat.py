@@ -160,6 +160,20 @@ class ChatController:
             key=lambda pair: pair[0].lower(),
         )
 
+    def _complete_members(self, room_id: str) -> None:
+        """issue 25: syncs load members lazily; name completion offers them
+        all once the room's list is fetched (in the background)."""
+        service = self.service
+        if service is None or service.members_complete(room_id):
+            return
+
+        async def fetch() -> None:
+            loaded = await service.load_members(room_id, quiet=True)
+            if loaded and self.state.current_room_id == room_id:
+                self.update_members(room_id)
+
+        self.app.run_worker(fetch(), group="members", exit_on_error=False)
+
     def set_membership_display(self, mode: MembershipDisplay) -> None:
         self.main.timeline.set_membership_display(mode)
 
@@ -183,6 +197,7 @@ class ChatController:
         main.timeline.set_items(timeline, unread_after=timeline.read_marker)
         main.typing.show(tuple(safe_line(name) for name in state.typing.get(room_id, ())))
         self.update_members(room_id)
+        self._complete_members(room_id)
         self.show_history_state(room_id)
         # A timeline shorter than the screen is at its top already: older
         # history (an upgraded room's predecessor's too) without a scroll.

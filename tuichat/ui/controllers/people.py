@@ -119,13 +119,28 @@ class People:
     # -- members and devices -------------------------------------------------------------------
 
     def members(self) -> None:
+        app, service = self.app, self.service
+        room_id = app.state.current_room_id
+        if service is None or room_id is None or service.room_state(room_id) is None:
+            app.main.feedback.show("No room to list members of.", error=True)
+            return
+        if service.members_complete(room_id):
+            self._show_members(room_id)
+            return
+
+        async def complete_first() -> None:
+            # issue 25: syncs load members lazily; the list shows them all.
+            await service.load_members(room_id)
+            self._show_members(room_id)
+
+        app.chat.with_progress(trusted("Loading the member list…"), complete_first())
+
+    def _show_members(self, room_id: str) -> None:
         from tuichat.ui.screens.members import MembersDialog
 
         app = self.app
-        room_id = app.state.current_room_id
-        state = self.service.room_state(room_id) if self.service and room_id else None
+        state = self.service.room_state(room_id) if self.service else None
         if state is None:
-            app.main.feedback.show("No room to list members of.", error=True)
             return
         members = [
             (user, state.member_name(user), state.membership_of(user) or "")
