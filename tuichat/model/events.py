@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from tuichat.model.connection import ConnectionState
 from tuichat.model.items import SendState, TimelineItem
 from tuichat.model.rooms import RoomSummary
+from tuichat.model.search_query import IndexProgress
 from tuichat.model.verification import VerificationView
 
 
@@ -295,3 +296,13 @@ DomainEvent = (
 )
 
 Sink = Callable[[DomainEvent], None]
+
+
+# -- search (issue 24) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchIndexProgress:
+    """How far indexing the existing history for search has come."""
+
+    progress: IndexProgress

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from tuichat.model.items import Attachment, TimelineItem
     from tuichat.model.power_levels import PowerLevels
     from tuichat.model.rooms import RoomSummary
+    from tuichat.model.search_query import IndexProgress, SearchCursor, SearchPage, SearchQuery
     from tuichat.model.space_tree import HierarchyRoom
 
 _WIRING = "tuichat.matrix.service.wiring"
@@ -187,6 +188,8 @@ class MatrixService:
         return self._running.token_task
 
     async def stop(self) -> None:
+        if self._parts is not None:
+            await self._parts.search.close()  # search (issue 24)
         await self._running.stop(self._parts)
 
     def decrypt_cached_events(self) -> None:
@@ -581,3 +584,22 @@ class MatrixService:
 
     async def send_thread_receipt(self, room_id: str, event_id: str, thread_id: str) -> bool:
         return await self.parts.threads.send_thread_receipt(room_id, event_id, thread_id)
+
+    # -- search (issue 24) ------------------------------------------------------------------
+
+    def index_history(self, fetch_older: int = 0) -> None:
+        self.parts.search.index_history(fetch_older)
+
+    def search_progress(self) -> IndexProgress:
+        return self.parts.search.progress
+
+    async def search(
+        self, query: SearchQuery, room_id: str | None, cursor: SearchCursor | None = None
+    ) -> SearchPage:
+        return await self.parts.search.search(query, room_id, cursor)
+
+    async def event_context(self, room_id: str, event_id: str) -> list[TimelineItem]:
+        return await self.parts.search.event_context(room_id, event_id)
+
+    async def search_flushed(self) -> None:
+        await self.parts.search.flushed()

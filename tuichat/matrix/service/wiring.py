@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from tuichat.matrix.service.account_context import AccountContext
 from tuichat.matrix.service.history import History, TimelineGaps
+from tuichat.matrix.service.message_search import MessageSearch
 from tuichat.matrix.service.moderation import RoomModeration
 from tuichat.matrix.service.opening import AccountOpener
 from tuichat.matrix.service.push_settings import PushSettings
@@ -48,6 +49,7 @@ class Parts:
     moderation: RoomModeration
     spaces: Spaces
     safety: UserSafety
+    search: MessageSearch  # issue 24
 
 
 def build_parts(
@@ -104,4 +106,5 @@ def build_parts(
         moderation=moderation,
         spaces=Spaces(context, moderation),
         safety=UserSafety(context),
+        search=MessageSearch(context),
     )
