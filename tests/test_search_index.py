@@ -109,3 +109,17 @@ def test_no_word_on_disk_and_another_key_starts_over(tmp_path: Path) -> None:
     assert other.count() == 0 and other.meta("history_done") is None
     other.write([_message("$new", "fresh start", 1)])
     assert _found(other, "fresh") == ["$new"]
+
+
+def test_logout_removes_the_index_and_its_log(tmp_path: Path) -> None:
+    from tuichat.matrix.account.session import Profile
+
+    profile = Profile(tmp_path / "profile")
+    profile.ensure()
+    index = SearchIndex(profile.search_file, _key())
+    index.write([_message("$1", "gone after logout", 1)])
+    assert profile.search_file.exists()
+    assert profile.search_file.with_name(profile.search_file.name + "-wal").exists()
+    index.close()
+    profile.remove_session()
+    assert not [p for p in profile.root.iterdir() if p.name.startswith("search")]

@@ -71,6 +71,7 @@ _T = TypeVar("_T")
 PAGE = 30  # results per page, from each source
 BACKFILL_PAGE = 200  # cached events read at a time
 CONTEXT_LIMIT = 20  # events around a result fetched with /context
+OPTIMIZE_AFTER = 5000  # messages indexed from history: then the index is merged
 _TEXT_KINDS = frozenset({ItemKind.TEXT, ItemKind.EMOTE, ItemKind.NOTICE})
 _OBSERVED = (TimelineAppended, TimelinePrepended, ItemsReplaced, ContextFetched)
 
@@ -257,6 +258,8 @@ class MessageSearch:
             progress = IndexProgress(number, len(todo), progress.messages + indexed, True)
             self._report(progress)
         await self.flushed()
+        if progress.messages >= OPTIMIZE_AFTER:
+            await self._ask(lambda index: index.optimize())
         self._report(IndexProgress(len(todo), len(todo), progress.messages, running=False))
 
     def _report(self, progress: IndexProgress) -> None:

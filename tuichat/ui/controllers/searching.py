@@ -29,6 +29,9 @@ class Searching:
 
     def open(self, text: str = "", all_rooms: bool = False) -> None:
         app = self.app
+        if isinstance(app.screen, SearchScreen):
+            app.screen.query_one("#search-input").focus()  # Ctrl+F again: back to the query
+            return
         service = app.service
         if service is None:
             app.main.feedback.show(trusted("Not connected yet: search waits for the account."))
