@@ -46,6 +46,11 @@ async def test_search_view_goes_to_a_message_far_back_and_keeps_it_marked(
     for number in range(FILLER):
         await js.send(room_id, f"filler line {number}")
     await wait_until(lambda: recorder.text_from(room_id, f"filler line {FILLER - 1}"), 60)
+    # The server's /context around it, decrypted (what a result further
+    # back than the history loaded is shown with).
+    around = await service.event_context(room_id, target)
+    assert [i.body for i in around if i.event_id == target] == ["the Capybara sleeps far back"]
+    assert len(around) > 10
     await service.stop()
 
     app = TuichatApp(profile, sync_timeout_ms=1000)
