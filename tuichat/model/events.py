@@ -264,6 +264,16 @@ class ThreadReaders:
     receipts: dict[str, tuple[str, str]]
 
 
+# -- search (issue 24) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchIndexProgress:
+    """How far indexing the existing history for search has come."""
+
+    progress: IndexProgress
+
+
 DomainEvent = (
     ConnectionChanged
     | RoomsChanged
@@ -293,16 +303,7 @@ DomainEvent = (
     | ThreadReceipts
     | ThreadCounts
     | ThreadReaders
+    | SearchIndexProgress  # search (issue 24)
 )
 
 Sink = Callable[[DomainEvent], None]
-
-
-# -- search (issue 24) ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SearchIndexProgress:
-    """How far indexing the existing history for search has come."""
-
-    progress: IndexProgress
