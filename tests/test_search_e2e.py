@@ -152,7 +152,7 @@ async def test_encrypted_room_search_through_the_encrypted_index(
     assert len(await _found(service, "quokka --all", "!elsewhere:localhost")) == 1
 
     # No word sent, on disk: the running profile (WAL files too), then stopped.
-    await service.search_flushed()
+    await service.parts.search.flushed()
     assert _words_on_disk(profile.root) == []
     await service.stop()
     assert _words_on_disk(profile.root) == []
@@ -180,11 +180,11 @@ async def test_encrypted_room_search_through_the_encrypted_index(
     await wait_until(
         lambda: any(isinstance(e, Notice) and "built again" in e.text for e in recorder.events), 30
     )
-    await wait_until(lambda: not service.search_progress().running, 30)
+    await wait_until(lambda: not service.parts.search.progress.running, 30)
     assert _texts(await _until(service, "quokka", room_id)) == ["A Quokka smiles"]
     assert _texts(await _until(service, "axolotl", room_id)) == ["an axolotl after the restart"]
     assert await _found(service, "narwhal", room_id) == []
-    await service.search_flushed()
+    await service.parts.search.flushed()
     assert _words_on_disk(profile.root) == []
 
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from tuichat.model.items import Attachment, TimelineItem
     from tuichat.model.polls import PollStart
     from tuichat.model.power_levels import PowerLevels
-    from tuichat.model.search_query import IndexProgress, SearchCursor, SearchPage, SearchQuery
+    from tuichat.model.search_query import SearchCursor, SearchPage, SearchQuery
     from tuichat.model.space_tree import HierarchyRoom
 
 # The long poll's timeout of a sync (after the first, which does not wait).
@@ -212,9 +212,7 @@ class ChatService(Protocol):
 
     # -- search (issue 24) ------------------------------------------------------------------
     def index_history(self, fetch_older: int = 0) -> None: ...
-    def search_progress(self) -> IndexProgress: ...
     async def search(
         self, query: SearchQuery, room_id: str | None, cursor: SearchCursor | None = None
     ) -> SearchPage: ...
     async def event_context(self, room_id: str, event_id: str) -> list[TimelineItem]: ...
-    async def search_flushed(self) -> None: ...

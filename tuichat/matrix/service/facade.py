@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from tuichat.model.items import Attachment, TimelineItem
     from tuichat.model.power_levels import PowerLevels
     from tuichat.model.rooms import RoomSummary
-    from tuichat.model.search_query import IndexProgress, SearchCursor, SearchPage, SearchQuery
+    from tuichat.model.search_query import SearchCursor, SearchPage, SearchQuery
     from tuichat.model.space_tree import HierarchyRoom
 
 _WIRING = "tuichat.matrix.service.wiring"
@@ -590,9 +590,6 @@ class MatrixService:
     def index_history(self, fetch_older: int = 0) -> None:
         self.parts.search.index_history(fetch_older)
 
-    def search_progress(self) -> IndexProgress:
-        return self.parts.search.progress
-
     async def search(
         self, query: SearchQuery, room_id: str | None, cursor: SearchCursor | None = None
     ) -> SearchPage:
@@ -600,6 +597,3 @@ class MatrixService:
 
     async def event_context(self, room_id: str, event_id: str) -> list[TimelineItem]:
         return await self.parts.search.event_context(room_id, event_id)
-
-    async def search_flushed(self) -> None:
-        await self.parts.search.flushed()
