@@ -16,6 +16,7 @@ from tests.recorder import Recorder, ServiceFactory
 from tests.test_ui_chat import type_text, wait_ui
 from tuichat.demo.synapse import LocalSynapse
 from tuichat.matrix.account.session import Profile
+from tuichat.model.search_query import parse_query
 from tuichat.ui.app import TuichatApp
 from tuichat.ui.screens.search import MATCH_STYLE, SearchScreen
 from tuichat.ui.widgets.timeline_view import TimelineView
@@ -23,6 +24,7 @@ from tuichat.ui.widgets.timeline_view import TimelineView
 pytestmark = requires_js_peer
 
 FILLER = 160  # messages after the one searched for: several history pages
+LATER = 80  # messages sent while tuichat is closed: more than a sync brings
 
 
 async def test_search_view_goes_to_a_message_far_back_and_keeps_it_marked(
@@ -101,3 +103,44 @@ async def test_search_view_goes_to_a_message_far_back_and_keeps_it_marked(
         ]
         assert marked_words == ["Capybara"]
         assert any("the Capybara sleeps far back" in line for line in view.line_texts())
+
+
+async def test_history_missed_offline_is_fetched_and_indexed_when_the_setting_asks(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    js_peer_factory: Callable[..., Any],
+    start_service: ServiceFactory,
+) -> None:
+    """Messages sent while tuichat was closed, more than a sync brings (a
+    gap): `fetch_history` fetches the older ones from the server, caches
+    and indexes them."""
+    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
+    await log_in(synapse, profile, alice)
+    recorder = Recorder()
+    service = await start_service(profile, recorder)
+    js: JsPeer = await js_peer_factory(bob)
+    room_id = await js.create_room(invite=[alice.user_id], name="Archive")
+    await wait_until(lambda: room_id in recorder.rooms(), 30)
+    assert await service.join(room_id)
+    await js.wait_for_member(room_id, alice.user_id)
+    await wait_until(lambda: service.states[room_id].encrypted, 30)
+    await service.stop()
+
+    target = await js.send(room_id, "an old Tapir story")  # tuichat is closed
+    for number in range(LATER):
+        await js.send(room_id, f"later line {number}")
+
+    recorder = Recorder()
+    service = await start_service(profile, recorder)
+    await wait_until(lambda: recorder.text_from(room_id, f"later line {LATER - 1}"), 60)
+    await service.cache.flushed()
+    assert service.cache.load_event(room_id, target) is None  # in the gap
+    search = service.parts.search
+    assert (await service.search(parse_query("tapir"), room_id)).hits == ()
+    service.index_history(fetch_older=500)
+    await wait_until(lambda: search.progress.rooms_total == 1, 30)
+    await wait_until(lambda: not search.progress.running, 60)
+    page = await service.search(parse_query("tapir"), room_id)
+    assert [hit.event_id for hit in page.hits] == [target]
+    assert service.cache.load_event(room_id, target) is not None  # cached on the way
