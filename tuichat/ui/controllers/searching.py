@@ -92,6 +92,8 @@ class Searching:
                     break
                 await asyncio.sleep(0.02)
             await asyncio.sleep(0)
+            if len(timeline) == size:
+                break  # no page came (a network failure was told): the context instead
         if self._show(hit, query):
             return
         items = await service.event_context(hit.room_id, hit.event_id)
