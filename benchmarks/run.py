@@ -21,6 +21,7 @@ from typing import Any
 import vodozemac
 
 from benchmarks.offline import offline_service
+from benchmarks.search_figure import search_latency
 from benchmarks.synthetic import (
     PEER_USER,
     PeerDevice,
@@ -593,6 +594,7 @@ FIGURES: list[tuple[str, Callable[[Path], Any]]] = [
     ("frame_gap", frame_gap),
     ("memory", memory),
     ("key_share", key_share),
+    ("search", search_latency),  # issue 24
 ]
 
 

@@ -30,6 +30,8 @@ from tuichat.model.keys import DEFAULT_KEYS
 CONFIG_ENV = "TUICHAT_CONFIG"
 
 MEMBERSHIP_CHOICES = ("show", "condense", "hide")
+# [search] fetch_history: older messages fetched per room, at most.
+MAX_FETCH_HISTORY = 100_000
 DESKTOP_CHOICES = ("off", "auto", "osc9", "osc777", "osc99", "notify-send")
 
 DEFAULT_CONFIG = """\
@@ -69,6 +71,13 @@ show_encrypted_text = false  # … also for encrypted rooms
 title_counts = false  # the number of mentions in the window title
 private_receipts = false  # others do not see how far you read (m.read.private)
 
+[search]
+# Encrypted rooms are searched in a local, encrypted index of what this
+# device decrypted. It indexes the cached history by itself; this many
+# older messages per room are also fetched from the server to index them
+# (0: none).
+fetch_history = 0
+
 [keys]
 # Change an action's keys: action = "key" or "key1,key2". The actions and
 # their defaults:
@@ -91,6 +100,7 @@ class Config:
     download_dir: Path | None = None
     keys: dict[str, str] = field(default_factory=dict)
     path: Path | None = None
+    search_fetch_history: int = 0  # [search] fetch_history (issue 24)
 
 
 def default_config_path() -> Path:
@@ -218,6 +228,24 @@ def _validate(raw: dict[str, Any], path: Path, lines: _Lines) -> tuple[Config, l
                         values[name] = value
                 else:
                     problem(key, name, f"unknown setting '{name}' in [notifications]")
+        elif key == "search":  # issue 24
+            section = raw[key]
+            if not isinstance(section, dict):
+                problem("", key, "[search] must be a table")
+                continue
+            for name, value in section.items():
+                if name != "fetch_history":
+                    problem(key, name, f"unknown setting '{name}' in [search]")
+                elif (
+                    isinstance(value, bool)
+                    or not isinstance(value, int)
+                    or not 0 <= value <= MAX_FETCH_HISTORY
+                ):
+                    problem(
+                        key, name, f"'fetch_history' must be a number from 0 to {MAX_FETCH_HISTORY}"
+                    )
+                else:
+                    values["search_fetch_history"] = value
         elif key == "keys":
             section = raw[key]
             if not isinstance(section, dict):

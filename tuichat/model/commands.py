@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tuichat.model.keys import DEFAULT_KEYS, key_label
+from tuichat.model.search_query import QueryError, parse_query
 
 # Aliases are #name:server. Room ids are !opaque:server, or just !opaque
 # since room version 12 (MSC4291) dropped the server part.
@@ -91,6 +92,16 @@ def user_and_device(low: int, high: int) -> ArgumentParser:
         return tuple(words)
 
     return parse
+
+
+def search_argument(argument: str) -> tuple[str, ...]:
+    """A search query (search_query.py), checked here so a mistake is told
+    before the Search view opens."""
+    try:
+        parse_query(argument)
+    except QueryError as error:
+        raise UsageError(f" ({error})") from None
+    return (argument,)
 
 
 def one_of(*choices: str) -> ArgumentParser:
@@ -434,6 +445,15 @@ COMMANDS: dict[str, CommandSpec] = {
             "/threads [mine]",
             f"this room's threads, or yours (also {key_label(DEFAULT_KEYS['threads'])})",
             threads_argument,
+        ),
+        # search (issue 24)
+        CommandSpec(
+            "search",
+            "/search TERMS [--all]",
+            "find messages here (--all: every room); filters: from:@user in:#room "
+            'has:file|image|link before:/after:YYYY-MM-DD "a phrase"'
+            f" (also {key_label(DEFAULT_KEYS['search'])})",
+            search_argument,
         ),
     )
 }

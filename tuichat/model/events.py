@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from tuichat.model.connection import ConnectionState
 from tuichat.model.items import SendState, TimelineItem
 from tuichat.model.rooms import RoomSummary
+from tuichat.model.search_query import IndexProgress
 from tuichat.model.verification import VerificationView
 
 
@@ -263,6 +264,16 @@ class ThreadReaders:
     receipts: dict[str, tuple[str, str]]
 
 
+# -- search (issue 24) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchIndexProgress:
+    """How far indexing the existing history for search has come."""
+
+    progress: IndexProgress
+
+
 DomainEvent = (
     ConnectionChanged
     | RoomsChanged
@@ -292,6 +303,7 @@ DomainEvent = (
     | ThreadReceipts
     | ThreadCounts
     | ThreadReaders
+    | SearchIndexProgress  # search (issue 24)
 )
 
 Sink = Callable[[DomainEvent], None]

@@ -74,6 +74,13 @@ KEY_ACTIONS: tuple[KeyAction, ...] = (
     # threads (issue 21)
     KeyAction("threads", "f5", "Threads", palette="This room's threads ({key})"),
     KeyAction("my_threads", "f8", "My threads", palette="Your threads in every room, unread first"),
+    # search (issue 24)
+    KeyAction(
+        "search",
+        "ctrl+f",
+        "Search",
+        palette="Find messages here or in every room, encrypted ones too ({key})",
+    ),
     # issue 22: spaces
     KeyAction(
         "next_space",

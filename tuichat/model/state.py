@@ -19,6 +19,7 @@ from tuichat.model.connection import ConnectionState
 from tuichat.model.draft import Draft
 from tuichat.model.items import SendState, TimelineItem
 from tuichat.model.rooms import Membership, RoomList, RoomSummary
+from tuichat.model.search_query import IndexProgress
 from tuichat.model.threads import RoomTimeline
 from tuichat.model.timeline import Timeline, TimelineChange
 from tuichat.model.verification import VerificationView
@@ -86,6 +87,8 @@ class ChatState:
         self.unmarked: list[str] = []  # cleared by reading, not yet told
         # Clear-text rooms: the server's (notifications, highlights).
         self.server_counts: dict[str, tuple[int, int]] = {}
+        # Search (issue 24): how far indexing the existing history has come.
+        self.search_progress = IndexProgress()
 
     # -- reading -----------------------------------------------------------------------
 
@@ -460,6 +463,11 @@ class ChatState:
         thread = self.timeline(event.room_id).thread(event.root)
         thread.note(thread.timeline.set_receipts(event.receipts))
 
+    # -- search (issue 24) -------------------------------------------------------------
+
+    def _on_search_progress(self, event: ev.SearchIndexProgress, changes: Changes) -> None:
+        self.search_progress = event.progress
+
 
 def known_read(timeline: Timeline, event_id: str | None) -> bool:
     """Whether `event_id` is at or before the timeline's read marker."""
@@ -504,4 +512,6 @@ HANDLERS: dict[type, Handler] = {
     ev.ThreadReceipts: ChatState._on_thread_receipts,
     ev.ThreadCounts: ChatState._on_thread_counts,
     ev.ThreadReaders: ChatState._on_thread_readers,
+    # search (issue 24)
+    ev.SearchIndexProgress: ChatState._on_search_progress,
 }

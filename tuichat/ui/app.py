@@ -36,6 +36,7 @@ from tuichat.ui.controllers.alerts import Alerts
 from tuichat.ui.controllers.attachments import Attachments
 from tuichat.ui.controllers.chat import ChatController
 from tuichat.ui.controllers.people import People
+from tuichat.ui.controllers.searching import Searching
 from tuichat.ui.controllers.thread_panel import ThreadPanel
 from tuichat.ui.messages import MatrixEventsReady
 from tuichat.ui.notifications import Notifier
@@ -90,6 +91,7 @@ class TuichatApp(App[int]):
         self.people = People(self)
         self.alerts = Alerts(self)
         self.threads = ThreadPanel(self)  # threads (issue 21)
+        self.searching = Searching(self)  # search (issue 24)
         self.main = MainScreen(self.chat, self.files)
         self._inbox: deque[DomainEvent] = deque()
         self._inbox_posted = False
@@ -192,6 +194,7 @@ class TuichatApp(App[int]):
             self.service = service
             service.set_private_receipts(self.config.private_receipts)
             await service.start()
+            service.index_history(self.config.search_fetch_history)  # search (issue 24)
             self.main.timeline.ask_again()
         except ProfileError as error:
             from tuichat.model.events import ConnectionChanged  # see `__init__`
@@ -349,3 +352,6 @@ class TuichatApp(App[int]):
 
     def action_my_threads(self) -> None:
         self.threads.open_mine()
+
+    def action_search(self) -> None:  # search (issue 24)
+        self.searching.open()

@@ -320,6 +320,11 @@ def _threads(ctx: CommandContext, command: Command, mentions: Mapping[str, str])
     ctx.app.threads.open_list(participated=command.args == ("mine",))
 
 
+def _search(ctx: CommandContext, command: Command, mentions: Mapping[str, str]) -> None:
+    """search (issue 24)"""
+    ctx.app.searching.open(command.argument)
+
+
 HANDLERS: dict[str, CommandHandler] = {
     "join": CommandHandler(_join),
     "leave": CommandHandler(_leave, needs_room=True),
@@ -356,4 +361,5 @@ HANDLERS: dict[str, CommandHandler] = {
     # threads (issue 21)
     "thread": CommandHandler(_thread, needs_service=False, needs_room=True),
     "threads": CommandHandler(_threads, needs_service=False, needs_room=True),
+    "search": CommandHandler(_search),  # issue 24
 }

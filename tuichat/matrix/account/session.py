@@ -212,6 +212,8 @@ class Profile:
     STORE_DIR = "crypto"
     CACHE_FILE = "cache.sqlite3"
     OUTBOX_FILE = "outbox.sqlite3"  # the outbox (tuichat.matrix.storage.outbox) is named from here
+    # The encrypted search index (tuichat.matrix.storage.search_index, issue 24).
+    SEARCH_FILE = "search.sqlite3"
     LOCK_FILE = "lock"
     # Registrations with OAuth 2.0 authorization servers
     # (account/oauth_client_registration.py).
@@ -238,6 +240,10 @@ class Profile:
     @property
     def cache_file(self) -> Path:
         return self.root / self.CACHE_FILE
+
+    @property
+    def search_file(self) -> Path:
+        return self.root / self.SEARCH_FILE
 
     def ensure(self) -> list[str]:
         """Create the profile (0700) and repair modes; returns what was fixed."""
@@ -379,6 +385,7 @@ class Profile:
         for name in (
             self.CACHE_FILE,
             self.OUTBOX_FILE,
+            self.SEARCH_FILE,
             self.OAUTH_CLIENTS_FILE,
             self.PICKLE_KEY_FILE,
             self.SESSION_FILE,

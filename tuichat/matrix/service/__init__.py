@@ -20,6 +20,8 @@ passes each to the part that does the job:
 - `room_keys.py`: recovery, key backup, key export and import, upkeep;
 - `key_files.py`: key export files checked before a passphrase is asked;
 - `token_recovery.py`: an expired access token refreshed, or a logout;
+- `message_search.py`: search: the encrypted local index of encrypted
+  rooms (fed by every item emitted), the server's /search, /context;
 - `account_page.py`: the account management page of OAuth 2.0 API servers;
 - `outcome.py`: `Failed`, what a call that failed in an expected way
   returns instead of raising (`Outcome[T]` is `T | Failed`).

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tuichat.matrix.content.convert import Viewer
@@ -51,6 +52,8 @@ class AccountContext:
         self.synced_once = False
         # A room joined or created here, to switch to once a sync brings it.
         self.pending_switch: str | None = None
+        # Parts that see every event emitted, before the sink (search, issue 24).
+        self.observers: list[Callable[[Any], None]] = []
 
     @property
     def states(self) -> dict[str, RoomState]:
@@ -61,6 +64,11 @@ class AccountContext:
         return self.snapshot.last_activity.get(room_id, 0)
 
     def emit(self, event: Any) -> None:
+        for observer in self.observers:
+            try:
+                observer(event)
+            except Exception:  # an observer's failure must not stop the sync loop
+                log.exception("observer failed for %s", type(event).__name__)
         try:
             self.sink(event)
         except Exception:  # a broken sink must not stop the sync loop

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from tuichat.model.items import Attachment, TimelineItem
     from tuichat.model.polls import PollStart
     from tuichat.model.power_levels import PowerLevels
+    from tuichat.model.search_query import SearchCursor, SearchPage, SearchQuery
     from tuichat.model.space_tree import HierarchyRoom
 
 # The long poll's timeout of a sync (after the first, which does not wait).
@@ -217,3 +218,9 @@ class ChatService(Protocol):
     # -- issue 25: lazily loaded members -------------------------------------------------
     async def load_members(self, room_id: str, *, quiet: bool = False) -> bool: ...
     def members_complete(self, room_id: str) -> bool: ...
+    # -- search (issue 24) ------------------------------------------------------------------
+    def index_history(self, fetch_older: int = 0) -> None: ...
+    async def search(
+        self, query: SearchQuery, room_id: str | None, cursor: SearchCursor | None = None
+    ) -> SearchPage: ...
+    async def event_context(self, room_id: str, event_id: str) -> list[TimelineItem]: ...

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from tuichat.model.items import Attachment, TimelineItem
     from tuichat.model.power_levels import PowerLevels
     from tuichat.model.rooms import RoomSummary
+    from tuichat.model.search_query import SearchCursor, SearchPage, SearchQuery
     from tuichat.model.space_tree import HierarchyRoom
 
 _WIRING = "tuichat.matrix.service.wiring"
@@ -188,6 +189,8 @@ class MatrixService:
         return self._running.token_task
 
     async def stop(self) -> None:
+        if self._parts is not None:
+            await self._parts.search.close()  # search (issue 24)
         await self._running.stop(self._parts)
 
     def decrypt_cached_events(self) -> None:
@@ -593,9 +596,23 @@ class MatrixService:
 
     async def set_dehydration(self, on: bool) -> Outcome[str]:
         return await self.parts.dehydration.set_enabled(on)
+
     # -- issue 25: members are loaded lazily, fetched in full where needed ----------------
     async def load_members(self, room_id: str, *, quiet: bool = False) -> bool:
         return await self.parts.members.load(room_id, quiet=quiet)
 
     def members_complete(self, room_id: str) -> bool:
         return self.parts.members.is_complete(room_id)
+
+    # -- search (issue 24) ------------------------------------------------------------------
+
+    def index_history(self, fetch_older: int = 0) -> None:
+        self.parts.search.index_history(fetch_older)
+
+    async def search(
+        self, query: SearchQuery, room_id: str | None, cursor: SearchCursor | None = None
+    ) -> SearchPage:
+        return await self.parts.search.search(query, room_id, cursor)
+
+    async def event_context(self, room_id: str, event_id: str) -> list[TimelineItem]:
+        return await self.parts.search.event_context(room_id, event_id)

@@ -11,6 +11,7 @@ from tuichat.matrix.service.account_context import AccountContext
 from tuichat.matrix.service.dehydrated_device import DehydratedDevice
 from tuichat.matrix.service.history import History, TimelineGaps
 from tuichat.matrix.service.member_lists import MemberLists
+from tuichat.matrix.service.message_search import MessageSearch
 from tuichat.matrix.service.moderation import RoomModeration
 from tuichat.matrix.service.opening import AccountOpener
 from tuichat.matrix.service.push_settings import PushSettings
@@ -52,6 +53,7 @@ class Parts:
     safety: UserSafety
     dehydration: DehydratedDevice  # issue 26
     members: MemberLists  # issue 25: lazily loaded members, fetched where needed
+    search: MessageSearch  # issue 24
 
 
 def build_parts(
@@ -113,4 +115,5 @@ def build_parts(
         safety=UserSafety(context),
         dehydration=dehydration,
         members=members,
+        search=MessageSearch(context),
     )

@@ -3,8 +3,9 @@
 What tuichat keeps in the profile that must not lie there readable is sealed
 here: message text waiting in the outbox, the access and refresh tokens in
 the session file, the cross-signing private keys, the key-backup key and the
-dehydrated device's key in the crypto extras store. (nio seals its own store
-with the pickle key; the cache keeps events as the server sent them,
+dehydrated device's key in the crypto extras store; the search index is an
+SQLCipher file keyed with this derivation (`search_index.py`). (nio seals its
+own store with the pickle key; the cache keeps events as the server sent them,
 ciphertext for encrypted rooms.)
 
 Key: HKDF-SHA-256 over the profile's pickle key (its text), no salt, info
@@ -46,6 +47,7 @@ class Purpose(StrEnum):
     CROSS_SIGNING = "cross-signing keys"
     BACKUP_KEY = "backup key"
     DEHYDRATION_KEY = "dehydration key"  # dehydrated devices (issue 26)
+    SEARCH_INDEX = "search index"  # the SQLCipher key of search.db (issue 24)
 
 
 class SealError(ValueError):

@@ -40,8 +40,10 @@ from tuichat.model.layout import (
     MembershipDisplay,
     membership_summary,
 )
+from tuichat.model.search_query import SearchQuery
 from tuichat.model.timeline import ChangeKind, Timeline, TimelineChange
 from tuichat.ui.bindings import selected_message_bindings
+from tuichat.ui.widgets.match_marks import mark_strips
 from tuichat.ui.widgets.message_render import (
     GUTTER,
     MIN_BODY_WIDTH,
@@ -217,6 +219,8 @@ class TimelineView(VirtualLines, can_focus=True):
         # Items redrawn since their code blocks were highlighted: part of
         # the strip cache key, so the plain version is not reused.
         self._redraws: dict[str, int] = {}
+        # search (issue 24): the result jumped to, its matched words marked.
+        self._marked: tuple[str, SearchQuery] | None = None
 
     # -- data ------------------------------------------------------------------
 
@@ -456,7 +460,14 @@ class TimelineView(VirtualLines, can_focus=True):
             if flags & RUN_HEAD:
                 summary = membership_summary([self._items[i] for i in range(index, index + run)])
             cached = self._strips[key] = self._renderer.build(item, flags, summary, self._width)
+        if self._marked is not None and self._marked[0] == item.key:
+            return mark_strips(cached, self._marked[1])
         return cached
+
+    def mark_match(self, key: str | None, query: SearchQuery | None = None) -> None:
+        """Mark `query`'s matches in the message `key` (None: no more)."""
+        self._marked = None if key is None or query is None else (key, query)
+        self.refresh()
 
     def _build_strips(self, item: TimelineItem) -> list[Strip]:
         """The item's own lines at the current width (no neighbour lines)."""
