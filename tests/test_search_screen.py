@@ -4,7 +4,6 @@ mistake told, a result's surroundings with the result chosen and marked."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from textual.app import App
@@ -69,8 +68,8 @@ async def test_pages_scope_and_mistakes() -> None:
 
 async def test_context_view_chooses_and_marks_the_result() -> None:
     base = TimelineItem("$0", "@bob:x", "Bob", 1_700_000_000_000, ItemKind.TEXT, "before")
-    items = [replace(base, key=f"$e{n}", event_id=f"$e{n}", body=f"line {n}") for n in range(5)]
-    items[3] = replace(items[3], body="the Ibex found here")
+    items = [base.replace(key=f"$e{n}", event_id=f"$e{n}", body=f"line {n}") for n in range(5)]
+    items[3] = items[3].replace(body="the Ibex found here")
     query = SearchQuery(words=("ibex",))
     app = Host()
     async with app.run_test(size=(100, 30)) as pilot:
