@@ -79,6 +79,7 @@ class MatrixService:
         self.key_request_backoff = key_request_backoff
         self._sync_timeout_ms = sync_timeout_ms
         self._parts: Parts | None = None
+        self._shown_room: str | None = None  # issue 25
         self._running = RunControl(self._context, self.outbox)
 
     @property
@@ -95,6 +96,8 @@ class MatrixService:
                 key_request_grace=self.key_request_grace,
                 key_request_backoff=self.key_request_backoff,
             )
+            if self._shown_room is not None:  # issue 25
+                self._parts.syncing.show_room(self._shown_room)
         return self._parts
 
     # -- shared state, read through the context ----------------------------------
@@ -287,6 +290,13 @@ class MatrixService:
 
     async def set_typing(self, room_id: str, typing: bool) -> None:
         await self.parts.read_state.set_typing(room_id, typing)
+
+    def show_room(self, room_id: str) -> None:
+        """The room on screen: sliding sync subscribes to it (issue 25).
+        Before the parts exist (nio not imported yet) it is kept for them."""
+        self._shown_room = room_id
+        if self._parts is not None:
+            self._parts.syncing.show_room(room_id)
 
     # -- notifications and unread state (issue 23) --------------------------------------
 
