@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import shutil
 import sys
@@ -28,7 +29,7 @@ import aiohttp
 
 from tuichat.demo.synapse import LocalSynapse
 
-DATA = Path(__file__).with_name(".data")
+DATA = Path(os.environ.get("TUICHAT_BENCH_DATA") or Path(__file__).with_name(".data"))
 ROOMS, MEMBERS, EVENTS = 2000, 20, 50
 CONCURRENCY = 12
 PASSWORD = "bench-password"
@@ -179,7 +180,9 @@ def account(rooms: int = ROOMS, members: int = MEMBERS, events: int = EVENTS) ->
         finally:
             server.stop()
         state = json.loads(state_file.read_text())
-    return Account(directory, rooms, members, events, list(state["room_ids"])[:rooms])
+    # The account is in every room built so far (maybe more than asked).
+    room_ids = list(state["room_ids"])
+    return Account(directory, len(room_ids), members, events, room_ids)
 
 
 async def login(base: str, token_owner: str = OWNER) -> tuple[str, str]:
