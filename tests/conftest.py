@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -302,8 +303,9 @@ def oauth_synapse(
 
 # -- sync modes (issue 25) ---------------------------------------------------------------
 # The service syncs with /v3/sync in tests unless a test asks for sliding sync
-# (TUICHAT_SYNC_MODE); the tests of these encryption files run on both modes,
-# so encryption is seen not to notice which API brought its events.
+# or the run does (`TUICHAT_SYNC_MODE=sliding pytest` runs the whole suite on
+# sliding sync); the tests of these encryption files run on both modes, so
+# encryption is seen not to notice which API brought its events.
 BOTH_SYNC_MODES = {
     "test_late_keys.py",
     "test_interop_js.py",
@@ -312,9 +314,12 @@ BOTH_SYNC_MODES = {
 }
 
 
+_RUN_SYNC_MODE = os.environ.get("TUICHAT_SYNC_MODE") or "v3"
+
+
 @pytest.fixture(autouse=True)
 def sync_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    mode = str(getattr(request, "param", "v3"))
+    mode = str(getattr(request, "param", None) or _RUN_SYNC_MODE)
     monkeypatch.setenv("TUICHAT_SYNC_MODE", mode)
     return mode
 

@@ -191,6 +191,7 @@ class TuichatApp(App[int]):
             )
             self.service = service
             service.set_private_receipts(self.config.private_receipts)
+            service.set_sync_mode(self.config.sync_mode)  # issue 25
             await service.start()
             self.main.timeline.ask_again()
         except ProfileError as error:

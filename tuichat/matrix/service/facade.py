@@ -315,6 +315,11 @@ class MatrixService:
     def set_private_receipts(self, private: bool) -> None:
         self.parts.read_state.private_receipts = private
 
+    def set_sync_mode(self, mode: str) -> None:
+        """auto, sliding or v3 (the config's `sync_mode`; before `start`).
+        TUICHAT_SYNC_MODE, when set, wins (issue 25)."""
+        self.parts.syncing.sliding.configure(mode)
+
     # -- files -------------------------------------------------------------------------
 
     async def upload_limit(self) -> int | None:

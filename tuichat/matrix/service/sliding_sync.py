@@ -137,6 +137,17 @@ class SlidingSync:
 
     # -- what the rest of the service says ------------------------------------------
 
+    def configure(self, mode: str) -> None:
+        """The config's choice, unless the environment made one."""
+        if os.environ.get(SYNC_MODE_ENV, "").strip():
+            return
+        try:
+            self.mode = SyncMode(mode)
+        except ValueError:
+            log.warning("sync_mode %r is not auto, sliding or v3: auto is used", mode)
+            self.mode = SyncMode.AUTO
+        self.active = self.mode is not SyncMode.V3
+
     def subscribe(self, room_id: str, timeline_limit: int) -> None:
         """The room on screen (only one at a time)."""
         self.subscriptions = {room_id: timeline_limit}
