@@ -13,7 +13,10 @@ What is asked for:
   starts with the newest `FIRST_WINDOW` rooms on a first login and grows
   request by request (with no long poll) until every room is known; the
   status line says "Loading rooms (1,200 of 2,000)…" meanwhile;
-- a room subscription for the room on screen, with a longer timeline;
+- room subscriptions for the rooms opened last (the one on screen among
+  them), so they stay live while the list has not reached them yet; with
+  the list's timeline length, so that opening a room never makes the server
+  send its timeline again (a longer one would replace what is shown);
 - every room's whole state (`["*", "*"]`), as `/v3/sync` without lazy
   loading gives it: room keys must go to every member's devices;
 - the extensions `to_device`, `e2ee`, `account_data`, `receipts`, `typing`.
@@ -55,8 +58,10 @@ FIRST_WINDOW = 20
 GROWTH_STEP = 200
 # A room in the list: a few recent events (the room list's preview and its
 # activity); more are loaded on demand through the gap a limited timeline
-# leaves. The room on screen gets as many as `/v3/sync` gives.
+# leaves, as the timeline asks for history when it is shorter than the screen.
 LIST_TIMELINE_LIMIT = 10
+# How many of the rooms opened last keep their subscription.
+SUBSCRIPTIONS = 10
 EVERY_STATE = [["*", "*"]]
 TO_DEVICE_LIMIT = 100
 TOKEN_PREFIX = "msc4186:"
@@ -130,7 +135,7 @@ class SlidingSync:
         self.window_end: int | None = None  # the range's last index, once started
         self.count: int | None = None  # rooms in the list, as the server counts them
         self.loaded = 0  # rooms the answered ranges covered
-        self.subscriptions: dict[str, int] = {}  # room id -> timeline limit
+        self.subscriptions: list[str] = []  # room ids, the latest opened last
         # After an unknown position: the next request starts a new
         # connection (the to-device `since` is kept).
         self._drop_pos = False
@@ -148,9 +153,11 @@ class SlidingSync:
             self.mode = SyncMode.AUTO
         self.active = self.mode is not SyncMode.V3
 
-    def subscribe(self, room_id: str, timeline_limit: int) -> None:
-        """The room on screen (only one at a time)."""
-        self.subscriptions = {room_id: timeline_limit}
+    def subscribe(self, room_id: str) -> None:
+        """The room on screen (the `SUBSCRIPTIONS` opened last stay)."""
+        if room_id in self.subscriptions:
+            self.subscriptions.remove(room_id)
+        self.subscriptions = [*self.subscriptions, room_id][-SUBSCRIPTIONS:]
 
     @property
     def growing(self) -> bool:
@@ -167,7 +174,7 @@ class SlidingSync:
 
     # -- requests ---------------------------------------------------------------------
 
-    def request_body(self, to_device_since: str | None, timeline_limit: int) -> dict[str, Any]:
+    def request_body(self, to_device_since: str | None) -> dict[str, Any]:
         if self.window_end is None:
             pos, _ = decode_token(self._token())
             # Restarting with a known position: the whole list at once (the
@@ -189,12 +196,12 @@ class SlidingSync:
                 LIST_NAME: {
                     "ranges": [[0, self.window_end]],
                     "required_state": EVERY_STATE,
-                    "timeline_limit": min(LIST_TIMELINE_LIMIT, timeline_limit),
+                    "timeline_limit": LIST_TIMELINE_LIMIT,
                 }
             },
             "room_subscriptions": {
-                room_id: {"required_state": EVERY_STATE, "timeline_limit": limit}
-                for room_id, limit in self.subscriptions.items()
+                room_id: {"required_state": EVERY_STATE, "timeline_limit": LIST_TIMELINE_LIMIT}
+                for room_id in self.subscriptions
             },
             "extensions": extensions,
         }
@@ -210,9 +217,7 @@ class SlidingSync:
             # Everything known: the window follows new rooms.
             self.window_end = max(end, count - 1)
 
-    async def request(
-        self, client: Any, timeout_ms: int, timeline_limit: int
-    ) -> tuple[int, dict[str, Any], str]:
+    async def request(self, client: Any, timeout_ms: int) -> tuple[int, dict[str, Any], str]:
         """One request: (HTTP status, body, access token used). The body is
         the raw sliding sync response; `translate` makes it /v3-shaped."""
         pos, since = decode_token(self._token())
@@ -223,7 +228,7 @@ class SlidingSync:
         params = f"?timeout={timeout}"
         if pos is not None:
             params += "&pos=" + _quote(pos)
-        body = self.request_body(since, timeline_limit)
+        body = self.request_body(since)
         token = client.access_token
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         allowance = LONG_POLL_MARGIN if timeout else FIRST_REQUEST_ALLOWANCE

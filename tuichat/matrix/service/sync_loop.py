@@ -279,15 +279,14 @@ class SyncLoop:
     async def _sliding_request(self, timeout_ms: int) -> dict[str, Any]:
         """A sliding sync response, /v3-shaped (`sliding_sync`)."""
         context = self._context
-        status, data, token = await self.sliding.request(context.client, timeout_ms, TIMELINE_LIMIT)
+        status, data, token = await self.sliding.request(context.client, timeout_ms)
         if status != 200:
             raise SyncHTTPError(status, data, token)
         return self.sliding.translate(data, context.user_id, self._is_joined)
 
     def show_room(self, room_id: str) -> None:
-        """The room on screen gets a sliding sync subscription (the whole
-        timeline `/v3/sync` would give; issue 25)."""
-        self.sliding.subscribe(room_id, TIMELINE_LIMIT)
+        """The room on screen gets a sliding sync subscription (issue 25)."""
+        self.sliding.subscribe(room_id)
 
     def _is_joined(self, room_id: str) -> bool:
         state = self._context.states.get(room_id)
