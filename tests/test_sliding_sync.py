@@ -133,14 +133,14 @@ def test_the_window_grows_until_every_room_is_known_then_follows_new_rooms() -> 
     token: list[str | None] = [None]
     sync = SlidingSync(lambda: token[0], lambda: 0, SyncMode.SLIDING)
     ranges, details = [], []
-    for _ in range(6):
+    while sync.growing and len(ranges) < 20:
         body = sync.request_body(None)
         ranges.append(body["lists"]["rooms"]["ranges"][0])
         sync.translate({"pos": "1", "lists": {"rooms": {"count": 2000}}}, ME, lambda _: False)
         details.append(sync.loading_detail())
     assert ranges[0] == [0, FIRST_WINDOW - 1]
     assert ranges[-1] == [0, 1999]
-    assert all(a[1] < b[1] for a, b in itertools.pairwise(ranges))
+    assert all(0 < b[1] - a[1] <= 500 for a, b in itertools.pairwise(ranges))
     assert details[0] == f"{FIRST_WINDOW} of 2,000"
     assert details[-1] is None and not sync.growing
     sync.translate({"pos": "2", "lists": {"rooms": {"count": 2001}}}, ME, lambda _: False)

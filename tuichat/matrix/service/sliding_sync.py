@@ -53,9 +53,11 @@ CONNECTION_ID = "tuichat"
 LIST_NAME = "rooms"
 # The first window: the newest rooms, shown before the rest is known.
 FIRST_WINDOW = 20
-# How many more rooms each following request asks for (at least; the step
-# doubles with the window).
+# How many more rooms each following request asks for: at least
+# GROWTH_STEP, doubling with the window, at most GROWTH_MAX (a response must
+# come back well within the request's time allowance on a slow server).
 GROWTH_STEP = 200
+GROWTH_MAX = 500
 # A room in the list: a few recent events (the room list's preview and its
 # activity); more are loaded on demand through the gap a limited timeline
 # leaves, as the timeline asks for history when it is shorter than the screen.
@@ -211,7 +213,7 @@ class SlidingSync:
         end = self.window_end if self.window_end is not None else FIRST_WINDOW - 1
         self.loaded = min(end + 1, count)
         if end + 1 < count:
-            step = max(GROWTH_STEP, end + 1)
+            step = min(max(GROWTH_STEP, end + 1), max(GROWTH_MAX, GROWTH_STEP))
             self.window_end = min(count - 1, end + step)
         else:
             # Everything known: the window follows new rooms.
