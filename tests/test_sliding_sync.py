@@ -370,3 +370,10 @@ async def test_the_progress_line_shows_through_the_screen(
 
 async def _until_painted(pilot: Pilot[Any]) -> None:
     await pilot.pause(0.1)
+
+
+def test_a_response_without_the_list_stops_the_growth() -> None:
+    sync = SlidingSync(lambda: None, lambda: 0, SyncMode.SLIDING)
+    assert sync.growing
+    sync.translate({"pos": "1"}, ME, lambda _: False)
+    assert not sync.growing and sync.loading_detail() is None

@@ -271,6 +271,10 @@ class SlidingSync:
         count = room_list.get("count") if isinstance(room_list, dict) else None
         if isinstance(count, int) and count >= 0:
             self._grow(count)
+        elif self.count is None:
+            # No count (a server that ignores the list): nothing to grow
+            # into, and no requests without a long poll.
+            self.count, self.loaded = 0, 0
         _, since = decode_token(self._token())
         result = to_v3_shape(response, own_user_id, joined, since)
         self._drop_pos = False
