@@ -311,6 +311,7 @@ BOTH_SYNC_MODES = {
     "test_interop_js.py",
     "test_hostile_e2e.py",
     "test_cross_signing.py",
+    "test_devices.py",
 }
 
 
