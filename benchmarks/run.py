@@ -585,6 +585,23 @@ async def key_share(tmp: Path) -> Figure:
     )
 
 
+# -- first_login and catch_up: a real Synapse, sliding sync over /v3 (issue 25) ---------
+
+
+def first_login(tmp: Path) -> Figure:
+    from benchmarks import network
+
+    numbers = network.first_login(tmp)
+    return figure(numbers.pop("ratio"), 0.2, True, **numbers)
+
+
+def catch_up(tmp: Path) -> Figure:
+    from benchmarks import network
+
+    numbers = network.catch_up(tmp)
+    return figure(numbers.pop("ratio"), 0.5, True, **numbers)
+
+
 FIGURES: list[tuple[str, Callable[[Path], Any]]] = [
     ("decrypt_pipeline", decrypt_pipeline),
     ("history_decrypt", history_decrypt),
@@ -595,6 +612,8 @@ FIGURES: list[tuple[str, Callable[[Path], Any]]] = [
     ("memory", memory),
     ("key_share", key_share),
     ("search", search_latency),  # issue 24
+    ("first_login", first_login),  # issue 25
+    ("catch_up", catch_up),  # issue 25
 ]
 
 

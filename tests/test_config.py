@@ -199,3 +199,26 @@ async def test_at_start_the_mistakes_are_told_and_the_defaults_kept(tmp_path: Pa
         await pilot.press("ctrl+k")
         await pilot.pause()
         assert app.is_running and isinstance(app.screen, RoomSwitcher)
+
+
+def test_the_sync_mode_is_read_and_a_wrong_one_refused(tmp_path: Path) -> None:
+    """issue 25: auto, sliding or v3; the environment wins over the file."""
+    config, errors = load_config(write(tmp_path, 'sync_mode = "v3"\n'))
+    assert config.sync_mode == "v3" and errors == []
+    config, errors = load_config(write(tmp_path, 'sync_mode = "fast"\n'))
+    assert config.sync_mode == "auto"
+    assert errors and "'sync_mode' must be one of auto, sliding, v3" in errors[0]
+
+
+def test_the_environment_wins_over_the_configured_sync_mode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tuichat.matrix.service.sliding_sync import SlidingSync, SyncMode
+
+    monkeypatch.setenv("TUICHAT_SYNC_MODE", "sliding")
+    sync = SlidingSync(lambda: None, lambda: 0)
+    sync.configure("v3")
+    assert sync.mode is SyncMode.SLIDING and sync.active
+    monkeypatch.delenv("TUICHAT_SYNC_MODE")
+    sync.configure("v3")
+    assert sync.mode is SyncMode.V3 and not sync.active

@@ -32,6 +32,7 @@ CONFIG_ENV = "TUICHAT_CONFIG"
 MEMBERSHIP_CHOICES = ("show", "condense", "hide")
 # [search] fetch_history: older messages fetched per room, at most.
 MAX_FETCH_HISTORY = 100_000
+SYNC_MODE_CHOICES = ("auto", "sliding", "v3")  # issue 25
 DESKTOP_CHOICES = ("off", "auto", "osc9", "osc777", "osc99", "notify-send")
 
 DEFAULT_CONFIG = """\
@@ -56,6 +57,10 @@ previews = true
 # (state events, unknown types): never dropped, shown only when true.
 # Ctrl+P, "hidden events" switches live.
 show_hidden_events = false
+
+# How to sync: "auto" (sliding sync when the server offers it, else
+# /v3/sync), "sliding" or "v3". TUICHAT_SYNC_MODE overrides it.
+sync_mode = "auto"
 
 # Where downloaded files go (default: your Downloads directory).
 # download_dir = "~/Downloads"
@@ -97,6 +102,7 @@ class Config:
     title_counts: bool = False
     previews: bool = True
     show_hidden_events: bool = False
+    sync_mode: str = "auto"  # issue 25
     download_dir: Path | None = None
     keys: dict[str, str] = field(default_factory=dict)
     path: Path | None = None
@@ -176,8 +182,8 @@ def _validate(raw: dict[str, Any], path: Path, lines: _Lines) -> tuple[Config, l
         return value
 
     for key in raw:
-        if key in ("theme", "time_format", "membership"):
-            choices = MEMBERSHIP_CHOICES if key == "membership" else None
+        if key in ("theme", "time_format", "membership", "sync_mode"):
+            choices = {"membership": MEMBERSHIP_CHOICES, "sync_mode": SYNC_MODE_CHOICES}.get(key)
             value = text_choice("", key, choices, raw)
             if key == "theme" and value is not None:
                 names = theme_names(path)

@@ -10,5 +10,6 @@ class ConnectionState(StrEnum):
     LOADING = "loading"  # restoring the crypto store and cache
     SYNCING = "syncing"  # first sync under way
     SYNCED = "synced"
+    LOADING_ROOMS = "loading rooms"  # sliding sync: the room list still growing (issue 25)
     RECONNECTING = "reconnecting"
     STOPPED = "stopped"

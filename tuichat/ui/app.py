@@ -193,6 +193,7 @@ class TuichatApp(App[int]):
             )
             self.service = service
             service.set_private_receipts(self.config.private_receipts)
+            service.set_sync_mode(self.config.sync_mode)  # issue 25
             await service.start()
             service.index_history(self.config.search_fetch_history)  # search (issue 24)
             self.main.timeline.ask_again()

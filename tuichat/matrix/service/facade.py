@@ -81,6 +81,7 @@ class MatrixService:
         self.key_request_backoff = key_request_backoff
         self._sync_timeout_ms = sync_timeout_ms
         self._parts: Parts | None = None
+        self._shown_room: str | None = None  # issue 25
         self._running = RunControl(self._context, self.outbox)
 
     @property
@@ -97,6 +98,8 @@ class MatrixService:
                 key_request_grace=self.key_request_grace,
                 key_request_backoff=self.key_request_backoff,
             )
+            if self._shown_room is not None:  # issue 25
+                self._parts.syncing.show_room(self._shown_room)
         return self._parts
 
     # -- shared state, read through the context ----------------------------------
@@ -292,6 +295,13 @@ class MatrixService:
     async def set_typing(self, room_id: str, typing: bool) -> None:
         await self.parts.read_state.set_typing(room_id, typing)
 
+    def show_room(self, room_id: str) -> None:
+        """The room on screen: sliding sync subscribes to it (issue 25).
+        Before the parts exist (nio not imported yet) it is kept for them."""
+        self._shown_room = room_id
+        if self._parts is not None:
+            self._parts.syncing.show_room(room_id)
+
     # -- notifications and unread state (issue 23) --------------------------------------
 
     async def set_room_notifications(self, room_id: str, mode: str) -> bool:
@@ -308,6 +318,11 @@ class MatrixService:
 
     def set_private_receipts(self, private: bool) -> None:
         self.parts.read_state.private_receipts = private
+
+    def set_sync_mode(self, mode: str) -> None:
+        """auto, sliding or v3 (the config's `sync_mode`; before `start`).
+        TUICHAT_SYNC_MODE, when set, wins (issue 25)."""
+        self.parts.syncing.sliding.configure(mode)
 
     # -- files -------------------------------------------------------------------------
 

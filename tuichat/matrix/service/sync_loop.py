@@ -47,6 +47,12 @@ from tuichat.matrix.service.push_settings import PushSettings
 from tuichat.matrix.service.read_state import ReadState
 from tuichat.matrix.service.room_keys import RoomKeys
 from tuichat.matrix.service.room_views import RoomViews
+from tuichat.matrix.service.sliding_sync import (
+    SlidingSync,
+    SlidingUnavailable,
+    UnknownPosition,
+    is_sliding_token,
+)
 from tuichat.matrix.service.token_recovery import TokenRecovery
 from tuichat.matrix.service.trust import DeviceTrust
 from tuichat.matrix.storage.cache import RoomWrite, SyncWrite
@@ -176,6 +182,11 @@ class SyncLoop:
         self.timeout_ms = timeout_ms
         self.cache = context.cache
         self.emit = context.emit
+        # Simplified sliding sync (MSC4186) when the server has it (issue 25).
+        self.sliding = SlidingSync(
+            lambda: context.sync_token,
+            lambda: len(context.states),
+        )
 
     async def run(self) -> None:
         """Sync until cancelled (or the server logs this device out),
@@ -227,7 +238,10 @@ class SyncLoop:
                 backoff = min(backoff * 2, BACKOFF_MAX)
                 continue
             backoff = BACKOFF_START
-            if context.state is not ConnectionState.SYNCED:
+            loading = self.sliding.loading_detail()
+            if loading is not None:  # sliding sync still growing its room list (issue 25)
+                context.set_state(ConnectionState.LOADING_ROOMS, loading)
+            elif context.state is not ConnectionState.SYNCED:
                 context.set_state(ConnectionState.SYNCED)
                 await self._keys.offer_recovery()
             await self._keys.upkeep()
@@ -240,8 +254,15 @@ class SyncLoop:
     async def _sync_request(self, timeout_ms: int) -> dict[str, Any]:
         client = self._context.client
         assert client is not None
+        if self.sliding.active:  # issue 25
+            try:
+                return await self._sliding_request(timeout_ms)
+            except SlidingUnavailable:
+                pass
+            except UnknownPosition:
+                return await self._sliding_request(timeout_ms)
         params = {"timeout": str(timeout_ms), "filter": json.dumps(sync_filter())}
-        if self._context.sync_token:
+        if self._context.sync_token and not is_sliding_token(self._context.sync_token):
             params["since"] = self._context.sync_token
         path = f"/_matrix/client/v3/sync?{urlencode(params)}"
         token = client.access_token
@@ -258,6 +279,22 @@ class SyncLoop:
         if response.status != 200 or not isinstance(data, dict):
             raise SyncHTTPError(response.status, data if isinstance(data, dict) else {}, token)
         return data
+
+    async def _sliding_request(self, timeout_ms: int) -> dict[str, Any]:
+        """A sliding sync response, /v3-shaped (`sliding_sync`)."""
+        context = self._context
+        status, data, token = await self.sliding.request(context.client, timeout_ms)
+        if status != 200:
+            raise SyncHTTPError(status, data, token)
+        return self.sliding.translate(data, context.user_id, self._is_joined)
+
+    def show_room(self, room_id: str) -> None:
+        """The room on screen gets a sliding sync subscription (issue 25)."""
+        self.sliding.subscribe(room_id)
+
+    def _is_joined(self, room_id: str) -> bool:
+        state = self._context.states.get(room_id)
+        return state is not None and state.membership is Membership.JOIN
 
     async def handle_sync(self, raw: dict[str, Any]) -> None:
         """Process one raw sync response (also used by tests and benchmarks).

@@ -191,6 +191,8 @@ class ChatController:
             self.stop_typing()
             self.set_draft(None)
         state.select_room(room_id)
+        if self.service is not None:
+            self.service.show_room(room_id)  # sliding sync subscribes to it (issue 25)
         main.feedback.set_room(room_id)
         self.app.read_cached_room(room_id)
         timeline = state.timeline(room_id)

@@ -14,6 +14,7 @@ _STATE_LABELS = {
     ConnectionState.LOADING: ("opening the encrypted store…", "yellow"),
     ConnectionState.SYNCING: ("syncing…", "yellow"),
     ConnectionState.SYNCED: ("synced", "green"),
+    ConnectionState.LOADING_ROOMS: ("Loading rooms", "yellow"),  # issue 25
     ConnectionState.RECONNECTING: ("reconnecting", "red"),
     ConnectionState.STOPPED: ("stopped", "red"),
 }
@@ -26,7 +27,10 @@ def status_text(user_id: SafeText, state: ConnectionState, detail: SafeText | No
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append("● ", style=Style(color=colour))
     text.append(label)
-    if detail:
+    if state is ConnectionState.LOADING_ROOMS:
+        # "Loading rooms (1,200 of 2,000)…": the count is the news.
+        text.append(f" ({detail})…" if detail else "…")
+    elif detail:
         text.append(f" ({detail})", style=Style(dim=True))
     if user_id:
         text.append("   ")
