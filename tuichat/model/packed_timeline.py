@@ -1,0 +1,330 @@
+"""Timelines of rooms not on screen, kept packed in memory.
+
+A loaded event as a `TimelineItem` costs its item, its strings (key, body,
+event id), its timestamp object and its places in the timeline's list and
+index: several hundred bytes. A room's items packed (`PackedItems`) cost
+their text as UTF-8 in one shared buffer, offsets, timestamps in an array
+and one small index per item into a table of what items share (sender, name,
+kind, details, version): the text plus about a dozen bytes.
+
+A `Timeline` (it is a `Packable`) is packed by `settle_packing`, which the
+model calls only between events (never inside a timeline's own work): the
+timelines used least recently beyond `UNPACKED_LIMIT` are packed, except
+those kept (the room shown). A packed timeline unpacks itself the moment
+anything reads or changes its items, so every reader sees it as before; the
+events stay in memory either way (nothing is read from disk again).
+"""
+
+from __future__ import annotations
+
+import weakref
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, overload
+
+from tuichat.model.items import TimelineItem
+from tuichat.model.polls import PollBook
+
+# How many timelines stay unpacked besides those kept: rooms just opened,
+# rooms receiving events, their threads.
+UNPACKED_LIMIT = 8
+
+# How an item's event id relates to its key.
+_ID_IS_KEY, _NO_ID, _OTHER_ID = 0, 1, 2
+
+_put = object.__setattr__
+_new_item = TimelineItem.__new__
+
+
+def _utf8(text: str) -> bytes:
+    # Lone surrogates (they do not come out of the sanitiser, but a str may
+    # hold them) round-trip too.
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "surrogatepass")
+
+
+class PackedItems(Sequence[TimelineItem]):
+    """Items packed: read-only; each read builds an item equal to the one
+    packed (sharing its sender, name, kind and details objects)."""
+
+    __slots__ = ("_ends", "_other_ids", "_palette", "_stamp_base", "_stamps", "_styles", "_text")
+
+    _text: bytes  # each item's key then body, UTF-8
+    _ends: array[int]  # where each key and each body ends in `_text`
+    _stamp_base: int
+    _stamps: array[int]  # timestamps, after `_stamp_base`
+    _styles: array[int]  # each item's entry in `_palette`
+    # (sender, sender name, kind, details, version, how the event id is kept)
+    _palette: tuple[tuple[Any, ...], ...]
+    _other_ids: dict[int, str] | None  # event ids that are not the item's key
+
+    @classmethod
+    def of(cls, items: Iterable[TimelineItem]) -> PackedItems | None:
+        """`items` packed; None if one holds a value packing would not give
+        back exactly (a timestamp out of 64 bits, a str subclass)."""
+        chunks: list[bytes] = []
+        ends: list[int] = []
+        stamps = array("q")
+        styles: list[int] = []
+        palette: list[tuple[Any, ...]] = []
+        known: dict[tuple[Any, ...], int] = {}
+        others: dict[int, str] = {}
+        end = 0
+        try:
+            for number, item in enumerate(items):
+                if item.__class__ is not TimelineItem:
+                    return None
+                key, body, event_id, stamp = item.key, item.body, item.event_id, item.timestamp
+                if type(key) is not str or type(body) is not str or type(stamp) is not int:
+                    return None
+                if event_id is None:
+                    how = _NO_ID
+                elif event_id == key:
+                    how = _ID_IS_KEY
+                elif type(event_id) is str:
+                    how = _OTHER_ID
+                    others[number] = event_id
+                else:
+                    return None
+                sender, name, version = item.sender, item.sender_name, item.version
+                if type(sender) is not str or type(name) is not str or type(version) is not int:
+                    return None
+                kind, details = item.kind, item._details
+                # Strings by value, the rest by identity (details may hold
+                # unhashable values; equal ones are shared already).
+                style = (sender, name, id(kind), id(details), version, how)
+                index = known.get(style)
+                if index is None:
+                    index = known[style] = len(palette)
+                    palette.append((sender, name, kind, details, version, how))
+                styles.append(index)
+                for text in (key, body):
+                    data = _utf8(text)
+                    end += len(data)
+                    ends.append(end)
+                    chunks.append(data)
+                stamps.append(stamp)
+        except (OverflowError, UnicodeEncodeError):
+            return None
+        packed = cls.__new__(cls)
+        packed._text = b"".join(chunks)
+        packed._ends = array("H" if end < 1 << 16 else "L", ends)
+        # Most rooms' loaded events span less than 49 days: 4 bytes each.
+        base = min(stamps, default=0)
+        try:
+            packed._stamps = array("I", (stamp - base for stamp in stamps))
+            packed._stamp_base = base
+        except OverflowError:
+            packed._stamps, packed._stamp_base = stamps, 0
+        packed._styles = array("B" if len(palette) <= 1 << 8 else "L", styles)
+        packed._palette = tuple(palette)
+        packed._other_ids = others or None
+        return packed
+
+    def __len__(self) -> int:
+        return len(self._stamps)
+
+    @overload
+    def __getitem__(self, index: int) -> TimelineItem: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[TimelineItem]: ...
+
+    def __getitem__(self, index: int | slice) -> TimelineItem | list[TimelineItem]:
+        if isinstance(index, slice):
+            return [self._item(n) for n in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("packed item index out of range")
+        return self._item(index)
+
+    def __iter__(self) -> Iterator[TimelineItem]:
+        return iter(self.unpack())
+
+    def _item(self, number: int) -> TimelineItem:
+        ends, text = self._ends, self._text
+        start = ends[2 * number - 1] if number else 0
+        middle, end = ends[2 * number], ends[2 * number + 1]
+        key = _text(text[start:middle])
+        sender, name, kind, details, version, how = self._palette[self._styles[number]]
+        if how == _ID_IS_KEY:
+            event_id: str | None = key
+        elif how == _NO_ID:
+            event_id = None
+        else:
+            assert self._other_ids is not None
+            event_id = self._other_ids[number]
+        item = _new_item(TimelineItem)
+        _put(item, "key", key)
+        _put(item, "sender", sender)
+        _put(item, "sender_name", name)
+        _put(item, "timestamp", self._stamp_base + self._stamps[number])
+        _put(item, "kind", kind)
+        _put(item, "body", _text(text[middle:end]))
+        _put(item, "event_id", event_id)
+        _put(item, "version", version)
+        _put(item, "_details", details)
+        return item
+
+    def unpack(self) -> list[TimelineItem]:
+        return [self._item(number) for number in range(len(self))]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PackedItems):
+            return NotImplemented
+        return (
+            self._text == other._text
+            and self._ends == other._ends
+            and self._stamp_base == other._stamp_base
+            and self._stamps == other._stamps
+            and self._styles == other._styles
+            and self._other_ids == other._other_ids
+            and len(self._palette) == len(other._palette)
+            and all(
+                a[0] == b[0] and a[1] == b[1] and a[2] is b[2] and a[3] is b[3] and a[4:] == b[4:]
+                for a, b in zip(self._palette, other._palette, strict=True)
+            )
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+# Containers a timeline may drop while packed, when empty: they come back
+# empty the moment they are read. (None of them is shared with another
+# object, so a new empty one is the same as the old.)
+_EMPTY_WHEN_PACKED: dict[str, type] = {
+    name: dict
+    for name in (
+        "_edits",
+        "_latest",
+        "_edit_target",
+        "_reactions",
+        "_reaction_target",
+        "_reaction_counts",
+        "_base",
+        "_replies",
+        "_context",
+        "_anchor",
+        "_receipts",
+        "_readers",
+        # RoomTimeline (threads)
+        "threads",
+        "_thread_of",
+        "_echo_thread",
+    )
+} | {"_redacted": set, "_echoes": list, "polls": PollBook}
+
+
+class Packable:
+    """What a timeline needs to be packed: its remote items (`_remote`, in
+    order) and their index (`_seq`: key -> `_first_seq` + position) are
+    replaced by packed items and made again when first read. (Attributes are
+    read and deleted one by one: asking for `__dict__` would give every
+    timeline a dictionary object of its own.)"""
+
+    _remote: list[TimelineItem]
+    _seq: dict[str, int]
+    _first_seq: int
+    # (packed items or None, what the cache read or None): one attribute,
+    # as an instance's first 30 are kept without a dictionary of their own.
+    _packing: tuple[PackedItems | None, PackedItems | None]
+
+    def _track(self) -> None:
+        """Called once by the timeline's constructor: it counts as used."""
+        self._packing = _NOT_PACKED
+        _used(self)
+
+    def note_origin(self, items: Sequence[TimelineItem]) -> None:
+        """These items (packed, as the cache read them) are what the
+        timeline holds: packed unchanged, it shares them."""
+        if isinstance(items, PackedItems):
+            self._packing = (self._packing[0], items)
+
+    @property
+    def is_packed(self) -> bool:
+        return self._packing[0] is not None
+
+    def pack(self) -> bool:
+        """Pack the remote items (True if packed, or packed already)."""
+        packed, origin = self._packing
+        if packed is not None:
+            return True
+        packed = PackedItems.of(self._remote)
+        if packed is None:
+            return False
+        if origin is not None and origin == packed:
+            packed = origin
+        self._packing = (packed, origin)
+        del self._remote, self._seq
+        for name, make in _EMPTY_WHEN_PACKED.items():
+            try:
+                value = _get(self, name)
+            except AttributeError:
+                continue
+            if type(value) is make and not value:
+                delattr(self, name)
+        _unpacked.pop(id(self), None)
+        return True
+
+    def _unpack(self, packed: PackedItems) -> None:
+        self._packing = (None, self._packing[1]) if self._packing[1] else _NOT_PACKED
+        remote = packed.unpack()
+        first = self._first_seq
+        self._seq = {item.key: first + n for n, item in enumerate(remote)}
+        self._remote = remote
+        _used(self)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only for attributes not set: those packing took away.
+        if name == "_remote" or name == "_seq":
+            packed = self._packing[0]
+            if packed is not None:
+                self._unpack(packed)
+                return _get(self, name)
+        else:
+            make = _EMPTY_WHEN_PACKED.get(name)
+            if make is not None:
+                value = make()
+                setattr(self, name, value)
+                return value
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+_get = object.__getattribute__
+_NOT_PACKED: tuple[None, None] = (None, None)
+
+
+# Unpacked timelines, least recently used first.
+_unpacked: dict[int, weakref.ref[Packable]] = {}
+
+
+def _used(timeline: Packable) -> None:
+    key = id(timeline)
+    _unpacked.pop(key, None)
+    _unpacked[key] = weakref.ref(timeline, lambda _ref, key=key: _forget(key, _ref))
+
+
+def _forget(key: int, ref: weakref.ref[Packable]) -> None:
+    if _unpacked.get(key) is ref:
+        del _unpacked[key]
+
+
+def settle_packing(keep: Iterable[Packable | None] = (), limit: int | None = None) -> int:
+    """Pack the timelines used least recently beyond `limit`, except those
+    in `keep` (they count as used now). Call only between changes, never
+    from inside a timeline's own method. Returns how many were packed."""
+    for timeline in keep:
+        if timeline is not None and not timeline.is_packed:
+            _used(timeline)
+    limit = UNPACKED_LIMIT if limit is None else limit
+    packed = 0
+    for key in list(_unpacked)[: max(0, len(_unpacked) - limit)]:
+        ref = _unpacked.pop(key, None)
+        timeline = ref() if ref is not None else None
+        if timeline is not None and timeline.pack():
+            packed += 1
+    return packed
