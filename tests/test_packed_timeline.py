@@ -308,3 +308,9 @@ def test_settling_packs_only_what_is_beyond_the_limit() -> None:
         timeline.append([item(1)])
     settle_packing(keep=timelines[:1], limit=len(packed_timeline._unpacked) - 1)
     assert not timelines[0].is_packed
+
+
+def test_many_different_items_pack_with_wide_indices() -> None:
+    items = [item(n).replace(version=n, sender_name=f"Ada {n}") for n in range(300)]
+    packed = PackedItems.of(items)
+    assert packed is not None and packed.unpack() == items

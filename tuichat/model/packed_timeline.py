@@ -17,6 +17,7 @@ events stay in memory either way (nothing is read from disk again).
 
 from __future__ import annotations
 
+import sys
 import weakref
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
@@ -50,13 +51,16 @@ class PackedItems(Sequence[TimelineItem]):
     """Items packed: read-only; each read builds an item equal to the one
     packed (sharing its sender, name, kind and details objects)."""
 
-    __slots__ = ("_ends", "_other_ids", "_palette", "_stamp_base", "_stamps", "_styles", "_text")
+    __slots__ = ("_blob", "_codes", "_count", "_other_ids", "_palette", "_stamp_base")
 
-    _text: bytes  # each item's key then body, UTF-8
-    _ends: array[int]  # where each key and each body ends in `_text`
+    # One buffer: the timestamps (after `_stamp_base`), where each key and
+    # each body ends in the text, each item's entry in `_palette`, then the
+    # text (each item's key then body, UTF-8); `_codes` are the three
+    # arrays' type codes (narrow where the values allow).
+    _blob: bytes
+    _codes: str
+    _count: int
     _stamp_base: int
-    _stamps: array[int]  # timestamps, after `_stamp_base`
-    _styles: array[int]  # each item's entry in `_palette`
     # (sender, sender name, kind, details, version, how the event id is kept)
     _palette: tuple[tuple[Any, ...], ...]
     _other_ids: dict[int, str] | None  # event ids that are not the item's key
@@ -107,25 +111,30 @@ class PackedItems(Sequence[TimelineItem]):
                     ends.append(end)
                     chunks.append(data)
                 stamps.append(stamp)
+            # Most rooms' loaded events span less than 49 days: 4 bytes each.
+            base = min(stamps, default=0)
+            try:
+                stamp_array = array("I", (stamp - base for stamp in stamps))
+            except OverflowError:
+                stamp_array, base = stamps, 0
+            end_array = array("H" if end < 1 << 16 else "I", ends)
+            style_array = array("B" if len(palette) <= 1 << 8 else "I", styles)
         except (OverflowError, UnicodeEncodeError):
             return None
         packed = cls.__new__(cls)
-        packed._text = b"".join(chunks)
-        packed._ends = array("H" if end < 1 << 16 else "L", ends)
-        # Most rooms' loaded events span less than 49 days: 4 bytes each.
-        base = min(stamps, default=0)
-        try:
-            packed._stamps = array("I", (stamp - base for stamp in stamps))
-            packed._stamp_base = base
-        except OverflowError:
-            packed._stamps, packed._stamp_base = stamps, 0
-        packed._styles = array("B" if len(palette) <= 1 << 8 else "L", styles)
-        packed._palette = tuple(palette)
+        # Widest first: each array starts aligned for its type.
+        packed._blob = b"".join(
+            (stamp_array.tobytes(), end_array.tobytes(), style_array.tobytes(), *chunks)
+        )
+        packed._codes = sys.intern(stamp_array.typecode + end_array.typecode + style_array.typecode)
+        packed._count = len(stamps)
+        packed._stamp_base = base
+        packed._palette = _shared_palette(known, palette)
         packed._other_ids = others or None
         return packed
 
     def __len__(self) -> int:
-        return len(self._stamps)
+        return self._count
 
     @overload
     def __getitem__(self, index: int) -> TimelineItem: ...
@@ -135,53 +144,65 @@ class PackedItems(Sequence[TimelineItem]):
 
     def __getitem__(self, index: int | slice) -> TimelineItem | list[TimelineItem]:
         if isinstance(index, slice):
-            return [self._item(n) for n in range(*index.indices(len(self)))]
+            return self._items(range(*index.indices(len(self))))
         if index < 0:
             index += len(self)
         if not 0 <= index < len(self):
             raise IndexError("packed item index out of range")
-        return self._item(index)
+        return self._items(range(index, index + 1))[0]
 
     def __iter__(self) -> Iterator[TimelineItem]:
         return iter(self.unpack())
 
-    def _item(self, number: int) -> TimelineItem:
-        ends, text = self._ends, self._text
-        start = ends[2 * number - 1] if number else 0
-        middle, end = ends[2 * number], ends[2 * number + 1]
-        key = _text(text[start:middle])
-        sender, name, kind, details, version, how = self._palette[self._styles[number]]
-        if how == _ID_IS_KEY:
-            event_id: str | None = key
-        elif how == _NO_ID:
-            event_id = None
-        else:
-            assert self._other_ids is not None
-            event_id = self._other_ids[number]
-        item = _new_item(TimelineItem)
-        _put(item, "key", key)
-        _put(item, "sender", sender)
-        _put(item, "sender_name", name)
-        _put(item, "timestamp", self._stamp_base + self._stamps[number])
-        _put(item, "kind", kind)
-        _put(item, "body", _text(text[middle:end]))
-        _put(item, "event_id", event_id)
-        _put(item, "version", version)
-        _put(item, "_details", details)
-        return item
-
     def unpack(self) -> list[TimelineItem]:
-        return [self._item(number) for number in range(len(self))]
+        return self._items(range(self._count))
+
+    def _items(self, numbers: range) -> list[TimelineItem]:
+        blob, count, codes = self._blob, self._count, self._codes
+        view = memoryview(blob)
+        stamps_end = count * array(codes[0]).itemsize
+        ends_end = stamps_end + 2 * count * array(codes[1]).itemsize
+        text_start = ends_end + count * array(codes[2]).itemsize
+        with (
+            view[:stamps_end].cast(codes[0]) as stamps,
+            view[stamps_end:ends_end].cast(codes[1]) as ends,
+            view[ends_end:text_start].cast(codes[2]) as styles,
+        ):
+            base, palette, others = self._stamp_base, self._palette, self._other_ids
+            made = []
+            for number in numbers:
+                start = text_start + (ends[2 * number - 1] if number else 0)
+                middle, end = text_start + ends[2 * number], text_start + ends[2 * number + 1]
+                key = _text(blob[start:middle])
+                sender, name, kind, details, version, how = palette[styles[number]]
+                if how == _ID_IS_KEY:
+                    event_id: str | None = key
+                elif how == _NO_ID:
+                    event_id = None
+                else:
+                    assert others is not None
+                    event_id = others[number]
+                item = _new_item(TimelineItem)
+                _put(item, "key", key)
+                _put(item, "sender", sender)
+                _put(item, "sender_name", name)
+                _put(item, "timestamp", base + stamps[number])
+                _put(item, "kind", kind)
+                _put(item, "body", _text(blob[middle:end]))
+                _put(item, "event_id", event_id)
+                _put(item, "version", version)
+                _put(item, "_details", details)
+                made.append(item)
+        view.release()
+        return made
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PackedItems):
             return NotImplemented
         return (
-            self._text == other._text
-            and self._ends == other._ends
+            self._blob == other._blob
+            and self._codes == other._codes
             and self._stamp_base == other._stamp_base
-            and self._stamps == other._stamps
-            and self._styles == other._styles
             and self._other_ids == other._other_ids
             and len(self._palette) == len(other._palette)
             and all(
@@ -191,6 +212,26 @@ class PackedItems(Sequence[TimelineItem]):
         )
 
     __hash__ = None  # type: ignore[assignment]
+
+
+# Palettes shared between rooms (a sender seen in many rooms, with the
+# same details): a bounded table, emptied when full.
+_SHARED_PALETTES: dict[tuple[tuple[Any, ...], ...], tuple[tuple[Any, ...], ...]] = {}
+_SHARED_LIMIT = 4096
+
+
+def _shared_palette(
+    known: dict[tuple[Any, ...], int], palette: list[tuple[Any, ...]]
+) -> tuple[tuple[Any, ...], ...]:
+    # Keyed as entries were found (by identity for kinds and details),
+    # each entry holding the objects whose ids the key names.
+    key = tuple(known)
+    found = _SHARED_PALETTES.get(key)
+    if found is None:
+        if len(_SHARED_PALETTES) >= _SHARED_LIMIT:
+            _SHARED_PALETTES.clear()
+        found = _SHARED_PALETTES[key] = tuple(palette)
+    return found
 
 
 # Containers a timeline may drop while packed, when empty: they come back
