@@ -135,6 +135,12 @@ def test_a_packed_timeline_reads_as_before_and_drops_empty_containers() -> None:
     assert not timeline.is_packed
     assert timeline.index_of("$e4") == 3 and timeline.get("$e2") == before[1]
     assert timeline.threads == {} and not timeline.polls
+    plain = Timeline("!p")
+    plain.append([item(1)])
+    plain.pack()
+    assert list(plain) == [item(1)]
+    with pytest.raises(AttributeError):
+        plain.threads  # noqa: B018 (only a RoomTimeline has threads)
 
 
 def test_repacking_an_unchanged_timeline_shares_what_the_cache_read() -> None:
@@ -302,12 +308,16 @@ def test_changes_to_packed_rooms_apply_as_to_unpacked_ones(
     assert [i.key for i in timeline.thread("$e1").timeline] == ["$e7"]
 
 
-def test_settling_packs_only_what_is_beyond_the_limit() -> None:
+def test_settling_packs_only_what_is_beyond_the_limit_and_never_what_is_kept() -> None:
+    gc.collect()
     timelines = [Timeline(f"!s{n}") for n in range(3)]
     for timeline in timelines:
         timeline.append([item(1)])
-    settle_packing(keep=timelines[:1], limit=len(packed_timeline._unpacked) - 1)
-    assert not timelines[0].is_packed
+    assert settle_packing(keep=timelines[:1], limit=0) >= 2
+    assert [t.is_packed for t in timelines] == [False, True, True]
+    list(timelines[2])  # read: unpacked, and used last
+    assert settle_packing(limit=1) >= 1
+    assert [t.is_packed for t in timelines] == [True, True, False]
 
 
 def test_many_different_items_pack_with_wide_indices() -> None:

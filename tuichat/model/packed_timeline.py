@@ -26,8 +26,8 @@ from typing import Any, overload
 from tuichat.model.items import TimelineItem
 from tuichat.model.polls import PollBook
 
-# How many timelines stay unpacked besides those kept: rooms just opened,
-# rooms receiving events, their threads.
+# How many timelines stay unpacked, those kept (the room shown) among them:
+# rooms just opened, rooms receiving events, their threads.
 UNPACKED_LIMIT = 8
 
 # How an item's event id relates to its key.
@@ -301,6 +301,7 @@ class Packable:
             packed = origin
         self._packing = (packed, origin)
         del self._remote, self._seq
+        dropped = _DROPPED.setdefault(type(self), set())
         for name, make in _EMPTY_WHEN_PACKED.items():
             try:
                 value = _get(self, name)
@@ -308,6 +309,7 @@ class Packable:
                 continue
             if type(value) is make and not value:
                 delattr(self, name)
+                dropped.add(name)
         _unpacked.pop(id(self), None)
         return True
 
@@ -328,7 +330,7 @@ class Packable:
                 return _get(self, name)
         else:
             make = _EMPTY_WHEN_PACKED.get(name)
-            if make is not None:
+            if make is not None and name in _DROPPED.get(type(self), ()):
                 value = make()
                 setattr(self, name, value)
                 return value
@@ -336,6 +338,9 @@ class Packable:
 
 
 _get = object.__getattribute__
+# By class: the containers packing took from its timelines (only those are
+# made again when read: a class without one still has none).
+_DROPPED: dict[type, set[str]] = {}
 _NOT_PACKED: tuple[None, None] = (None, None)
 
 
@@ -355,17 +360,24 @@ def _forget(key: int, ref: weakref.ref[Packable]) -> None:
 
 
 def settle_packing(keep: Iterable[Packable | None] = (), limit: int | None = None) -> int:
-    """Pack the timelines used least recently beyond `limit`, except those
-    in `keep` (they count as used now). Call only between changes, never
-    from inside a timeline's own method. Returns how many were packed."""
-    for timeline in keep:
-        if timeline is not None and not timeline.is_packed:
+    """Pack the timelines used least recently beyond `limit` (those in
+    `keep` count among them, as used now, and are never packed). Call only
+    between changes, never from inside a timeline's own method. Returns how
+    many were packed."""
+    kept = {id(timeline): timeline for timeline in keep if timeline is not None}
+    for timeline in kept.values():
+        if not timeline.is_packed:
             _used(timeline)
-    limit = UNPACKED_LIMIT if limit is None else limit
+    excess = len(_unpacked) - (UNPACKED_LIMIT if limit is None else limit)
     packed = 0
-    for key in list(_unpacked)[: max(0, len(_unpacked) - limit)]:
-        ref = _unpacked.pop(key, None)
-        timeline = ref() if ref is not None else None
+    for key in list(_unpacked):
+        if excess <= 0:
+            break
+        if key in kept:
+            continue
+        excess -= 1
+        ref = _unpacked.pop(key)
+        timeline = ref()
         if timeline is not None and timeline.pack():
             packed += 1
     return packed
