@@ -252,6 +252,11 @@ def test_a_timeline_packed_between_changes_matches_one_never_packed(seed: int) -
         rng.setstate(state)
         got = _apply(packed, operation, rng, step)
         assert got == want, (operation, step)
+        # Counted packed, as unpacked (the thread baseline too).
+        assert packed.pack() or not len(packed)
+        assert packed.unread_counts(ME) == plain.unread_counts(ME), (operation, step)
+        assert packed.is_packed  # counted without unpacking
+        assert packed._baseline == plain._baseline
         assert _seen(packed) == _seen(plain), (operation, step)
 
 

@@ -23,7 +23,7 @@ from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, overload
 
-from tuichat.model.items import TimelineItem
+from tuichat.model.items import MESSAGE_KINDS, TimelineItem
 from tuichat.model.polls import PollBook
 
 # How many timelines stay unpacked, those kept (the room shown) among them:
@@ -196,6 +196,51 @@ class PackedItems(Sequence[TimelineItem]):
         view.release()
         return made
 
+    def index_of(self, key: str) -> int | None:
+        """The position of the item with this key (as `Timeline.index_of`
+        for remote items), without unpacking."""
+        wanted = _utf8(key)
+        blob, count, codes = self._blob, self._count, self._codes
+        stamps_end = count * array(codes[0]).itemsize
+        ends_end = stamps_end + 2 * count * array(codes[1]).itemsize
+        text_start = ends_end + count * array(codes[2]).itemsize
+        with memoryview(blob)[stamps_end:ends_end].cast(codes[1]) as ends:
+            for number in range(count - 1, -1, -1):
+                start = text_start + (ends[2 * number - 1] if number else 0)
+                if blob[start : text_start + ends[2 * number]] == wanted:
+                    return number
+        return None
+
+    def timestamp(self, number: int) -> int:
+        stamps_end = self._count * array(self._codes[0]).itemsize
+        with memoryview(self._blob)[:stamps_end].cast(self._codes[0]) as stamps:
+            return self._stamp_base + stamps[number]
+
+    def unread_counts(self, read_marker: str | None, own_user_id: str) -> tuple[int, int]:
+        """What `Timeline.unread_counts` counts (messages from others after
+        the read marker, and highlights among them), without unpacking."""
+        start = 0
+        if read_marker is not None:
+            marker = self.index_of(read_marker)
+            start = 0 if marker is None else marker + 1
+        count, codes, palette = self._count, self._codes, self._palette
+        stamps_end = count * array(codes[0]).itemsize
+        ends_end = stamps_end + 2 * count * array(codes[1]).itemsize
+        styles_end = ends_end + count * array(codes[2]).itemsize
+        unread = highlight = 0
+        with memoryview(self._blob)[ends_end:styles_end].cast(codes[2]) as styles:
+            for number in range(start, count):
+                sender, _name, kind, details, _version, _how = palette[styles[number]]
+                if sender == own_user_id:
+                    continue
+                notify = details.notify
+                if not (notify if notify is not None else kind in MESSAGE_KINDS):
+                    continue
+                unread += 1
+                if details.highlight:
+                    highlight += 1
+        return unread, highlight
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PackedItems):
             return NotImplemented
@@ -288,6 +333,20 @@ class Packable:
     @property
     def is_packed(self) -> bool:
         return self._packing[0] is not None
+
+    @property
+    def packed_items(self) -> PackedItems | None:
+        """The packed items, while packed (read them without unpacking)."""
+        return self._packing[0]
+
+    def holds(self, name: str) -> bool:
+        """Whether the attribute is set (without making again a container
+        packing took away)."""
+        try:
+            _get(self, name)
+        except AttributeError:
+            return False
+        return True
 
     def pack(self) -> bool:
         """Pack the remote items (True if packed, or packed already)."""
