@@ -8,7 +8,7 @@ on the UI loop.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from tuichat.model.connection import ConnectionState
@@ -166,7 +166,7 @@ class CachedTimelineRead:
     what the cache knows beside it."""
 
     room_id: str
-    items: list[TimelineItem]
+    items: Sequence[TimelineItem]
     read_marker: str | None = None
     has_older: bool = True
     receipts: dict[str, tuple[str, str]] = field(default_factory=dict)

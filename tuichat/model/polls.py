@@ -139,6 +139,10 @@ class PollBook:
         self._ends: dict[str, list[tuple[str, int]]] = {}  # poll -> [(sender, ts)]
         self._response_poll: dict[str, str] = {}  # response event id -> poll
 
+    def __bool__(self) -> bool:
+        """Whether any vote or end was seen (an empty book need not be kept)."""
+        return bool(self._votes or self._ends or self._response_poll)
+
     def add_response(
         self, poll_id: str, event_id: str, sender: str, timestamp: int, answers: tuple[str, ...]
     ) -> None:

@@ -18,6 +18,7 @@ from tuichat.model import events as ev
 from tuichat.model.connection import ConnectionState
 from tuichat.model.draft import Draft
 from tuichat.model.items import SendState, TimelineItem
+from tuichat.model.packed_timeline import settle_packing
 from tuichat.model.rooms import Membership, RoomList, RoomSummary
 from tuichat.model.search_query import IndexProgress
 from tuichat.model.threads import RoomTimeline
@@ -153,6 +154,9 @@ class ChatState:
     def apply(self, event: ev.DomainEvent) -> Changes:
         changes = Changes()
         HANDLERS[type(event)](self, event, changes)
+        # Between events: timelines unused for a while are packed (never
+        # the room shown).
+        settle_packing((self.timelines.get(self.current_room_id or ""),))
         return changes
 
     def _timeline_changed(self, room_id: str, change: TimelineChange, changes: Changes) -> None:
@@ -355,6 +359,7 @@ class ChatState:
             change = timeline.prepend(event.items)
         else:
             change = timeline.append(event.items)
+            timeline.note_origin(event.items)
             timeline.read_marker = event.read_marker
             if timeline.read_marker is None:
                 timeline.mark_read()

@@ -361,7 +361,15 @@ class RoomTimeline(Timeline):
         return super().own_reaction(event_id, key)
 
     def unread_counts(self, own_user_id: str) -> tuple[int, int]:
-        """The main timeline's counts plus every thread's."""
+        """The main timeline's counts plus every thread's. Packed and
+        without threads, read from the packed items (as `baseline`)."""
+        packed = self.packed_items
+        if packed is not None and not self.holds("threads"):
+            if self._baseline is None and self.read_marker is not None:
+                marker = packed.index_of(self.read_marker)
+                if marker is not None:
+                    self._baseline = packed.timestamp(marker)
+            return packed.unread_counts(self.read_marker, own_user_id)
         unread, highlight = super().unread_counts(own_user_id)
         baseline = self.baseline()
         for thread in self.threads.values():

@@ -27,6 +27,7 @@ from tuichat.model.items import (
     SendState,
     TimelineItem,
 )
+from tuichat.model.packed_timeline import Packable
 from tuichat.model.polls import PollBook
 
 # Shown under a message at most: different reactions, and names of readers.
@@ -68,8 +69,8 @@ def _edit_order(edit: TimelineItem) -> tuple[int, str]:
     return (edit.timestamp, edit.event_id or "")
 
 
-class Timeline(Sequence[TimelineItem]):
-    """Items of one room. Indexing covers remote items, then local echoes."""
+class Timeline(Packable, Sequence[TimelineItem]):
+    """Items of one room (packed while unused: see `packed_timeline`)."""
 
     def __init__(self, room_id: str, own_user_id: str = "") -> None:
         self.room_id = room_id
@@ -87,6 +88,7 @@ class Timeline(Sequence[TimelineItem]):
         self._echoes: list[TimelineItem] = []
         self.read_marker: str | None = None  # event id of the last item read
         self.has_more_history = True
+        self._track()
 
     # -- Sequence protocol -------------------------------------------------
 

@@ -13,6 +13,7 @@ a kind no timeline shows), as the same event would live.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from tuichat.matrix.content.room_state import RoomState
 from tuichat.matrix.crypto.types import Decryption
 from tuichat.matrix.storage.cache import Cache
 from tuichat.model.items import MESSAGE_KINDS, TimelineItem
+from tuichat.model.packed_timeline import PackedItems
 from tuichat.model.push_rules import PushRules
 from tuichat.model.rooms import Membership, RoomSummary
 
@@ -41,7 +43,8 @@ class Snapshot:
     sync_token: str | None
     states: dict[str, RoomState] = field(default_factory=dict)
     # Rooms whose timelines were read from the cache (or that began empty).
-    timelines: dict[str, list[TimelineItem]] = field(default_factory=dict)
+    # Kept packed (a room's items are read again only if its timeline is).
+    timelines: dict[str, Sequence[TimelineItem]] = field(default_factory=dict)
     # Each room's last activity (newest cached event), loaded or not.
     last_activity: dict[str, int] = field(default_factory=dict)
     # Encrypted events still to decrypt, by room, oldest first.
@@ -72,7 +75,7 @@ class Snapshot:
 
     def load_room(
         self, cache: Cache, room_id: str, events_per_room: int = EVENTS_PER_ROOM
-    ) -> list[TimelineItem] | None:
+    ) -> Sequence[TimelineItem] | None:
         """Read one room's newest events from the cache (once); None if it
         was loaded before or is unknown. Encrypted ones are queued in
         `encrypted` for the service to decrypt."""
@@ -106,14 +109,14 @@ class Snapshot:
             items.append(item)
             if is_encrypted and item.utd_reason is not None:
                 encrypted.append(event)
-        self.timelines[room_id] = items
         if encrypted:
             self.encrypted.setdefault(room_id, []).extend(encrypted)
         if items:
             self.last_activity[room_id] = max(
                 self.last_activity.get(room_id, 0), last_activity(items)
             )
-        return items
+        kept = self.timelines[room_id] = PackedItems.of(items) or items
+        return kept
 
 
 def load_snapshot(cache: Cache, own_user_id: str) -> Snapshot:
