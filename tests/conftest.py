@@ -334,6 +334,14 @@ def sync_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     return mode
 
 
+def sync_timeline_limit(mode: str) -> int:
+    """How many of a room's newest events one sync brings in `mode` (more
+    left out make its timeline `limited`)."""
+    from tuichat.matrix.service import sliding_sync, sync_loop
+
+    return sliding_sync.LIST_TIMELINE_LIMIT if mode == "sliding" else sync_loop.TIMELINE_LIMIT
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if Path(str(metafunc.definition.fspath)).name in BOTH_SYNC_MODES:
         metafunc.parametrize("sync_mode", ["v3", "sliding"], indirect=True)
