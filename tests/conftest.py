@@ -321,6 +321,7 @@ BOTH_SYNC_MODES = {
     "test_hostile_e2e.py",
     "test_cross_signing.py",
     "test_devices.py",
+    "test_lazy_members.py",
 }
 
 
