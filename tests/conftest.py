@@ -321,6 +321,7 @@ BOTH_SYNC_MODES = {
     "test_hostile_e2e.py",
     "test_cross_signing.py",
     "test_devices.py",
+    "test_lazy_members.py",
 }
 
 
@@ -332,6 +333,14 @@ def sync_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     mode = str(getattr(request, "param", None) or _RUN_SYNC_MODE)
     monkeypatch.setenv("TUICHAT_SYNC_MODE", mode)
     return mode
+
+
+def sync_timeline_limit(mode: str) -> int:
+    """How many of a room's newest events one sync brings in `mode` (more
+    left out make its timeline `limited`)."""
+    from tuichat.matrix.service import sliding_sync, sync_loop
+
+    return sliding_sync.LIST_TIMELINE_LIMIT if mode == "sliding" else sync_loop.TIMELINE_LIMIT
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

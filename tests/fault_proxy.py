@@ -25,12 +25,19 @@ _HOP_BY_HOP = {
 
 def _carries_room_key(body: bytes) -> bool:
     """Whether a sync answer holds Olm-encrypted to-device messages (room
-    keys travel that way)."""
+    keys travel that way): at the top of a /v3/sync answer, in the
+    `to_device` extension of a sliding sync one."""
     try:
         data = json.loads(body)
     except ValueError:
         return False
-    events = (data.get("to_device") or {}).get("events") or []
+    if not isinstance(data, dict):
+        return False
+    extensions = data.get("extensions") or {}
+    events = [
+        *((data.get("to_device") or {}).get("events") or []),
+        *((extensions.get("to_device") or {}).get("events") or []),
+    ]
     return any(e.get("type") == "m.room.encrypted" for e in events if isinstance(e, dict))
 
 

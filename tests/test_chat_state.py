@@ -230,6 +230,21 @@ def test_a_room_synced_before_its_cache_was_read() -> None:
     assert state.rooms.get("!b").unread == 3  # type: ignore[union-attr]
 
 
+def test_a_cache_read_before_the_sync_that_came_first_was_written_keeps_older_history() -> None:
+    """A room joined and shown at once: its first (limited) sync's events
+    are on screen while that sync's writes are still queued, and the cache
+    read for the room finds nothing of it yet. That says nothing of what
+    lies before the sync's events: older history is still asked for."""
+    state = two_rooms()
+    state.apply(ev.TimelineAppended("!b", [item(3)], limited=True))
+    state.apply(ev.CachedTimelineRead("!b", [], has_older=False))
+    timeline = state.timeline("!b")
+    assert [i.event_id for i in timeline] == ["$e3"] and timeline.has_more_history
+    # Where nothing came by sync first, the cache says it.
+    state.apply(ev.CachedTimelineRead("!a", [item(1)], has_older=False))
+    assert not state.timeline("!a").has_more_history
+
+
 def test_a_cached_room_without_marker_counts_as_read_and_keeps_receipts() -> None:
     state = two_rooms()
     state.apply(ev.CachedTimelineRead("!b", [item(1), item(2)], receipts={ADA: ("$e1", "Ada")}))

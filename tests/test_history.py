@@ -9,7 +9,12 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import UserFactory, log_in, service_and_peer_in_room
+from tests.conftest import (
+    UserFactory,
+    log_in,
+    service_and_peer_in_room,
+    sync_timeline_limit,
+)
 from tests.peers import NioPeer, wait_until
 from tests.recorder import Recorder, ServiceFactory
 from tests.test_ui_chat import join_in_ui, wait_ui
@@ -98,18 +103,21 @@ async def _restart_after_a_gap(
     peer_factory: Callable[..., Any],
     start_service: ServiceFactory,
     sink: Callable[[Any], None],
+    sync_mode: str,
 ) -> tuple[MatrixService, str, list[str], str]:
-    """Alice's service stopped after "before the gap", Bob sent more than one
-    sync's timeline while she was away, and her service is opened again
-    (not yet syncing) with `sink`. Returns the service, the room, what was
-    sent while away, and the oldest cached event (the UI's oldest item)."""
+    """Alice's service stopped after "before the gap", Bob sent ten more
+    than one sync's timeline (in `sync_mode`) while she was away, and her
+    service is opened again (not yet syncing) with `sink`. Returns the
+    service, the room, what was sent while away, and the oldest cached
+    event (the UI's oldest item)."""
     service, recorder, peer, room_id = await service_and_peer_in_room(
         synapse, new_user, profile, peer_factory, start_service, encrypted=False
     )
     await peer.send_text(room_id, "before the gap")
     await wait_until(lambda: recorder.text_from(room_id, "before the gap"))
     await service.stop()
-    away = [f"while away {n}" for n in range(60)]  # more than one sync's timeline
+    # The limited sync brings away[10:]; away[:10] is the gap.
+    away = [f"while away {n}" for n in range(sync_timeline_limit(sync_mode) + 10)]
     for body in away:
         await peer.send_text(room_id, body)
     service = MatrixService(profile, sink, sync_timeout_ms=1000)
@@ -152,6 +160,7 @@ async def test_a_history_load_that_waited_across_a_gap_is_dropped_and_asked_agai
     profile: Profile,
     peer_factory: Callable[..., Any],
     start_service: ServiceFactory,
+    sync_mode: str,
 ) -> None:
     """A load asked for before a limited sync, which waited for the cache
     while the sync was handled, must not answer for the new timeline: it
@@ -159,7 +168,7 @@ async def test_a_history_load_that_waited_across_a_gap_is_dropped_and_asked_agai
     report the room's beginning above a gap, or splice old events on."""
     recorder = Recorder()
     service, room_id, away, oldest = await _restart_after_a_gap(
-        synapse, new_user, profile, peer_factory, start_service, recorder
+        synapse, new_user, profile, peer_factory, start_service, recorder, sync_mode
     )
     flushed = service.cache.flushed
 
@@ -187,6 +196,7 @@ async def test_a_history_load_asked_while_a_gap_is_being_handled_reads_the_new_t
     peer_factory: Callable[..., Any],
     start_service: ServiceFactory,
     monkeypatch: pytest.MonkeyPatch,
+    sync_mode: str,
 ) -> None:
     """The UI may ask for older history right after it showed a limited
     sync's newest events and before that sync's writes are queued (a large
@@ -203,7 +213,7 @@ async def test_a_history_load_asked_while_a_gap_is_being_handled_reads_the_new_t
             loads.append(asyncio.create_task(service.load_older(event.room_id, oldest)))
 
     service, room_id, away, oldest = await _restart_after_a_gap(
-        synapse, new_user, profile, peer_factory, start_service, sink
+        synapse, new_user, profile, peer_factory, start_service, sink, sync_mode
     )
     await service.start()
     try:

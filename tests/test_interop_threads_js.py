@@ -13,11 +13,12 @@ from typing import Any
 
 from textual.widgets import OptionList
 
-from tests.conftest import UserFactory, log_in
+from tests.conftest import UserFactory, log_in, sync_timeline_limit
 from tests.js_peer import JsPeer, requires_js_peer
 from tests.test_ui_chat import join_in_ui, type_text, wait_ui
 from tuichat.demo.synapse import LocalSynapse
 from tuichat.matrix.account.session import Profile
+from tuichat.matrix.service import PAGE_SIZE
 from tuichat.model.events import ConnectionState
 from tuichat.ui.app import TuichatApp
 from tuichat.ui.screens.thread_list import ThreadListScreen
@@ -34,6 +35,7 @@ async def test_threads_with_the_js_peer_in_an_encrypted_room(
     new_user: UserFactory,
     profile: Profile,
     js_peer_factory: Any,
+    sync_mode: str,
 ) -> None:
     alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
     await log_in(synapse, profile, alice)
@@ -183,7 +185,10 @@ async def test_threads_with_the_js_peer_in_an_encrypted_room(
         unread = await js.send_thread_reply(room_id, root, "while the thread was closed")
         await wait_ui(pilot, root_unread, 30)
         # The server counts it too (MSC3773, asked for in the sync filter).
-        await wait_ui(pilot, lambda: timeline.thread(root).server_counts[0] >= 1, 30)
+        # Simplified sliding sync carries no per-thread counts (Synapse's
+        # room counts there are always 0): the count is tuichat's own.
+        if sync_mode == "v3":
+            await wait_ui(pilot, lambda: timeline.thread(root).server_counts[0] >= 1, 30)
         assert any("5 replies" in line and "●" in line for line in lines(main.timeline).split("\n"))
         # Another of Alice's sessions reads it (a threaded receipt): read here too.
         await asyncio.to_thread(
@@ -201,11 +206,13 @@ async def test_thread_list_and_replies_older_than_the_sync_window(
     synapse: LocalSynapse,
     new_user: UserFactory,
     profile: Profile,
+    sync_mode: str,
 ) -> None:
     """A thread whose root and replies lie beyond the synced window (sent
-    before tuichat joined, then buried under 55 messages): the thread list
-    (F5, `/threads`) finds it with the server's summary, and opening it
-    fetches the root and the replies (relations API), in order."""
+    before tuichat joined, then buried under more messages than a sync and
+    a page of history bring, in either sync mode): the thread list (F5,
+    `/threads`) finds it with the server's summary, and opening it fetches
+    the root and the replies (relations API), in order."""
     alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
     await log_in(synapse, profile, alice)
 
@@ -237,7 +244,10 @@ async def test_thread_list_and_replies_older_than_the_sync_window(
         )
         for n in (1, 2, 3)
     ]
-    for n in range(4, 59):
+    # The screen is filled from history when a sync brings fewer events
+    # than it shows (sliding sync's 10): one page more than a sync.
+    buried = sync_timeline_limit(sync_mode) + PAGE_SIZE + 5
+    for n in range(4, 4 + buried):
         send(room_id, n, {"msgtype": "m.text", "body": f"main message {n}"})
 
     app = TuichatApp(profile, sync_timeout_ms=1000)

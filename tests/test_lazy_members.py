@@ -1,6 +1,8 @@
 """issue 25: syncs load members lazily, and a room key still reaches every
 member: the list is fetched in full before a key is shared (real Synapse,
-nio peers on the other side)."""
+nio peers on the other side). These run on both sync modes
+(tests/conftest.py): `lazy_load_members` on /v3/sync, `$LAZY` required
+state on sliding sync."""
 
 from __future__ import annotations
 
@@ -10,24 +12,34 @@ from typing import Any
 import pytest
 
 from tests.conftest import UserFactory, log_in
-from tests.peers import NioPeer
+from tests.peers import NioPeer, wait_until
 from tests.recorder import Recorder, ServiceFactory, join_invite
 from tests.test_ui_chat import join_in_ui, type_text, wait_ui
 from tuichat.demo.synapse import LocalSynapse, RegisteredUser
 from tuichat.matrix.account.session import Profile
-from tuichat.matrix.service import sync_loop
+from tuichat.matrix.service import sliding_sync, sync_loop
 from tuichat.ui.app import TuichatApp
 from tuichat.ui.screens.members import MembersDialog
 from tuichat.ui.widgets.composer import Composer
 
 
+def _short_timelines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Five events a sync: a member who joined before them is not in it."""
+    monkeypatch.setattr(sync_loop, "TIMELINE_LIMIT", 5)
+    monkeypatch.setattr(sliding_sync, "LIST_TIMELINE_LIMIT", 5)
+
+
 async def _room_with_a_quiet_member(
-    bob_peer: NioPeer, carol_peer: NioPeer, carol: RegisteredUser, alice: RegisteredUser
+    bob_peer: NioPeer,
+    carol_peer: NioPeer,
+    carol: RegisteredUser,
+    alice: RegisteredUser,
+    name: str | None = "Lazy",
 ) -> str:
     """Bob's encrypted room: Carol joined and said nothing, Alice invited,
     then more than a five-event timeline of Bob's messages."""
     # A named room: the server sends no heroes (whose members it would include).
-    room_id = await bob_peer.create_room(invite=[carol.user_id], encrypted=True, name="Lazy")
+    room_id = await bob_peer.create_room(invite=[carol.user_id], encrypted=True, name=name)
     await carol_peer.join(room_id)
     await bob_peer.wait_for_member(room_id, carol.user_id)
     await bob_peer.client.room_invite(room_id, alice.user_id)
@@ -44,7 +56,7 @@ async def test_a_member_lazy_loading_left_out_gets_the_room_key(
     start_service: ServiceFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(sync_loop, "TIMELINE_LIMIT", 5)
+    _short_timelines(monkeypatch)
     alice, bob, carol = new_user("alice", "Alice"), new_user("bob", "Bob"), new_user("carol")
     await log_in(synapse, profile, alice)
     recorder = Recorder()
@@ -73,7 +85,7 @@ async def test_the_member_list_and_name_completion_show_every_member(
     peer_factory: Callable[..., Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(sync_loop, "TIMELINE_LIMIT", 5)
+    _short_timelines(monkeypatch)
     alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
     carol = new_user("carol", "Carol")
     await log_in(synapse, profile, alice)
@@ -90,6 +102,31 @@ async def test_the_member_list_and_name_completion_show_every_member(
         dialog = await wait_ui(pilot, lambda: isinstance(app.screen, MembersDialog) and app.screen)
         shown = {user_id: membership for user_id, _name, membership in dialog.members}
         assert shown == {alice.user_id: "join", bob.user_id: "join", carol.user_id: "join"}
+
+
+async def test_a_room_without_a_name_is_named_after_members_lazy_loading_left_out(
+    synapse: LocalSynapse,
+    new_user: UserFactory,
+    profile: Profile,
+    peer_factory: Callable[..., Any],
+    start_service: ServiceFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Carol said nothing the sync shows, and the room is named after her
+    all the same (/v3/sync sends the heroes' member events, sliding sync
+    their display names beside them)."""
+    _short_timelines(monkeypatch)
+    alice, bob = new_user("alice", "Alice"), new_user("bob", "Bob")
+    carol = new_user("carol", "Carol")
+    await log_in(synapse, profile, alice)
+    recorder = Recorder()
+    service = await start_service(profile, recorder)
+    bob_peer: NioPeer = await peer_factory(bob)
+    carol_peer: NioPeer = await peer_factory(carol)
+    room_id = await _room_with_a_quiet_member(bob_peer, carol_peer, carol, alice, name=None)
+    await join_invite(service, recorder, bob_peer, room_id)
+    await wait_until(lambda: "Carol" in recorder.rooms()[room_id].name)
+    assert sorted(recorder.rooms()[room_id].name.split(" and ")) == ["Bob", "Carol"]
 
 
 def _member(user_id: str, membership: str, event_id: str) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from tests.peers import wait_until
 from tests.recorder import Recorder, ServiceFactory
 from tuichat.demo.synapse import LocalSynapse, RegisteredUser
 from tuichat.matrix.account.session import Profile
+from tuichat.matrix.content.room_state import HERO_NAMES, RoomState
 from tuichat.matrix.service import sliding_sync
 from tuichat.matrix.service.sliding_sync import (
     FIRST_WINDOW,
@@ -76,7 +77,7 @@ def test_a_response_becomes_the_v3_shape_the_pipeline_consumes() -> None:
                 "notification_count": 4,
                 "highlight_count": 1,
                 "joined_count": 2,
-                "heroes": [{"user_id": "@ada:example.org"}],
+                "heroes": [{"user_id": "@ada:example.org", "displayname": "Ada"}, {"x": 1}],
             },
             "!invited:x": {"invite_state": [_member(ME, "invite")]},
             "!left:x": {"required_state": [], "timeline": [_member(ME, "leave")]},
@@ -109,7 +110,15 @@ def test_a_response_becomes_the_v3_shape_the_pipeline_consumes() -> None:
     assert joined["timeline"] == {"events": [_message(1)], "limited": True, "prev_batch": "t1"}
     assert joined["state"]["events"] == [_member(ME, "join")]
     assert joined["unread_notifications"] == {"notification_count": 4, "highlight_count": 1}
-    assert joined["summary"] == {"m.joined_member_count": 2, "m.heroes": ["@ada:example.org"]}
+    assert joined["summary"] == {
+        "m.joined_member_count": 2,
+        "m.heroes": ["@ada:example.org"],
+        HERO_NAMES: {"@ada:example.org": "Ada"},
+    }
+    # Her member event may not be in the lazily loaded state: named all the same.
+    state = RoomState("!joined:x")
+    state.merge_summary(joined["summary"])
+    assert state.member_name("@ada:example.org") == "Ada"
     assert [e["type"] for e in joined["ephemeral"]["events"]] == ["m.receipt", "m.typing"]
     # A longer timeline for a room already shown replaces it, as a gap does.
     assert join["!expanded:x"]["timeline"]["limited"] is True
@@ -151,6 +160,18 @@ def test_the_window_grows_until_every_room_is_known_then_follows_new_rooms() -> 
     body = again.request_body("3")
     assert body["lists"]["rooms"]["ranges"] == [[0, 699]]
     assert body["extensions"]["to_device"] == {"enabled": True, "limit": 100, "since": "3"}
+    # Members lazily (MemberLists fetches a whole list where it is needed),
+    # one's own always; the rest of what tuichat reads, for the list and
+    # the subscriptions alike.
+    again.subscribe("!open:x")
+    body = again.request_body(None)
+    for required in (
+        body["lists"]["rooms"]["required_state"],
+        body["room_subscriptions"]["!open:x"]["required_state"],
+    ):
+        assert ["m.room.member", "$LAZY"] in required and ["m.room.member", "$ME"] in required
+        assert ["*", "*"] not in required and ["m.room.member", "*"] not in required
+        assert ["m.room.encryption", ""] in required and ["m.space.child", "*"] in required
 
 
 # -- against Synapse --------------------------------------------------------------------

@@ -355,15 +355,18 @@ class ChatState:
         timeline = self.timeline(room_id)
         if len(timeline):
             # Newer events came by sync before the cache was read: the cached
-            # ones they do not repeat are older.
+            # ones they do not repeat are older. The cache may not hold that
+            # sync's writes yet (nor the token before its events): only a
+            # history load, which waits for them, says nothing lies before.
             change = timeline.prepend(event.items)
+            timeline.has_more_history = timeline.has_more_history or event.has_older
         else:
             change = timeline.append(event.items)
             timeline.note_origin(event.items)
             timeline.read_marker = event.read_marker
             if timeline.read_marker is None:
                 timeline.mark_read()
-        timeline.has_more_history = event.has_older
+            timeline.has_more_history = event.has_older
         if event.receipts:
             timeline.set_receipts(event.receipts)
         if room_id == self.current_room_id:

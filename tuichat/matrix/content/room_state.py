@@ -18,6 +18,10 @@ from tuichat.model.space_tree import SpaceChild, valid_order
 StateKey = tuple[str, str]
 
 _MAX_HEROES = 5
+# The summary's display names of its heroes, by user id, where the sync
+# names them beside `m.heroes` (sliding sync; on `/v3/sync` their member
+# events come instead). Used for a hero whose member event is not known.
+HERO_NAMES = "tuichat.hero_names"
 
 
 def _content(event: dict[str, Any]) -> dict[str, Any]:
@@ -63,7 +67,7 @@ class RoomState:
         self._links = None
 
     def merge_summary(self, summary: dict[str, Any]) -> None:
-        for key in ("m.heroes", "m.joined_member_count", "m.invited_member_count"):
+        for key in ("m.heroes", "m.joined_member_count", "m.invited_member_count", HERO_NAMES):
             if key in summary:
                 self.sync_summary[key] = summary[key]
 
@@ -128,8 +132,14 @@ class RoomState:
         return self._names
 
     def member_name(self, user_id: str) -> str:
-        """The member's display name, disambiguated as the spec says."""
-        return self._display_names().get(user_id) or clean_line(user_id)
+        """The member's display name, disambiguated as the spec says (a hero
+        whose member event is not known: the name the summary gave)."""
+        name = self._display_names().get(user_id)
+        if name:
+            return name
+        hero_names = self.sync_summary.get(HERO_NAMES)
+        hero_name = hero_names.get(user_id) if isinstance(hero_names, dict) else None
+        return clean_line(hero_name, max_length=256) or clean_line(user_id)
 
     def heroes(self, own_user_id: str) -> list[str]:
         heroes = self.sync_summary.get("m.heroes")

@@ -17,8 +17,14 @@ What is asked for:
   them), so they stay live while the list has not reached them yet; with
   the list's timeline length, so that opening a room never makes the server
   send its timeline again (a longer one would replace what is shown);
-- every room's whole state (`["*", "*"]`), as `/v3/sync` without lazy
-  loading gives it: room keys must go to every member's devices;
+- the state tuichat reads (`REQUIRED_STATE`) with members loaded lazily,
+  as `/v3/sync`'s `lazy_load_members` does: the members of the timeline's
+  senders and one's own; `MemberLists` fetches the whole list where it is
+  needed (before a room key is shared, for the member list), comparing it
+  with the room's `joined_count` and `invited_count` (the summary's
+  `m.joined_member_count` and `m.invited_member_count`). A room without a
+  name is named after its `heroes`, whose display names come with them
+  (`HERO_NAMES` in the summary), as `/v3/sync` sends their member events;
 - the extensions `to_device`, `e2ee`, `account_data`, `receipts`, `typing`.
 
 The position is kept in the sync token the cache stores (`encode_token`):
@@ -43,6 +49,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
+from tuichat.matrix.content.room_state import HERO_NAMES
 from tuichat.matrix.transport import fastjson
 
 log = logging.getLogger(__name__)
@@ -64,7 +71,25 @@ GROWTH_MAX = 500
 LIST_TIMELINE_LIMIT = 10
 # How many of the rooms opened last keep their subscription.
 SUBSCRIPTIONS = 10
-EVERY_STATE = [["*", "*"]]
+# What tuichat reads of a room's state (tuichat/matrix/content/room_state.py,
+# push_context.py, power_levels.py, the room settings): members lazily.
+REQUIRED_STATE = [
+    ["m.room.member", "$LAZY"],
+    ["m.room.member", "$ME"],
+    ["m.room.create", ""],
+    ["m.room.name", ""],
+    ["m.room.topic", ""],
+    ["m.room.avatar", ""],
+    ["m.room.canonical_alias", ""],
+    ["m.room.encryption", ""],
+    ["m.room.power_levels", ""],
+    ["m.room.join_rules", ""],
+    ["m.room.history_visibility", ""],
+    ["m.room.pinned_events", ""],
+    ["m.room.tombstone", ""],
+    ["m.space.child", "*"],
+    ["m.space.parent", "*"],
+]
 TO_DEVICE_LIMIT = 100
 TOKEN_PREFIX = "msc4186:"
 # Long-poll margins as on `/v3/sync` (`sync_loop`).
@@ -197,12 +222,12 @@ class SlidingSync:
             "lists": {
                 LIST_NAME: {
                     "ranges": [[0, self.window_end]],
-                    "required_state": EVERY_STATE,
+                    "required_state": REQUIRED_STATE,
                     "timeline_limit": LIST_TIMELINE_LIMIT,
                 }
             },
             "room_subscriptions": {
-                room_id: {"required_state": EVERY_STATE, "timeline_limit": LIST_TIMELINE_LIMIT}
+                room_id: {"required_state": REQUIRED_STATE, "timeline_limit": LIST_TIMELINE_LIMIT}
                 for room_id in self.subscriptions
             },
             "extensions": extensions,
@@ -375,11 +400,16 @@ def to_v3_shape(
             summary["m.invited_member_count"] = room["invited_count"]
         heroes = room.get("heroes")
         if isinstance(heroes, list):
-            summary["m.heroes"] = [
-                h["user_id"]
-                for h in heroes
-                if isinstance(h, dict) and isinstance(h.get("user_id"), str)
+            heroes = [
+                h for h in heroes if isinstance(h, dict) and isinstance(h.get("user_id"), str)
             ]
+            summary["m.heroes"] = [h["user_id"] for h in heroes]
+            # Their member events may not be in the lazily loaded state.
+            summary[HERO_NAMES] = {
+                h["user_id"]: h["displayname"]
+                for h in heroes
+                if isinstance(h.get("displayname"), str)
+            }
         if summary:
             entry["summary"] = summary
         join[room_id] = entry
