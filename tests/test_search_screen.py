@@ -84,3 +84,14 @@ async def test_context_view_chooses_and_marks_the_result() -> None:
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, SearchContextScreen)
+
+
+def test_a_result_row_keeps_when_where_and_who_apart() -> None:
+    # The separators are not remote text: cleaning must not eat them.
+    from tuichat.model.search_query import parse_query
+    from tuichat.ui.screens.search import hit_label
+
+    row = hit_label(_hit(0), "Room\x1b[2J", parse_query("llama")).plain
+    assert "  Room\u241b[2J  Bob: llama 0" in row
+    assert "\x1b" not in row
+    assert row[:16].count(":") == 1 and row[16:18] == "  "

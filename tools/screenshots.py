@@ -32,10 +32,12 @@ from tuichat.model.events import (
 )
 from tuichat.model.items import TimelineItem
 from tuichat.model.rooms import Membership, RoomSummary
+from tuichat.model.search_query import SearchCursor, SearchHit, SearchPage, SearchQuery
 from tuichat.model.space_tree import SpaceChild
 from tuichat.model.verification import Phase, VerificationView
 from tuichat.ui.app import TuichatApp
 from tuichat.ui.screens.devices import DevicesScreen
+from tuichat.ui.screens.search import SearchScreen
 from tuichat.ui.screens.verification import VerificationDialog
 
 OUT = Path(__file__).resolve().parent.parent / "screenshots"
@@ -426,6 +428,64 @@ DEVICES = [
 ]
 
 
+# The Search view (Ctrl+F, /search): messages found in the encrypted index.
+SEARCH_HITS = [
+    ("!ada", "@ada:example.org", "Ada", 60, "The fingerprints match, I checked them on my phone."),
+    (
+        "!grace",
+        "@grace:example.org",
+        "Grace",
+        3_600,
+        "Fingerprint of the new laptop: compare it later?",
+    ),
+    (
+        "!e2ee",
+        "@linus:example.org",
+        "Linus",
+        86_400,
+        "Does /devices show the fingerprint of every session?",
+    ),
+    (
+        "!ada",
+        "@sam:example.org",
+        "you",
+        172_800,
+        "Let's compare fingerprints over coffee on Friday.",
+    ),
+]
+
+
+async def _search_page(query: SearchQuery, cursor: SearchCursor | None) -> SearchPage:
+    hits = tuple(
+        SearchHit(room, f"$found{n}", sender, name, BASE_TS - ago * 1000, text, True)
+        for n, (room, sender, name, ago, text) in enumerate(SEARCH_HITS)
+    )
+    return SearchPage(hits, None)
+
+
+def _room_name(room_id: str) -> str:
+    return next((room.name for room in ROOMS if room.room_id == room_id), room_id)
+
+
+async def _shoot_search(app: TuichatApp, events: list[DomainEvent]) -> None:
+    async with app.run_test(size=(110, 30)) as pilot:
+        for event in events:
+            app.sink(event)
+        await pilot.pause()
+        screen = SearchScreen(
+            _search_page, _room_name, lambda: "", text="fingerprint", all_rooms=True
+        )
+        await app.push_screen(screen)
+        for _ in range(50):
+            await pilot.pause()
+            if len(screen.results) == len(SEARCH_HITS):
+                break
+        await pilot.pause()
+        svg = app.export_screenshot(title="tuichat — search")
+        (OUT / "search.svg").write_text(svg)
+        print("wrote screenshots/search.svg")
+
+
 async def _shoot_screen(
     app: TuichatApp,
     screen: Any,
@@ -512,6 +572,8 @@ async def main() -> int:
         spaces = [RoomsChanged(SPACE_ROOMS), ConnectionChanged(ConnectionState.SYNCED)]
         lunch = TimelineAppended("!lunch", _poll_items("!lunch"))
         await _shoot(app, [*spaces, lunch], "!lunch", "spaces-and-poll")
+        app = TuichatApp(profile, connect=False)
+        await _shoot_search(app, [*common, ada])
         app = TuichatApp(profile, connect=False)
         await _shoot_screen(
             app, DevicesScreen(ME, "you"), "devices", lambda s: s.show_devices(DEVICES)

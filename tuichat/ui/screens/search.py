@@ -62,7 +62,8 @@ def hit_label(hit: SearchHit, room_name: str, query: SearchQuery) -> Text:
     """One row: when, where, who, what (all remote text cleaned)."""
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(hit.timestamp / 1000))
     label = Text(no_wrap=True, overflow="ellipsis")
-    label.append(safe_line(f"{when}  "), style=Style(dim=True))
+    label.append(safe_line(when), style=Style(dim=True))
+    label.append("  ")
     label.append(safe_line(room_name, max_length=40), style=Style(bold=True))
     label.append("  ")
     label.append(safe_line(hit.sender_name or hit.sender, max_length=40), style=Style(color="red"))
@@ -89,6 +90,10 @@ class SearchScreen(ModalScreen[SearchChoice | None]):
     }
     SearchScreen #search-status {
         color: $text-muted;
+    }
+    SearchScreen #search-help {
+        width: 1fr;
+        padding: 0 1;
     }
     SearchScreen OptionList {
         height: auto;
@@ -126,7 +131,8 @@ class SearchScreen(ModalScreen[SearchChoice | None]):
                 trusted(
                     "Search (Enter: search, then go to a result; Escape: close). Filters: "
                     'from:@user in:#room has:file|image|link before:/after:YYYY-MM-DD "a phrase"'
-                )
+                ),
+                id="search-help",
             )
             yield Input(value=safe_line(self._text), id="search-input")
             yield Checkbox(trusted("All rooms"), self._all_rooms, id="search-all")
