@@ -43,6 +43,10 @@ async def _room_with_a_quiet_member(
     await carol_peer.join(room_id)
     await bob_peer.wait_for_member(room_id, carol.user_id)
     await bob_peer.client.room_invite(room_id, alice.user_id)
+    # Bob's peer sees the invite before it sends: nio drops a room's outbound
+    # session when the members change, and a send sharing it at that moment
+    # fails inside nio (KeyError after the share).
+    await wait_until(lambda: alice.user_id in bob_peer.client.rooms[room_id].invited_users)
     for number in range(6):
         await bob_peer.send_text(room_id, f"filler {number}")
     return room_id
